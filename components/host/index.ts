@@ -1,0 +1,343 @@
+// The primitives every other component uses: a typed SSH connection, files pushed with owner and
+// mode, cron jobs, and a scheduled job (env file + entry point + cron line).
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { HostPaths } from "../../stacks/model/hosts";
+import {
+  asRoot,
+  cronFileName,
+  installFileCommand,
+  readinessCommand,
+  withFileMarker,
+  removeFileCommand,
+  renderCronFile,
+  renderEntryPoint,
+  renderEnvFile,
+  sha256,
+} from "./render";
+
+export type { HostPaths };
+
+/** The tools every backup321 script relies on; checked before anything is pushed. */
+export const BASE_TOOLS = [
+  "bash",
+  "flock",
+  "install",
+  "mktemp",
+  "sha256sum",
+  "logger",
+  "mountpoint",
+];
+
+/** Reads a static script shipped in a component's scripts/ folder. */
+export function readScript(componentDir: string, file: string): string {
+  return fs.readFileSync(path.join(componentDir, "scripts", file), "utf8");
+}
+
+export interface HostArgs {
+  /** The host's name in the site model. */
+  readonly hostName: string;
+  /** Address reachable from where `pulumi up` runs. */
+  readonly address: pulumi.Input<string>;
+  /** SSH port. Defaults to 22. */
+  readonly port?: pulumi.Input<number>;
+  /** SSH user: root, or a user with passwordless sudo. Defaults to root. */
+  readonly user?: string;
+  /** SSH private key (a secret). */
+  readonly privateKey: pulumi.Input<string>;
+  /** Pinned host key line, when known. */
+  readonly hostKey?: pulumi.Input<string>;
+  /** Where things go on the host. Defaults to DESIGN.md's layout. */
+  readonly paths: HostPaths;
+  /** Extra tools to require before anything runs (e.g. mariadb-backup). Defaults to none. */
+  readonly requiredTools?: readonly string[];
+  /** Install the shared script library (common.sh, cron wrapper, alert hook). Defaults to true; false for a storage-only NAS. */
+  readonly installLibrary?: boolean;
+  /** Failed dials before giving up. Defaults to 10. */
+  readonly dialErrorLimit?: number;
+  /** Seconds per dial attempt. Defaults to 15. */
+  readonly perDialTimeout?: number;
+}
+
+/**
+ * A host reached over SSH. `ready` is the first command run there: it waits for the host (bounded by
+ * the dial limits) and checks the base tools; everything pushed to the host depends on it. It also
+ * installs the shared script library (common.sh, the cron wrapper, the alert hook).
+ */
+export class Host extends pulumi.ComponentResource {
+  public readonly connection: pulumi.Output<command.types.input.remote.ConnectionArgs>;
+  public readonly hostName: string;
+  public readonly user: string;
+  public readonly paths: HostPaths;
+  public readonly ready: command.remote.Command;
+  /** Resources a job on this host must wait for: readiness and the shared library. */
+  public readonly base: pulumi.Resource[];
+
+  constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("backup321:host:Host", name, {}, opts);
+    this.hostName = args.hostName;
+    this.user = args.user ?? "root";
+    this.paths = args.paths;
+    this.connection = pulumi.secret(
+      pulumi.output({
+        host: args.address,
+        port: args.port ?? 22,
+        user: this.user,
+        privateKey: args.privateKey,
+        hostKey: args.hostKey,
+        dialErrorLimit: args.dialErrorLimit ?? 10,
+        perDialTimeout: args.perDialTimeout ?? 15,
+      }),
+    );
+    this.ready = new command.remote.Command(
+      `${name}-ready`,
+      {
+        connection: this.connection,
+        create: asRoot(
+          this.user,
+          readinessCommand(
+            args.installLibrary === false ? ["sh"] : [...BASE_TOOLS, ...(args.requiredTools ?? [])],
+          ),
+        ),
+        addPreviousOutputInEnv: false,
+      },
+      { parent: this, customTimeouts: { create: "5m" } },
+    );
+    this.base = [this.ready, ...(args.installLibrary === false ? [] : this.installLibrary(name))];
+    this.registerOutputs({ paths: this.paths });
+  }
+
+  private installLibrary(name: string): RemoteFile[] {
+    const dir = __dirname;
+    return [
+      ["common", "common.sh"],
+      ["cron-wrapper", "b321-cron.sh"],
+      ["alert", "alert.sh"],
+    ].map(
+      ([role, file]) =>
+        new RemoteFile(
+          `${name}-${role}`,
+          {
+            host: this,
+            path: `${this.paths.lib}/${file}`,
+            content: readScript(dir, file),
+            mode: "0755",
+          },
+          { parent: this, dependsOn: [this.ready] },
+        ),
+    );
+  }
+
+  /** Where the cron wrapper is installed. */
+  get cronWrapper(): string {
+    return `${this.paths.lib}/b321-cron.sh`;
+  }
+
+  /** Custom resource options every remote command on this host uses. */
+  commandOptions(
+    parent: pulumi.Resource,
+    dependsOn: pulumi.Input<pulumi.Resource>[] = [],
+  ): pulumi.CustomResourceOptions {
+    return {
+      parent,
+      dependsOn: [this.ready, ...dependsOn],
+      customTimeouts: { create: "30m", update: "30m", delete: "10m" },
+    };
+  }
+}
+
+export interface RemoteFileArgs {
+  readonly host: Host;
+  /** Absolute path on the host. */
+  readonly path: string;
+  readonly content: pulumi.Input<string>;
+  /** Octal mode. Defaults to 0644 (0600 when secret). */
+  readonly mode?: string;
+  /** Defaults to root. */
+  readonly owner?: string;
+  /** Defaults to the owner's name. */
+  readonly group?: string;
+  /** Mode of parent directories it creates. Defaults to 0755 (0700 when secret). */
+  readonly dirMode?: string;
+  /** The content is a secret: never logged, kept secret in state, 0600. Defaults to false. */
+  readonly secret?: boolean;
+  /** Resources to wait for besides the host. */
+  readonly dependsOn?: pulumi.Input<pulumi.Resource>[];
+}
+
+/**
+ * A file on a host, pushed through the SSH session's stdin (never argv or env) and written
+ * atomically with owner and mode. A content change re-runs the install in place (update); a path
+ * change replaces it (the old path is removed after the new one is written); delete removes it.
+ */
+export class RemoteFile extends pulumi.ComponentResource {
+  public readonly path: string;
+  public readonly contentHash: pulumi.Output<string>;
+  public readonly command: command.remote.Command;
+
+  constructor(name: string, args: RemoteFileArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("backup321:host:RemoteFile", name, {}, opts);
+    const secret = args.secret ?? false;
+    const owner = args.owner ?? "root";
+    const install = installFileCommand({
+      path: args.path,
+      mode: args.mode ?? (secret ? "0600" : "0644"),
+      owner,
+      group: args.group ?? owner,
+      dirMode: args.dirMode ?? (secret ? "0700" : "0755"),
+    });
+    const content = pulumi.output(args.content);
+    const hash = content.apply(sha256);
+    this.path = args.path;
+    this.contentHash = secret ? pulumi.secret(hash) : hash;
+    const create = withFileMarker(args.host.hostName, args.path, asRoot(args.host.user, install));
+    this.command = new command.remote.Command(
+      `${name}-file`,
+      {
+        connection: args.host.connection,
+        create,
+        update: create,
+        delete: asRoot(args.host.user, removeFileCommand(args.path)),
+        stdin: secret ? pulumi.secret(content) : content,
+        triggers: [this.contentHash],
+        logging: secret ? "none" : "stderr",
+        addPreviousOutputInEnv: false,
+      },
+      {
+        ...args.host.commandOptions(this, args.dependsOn),
+        replaceOnChanges: ["delete"],
+        additionalSecretOutputs: secret ? ["stdin", "stdout", "stderr"] : [],
+      },
+    );
+    this.registerOutputs({ path: this.path, contentHash: this.contentHash });
+  }
+}
+
+export interface CronJobArgs {
+  readonly host: Host;
+  /** Job name: the file is <cron dir>/backup321-<job>. */
+  readonly job: string;
+  /** Five-field cron expression. */
+  readonly schedule: string;
+  /** Program run (absolute path). */
+  readonly command: string;
+  readonly args?: readonly string[];
+  /** User the job runs as. Defaults to root. */
+  readonly user?: string;
+  readonly dependsOn?: pulumi.Input<pulumi.Resource>[];
+}
+
+/** /etc/cron.d/backup321-<job>: a per-job flock through the cron wrapper, output to syslog. */
+export class CronJob extends pulumi.ComponentResource {
+  public readonly path: string;
+  public readonly file: RemoteFile;
+
+  constructor(name: string, args: CronJobArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("backup321:host:CronJob", name, {}, opts);
+    const { host } = args;
+    this.path = `${host.paths.cron}/${cronFileName(args.job)}`;
+    const content = renderCronFile({
+      job: args.job,
+      schedule: args.schedule,
+      command: args.command,
+      args: args.args ?? [],
+      wrapper: host.cronWrapper,
+      stateDir: host.paths.state,
+      user: args.user ?? "root",
+    });
+    this.file = new RemoteFile(
+      `${name}-crontab`,
+      {
+        host,
+        path: this.path,
+        content,
+        mode: "0644",
+        dependsOn: [...host.base, ...(args.dependsOn ?? [])],
+      },
+      { parent: this },
+    );
+    this.registerOutputs({ path: this.path });
+  }
+}
+
+export interface ScheduledJobArgs {
+  readonly host: Host;
+  /** Job name, unique on the host: status/<job>.json, cron.d/backup321-<job>, sbin/b321-<job>. */
+  readonly job: string;
+  readonly schedule: string;
+  /** Path of the installed script the job runs. */
+  readonly script: string;
+  /** Variables of the job's env file (no secrets: paths to secret files only). */
+  readonly env: Readonly<Record<string, string | number | boolean>>;
+  /** What the script needs installed first (its own file, secrets, config). */
+  readonly dependsOn?: pulumi.Input<pulumi.Resource>[];
+}
+
+/**
+ * A job as DESIGN.md describes it: <etc>/<job>.env (0600), the b321-<job> entry point that runs it
+ * by hand exactly as cron does, and the cron file.
+ */
+export class ScheduledJob extends pulumi.ComponentResource {
+  public readonly envFile: string;
+  public readonly entryPoint: string;
+  public readonly statusFile: string;
+  public readonly resources: pulumi.Resource[];
+
+  constructor(name: string, args: ScheduledJobArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("backup321:host:ScheduledJob", name, {}, opts);
+    const { host, job } = args;
+    const p = host.paths;
+    this.envFile = `${p.etc}/${job}.env`;
+    this.entryPoint = `${p.sbin}/b321-${job}`;
+    this.statusFile = `${p.state}/status/${job}.json`;
+    const env = new RemoteFile(
+      `${name}-env`,
+      {
+        host,
+        path: this.envFile,
+        content: renderEnvFile(`backup321 job ${job}`, {
+          ...args.env,
+          B321_JOB: job,
+          B321_STATE: p.state,
+          B321_LIB: p.lib,
+          B321_ETC: p.etc,
+        }),
+        mode: "0600",
+        dirMode: "0700",
+        dependsOn: host.base,
+      },
+      { parent: this },
+    );
+    const bin = new RemoteFile(
+      `${name}-bin`,
+      {
+        host,
+        path: this.entryPoint,
+        content: renderEntryPoint(args.script, this.envFile),
+        mode: "0755",
+        dependsOn: host.base,
+      },
+      { parent: this },
+    );
+    const cron = new CronJob(
+      `${name}-cron`,
+      {
+        host,
+        job,
+        schedule: args.schedule,
+        command: args.script,
+        args: [this.envFile],
+        dependsOn: [env, bin, ...(args.dependsOn ?? [])],
+      },
+      { parent: this },
+    );
+    this.resources = [env, bin, cron];
+    this.registerOutputs({
+      envFile: this.envFile,
+      entryPoint: this.entryPoint,
+      statusFile: this.statusFile,
+    });
+  }
+}

@@ -1,0 +1,150 @@
+// Pure functions that turn typed args into the shell commands and files the host primitives push.
+import { createHash } from "node:crypto";
+
+/** Quotes a string for bash: the result is one word whatever it contains. */
+export function shq(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+export function sha256(content: string): string {
+  return createHash("sha256").update(content).digest("hex");
+}
+
+export function dirname(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i <= 0 ? "/" : path.slice(0, i);
+}
+
+export interface InstallFileSpec {
+  readonly path: string;
+  /** Octal mode, e.g. "0600". */
+  readonly mode: string;
+  readonly owner: string;
+  readonly group: string;
+  /** Mode of parent directories created on the way. */
+  readonly dirMode: string;
+}
+
+const MODE = /^0[0-7]{3}$/;
+
+function checkSpec(spec: InstallFileSpec): void {
+  if (!spec.path.startsWith("/")) throw new Error(`path "${spec.path}" must be absolute`);
+  if (!MODE.test(spec.mode)) throw new Error(`mode "${spec.mode}" must be octal like 0600`);
+  if (!MODE.test(spec.dirMode))
+    throw new Error(`dirMode "${spec.dirMode}" must be octal like 0755`);
+}
+
+/** Prefixes a file's install command with a comment line saying which file goes where: read by the offline plan, and shown in state. */
+export function withFileMarker(host: string, path: string, command: string): string {
+  return `# backup321: install ${path} on ${host}\n${command}`;
+}
+
+/** Reads fileMarker back: [host, path], or undefined for any other command. */
+export function parseFileMarker(command: string): { host: string; path: string } | undefined {
+  const m = /^# backup321: install (\S+) on (\S+)\n/.exec(command);
+  return m ? { host: m[2], path: m[1] } : undefined;
+}
+
+/**
+ * Writes stdin to the file atomically: a private temp file beside it (mktemp is 0600, so a secret is
+ * never readable by others, even for a moment), owner and mode set, then renamed over the target.
+ * Running it twice with the same stdin leaves the same file.
+ */
+export function installFileCommand(spec: InstallFileSpec): string {
+  checkSpec(spec);
+  const f = shq(spec.path);
+  const d = shq(dirname(spec.path));
+  return [
+    "set -eu",
+    `install -d -m ${spec.dirMode} -- ${d}`,
+    `tmp=$(mktemp -- ${f}.b321.XXXXXX)`,
+    `trap 'rm -f -- "$tmp"' EXIT`,
+    `cat > "$tmp"`,
+    `chown -- ${shq(`${spec.owner}:${spec.group}`)} "$tmp"`,
+    `chmod -- ${spec.mode} "$tmp"`,
+    `mv -f -- "$tmp" ${f}`,
+    `trap - EXIT`,
+  ].join("\n");
+}
+
+/** Removes the file; succeeds when it is already gone. */
+export function removeFileCommand(path: string): string {
+  if (!path.startsWith("/")) throw new Error(`path "${path}" must be absolute`);
+  return `rm -f -- ${shq(path)}`;
+}
+
+/** Runs a command as root: as is for root, through non-interactive sudo for anyone else. */
+export function asRoot(user: string, command: string): string {
+  return user === "root" ? command : `sudo -n -- bash -c ${shq(command)}`;
+}
+
+/** An env file sourced by bash: sorted keys, every value single-quoted. No secret goes here. */
+export function renderEnvFile(
+  header: string,
+  vars: Readonly<Record<string, string | number | boolean>>,
+): string {
+  const keys = Object.keys(vars).sort();
+  for (const k of keys) {
+    if (!/^[A-Z][A-Z0-9_]*$/.test(k)) throw new Error(`env key "${k}" must be UPPER_SNAKE_CASE`);
+  }
+  const lines = keys.map((k) => `${k}=${shq(String(vars[k]))}`);
+  return `# ${header}\n# Managed by backup321 (pulumi up): local edits are overwritten.\n${lines.join("\n")}\n`;
+}
+
+export interface CronSpec {
+  readonly job: string;
+  /** Five-field cron expression (validated by stacks/). */
+  readonly schedule: string;
+  /** Absolute path of the program run; it receives args. */
+  readonly command: string;
+  readonly args: readonly string[];
+  /** Where b321-cron is installed. */
+  readonly wrapper: string;
+  /** The host's state dir: the wrapper keeps its per-job lock there. */
+  readonly stateDir: string;
+  readonly user: string;
+}
+
+/**
+ * /etc/cron.d/backup321-<job>. The wrapper holds a per-job flock (runs never overlap) and sends
+ * output to syslog with the tag backup321.
+ */
+export function renderCronFile(spec: CronSpec): string {
+  if (spec.schedule.trim().split(/\s+/).length !== 5) {
+    throw new Error(`schedule "${spec.schedule}" of job ${spec.job} must have five fields`);
+  }
+  const argv = [spec.wrapper, spec.job, spec.command, ...spec.args].map(shq).join(" ");
+  return [
+    `# backup321 job ${spec.job}`,
+    "# Managed by backup321 (pulumi up): local edits are overwritten.",
+    "SHELL=/bin/bash",
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    `B321_STATE_DIR=${spec.stateDir}`,
+    `${spec.schedule.trim().split(/\s+/).join(" ")} ${spec.user} ${argv}`,
+    "",
+  ].join("\n");
+}
+
+/** cron.d ignores files whose names contain dots; job names are checked against that. */
+export function cronFileName(job: string): string {
+  if (!/^[A-Za-z0-9_-]+$/.test(job))
+    throw new Error(`job name "${job}" must be letters, digits, - or _`);
+  return `backup321-${job}`;
+}
+
+/** The b321-<job> entry point: runs the job's script with its config file. */
+export function renderEntryPoint(script: string, envFile: string): string {
+  return `#!/bin/bash\n# Managed by backup321. Runs this job by hand, exactly as cron does.\nexec ${shq(script)} ${shq(envFile)} "$@"\n`;
+}
+
+/** The first command on a host: proves it answers and has what the scripts need. */
+export function readinessCommand(tools: readonly string[]): string {
+  const list = tools.map(shq).join(" ");
+  return [
+    "set -eu",
+    "missing=''",
+    `for t in ${list}; do command -v "$t" >/dev/null 2>&1 || missing="$missing $t"; done`,
+    `if [ -n "$missing" ]; then echo "backup321: missing on $(hostname):$missing (install them, e.g. apt-get install util-linux coreutils)" >&2; exit 1; fi`,
+    "echo ready",
+  ].join("\n");
+}

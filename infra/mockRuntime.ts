@@ -1,0 +1,179 @@
+// Runs the real program under Pulumi's mock runtime and records every registration. Used by the
+// offline plan and by the unit and integration tests: one recorder, so what tests check is what
+// the plan shows.
+import * as pulumi from "@pulumi/pulumi";
+
+export interface Registration {
+  readonly type: string;
+  readonly name: string;
+  readonly urn: string;
+  /** Parent URN, or undefined for a root resource. */
+  readonly parent?: string;
+  readonly custom: boolean;
+  /** Inputs as the engine received them; secret values are still wrapped (see isSecretValue). */
+  readonly inputs: Record<string, unknown>;
+}
+
+const SIG = pulumi.runtime.specialSigKey;
+const SECRET = pulumi.runtime.specialSecretSig;
+
+/** True for a value the program marked secret. */
+export function isSecretValue(v: unknown): boolean {
+  return typeof v === "object" && v !== null && (v as Record<string, unknown>)[SIG] === SECRET;
+}
+
+/** True when the value, or anything inside it, is secret. */
+export function containsSecret(v: unknown): boolean {
+  if (isSecretValue(v)) return true;
+  if (Array.isArray(v)) return v.some(containsSecret);
+  if (typeof v === "object" && v !== null) return Object.values(v).some(containsSecret);
+  return false;
+}
+
+/** The plain value, secrets unwrapped: for tests that check what a secret would contain. */
+export function reveal(v: unknown): unknown {
+  if (isSecretValue(v)) return reveal((v as { value: unknown }).value);
+  if (Array.isArray(v)) return v.map(reveal);
+  if (typeof v === "object" && v !== null) {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, reveal(x)]));
+  }
+  return v;
+}
+
+/** The value with every secret replaced by "[secret]": what may be printed or written. */
+export function redact(v: unknown): unknown {
+  if (isSecretValue(v)) return "[secret]";
+  if (Array.isArray(v)) return v.map(redact);
+  if (typeof v === "object" && v !== null) {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, redact(x)]));
+  }
+  return v;
+}
+
+/** Outputs a mock provider returns for a resource, beyond its inputs (ids, generated values). */
+function mockState(
+  type: string,
+  name: string,
+  inputs: Record<string, unknown>,
+): Record<string, unknown> {
+  switch (type) {
+    case "random:index/randomPassword:RandomPassword":
+      return { ...inputs, result: { [SIG]: SECRET, value: `mock-password-${name}` } };
+    case "aws:iam/accessKey:AccessKey":
+      return {
+        ...inputs,
+        id: `AKIAMOCK${name.length}`,
+        secret: { [SIG]: SECRET, value: `mock-aws-secret-${name}` },
+      };
+    case "aws:s3/bucket:Bucket":
+    case "aws:s3/bucketV2:BucketV2":
+      return {
+        ...inputs,
+        arn: `arn:aws:s3:::${String(inputs.bucket ?? name)}`,
+        bucket: inputs.bucket ?? name,
+      };
+    case "aws:iam/user:User":
+      return { ...inputs, arn: `arn:aws:iam::123456789012:user/${String(inputs.name ?? name)}` };
+    default:
+      return inputs;
+  }
+}
+
+export interface MockRunOptions {
+  readonly project?: string;
+  readonly stack: string;
+  /** Full config keys (backup321:site) to values; objects are JSON-encoded for the runtime. */
+  readonly config: Record<string, unknown>;
+  /** Keys whose values are secrets. */
+  readonly secretKeys?: readonly string[];
+  /** Run as a preview (unknowns stay unknown). Defaults to false. */
+  readonly preview?: boolean;
+}
+
+// Where each registration sits in the tree, captured from the monitor's requests.
+const seen = new Map<string, { urn: string; parent: string }>();
+
+/**
+ * Sets the mocks and config, then returns the recorder. Load the program (require) only after this.
+ * Parents are captured from the monitor's requests, which mocks.newResource does not see.
+ */
+export function startMockRuntime(opts: MockRunOptions): Registration[] {
+  const recorded: Registration[] = [];
+  const config: Record<string, string> = {};
+  for (const [k, v] of Object.entries(opts.config))
+    config[k] = typeof v === "string" ? v : JSON.stringify(v);
+  pulumi.runtime.setAllConfig(config, [...(opts.secretKeys ?? [])]);
+
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { MockMonitor } = require("@pulumi/pulumi/runtime/mocks");
+  seen.clear();
+  const original = MockMonitor.prototype.registerResource;
+  if (!original.__b321) {
+    type Req = { getType(): string; getName(): string; getParent(): string };
+    type Monitor = { newUrn(parent: string, type: string, name: string): string };
+    const wrapped = function (this: Monitor, req: Req, cb: unknown) {
+      const urn = this.newUrn(req.getParent(), req.getType(), req.getName());
+      seen.set(`${req.getType()}::${req.getName()}`, { urn, parent: req.getParent() });
+      return original.call(this, req, cb);
+    };
+    (wrapped as unknown as { __b321: boolean }).__b321 = true;
+    MockMonitor.prototype.registerResource = wrapped;
+  }
+  const project = opts.project ?? "backup321";
+  pulumi.runtime.setMocks(
+    {
+      newResource(args) {
+        const where = seen.get(`${args.type}::${args.name}`);
+        recorded.push({
+          type: args.type,
+          name: args.name,
+          urn: where?.urn ?? "",
+          parent: where?.parent || undefined,
+          custom: args.custom ?? true,
+          inputs: args.inputs,
+        });
+        return {
+          id: `mocked::${args.type}::${args.name}`,
+          state: mockState(args.type, args.name, args.inputs),
+        };
+      },
+      call(args) {
+        switch (args.token) {
+          case "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+              accountId: "123456789012",
+              arn: "arn:aws:iam::123456789012:user/mock",
+              userId: "mock",
+            };
+          case "aws:index/getRegion:getRegion":
+          case "aws:index/getRegion:getRegionPlain":
+            return { name: "eu-west-3", region: "eu-west-3" };
+          default:
+            return args.inputs;
+        }
+      },
+    },
+    project,
+    opts.stack,
+    opts.preview ?? false,
+  );
+  return recorded;
+}
+
+// Exported by the runtime but left out of its typings.
+const waitForRPCs = (pulumi.runtime as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs;
+
+/** Waits until the program has registered everything (the mock RPC queue is empty and stays so). */
+export async function settle(recorded: readonly Registration[]): Promise<void> {
+  let last = -1;
+  let stable = 0;
+  while (stable < 5) {
+    await waitForRPCs();
+    await new Promise((r) => setImmediate(r));
+    if (recorded.length === last) stable++;
+    else {
+      stable = 0;
+      last = recorded.length;
+    }
+  }
+}

@@ -1,0 +1,151 @@
+// Offline plan: `npm run plan -- --stack <name>`. Runs the real program under Pulumi's mock runtime
+// with the stack's config and writes out/<stack>/plan.json, out/<stack>/hosts/<host>/<path> for
+// every file that would be pushed, and a short summary. Needs no cloud, Proxmox or Pulumi CLI.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { readStackFile } from "./stackFile";
+import {
+  redact,
+  reveal,
+  isSecretValue,
+  settle,
+  startMockRuntime,
+  type Registration,
+} from "./mockRuntime";
+import { parseSite, SiteError, SITE_KEY } from "../stacks/load";
+import { parseFileMarker } from "../components/host/render";
+
+interface Options {
+  readonly stack: string;
+  readonly outDir: string;
+}
+
+function parseArgs(argv: readonly string[]): Options {
+  let stack: string | undefined;
+  let outDir: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--stack") stack = argv[++i];
+    else if (a.startsWith("--stack=")) stack = a.slice(8);
+    else if (a === "--out") outDir = argv[++i];
+    else
+      throw new Error(
+        `unknown argument "${a}" (usage: npm run plan -- --stack <name> [--out <dir>])`,
+      );
+  }
+  if (!stack) throw new Error("missing --stack (usage: npm run plan -- --stack <name>)");
+  return { stack, outDir: outDir ?? path.join("out", stack) };
+}
+
+export interface PushedFile {
+  readonly host: string;
+  readonly path: string;
+  /** undefined when the content is a secret (never written out). */
+  readonly content?: string;
+}
+
+/** The files RemoteFile would push, read from the recorded install commands. */
+export function pushedFiles(recorded: readonly Registration[]): PushedFile[] {
+  return recorded.flatMap((r) => {
+    const create = reveal(r.inputs.create);
+    if (r.type !== "command:remote:Command" || typeof create !== "string") return [];
+    const where = parseFileMarker(create);
+    if (!where) return [];
+    const stdin = r.inputs.stdin;
+    return [{ ...where, content: isSecretValue(stdin) ? undefined : String(stdin ?? "") }];
+  });
+}
+
+function writeOut(opts: Options, recorded: readonly Registration[]): PushedFile[] {
+  fs.rmSync(opts.outDir, { recursive: true, force: true });
+  fs.mkdirSync(opts.outDir, { recursive: true });
+  const plan = [...recorded]
+    .sort((a, b) => a.urn.localeCompare(b.urn))
+    .map((r) => ({
+      type: r.type,
+      name: r.name,
+      parent: r.parent ?? null,
+      inputs: redact(r.inputs),
+    }));
+  fs.writeFileSync(path.join(opts.outDir, "plan.json"), JSON.stringify(plan, null, 2) + "\n");
+  const files = pushedFiles(recorded);
+  for (const f of files) {
+    const target = path.join(opts.outDir, "hosts", f.host, f.path);
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    fs.writeFileSync(target, f.content ?? "[secret: content not written by the offline plan]\n");
+  }
+  return files;
+}
+
+function summarize(
+  opts: Options,
+  recorded: readonly Registration[],
+  files: readonly PushedFile[],
+): string {
+  const count = (keys: string[]) =>
+    [...keys.reduce((m, k) => m.set(k, (m.get(k) ?? 0) + 1), new Map<string, number>())].sort(
+      ([a], [b]) => a.localeCompare(b),
+    );
+  const lines = [
+    `backup321 offline plan for stack ${opts.stack}: ${recorded.length} resources`,
+    "",
+    "Resources per type:",
+  ];
+  for (const [t, n] of count(recorded.map((r) => r.type)))
+    lines.push(`  ${String(n).padStart(4)}  ${t}`);
+  lines.push("", "Files pushed per host:");
+  for (const [h, n] of count(files.map((f) => f.host)))
+    lines.push(`  ${String(n).padStart(4)}  ${h}`);
+  lines.push("", `Written to ${opts.outDir}/ (plan.json, hosts/<host>/<path>)`);
+  return lines.join("\n");
+}
+
+async function main(): Promise<number> {
+  let opts: Options;
+  try {
+    opts = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    console.error((e as Error).message);
+    return 2;
+  }
+  const stackFile = readStackFile(opts.stack);
+  // Validate first: a bad model must fail with its list of problems before any resource exists.
+  try {
+    parseSite(stackFile.config[SITE_KEY]);
+  } catch (e) {
+    if (e instanceof SiteError) {
+      console.error(`Pulumi.${opts.stack}.yaml: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+  const recorded = startMockRuntime({
+    stack: opts.stack,
+    config: stackFile.config,
+    secretKeys: stackFile.secretKeys,
+  });
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  require("./index");
+  await settle(recorded);
+  const files = writeOut(opts, recorded);
+  console.log(summarize(opts, recorded, files));
+  return 0;
+}
+
+if (require.main === module) {
+  let failed = false;
+  process.on("unhandledRejection", (e) => {
+    if (!failed) console.error(`plan failed: ${e instanceof Error ? e.message : String(e)}`);
+    failed = true;
+    process.exitCode = 1;
+  });
+  main().then(
+    (code) => {
+      if (!failed) process.exitCode = code;
+    },
+    (e) => {
+      console.error(`plan failed: ${e instanceof Error ? e.message : String(e)}`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,51 @@
+// Hosts and what runs on them.
+import { z } from "zod";
+import { absPath, name } from "../primitives";
+
+export const roles = ["proxmox", "pbs", "restic", "mariadb", "nas", "monitor"] as const;
+export type Role = (typeof roles)[number];
+
+/** Where backup321 puts things on a host (DESIGN.md "On the host"); tests point these into a sandbox. */
+export const hostPaths = z
+  .strictObject({
+    /** Per-job config and secrets. Defaults to /etc/backup321. */
+    etc: absPath.default("/etc/backup321"),
+    /** Scripts. Defaults to /usr/local/lib/backup321. */
+    lib: absPath.default("/usr/local/lib/backup321"),
+    /** Entry points b321-*. Defaults to /usr/local/sbin. */
+    sbin: absPath.default("/usr/local/sbin"),
+    /** Status, metrics, locks. Defaults to /var/lib/backup321. */
+    state: absPath.default("/var/lib/backup321"),
+    /** Cron drop-ins. Defaults to /etc/cron.d. */
+    cron: absPath.default("/etc/cron.d"),
+  })
+  .prefault({});
+export type HostPaths = z.infer<typeof hostPaths>;
+
+export const host = z.strictObject({
+  name,
+  /** IP address or DNS name reachable from where `pulumi up` runs. */
+  address: z
+    .string()
+    .regex(/^[A-Za-z0-9.:-]+$/, "must be an IP address or host name (e.g. 192.168.10.20)"),
+  /** SSH user; must be root or have passwordless sudo. Defaults to root. */
+  user: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_-]*$/, "must be a unix user name (e.g. root)")
+    .default("root"),
+  /** SSH port. Defaults to 22. */
+  port: z.number().int().min(1).max(65535).default(22),
+  /** What this host does in the site. */
+  roles: z.array(z.enum(roles)).default([]),
+  /** Stack config key (under backup321:) holding this host's SSH private key. Defaults to sshPrivateKey. */
+  sshKeySecret: z
+    .string()
+    .regex(/^[A-Za-z][A-Za-z0-9]*$/, "must be a config key name (e.g. sshPrivateKey)")
+    .default("sshPrivateKey"),
+  /** The host's SSH public host key line, pinned when given. */
+  hostKey: z.string().optional(),
+  /** IANA time zone the host's cron runs in. Defaults to the site's. */
+  timezone: z.string().optional(),
+  paths: hostPaths,
+});
+export type Host = z.infer<typeof host>;

@@ -1,0 +1,59 @@
+// The MariaDB instance, its databases and how they are backed up (seeds/004).
+import { z } from "zod";
+import { absPath, cron, name } from "../primitives";
+
+export const mariadb = z.strictObject({
+  /** Host (by name) that runs the MariaDB server. */
+  host: name,
+  /** Databases to back up (the backup user is granted on these only). */
+  databases: z
+    .array(z.string().regex(/^[A-Za-z0-9_]+$/, "must be a database name (letters, digits, _)"))
+    .min(1, "lists no database (e.g. [atlastech_db])"),
+  /** Backup method: physical (mariadb-backup) or logical (mariadb-dump). Defaults to physical. */
+  method: z.enum(["physical", "logical"]).default("physical"),
+  /** Compression of full backups: zstd, or gzip for the seed's file format. Defaults to zstd. */
+  compression: z.enum(["zstd", "gzip"]).default("zstd"),
+  /** Name of the backup user. Defaults to backup_user. */
+  backupUser: z
+    .string()
+    .regex(/^[A-Za-z0-9_]{1,32}$/, "must be a MariaDB user name")
+    .default("backup_user"),
+  /** Where full backups and their manifests are written. Defaults to /backups/database. */
+  backupDir: absPath.default("/backups/database"),
+  /** Where shipped binlogs are kept. Defaults to /backups/binlogs. */
+  binlogBackupDir: absPath.default("/backups/binlogs"),
+  /** The server's binlog basename. Defaults to /var/log/mysql/mysql-bin. */
+  binlogBasename: absPath.default("/var/log/mysql/mysql-bin"),
+  /** server_id written to the binlog drop-in. Defaults to 1. */
+  serverId: z.number().int().positive().default(1),
+  /** Drop-in directory of the server's configuration. Defaults to /etc/mysql/mariadb.conf.d. */
+  confDir: absPath.default("/etc/mysql/mariadb.conf.d"),
+  /** Service restarted when the binlog drop-in changes. Defaults to mariadb. */
+  service: z.string().default("mariadb"),
+  schedules: z
+    .strictObject({
+      /** Full backup. Defaults to Sunday 02:00. */
+      full: cron.default("0 2 * * 0"),
+      /** Binlog shipping. Defaults to hourly, so the database RPO is one hour. */
+      binlogs: cron.default("15 * * * *"),
+      /** Restore test into a scratch instance. Defaults to the 1st of the month, 03:00. */
+      restoreTest: cron.default("0 3 1 * *"),
+    })
+    .prefault({}),
+  retention: z
+    .strictObject({
+      /** Verified fulls kept (count). Defaults to 4 (four weekly fulls). */
+      fulls: z.number().int().positive("must be a positive whole number (e.g. 4)").default(4),
+      /**
+       * Days the server keeps its own binlogs (binlog_expire_logs_seconds; the seed's expire_logs_days).
+       * Shipped copies are kept back to the oldest kept full, so PITR works from any full. Defaults to 7.
+       */
+      binlogExpireDays: z
+        .number()
+        .int()
+        .positive("must be a positive whole number of days (e.g. 7)")
+        .default(7),
+    })
+    .prefault({}),
+});
+export type MariaDb = z.infer<typeof mariadb>;

@@ -1,0 +1,75 @@
+// The offsite S3 bucket (dumps under their own prefix go to Glacier; restic data never does),
+// the dump upload job and the NAS sync (seeds/004 §16.10.7).
+import { z } from "zod";
+import { absPath, cron, name } from "../primitives";
+
+export const storageClasses = [
+  "GLACIER",
+  "DEEP_ARCHIVE",
+  "GLACIER_IR",
+  "STANDARD_IA",
+  "ONEZONE_IA",
+] as const;
+
+export const bucket = z.strictObject({
+  /** Bucket name (globally unique). */
+  name: z
+    .string()
+    .regex(
+      /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
+      "must be an S3 bucket name (e.g. atlastech-backups)",
+    ),
+  region: z.string().default("eu-west-3"),
+  /** Prefix of encrypted database dumps. Defaults to database/. */
+  dumpPrefix: z.string().default("database/"),
+  /** Prefix of restic repositories: never transitioned to an archive class. Defaults to restic/. */
+  resticPrefix: z.string().default("restic/"),
+  /** Lifecycle transitions of the dump prefix. Defaults to GLACIER after 30 days. */
+  transitions: z
+    .array(
+      z.strictObject({
+        prefix: z.string(),
+        days: z.number().int().nonnegative(),
+        storageClass: z.enum(storageClasses),
+      }),
+    )
+    .optional(),
+  /** Dumps expire after this many days. Defaults to 365. */
+  expireDumpsAfterDays: z.number().int().positive().default(365),
+  /** Noncurrent versions expire after this many days. Defaults to 30. */
+  noncurrentDays: z.number().int().positive().default(30),
+  /** Object Lock in governance/compliance mode with a default retention. */
+  objectLock: z
+    .strictObject({ mode: z.enum(["GOVERNANCE", "COMPLIANCE"]), days: z.number().int().positive() })
+    .optional(),
+  /** KMS key ARN for default encryption; SSE-S3 when unset. */
+  kmsKeyArn: z.string().optional(),
+});
+export type Bucket = z.infer<typeof bucket>;
+
+export const upload = z.strictObject({
+  /** Host (by name) that uploads the newest verified full. Defaults to the MariaDB host. */
+  host: name.optional(),
+  schedule: cron,
+});
+
+export const nas = z.strictObject({
+  /** Host (by name) whose backups are synced. Defaults to the MariaDB host. */
+  from: name.optional(),
+  /** NAS host (by name, role nas). */
+  host: name,
+  /** Directory on the NAS holding the dated snapshots. */
+  path: absPath,
+  /** Local directories synced. Defaults to the MariaDB backup and binlog dirs. */
+  sources: z.array(absPath).optional(),
+  schedule: cron,
+  /** Dated snapshots kept. Defaults to 30. */
+  keep: z.number().int().positive().default(30),
+});
+
+export const offsite = z.strictObject({
+  bucket: bucket.optional(),
+  upload: upload.optional(),
+  nas: nas.optional(),
+});
+export type Offsite = z.infer<typeof offsite>;

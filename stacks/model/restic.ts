@@ -1,0 +1,40 @@
+// restic repositories: the USB SSD (daily) and the encrypted cloud copy (weekly).
+import { z } from "zod";
+import { absPath, cron, name } from "../primitives";
+import { disk } from "./pbs";
+
+export const resticRepository = z.strictObject({
+  name,
+  /** Host (by name) that runs restic for this repository. */
+  host: name,
+  /** local: a directory (the USB SSD); s3: a prefix in the offsite bucket. */
+  kind: z.enum(["local", "s3"]),
+  /** Directory of a local repository. */
+  path: absPath.optional(),
+  /** Disk that must be mounted before a local repository is touched. */
+  disk: disk.optional(),
+  /** Key prefix inside the offsite bucket, for kind s3. Defaults to restic/<name>. */
+  prefix: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9/_-]*$/, "must be a key prefix like restic/cloud")
+    .optional(),
+  /** Stack config key holding the S3 endpoint override (s3rver, MinIO); AWS when unset. */
+  endpoint: z.string().url().optional(),
+  /** Fill this repository by `restic copy` from another (by name) instead of backing up paths. */
+  copyFrom: name.optional(),
+  /** Backup or copy schedule. */
+  schedule: cron,
+  /** Paths backed up (ignored when copyFrom is set). */
+  paths: z.array(absPath).default([]),
+  excludes: z.array(z.string()).default([]),
+  /** Stable tags: forget groups by host and tags. */
+  tags: z.array(name).default([]),
+  /** Retention tier name (from retention:). */
+  retention: name,
+  /** Integrity check: schedule and the number of rotating subsets (every pack read once per n runs). */
+  check: z
+    .strictObject({ schedule: cron, subsets: z.number().int().positive().default(8) })
+    .optional(),
+});
+export type ResticRepository = z.infer<typeof resticRepository>;
+export const restic = z.strictObject({ repositories: z.array(resticRepository).default([]) });

@@ -1,0 +1,64 @@
+// Building blocks shared by every section of the site model: names, cron expressions, retention.
+import { z } from "zod";
+import { CronExpressionParser } from "cron-parser";
+
+/** A name used in file names, resource names and cron file names: lower-case, digits, dash. */
+export const name = z
+  .string()
+  .regex(
+    /^[a-z0-9][a-z0-9_-]{0,62}$/,
+    "must be lower-case letters, digits, '-' or '_' (e.g. docker-srv)",
+  );
+
+/** An absolute path without shell metacharacters: it ends up quoted in env files and scripts. */
+export const absPath = z
+  .string()
+  .regex(
+    /^\/[A-Za-z0-9._\/@+-]*$/,
+    "must be an absolute path of letters, digits and ._/@+- (e.g. /mnt/usb)",
+  );
+
+const cronField = /^[0-9*,/-]+$|^[A-Za-z]{3}([,-][A-Za-z]{3})*$/;
+
+/** Why a cron expression is not usable in /etc/cron.d, or undefined when it is. */
+export function cronProblem(expr: string): string | undefined {
+  const fields = expr.trim().split(/\s+/);
+  if (fields.length !== 5) {
+    return `has ${fields.length} field(s) (five fields: minute hour day-of-month month day-of-week, e.g. "0 2 * * 0")`;
+  }
+  const bad = fields.find((f) => !cronField.test(f));
+  if (bad !== undefined) {
+    return `field "${bad}" is not valid cron syntax (digits, *, ranges a-b, lists a,b and steps */n)`;
+  }
+  try {
+    CronExpressionParser.parse(fields.join(" "), { tz: "UTC" });
+  } catch (e) {
+    return `${(e as Error).message} (five fields: minute hour day-of-month month day-of-week)`;
+  }
+  return undefined;
+}
+
+/** A five-field cron expression as /etc/cron.d understands it. */
+export const cron = z.string().superRefine((expr, ctx) => {
+  const problem = cronProblem(expr);
+  if (problem) ctx.addIssue({ code: "custom", message: `"${expr}" ${problem}` });
+});
+
+const keep = z.number().int().positive("must be a positive whole number (e.g. 5)").optional();
+
+/** How many backups a tier keeps, restic/PBS style. At least one keep-* is required. */
+export const retentionPolicy = z
+  .strictObject({
+    keepLast: keep,
+    keepHourly: keep,
+    keepDaily: keep,
+    keepWeekly: keep,
+    keepMonthly: keep,
+    keepYearly: keep,
+  })
+  .refine((p) => Object.values(p).some((v) => v !== undefined), {
+    message:
+      "keeps nothing (set at least one of keepLast, keepDaily, keepWeekly, ...: e.g. keepDaily: 5)",
+  });
+
+export type RetentionPolicy = z.infer<typeof retentionPolicy>;

@@ -1,0 +1,38 @@
+// The site model under the config key backup321:site: one typed object, defaults filled here.
+import { z } from "zod";
+import { name, retentionPolicy } from "./primitives";
+import { host } from "./model/hosts";
+import { mariadb } from "./model/mariadb";
+import { proxmox } from "./model/proxmox";
+import { pbs } from "./model/pbs";
+import { restic } from "./model/restic";
+import { offsite } from "./model/offsite";
+import { monitoring } from "./model/monitoring";
+
+export const siteSchema = z.strictObject({
+  /** Short site name, used in tags, hostnames of snapshots and alert subjects. */
+  name,
+  /** IANA time zone of schedules and point-in-time recovery. Defaults to UTC. */
+  timezone: z.string().default("UTC"),
+  /** Promised recovery point and time objectives. */
+  targets: z
+    .strictObject({
+      rpoHours: z.number().positive().default(24),
+      rtoHours: z.number().positive().default(4),
+    })
+    .prefault({}),
+  hosts: z.array(host).min(1, "lists no host (add at least one under hosts:)"),
+  /** Retention tiers by name, referenced by jobs. */
+  retention: z.record(name, retentionPolicy).default({}),
+  mariadb: mariadb.optional(),
+  proxmox: proxmox.optional(),
+  pbs: pbs.optional(),
+  restic: restic.prefault({}),
+  offsite: offsite.prefault({}),
+  monitoring,
+});
+
+/** The site as written in Pulumi.<stack>.yaml. */
+export type SiteInput = z.input<typeof siteSchema>;
+/** The site after validation, with every default filled in. */
+export type Site = z.infer<typeof siteSchema>;
