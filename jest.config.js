@@ -1,11 +1,11 @@
 // Three levels (DESIGN.md): unit (Pulumi mocks), render (pure functions), integration (real services).
-const project = (name, testTimeout) => ({
+const project = (name) => ({
   displayName: name,
   testEnvironment: "node",
-  transform: { "^.+\\.ts$": ["ts-jest", { isolatedModules: true }] },
+  transform: { "^.+\\.ts$": "ts-jest" },
   testMatch: [`<rootDir>/test/${name}/**/*.test.ts`],
-  testTimeout,
 });
 module.exports = {
-  projects: [project("unit", 60000), project("render", 30000), project("integration", 600000)],
+  projects: [project("unit"), project("render"), project("integration")],
+  testTimeout: 600000,
 };

@@ -60,6 +60,8 @@ export function installFileCommand(spec: InstallFileSpec): string {
     `tmp=$(mktemp -- ${f}.b321.XXXXXX)`,
     `trap 'rm -f -- "$tmp"' EXIT`,
     `cat > "$tmp"`,
+    // Same bytes, mode and owner already there: leave the file (and its mtime) alone.
+    `if cmp -s -- "$tmp" ${f} && [ "$(stat -c %a:%U:%G -- ${f})" = ${shq(`${Number.parseInt(spec.mode, 8).toString(8)}:${spec.owner}:${spec.group}`)} ]; then exit 0; fi`,
     `chown -- ${shq(`${spec.owner}:${spec.group}`)} "$tmp"`,
     `chmod -- ${spec.mode} "$tmp"`,
     `mv -f -- "$tmp" ${f}`,

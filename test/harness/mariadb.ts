@@ -1,0 +1,111 @@
+// A real MariaDB server for integration tests and benchmarks: its own datadir, socket and port on
+// 127.0.0.1, root through unix_socket (as on a Debian host), binlogs on; stopped by the test.
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { spawn, type ChildProcess } from "node:child_process";
+import { freePort, run, runOk, waitFor, type RunResult } from "./proc";
+
+export interface MariaDbServer {
+  readonly dir: string;
+  readonly datadir: string;
+  readonly socket: string;
+  readonly port: number;
+  /** Binlog basename (log_bin). */
+  readonly binlogBasename: string;
+  /** Runs SQL as root over the socket; throws on error. Returns tab-separated rows. */
+  sql(query: string, database?: string): string;
+  /** Same, without throwing. */
+  trySql(query: string, database?: string): RunResult;
+  /** Client argv for this server (mariadb, mariadb-dump ...). */
+  clientArgs(): string[];
+  isUp(): boolean;
+  stop(): Promise<void>;
+  /** Stops the server but keeps its files (for "server down" faults). */
+  kill(): Promise<void>;
+  start(): Promise<void>;
+}
+
+export interface MariaDbOptions {
+  /** Extra mariadbd options, e.g. ["--innodb-buffer-pool-size=1G"]. */
+  readonly extraArgs?: readonly string[];
+  /** Parent directory for the server's files. Defaults to the OS temp dir. */
+  readonly parent?: string;
+}
+
+export async function startMariaDb(opts: MariaDbOptions = {}): Promise<MariaDbServer> {
+  const dir = fs.mkdtempSync(path.join(opts.parent ?? os.tmpdir(), "b321-mariadb-"));
+  const datadir = path.join(dir, "data");
+  const binlogDir = path.join(dir, "binlog");
+  fs.mkdirSync(datadir);
+  fs.mkdirSync(binlogDir);
+  const socket = path.join(dir, "mysqld.sock");
+  const port = await freePort();
+  const binlogBasename = path.join(binlogDir, "mysql-bin");
+  runOk("chown", ["-R", "mysql:mysql", dir]);
+  fs.chmodSync(dir, 0o755);
+  runOk("mariadb-install-db", [
+    "--no-defaults",
+    "--user=mysql",
+    `--datadir=${datadir}`,
+    "--auth-root-authentication-method=socket",
+    "--skip-test-db",
+  ]);
+  const args = [
+    "--no-defaults",
+    "--user=mysql",
+    `--datadir=${datadir}`,
+    `--socket=${socket}`,
+    `--port=${port}`,
+    "--bind-address=127.0.0.1",
+    `--pid-file=${path.join(dir, "mysqld.pid")}`,
+    `--log-error=${path.join(dir, "error.log")}`,
+    `--log-bin=${binlogBasename}`,
+    "--binlog-format=ROW",
+    "--server-id=1",
+    "--innodb-buffer-pool-size=256M",
+    "--innodb-log-file-size=256M",
+    ...(opts.extraArgs ?? []),
+  ];
+  let proc: ChildProcess | undefined;
+  const clientArgs = () => ["--no-defaults", `--socket=${socket}`, "-uroot"];
+  const trySql = (query: string, database?: string) =>
+    run("mariadb", [...clientArgs(), "-N", "-B", ...(database ? [database] : [])], {
+      input: query,
+    });
+  const sql = (query: string, database?: string) => {
+    const r = trySql(query, database);
+    if (r.code !== 0)
+      throw new Error(`SQL failed (${r.code}): ${r.stderr}\n${query.slice(0, 500)}`);
+    return r.stdout;
+  };
+  const isUp = () => proc !== undefined && proc.exitCode === null && trySql("SELECT 1").code === 0;
+  const start = async () => {
+    proc = spawn("mariadbd", args, { stdio: "ignore" });
+    await waitFor(`mariadbd on ${socket}`, isUp, 60_000);
+  };
+  const kill = async () => {
+    const p = proc;
+    if (!p || p.exitCode !== null) return;
+    p.kill("SIGTERM");
+    await new Promise((r) => (p.exitCode !== null ? r(null) : p.once("exit", r)));
+  };
+  await start();
+  return {
+    dir,
+    datadir,
+    socket,
+    port,
+    binlogBasename,
+    sql,
+    trySql,
+    clientArgs,
+    isUp,
+    kill,
+    start,
+    stop: async () => {
+      await kill();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

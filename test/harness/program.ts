@@ -1,0 +1,80 @@
+// Runs components under Pulumi's mock runtime for tests, and replays the remote commands they
+// register over real SSH.
+import { reveal, settle, startMockRuntime, type Registration } from "../../infra/mockRuntime";
+import type { Sshd } from "./sshd";
+import type { RunResult } from "./proc";
+
+export {
+  reveal,
+  redact,
+  isSecretValue,
+  containsSecret,
+  type Registration,
+} from "../../infra/mockRuntime";
+
+/**
+ * Starts the mock runtime with the given config, runs `build` (which must require component or
+ * program modules itself, after the mocks are set: use jest.isolateModules or a dynamic import),
+ * and returns every registration once the program has settled.
+ */
+export async function runMocked(
+  build: () => void | Promise<void>,
+  config: Record<string, unknown> = {},
+  secretKeys: readonly string[] = [],
+  stack = "test",
+): Promise<Registration[]> {
+  const recorded = startMockRuntime({ stack, config, secretKeys });
+  await build();
+  await settle(recorded);
+  return recorded;
+}
+
+export interface RemoteStep {
+  readonly name: string;
+  readonly create?: string;
+  readonly update?: string;
+  readonly delete?: string;
+  readonly stdin?: string;
+  /** The connection's host and port, as the provider would dial them. */
+  readonly host: string;
+  readonly port: number;
+}
+
+/** The remote commands in registration order (dependencies come first), secrets revealed. */
+export function remoteSteps(recorded: readonly Registration[]): RemoteStep[] {
+  return recorded
+    .filter((r) => r.type === "command:remote:Command")
+    .map((r) => {
+      const i = reveal(r.inputs) as Record<string, unknown>;
+      const conn = i.connection as { host: string; port?: number };
+      return {
+        name: r.name,
+        create: i.create as string | undefined,
+        update: i.update as string | undefined,
+        delete: i.delete as string | undefined,
+        stdin: i.stdin as string | undefined,
+        host: conn.host,
+        port: conn.port ?? 22,
+      };
+    });
+}
+
+/** Runs every step's create over SSH, in order; throws on the first failure. */
+export function applyCreates(sshd: Sshd, steps: readonly RemoteStep[]): RunResult[] {
+  return steps.map((s) => {
+    if (!s.create) return { code: 0, stdout: "", stderr: "" };
+    const r = sshd.exec(s.create, s.stdin);
+    if (r.code !== 0) throw new Error(`create of ${s.name} failed (${r.code}):\n${r.stderr}`);
+    return r;
+  });
+}
+
+/** Runs every step's delete over SSH in reverse order, as a destroy would. */
+export function applyDeletes(sshd: Sshd, steps: readonly RemoteStep[]): RunResult[] {
+  return [...steps].reverse().map((s) => {
+    if (!s.delete) return { code: 0, stdout: "", stderr: "" };
+    const r = sshd.exec(s.delete);
+    if (r.code !== 0) throw new Error(`delete of ${s.name} failed (${r.code}):\n${r.stderr}`);
+    return r;
+  });
+}

@@ -1,0 +1,31 @@
+// A sandbox root standing in for a host's file system in integration tests.
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import type { HostPaths } from "../../stacks/model/hosts";
+
+export interface Sandbox {
+  readonly root: string;
+  readonly paths: HostPaths;
+  /** Absolute path of a file under the sandbox root. */
+  at(p: string): string;
+  remove(): void;
+}
+
+export function makeSandbox(prefix = "b321-host-"): Sandbox {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  fs.chmodSync(root, 0o755);
+  const paths: HostPaths = {
+    etc: `${root}/etc/backup321`,
+    lib: `${root}/usr/local/lib/backup321`,
+    sbin: `${root}/usr/local/sbin`,
+    state: `${root}/var/lib/backup321`,
+    cron: `${root}/etc/cron.d`,
+  };
+  return {
+    root,
+    paths,
+    at: (p) => path.join(root, p),
+    remove: () => fs.rmSync(root, { recursive: true, force: true }),
+  };
+}

@@ -1,0 +1,180 @@
+// The commands RemoteFile, CronJob and ScheduledJob register, taken from a mock run and executed
+// over real SSH against a sandbox root: twice (the second run changes nothing), then deleted.
+import * as fs from "node:fs";
+import * as pulumi from "@pulumi/pulumi";
+import { startSshd, type Sshd } from "../harness/sshd";
+import { makeSandbox, type Sandbox } from "../harness/sandbox";
+import {
+  applyCreates,
+  applyDeletes,
+  remoteSteps,
+  runMocked,
+  type RemoteStep,
+} from "../harness/program";
+import { run } from "../harness/proc";
+
+const SECRET = "s3cr3t-value-that-must-not-leak";
+
+let sshd: Sshd;
+let box: Sandbox;
+let steps: RemoteStep[];
+
+function statOf(p: string): string {
+  const s = fs.statSync(p);
+  return `${(s.mode & 0o7777).toString(8)} ${s.uid}:${s.gid}`;
+}
+
+beforeAll(async () => {
+  sshd = await startSshd();
+  box = makeSandbox();
+  const recorded = await runMocked(async () => {
+    const { Host, RemoteFile, ScheduledJob } = await import("../../components/host");
+    const host = new Host("h", {
+      hostName: "sandbox",
+      address: "127.0.0.1",
+      port: sshd.port,
+      privateKey: pulumi.secret(sshd.privateKey),
+      paths: box.paths,
+    });
+    new RemoteFile("plain", { host, path: `${box.root}/opt/app/config.txt`, content: "hello\n" });
+    new RemoteFile("key", {
+      host,
+      path: `${box.paths.etc}/secrets/key`,
+      content: pulumi.secret(SECRET),
+      secret: true,
+    });
+    new RemoteFile("script", {
+      host,
+      path: `${box.paths.lib}/demo.sh`,
+      mode: "0755",
+      content: [
+        "#!/bin/bash",
+        "set -Eeuo pipefail",
+        'source "${BASH_SOURCE[0]%/*}/common.sh"',
+        'b321_start "$@"',
+        'b321_set bytes "$(wc -c < "$DEMO_FILE")"',
+        '[ "${DEMO_FAIL:-0}" = 0 ] || b321_fail "asked to fail"',
+        "",
+      ].join("\n"),
+    });
+    new ScheduledJob("demo", {
+      host,
+      job: "demo",
+      schedule: "15 2 * * 0",
+      script: `${box.paths.lib}/demo.sh`,
+      env: { DEMO_FILE: `${box.root}/opt/app/config.txt` },
+    });
+  });
+  steps = remoteSteps(recorded);
+}, 120_000);
+
+afterAll(async () => {
+  await sshd?.stop();
+  box?.remove();
+});
+
+test("no secret reaches a command line", () => {
+  for (const s of steps) {
+    expect(s.create ?? "").not.toContain(SECRET);
+    expect(s.delete ?? "").not.toContain(SECRET);
+  }
+  expect(steps.filter((s) => s.stdin === SECRET)).toHaveLength(1);
+});
+
+test("creates install every file with its mode, and a second run changes nothing", () => {
+  applyCreates(sshd, steps);
+  const files = {
+    plain: `${box.root}/opt/app/config.txt`,
+    key: `${box.paths.etc}/secrets/key`,
+    env: `${box.paths.etc}/demo.env`,
+    bin: `${box.paths.sbin}/b321-demo`,
+    cron: `${box.paths.cron}/backup321-demo`,
+    common: `${box.paths.lib}/common.sh`,
+  };
+  expect(fs.readFileSync(files.plain, "utf8")).toBe("hello\n");
+  expect(fs.readFileSync(files.key, "utf8")).toBe(SECRET);
+  expect(statOf(files.key)).toBe("600 0:0");
+  expect(statOf(`${box.paths.etc}/secrets`)).toBe("700 0:0");
+  expect(statOf(files.env)).toBe("600 0:0");
+  expect(statOf(files.bin)).toBe("755 0:0");
+  expect(statOf(files.cron)).toBe("644 0:0");
+  expect(fs.readFileSync(files.cron, "utf8")).toContain(
+    `15 2 * * 0 root '${box.paths.lib}/b321-cron.sh' 'demo' '${box.paths.lib}/demo.sh' '${box.paths.etc}/demo.env'`,
+  );
+  const before = Object.values(files).map((f) => [
+    fs.readFileSync(f, "utf8"),
+    statOf(f),
+    fs.statSync(f).mtimeMs,
+  ]);
+  applyCreates(sshd, steps);
+  const after = Object.values(files).map((f) => [
+    fs.readFileSync(f, "utf8"),
+    statOf(f),
+    fs.statSync(f).mtimeMs,
+  ]);
+  expect(after).toEqual(before);
+  // no temp file left beside any target
+  const leftovers = run("find", [box.root, "-name", "*.b321.*"]).stdout.trim();
+  expect(leftovers).toBe("");
+});
+
+test("the entry point runs the job and writes its status and metrics; a failure alerts", () => {
+  const ok = run(`${box.paths.sbin}/b321-demo`, []);
+  expect(ok.code).toBe(0);
+  const status = JSON.parse(fs.readFileSync(`${box.paths.state}/status/demo.json`, "utf8"));
+  expect(status).toMatchObject({
+    job: "demo",
+    result: "success",
+    exit_code: 0,
+    bytes: 6,
+    error: "",
+  });
+  expect(status.last_success).toBe(status.ended);
+  expect(fs.readFileSync(`${box.paths.state}/metrics/demo.prom`, "utf8")).toContain(
+    'backup321_job_success{job="demo"} 1',
+  );
+
+  const bad = run(`${box.paths.sbin}/b321-demo`, [], { env: { ...process.env, DEMO_FAIL: "1" } });
+  expect(bad.code).toBe(1);
+  const failed = JSON.parse(fs.readFileSync(`${box.paths.state}/status/demo.json`, "utf8"));
+  expect(failed).toMatchObject({ result: "failed", exit_code: 1, error: "asked to fail" });
+  expect(failed.last_success).toBe(status.last_success);
+  expect(bad.stderr).toContain("FAILED: asked to fail");
+  expect(fs.readFileSync(`${box.paths.state}/metrics/demo.prom`, "utf8")).toContain(
+    'backup321_job_success{job="demo"} 0',
+  );
+});
+
+test("the cron wrapper never lets two runs of a job overlap", () => {
+  const cronLine = fs.readFileSync(`${box.paths.cron}/backup321-demo`, "utf8");
+  expect(cronLine).toContain(`B321_STATE_DIR=${box.paths.state}`);
+  const env = { ...process.env, B321_STATE_DIR: box.paths.state };
+  fs.mkdirSync(`${box.paths.state}/locks`, { recursive: true });
+  // hold the job's lock, then ask the wrapper to run the job: it must refuse with 75
+  const r = run(
+    "flock",
+    [
+      `${box.paths.state}/locks/cron-demo.lock`,
+      `${box.paths.lib}/b321-cron.sh`,
+      "demo",
+      "/bin/true",
+    ],
+    { env },
+  );
+  expect(r.code).toBe(75);
+  const free = run(`${box.paths.lib}/b321-cron.sh`, ["demo", "/bin/sh", "-c", "exit 4"], { env });
+  expect(free.code).toBe(4);
+});
+
+test("deletes remove every file and can run twice", () => {
+  applyDeletes(sshd, steps);
+  applyDeletes(sshd, steps);
+  for (const f of [
+    `${box.root}/opt/app/config.txt`,
+    `${box.paths.etc}/secrets/key`,
+    `${box.paths.cron}/backup321-demo`,
+    `${box.paths.sbin}/b321-demo`,
+  ]) {
+    expect(fs.existsSync(f)).toBe(false);
+  }
+});
