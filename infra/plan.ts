@@ -18,23 +18,27 @@ import { parseFileMarker } from "../components/host/render";
 interface Options {
   readonly stack: string;
   readonly outDir: string;
+  /** Directory holding Pulumi.<stack>.yaml. Defaults to the project root. */
+  readonly configDir?: string;
 }
 
 function parseArgs(argv: readonly string[]): Options {
   let stack: string | undefined;
   let outDir: string | undefined;
+  let configDir: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--stack") stack = argv[++i];
     else if (a.startsWith("--stack=")) stack = a.slice(8);
     else if (a === "--out") outDir = argv[++i];
+    else if (a === "--config-dir") configDir = argv[++i];
     else
       throw new Error(
-        `unknown argument "${a}" (usage: npm run plan -- --stack <name> [--out <dir>])`,
+        `unknown argument "${a}" (usage: npm run plan -- --stack <name> [--out <dir>] [--config-dir <dir>])`,
       );
   }
   if (!stack) throw new Error("missing --stack (usage: npm run plan -- --stack <name>)");
-  return { stack, outDir: outDir ?? path.join("out", stack) };
+  return { stack, outDir: outDir ?? path.join("out", stack), configDir };
 }
 
 export interface PushedFile {
@@ -108,7 +112,13 @@ async function main(): Promise<number> {
     console.error((e as Error).message);
     return 2;
   }
-  const stackFile = readStackFile(opts.stack);
+  let stackFile;
+  try {
+    stackFile = readStackFile(opts.stack, opts.configDir);
+  } catch (e) {
+    console.error((e as Error).message);
+    return 2;
+  }
   // Validate first: a bad model must fail with its list of problems before any resource exists.
   try {
     parseSite(stackFile.config[SITE_KEY]);

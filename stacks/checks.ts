@@ -139,9 +139,7 @@ const references: Check = (site) => {
         path: "offsite.upload",
         message: "needs a mariadb section (it uploads the newest full)",
       });
-    out.push(
-      ...hostWithRole(site, "offsite.upload.host", upload.host ?? site.mariadb?.host, "mariadb"),
-    );
+    out.push(...hostWithRole(site, "offsite.upload.host", upload.host, "mariadb"));
   }
   if (nas) {
     out.push(...hostWithRole(site, "offsite.nas.host", nas.host, "nas"));
@@ -186,7 +184,7 @@ const resticNeverArchived: Check = (site) => {
 const binlogsOutliveShipping: Check = (site) => {
   const m = site.mariadb;
   if (!m) return [];
-  const shipEvery = maxIntervalHours(m.schedules.binlogs, site.timezone);
+  const shipEvery = maxIntervalHours(m.schedules.binlogs);
   const needDays = Math.ceil((2 * shipEvery + 24) / 24);
   if (m.retention.binlogExpireDays >= needDays) return [];
   return [

@@ -25,6 +25,12 @@ function pathOf(segments: readonly PropertyKey[]): string {
     .join("");
 }
 
+function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "a list";
+  return typeof v === "object" ? "a map" : `the ${typeof v} ${JSON.stringify(v)}`;
+}
+
 function fromZod(issue: z.core.$ZodIssue): Problem[] {
   const at = pathOf(issue.path);
   const join = (k: string) => (at ? `${at}.${k}` : k);
@@ -41,7 +47,7 @@ function fromZod(issue: z.core.$ZodIssue): Problem[] {
           message:
             issue.input === undefined
               ? `missing (expected ${issue.expected})`
-              : `expected ${issue.expected}`,
+              : `is ${describe(issue.input)} (expected ${issue.expected})`,
         },
       ];
     case "invalid_value":
@@ -71,7 +77,7 @@ function fromZod(issue: z.core.$ZodIssue): Problem[] {
 
 /** Validates the raw model; throws SiteError listing every problem, schema and cross-checks alike. */
 export function parseSite(raw: unknown): Site {
-  const parsed = siteSchema.safeParse(raw);
+  const parsed = siteSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) throw new SiteError(parsed.error.issues.flatMap(fromZod));
   const problems = crossCheck(parsed.data);
   if (problems.length > 0) throw new SiteError(problems);

@@ -1,0 +1,166 @@
+// The host primitives' contract under Pulumi mocks: exact children, inputs, parents and secrets.
+import * as pulumi from "@pulumi/pulumi";
+import { isSecretValue, reveal, runMocked, type Registration } from "../harness/program";
+import { sha256 } from "../../components/host/render";
+
+const paths = {
+  etc: "/etc/backup321",
+  lib: "/usr/local/lib/backup321",
+  sbin: "/usr/local/sbin",
+  state: "/var/lib/backup321",
+  cron: "/etc/cron.d",
+};
+
+let recorded: Registration[];
+const byName = (name: string) => {
+  const r = recorded.find((x) => x.name === name);
+  if (!r) throw new Error(`no resource named ${name}: ${recorded.map((x) => x.name).join(", ")}`);
+  return r;
+};
+
+beforeAll(async () => {
+  recorded = await runMocked(async () => {
+    const { Host, RemoteFile, ScheduledJob } = await import("../../components/host");
+    const host = new Host("h", {
+      hostName: "db-srv",
+      address: "192.168.10.25",
+      privateKey: pulumi.secret("PRIVATE-KEY"),
+      paths,
+      requiredTools: ["mariadb-backup"],
+    });
+    new RemoteFile("pw", {
+      host,
+      path: "/etc/backup321/secrets/pw",
+      content: pulumi.secret("hunter2"),
+      secret: true,
+    });
+    new ScheduledJob("full", {
+      host,
+      job: "mariadb-full",
+      schedule: "0 2 * * 0",
+      script: "/usr/local/lib/backup321/mariadb-full.sh",
+      env: { BACKUP_DIR: "/backups/database" },
+    });
+  });
+});
+
+test("registers exactly these resources, each under its parent", () => {
+  const tree = recorded.map((r) => [
+    r.type,
+    r.name,
+    recorded.find((p) => p.urn === r.parent)?.name ?? null,
+  ]);
+  expect(tree.sort()).toEqual(
+    [
+      ["backup321:host:Host", "h", null],
+      ["command:remote:Command", "h-ready", "h"],
+      ["backup321:host:RemoteFile", "h-common", "h"],
+      ["command:remote:Command", "h-common-file", "h-common"],
+      ["backup321:host:RemoteFile", "h-cron-wrapper", "h"],
+      ["command:remote:Command", "h-cron-wrapper-file", "h-cron-wrapper"],
+      ["backup321:host:RemoteFile", "h-alert", "h"],
+      ["command:remote:Command", "h-alert-file", "h-alert"],
+      ["backup321:host:RemoteFile", "pw", null],
+      ["command:remote:Command", "pw-file", "pw"],
+      ["backup321:host:ScheduledJob", "full", null],
+      ["backup321:host:RemoteFile", "full-env", "full"],
+      ["command:remote:Command", "full-env-file", "full-env"],
+      ["backup321:host:RemoteFile", "full-bin", "full"],
+      ["command:remote:Command", "full-bin-file", "full-bin"],
+      ["backup321:host:CronJob", "full-cron", "full"],
+      ["backup321:host:RemoteFile", "full-cron-crontab", "full-cron"],
+      ["command:remote:Command", "full-cron-crontab-file", "full-cron-crontab"],
+    ].sort(),
+  );
+});
+
+test("the connection is secret, bounded and carries the key", () => {
+  const ready = byName("h-ready");
+  expect(isSecretValue(ready.inputs.connection)).toBe(true);
+  expect(reveal(ready.inputs.connection)).toEqual({
+    host: "192.168.10.25",
+    port: 22,
+    user: "root",
+    privateKey: "PRIVATE-KEY",
+    dialErrorLimit: 10,
+    perDialTimeout: 15,
+  });
+  expect(ready.inputs.create).toContain("'mariadb-backup'");
+  expect(ready.inputs.create).toContain("'flock'");
+});
+
+test("a secret file's content is secret in stdin and triggers, and never logged", () => {
+  const file = byName("pw-file");
+  expect(isSecretValue(file.inputs.stdin)).toBe(true);
+  expect(reveal(file.inputs.stdin)).toBe("hunter2");
+  // secretness of an element is lifted to the whole list
+  expect(isSecretValue(file.inputs.triggers)).toBe(true);
+  expect(file.inputs.logging).toBe("none");
+  expect(
+    JSON.stringify([file.inputs.create, file.inputs.update, file.inputs.delete]),
+  ).not.toContain("hunter2");
+  expect(file.inputs.create).toContain("chmod -- 0600");
+  expect(file.inputs.create).toContain("install -d -m 0700 -- '/etc/backup321/secrets'");
+  expect(file.inputs.delete).toBe("rm -f -- '/etc/backup321/secrets/pw'");
+  expect(file.inputs.update).toBe(file.inputs.create);
+});
+
+test("a plain file is re-pushed when its content hash changes, and its hash is visible", () => {
+  const env = byName("full-env-file");
+  expect(isSecretValue(env.inputs.stdin)).toBe(false);
+  expect(env.inputs.triggers).toEqual([sha256(String(env.inputs.stdin))]);
+  expect(env.inputs.stdin).toBe(
+    [
+      "# backup321 job mariadb-full",
+      "# Managed by backup321 (pulumi up): local edits are overwritten.",
+      "B321_ETC='/etc/backup321'",
+      "B321_JOB='mariadb-full'",
+      "B321_LIB='/usr/local/lib/backup321'",
+      "B321_STATE='/var/lib/backup321'",
+      "BACKUP_DIR='/backups/database'",
+      "",
+    ].join("\n"),
+  );
+  expect(env.inputs.create).toMatch(
+    /^# backup321: install \/etc\/backup321\/mariadb-full.env on db-srv\n/,
+  );
+  expect(env.inputs.create).toContain("chmod -- 0600");
+});
+
+test("the cron file runs the job through the wrapper, and the entry point runs it by hand", () => {
+  expect(byName("full-cron-crontab-file").inputs.stdin).toBe(
+    [
+      "# backup321 job mariadb-full",
+      "# Managed by backup321 (pulumi up): local edits are overwritten.",
+      "SHELL=/bin/bash",
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+      "B321_STATE_DIR=/var/lib/backup321",
+      "0 2 * * 0 root '/usr/local/lib/backup321/b321-cron.sh' 'mariadb-full' '/usr/local/lib/backup321/mariadb-full.sh' '/etc/backup321/mariadb-full.env'",
+      "",
+    ].join("\n"),
+  );
+  expect(byName("full-bin-file").inputs.stdin).toContain(
+    "exec '/usr/local/lib/backup321/mariadb-full.sh' '/etc/backup321/mariadb-full.env' \"$@\"",
+  );
+});
+
+test("a non-root user runs everything through sudo -n", async () => {
+  const rec = await runMocked(async () => {
+    const { Host, RemoteFile } = await import("../../components/host");
+    const host = new Host("u", {
+      hostName: "x",
+      address: "10.0.0.9",
+      user: "ops",
+      privateKey: pulumi.secret("K"),
+      paths,
+    });
+    new RemoteFile("f", { host, path: "/etc/x", content: "y" });
+  });
+  const f = rec.find((r) => r.name === "f-file");
+  expect(String(f?.inputs.create)).toMatch(
+    /^# backup321: install \/etc\/x on x\nsudo -n -- bash -c '/,
+  );
+  expect(String(rec.find((r) => r.name === "u-ready")?.inputs.create)).toMatch(
+    /^sudo -n -- bash -c /,
+  );
+});

@@ -1,0 +1,239 @@
+// The site model: defaults filled in one place, every problem listed with its key path and fix.
+import fc from "fast-check";
+import { parseSite, SiteError } from "../../stacks/load";
+import { maxIntervalHours } from "../../stacks/schedule";
+import { cronProblem } from "../../stacks/primitives";
+import { clone, minimalSite, stackSite } from "../harness/sites";
+
+function problems(raw: unknown): string[] {
+  try {
+    parseSite(raw);
+  } catch (e) {
+    if (e instanceof SiteError)
+      return e.message
+        .split("\n")
+        .slice(1)
+        .map((l) => l.trim());
+    throw e;
+  }
+  return [];
+}
+
+describe("the stacks' own models", () => {
+  test.each(["prod", "dev"])("%s is valid", (stack) => {
+    expect(problems(stackSite(stack))).toEqual([]);
+  });
+
+  test("defaults are filled in", () => {
+    const site = parseSite(minimalSite());
+    expect(site.timezone).toBe("UTC");
+    expect(site.targets).toEqual({ rpoHours: 24, rtoHours: 4 });
+    expect(site.hosts[0]).toMatchObject({
+      user: "root",
+      port: 22,
+      sshKeySecret: "sshPrivateKey",
+      paths: {
+        etc: "/etc/backup321",
+        lib: "/usr/local/lib/backup321",
+        sbin: "/usr/local/sbin",
+        state: "/var/lib/backup321",
+        cron: "/etc/cron.d",
+      },
+    });
+    expect(site.monitoring.schedule).toBe("0 * * * *");
+  });
+
+  test("prod describes the seed's site", () => {
+    const site = parseSite(stackSite("prod"));
+    expect(site.hosts.map((h) => [h.name, h.roles])).toEqual([
+      ["proxmox-srv", ["proxmox"]],
+      ["docker-srv", ["pbs", "restic"]],
+      ["db-srv", ["mariadb"]],
+      ["nas", ["nas"]],
+    ]);
+    expect(site.hosts.find((h) => h.name === "nas")?.address).toBe("192.168.10.30");
+    expect(site.offsite.bucket?.name).toBe("atlastech-backups");
+    expect(site.retention).toEqual({ daily5: { keepDaily: 5 }, weekly4: { keepWeekly: 4 } });
+    expect(site.mariadb).toMatchObject({
+      databases: ["atlastech_db"],
+      schedules: { full: "0 2 * * 0", restoreTest: "0 3 1 * *" },
+      retention: { fulls: 4, binlogExpireDays: 7 },
+    });
+    expect(site.targets).toEqual({ rpoHours: 24, rtoHours: 4 });
+  });
+});
+
+describe("problems are listed with their key path and what would be valid", () => {
+  test("an unknown host in a role", () => {
+    const raw = clone(stackSite("prod")) as Record<string, unknown> & { mariadb: { host: string } };
+    raw.mariadb.host = "db-srv2";
+    expect(problems(raw)).toEqual([
+      'backup321:site.mariadb.host: unknown host "db-srv2" (one of: proxmox-srv, docker-srv, db-srv, nas)',
+    ]);
+  });
+
+  test("unknown keys, wrong types, bad cron, non-positive retention, all at once", () => {
+    const raw = {
+      name: "t",
+      hosts: [{ name: "h1", address: "10.0.0.1", port: "22", colour: "red" }],
+      retention: { daily: { keepDaily: 0 } },
+      monitoring: { schedule: "0 25 * * *" },
+      extra: 1,
+    };
+    expect(problems(raw)).toEqual([
+      'backup321:site.hosts[0].port: is the string "22" (expected number)',
+      "backup321:site.hosts[0].colour: unknown key (remove it or check its spelling)",
+      "backup321:site.retention.daily.keepDaily: must be a positive whole number (e.g. 5)",
+      expect.stringMatching(
+        /^backup321:site\.monitoring\.schedule: "0 25 \* \* \*" .*\(five fields/,
+      ),
+      "backup321:site.extra: unknown key (remove it or check its spelling)",
+    ]);
+  });
+
+  test("duplicate names", () => {
+    const raw = minimalSite();
+    raw.hosts.push({ name: "h1", address: "10.0.0.2" });
+    expect(problems(raw)).toEqual([
+      'backup321:site.hosts[1].name: duplicate name "h1" (names must be unique)',
+    ]);
+  });
+
+  test("a role the host does not have", () => {
+    const raw = { ...minimalSite(), mariadb: { host: "h1", databases: ["db"] } };
+    expect(problems(raw)).toEqual([
+      'backup321:site.mariadb.host: host "h1" does not have the role mariadb (add mariadb to its roles)',
+    ]);
+  });
+
+  test("a retention tier that keeps nothing, and an unknown tier", () => {
+    const raw = clone(stackSite("prod")) as {
+      retention: Record<string, unknown>;
+      restic: { repositories: { retention: string }[] };
+    };
+    raw.retention.daily5 = {};
+    raw.restic.repositories[1].retention = "monthly";
+    expect(problems(raw)).toEqual([
+      expect.stringMatching(
+        /^backup321:site\.retention\.daily5: keeps nothing \(set at least one of keepLast/,
+      ),
+    ]);
+    raw.retention.daily5 = { keepDaily: 5 };
+    expect(problems(raw)).toEqual([
+      'backup321:site.restic.repositories[1].retention: unknown retention tier "monthly" (one of: daily5, weekly4)',
+    ]);
+  });
+
+  test("a Glacier transition over the restic prefix says why", () => {
+    const raw = clone(stackSite("prod")) as { offsite: { bucket: { transitions: unknown[] } } };
+    raw.offsite.bucket.transitions.push({ prefix: "", days: 30, storageClass: "GLACIER" });
+    expect(problems(raw)).toEqual([
+      expect.stringMatching(
+        /^backup321:site\.offsite\.bucket\.transitions\[1\]\.prefix: "" would move restic data under "restic\/" to GLACIER, and restic cannot read archived objects \(restic issue 4583\)/,
+      ),
+    ]);
+  });
+
+  test("a server binlog expiry shorter than the shipping can cover", () => {
+    const raw = clone(stackSite("prod")) as {
+      mariadb: { schedules: { binlogs: string }; retention: { binlogExpireDays: number } };
+    };
+    raw.mariadb.schedules.binlogs = "0 0 * * 0"; // weekly shipping
+    raw.mariadb.retention.binlogExpireDays = 7;
+    expect(problems(raw)).toEqual([
+      expect.stringMatching(
+        /^backup321:site\.mariadb\.retention\.binlogExpireDays: the server would drop binlogs after 7 day\(s\) but they are shipped only every 168 h.*\(at least 15\)$/,
+      ),
+    ]);
+  });
+});
+
+describe("cron expressions", () => {
+  test.each([
+    ["0 2 * * 0", 168],
+    ["15 * * * *", 1],
+    ["0 3 1 * *", 31 * 24],
+    ["*/15 * * * *", 0.25],
+    ["0 1 * * 1-5", 72],
+  ])("%s runs at least every %d h", (expr, hours) => {
+    expect(maxIntervalHours(expr)).toBe(hours);
+  });
+
+  test.each(["0 2 * *", "@daily", "0 2 * * 0 2026", "61 * * * *", "0 2 L * *", "0 2 ? * *"])(
+    "%s is refused",
+    (expr) => {
+      expect(cronProblem(expr)).toBeDefined();
+    },
+  );
+
+  test("any valid five-field expression is accepted and has a positive interval", () => {
+    const field = (max: number, min = 0) =>
+      fc.oneof(
+        fc.constant("*"),
+        fc.integer({ min, max }).map(String),
+        fc.integer({ min: 1, max: Math.max(1, Math.floor(max / 2)) }).map((n) => `*/${n}`),
+      );
+    fc.assert(
+      fc.property(field(59), field(23), field(28, 1), field(12, 1), field(6), (...f) => {
+        const expr = f.join(" ");
+        expect(cronProblem(expr)).toBeUndefined();
+        expect(maxIntervalHours(expr)).toBeGreaterThan(0);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe("properties of validation", () => {
+  const validName = fc.stringMatching(/^[a-z0-9][a-z0-9_-]{0,20}$/);
+
+  test("hosts with distinct valid names always parse; a duplicate always names its index", () => {
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(validName, { minLength: 1, maxLength: 6 }),
+        fc.nat(),
+        (names, pick) => {
+          const hosts = names.map((name, i) => ({ name, address: `10.0.0.${i + 1}` }));
+          expect(problems({ name: "s", hosts })).toEqual([]);
+          const dup = names[pick % names.length];
+          const withDup = [...hosts, { name: dup, address: "10.9.9.9" }];
+          expect(problems({ name: "s", hosts: withDup })).toEqual([
+            `backup321:site.hosts[${names.length}].name: duplicate name "${dup}" (names must be unique)`,
+          ]);
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  test("any non-positive or fractional keep-* is refused at its path", () => {
+    const keys = ["keepLast", "keepHourly", "keepDaily", "keepWeekly", "keepMonthly", "keepYearly"];
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...keys),
+        fc.oneof(fc.integer({ max: 0 }), fc.double({ min: 0.01, max: 100, noInteger: true })),
+        (key, value) => {
+          const out = problems({ ...minimalSite(), retention: { t: { [key]: value } } });
+          expect(out).toHaveLength(1);
+          expect(out[0].startsWith(`backup321:site.retention.t.${key}: `)).toBe(true);
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  test("a role pointing at any name that is not a host is refused with the known hosts", () => {
+    fc.assert(
+      fc.property(
+        validName.filter((n) => n !== "h1"),
+        (other) => {
+          const site = { ...minimalSite(), mariadb: { host: other, databases: ["db"] } };
+          expect(problems(site)).toEqual([
+            `backup321:site.mariadb.host: unknown host "${other}" (one of: h1)`,
+          ]);
+        },
+      ),
+      { numRuns: 50 },
+    );
+  });
+});
