@@ -8,6 +8,7 @@ import { Host, RemoteFile, ScheduledJob, readScript } from "../host";
 import { readinessCommand, renderEnvFile, sha256, withFileMarker } from "../host/render";
 import {
   backupEnv,
+  forgetArgs,
   passwordFileCommand,
   renderExcludeFile,
   renderS3Credentials,
@@ -113,6 +114,8 @@ export interface ResticRepositoryArgs {
   readonly check?: ResticCheck;
   /** Fill this repository by `restic copy` from another on the same host, created with its chunker parameters. */
   readonly copyFrom?: ResticRepository;
+  /** Seconds a copy waits for a run holding its source's lock (a long backup). Defaults to 3600. */
+  readonly copyLockWaitSeconds?: number;
 }
 
 /**
@@ -330,15 +333,21 @@ export class ResticRepository extends pulumi.ComponentResource {
         job: main,
         schedule: args.schedule,
         script: copy ? args.scripts.paths.copy : args.scripts.paths.backup,
-        env: {
-          ...common,
-          ...backupEnv({
-            paths: copy ? [] : (args.paths ?? []),
-            tags: copy ? [] : (args.tags ?? []),
-            retention: args.retention,
-          }),
-          BACKUP_EXCLUDE_FILE: copy ? "" : excludeFile,
-        },
+        env: copy
+          ? {
+              ...common,
+              FORGET_ARGS: forgetArgs(args.retention).join(" "),
+              COPY_LOCK_WAIT: args.copyLockWaitSeconds ?? 3600,
+            }
+          : {
+              ...common,
+              ...backupEnv({
+                paths: args.paths ?? [],
+                tags: args.tags ?? [],
+                retention: args.retention,
+              }),
+              BACKUP_EXCLUDE_FILE: excludeFile,
+            },
         dependsOn: [this.init],
       },
       { parent: this },

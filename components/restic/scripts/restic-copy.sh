@@ -1,7 +1,8 @@
 #!/bin/bash
 # restic-copy.sh ENV_FILE: copies the snapshots of FROM_URL missing from this repository (both
 # locked, both disks mounted), then applies this repository's keep policy. The repository was
-# created with the source's chunker parameters, so copied data deduplicates.
+# created with the source's chunker parameters, so copied data deduplicates. A backup of the source
+# still running delays the copy (up to COPY_LOCK_WAIT seconds) rather than losing the week.
 set -Eeuo pipefail
 source "${BASH_SOURCE[0]%/*}/common.sh"
 source "${BASH_SOURCE[0]%/*}/restic-lib.sh"
@@ -15,7 +16,7 @@ main() {
   restic_setup
   : "${FROM_URL:?FROM_URL missing}" "${FROM_PASSWORD_FILE:?FROM_PASSWORD_FILE missing}"
   b321_lock "restic-$REPO_NAME"
-  b321_lock "restic-${FROM_NAME:?FROM_NAME missing}"
+  b321_lock "restic-${FROM_NAME:?FROM_NAME missing}" "${COPY_LOCK_WAIT:-0}"
   restic_require_mounts
   restic_require_repo
   [ -r "$FROM_PASSWORD_FILE" ] || b321_fail "cannot read the password file $FROM_PASSWORD_FILE"
