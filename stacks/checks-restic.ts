@@ -15,7 +15,7 @@ const kindFields: Check = (site) =>
         : (["path", "disk"] as const).filter((k) => r[k] !== undefined);
     return wrong.map((k) => ({
       path: `${p}.${k}`,
-      message: `not used by a ${r.kind} repository (remove it, or use kind: ${r.kind === "local" ? "s3" : "local"})`,
+      message: `not used by ${r.kind === "s3" ? "an" : "a"} ${r.kind} repository (remove it, or use kind: ${r.kind === "local" ? "s3" : "local"})`,
     }));
   });
 
