@@ -16,6 +16,7 @@ import {
   repositoryUrl,
   resticFiles,
   runScriptCommand,
+  type ResticFiles,
   type ResticLocation,
 } from "./render";
 
@@ -129,6 +130,8 @@ export class ResticRepository extends pulumi.ComponentResource {
   public readonly url: string;
   public readonly host: Host;
   public readonly passwordFile: string;
+  /** Its files on the host (password, S3 keys, CA, excludes). */
+  public readonly files: ResticFiles;
   /** The repository password (secret): escrow it with the stack passphrase. */
   public readonly password: pulumi.Output<string>;
   /** Mount point required by jobs touching this repository, if any. */
@@ -158,6 +161,7 @@ export class ResticRepository extends pulumi.ComponentResource {
       ca: args.caCertificate !== undefined,
     });
     this.passwordFile = files.passwordFile;
+    this.files = files;
 
     const password = new random.RandomPassword(
       `${name}-password`,
@@ -166,10 +170,17 @@ export class ResticRepository extends pulumi.ComponentResource {
     );
     this.password = pulumi.secret(password.result);
     const secretFiles = this.installFiles(name, args, files);
+    const src = args.copyFrom?.files;
     const common = repositoryEnv({
       repo: args.repo,
       url: this.url,
-      files,
+      // restic copy reads both repositories with one set of S3 keys and CA: a local copy of an s3
+      // repository uses its source's.
+      files: {
+        ...files,
+        s3CredentialsFile: files.s3CredentialsFile ?? src?.s3CredentialsFile,
+        caFile: files.caFile ?? src?.caFile,
+      },
       mountpoint: this.mountpoint,
       hostTag: args.hostTag,
       restic: scripts.restic,
@@ -195,7 +206,7 @@ export class ResticRepository extends pulumi.ComponentResource {
   private installFiles(
     name: string,
     args: ResticRepositoryArgs,
-    files: ReturnType<typeof resticFiles>,
+    files: ResticFiles,
   ): pulumi.Resource[] {
     const host = args.scripts.host;
     const passwordFile = new command.remote.Command(

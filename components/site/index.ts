@@ -84,6 +84,11 @@ export class BackupSite extends pulumi.ComponentResource {
     while (pending.length > 0) {
       // stacks/ rejects copy loops, so each pass builds at least one repository.
       const i = pending.findIndex((r) => r.copyFrom === undefined || r.copyFrom in built);
+      if (i < 0)
+        throw new pulumi.ResourceError(
+          `backup321:site.restic.repositories: copyFrom of ${pending.map((r) => r.name).join(", ")} never reaches a repository that backs up paths`,
+          this,
+        );
       const r = pending.splice(i, 1)[0];
       scripts[r.host] ??= new ResticScripts(
         `${name}-restic-${r.host}`,

@@ -264,6 +264,37 @@ test("forget keeps the tier's count per host and tag set, and leaves other group
   expect(status("restic-usb").snapshots).toBe(3);
 });
 
+test("a failed backup never forgets anything", () => {
+  const main = () => snapshots("usb").filter((s) => s.tags?.join(",") === "system,database");
+  // one snapshot more than the tier keeps, made by hand
+  const extra = restic("usb", [
+    "backup",
+    "--host",
+    HOST_TAG,
+    "--tag",
+    "system,database",
+    "--",
+    src,
+  ]);
+  expect(extra.code).toBe(0);
+  expect(main()).toHaveLength(3);
+  const envFile = `${etc()}/restic-usb.env`;
+  const env = fs.readFileSync(envFile, "utf8");
+  fs.writeFileSync(envFile, env.replace(/^BACKUP_PATHS=.*$/m, `BACKUP_PATHS='${src}/missing'`));
+  try {
+    const r = job("restic-usb");
+    expect(r.code).toBe(1);
+    const st = status("restic-usb");
+    expect(st.result).toBe("failed");
+    expect(st.error).toMatch(/^restic backup of usb failed \(exit 1\): /);
+    expect(main()).toHaveLength(3);
+  } finally {
+    fs.writeFileSync(envFile, env);
+  }
+  expect(job("restic-usb").code).toBe(0);
+  expect(main()).toHaveLength(2);
+});
+
 test("copy to the cloud repository deduplicates: a second copy and a renamed duplicate add ~nothing", () => {
   const prefixDir = path.join(s3.directory, s3.bucket, "restic", "cloud");
   const r1 = job("restic-cloud");
