@@ -63,7 +63,11 @@ export async function run(): Promise<void> {
     const [, tBackup2] = timed(backup);
     const [, tCopy3] = timed(copy);
     const cloud3 = du(prefix);
-    const line = (k: string, v: string) => console.log(`${k.padEnd(44)} ${v}`);
+    const [, tRestore] = timed(() =>
+      r(["-r", cloud, "restore", "latest", "--host", "bench", "--target", `${dir}/restore`]),
+    );
+    runOk("diff", ["-r", src, `${dir}/restore${src}`]);
+    const line = (k: string, v: string) => console.log(`${k.padEnd(46)} ${v}`);
     line("source", `${sizeMiB} MiB of random data`);
     line(
       "first backup to local repository",
@@ -81,6 +85,10 @@ export async function run(): Promise<void> {
     line(
       "copy of that snapshot",
       `${tCopy3.toFixed(1)} s, +${((cloud3 - cloud2) / 1024).toFixed(1)} KiB stored`,
+    );
+    line(
+      "restore from s3rver (diff -r equal)",
+      `${tRestore.toFixed(1)} s (${((sizeMiB + 16) / tRestore).toFixed(0)} MiB/s)`,
     );
   } finally {
     await s3.stop();
