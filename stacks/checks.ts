@@ -3,6 +3,7 @@
 import type { Site } from "./schema";
 import type { Role } from "./model/hosts";
 import { maxIntervalHours } from "./schedule";
+import { resticChecks } from "./checks-restic";
 
 export interface Problem {
   /** Path under backup321:site, e.g. "mariadb.host". */
@@ -11,7 +12,7 @@ export interface Problem {
   readonly message: string;
 }
 
-type Check = (site: Site) => Problem[];
+export type Check = (site: Site) => Problem[];
 
 function duplicates(path: string, names: string[]): Problem[] {
   const seen = new Set<string>();
@@ -195,7 +196,13 @@ const binlogsOutliveShipping: Check = (site) => {
   ];
 };
 
-const allChecks: Check[] = [uniqueNames, references, resticNeverArchived, binlogsOutliveShipping];
+const allChecks: Check[] = [
+  uniqueNames,
+  references,
+  resticNeverArchived,
+  binlogsOutliveShipping,
+  ...resticChecks,
+];
 
 export function crossCheck(site: Site): Problem[] {
   return allChecks.flatMap((c) => c(site));

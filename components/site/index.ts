@@ -3,6 +3,9 @@ import * as pulumi from "@pulumi/pulumi";
 import type { Site } from "../../stacks/schema";
 import type { Host as HostModel } from "../../stacks/model/hosts";
 import { Host } from "../host";
+import { ResticRepository, ResticScripts, type ResticLocation } from "../restic";
+import { resticS3Prefix, type ResticRepository as ResticModel } from "../../stacks/model/restic";
+import { RESTIC_S3_SECRETS } from "../../stacks/secrets";
 
 /** A NAS only receives copies: nothing of backup321 runs there. */
 const isStorageOnly = (h: HostModel): boolean =>
@@ -17,6 +20,8 @@ export interface BackupSiteArgs {
 
 export class BackupSite extends pulumi.ComponentResource {
   public readonly hosts: Readonly<Record<string, Host>>;
+  /** restic repositories by name. */
+  public readonly restic: Readonly<Record<string, ResticRepository>>;
   /** What was installed where: hosts and their roles, resource counts per concern. */
   public readonly summary: pulumi.Output<pulumi.UnwrappedObject<Record<string, unknown>>>;
 
@@ -24,11 +29,15 @@ export class BackupSite extends pulumi.ComponentResource {
     super("backup321:site:BackupSite", name, {}, opts);
     const { site } = args;
     this.hosts = this.connectHosts(name, args);
+    this.restic = this.buildRestic(name, args);
     const summary: Record<string, unknown> = {
       site: site.name,
       targets: site.targets,
       hosts: Object.fromEntries(
         site.hosts.map((h) => [h.name, { address: h.address, roles: h.roles }]),
+      ),
+      restic: Object.fromEntries(
+        Object.values(this.restic).map((r) => [r.repo, { url: r.url, jobs: r.jobs }]),
       ),
     };
     this.summary = pulumi.output(summary);
@@ -64,5 +73,75 @@ export class BackupSite extends pulumi.ComponentResource {
         ),
       ]),
     );
+  }
+
+  /** One ResticScripts per host running restic, then the repositories, copy sources first. */
+  private buildRestic(name: string, args: BackupSiteArgs): Record<string, ResticRepository> {
+    const { site } = args;
+    const scripts: Record<string, ResticScripts> = {};
+    const built: Record<string, ResticRepository> = {};
+    const pending = [...site.restic.repositories];
+    while (pending.length > 0) {
+      // stacks/ rejects copy loops, so each pass builds at least one repository.
+      const i = pending.findIndex((r) => r.copyFrom === undefined || r.copyFrom in built);
+      if (i < 0)
+        throw new pulumi.ResourceError(
+          `backup321:site.restic.repositories: copyFrom of ${pending.map((r) => r.name).join(", ")} never reaches a repository that backs up paths`,
+          this,
+        );
+      const r = pending.splice(i, 1)[0];
+      scripts[r.host] ??= new ResticScripts(
+        `${name}-restic-${r.host}`,
+        { host: this.hosts[r.host] },
+        { parent: this },
+      );
+      built[r.name] = new ResticRepository(
+        `${name}-restic-${r.name}`,
+        {
+          scripts: scripts[r.host],
+          repo: r.name,
+          location: this.resticLocation(r, site),
+          s3: r.kind === "s3" ? this.resticS3Keys(args) : undefined,
+          hostTag: r.host,
+          schedule: r.schedule,
+          paths: r.paths,
+          excludes: r.excludes,
+          tags: r.tags,
+          retention: site.retention[r.retention],
+          check: r.check,
+          copyFrom: r.copyFrom === undefined ? undefined : built[r.copyFrom],
+        },
+        { parent: this },
+      );
+    }
+    return built;
+  }
+
+  private resticLocation(r: ResticModel, site: Site): ResticLocation {
+    if (r.kind === "local")
+      return { kind: "local", path: r.path ?? "", mountpoint: r.disk?.mountpoint };
+    const bucket = site.offsite.bucket;
+    if (!bucket)
+      throw new pulumi.ResourceError(`backup321:site.offsite.bucket: needed by ${r.name}`, this);
+    return {
+      kind: "s3",
+      bucket: bucket.name,
+      region: bucket.region,
+      prefix: resticS3Prefix(r, bucket.resticPrefix),
+      endpoint: r.endpoint,
+    };
+  }
+
+  private resticS3Keys(args: BackupSiteArgs) {
+    const get = (key: string) => {
+      const v = args.secrets[key];
+      if (v === undefined)
+        throw new pulumi.ResourceError(`backup321:${key}: missing (restic's S3 key)`, this);
+      return pulumi.secret(v);
+    };
+    return {
+      accessKeyId: get(RESTIC_S3_SECRETS.accessKeyId),
+      secretAccessKey: get(RESTIC_S3_SECRETS.secretAccessKey),
+    };
   }
 }

@@ -13,16 +13,16 @@ export const resticRepository = z.strictObject({
   path: absPath.optional(),
   /** Disk that must be mounted before a local repository is touched. */
   disk: disk.optional(),
-  /** Key prefix inside the offsite bucket, for kind s3. Defaults to restic/<name>. */
+  /** Key prefix inside the offsite bucket, for kind s3; must be under bucket.resticPrefix. Defaults to <resticPrefix><name>. */
   prefix: z
     .string()
     .regex(/^[a-z0-9][a-z0-9/_-]*$/, "must be a key prefix like restic/cloud")
     .optional(),
-  /** Stack config key holding the S3 endpoint override (s3rver, MinIO); AWS when unset. */
+  /** S3 endpoint URL override (MinIO, s3rver), for kind s3. Defaults to AWS in the bucket's region. */
   endpoint: z.string().url().optional(),
   /** Fill this repository by `restic copy` from another (by name) instead of backing up paths. */
   copyFrom: name.optional(),
-  /** Backup or copy schedule. */
+  /** Backup or copy schedule; forget/prune follow every successful run. */
   schedule: cron,
   /** Paths backed up (ignored when copyFrom is set). */
   paths: z.array(absPath).default([]),
@@ -38,3 +38,8 @@ export const resticRepository = z.strictObject({
 });
 export type ResticRepository = z.infer<typeof resticRepository>;
 export const restic = z.strictObject({ repositories: z.array(resticRepository).default([]) });
+
+/** The key prefix of an s3 repository: its own, or the bucket's restic prefix plus its name. */
+export function resticS3Prefix(repo: ResticRepository, resticPrefix: string): string {
+  return (repo.prefix ?? `${resticPrefix.replace(/\/*$/, "/")}${repo.name}`).replace(/\/+$/, "");
+}

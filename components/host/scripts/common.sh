@@ -165,13 +165,14 @@ b321_start() {
   b321_log "started"
 }
 
-# b321_lock NAME: holds <state>/locks/NAME.lock until the script exits; fails if another run has it.
+# b321_lock NAME [WAIT_SECONDS]: holds <state>/locks/NAME.lock until the script exits; fails if
+# another run has it (after waiting up to WAIT_SECONDS, default 0).
 b321_lock() {
-  local name=$1 file
+  local name=$1 wait=${2:-0} file
   mkdir -p -- "$B321_STATE/locks"
   file=$B321_STATE/locks/$name.lock
   exec {B321_LOCK_FD}>>"$file"
-  flock -n "$B321_LOCK_FD" || b321_fail "another run holds the lock $file"
+  flock -w "$wait" "$B321_LOCK_FD" || b321_fail "another run holds the lock $file"
 }
 
 # b321_require_mount DIR: fails unless DIR is a mount point (a missing USB SSD must never fill /).

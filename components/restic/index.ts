@@ -1,0 +1,393 @@
+// restic repositories: the scripts on a host, and per repository its password, init and jobs
+// (backup or copy with forget/prune, rotating check).
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import * as random from "@pulumi/random";
+import type { RetentionPolicy } from "../../stacks/primitives";
+import { Host, RemoteFile, ScheduledJob, readScript } from "../host";
+import { readinessCommand, renderEnvFile, sha256, withFileMarker } from "../host/render";
+import {
+  backupEnv,
+  forgetArgs,
+  passwordFileCommand,
+  renderExcludeFile,
+  renderS3Credentials,
+  repositoryEnv,
+  repositoryUrl,
+  resticFiles,
+  runScriptCommand,
+  type ResticFiles,
+  type ResticLocation,
+} from "./render";
+
+export type { ResticLocation };
+
+/** The scripts every restic job runs, with their file names. */
+export const RESTIC_SCRIPTS = [
+  ["lib", "restic-lib.sh", "0644"],
+  ["init", "restic-init.sh", "0755"],
+  ["backup", "restic-backup.sh", "0755"],
+  ["copy", "restic-copy.sh", "0755"],
+  ["check", "restic-check.sh", "0755"],
+] as const;
+
+export interface ResticScriptsArgs {
+  readonly host: Host;
+  /** The restic binary on the host. Defaults to restic (from PATH). */
+  readonly restic?: string;
+}
+
+/** The restic scripts on one host, shared by every repository that host runs. */
+export class ResticScripts extends pulumi.ComponentResource {
+  public readonly host: Host;
+  public readonly restic: string;
+  /** Installed script paths by role (init, backup, copy, check). */
+  public readonly paths: Readonly<Record<string, string>>;
+  /** What a repository on this host must wait for. */
+  public readonly resources: pulumi.Resource[];
+
+  constructor(name: string, args: ResticScriptsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("backup321:restic:ResticScripts", name, {}, opts);
+    this.host = args.host;
+    this.restic = args.restic ?? "restic";
+    const tools = new command.remote.Command(
+      `${name}-tools`,
+      {
+        connection: args.host.connection,
+        create: readinessCommand([this.restic]),
+        addPreviousOutputInEnv: false,
+      },
+      args.host.commandOptions(this),
+    );
+    const paths: Record<string, string> = {};
+    const files = RESTIC_SCRIPTS.map(([role, file, mode]) => {
+      paths[role] = `${args.host.paths.lib}/${file}`;
+      return new RemoteFile(
+        `${name}-${role}`,
+        { host: args.host, path: paths[role], content: readScript(__dirname, file), mode },
+        { parent: this, dependsOn: args.host.base },
+      );
+    });
+    this.paths = paths;
+    this.resources = [tools, ...files, ...args.host.base];
+    this.registerOutputs({ paths: this.paths });
+  }
+}
+
+export interface ResticS3Credentials {
+  /** Access key id of the IAM user that writes the repository prefix. */
+  readonly accessKeyId: pulumi.Input<string>;
+  /** Its secret access key (a secret). */
+  readonly secretAccessKey: pulumi.Input<string>;
+}
+
+export interface ResticCheck {
+  /** Cron schedule of `restic check`. */
+  readonly schedule: string;
+  /** Rotating subsets: every pack is read once per this many runs. */
+  readonly subsets: number;
+}
+
+export interface ResticRepositoryArgs {
+  /** The host's restic scripts (ResticScripts on the host that runs this repository). */
+  readonly scripts: ResticScripts;
+  /** Repository name, unique on the host: job names restic-<repo>, restic-<repo>-check. */
+  readonly repo: string;
+  /** Where the repository lives. */
+  readonly location: ResticLocation;
+  /** S3 credentials (kind s3). Written to a 0600 file; never on a command line. */
+  readonly s3?: ResticS3Credentials;
+  /** PEM certificate the S3 endpoint chains to (a self-signed endpoint). Defaults to the system store. */
+  readonly caCertificate?: pulumi.Input<string>;
+  /** restic --host of every snapshot: the site's host name, so a rebuilt host keeps its groups. */
+  readonly hostTag: string;
+  /** Backup (or copy) schedule. */
+  readonly schedule: string;
+  /** Paths backed up. Ignored with copyFrom. Defaults to none. */
+  readonly paths?: readonly string[];
+  /** restic exclude patterns. Defaults to none. */
+  readonly excludes?: readonly string[];
+  /** Stable tags: forget groups by host and tags. Defaults to none. */
+  readonly tags?: readonly string[];
+  /** Keep policy applied by forget after every successful run. */
+  readonly retention: RetentionPolicy;
+  /** Rotating integrity check. Defaults to none. */
+  readonly check?: ResticCheck;
+  /** Fill this repository by `restic copy` from another on the same host, created with its chunker parameters. */
+  readonly copyFrom?: ResticRepository;
+  /** Seconds a copy waits for a run holding its source's lock (a long backup). Defaults to 3600. */
+  readonly copyLockWaitSeconds?: number;
+}
+
+/**
+ * A restic repository: a random password in a 0600 file (installed once, never replaced or deleted:
+ * it is what opens the data), `restic init` only when the repository is missing, and the jobs:
+ * backup (or copy) followed by forget/prune, and the rotating check. Destroying it never deletes
+ * repository data nor its password file.
+ */
+export class ResticRepository extends pulumi.ComponentResource {
+  public readonly repo: string;
+  public readonly url: string;
+  public readonly host: Host;
+  public readonly passwordFile: string;
+  /** Its files on the host (password, S3 keys, CA, excludes). */
+  public readonly files: ResticFiles;
+  /** The repository password (secret): escrow it with the stack passphrase. */
+  public readonly password: pulumi.Output<string>;
+  /** Mount point required by jobs touching this repository, if any. */
+  public readonly mountpoint?: string;
+  /** The init command: jobs, and copies from this repository, wait for it. */
+  public readonly init: command.remote.Command;
+  /** Job names on the host. */
+  public readonly jobs: string[];
+
+  constructor(name: string, args: ResticRepositoryArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("backup321:restic:ResticRepository", name, {}, opts);
+    const { scripts } = args;
+    const host = scripts.host;
+    this.host = host;
+    this.repo = args.repo;
+    this.url = repositoryUrl(args.location);
+    this.mountpoint = args.location.kind === "local" ? args.location.mountpoint : undefined;
+    if (args.location.kind === "s3" && !args.s3)
+      throw new pulumi.ResourceError(`restic repository ${args.repo}: s3 needs credentials`, this);
+    if (args.copyFrom && args.copyFrom.host !== host)
+      throw new pulumi.ResourceError(
+        `restic repository ${args.repo}: copyFrom ${args.copyFrom.repo} is on another host`,
+        this,
+      );
+    const files = resticFiles(host.paths.etc, args.repo, {
+      s3: args.location.kind === "s3",
+      ca: args.caCertificate !== undefined,
+    });
+    this.passwordFile = files.passwordFile;
+    this.files = files;
+
+    const password = new random.RandomPassword(
+      `${name}-password`,
+      { length: 48, special: false },
+      { parent: this, retainOnDelete: true, additionalSecretOutputs: ["result"] },
+    );
+    this.password = pulumi.secret(password.result);
+    const secretFiles = this.installFiles(name, args, files);
+    const src = args.copyFrom?.files;
+    const common = repositoryEnv({
+      repo: args.repo,
+      url: this.url,
+      // restic copy reads both repositories with one set of S3 keys and CA: a local copy of an s3
+      // repository uses its source's.
+      files: {
+        ...files,
+        s3CredentialsFile: files.s3CredentialsFile ?? src?.s3CredentialsFile,
+        caFile: files.caFile ?? src?.caFile,
+      },
+      mountpoint: this.mountpoint,
+      hostTag: args.hostTag,
+      restic: scripts.restic,
+      cacheDir: `${host.paths.state}/cache/restic`,
+      from: args.copyFrom && {
+        repo: args.copyFrom.repo,
+        url: args.copyFrom.url,
+        passwordFile: args.copyFrom.passwordFile,
+        mountpoint: args.copyFrom.mountpoint,
+      },
+    });
+    this.init = this.createIfMissing(name, args, common, [...scripts.resources, ...secretFiles]);
+    this.jobs = this.scheduleJobs(name, args, common, files.excludeFile);
+    this.registerOutputs({
+      url: this.url,
+      passwordFile: this.passwordFile,
+      password: this.password,
+      jobs: this.jobs,
+    });
+  }
+
+  /** The password file (installed once, kept on delete), the S3 keys, the CA and the excludes. */
+  private installFiles(
+    name: string,
+    args: ResticRepositoryArgs,
+    files: ResticFiles,
+  ): pulumi.Resource[] {
+    const host = args.scripts.host;
+    const passwordFile = new command.remote.Command(
+      `${name}-password-file`,
+      {
+        connection: host.connection,
+        create: withFileMarker(
+          host.hostName,
+          files.passwordFile,
+          passwordFileCommand(files.passwordFile, host.user),
+        ),
+        stdin: this.password,
+        triggers: [pulumi.secret(this.password.apply(sha256))],
+        logging: "none",
+        addPreviousOutputInEnv: false,
+      },
+      {
+        ...host.commandOptions(this, host.base),
+        // No delete: the file is what opens the repository's data.
+        retainOnDelete: true,
+        additionalSecretOutputs: ["stdin", "stdout", "stderr"],
+      },
+    );
+    const out: pulumi.Resource[] = [passwordFile];
+    if (args.s3 && files.s3CredentialsFile) {
+      const s3 = args.s3;
+      out.push(
+        new RemoteFile(
+          `${name}-s3-credentials`,
+          {
+            host,
+            path: files.s3CredentialsFile,
+            content: pulumi.secret(
+              pulumi
+                .all([s3.accessKeyId, s3.secretAccessKey])
+                .apply(([id, key]) => renderS3Credentials(id, key)),
+            ),
+            secret: true,
+            dependsOn: host.base,
+          },
+          { parent: this },
+        ),
+      );
+    }
+    if (args.caCertificate !== undefined && files.caFile) {
+      out.push(
+        new RemoteFile(
+          `${name}-ca`,
+          { host, path: files.caFile, content: args.caCertificate, dependsOn: host.base },
+          { parent: this },
+        ),
+      );
+    }
+    if (!args.copyFrom) {
+      out.push(
+        new RemoteFile(
+          `${name}-exclude`,
+          {
+            host,
+            path: files.excludeFile,
+            content: renderExcludeFile(args.excludes ?? []),
+            dependsOn: host.base,
+          },
+          { parent: this },
+        ),
+      );
+    }
+    return out;
+  }
+
+  /** restic init when the repository is missing (a copy target with its source's chunker parameters). */
+  private createIfMissing(
+    name: string,
+    args: ResticRepositoryArgs,
+    common: Record<string, string>,
+    dependsOn: pulumi.Resource[],
+  ): command.remote.Command {
+    const host = args.scripts.host;
+    const job = `restic-${args.repo}-init`;
+    const envPath = `${host.paths.etc}/${job}.env`;
+    const envVars = {
+      ...common,
+      B321_JOB: job,
+      B321_STATE: host.paths.state,
+      B321_LIB: host.paths.lib,
+      B321_ETC: host.paths.etc,
+    };
+    const env = new RemoteFile(
+      `${name}-init-env`,
+      {
+        host,
+        path: envPath,
+        content: renderEnvFile(`backup321 restic init of ${args.repo}`, envVars),
+        mode: "0600",
+        dirMode: "0700",
+        dependsOn: host.base,
+      },
+      { parent: this },
+    );
+    return new command.remote.Command(
+      `${name}-init`,
+      {
+        connection: host.connection,
+        create: runScriptCommand(host.user, args.scripts.paths.init, envPath),
+        triggers: [this.url, args.copyFrom?.url ?? ""],
+        logging: "stderr",
+        addPreviousOutputInEnv: false,
+      },
+      {
+        ...host.commandOptions(this, [
+          ...dependsOn,
+          env,
+          ...(args.copyFrom ? [args.copyFrom.init] : []),
+        ]),
+        // Never deletes the repository: backups outlive the stack.
+        retainOnDelete: true,
+      },
+    );
+  }
+
+  /** The backup (or copy) job with forget/prune, and the rotating check. */
+  private scheduleJobs(
+    name: string,
+    args: ResticRepositoryArgs,
+    common: Record<string, string>,
+    excludeFile: string,
+  ): string[] {
+    const host = args.scripts.host;
+    const copy = args.copyFrom !== undefined;
+    const main = `restic-${args.repo}`;
+    new ScheduledJob(
+      `${name}-${copy ? "copy" : "backup"}`,
+      {
+        host,
+        job: main,
+        schedule: args.schedule,
+        script: copy ? args.scripts.paths.copy : args.scripts.paths.backup,
+        env: copy
+          ? {
+              ...common,
+              FORGET_ARGS: forgetArgs(args.retention).join(" "),
+              COPY_LOCK_WAIT: args.copyLockWaitSeconds ?? 3600,
+            }
+          : {
+              ...common,
+              ...backupEnv({
+                paths: args.paths ?? [],
+                tags: args.tags ?? [],
+                retention: args.retention,
+              }),
+              BACKUP_EXCLUDE_FILE: excludeFile,
+            },
+        dependsOn: [this.init],
+      },
+      { parent: this },
+    );
+    const jobs = [main];
+    if (args.check) {
+      const job = `restic-${args.repo}-check`;
+      new ScheduledJob(
+        `${name}-check`,
+        {
+          host,
+          job,
+          schedule: args.check.schedule,
+          script: args.scripts.paths.check,
+          // The check reads only this repository: the copy source's disk need not be mounted.
+          env: {
+            ...common,
+            FROM_NAME: "",
+            FROM_URL: "",
+            FROM_PASSWORD_FILE: "",
+            FROM_MOUNT: "",
+            CHECK_SUBSETS: args.check.subsets,
+          },
+          dependsOn: [this.init],
+        },
+        { parent: this },
+      );
+      jobs.push(job);
+    }
+    return jobs;
+  }
+}

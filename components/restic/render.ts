@@ -1,0 +1,200 @@
+// Pure functions for restic repositories: the repository URL, forget's keep flags, the env file of
+// each job, and the install-once command of the password file.
+import type { RetentionPolicy } from "../../stacks/primitives";
+import { asRoot, dirname, shq } from "../host/render";
+
+/** Where a repository lives. */
+export type ResticLocation =
+  | {
+      readonly kind: "local";
+      /** Directory of the repository. */
+      readonly path: string;
+      /** Mount point that must be mounted before the repository is touched (the USB SSD). */
+      readonly mountpoint?: string;
+    }
+  | {
+      readonly kind: "s3";
+      readonly bucket: string;
+      /** Key prefix inside the bucket, e.g. restic/cloud. */
+      readonly prefix: string;
+      /** Endpoint URL (s3rver, MinIO); AWS in `region` when unset. */
+      readonly endpoint?: string;
+      /** AWS region, used when no endpoint is given. */
+      readonly region?: string;
+    };
+
+/** The restic repository string: a directory, or s3:<endpoint>/<bucket>/<prefix>. */
+export function repositoryUrl(loc: ResticLocation): string {
+  switch (loc.kind) {
+    case "local":
+      return loc.path;
+    case "s3": {
+      const endpoint = (loc.endpoint ?? `https://s3.${loc.region ?? "us-east-1"}.amazonaws.com`)
+        .replace(/\/+$/, "")
+        .replace(/^s3:/, "");
+      const prefix = loc.prefix.replace(/^\/+|\/+$/g, "");
+      return `s3:${endpoint}/${loc.bucket}${prefix ? `/${prefix}` : ""}`;
+    }
+  }
+}
+
+const KEEP_FLAGS: readonly [keyof RetentionPolicy, string][] = [
+  ["keepLast", "--keep-last"],
+  ["keepHourly", "--keep-hourly"],
+  ["keepDaily", "--keep-daily"],
+  ["keepWeekly", "--keep-weekly"],
+  ["keepMonthly", "--keep-monthly"],
+  ["keepYearly", "--keep-yearly"],
+];
+
+/** forget's keep flags for a retention tier, in a fixed order; fails on a tier that keeps nothing. */
+export function forgetArgs(policy: RetentionPolicy): string[] {
+  const args = KEEP_FLAGS.flatMap(([key, flag]) => {
+    const n = policy[key];
+    if (n === undefined) return [];
+    if (!Number.isInteger(n) || n < 1) throw new Error(`${key} must be a positive whole number`);
+    return [flag, String(n)];
+  });
+  // restic forget with no keep flag removes nothing, but an empty tier is a mistake: say so.
+  if (args.length === 0) throw new Error("the retention tier keeps nothing (set e.g. keepDaily)");
+  return args;
+}
+
+/** The files of a repository on its host. */
+export interface ResticFiles {
+  readonly passwordFile: string;
+  /** Two lines: access key id, secret access key (s3 only). */
+  readonly s3CredentialsFile?: string;
+  /** PEM bundle the S3 endpoint's certificate chains to (self-signed endpoints). */
+  readonly caFile?: string;
+  readonly excludeFile: string;
+}
+
+/** Paths of a repository's files under the host's etc dir. */
+export function resticFiles(
+  etc: string,
+  repo: string,
+  opts: { s3: boolean; ca: boolean },
+): ResticFiles {
+  return {
+    passwordFile: `${etc}/secrets/restic-${repo}.password`,
+    s3CredentialsFile: opts.s3 ? `${etc}/secrets/restic-${repo}.s3` : undefined,
+    caFile: opts.ca ? `${etc}/restic-${repo}.ca.pem` : undefined,
+    excludeFile: `${etc}/restic-${repo}.exclude`,
+  };
+}
+
+export interface RepositoryEnvSpec {
+  readonly repo: string;
+  readonly url: string;
+  readonly files: ResticFiles;
+  /** Mount point required before a run (local repository on a disk). */
+  readonly mountpoint?: string;
+  /** restic --host: the site's host name, stable across rebuilds. */
+  readonly hostTag: string;
+  /** The restic binary. */
+  readonly restic: string;
+  /** restic's cache directory. */
+  readonly cacheDir: string;
+  /** The source of `restic copy`, when this repository is a copy. */
+  readonly from?: {
+    readonly repo: string;
+    readonly url: string;
+    readonly passwordFile: string;
+    readonly mountpoint?: string;
+  };
+}
+
+/** Variables every restic script reads (no secret: paths to 0600 files only). */
+export function repositoryEnv(spec: RepositoryEnvSpec): Record<string, string> {
+  return {
+    RESTIC_BIN: spec.restic,
+    RESTIC_CACHE: spec.cacheDir,
+    RESTIC_HOST: spec.hostTag,
+    REPO_NAME: spec.repo,
+    REPO_URL: spec.url,
+    REPO_PASSWORD_FILE: spec.files.passwordFile,
+    REPO_S3_CREDENTIALS: spec.files.s3CredentialsFile ?? "",
+    REPO_CACERT: spec.files.caFile ?? "",
+    REPO_MOUNT: spec.mountpoint ?? "",
+    FROM_NAME: spec.from?.repo ?? "",
+    FROM_URL: spec.from?.url ?? "",
+    FROM_PASSWORD_FILE: spec.from?.passwordFile ?? "",
+    FROM_MOUNT: spec.from?.mountpoint ?? "",
+  };
+}
+
+export interface BackupEnvSpec {
+  readonly paths: readonly string[];
+  readonly tags: readonly string[];
+  readonly retention: RetentionPolicy;
+}
+
+/** Variables of the backup (or copy) job on top of repositoryEnv. */
+export function backupEnv(spec: BackupEnvSpec): Record<string, string> {
+  for (const p of spec.paths) {
+    if (!/^\/[A-Za-z0-9._/@+-]*$/.test(p))
+      throw new Error(`backup path "${p}" must be absolute, without spaces`);
+  }
+  for (const t of spec.tags) {
+    if (!/^[a-z0-9][a-z0-9_-]*$/.test(t)) throw new Error(`tag "${t}" must be a simple name`);
+  }
+  return {
+    BACKUP_PATHS: spec.paths.join(" "),
+    BACKUP_TAGS: spec.tags.join(","),
+    FORGET_ARGS: forgetArgs(spec.retention).join(" "),
+  };
+}
+
+/** The exclude file: one restic pattern a line. */
+export function renderExcludeFile(excludes: readonly string[]): string {
+  for (const e of excludes) {
+    if (/[\n\r]/.test(e)) throw new Error(`exclude "${e}" must be one line`);
+  }
+  return (
+    ["# backup321: restic --exclude-file (managed by pulumi up)", ...excludes].join("\n") + "\n"
+  );
+}
+
+/**
+ * Installs the repository password from stdin, once: a password file that exists with different
+ * content is never overwritten (it is what opens the existing repository); the command fails and
+ * says so instead. Running it again with the same password changes nothing.
+ */
+export function passwordFileCommand(path: string, user: string): string {
+  const f = shq(path);
+  return asRoot(
+    user,
+    [
+      "set -eu",
+      `install -d -m 0700 -- ${shq(dirname(path))}`,
+      `tmp=$(mktemp -- ${f}.b321.XXXXXX)`,
+      `trap 'rm -f -- "$tmp"' EXIT`,
+      `cat > "$tmp"`,
+      `if [ -e ${f} ]; then`,
+      `  if cmp -s -- "$tmp" ${f}; then chmod 0600 -- ${f}; exit 0; fi`,
+      `  echo "backup321: refusing to replace ${path.replace(/[`"$\\]/g, "")}: it opens the existing repository (restore the escrowed password, or move the file away for a new repository)" >&2`,
+      "  exit 1",
+      "fi",
+      `chmod 0600 -- "$tmp"`,
+      `mv -f -- "$tmp" ${f}`,
+      "trap - EXIT",
+    ].join("\n"),
+  );
+}
+
+/** The credentials file restic's S3 jobs read: access key id, then secret access key. */
+export function renderS3Credentials(accessKeyId: string, secretAccessKey: string): string {
+  for (const [k, v] of [
+    ["accessKeyId", accessKeyId],
+    ["secretAccessKey", secretAccessKey],
+  ]) {
+    if (v === "" || /[\s]/.test(v)) throw new Error(`S3 ${k} must be one non-empty word`);
+  }
+  return `${accessKeyId}\n${secretAccessKey}\n`;
+}
+
+/** Runs a script with its env file, as root. */
+export function runScriptCommand(user: string, script: string, envFile: string): string {
+  return asRoot(user, `${shq(script)} ${shq(envFile)}`);
+}

@@ -1,0 +1,116 @@
+#!/bin/bash
+# Shared by the restic job scripts (sourced after common.sh). Configured by the job's env file:
+#   REPO_NAME REPO_URL REPO_PASSWORD_FILE REPO_S3_CREDENTIALS REPO_CACERT REPO_MOUNT
+#   FROM_NAME FROM_URL FROM_PASSWORD_FILE FROM_MOUNT  (the source of restic copy)
+#   RESTIC_BIN RESTIC_CACHE RESTIC_HOST
+# Secrets stay in 0600 files: the password through --password-file, the S3 keys read here and
+# handed to restic in its own environment only (never argv, never printed, never exported).
+
+RESTIC_ARGS=()
+RESTIC_S3_ID=""
+RESTIC_S3_SECRET=""
+
+# restic_setup: checks the configuration, loads the S3 keys, builds the common restic flags.
+restic_setup() {
+  : "${REPO_NAME:?REPO_NAME missing}" "${REPO_URL:?REPO_URL missing}"
+  : "${REPO_PASSWORD_FILE:?REPO_PASSWORD_FILE missing}"
+  RESTIC_BIN=${RESTIC_BIN:-restic}
+  command -v "$RESTIC_BIN" >/dev/null 2>&1 || b321_fail "restic is not installed ($RESTIC_BIN)"
+  [ -r "$REPO_PASSWORD_FILE" ] || b321_fail "cannot read the password file $REPO_PASSWORD_FILE"
+  if [ -n "${REPO_S3_CREDENTIALS:-}" ]; then
+    [ -r "$REPO_S3_CREDENTIALS" ] || b321_fail "cannot read the S3 credentials $REPO_S3_CREDENTIALS"
+    { IFS= read -r RESTIC_S3_ID && IFS= read -r RESTIC_S3_SECRET; } < "$REPO_S3_CREDENTIALS" ||
+      b321_fail "$REPO_S3_CREDENTIALS must hold two lines: access key id, secret access key"
+  fi
+  RESTIC_ARGS=(--repo "$REPO_URL" --password-file "$REPO_PASSWORD_FILE"
+    --cache-dir "${RESTIC_CACHE:-$B321_STATE/cache/restic}")
+  if [ -n "${REPO_CACERT:-}" ]; then
+    RESTIC_ARGS+=(--cacert "$REPO_CACERT")
+  fi
+}
+
+# restic_run ARGS...: restic on this job's repository; S3 keys only in restic's environment.
+restic_run() {
+  if [ -n "$RESTIC_S3_ID" ]; then
+    AWS_ACCESS_KEY_ID=$RESTIC_S3_ID AWS_SECRET_ACCESS_KEY=$RESTIC_S3_SECRET \
+      "$RESTIC_BIN" "${RESTIC_ARGS[@]}" "$@"
+  else
+    "$RESTIC_BIN" "${RESTIC_ARGS[@]}" "$@"
+  fi
+}
+
+# restic_require_mounts: a repository (or copy source) on a disk is never touched unless mounted,
+# so an unplugged USB SSD can never fill the root file system.
+restic_require_mounts() {
+  if [ -n "${REPO_MOUNT:-}" ]; then
+    b321_require_mount "$REPO_MOUNT"
+  fi
+  if [ -n "${FROM_MOUNT:-}" ]; then
+    b321_require_mount "$FROM_MOUNT"
+  fi
+}
+
+# restic_probe: sets RESTIC_REPO_STATE to present or missing; fails on anything else (wrong
+# password, endpoint unreachable).
+RESTIC_REPO_STATE=""
+restic_probe() {
+  local err rc=0 why
+  err=$(mktemp)
+  restic_run cat config > /dev/null 2> "$err" || rc=$?
+  if [ "$rc" -eq 0 ]; then
+    RESTIC_REPO_STATE=present
+  elif grep -q 'Is there a repository at the following location' -- "$err" &&
+    grep -qiE 'no such file or directory|does not exist|NoSuchKey' -- "$err"; then
+    RESTIC_REPO_STATE=missing
+  else
+    why=$(grep -v '^$' -- "$err" | head -n 3 | tr '\n' ' ')
+    rm -f -- "$err"
+    b321_fail "cannot open the repository $REPO_NAME ($REPO_URL): $why"
+  fi
+  rm -f -- "$err"
+}
+
+# restic_require_repo: fails unless the repository exists and the password opens it.
+restic_require_repo() {
+  restic_probe
+  [ "$RESTIC_REPO_STATE" = present ] ||
+    b321_fail "repository $REPO_NAME ($REPO_URL) is not initialised (run pulumi up)"
+}
+
+restic_lock_count() {
+  restic_run --no-lock list locks 2> /dev/null | grep -c . || true
+}
+
+# restic_unlock_stale: removes stale locks (crashed runs; restic keeps live ones) and warns, since
+# a stale lock means an earlier run died.
+restic_unlock_stale() {
+  local before after
+  before=$(restic_lock_count)
+  [ "$before" -gt 0 ] || return 0
+  restic_run unlock >&2 || b321_fail "restic unlock failed on $REPO_NAME"
+  after=$(restic_lock_count)
+  b321_set stale_locks_removed "$((before - after))"
+  if [ "$before" -gt "$after" ]; then
+    b321_warn "removed $((before - after)) stale restic lock(s) from $REPO_NAME (an earlier run died)"
+  fi
+  if [ "$after" -gt 0 ]; then
+    b321_fail "$REPO_NAME is locked by a live restic process ($after lock(s)); not touching it"
+  fi
+}
+
+# restic_forget_prune: applies the tier's keep policy per host and tag set, then prunes.
+restic_forget_prune() {
+  local -a keep
+  read -r -a keep <<< "${FORGET_ARGS:?FORGET_ARGS missing}"
+  restic_unlock_stale
+  restic_run forget --group-by host,tags "${keep[@]}" --prune >&2 ||
+    b321_fail "restic forget/prune failed on $REPO_NAME"
+  b321_set snapshots "$(restic_run --no-lock snapshots --json | grep -o '"short_id"' | wc -l)"
+}
+
+# restic_json_field FILE KEY: a number or string field of the last summary line restic --json printed.
+restic_json_field() {
+  local file=$1 key=$2
+  grep '"message_type":"summary"' -- "$file" | tail -n 1 |
+    sed -n "s/.*\"$key\":\"\\{0,1\\}\\([^,\"}]*\\).*/\\1/p"
+}

@@ -1,0 +1,451 @@
+// The restic component for real: the commands of a mock run executed over SSH against a sandbox
+// (a local repository on a "USB SSD" mount point, and a copy in s3rver over TLS), then the jobs run
+// by their entry points exactly as cron would.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import * as pulumi from "@pulumi/pulumi";
+import { startSshd, type Sshd } from "../harness/sshd";
+import { makeSandbox, type Sandbox } from "../harness/sandbox";
+import { startS3rver, type S3rverServer } from "../harness/s3rver";
+import {
+  applyCreates,
+  applyDeletes,
+  remoteSteps,
+  runMocked,
+  type RemoteStep,
+} from "../harness/program";
+import { run, runOk, waitFor, type RunResult } from "../harness/proc";
+
+const HOST_TAG = "docker-srv";
+
+let sshd: Sshd;
+let box: Sandbox;
+let s3: S3rverServer;
+let steps: RemoteStep[];
+let usbMount: string;
+let usbRepo: string;
+let src: string;
+let alerts: string;
+let mounted = false;
+
+const etc = () => box.paths.etc;
+const status = (job: string) =>
+  JSON.parse(fs.readFileSync(`${box.paths.state}/status/${job}.json`, "utf8"));
+const cloudUrl = () => `s3:${s3.endpoint}/${s3.bucket}/restic/cloud`;
+
+/** Runs a job's entry point as cron does, with a recording alert hook. */
+function job(name: string, wrap: string[] = []): RunResult {
+  const entry = `${box.paths.sbin}/b321-${name}`;
+  const [file, ...args] = [...wrap, entry];
+  return run(file, args, { env: { ...process.env, B321_ALERT: alerts } });
+}
+
+/** restic on one of the sandbox repositories, outside the jobs (what an operator would type). */
+function restic(repo: "usb" | "cloud", args: string[]): RunResult {
+  const common = repo === "usb" ? ["-r", usbRepo] : ["-r", cloudUrl(), "--cacert", s3.caFile];
+  return run(
+    "restic",
+    [
+      ...common,
+      "--password-file",
+      `${etc()}/secrets/restic-${repo}.password`,
+      "--no-cache",
+      ...args,
+    ],
+    {
+      env: {
+        ...process.env,
+        AWS_ACCESS_KEY_ID: s3.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+      },
+    },
+  );
+}
+
+function snapshots(repo: "usb" | "cloud"): { id: string; hostname: string; tags?: string[] }[] {
+  const r = restic(repo, ["snapshots", "--json"]);
+  if (r.code !== 0) throw new Error(r.stderr);
+  return JSON.parse(r.stdout);
+}
+
+function dirBytes(dir: string): number {
+  return Number(runOk("du", ["-sb", dir]).stdout.split("\t")[0]);
+}
+
+function alertLines(): string[] {
+  return fs.existsSync(`${alerts}.log`)
+    ? fs.readFileSync(`${alerts}.log`, "utf8").trim().split("\n")
+    : [];
+}
+
+beforeAll(async () => {
+  sshd = await startSshd();
+  box = makeSandbox("b321-restic-");
+  s3 = await startS3rver({ bucket: "atlastech-backups" });
+  usbMount = box.at("mnt/usb-ssd");
+  usbRepo = `${usbMount}/restic`;
+  fs.mkdirSync(usbMount, { recursive: true });
+  src = box.at("srv/data");
+  fs.mkdirSync(`${src}/etc`, { recursive: true });
+  fs.writeFileSync(`${src}/etc/app.conf`, "setting=1\n");
+  fs.writeFileSync(`${src}/scratch.tmp`, "excluded\n");
+  // 4 MiB of incompressible data: big enough for deduplication to show in byte counts.
+  fs.writeFileSync(`${src}/blob.bin`, randomBytes(4 * 1024 * 1024));
+  alerts = box.at("alert.sh");
+  fs.writeFileSync(alerts, `#!/bin/bash\necho "$1 $2 $3" >> ${alerts}.log\n`, { mode: 0o755 });
+  const caPem = fs.readFileSync(s3.caFile, "utf8");
+  const recorded = await runMocked(async () => {
+    const { Host } = await import("../../components/host");
+    const { ResticScripts, ResticRepository } = await import("../../components/restic");
+    const host = new Host("h", {
+      hostName: HOST_TAG,
+      address: "127.0.0.1",
+      port: sshd.port,
+      privateKey: pulumi.secret(sshd.privateKey),
+      paths: box.paths,
+    });
+    const scripts = new ResticScripts("restic-h", { host });
+    const usb = new ResticRepository("usb", {
+      scripts,
+      repo: "usb",
+      location: { kind: "local", path: usbRepo, mountpoint: usbMount },
+      hostTag: HOST_TAG,
+      schedule: "0 3 * * *",
+      paths: [src],
+      excludes: ["*.tmp"],
+      tags: ["system", "database"],
+      retention: { keepLast: 2 },
+      check: { schedule: "0 6 * * *", subsets: 3 },
+    });
+    new ResticRepository("cloud", {
+      scripts,
+      repo: "cloud",
+      location: {
+        kind: "s3",
+        bucket: s3.bucket,
+        prefix: "restic/cloud",
+        endpoint: s3.endpoint,
+      },
+      s3: {
+        accessKeyId: pulumi.secret(s3.accessKeyId),
+        secretAccessKey: pulumi.secret(s3.secretAccessKey),
+      },
+      caCertificate: caPem,
+      hostTag: HOST_TAG,
+      schedule: "0 4 * * 0",
+      retention: { keepLast: 3 },
+      check: { schedule: "0 8 * * 0", subsets: 2 },
+      copyFrom: usb,
+      copyLockWaitSeconds: 2,
+    });
+  });
+  steps = remoteSteps(recorded);
+}, 180_000);
+
+afterAll(async () => {
+  if (mounted) run("umount", [usbMount]);
+  await sshd?.stop();
+  await s3?.stop();
+  box?.remove();
+});
+
+test("no secret reaches a command line, and the password goes only through stdin", () => {
+  const passwords = steps.filter((s) => s.name.endsWith("-password-file"));
+  expect(passwords.map((s) => s.name)).toEqual(["usb-password-file", "cloud-password-file"]);
+  for (const p of passwords) expect(p.stdin).toBe(`mock-password-${p.name.split("-")[0]}-password`);
+  const secrets = passwords.map((p) => p.stdin as string);
+  const creds = steps.find((s) => s.name === "cloud-s3-credentials-file");
+  expect(creds?.stdin).toBe(`${s3.accessKeyId}\n${s3.secretAccessKey}\n`);
+  for (const s of steps) {
+    for (const secret of secrets) {
+      expect(s.create ?? "").not.toContain(secret);
+      expect(s.delete ?? "").not.toContain(secret);
+    }
+  }
+});
+
+test("the USB repository refuses to be created while the disk is not mounted", () => {
+  applyCreates(
+    sshd,
+    steps.filter((s) => !s.name.endsWith("-init")),
+  );
+  const init = steps.find((s) => s.name === "usb-init") as RemoteStep;
+  const r0 = sshd.exec(init.create as string);
+  expect(r0.code).toBe(1);
+  expect(fs.existsSync(`${usbRepo}/config`)).toBe(false);
+  const st = status("restic-usb-init");
+  expect(st.result).toBe("failed");
+  expect(st.error).toBe(
+    `${usbMount} is not mounted (is the USB SSD plugged in and in /etc/fstab by UUID?)`,
+  );
+  // the jobs refuse too, and alert
+  const r = job("restic-usb");
+  expect(r.code).toBe(1);
+  expect(status("restic-usb")).toMatchObject({ result: "failed" });
+  expect(status("restic-usb").error).toContain("is not mounted");
+  expect(alertLines()).toContain(
+    `restic-usb failed ${usbMount} is not mounted (is the USB SSD plugged in and in /etc/fstab by UUID?)`,
+  );
+});
+
+test("once mounted, both repositories are created; a second run changes nothing", () => {
+  runOk("mount", ["--bind", usbMount, usbMount]);
+  mounted = true;
+  applyCreates(sshd, steps);
+  expect(status("restic-usb-init")).toMatchObject({ result: "success", created: "true" });
+  expect(status("restic-cloud-init")).toMatchObject({ result: "success", created: "true" });
+  const pw = `${etc()}/secrets/restic-usb.password`;
+  expect((fs.statSync(pw).mode & 0o777).toString(8)).toBe("600");
+  expect((fs.statSync(`${etc()}/secrets/restic-cloud.s3`).mode & 0o777).toString(8)).toBe("600");
+  const usbConfig = JSON.parse(restic("usb", ["cat", "config"]).stdout);
+  const cloudConfig = JSON.parse(restic("cloud", ["cat", "config"]).stdout);
+  // same chunker: restic copy deduplicates
+  expect(cloudConfig.chunker_polynomial).toBe(usbConfig.chunker_polynomial);
+  expect(cloudConfig.id).not.toBe(usbConfig.id);
+  const configMtime = fs.statSync(`${usbRepo}/config`).mtimeMs;
+  const keys = fs.readdirSync(`${usbRepo}/keys`);
+
+  applyCreates(sshd, steps);
+  expect(status("restic-usb-init")).toMatchObject({ result: "success", created: "false" });
+  expect(status("restic-cloud-init")).toMatchObject({ result: "success", created: "false" });
+  expect(fs.statSync(`${usbRepo}/config`).mtimeMs).toBe(configMtime);
+  expect(fs.readdirSync(`${usbRepo}/keys`)).toEqual(keys);
+  expect(JSON.parse(restic("cloud", ["cat", "config"]).stdout).id).toBe(cloudConfig.id);
+});
+
+test("a different password never replaces the one that opens the repository", () => {
+  const step = steps.find((s) => s.name === "usb-password-file") as RemoteStep;
+  const r = sshd.exec(step.create as string, "another-password");
+  expect(r.code).toBe(1);
+  expect(r.stderr).toContain("refusing to replace");
+  expect(restic("usb", ["cat", "config"]).code).toBe(0);
+});
+
+test("backup: one snapshot with the stable host and tags, excludes applied, status filled", () => {
+  const r = job("restic-usb");
+  expect(r.stderr).toContain("finished: success");
+  expect(r.code).toBe(0);
+  const st = status("restic-usb");
+  expect(st.result).toBe("success");
+  expect(st.bytes).toBeGreaterThan(4_000_000);
+  expect(st.files).toBe(2);
+  const snaps = snapshots("usb");
+  expect(snaps).toHaveLength(1);
+  expect(snaps[0]).toMatchObject({ hostname: HOST_TAG, tags: ["system", "database"] });
+  expect(snaps[0].id.startsWith(st.snapshot)).toBe(true);
+  const listed = restic("usb", ["ls", "latest"]).stdout;
+  expect(listed).toContain(`${src}/etc/app.conf`);
+  expect(listed).not.toContain("scratch.tmp");
+});
+
+test("forget keeps the tier's count per host and tag set, and leaves other groups alone", () => {
+  // a snapshot of another tag set: its own group
+  const other = restic("usb", [
+    "backup",
+    "--host",
+    HOST_TAG,
+    "--tag",
+    "manual",
+    "--",
+    `${src}/etc`,
+  ]);
+  expect(other.code).toBe(0);
+  for (let i = 0; i < 3; i++) {
+    fs.writeFileSync(`${src}/etc/app.conf`, `setting=${i + 2}\n`);
+    expect(job("restic-usb").code).toBe(0);
+  }
+  const snaps = snapshots("usb");
+  const main = snaps.filter((s) => s.tags?.join(",") === "system,database");
+  const manual = snaps.filter((s) => s.tags?.join(",") === "manual");
+  expect(main).toHaveLength(2);
+  expect(manual).toHaveLength(1);
+  expect(status("restic-usb").snapshots).toBe(3);
+});
+
+test("a failed backup never forgets anything", () => {
+  const main = () => snapshots("usb").filter((s) => s.tags?.join(",") === "system,database");
+  // one snapshot more than the tier keeps, made by hand
+  const extra = restic("usb", [
+    "backup",
+    "--host",
+    HOST_TAG,
+    "--tag",
+    "system,database",
+    "--",
+    src,
+  ]);
+  expect(extra.code).toBe(0);
+  expect(main()).toHaveLength(3);
+  const envFile = `${etc()}/restic-usb.env`;
+  const env = fs.readFileSync(envFile, "utf8");
+  fs.writeFileSync(envFile, env.replace(/^BACKUP_PATHS=.*$/m, `BACKUP_PATHS='${src}/missing'`));
+  try {
+    const r = job("restic-usb");
+    expect(r.code).toBe(1);
+    const st = status("restic-usb");
+    expect(st.result).toBe("failed");
+    expect(st.error).toMatch(/^restic backup of usb failed \(exit 1\): /);
+    expect(main()).toHaveLength(3);
+  } finally {
+    fs.writeFileSync(envFile, env);
+  }
+  expect(job("restic-usb").code).toBe(0);
+  expect(main()).toHaveLength(2);
+});
+
+test("copy to the cloud repository deduplicates: a second copy and a renamed duplicate add ~nothing", () => {
+  const prefixDir = path.join(s3.directory, s3.bucket, "restic", "cloud");
+  const r1 = job("restic-cloud");
+  expect(r1.stderr).toContain("finished: success");
+  const first = status("restic-cloud");
+  expect(first.bytes).toBeGreaterThan(4_000_000);
+  expect(snapshots("cloud")).toHaveLength(3);
+  const size1 = dirBytes(prefixDir);
+
+  // nothing new: nothing copied
+  expect(job("restic-cloud").code).toBe(0);
+  expect(status("restic-cloud").bytes).toBe(0);
+  const size2 = dirBytes(prefixDir);
+  expect(size2 - size1).toBeLessThan(64 * 1024);
+
+  // the same 4 MiB under a new name: a new snapshot, but its data is already in the cloud
+  fs.copyFileSync(`${src}/blob.bin`, `${src}/blob-copy.bin`);
+  expect(job("restic-usb").code).toBe(0);
+  expect(status("restic-usb").bytes).toBeLessThan(64 * 1024);
+  expect(job("restic-cloud").code).toBe(0);
+  const third = status("restic-cloud");
+  expect(third.bytes).toBeLessThan(64 * 1024);
+  expect(dirBytes(prefixDir) - size2).toBeLessThan(256 * 1024);
+  // the cloud tier keeps 3 per group
+  expect(snapshots("cloud").filter((s) => s.tags?.join(",") === "system,database")).toHaveLength(3);
+});
+
+test("restore from the cloud repository equals the source", () => {
+  const target = box.at("restore");
+  const r = restic("cloud", [
+    "restore",
+    "latest",
+    "--host",
+    HOST_TAG,
+    "--tag",
+    "system,database",
+    "--target",
+    target,
+  ]);
+  expect(r.code).toBe(0);
+  fs.rmSync(`${src}/scratch.tmp`);
+  const diff = run("diff", ["-r", `${target}${src}`, src]);
+  expect(diff.stdout + diff.stderr).toBe("");
+  expect(diff.code).toBe(0);
+  fs.writeFileSync(`${src}/scratch.tmp`, "excluded\n");
+});
+
+test("check reads a different subset each run, wrapping around", () => {
+  const subsets = [1, 2, 3, 4].map(() => {
+    const r = job("restic-usb-check");
+    expect(r.code).toBe(0);
+    return status("restic-usb-check").subset;
+  });
+  expect(subsets).toEqual(["1/3", "2/3", "3/3", "1/3"]);
+  const cloud = [1, 2, 3].map(() => {
+    expect(job("restic-cloud-check").code).toBe(0);
+    return status("restic-cloud-check").subset;
+  });
+  expect(cloud).toEqual(["1/2", "2/2", "1/2"]);
+});
+
+test("a run while another holds the repository's lock is refused", () => {
+  const lock = `${box.paths.state}/locks/restic-usb.lock`;
+  const before = snapshots("usb").length;
+  const r = run("flock", [lock, `${box.paths.sbin}/b321-restic-usb`], {
+    env: { ...process.env, B321_ALERT: alerts },
+  });
+  expect(r.code).toBe(1);
+  expect(status("restic-usb").error).toBe(`another run holds the lock ${lock}`);
+  // the copy locks its source too (after waiting its COPY_LOCK_WAIT for it)
+  const t0 = Date.now();
+  const c = run("flock", [lock, `${box.paths.sbin}/b321-restic-cloud`], {
+    env: { ...process.env, B321_ALERT: alerts },
+  });
+  expect(c.code).toBe(1);
+  expect(Date.now() - t0).toBeGreaterThanOrEqual(2000);
+  expect(status("restic-cloud").error).toBe(`another run holds the lock ${lock}`);
+  expect(snapshots("usb")).toHaveLength(before);
+});
+
+test("a stale restic lock is removed before forget, with a warning", async () => {
+  // a restic process that dies holding its lock (kill -9): the lock stays in the repository
+  const child = spawn(
+    "restic",
+    [
+      "-r",
+      usbRepo,
+      "--password-file",
+      `${etc()}/secrets/restic-usb.password`,
+      "--no-cache",
+      "backup",
+      "--stdin",
+      "--stdin-filename",
+      "x",
+    ],
+    { stdio: ["pipe", "ignore", "ignore"] },
+  );
+  await waitFor(
+    "a restic lock",
+    () => restic("usb", ["--no-lock", "list", "locks"]).stdout.trim() !== "",
+  );
+  child.kill("SIGKILL");
+  await new Promise((r) =>
+    child.exitCode !== null || child.signalCode ? r(null) : child.once("exit", r),
+  );
+  child.stdin?.destroy();
+  // without unlock, forget cannot run
+  const blocked = restic("usb", ["forget", "--keep-last", "2"]);
+  expect(blocked.code).toBe(1);
+  expect(blocked.stderr).toContain("repository is already locked");
+
+  const r = job("restic-usb");
+  expect(r.code).toBe(0);
+  const st = status("restic-usb");
+  expect(st.result).toBe("warning");
+  expect(st.stale_locks_removed).toBe(1);
+  expect(st.error).toBe("removed 1 stale restic lock(s) from usb (an earlier run died)");
+  expect(restic("usb", ["--no-lock", "list", "locks"]).stdout.trim()).toBe("");
+  expect(snapshots("usb").filter((s) => s.tags?.join(",") === "system,database")).toHaveLength(2);
+});
+
+test("exit code 3 (unreadable file) is a warning naming the file, and skips forget", () => {
+  const secret = `${src}/etc/unreadable.key`;
+  fs.writeFileSync(secret, "x\n", { mode: 0o000 });
+  const before = snapshots("usb").filter((s) => s.tags?.join(",") === "system,database").length;
+  // root reads everything: drop the capabilities that let it ignore file modes
+  const r = job("restic-usb", [
+    "setpriv",
+    "--bounding-set=-dac_override,-dac_read_search",
+    "--inh-caps=-dac_override,-dac_read_search",
+  ]);
+  fs.rmSync(secret);
+  expect(r.code).toBe(0);
+  const st = status("restic-usb");
+  expect(st.result).toBe("warning");
+  expect(st.unreadable).toBe(1);
+  expect(st.error).toBe(
+    `snapshot made but 1 file(s) could not be read (forget skipped): ${secret}`,
+  );
+  expect(alertLines()).toContain(`restic-usb warning ${st.error}`);
+  const after = snapshots("usb").filter((s) => s.tags?.join(",") === "system,database").length;
+  expect(after).toBe(before + 1);
+});
+
+test("deletes remove the jobs but never the repositories nor their passwords", () => {
+  applyDeletes(sshd, steps);
+  applyDeletes(sshd, steps);
+  expect(fs.existsSync(`${box.paths.cron}/backup321-restic-usb`)).toBe(false);
+  expect(fs.existsSync(`${box.paths.sbin}/b321-restic-cloud`)).toBe(false);
+  expect(fs.existsSync(`${etc()}/secrets/restic-usb.password`)).toBe(true);
+  expect(fs.existsSync(`${etc()}/secrets/restic-cloud.password`)).toBe(true);
+  expect(restic("usb", ["cat", "config"]).code).toBe(0);
+  expect(restic("cloud", ["cat", "config"]).code).toBe(0);
+});
