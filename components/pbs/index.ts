@@ -173,8 +173,12 @@ export class ProxmoxBackupServer extends pulumi.ComponentResource {
         connection: this.host.connection,
         create: apply,
         update: apply,
-        // Configuration only: the chunk store is never deleted.
-        delete: asRoot(this.host.user, setupCommand(script, "remove", env.path)),
+        // Configuration only: the chunk store is never deleted. Without its env file (already
+        // destroyed) there is nothing left to remove.
+        delete: asRoot(
+          this.host.user,
+          `[ ! -e ${shq(env.path)} ] || ${setupCommand(script, "remove", env.path)}`,
+        ),
         triggers: [env.contentHash, ...scripts.map((s) => s.contentHash)],
         logging: "stderr",
         addPreviousOutputInEnv: false,

@@ -67,6 +67,8 @@ export interface ProxmoxBackupsArgs {
   readonly jobs: readonly VzdumpJobSpec[];
   /** Scheduled local snapshots. Defaults to none. */
   readonly snapshots?: SnapshotSpec;
+  /** PVE's cluster file system, where the storage key files live. Defaults to /etc/pve. */
+  readonly pveDir?: string;
 }
 
 export class ProxmoxBackups extends pulumi.ComponentResource {
@@ -78,11 +80,13 @@ export class ProxmoxBackups extends pulumi.ComponentResource {
 
   private readonly host: Host;
   private readonly node: string;
+  private readonly pveDir: string;
 
   constructor(name: string, args: ProxmoxBackupsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("backup321:proxmox:ProxmoxBackups", name, {}, opts);
     this.host = args.host;
     this.node = args.node ?? args.host.hostName;
+    this.pveDir = args.pveDir ?? "/etc/pve";
     const provider = new proxmoxve.Provider(
       `${name}-provider`,
       {
@@ -164,7 +168,7 @@ export class ProxmoxBackups extends pulumi.ComponentResource {
     datastore: string,
     storage: proxmoxve.storage.Pbs,
   ): command.remote.Command {
-    const file = pveKeyFilePath(pbsStorageId(datastore));
+    const file = pveKeyFilePath(pbsStorageId(datastore), this.pveDir);
     return new command.remote.Command(
       `${name}-${datastore}-key-check`,
       {

@@ -115,6 +115,6 @@ export function pbsStorageId(datastore: string): string {
 }
 
 /** Where PVE keeps a PBS storage's encryption key; missing means backups go out unencrypted. */
-export function pveKeyFilePath(storageId: string): string {
-  return `/etc/pve/priv/storage/${storageId}.enc`;
+export function pveKeyFilePath(storageId: string, pveDir = "/etc/pve"): string {
+  return `${pveDir}/priv/storage/${storageId}.enc`;
 }
