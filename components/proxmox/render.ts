@@ -26,8 +26,10 @@ function part(field: Field, p: string): string {
   if (step) {
     if (field === "weekday")
       throw new Error(`a step in the weekday field ("${p}") has no PVE form`);
-    const start = step[1] === "*" ? (field === "day" || field === "month" ? "1" : "0") : step[1];
-    return `${value(field, start)}/${Number(step[2])}`;
+    const start =
+      step[1] === "*" ? (field === "day" || field === "month" ? 1 : 0) : Number(step[1]);
+    value(field, String(start));
+    return `${start}/${Number(step[2])}`;
   }
   const range = /^([A-Za-z0-9]+)-([A-Za-z0-9]+)$/.exec(p);
   if (range) return `${value(field, range[1])}..${value(field, range[2])}`;
