@@ -236,6 +236,7 @@ export class ProxmoxBackupServer extends pulumi.ComponentResource {
           PBS_PATH: env.PBS_PATH,
           PBS_MOUNT: env.PBS_MOUNT,
           PBS_UUID: env.PBS_UUID,
+          PBS_MIN_FREE_PERCENT: d.minFreePercent ?? 10,
         },
         dependsOn: [...scripts, setup],
       },

@@ -27,6 +27,8 @@ export interface DatastoreSpec {
   readonly verifySchedule?: string;
   /** Re-verify snapshots verified longer ago than this many days. Defaults to 30. */
   readonly reverifyAfterDays?: number;
+  /** The guard warns below this share of free space. Defaults to 10. */
+  readonly minFreePercent?: number;
 }
 
 /** The name of the API token PVE uses for a datastore (one token per datastore). */

@@ -61,6 +61,8 @@ export const pbs = z.strictObject({
         verifySchedule: calendarEvent.default("weekly"),
         /** Re-verify snapshots older than this many days. Defaults to 30. */
         reverifyAfterDays: z.number().int().positive().default(30),
+        /** The guard warns when less than this share of the disk is free. Defaults to 10. */
+        minFreePercent: z.number().int().min(0).max(100).default(10),
       }),
     )
     .min(1, "lists no datastore"),

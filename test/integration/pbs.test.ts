@@ -288,6 +288,25 @@ describe("the disk guard", () => {
     expect(maintenance()).toBe("read-only");
     runOk("bash", ["-c", `${shims.bin}/${PBM} datastore update usb-ssd --delete maintenance-mode`]);
   });
+
+  test("warns and alerts when the disk is nearly full", () => {
+    const env = `${box.paths.etc}/pbs-guard-usb-ssd.env`;
+    const full = box.at("guard-full.env");
+    fs.writeFileSync(full, fs.readFileSync(env, "utf8") + "PBS_MIN_FREE_PERCENT='100'\n");
+    fs.rmSync(alertLog(), { force: true });
+    const r = sshd.exec(
+      `B321_ALERT='${box.at("alert-hook.sh")}' '${box.paths.lib}/pbs-guard.sh' '${full}'`,
+    );
+    expect(r.code).toBe(0);
+    const s = status();
+    expect(s.result).toBe("warning");
+    expect(s.free_percent).toBeLessThan(100);
+    expect(s.error).toBe(
+      `datastore usb-ssd has only ${s.free_percent}% free (below 100%): prune, GC or a bigger disk`,
+    );
+    expect(fs.readFileSync(alertLog(), "utf8")).toBe(`pbs-guard-usb-ssd|warning|${s.error}\n`);
+    expect(fs.readFileSync(env, "utf8")).toContain("PBS_MIN_FREE_PERCENT='10'\n");
+  });
 });
 
 test("destroy removes the configuration, keeps the chunk store, and can run twice", () => {

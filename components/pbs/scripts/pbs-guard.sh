@@ -48,8 +48,21 @@ main() {
     b321_fail "$PBS_PATH/.chunks is missing although ${PBS_MOUNT:-the disk} is mounted (wrong disk?): datastore $PBS_DATASTORE is offline"
   fi
   bring_online
-  b321_set used_bytes "$(df -B1 --output=used -- "$PBS_PATH" | tail -n 1 | tr -d ' ')"
-  b321_set avail_bytes "$(df -B1 --output=avail -- "$PBS_PATH" | tail -n 1 | tr -d ' ')"
+  check_space
+}
+
+# The USB SSD filling up stops backups: warn (and alert) below PBS_MIN_FREE_PERCENT free.
+check_space() {
+  local used avail free_pct
+  used=$(df -B1 --output=used -- "$PBS_PATH" | tail -n 1 | tr -d ' ')
+  avail=$(df -B1 --output=avail -- "$PBS_PATH" | tail -n 1 | tr -d ' ')
+  free_pct=$((avail * 100 / (used + avail)))
+  b321_set used_bytes "$used"
+  b321_set avail_bytes "$avail"
+  b321_set free_percent "$free_pct"
+  if [ "$free_pct" -lt "${PBS_MIN_FREE_PERCENT:-10}" ]; then
+    b321_warn "datastore $PBS_DATASTORE has only $free_pct% free (below ${PBS_MIN_FREE_PERCENT:-10}%): prune, GC or a bigger disk"
+  fi
 }
 
 main "$@"

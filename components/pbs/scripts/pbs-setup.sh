@@ -194,30 +194,38 @@ apply() {
 }
 
 remove() {
-  local id path="/datastore/$PBS_DATASTORE" list auth
+  local id path="/datastore/$PBS_DATASTORE" prune verify acl users tokens stores auth
   id=$(job_id)
-  if [ -n "$(pbm prune-job list --output-format json | json_find id "$id")" ]; then
+  # Every read first: a failing PBS fails the destroy instead of being taken for "already gone".
+  prune=$(pbm prune-job list --output-format json)
+  verify=$(pbm verify-job list --output-format json)
+  acl=$(pbm acl list --output-format json)
+  users=$(pbm user list --output-format json)
+  stores=$(pbm datastore list --output-format json)
+  if [ -n "$(json_find id "$id" <<< "$prune")" ]; then
     pbm prune-job remove "$id" >&2
   fi
-  if [ -n "$(pbm verify-job list --output-format json | json_find id "$id")" ]; then
+  if [ -n "$(json_find id "$id" <<< "$verify")" ]; then
     pbm verify-job remove "$id" >&2
   fi
-  list=$(pbm acl list --output-format json | json_objects)
   for auth in "$PBS_USER!$PBS_TOKEN" "$PBS_USER"; do
-    if grep -F -- "\"path\":\"$path\"" <<< "$list" | grep -qF -- "\"ugid\":\"$auth\""; then
+    if json_objects <<< "$acl" | grep -F -- "\"path\":\"$path\"" | grep -qF -- "\"ugid\":\"$auth\""; then
       pbm acl update "$path" DatastoreBackup --auth-id "$auth" --delete true >&2
     fi
   done
-  if pbm user list --output-format json | grep -qF -- "\"userid\":\"$PBS_USER\""; then
-    if token_exists; then
+  if grep -qF -- "\"userid\":\"$PBS_USER\"" <<< "$users"; then
+    tokens=$(pbm user list-tokens "$PBS_USER" --output-format json)
+    if grep -qF -- "\"tokenid\":\"$PBS_USER!$PBS_TOKEN\"" <<< "$tokens"; then
       pbm user delete-token "$PBS_USER" "$PBS_TOKEN" >&2
+      tokens=$(pbm user list-tokens "$PBS_USER" --output-format json)
     fi
-    if ! pbm user list-tokens "$PBS_USER" --output-format json | grep -qF '"tokenid"'; then
+    # The user is shared by the datastores: it goes with the last token.
+    if ! grep -qF '"tokenid"' <<< "$tokens"; then
       pbm user remove "$PBS_USER" >&2
     fi
   fi
   rm -f -- "$PBS_TOKEN_FILE"
-  if [ -n "$(pbm datastore list --output-format json | json_find name "$PBS_DATASTORE")" ]; then
+  if [ -n "$(json_find name "$PBS_DATASTORE" <<< "$stores")" ]; then
     # Configuration only: the chunk store under PBS_PATH stays (no --destroy-data).
     pbm datastore remove "$PBS_DATASTORE" >&2
   fi
