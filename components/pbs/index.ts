@@ -3,6 +3,17 @@
 // user and API token limited to DatastoreBackup on that datastore, and a guard that takes the
 // datastore offline when its disk is missing. Outputs the certificate fingerprint and, per
 // datastore, the token PVE uses (its secret as a Pulumi secret).
+//
+// How the token secret reaches PVE: PBS prints a token's secret once, when it is generated. The
+// setup script (pbs-setup.sh, run over SSH) captures it straight into a 0600 file on the PBS host;
+// nothing is printed. A second command reads that file back with logging off and its stdout marked
+// secret (additionalSecretOutputs), and that Output, wrapped in pulumi.secret, becomes the password
+// of PVE's storage.Pbs: the secret lives only in that file, in the encrypted stack state and in
+// /etc/pve/priv on the PVE node. A token whose file was lost is renewed by the next setup run.
+//
+// With PBS in a container (commandPrefix "docker exec pbs"), the datastore path must be the same
+// inside the container and on the host (bind-mount the disk at the same path): the mount checks run
+// on the host.
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { Host, RemoteFile, ScheduledJob, readScript } from "../host";
