@@ -106,6 +106,7 @@ export class ProxmoxBackups extends pulumi.ComponentResource {
       checks[s.datastore] = this.checkKeyOnNode(name, s.datastore, storages[s.datastore]);
     }
     const jobs: Record<string, proxmoxve.backup.Job> = {};
+    let hook: RemoteFile | undefined;
     for (const j of args.jobs) {
       const check = checks[j.datastore];
       if (!check)
@@ -113,7 +114,8 @@ export class ProxmoxBackups extends pulumi.ComponentResource {
           `job ${j.id}: datastore "${j.datastore}" has no PBS storage (one of: ${Object.keys(storages).join(", ")})`,
           this,
         );
-      jobs[j.id] = this.vzdumpJob(name, j, storages[j.datastore], check, provider);
+      hook ??= this.installHook(name);
+      jobs[j.id] = this.vzdumpJob(name, j, storages[j.datastore], [check, hook], provider);
     }
     if (args.snapshots) this.snapshotJob = this.scheduleSnapshots(name, args.snapshots);
     this.storages = storages;
@@ -189,7 +191,7 @@ export class ProxmoxBackups extends pulumi.ComponentResource {
     name: string,
     j: VzdumpJobSpec,
     storage: proxmoxve.storage.Pbs,
-    keyCheck: command.remote.Command,
+    [keyCheck, hook]: [command.remote.Command, RemoteFile],
     provider: proxmoxve.Provider,
   ): proxmoxve.backup.Job {
     const guests = j.guests === "all" ? { all: true } : { vmids: j.guests.map((id) => String(id)) };
@@ -208,8 +210,25 @@ export class ProxmoxBackups extends pulumi.ComponentResource {
         ...(j.mailto ? { mailtos: [j.mailto] } : {}),
         repeatMissed: true,
         enabled: true,
+        // Refuses each run whose storage has lost its encryption key on the node.
+        script: hook.path,
       },
-      { parent: this, provider, dependsOn: [keyCheck] },
+      { parent: this, provider, dependsOn: [keyCheck, hook] },
+    );
+  }
+
+  /** The vzdump hook that checks the storage's encryption key at the start of every job run. */
+  private installHook(name: string): RemoteFile {
+    return new RemoteFile(
+      `${name}-vzdump-hook`,
+      {
+        host: this.host,
+        path: `${this.host.paths.lib}/vzdump-hook.sh`,
+        content: readScript(__dirname, "vzdump-hook.sh"),
+        mode: "0755",
+        dependsOn: this.host.base,
+      },
+      { parent: this },
     );
   }
 

@@ -55,7 +55,15 @@ beforeAll(async () => {
           fingerprint: "ab:cd",
         },
       ],
-      jobs: [],
+      jobs: [
+        {
+          id: "daily",
+          schedule: "0 1 * * *",
+          guests: "all",
+          datastore: "usb-ssd",
+          retention: { keepDaily: 5 },
+        },
+      ],
       snapshots: { schedule: "30 0 * * *", vms: [100, 101], containers: [200], keep: 3 },
     });
   });
@@ -82,6 +90,22 @@ test("the key check fails while PVE holds no encryption key for the storage", ()
   fs.mkdirSync(`${pveDir}/priv/storage`, { recursive: true });
   fs.writeFileSync(keyFile(), '{"kdf":null}');
   expect(sshd.exec(keyCheck().create ?? "").code).toBe(0);
+});
+
+test("the vzdump hook refuses a job run whose storage key is missing, at job-start only", () => {
+  applyCreates(sshd, steps);
+  const hook = `${box.paths.lib}/vzdump-hook.sh`;
+  const vzdump = (phase: string, store: string) =>
+    sshd.exec(`STOREID='${store}' B321_PVE_DIR='${pveDir}' '${hook}' ${phase} snapshot 100`);
+  expect(vzdump("job-start", "pbs-usb-ssd").code).toBe(0);
+  const gone = vzdump("job-start", "pbs-other");
+  expect(gone.code).toBe(1);
+  expect(gone.stderr).toBe(
+    `backup321: ${pveDir}/priv/storage/pbs-other.enc is missing: refusing an unencrypted backup to pbs-other (re-apply its encryption key with pulumi up)\n`,
+  );
+  expect(vzdump("job-init", "pbs-other").code).toBe(1);
+  expect(vzdump("backup-start", "pbs-other").code).toBe(0);
+  expect(sshd.exec(`'${hook}' job-start`).code).toBe(1);
 });
 
 test("the snapshot job installs and its cron line runs the entry point's script", () => {

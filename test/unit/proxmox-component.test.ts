@@ -62,6 +62,7 @@ test("a guest list becomes vmids, a weekday schedule a PVE calendar event, every
     mailnotification: "failure",
     repeatMissed: true,
     enabled: true,
+    script: "/usr/local/lib/backup321/vzdump-hook.sh",
   });
 });
 

@@ -82,6 +82,7 @@ test("the daily vzdump job: snapshot mode, zstd, keep-daily=5 from the tier, mai
     mailtos: ["admin@atlastech.ma"],
     repeatMissed: true,
     enabled: true,
+    script: "/usr/local/lib/backup321/vzdump-hook.sh",
   });
 });
 
@@ -155,6 +156,7 @@ const children = (type: string, name: string): string[] => {
 test("child names are pinned (a rename would replace the storage or the key)", () => {
   expect(children("backup321:proxmox:ProxmoxBackups", "backup321-proxmox")).toEqual([
     "backup321:host:RemoteFile backup321-proxmox-snapshot-script",
+    "backup321:host:RemoteFile backup321-proxmox-vzdump-hook",
     "backup321:host:ScheduledJob backup321-proxmox-snapshots",
     "command:remote:Command backup321-proxmox-usb-ssd-key-check",
     "proxmoxve:backup/job:Job backup321-proxmox-daily-pbs",
