@@ -8,3 +8,7 @@ const secrets = Object.fromEntries(requiredSecrets(site).map(({ key }) => [key, 
 const backup = new BackupSite("backup321", { site, secrets });
 
 export const summary = backup.summary;
+/** PBS client encryption keys by PVE storage id (secret): escrow them, backups are unreadable without. */
+export const pbsEncryptionKeys = backup.proxmox?.encryptionKeys;
+/** SHA-256 fingerprint of the PBS certificate that PVE pins. */
+export const pbsFingerprint = backup.pbs?.fingerprint;

@@ -59,6 +59,18 @@ function mockState(
   switch (type) {
     case "random:index/randomPassword:RandomPassword":
       return { ...inputs, result: { [SIG]: SECRET, value: `mock-password-${name}` } };
+    case "random:index/randomBytes:RandomBytes": {
+      const bytes = Buffer.alloc(Number(inputs.length ?? 32), name.length);
+      return {
+        ...inputs,
+        base64: { [SIG]: SECRET, value: bytes.toString("base64") },
+        hex: { [SIG]: SECRET, value: bytes.toString("hex") },
+      };
+    }
+    case "command:remote:Command":
+    case "command:local:Command":
+      // What the command would print is unknown offline: a recognisable placeholder.
+      return { ...inputs, stdout: `mock-stdout-${name}`, stderr: "" };
     case "aws:iam/accessKey:AccessKey":
       return {
         ...inputs,

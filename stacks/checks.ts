@@ -4,6 +4,7 @@ import type { Site } from "./schema";
 import type { Role } from "./model/hosts";
 import { maxIntervalHours } from "./schedule";
 import { resticChecks } from "./checks-restic";
+import { proxmoxChecks } from "./checks-proxmox";
 
 export interface Problem {
   /** Path under backup321:site, e.g. "mariadb.host". */
@@ -202,6 +203,7 @@ const allChecks: Check[] = [
   resticNeverArchived,
   binlogsOutliveShipping,
   ...resticChecks,
+  ...proxmoxChecks,
 ];
 
 export function crossCheck(site: Site): Problem[] {

@@ -6,6 +6,8 @@ import { Host } from "../host";
 import { ResticRepository, ResticScripts, type ResticLocation } from "../restic";
 import { resticS3Prefix, type ResticRepository as ResticModel } from "../../stacks/model/restic";
 import { RESTIC_S3_SECRETS } from "../../stacks/secrets";
+import { ProxmoxBackupServer } from "../pbs";
+import { ProxmoxBackups } from "../proxmox";
 
 /** A NAS only receives copies: nothing of backup321 runs there. */
 const isStorageOnly = (h: HostModel): boolean =>
@@ -22,6 +24,8 @@ export class BackupSite extends pulumi.ComponentResource {
   public readonly hosts: Readonly<Record<string, Host>>;
   /** restic repositories by name. */
   public readonly restic: Readonly<Record<string, ResticRepository>>;
+  public readonly pbs?: ProxmoxBackupServer;
+  public readonly proxmox?: ProxmoxBackups;
   /** What was installed where: hosts and their roles, resource counts per concern. */
   public readonly summary: pulumi.Output<pulumi.UnwrappedObject<Record<string, unknown>>>;
 
@@ -30,6 +34,8 @@ export class BackupSite extends pulumi.ComponentResource {
     const { site } = args;
     this.hosts = this.connectHosts(name, args);
     this.restic = this.buildRestic(name, args);
+    this.pbs = this.buildPbs(name, site);
+    this.proxmox = this.buildProxmox(name, args);
     const summary: Record<string, unknown> = {
       site: site.name,
       targets: site.targets,
@@ -39,9 +45,69 @@ export class BackupSite extends pulumi.ComponentResource {
       restic: Object.fromEntries(
         Object.values(this.restic).map((r) => [r.repo, { url: r.url, jobs: r.jobs }]),
       ),
+      proxmox: this.proxmox && {
+        storages: Object.keys(this.proxmox.storages),
+        jobs: Object.keys(this.proxmox.jobs),
+        snapshots: this.proxmox.snapshotJob !== undefined,
+      },
+      pbs: this.pbs && { datastores: Object.keys(this.pbs.access), tls: this.pbs.fingerprint },
     };
     this.summary = pulumi.output(summary);
     this.registerOutputs({ summary: this.summary });
+  }
+
+  private buildPbs(name: string, site: Site): ProxmoxBackupServer | undefined {
+    const p = site.pbs;
+    if (!p) return undefined;
+    return new ProxmoxBackupServer(
+      `${name}-pbs`,
+      {
+        host: this.hosts[p.host],
+        commandPrefix: p.commandPrefix,
+        user: p.user,
+        guardSchedule: p.guardSchedule,
+        datastores: p.datastores.map((d) => ({ ...d, retention: site.retention[d.retention] })),
+      },
+      { parent: this },
+    );
+  }
+
+  private buildProxmox(name: string, args: BackupSiteArgs): ProxmoxBackups | undefined {
+    const { site } = args;
+    const p = site.proxmox;
+    if (!p) return undefined;
+    const pbs = this.pbs;
+    const server = site.pbs?.server ?? site.hosts.find((h) => h.name === site.pbs?.host)?.address;
+    const apiToken = args.secrets[p.apiTokenSecret];
+    if (apiToken === undefined)
+      throw new pulumi.ResourceError(
+        `backup321:${p.apiTokenSecret}: missing Proxmox API token`,
+        this,
+      );
+    const used = [...new Set(p.jobs.map((j) => j.datastore))];
+    return new ProxmoxBackups(
+      `${name}-proxmox`,
+      {
+        host: this.hosts[p.host],
+        endpoint: p.endpoint,
+        apiToken: pulumi.secret(apiToken),
+        insecure: p.insecure,
+        node: p.node,
+        storages:
+          pbs && server
+            ? used.map((ds) => ({
+                datastore: ds,
+                server,
+                username: pbs.access[ds].tokenId,
+                password: pbs.access[ds].tokenSecret,
+                fingerprint: pbs.fingerprint,
+              }))
+            : [],
+        jobs: p.jobs.map((j) => ({ ...j, retention: site.retention[j.retention] })),
+        snapshots: p.snapshots,
+      },
+      { parent: this },
+    );
   }
 
   private connectHosts(name: string, args: BackupSiteArgs): Record<string, Host> {

@@ -1,0 +1,62 @@
+// Recording stand-ins for qm, pct, pvesh and proxmox-backup-manager (test/shims/proxmox-shim.sh),
+// installed under a sandbox directory: they keep state as JSON and log every call as an argv array.
+import * as fs from "node:fs";
+import * as path from "node:path";
+
+export const SHIM_TOOLS = ["qm", "pct", "pvesh", "proxmox-backup-manager"] as const;
+
+export interface ProxmoxShims {
+  readonly root: string;
+  /** Directory to put first on PATH. */
+  readonly bin: string;
+  /** Every call since the last clear, as argv arrays (tool first). */
+  calls(): string[][];
+  clearCalls(): void;
+  /** PBS's configuration as the shim holds it. */
+  pbsState(): Record<string, unknown[]>;
+  /** Declares a guest (qemu or lxc) with existing snapshots. */
+  addGuest(kind: "qemu" | "lxc", id: number, snapshots?: readonly string[]): void;
+  /** Snapshot names of a guest, in creation order. */
+  snapshots(kind: "qemu" | "lxc", id: number): string[];
+  /** Makes `<tool> snapshot <id>` fail with the message, or succeed again (undefined). */
+  failSnapshot(tool: "qm" | "pct", id: number, message: string | undefined): void;
+}
+
+export function installProxmoxShims(root: string): ProxmoxShims {
+  const bin = path.join(root, "bin");
+  const state = path.join(root, "state");
+  const log = path.join(root, "calls.log");
+  fs.mkdirSync(bin, { recursive: true });
+  fs.mkdirSync(path.join(state, "guests"), { recursive: true });
+  const shim = path.resolve(__dirname, "../shims/proxmox-shim.sh");
+  for (const t of SHIM_TOOLS) fs.symlinkSync(shim, path.join(bin, t));
+  const guest = (kind: string, id: number) => path.join(state, "guests", `${kind}-${id}.json`);
+  return {
+    root,
+    bin,
+    calls: () =>
+      fs.existsSync(log)
+        ? fs
+            .readFileSync(log, "utf8")
+            .split("\n")
+            .filter((l) => l !== "")
+            .map((l) => JSON.parse(l) as string[])
+        : [],
+    clearCalls: () => fs.rmSync(log, { force: true }),
+    pbsState: () => JSON.parse(fs.readFileSync(path.join(state, "pbs.json"), "utf8")),
+    addGuest: (kind, id, snapshots = []) =>
+      fs.writeFileSync(
+        guest(kind, id),
+        JSON.stringify(snapshots.map((name, i) => ({ name, description: "", snaptime: i + 1 }))),
+      ),
+    snapshots: (kind, id) =>
+      (JSON.parse(fs.readFileSync(guest(kind, id), "utf8")) as { name: string }[]).map(
+        (s) => s.name,
+      ),
+    failSnapshot: (tool, id, message) => {
+      const f = path.join(state, `fail-${tool}-${id}`);
+      if (message === undefined) fs.rmSync(f, { force: true });
+      else fs.writeFileSync(f, message);
+    },
+  };
+}

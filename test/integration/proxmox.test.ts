@@ -1,0 +1,240 @@
+// The Proxmox component's host side, from a mock run over real SSH against a sandbox with
+// recording qm/pct/pvesh shims: the snapshot job (exact commands, rotation that keeps N and never
+// touches other snapshots, per-guest status, one failing guest fails the run after the others and
+// alerts) and the check that refuses vzdump jobs while a storage's encryption key is missing.
+import * as fs from "node:fs";
+import * as pulumi from "@pulumi/pulumi";
+import { startSshd, type Sshd } from "../harness/sshd";
+import { makeSandbox, type Sandbox } from "../harness/sandbox";
+import {
+  applyCreates,
+  applyDeletes,
+  remoteSteps,
+  runMocked,
+  type Registration,
+  type RemoteStep,
+} from "../harness/program";
+import { installProxmoxShims, type ProxmoxShims } from "../harness/proxmoxShims";
+
+const FOREIGN = ["before-upgrade", "b321-manual", "b321-20200101-00000"];
+
+let sshd: Sshd;
+let box: Sandbox;
+let shims: ProxmoxShims;
+let recorded: Registration[];
+let steps: RemoteStep[];
+let pveDir: string;
+
+beforeAll(async () => {
+  sshd = await startSshd();
+  box = makeSandbox("b321-pve-");
+  shims = installProxmoxShims(box.at("pve-tools"));
+  pveDir = box.at("etc/pve");
+  recorded = await runMocked(async () => {
+    const { Host } = await import("../../components/host");
+    const { ProxmoxBackups } = await import("../../components/proxmox");
+    const host = new Host("h", {
+      hostName: "proxmox-srv",
+      address: "127.0.0.1",
+      port: sshd.port,
+      privateKey: pulumi.secret(sshd.privateKey),
+      paths: box.paths,
+    });
+    new ProxmoxBackups("pve", {
+      host,
+      endpoint: "https://127.0.0.1:8006/",
+      apiToken: pulumi.secret("backup321@pve!iac=00000000-0000-0000-0000-000000000000"),
+      node: "pve1",
+      pveDir,
+      storages: [
+        {
+          datastore: "usb-ssd",
+          server: "127.0.0.1",
+          username: "backup321@pbs!pve-usb-ssd",
+          password: pulumi.secret("token-secret"),
+          fingerprint: "ab:cd",
+        },
+      ],
+      jobs: [
+        {
+          id: "daily",
+          schedule: "0 1 * * *",
+          guests: "all",
+          datastore: "usb-ssd",
+          retention: { keepDaily: 5 },
+        },
+      ],
+      snapshots: { schedule: "30 0 * * *", vms: [100, 101], containers: [200], keep: 3 },
+    });
+  });
+  steps = remoteSteps(recorded);
+  shims.addGuest("qemu", 100, ["before-upgrade"]);
+  shims.addGuest("qemu", 101);
+  shims.addGuest("lxc", 200, ["b321-manual", "b321-20200101-00000"]);
+}, 120_000);
+
+afterAll(async () => {
+  await sshd?.stop();
+  box?.remove();
+});
+
+const keyFile = () => `${pveDir}/priv/storage/pbs-usb-ssd.enc`;
+const keyCheck = () => steps.find((s) => s.name === "pve-usb-ssd-key-check") as RemoteStep;
+
+test("the key check fails while PVE holds no encryption key for the storage", () => {
+  const r = sshd.exec(keyCheck().create ?? "");
+  expect(r.code).toBe(1);
+  expect(r.stderr).toBe(
+    `backup321: ${keyFile()} is missing: storage pbs-usb-ssd would back up unencrypted (re-apply its encryption key)\n`,
+  );
+  fs.mkdirSync(`${pveDir}/priv/storage`, { recursive: true });
+  fs.writeFileSync(keyFile(), '{"kdf":null}');
+  expect(sshd.exec(keyCheck().create ?? "").code).toBe(0);
+});
+
+test("the vzdump hook refuses a job run whose storage key is missing, at job-start only", () => {
+  applyCreates(sshd, steps);
+  const hook = `${box.paths.lib}/vzdump-hook.sh`;
+  const vzdump = (phase: string, store: string) =>
+    sshd.exec(`STOREID='${store}' B321_PVE_DIR='${pveDir}' '${hook}' ${phase} snapshot 100`);
+  expect(vzdump("job-start", "pbs-usb-ssd").code).toBe(0);
+  const gone = vzdump("job-start", "pbs-other");
+  expect(gone.code).toBe(1);
+  expect(gone.stderr).toBe(
+    `backup321: ${pveDir}/priv/storage/pbs-other.enc is missing: refusing an unencrypted backup to pbs-other (re-apply its encryption key with pulumi up)\n`,
+  );
+  expect(vzdump("job-init", "pbs-other").code).toBe(1);
+  expect(vzdump("backup-start", "pbs-other").code).toBe(0);
+  expect(sshd.exec(`'${hook}' job-start`).code).toBe(1);
+});
+
+test("the snapshot job installs and its cron line runs the entry point's script", () => {
+  applyCreates(sshd, steps);
+  applyCreates(sshd, steps);
+  expect(fs.readFileSync(`${box.paths.cron}/backup321-pve-snapshots`, "utf8")).toContain(
+    `30 0 * * * root '${box.paths.lib}/b321-cron.sh' 'pve-snapshots' '${box.paths.lib}/pve-snapshots.sh' '${box.paths.etc}/pve-snapshots.env'`,
+  );
+  expect(fs.readFileSync(`${box.paths.etc}/pve-snapshots.env`, "utf8")).toContain(
+    "SNAP_CONTAINERS='200'\nSNAP_KEEP='3'\nSNAP_NODE='pve1'\nSNAP_VMS='100 101'\n",
+  );
+});
+
+const alerts = () => box.at("alerts.log");
+function snapshotRun(): { code: number; stderr: string } {
+  const hook = box.at("alert-hook.sh");
+  fs.writeFileSync(hook, `#!/bin/bash\nprintf '%s|%s|%s\\n' "$1" "$2" "$3" >> '${alerts()}'\n`);
+  fs.chmodSync(hook, 0o755);
+  // Names carry the second: runs a second apart, as cron runs are days apart.
+  const r = sshd.exec(
+    `sleep 1.1; PATH='${shims.bin}':"$PATH" B321_ALERT='${hook}' '${box.paths.sbin}/b321-pve-snapshots'`,
+  );
+  return { code: r.code, stderr: r.stderr };
+}
+const status = () =>
+  JSON.parse(fs.readFileSync(`${box.paths.state}/status/pve-snapshots.json`, "utf8"));
+const own = (names: string[]) => names.filter((n) => /^b321-\d{8}-\d{6}$/.test(n));
+
+test("a run snapshots every guest with the documented commands", () => {
+  shims.clearCalls();
+  const r = snapshotRun();
+  expect(r.code).toBe(0);
+  const s = status();
+  const name: string = s.snapshot;
+  expect(name).toMatch(/^b321-\d{8}-\d{6}$/);
+  const desc = ["--description", "backup321 scheduled snapshot"];
+  expect(shims.calls()).toEqual([
+    ["qm", "snapshot", "100", name, ...desc],
+    ["pvesh", "get", "/nodes/pve1/qemu/100/snapshot", "--output-format", "json"],
+    ["qm", "snapshot", "101", name, ...desc],
+    ["pvesh", "get", "/nodes/pve1/qemu/101/snapshot", "--output-format", "json"],
+    ["pct", "snapshot", "200", name, ...desc],
+    ["pvesh", "get", "/nodes/pve1/lxc/200/snapshot", "--output-format", "json"],
+  ]);
+  expect(s).toMatchObject({
+    result: "success",
+    vm_100: "ok",
+    vm_101: "ok",
+    ct_200: "ok",
+    vm_100_kept: 1,
+    vm_100_deleted: 0,
+    guests_ok: 3,
+    guests_failed: 0,
+  });
+  expect(shims.snapshots("qemu", 100)).toEqual(["before-upgrade", name]);
+});
+
+test("rotation keeps the newest N of its own snapshots and never touches the others", () => {
+  const made = [status().snapshot as string];
+  for (let i = 0; i < 3; i++) {
+    shims.clearCalls();
+    expect(snapshotRun().code).toBe(0);
+    made.push(status().snapshot);
+  }
+  expect(new Set(made).size).toBe(4);
+  // the fourth run deleted exactly the oldest one of its own, on each guest
+  expect(shims.calls().filter((c) => c[1] === "delsnapshot")).toEqual([
+    ["qm", "delsnapshot", "100", made[0]],
+    ["qm", "delsnapshot", "101", made[0]],
+    ["pct", "delsnapshot", "200", made[0]],
+  ]);
+  expect(shims.snapshots("qemu", 100)).toEqual(["before-upgrade", ...made.slice(1)]);
+  expect(shims.snapshots("qemu", 101)).toEqual(made.slice(1));
+  expect(shims.snapshots("lxc", 200)).toEqual([...FOREIGN.slice(1), ...made.slice(1)]);
+  expect(status()).toMatchObject({ vm_100_kept: 3, vm_100_deleted: 1, ct_200_kept: 3 });
+  expect(fs.existsSync(alerts())).toBe(false);
+});
+
+test("one failing guest fails the run after the others are done, and alerts", () => {
+  shims.failSnapshot("qm", 101, "VM 101 qmp command 'savevm-start' failed - locked (backup)");
+  shims.clearCalls();
+  const r = snapshotRun();
+  expect(r.code).toBe(1);
+  const s = status();
+  const msg =
+    "qm snapshot failed: snapshot create failed: VM 101 qmp command 'savevm-start' failed - locked (backup)";
+  expect(s).toMatchObject({
+    result: "failed",
+    exit_code: 1,
+    vm_100: "ok",
+    vm_101: `failed: ${msg}`,
+    ct_200: "ok",
+    guests_ok: 2,
+    guests_failed: 1,
+    error: `snapshot failed for 1 guest(s): vm 101 (${msg})`,
+  });
+  // the failed guest keeps what it had: nothing deleted there
+  expect(
+    shims
+      .calls()
+      .filter((c) => c[2] === "101")
+      .map((c) => c[1]),
+  ).toEqual(["snapshot"]);
+  expect(own(shims.snapshots("qemu", 101))).toHaveLength(3);
+  expect(own(shims.snapshots("qemu", 100))).toHaveLength(3);
+  expect(own(shims.snapshots("qemu", 100))).toContain(s.snapshot);
+  expect(fs.readFileSync(alerts(), "utf8")).toBe(
+    `pve-snapshots|failed|snapshot failed for 1 guest(s): vm 101 (${msg})\n`,
+  );
+  shims.failSnapshot("qm", 101, undefined);
+});
+
+test("a guest that does not exist is reported by id", () => {
+  fs.rmSync(`${shims.root}/state/guests/lxc-200.json`);
+  const r = snapshotRun();
+  expect(r.code).toBe(1);
+  expect(status().ct_200).toBe(
+    "failed: pct snapshot failed: Configuration file 'nodes/pve/lxc/200.conf' does not exist",
+  );
+  expect(status().vm_100).toBe("ok");
+});
+
+test("deletes remove the job and script, never a snapshot", () => {
+  shims.addGuest("lxc", 200, FOREIGN);
+  const before = shims.snapshots("qemu", 100);
+  shims.clearCalls();
+  applyDeletes(sshd, steps);
+  expect(shims.calls()).toEqual([]);
+  expect(shims.snapshots("qemu", 100)).toEqual(before);
+  expect(fs.existsSync(`${box.paths.cron}/backup321-pve-snapshots`)).toBe(false);
+  expect(fs.existsSync(`${box.paths.lib}/pve-snapshots.sh`)).toBe(false);
+});

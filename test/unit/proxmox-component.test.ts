@@ -1,0 +1,76 @@
+// ProxmoxBackups on its own: guest lists become vmids, any tier maps to prune-backups, plain
+// inputs that are secrets become secret.
+import * as pulumi from "@pulumi/pulumi";
+import { isSecretValue, reveal, runMocked, type Registration } from "../harness/program";
+
+let recorded: Registration[];
+
+beforeAll(async () => {
+  recorded = await runMocked(async () => {
+    const { Host } = await import("../../components/host");
+    const { ProxmoxBackups } = await import("../../components/proxmox");
+    const host = new Host("h", {
+      hostName: "pve",
+      address: "10.0.0.1",
+      privateKey: pulumi.secret("key"),
+      paths: {
+        etc: "/etc/backup321",
+        lib: "/usr/local/lib/backup321",
+        sbin: "/usr/local/sbin",
+        state: "/var/lib/backup321",
+        cron: "/etc/cron.d",
+      },
+    });
+    new ProxmoxBackups("pve", {
+      host,
+      endpoint: "https://10.0.0.1:8006/",
+      apiToken: "root@pam!iac=x",
+      storages: [
+        {
+          datastore: "main",
+          server: "10.0.0.2",
+          username: "u@pbs!pve-main",
+          password: "token",
+          fingerprint: "aa:bb",
+        },
+      ],
+      jobs: [
+        {
+          id: "workdays",
+          schedule: "0 */6 * * 1-5",
+          guests: [100, 205],
+          datastore: "main",
+          retention: { keepLast: 2, keepWeekly: 4, keepMonthly: 6 },
+        },
+      ],
+    });
+  });
+}, 60_000);
+
+test("a guest list becomes vmids, a weekday schedule a PVE calendar event, every keep-* kept", () => {
+  const job = recorded.find((r) => r.type === "proxmoxve:backup/job:Job");
+  expect(job?.name).toBe("pve-workdays");
+  expect(job?.inputs).toEqual({
+    resourceId: "b321-workdays",
+    schedule: "mon..fri 0/6:00",
+    storage: "pbs-main",
+    node: "pve",
+    vmids: ["100", "205"],
+    mode: "snapshot",
+    compress: "zstd",
+    pruneBackups: { "keep-last": "2", "keep-weekly": "4", "keep-monthly": "6" },
+    mailnotification: "failure",
+    repeatMissed: true,
+    enabled: true,
+    script: "/usr/local/lib/backup321/vzdump-hook.sh",
+  });
+});
+
+test("plain inputs are still made secret", () => {
+  const provider = recorded.find((r) => r.type === "pulumi:providers:proxmoxve");
+  expect(isSecretValue(provider?.inputs.apiToken)).toBe(true);
+  expect(provider?.inputs.insecure).toBe("false");
+  const storage = recorded.find((r) => r.type === "proxmoxve:storage/pbs:Pbs");
+  expect(isSecretValue(storage?.inputs.password)).toBe(true);
+  expect(reveal(storage?.inputs.password)).toBe("token");
+});

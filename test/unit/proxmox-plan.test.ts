@@ -1,0 +1,55 @@
+// The offline plan of the prod stack shows the Proxmox VE and PBS side: the PBS storage, the daily
+// job with keep-daily=5, the datastore setup on docker-srv and the snapshot cron on proxmox-srv.
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { runOk } from "../harness/proc";
+
+let out: string;
+let plan: { type: string; name: string; inputs: Record<string, unknown> }[];
+
+beforeAll(() => {
+  out = fs.mkdtempSync(path.join(os.tmpdir(), "b321-plan-"));
+  runOk("npx", ["tsx", "infra/plan.ts", "--stack", "prod", "--out", out], {
+    cwd: path.join(__dirname, "../.."),
+  });
+  plan = JSON.parse(fs.readFileSync(path.join(out, "plan.json"), "utf8"));
+}, 120_000);
+
+afterAll(() => fs.rmSync(out, { recursive: true, force: true }));
+
+const host = (h: string, p: string) => fs.readFileSync(path.join(out, "hosts", h, p), "utf8");
+
+test("the PBS storage and the daily job with keep-daily=5, secrets redacted", () => {
+  const storage = plan.find((r) => r.type === "proxmoxve:storage/pbs:Pbs");
+  expect(storage?.inputs).toMatchObject({
+    resourceId: "pbs-usb-ssd",
+    datastore: "usb-ssd",
+    server: "192.168.10.20",
+    password: "[secret]",
+    encryptionKey: "[secret]",
+  });
+  const job = plan.find((r) => r.type === "proxmoxve:backup/job:Job");
+  expect(job?.inputs).toMatchObject({
+    schedule: "01:00",
+    storage: "pbs-usb-ssd",
+    pruneBackups: { "keep-daily": "5" },
+  });
+});
+
+test("the datastore setup on docker-srv and the snapshot cron on proxmox-srv", () => {
+  expect(host("docker-srv", "etc/backup321/pbs-usb-ssd.env")).toContain("PBS_KEEP='keep-daily=5'");
+  expect(host("docker-srv", "usr/local/lib/backup321/pbs-setup.sh")).toBe(
+    fs.readFileSync(path.join(__dirname, "../../components/pbs/scripts/pbs-setup.sh"), "utf8"),
+  );
+  expect(host("docker-srv", "etc/cron.d/backup321-pbs-guard-usb-ssd")).toContain(
+    "*/5 * * * * root '/usr/local/lib/backup321/b321-cron.sh' 'pbs-guard-usb-ssd'",
+  );
+  expect(host("proxmox-srv", "etc/cron.d/backup321-pve-snapshots")).toContain(
+    "30 0 * * * root '/usr/local/lib/backup321/b321-cron.sh' 'pve-snapshots' '/usr/local/lib/backup321/pve-snapshots.sh' '/etc/backup321/pve-snapshots.env'",
+  );
+  const setup = plan.find((r) => r.name === "backup321-pbs-usb-ssd-setup");
+  expect(setup?.inputs.create).toBe(
+    "'/usr/local/lib/backup321/pbs-setup.sh' 'apply' '/etc/backup321/pbs-usb-ssd.env'",
+  );
+});

@@ -1,0 +1,194 @@
+// The prod program under mocks: exact inputs of every Proxmox VE provider resource, retention mapped
+// to prune-backups, PBS outputs wired into the PVE storage, secrets secret, child names pinned.
+import { readStackFile, placeholder } from "../../infra/stackFile";
+import {
+  isSecretValue,
+  reveal,
+  runMocked,
+  containsSecret,
+  type Registration,
+} from "../harness/program";
+
+let recorded: Registration[];
+
+const one = (type: string, name: string): Registration => {
+  const r = recorded.filter((x) => x.type === type && x.name === name);
+  if (r.length !== 1) throw new Error(`${r.length} × ${type} ${name}`);
+  return r[0];
+};
+
+beforeAll(async () => {
+  const stack = readStackFile("prod");
+  recorded = await runMocked(
+    async () => {
+      await import("../../infra/index");
+    },
+    stack.config,
+    stack.secretKeys,
+    "prod",
+  );
+}, 120_000);
+
+const SECRET_TYPES = ["proxmoxve:storage/pbs:Pbs", "pulumi:providers:proxmoxve"];
+
+test("the provider is built from the site model, with the API token secret", () => {
+  const p = one("pulumi:providers:proxmoxve", "backup321-proxmox-provider");
+  expect(reveal(p.inputs)).toEqual({
+    apiToken: placeholder("backup321:proxmoxApiToken"),
+    endpoint: "https://192.168.10.10:8006/",
+    insecure: "true",
+  });
+  expect(isSecretValue(p.inputs.apiToken)).toBe(true);
+});
+
+test("the PBS storage gets PBS's token and fingerprint and a generated key file, secrets secret", () => {
+  const s = one("proxmoxve:storage/pbs:Pbs", "backup321-proxmox-usb-ssd-storage");
+  const key = reveal(s.inputs.encryptionKey) as string;
+  expect(reveal(s.inputs)).toEqual({
+    resourceId: "pbs-usb-ssd",
+    server: "192.168.10.20",
+    datastore: "usb-ssd",
+    username: "backup321@pbs!pve-usb-ssd",
+    // the token secret read back from PBS (the command's stdout under mocks)
+    password: "mock-stdout-backup321-pbs-usb-ssd-token",
+    fingerprint: "mock-stdout-backup321-pbs-fingerprint",
+    encryptionKey: key,
+    contents: ["backup"],
+    nodes: ["proxmox-srv"],
+  });
+  expect(isSecretValue(s.inputs.password)).toBe(true);
+  expect(isSecretValue(s.inputs.encryptionKey)).toBe(true);
+  expect(isSecretValue(s.inputs.fingerprint)).toBe(false);
+  const file = JSON.parse(key);
+  expect(Object.keys(file)).toEqual(["kdf", "created", "modified", "data"]);
+  expect(file.kdf).toBeNull();
+  expect(Buffer.from(file.data, "base64")).toHaveLength(32);
+  const bytes = one("random:index/randomBytes:RandomBytes", "backup321-proxmox-usb-ssd-key");
+  expect(bytes.inputs).toEqual({ length: 32 });
+});
+
+test("the daily vzdump job: snapshot mode, zstd, keep-daily=5 from the tier, mail on failure", () => {
+  const j = one("proxmoxve:backup/job:Job", "backup321-proxmox-daily-pbs");
+  expect(j.inputs).toEqual({
+    resourceId: "b321-daily-pbs",
+    schedule: "01:00",
+    storage: "pbs-usb-ssd",
+    node: "proxmox-srv",
+    all: true,
+    mode: "snapshot",
+    compress: "zstd",
+    pruneBackups: { "keep-daily": "5" },
+    mailnotification: "failure",
+    mailtos: ["admin@atlastech.ma"],
+    repeatMissed: true,
+    enabled: true,
+    script: "/usr/local/lib/backup321/vzdump-hook.sh",
+  });
+});
+
+test("nothing secret reaches a command line, and the token is read without logging", () => {
+  const commands = recorded.filter((r) => r.type === "command:remote:Command");
+  for (const c of commands) {
+    const create = String(reveal(c.inputs.create));
+    expect(create).not.toContain("plan-placeholder");
+    expect(create).not.toContain("mock-stdout-backup321-pbs-usb-ssd-token");
+  }
+  const token = one("command:remote:Command", "backup321-pbs-usb-ssd-token");
+  expect(reveal(token.inputs.create)).toBe("cat -- '/etc/backup321/secrets/pbs-token-usb-ssd'");
+  expect(token.inputs.logging).toBe("none");
+  const setup = one("command:remote:Command", "backup321-pbs-usb-ssd-setup");
+  expect(reveal(setup.inputs.create)).toBe(
+    "'/usr/local/lib/backup321/pbs-setup.sh' 'apply' '/etc/backup321/pbs-usb-ssd.env'",
+  );
+  expect(reveal(setup.inputs.delete)).toBe(
+    "[ ! -e '/etc/backup321/pbs-usb-ssd.env' ] || '/usr/local/lib/backup321/pbs-setup.sh' 'remove' '/etc/backup321/pbs-usb-ssd.env'",
+  );
+  const check = one("command:remote:Command", "backup321-proxmox-usb-ssd-key-check");
+  expect(reveal(check.inputs.create)).toBe(
+    "test -s '/etc/pve/priv/storage/pbs-usb-ssd.enc' || { echo 'backup321: /etc/pve/priv/storage/pbs-usb-ssd.enc is missing: storage pbs-usb-ssd would back up unencrypted (re-apply its encryption key)' >&2; exit 1; }",
+  );
+  for (const r of recorded.filter((x) => !SECRET_TYPES.includes(x.type))) {
+    if (r.type === "command:remote:Command") continue;
+    expect([r.name, containsSecret(r.inputs)]).toEqual([r.name, false]);
+  }
+});
+
+test("the datastore env file maps the tier to the PBS prune options", () => {
+  const env = recorded.find(
+    (r) =>
+      r.type === "command:remote:Command" &&
+      String(reveal(r.inputs.create)).startsWith(
+        "# backup321: install /etc/backup321/pbs-usb-ssd.env on docker-srv",
+      ),
+  );
+  expect(env?.inputs.stdin).toBe(
+    [
+      "# backup321 PBS datastore usb-ssd",
+      "# Managed by backup321 (pulumi up): local edits are overwritten.",
+      "PBS_DATASTORE='usb-ssd'",
+      "PBS_FSTAB='/etc/fstab'",
+      "PBS_FSTYPE='ext4'",
+      "PBS_GC_SCHEDULE='daily'",
+      "PBS_KEEP='keep-daily=5'",
+      "PBS_MOUNT='/mnt/usb-ssd'",
+      "PBS_PATH='/mnt/usb-ssd/pbs'",
+      "PBS_PREFIX='docker exec pbs'",
+      "PBS_PRUNE_SCHEDULE='daily'",
+      "PBS_REVERIFY_DAYS='30'",
+      "PBS_TOKEN='pve-usb-ssd'",
+      "PBS_TOKEN_FILE='/etc/backup321/secrets/pbs-token-usb-ssd'",
+      "PBS_USER='backup321@pbs'",
+      "PBS_UUID='5f3a2c1e-8b7d-4e6f-9a0b-1c2d3e4f5a6b'",
+      "PBS_VERIFY_SCHEDULE='weekly'",
+      "",
+    ].join("\n"),
+  );
+});
+
+const children = (type: string, name: string): string[] => {
+  const parent = one(type, name);
+  return recorded
+    .filter((r) => r.parent === parent.urn)
+    .map((r) => `${r.type} ${r.name}`)
+    .sort();
+};
+
+test("child names are pinned (a rename would replace the storage or the key)", () => {
+  expect(children("backup321:proxmox:ProxmoxBackups", "backup321-proxmox")).toEqual([
+    "backup321:host:RemoteFile backup321-proxmox-snapshot-script",
+    "backup321:host:RemoteFile backup321-proxmox-vzdump-hook",
+    "backup321:host:ScheduledJob backup321-proxmox-snapshots",
+    "command:remote:Command backup321-proxmox-usb-ssd-key-check",
+    "proxmoxve:backup/job:Job backup321-proxmox-daily-pbs",
+    "proxmoxve:storage/pbs:Pbs backup321-proxmox-usb-ssd-storage",
+    "pulumi:providers:proxmoxve backup321-proxmox-provider",
+    "random:index/randomBytes:RandomBytes backup321-proxmox-usb-ssd-key",
+  ]);
+  expect(children("backup321:pbs:ProxmoxBackupServer", "backup321-pbs")).toEqual([
+    "backup321:host:RemoteFile backup321-pbs-env",
+    "backup321:host:RemoteFile backup321-pbs-guard-script",
+    "backup321:host:RemoteFile backup321-pbs-lib",
+    "backup321:host:RemoteFile backup321-pbs-setup-script",
+    "backup321:host:RemoteFile backup321-pbs-usb-ssd-env",
+    "backup321:host:ScheduledJob backup321-pbs-usb-ssd-guard",
+    "command:remote:Command backup321-pbs-fingerprint",
+    "command:remote:Command backup321-pbs-usb-ssd-setup",
+    "command:remote:Command backup321-pbs-usb-ssd-token",
+  ]);
+  const site = one("backup321:site:BackupSite", "backup321");
+  expect(one("backup321:pbs:ProxmoxBackupServer", "backup321-pbs").parent).toBe(site.urn);
+  expect(one("backup321:proxmox:ProxmoxBackups", "backup321-proxmox").parent).toBe(site.urn);
+});
+
+test("the snapshot job runs on proxmox-srv with the model's guests and keep", () => {
+  const env = recorded.find(
+    (r) =>
+      r.type === "command:remote:Command" &&
+      String(reveal(r.inputs.create)).startsWith(
+        "# backup321: install /etc/backup321/pve-snapshots.env on proxmox-srv",
+      ),
+  );
+  expect(String(env?.inputs.stdin)).toContain(
+    "SNAP_CONTAINERS='200'\nSNAP_KEEP='3'\nSNAP_NODE='proxmox-srv'\nSNAP_VMS='100 101'\n",
+  );
+});
