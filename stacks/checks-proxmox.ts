@@ -24,8 +24,8 @@ const jobSchedules: Check = (site) =>
     const path = `proxmox.jobs[${i}].schedule`;
     const problem = calendarProblem(j.schedule);
     if (problem) return [{ path, message: `${problem} (a schedule like "0 1 * * *")` }];
-    // Measured without DST: a daily job in local time has one 25 h gap a year, which the RPO tolerates.
-    const every = maxIntervalHours(j.schedule, "UTC");
+    // Wall-clock gaps: a daily job has one 25 h gap a year at a DST change, which the RPO tolerates.
+    const every = maxIntervalHours(j.schedule);
     return every > site.targets.rpoHours
       ? [
           {
