@@ -8,7 +8,7 @@ import { pbs } from "./model/pbs";
 import { restic } from "./model/restic";
 import { offsite } from "./model/offsite";
 import { monitoring } from "./model/monitoring";
-import { sizes } from "./model/sizes";
+import { escrow, sizes } from "./model/recovery";
 
 export const siteSchema = z.strictObject({
   /** Short site name, used in tags, hostnames of snapshots and alert subjects. */
@@ -37,6 +37,8 @@ export const siteSchema = z.strictObject({
   monitoring,
   /** Sizes and speeds for the restore-time estimate (stacks/targets.ts). Defaults to none: RTO not estimated. */
   sizes: sizes.optional(),
+  /** Where the stack passphrase and state access are kept offline (RUNBOOK.md). Defaults to unstated. */
+  escrow: escrow.optional(),
 });
 
 /** The site as written in Pulumi.<stack>.yaml. */

@@ -58,6 +58,7 @@ export class BackupSite extends pulumi.ComponentResource {
             privateKey: secret(h),
             hostKey: h.hostKey,
             paths: h.paths,
+            timezone: h.timezone ?? args.site.timezone,
             installLibrary: !isStorageOnly(h),
           },
           { parent: this },

@@ -1,4 +1,5 @@
-// What a restore has to move, and how fast: the inputs of the restore-time (RTO) estimate.
+// What a restore has to move and how fast (the inputs of the RTO estimate), and where the keys to
+// the backups are kept when every host is gone (RUNBOOK.md).
 import { z } from "zod";
 
 const gb = z.number().positive("must be a positive number of GB (e.g. 120)").optional();
@@ -17,3 +18,12 @@ export const sizes = z.strictObject({
   cloudMBps: mbps.default(20),
 });
 export type Sizes = z.infer<typeof sizes>;
+
+/**
+ * Where the stack passphrase (PULUMI_CONFIG_PASSPHRASE) and the access to the Pulumi state are kept
+ * offline, apart from the backups: without them no secret of the stack, and so no encrypted backup,
+ * can be read. Printed in RUNBOOK.md; never the secret itself.
+ */
+export const escrow = z
+  .string()
+  .min(10, "say where, e.g. 'sealed envelope in the office safe, and the CTO's password manager'");
