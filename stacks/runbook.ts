@@ -95,7 +95,10 @@ function targetsTable(r: ReturnType<typeof recoveryReport>): string[] {
   const out = [
     "| Scenario | RPO, worst case | RPO target | RTO, estimate | RTO target |",
     "|---|---|---|---|---|",
-    row("A host, a guest or the database lost", r.onSite),
+    row(
+      "Data lost on site: a guest, files, the database, a host (the backup media remain)",
+      r.onSite,
+    ),
   ];
   if (r.siteLoss) out.push(row("The whole site lost (offsite copies only)", r.siteLoss));
   else out.push("| The whole site lost | no offsite copy: everything is lost | | | |");

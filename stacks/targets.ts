@@ -185,7 +185,7 @@ function onSiteChains(site: Site): Chain[] {
           }
         : {
             what: "database",
-            via: ["binlog shipping (same host)"],
+            via: ["binlog shipping (kept on the database host only)"],
             schedules: [m.schedules.binlogs],
           },
     );
