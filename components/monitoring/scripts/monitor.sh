@@ -267,19 +267,17 @@ check_restore_tests() {
 }
 
 write_metrics() {
-  local dir=$B321_STATE/metrics file tmp line
+  local dir=$B321_STATE/metrics file tmp
   mkdir -p -- "$dir"
   file=$dir/monitor-checks.prom
   tmp=$(mktemp -- "$file.XXXXXX")
-  {
-    echo "# HELP backup321_monitor_check_ok 1 when the check passed at the last monitor run."
-    echo "# TYPE backup321_monitor_check_ok gauge"
-    for line in "${METRICS[@]}"; do echo "$line"; done
-    echo "# TYPE backup321_monitor_checks_failed gauge"
-    echo "backup321_monitor_checks_failed ${#PROBLEMS[@]}"
-    echo "# TYPE backup321_monitor_last_run_timestamp_seconds gauge"
-    echo "backup321_monitor_last_run_timestamp_seconds $NOW"
-  } > "$tmp"
+  METRICS+=("backup321_monitor_checks_failed ${#PROBLEMS[@]}")
+  METRICS+=("backup321_monitor_last_run_timestamp_seconds $NOW")
+  # The text format wants each metric's lines together, after its TYPE line.
+  printf '%s\n' "${METRICS[@]}" | LC_ALL=C sort -s -t '{' -k 1,1 |
+    awk '{ name = $1; sub(/[{ ].*/, "", name) }
+         name != last { print "# TYPE " name " gauge"; last = name }
+         { print }' > "$tmp"
   chmod 0644 -- "$tmp"
   mv -f -- "$tmp" "$file"
   local target=${MONITOR_TEXTFILE_DIR:-} f
