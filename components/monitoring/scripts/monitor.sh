@@ -143,7 +143,8 @@ check_pitr() {
   for f in "$binlog_dir/$base".*; do
     [ -f "$f" ] || continue
     name=${f##*/}
-    case $name in *.partial | *.tmp | *.b321.*) continue ;; esac
+    # the binlogs themselves (maybe compressed, encrypted), not their checksums or half-written copies
+    case $name in *.partial | *.tmp | *.b321.* | *.sha256 | *.md5 | *.json) continue ;; esac
     rest=${name#"$base".}
     num=${rest%%.*}
     [[ $num =~ ^[0-9]+$ ]] && have[$((10#$num))]=1
@@ -313,7 +314,7 @@ main() {
   fi
   local hook=${B321_ALERT:-$B321_LIB/alert.sh}
   if [ -x "$hook" ]; then
-    "$hook" "$B321_JOB" success "all $CHECKS checks passed on $(hostname)" ||
+    B321_ETC=${B321_ETC:-/etc/backup321} "$hook" "$B321_JOB" success "all $CHECKS checks passed on $(hostname)" ||
       b321_warn "the success ping did not go through"
   fi
 }
