@@ -2,23 +2,79 @@
 import { CronExpressionParser } from "cron-parser";
 
 const HOUR = 3600_000;
+const DAY = 24 * HOUR;
+const YEAR_START = Date.UTC(2028, 0, 1); // a leap year: monthly and yearly schedules are exact
+const YEAR_END = Date.UTC(2029, 0, 8);
+
+/** Days of 2028 (UTC midnights) after which the zone's UTC offset differs: its clock changes. */
+function clockChanges(tz: string): number[] {
+  const fmt = new Intl.DateTimeFormat("en-US", { timeZone: tz, timeZoneName: "longOffset" });
+  const offset = (t: number) =>
+    fmt.formatToParts(new Date(t)).find((p) => p.type === "timeZoneName")?.value;
+  const out: number[] = [];
+  let prev = offset(YEAR_START);
+  for (let t = YEAR_START + DAY; t < YEAR_END; t += DAY) {
+    const o = offset(t);
+    if (o !== prev) out.push(t);
+    prev = o;
+  }
+  return out;
+}
 
 /**
- * The longest gap, in hours, between two consecutive runs of a five-field cron expression,
- * measured over a whole (leap) year of runs so monthly and weekday schedules are exact.
+ * The time windows that show every gap of a set of schedules. One whose day-of-month and month
+ * are "*" repeats every week (every day when its day-of-week is "*" too), except at a clock change:
+ * a few periods at the start of the year and around each clock change show all its gaps (walking a
+ * year of a quarter-hourly schedule is slow). Any other schedule is walked over the whole year.
+ * `periods`: how many periods each window spans (enough for the longest chain of copies).
+ */
+export function scheduleWindows(
+  exprs: readonly string[],
+  tz: string,
+  periods: number,
+): [number, number][] {
+  const fields = exprs.map((e) => e.trim().split(/\s+/));
+  if (!fields.every((f) => f[2] === "*" && f[3] === "*")) return [[YEAR_START, YEAR_END]];
+  const days = (fields.every((f) => f[4] === "*") ? 1 : 7) * periods + 1;
+  const half = (days / 2) * DAY;
+  return [
+    [YEAR_START, YEAR_START + days * DAY],
+    ...clockChanges(tz).map((t): [number, number] => [t - half, t + half]),
+  ];
+}
+
+const cache = new Map<string, number[]>();
+
+/** Run times (ms) of a cron expression in [from, to), cached. */
+export function runTimesIn(expr: string, tz: string, from: number, to: number): number[] {
+  const key = `${expr}|${tz}|${from}|${to}`;
+  const hit = cache.get(key);
+  if (hit) return hit;
+  const it = CronExpressionParser.parse(expr, {
+    currentDate: new Date(from - 1),
+    endDate: new Date(to),
+    tz,
+  });
+  const out: number[] = [];
+  while (it.hasNext()) out.push(it.next().getTime());
+  cache.set(key, out);
+  return out;
+}
+
+/**
+ * The longest gap, in hours, between two consecutive runs of a five-field cron expression, in the
+ * given time zone, measured over a whole (leap) year of runs so monthly and weekday schedules and
+ * the clock changes are exact.
  */
 export function maxIntervalHours(expr: string, tz = "UTC"): number {
-  const start = new Date(Date.UTC(2028, 0, 1));
-  const end = new Date(Date.UTC(2029, 0, 8));
-  const it = CronExpressionParser.parse(expr, { currentDate: start, endDate: end, tz });
-  let prev: number | undefined;
   let max = 0;
-  while (it.hasNext()) {
-    const t = it.next().getTime();
-    if (prev !== undefined) max = Math.max(max, t - prev);
-    prev = t;
+  let runs = 0;
+  for (const [from, to] of scheduleWindows([expr], tz, 2)) {
+    const times = runTimesIn(expr, tz, from, to);
+    runs += times.length;
+    for (let i = 1; i < times.length; i++) max = Math.max(max, times[i] - times[i - 1]);
   }
-  if (prev === undefined) throw new Error(`cron "${expr}" never runs`);
+  if (runs === 0) throw new Error(`cron "${expr}" never runs`);
   // A schedule that runs once a year or less has its gap measured to the same time next year.
   return (max === 0 ? 366 * 24 * HOUR : max) / HOUR;
 }

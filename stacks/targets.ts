@@ -1,7 +1,7 @@
 // What the plan promises: the worst-case RPO and an estimated restore time (RTO) for each kind of
 // loss, computed from the schedules, the copies and the declared sizes; and the 3-2-1 count.
 // Pure: the checks, the plan summary, the stack outputs and the runbook all read these numbers.
-import { CronExpressionParser } from "cron-parser";
+import { runTimesIn, scheduleWindows } from "./schedule";
 import type { Site } from "./schema";
 
 const HOUR = 3600_000;
@@ -60,19 +60,6 @@ export interface RecoveryReport {
   readonly siteLoss?: ScenarioReport;
 }
 
-/** Run times of a cron expression over a whole (leap) year and a week, in ms. */
-function runTimes(expr: string, tz: string): number[] {
-  const it = CronExpressionParser.parse(expr, {
-    currentDate: new Date(Date.UTC(2028, 0, 1)),
-    endDate: new Date(Date.UTC(2029, 0, 8)),
-    tz,
-  });
-  const out: number[] = [];
-  while (it.hasNext()) out.push(it.next().getTime());
-  if (out.length === 0) throw new Error(`cron "${expr}" never runs`);
-  return out;
-}
-
 /**
  * Worst-case data loss, in hours, of a chain of copies: stage 0 captures the data when it runs;
  * every later stage copies what the stage before it had finished before it started (runs in the
@@ -81,26 +68,36 @@ function runTimes(expr: string, tz: string): number[] {
  */
 export function chainRpoHours(stages: readonly string[], tz = "UTC"): number {
   if (stages.length === 0) throw new Error("a chain needs at least one schedule");
+  let worst = 0;
+  // A chain is at worst the sum of its stages' gaps, each at most a period: warm-up plus that.
+  for (const [from, to] of scheduleWindows(stages, tz, 2 * stages.length + 1)) {
+    worst = Math.max(worst, chainWorstIn(stages, tz, from, to));
+  }
+  if (worst === 0) return 366 * 24; // runs once a year or less: measured to the same time next year
+  return worst / HOUR;
+}
+
+function chainWorstIn(stages: readonly string[], tz: string, from: number, to: number): number {
   // captured[i]: when the data held after the i-th run of the current stage was captured.
-  let runs = runTimes(stages[0], tz);
+  let runs = runTimesIn(stages[0], tz, from, to);
   let captured: (number | undefined)[] = runs;
   for (const expr of stages.slice(1)) {
-    const next = runTimes(expr, tz);
+    const next = runTimesIn(expr, tz, from, to);
+    const prevRuns = runs;
+    const prevCaptured = captured;
     let j = -1;
-    const nextCaptured = next.map((t) => {
-      while (j + 1 < runs.length && runs[j + 1] < t) j++;
-      return j >= 0 ? captured[j] : undefined;
+    captured = next.map((t) => {
+      while (j + 1 < prevRuns.length && prevRuns[j + 1] < t) j++;
+      return j >= 0 ? prevCaptured[j] : undefined;
     });
     runs = next;
-    captured = nextCaptured;
   }
   let worst = 0;
   for (let i = 0; i + 1 < runs.length; i++) {
     const c = captured[i];
     if (c !== undefined) worst = Math.max(worst, runs[i + 1] - c);
   }
-  if (worst === 0) return 366 * 24; // runs once a year or less: measured to the same time next year
-  return worst / HOUR;
+  return worst;
 }
 
 /**
