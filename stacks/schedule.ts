@@ -6,8 +6,12 @@ const DAY = 24 * HOUR;
 const YEAR_START = Date.UTC(2028, 0, 1); // a leap year: monthly and yearly schedules are exact
 const YEAR_END = Date.UTC(2029, 0, 8);
 
+const changes = new Map<string, number[]>();
+
 /** Days of 2028 (UTC midnights) after which the zone's UTC offset differs: its clock changes. */
 function clockChanges(tz: string): number[] {
+  const hit = changes.get(tz);
+  if (hit) return hit;
   const fmt = new Intl.DateTimeFormat("en-US", { timeZone: tz, timeZoneName: "longOffset" });
   const offset = (t: number) =>
     fmt.formatToParts(new Date(t)).find((p) => p.type === "timeZoneName")?.value;
@@ -18,6 +22,7 @@ function clockChanges(tz: string): number[] {
     if (o !== prev) out.push(t);
     prev = o;
   }
+  changes.set(tz, out);
   return out;
 }
 

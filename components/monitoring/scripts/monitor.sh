@@ -32,21 +32,41 @@ NOW=0
 # ok CHECK TARGET / bad CHECK TARGET MESSAGE: one check's outcome, counted and exported as a metric.
 ok() {
   CHECKS=$((CHECKS + 1))
-  METRICS+=("backup321_monitor_check_ok{check=\"$1\",target=\"$(label "$2")\"} 1")
+  label "$2"
+  METRICS+=("backup321_monitor_check_ok{check=\"$1\",target=\"$LABEL\"} 1")
 }
 
 bad() {
   CHECKS=$((CHECKS + 1))
   PROBLEMS+=("$3")
-  METRICS+=("backup321_monitor_check_ok{check=\"$1\",target=\"$(label "$2")\"} 0")
+  label "$2"
+  METRICS+=("backup321_monitor_check_ok{check=\"$1\",target=\"$LABEL\"} 0")
   b321_log "problem: $3"
 }
 
+# label VALUE: sets LABEL to VALUE escaped for a metric label (no subshell: it runs per job).
+LABEL=""
 label() {
-  local s=$1
-  s=${s//\\/\\\\}
-  s=${s//\"/\\\"}
-  printf '%s' "$s"
+  LABEL=${1//\\/\\\\}
+  LABEL=${LABEL//\"/\\\"}
+}
+
+# json_load FILE: the top-level scalars of a JSON file written one key per line (status files,
+# registry entries) into the array J, in one pass.
+declare -A J=()
+json_load() {
+  local key value
+  J=()
+  while IFS=$'\t' read -r key value; do
+    J[$key]=$value
+  done < <(awk '
+    match($0, /^[ \t]*"[A-Za-z0-9_]+"[ \t]*:[ \t]*/) {
+      key = substr($0, RSTART, RLENGTH); sub(/^[ \t]*"/, "", key); sub(/"[ \t]*:[ \t]*$/, "", key)
+      value = substr($0, RSTART + RLENGTH); sub(/,[ \t]*$/, "", value)
+      if (value ~ /^".*"$/) value = substr(value, 2, length(value) - 2)
+      gsub(/\t/, " ", value)
+      print key "\t" value
+    }' "$1")
 }
 
 # json_str FILE KEY / json_num FILE KEY: a top-level scalar of a small JSON file (one or many lines).
@@ -76,17 +96,19 @@ check_jobs() {
   read -r -a restore_jobs <<< "${MONITOR_RESTORE_JOBS:-}"
   for entry in "$dir"/*.json; do
     [ -e "$entry" ] || continue
-    job=$(json_str "$entry" job)
-    max_age=$(json_num "$entry" maxAgeSeconds)
+    json_load "$entry"
+    job=${J[job]:-}
+    max_age=${J[maxAgeSeconds]:-}
     if [ -z "$job" ] || ! [[ $max_age =~ ^[0-9]+$ ]]; then
       bad registry "$entry" "job registry entry $entry is unreadable (reinstall with pulumi up)"
       continue
     fi
     [ "$job" != "$B321_JOB" ] || continue
-    interval=$(json_num "$entry" maxIntervalHours)
-    grace=$(json_num "$entry" graceHours)
+    interval=${J[maxIntervalHours]:-?}
+    grace=${J[graceHours]:-?}
     status=$B321_STATE/status/$job.json
-    METRICS+=("backup321_job_max_age_seconds{job=\"$(label "$job")\"} $max_age")
+    label "$job"
+    METRICS+=("backup321_job_max_age_seconds{job=\"$LABEL\"} $max_age")
     if [ ! -f "$status" ]; then
       age=$((NOW - $(stat -c %Y -- "$entry")))
       if [ "$age" -gt "$max_age" ]; then
@@ -96,15 +118,16 @@ check_jobs() {
       fi
       continue
     fi
-    result=$(json_str "$status" result)
-    last=$(json_str "$status" last_success)
-    error=$(json_str "$status" error)
-    ended=$(json_str "$status" ended)
+    json_load "$status"
+    result=${J[result]:-}
+    last=${J[last_success]:-}
+    error=${J[error]:-}
+    ended=${J[ended]:-}
     last_epoch=0
     [ -z "$last" ] || last_epoch=$(date -d "$last" +%s 2>/dev/null || echo 0)
     if [ "$last_epoch" -gt 0 ]; then
       age=$((NOW - last_epoch))
-      METRICS+=("backup321_job_last_success_age_seconds{job=\"$(label "$job")\"} $age")
+      METRICS+=("backup321_job_last_success_age_seconds{job=\"$LABEL\"} $age")
     else
       # never succeeded: count from when the job was installed
       age=$((NOW - $(stat -c %Y -- "$entry")))
@@ -166,7 +189,8 @@ check_pitr() {
   else
     ok pitr "$binlog_dir"
   fi
-  METRICS+=("backup321_pitr_binlogs_missing{dir=\"$(label "$binlog_dir")\"} ${#missing[@]}")
+  label "$binlog_dir"
+  METRICS+=("backup321_pitr_binlogs_missing{dir=\"$LABEL\"} ${#missing[@]}")
 }
 
 check_restic_locks() {
@@ -184,7 +208,8 @@ check_restic_locks() {
       [ "$age" -le "$oldest" ] || oldest=$age
       [ "$age" -le "$limit" ] || stale+=("${lock##*/}")
     done
-    METRICS+=("backup321_restic_oldest_lock_age_seconds{repo=\"$(label "$repo")\"} $oldest")
+    label "$repo"
+    METRICS+=("backup321_restic_oldest_lock_age_seconds{repo=\"$LABEL\"} $oldest")
     if [ ${#stale[@]} -gt 0 ]; then
       bad restic-lock "$repo" "restic repository $repo has a lock $(hours "$oldest") old (limit $(hours "$limit")): ${stale[*]}; a crashed run? check with restic list locks, then restic unlock"
     else
@@ -201,7 +226,8 @@ check_mounts() {
       continue
     fi
     pct=$(df -P -- "$dir" | awk 'NR == 2 { sub("%", "", $5); print $5 }')
-    METRICS+=("backup321_disk_used_percent{mountpoint=\"$(label "$dir")\"} ${pct:-0}")
+    label "$dir"
+    METRICS+=("backup321_disk_used_percent{mountpoint=\"$LABEL\"} ${pct:-0}")
     if [ "${pct:-0}" -gt "$threshold" ]; then
       bad disk-full "$dir" "$dir is ${pct}% full, above the threshold of ${threshold}%: prune, or add space before backups fail"
     else
@@ -231,7 +257,8 @@ check_smart() {
       rc=0
       out=$(smartctl -H -d sat -- "$real" 2>&1) || rc=$?
     fi
-    METRICS+=("backup321_smart_exit_code{device=\"$(label "$dev")\"} $rc")
+    label "$dev"
+    METRICS+=("backup321_smart_exit_code{device=\"$LABEL\"} $rc")
     if [ $((rc & 24)) -ne 0 ]; then
       bad smart "$dev" "disk $dev ($real) is failing according to SMART (smartctl exit $rc): $(printf '%s' "$out" | grep -i -m 1 'result\|status' || true); replace it"
     elif [ $((rc & 6)) -ne 0 ]; then
@@ -258,7 +285,8 @@ check_restore_tests() {
       bad restore-test "$job" "the last restore test ($job) did not record restore_seconds, so the RTO is unproven"
       continue
     fi
-    METRICS+=("backup321_restore_seconds{job=\"$(label "$job")\"} $secs")
+    label "$job"
+    METRICS+=("backup321_restore_seconds{job=\"$LABEL\"} $secs")
     if [ -n "$rto" ] && [ "${secs%.*}" -gt "$rto" ]; then
       bad restore-test "$job" "the last restore test ($job) took $(hours "${secs%.*}") (${secs} s), more than the RTO of $(hours "$rto")"
     else
