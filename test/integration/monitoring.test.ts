@@ -227,11 +227,11 @@ test("all fine: exit 0, no alert, one success ping with the JSON body, metrics e
   const r = await monitor();
   expect(r.stderr).not.toContain("problem:");
   expect(r.code).toBe(0);
-  expect(r.status).toMatchObject({ result: "success", checks_failed: 0, checks_total: 6 });
+  expect(r.status).toMatchObject({ result: "success", checks_failed: 0, checks_total: 8 });
   await waitFor("the success ping", () => received.length === 1, 20_000);
   expect(received[0]).toMatchObject({ method: "POST", url: `/hook/${webhookToken}` });
   expect(alertBodies()[0]).toMatchObject({ job: "monitor", result: "success" });
-  expect(alertBodies()[0].message).toMatch(/^all 6 checks passed on /);
+  expect(alertBodies()[0].message).toMatch(/^all 8 checks passed on /);
   expect(fs.existsSync(mailLog)).toBe(false);
   const prom = fs.readFileSync(`${box.paths.state}/metrics/monitor-checks.prom`, "utf8");
   expect(prom).toContain('backup321_monitor_check_ok{check="job",target="demo-daily"} 1');
@@ -265,7 +265,7 @@ test("a failed job alerts by webhook and mail, with its error", async () => {
   await waitFor("the alert", () => received.length === 1, 20_000);
   const [body] = alertBodies();
   expect(body).toMatchObject({ job: "monitor", result: "failed" });
-  expect(body.message).toContain("1 of 6 checks failed");
+  expect(body.message).toContain("1 of 8 checks failed");
   expect(body.message).toContain("- job demo-daily failed (run ended ");
   expect(body.message).toContain("): restic exited 1");
   expect(received[0].title).toMatch(/^backup321 failed: monitor on /);
@@ -401,6 +401,18 @@ test("a failed restore test, or one slower than the RTO, alerts", async () => {
   );
   // reported once, not also as a failed job
   expect(failed.status.checks_failed).toBe(1);
+});
+
+test("a mail channel without sendmail is itself a problem, reported through the webhook", async () => {
+  baseline();
+  const r = await runAsync(`${box.paths.sbin}/b321-monitor`, [], {
+    env: { ...process.env, PATH: "/usr/local/bin:/usr/bin:/bin" },
+  }).done;
+  expect(r.code).toBe(1);
+  await waitFor("the alert", () => received.length === 1, 20_000);
+  expect(alertBodies()[0].message).toContain(
+    "- alerts cannot be mailed to ops@example.invalid: no sendmail on this host",
+  );
 });
 
 test("healthchecks style: alerts go to <url>/fail, success pings to <url>", async () => {

@@ -19,6 +19,7 @@
 #                each device exists and smartctl -H calls it healthy
 #   MONITOR_RESTORE_JOBS, MONITOR_RTO_SECONDS
 #                the last restore test succeeded and its restore_seconds is within the RTO
+#   channels     the alert channels of alert.env can deliver (sendmail exists, the URL file is there)
 # Metrics: <state>/metrics/monitor-checks.prom, and every *.prom copied to MONITOR_TEXTFILE_DIR.
 set -Eeuo pipefail
 # shellcheck source=../../host/scripts/common.sh
@@ -295,6 +296,30 @@ check_restore_tests() {
   done
 }
 
+# The alert channels themselves: a channel that cannot deliver is an alert that will never arrive.
+check_channels() {
+  local conf=${B321_ALERT_ENV:-$B321_ETC/alert.env} email webhook
+  [ -r "$conf" ] || return 0
+  # shellcheck source=/dev/null
+  email=$(source "$conf" && printf '%s' "${ALERT_EMAIL:-}")
+  # shellcheck source=/dev/null
+  webhook=$(source "$conf" && printf '%s' "${ALERT_WEBHOOK_FILE:-}")
+  if [ -n "$email" ]; then
+    if command -v sendmail >/dev/null 2>&1; then
+      ok channel mail
+    else
+      bad channel mail "alerts cannot be mailed to $email: no sendmail on this host (install a mail transfer agent, e.g. apt-get install msmtp-mta)"
+    fi
+  fi
+  if [ -n "$webhook" ]; then
+    if [ -r "$webhook" ] && [ -s "$webhook" ]; then
+      ok channel webhook
+    else
+      bad channel webhook "the alert webhook URL file $webhook is missing or empty (run pulumi up)"
+    fi
+  fi
+}
+
 write_metrics() {
   local dir=$B321_STATE/metrics file tmp
   mkdir -p -- "$dir"
@@ -331,6 +356,7 @@ main() {
   check_mounts
   check_smart
   check_restore_tests
+  check_channels
   write_metrics
   b321_set checks_total "$CHECKS"
   b321_set checks_failed "${#PROBLEMS[@]}"
