@@ -376,6 +376,45 @@ test("an unmounted USB SSD, a fill above the threshold and a missing disk alert"
   expect(r.status.checks_failed).toBe(3);
 });
 
+test("a disk that SMART calls failing alerts (smartctl is a recording stand-in: no disk here)", async () => {
+  baseline();
+  const dev = box.at("dev/sdz1");
+  fs.mkdirSync(path.dirname(dev), { recursive: true });
+  fs.writeFileSync(dev, "");
+  const byUuid = box.at("dev/disk/by-uuid/5f3a2c1e-8b7d-4e6f-9a0b-1c2d3e4f5a6b");
+  fs.mkdirSync(path.dirname(byUuid), { recursive: true });
+  fs.rmSync(byUuid, { force: true });
+  fs.symlinkSync(dev, byUuid);
+  const calls = box.at("smartctl.calls");
+  const smartDir = box.at("smart-shim");
+  fs.mkdirSync(smartDir, { recursive: true });
+  const shim = (code: number, verdict: string) =>
+    fs.writeFileSync(
+      path.join(smartDir, "smartctl"),
+      `#!/bin/bash
+echo "$*" >> ${calls}
+echo "SMART overall-health self-assessment test result: ${verdict}"
+exit ${code}
+`,
+      { mode: 0o755 },
+    );
+  const env = envVariant({ MONITOR_SMART_DEVICES: byUuid });
+  const runWith = async () =>
+    runAsync(`${box.paths.lib}/monitor.sh`, [env], {
+      env: { ...process.env, PATH: `${smartDir}:${shimDir}:${process.env.PATH}` },
+    }).done;
+  shim(0, "PASSED");
+  expect((await runWith()).code).toBe(0);
+  expect(fs.readFileSync(calls, "utf8")).toBe(`-H -- ${dev}\n`);
+  shim(8, "FAILED!");
+  const r = await runWith();
+  expect(r.code).toBe(1);
+  const status = JSON.parse(fs.readFileSync(`${box.paths.state}/status/monitor.json`, "utf8"));
+  expect(status.error).toContain(
+    `disk ${byUuid} (${dev}) is failing according to SMART (smartctl exit 8): SMART overall-health self-assessment test result: FAILED!; replace it`,
+  );
+});
+
 test("a failed restore test, or one slower than the RTO, alerts", async () => {
   baseline();
   writeStatus("mariadb-restore-test", {
