@@ -165,8 +165,9 @@ function onSiteChains(site: Site): Chain[] {
   for (const j of site.proxmox?.jobs ?? []) {
     chains.push({ what: "guests", via: [`vzdump "${j.id}"`], schedules: [j.schedule] });
   }
+  // Every repository that backs up paths itself (a cloud one survives a host loss too).
   for (const r of site.restic.repositories) {
-    if (r.kind === "local" && !r.copyFrom && r.paths.length > 0)
+    if (!r.copyFrom && r.paths.length > 0)
       chains.push({ what: "files", via: [`restic "${r.name}"`], schedules: [r.schedule] });
   }
   const m = site.mariadb;

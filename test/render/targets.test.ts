@@ -325,3 +325,29 @@ describe("a plan that breaks a target fails with the reason", () => {
     ]);
   });
 });
+
+test("a cloud-only restic repository protects its files on site and offsite", () => {
+  const site = parseSite({
+    name: "small",
+    hosts: [{ name: "srv", address: "10.0.0.1", roles: ["restic"] }],
+    retention: { d: { keepDaily: 7 } },
+    offsite: { bucket: { name: "small-backups" } },
+    restic: {
+      repositories: [
+        {
+          name: "cloud",
+          host: "srv",
+          kind: "s3",
+          schedule: "30 2 * * *",
+          paths: ["/etc"],
+          retention: "d",
+        },
+      ],
+    },
+  });
+  const r = recoveryReport(site);
+  expect(r.onSite.rpo).toEqual([{ what: "files", via: 'restic "cloud"', hours: 24 }]);
+  expect(r.siteLoss?.rpo).toEqual([{ what: "files", via: 'restic "cloud"', hours: 24 }]);
+  expect(r.onSite.unprotected).toEqual([]);
+  expect(threeTwoOne(site)).toMatchObject({ copies: 2, media: 2, offsite: 1, satisfied: false });
+});
