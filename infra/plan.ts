@@ -14,6 +14,9 @@ import {
 } from "./mockRuntime";
 import { parseSite, SiteError, SITE_KEY } from "../stacks/load";
 import { parseFileMarker } from "../components/host/render";
+import { renderRunbook } from "../stacks/runbook";
+import { renderTargetsSummary } from "../stacks/targets";
+import type { Site } from "../stacks/schema";
 
 interface Options {
   readonly stack: string;
@@ -83,6 +86,7 @@ function writeOut(opts: Options, recorded: readonly Registration[]): PushedFile[
 
 function summarize(
   opts: Options,
+  site: Site,
   recorded: readonly Registration[],
   files: readonly PushedFile[],
 ): string {
@@ -100,7 +104,8 @@ function summarize(
   lines.push("", "Files pushed per host:");
   for (const [h, n] of count(files.map((f) => f.host)))
     lines.push(`  ${String(n).padStart(4)}  ${h}`);
-  lines.push("", `Written to ${opts.outDir}/ (plan.json, hosts/<host>/<path>)`);
+  lines.push("", renderTargetsSummary(site));
+  lines.push("", `Written to ${opts.outDir}/ (plan.json, RUNBOOK.md, hosts/<host>/<path>)`);
   return lines.join("\n");
 }
 
@@ -120,8 +125,9 @@ async function main(): Promise<number> {
     return 2;
   }
   // Validate first: a bad model must fail with its list of problems before any resource exists.
+  let site: Site;
   try {
-    parseSite(stackFile.config[SITE_KEY]);
+    site = parseSite(stackFile.config[SITE_KEY]);
   } catch (e) {
     if (e instanceof SiteError) {
       console.error(`Pulumi.${opts.stack}.yaml: ${e.message}`);
@@ -138,7 +144,8 @@ async function main(): Promise<number> {
   require("./index");
   await settle(recorded);
   const files = writeOut(opts, recorded);
-  console.log(summarize(opts, recorded, files));
+  fs.writeFileSync(path.join(opts.outDir, "RUNBOOK.md"), renderRunbook(site, opts.stack));
+  console.log(summarize(opts, site, recorded, files));
   return 0;
 }
 

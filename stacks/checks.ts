@@ -5,6 +5,7 @@ import type { Role } from "./model/hosts";
 import { maxIntervalHours } from "./schedule";
 import { resticChecks } from "./checks-restic";
 import { proxmoxChecks } from "./checks-proxmox";
+import { targetsChecks } from "./checks-targets";
 
 export interface Problem {
   /** Path under backup321:site, e.g. "mariadb.host". */
@@ -204,6 +205,7 @@ const allChecks: Check[] = [
   binlogsOutliveShipping,
   ...resticChecks,
   ...proxmoxChecks,
+  ...targetsChecks,
 ];
 
 export function crossCheck(site: Site): Problem[] {

@@ -8,6 +8,7 @@ import { pbs } from "./model/pbs";
 import { restic } from "./model/restic";
 import { offsite } from "./model/offsite";
 import { monitoring } from "./model/monitoring";
+import { escrow, sizes } from "./model/recovery";
 
 export const siteSchema = z.strictObject({
   /** Short site name, used in tags, hostnames of snapshots and alert subjects. */
@@ -19,6 +20,10 @@ export const siteSchema = z.strictObject({
     .strictObject({
       rpoHours: z.number().positive().default(24),
       rtoHours: z.number().positive().default(4),
+      /** The promise when the whole site is lost and only offsite copies remain. Defaults to rpoHours/rtoHours. */
+      siteLoss: z
+        .strictObject({ rpoHours: z.number().positive(), rtoHours: z.number().positive() })
+        .optional(),
     })
     .prefault({}),
   hosts: z.array(host).min(1, "lists no host (add at least one under hosts:)"),
@@ -30,6 +35,10 @@ export const siteSchema = z.strictObject({
   restic: restic.prefault({}),
   offsite: offsite.prefault({}),
   monitoring,
+  /** Sizes and speeds for the restore-time estimate (stacks/targets.ts). Defaults to none: RTO not estimated. */
+  sizes: sizes.optional(),
+  /** Where the stack passphrase and state access are kept offline (RUNBOOK.md). Defaults to unstated. */
+  escrow: escrow.optional(),
 });
 
 /** The site as written in Pulumi.<stack>.yaml. */

@@ -5,16 +5,19 @@ import * as command from "@pulumi/command";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { HostPaths } from "../../stacks/model/hosts";
+import { maxIntervalHours } from "../../stacks/schedule";
 import {
   asRoot,
   cronFileName,
   installFileCommand,
+  jobEntry,
   readinessCommand,
   withFileMarker,
   removeFileCommand,
   renderCronFile,
   renderEntryPoint,
   renderEnvFile,
+  renderJobEntry,
   sha256,
 } from "./render";
 
@@ -51,6 +54,8 @@ export interface HostArgs {
   readonly hostKey?: pulumi.Input<string>;
   /** Where things go on the host. Defaults to DESIGN.md's layout. */
   readonly paths: HostPaths;
+  /** IANA time zone the host's cron runs in (job intervals are measured in it). Defaults to UTC. */
+  readonly timezone?: string;
   /** Extra tools to require before anything runs (e.g. mariadb-backup). Defaults to none. */
   readonly requiredTools?: readonly string[];
   /** Install the shared script library (common.sh, cron wrapper, alert hook). Defaults to true; false for a storage-only NAS. */
@@ -71,6 +76,7 @@ export class Host extends pulumi.ComponentResource {
   public readonly hostName: string;
   public readonly user: string;
   public readonly paths: HostPaths;
+  public readonly timezone: string;
   public readonly ready: command.remote.Command;
   /** Resources a job on this host must wait for: readiness and the shared library. */
   public readonly base: pulumi.Resource[];
@@ -80,6 +86,7 @@ export class Host extends pulumi.ComponentResource {
     this.hostName = args.hostName;
     this.user = args.user ?? "root";
     this.paths = args.paths;
+    this.timezone = args.timezone ?? "UTC";
     this.connection = pulumi.secret(
       pulumi.output({
         host: args.address,
@@ -273,16 +280,20 @@ export interface ScheduledJobArgs {
   readonly env: Readonly<Record<string, string | number | boolean>>;
   /** What the script needs installed first (its own file, secrets, config). */
   readonly dependsOn?: pulumi.Input<pulumi.Resource>[];
+  /** Hours the monitor allows past the job's interval before its last success is stale. Defaults to a quarter of the interval, 1 to 12 h. */
+  readonly graceHours?: number;
 }
 
 /**
  * A job as DESIGN.md describes it: <etc>/<job>.env (0600), the b321-<job> entry point that runs it
- * by hand exactly as cron does, and the cron file.
+ * by hand exactly as cron does, the cron file, and <etc>/jobs.d/<job>.json, which tells the monitor
+ * how often the job must succeed (so every job of every component is watched without more code).
  */
 export class ScheduledJob extends pulumi.ComponentResource {
   public readonly envFile: string;
   public readonly entryPoint: string;
   public readonly statusFile: string;
+  public readonly registryFile: string;
   public readonly resources: pulumi.Resource[];
 
   constructor(name: string, args: ScheduledJobArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -292,6 +303,7 @@ export class ScheduledJob extends pulumi.ComponentResource {
     this.envFile = `${p.etc}/${job}.env`;
     this.entryPoint = `${p.sbin}/b321-${job}`;
     this.statusFile = `${p.state}/status/${job}.json`;
+    this.registryFile = `${p.etc}/jobs.d/${job}.json`;
     const env = new RemoteFile(
       `${name}-env`,
       {
@@ -333,9 +345,29 @@ export class ScheduledJob extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    this.resources = [env, bin, cron];
+    const registry = new RemoteFile(
+      `${name}-registry`,
+      {
+        host,
+        path: this.registryFile,
+        content: renderJobEntry(
+          jobEntry(
+            job,
+            args.schedule,
+            host.timezone,
+            maxIntervalHours(args.schedule, host.timezone),
+            args.graceHours,
+          ),
+        ),
+        mode: "0644",
+        dependsOn: host.base,
+      },
+      { parent: this },
+    );
+    this.resources = [env, bin, cron, registry];
     this.registerOutputs({
       envFile: this.envFile,
+      registryFile: this.registryFile,
       entryPoint: this.entryPoint,
       statusFile: this.statusFile,
     });

@@ -150,3 +150,46 @@ export function readinessCommand(tools: readonly string[]): string {
     "echo ready",
   ].join("\n");
 }
+
+/** What the monitor needs to know about a job: <etc>/jobs.d/<job>.json, written by ScheduledJob. */
+export interface JobEntry {
+  readonly job: string;
+  readonly schedule: string;
+  readonly timezone: string;
+  /** Longest gap between two runs (stacks/schedule.ts maxIntervalHours). */
+  readonly maxIntervalHours: number;
+  /** Allowed lateness on top of the interval (the run's own duration, a slow disk). */
+  readonly graceHours: number;
+  /** maxIntervalHours + graceHours in whole seconds: older than this, the last success is stale. */
+  readonly maxAgeSeconds: number;
+}
+
+/** Default lateness allowed: a quarter of the interval, at least 1 h and at most 12 h. */
+export function defaultGraceHours(maxIntervalHours: number): number {
+  return Math.min(12, Math.max(1, maxIntervalHours / 4));
+}
+
+export function jobEntry(
+  job: string,
+  schedule: string,
+  timezone: string,
+  maxIntervalHours: number,
+  graceHours = defaultGraceHours(maxIntervalHours),
+): JobEntry {
+  cronFileName(job);
+  if (!(graceHours >= 0)) throw new Error(`graceHours of job ${job} must be 0 or more`);
+  return {
+    job,
+    schedule: schedule.trim().split(/\s+/).join(" "),
+    timezone,
+    maxIntervalHours,
+    graceHours,
+    maxAgeSeconds: Math.round((maxIntervalHours + graceHours) * 3600),
+  };
+}
+
+/** The registry entry as a file: one key per line, sorted, so the monitor reads it with sed. */
+export function renderJobEntry(e: JobEntry): string {
+  const sorted = Object.fromEntries(Object.entries(e).sort(([a], [b]) => a.localeCompare(b)));
+  return JSON.stringify(sorted, null, 2) + "\n";
+}

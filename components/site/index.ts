@@ -8,6 +8,8 @@ import { resticS3Prefix, type ResticRepository as ResticModel } from "../../stac
 import { RESTIC_S3_SECRETS } from "../../stacks/secrets";
 import { ProxmoxBackupServer } from "../pbs";
 import { ProxmoxBackups } from "../proxmox";
+import { Monitor } from "../monitoring";
+import { monitorChecksFor } from "../monitoring/render";
 
 /** A NAS only receives copies: nothing of backup321 runs there. */
 const isStorageOnly = (h: HostModel): boolean =>
@@ -18,6 +20,8 @@ export interface BackupSiteArgs {
   readonly site: Site;
   /** Stack secrets by config key, as listed by stacks/secrets.ts requiredSecrets(). */
   readonly secrets: Readonly<Record<string, pulumi.Input<string>>>;
+  /** RUNBOOK.md (stacks/runbook.ts), installed on every host that runs jobs. Defaults to none. */
+  readonly runbook?: string;
 }
 
 export class BackupSite extends pulumi.ComponentResource {
@@ -26,6 +30,8 @@ export class BackupSite extends pulumi.ComponentResource {
   public readonly restic: Readonly<Record<string, ResticRepository>>;
   public readonly pbs?: ProxmoxBackupServer;
   public readonly proxmox?: ProxmoxBackups;
+  /** The monitor of each host that runs jobs, by host name. */
+  public readonly monitors: Readonly<Record<string, Monitor>>;
   /** What was installed where: hosts and their roles, resource counts per concern. */
   public readonly summary: pulumi.Output<pulumi.UnwrappedObject<Record<string, unknown>>>;
 
@@ -36,6 +42,7 @@ export class BackupSite extends pulumi.ComponentResource {
     this.restic = this.buildRestic(name, args);
     this.pbs = this.buildPbs(name, site);
     this.proxmox = this.buildProxmox(name, args);
+    this.monitors = this.buildMonitoring(name, args);
     const summary: Record<string, unknown> = {
       site: site.name,
       targets: site.targets,
@@ -51,6 +58,7 @@ export class BackupSite extends pulumi.ComponentResource {
         snapshots: this.proxmox.snapshotJob !== undefined,
       },
       pbs: this.pbs && { datastores: Object.keys(this.pbs.access), tls: this.pbs.fingerprint },
+      monitoring: { hosts: Object.keys(this.monitors), schedule: site.monitoring.schedule },
     };
     this.summary = pulumi.output(summary);
     this.registerOutputs({ summary: this.summary });
@@ -110,6 +118,40 @@ export class BackupSite extends pulumi.ComponentResource {
     );
   }
 
+  /** Alerts, the hourly check and the runbook on every host that runs jobs (not a storage-only NAS). */
+  private buildMonitoring(name: string, args: BackupSiteArgs): Record<string, Monitor> {
+    const { site } = args;
+    const mon = site.monitoring;
+    const webhookUrl =
+      mon.webhookSecret === undefined ? undefined : args.secrets[mon.webhookSecret];
+    if (mon.webhookSecret !== undefined && webhookUrl === undefined)
+      throw new pulumi.ResourceError(
+        `backup321:${mon.webhookSecret}: missing alert webhook URL (monitoring.webhookSecret)`,
+        this,
+      );
+    return Object.fromEntries(
+      site.hosts
+        .filter((h) => !isStorageOnly(h))
+        .map((h) => [
+          h.name,
+          new Monitor(
+            `${name}-${h.name}-monitor`,
+            {
+              host: this.hosts[h.name],
+              schedule: mon.schedule,
+              checks: monitorChecksFor(site, h.name),
+              email: mon.email,
+              webhookUrl: webhookUrl === undefined ? undefined : pulumi.secret(webhookUrl),
+              webhookStyle: mon.webhookStyle,
+              pingOnSuccess: mon.pingOnSuccess,
+              runbook: args.runbook,
+            },
+            { parent: this },
+          ),
+        ]),
+    );
+  }
+
   private connectHosts(name: string, args: BackupSiteArgs): Record<string, Host> {
     const secret = (h: HostModel) => {
       const key = args.secrets[h.sshKeySecret];
@@ -133,6 +175,7 @@ export class BackupSite extends pulumi.ComponentResource {
             privateKey: secret(h),
             hostKey: h.hostKey,
             paths: h.paths,
+            timezone: h.timezone ?? args.site.timezone,
             installLibrary: !isStorageOnly(h),
           },
           { parent: this },

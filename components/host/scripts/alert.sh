@@ -1,27 +1,51 @@
 #!/bin/bash
 # alert.sh JOB RESULT MESSAGE: raises an alert on every channel configured in <etc>/alert.env.
-# Called by common.sh when a job fails or warns, and by the monitor. Never prints a secret: the
-# webhook URL is read from a 0600 file and handed to curl on stdin (-K -), not on its command line.
+# Called by common.sh when a job fails or warns, and by the monitor, which also calls it with the
+# RESULT success after a run that found nothing wrong: that is a ping for a dead-man's switch
+# (webhook only, when ALERT_PING_ON_SUCCESS=1), not an alert.
+# alert.env: ALERT_EMAIL (addresses, comma-separated), ALERT_WEBHOOK_FILE (0600 file holding the URL),
+# ALERT_WEBHOOK_STYLE (json: POST the JSON body to the URL; healthchecks: alerts go to <URL>/fail,
+# pings to <URL>), ALERT_PING_ON_SUCCESS (1 or 0).
+# Never prints a secret: the webhook URL is read from its file and handed to curl on stdin (-K -),
+# not on its command line. Exits non-zero when a configured channel could not be reached.
 set -Eeuo pipefail
 
 main() {
-  local job=$1 result=$2 message=$3 conf host subject sent=0
+  local job=$1 result=$2 message=$3 conf host subject failed=0
   conf=${B321_ALERT_ENV:-${B321_ETC:-/etc/backup321}/alert.env}
   host=$(hostname)
-  subject="[backup321] $result: $job on $host"
-  logger -t backup321 -p user.err -- "ALERT $subject: $message" || true
   if [ -r "$conf" ]; then
     # shellcheck source=/dev/null
     source "$conf"
   fi
-  if [ -n "${ALERT_EMAIL:-}" ] && command -v sendmail >/dev/null 2>&1; then
-    printf 'To: %s\nSubject: %s\n\n%s\n' "$ALERT_EMAIL" "$subject" "$message" |
-      sendmail -t && sent=1
+  if [ "$result" = success ]; then
+    logger -t backup321 -p user.info -- "[$job] ok: $message" || true
+    if [ "${ALERT_PING_ON_SUCCESS:-0}" = 1 ] && [ -n "${ALERT_WEBHOOK_FILE:-}" ]; then
+      post_webhook "$ALERT_WEBHOOK_FILE" "$job" "$result" "$host" "$message" "" || failed=1
+    fi
+    return "$failed"
   fi
-  if [ -n "${ALERT_WEBHOOK_FILE:-}" ] && [ -r "$ALERT_WEBHOOK_FILE" ]; then
-    post_webhook "$ALERT_WEBHOOK_FILE" "$job" "$result" "$host" "$message" && sent=1
+  subject="[backup321] $result: $job on $host"
+  logger -t backup321 -p user.err -- "ALERT $subject: $message" || true
+  if [ -n "${ALERT_EMAIL:-}" ]; then
+    send_mail "$ALERT_EMAIL" "$subject" "$message" || failed=1
   fi
-  [ "$sent" = 1 ] || [ -z "${ALERT_EMAIL:-}${ALERT_WEBHOOK_FILE:-}" ]
+  if [ -n "${ALERT_WEBHOOK_FILE:-}" ]; then
+    local suffix=""
+    [ "${ALERT_WEBHOOK_STYLE:-json}" != healthchecks ] || suffix=/fail
+    post_webhook "$ALERT_WEBHOOK_FILE" "$job" "$result" "$host" "$message" "$suffix" || failed=1
+  fi
+  return "$failed"
+}
+
+send_mail() {
+  local to=$1 subject=$2 message=$3
+  if ! command -v sendmail >/dev/null 2>&1; then
+    logger -t backup321 -p user.err -- "cannot mail $to: no sendmail (install a mail transfer agent)" || true
+    return 1
+  fi
+  printf 'To: %s\nSubject: %s\nContent-Type: text/plain; charset=UTF-8\n\n%s\n' \
+    "$to" "$subject" "$message" | sendmail -t
 }
 
 json() {
@@ -29,15 +53,24 @@ json() {
   s=${s//\\/\\\\}
   s=${s//\"/\\\"}
   s=${s//$'\n'/\\n}
+  s=${s//$'\r'/}
+  s=${s//$'\t'/\\t}
   printf '"%s"' "$s"
 }
 
 post_webhook() {
-  local url_file=$1 job=$2 result=$3 host=$4 message=$5 body
+  local url_file=$1 job=$2 result=$3 host=$4 message=$5 suffix=$6 body url
+  if [ ! -r "$url_file" ]; then
+    logger -t backup321 -p user.err -- "cannot read the webhook URL file $url_file" || true
+    return 1
+  fi
+  url=$(head -n 1 -- "$url_file")
+  url=${url%/}$suffix
   body=$(printf '{"job":%s,"result":%s,"host":%s,"message":%s}' \
     "$(json "$job")" "$(json "$result")" "$(json "$host")" "$(json "$message")")
-  # The URL is the credential (ntfy topic, Healthchecks uuid): it goes to curl through a config on stdin.
-  { printf 'url = "%s"\n' "$(head -n 1 -- "$url_file")"; } |
+  # The URL is the credential (ntfy topic, Healthchecks uuid): it goes to curl through a config on
+  # stdin, so it is neither in ps nor in the environment.
+  printf 'url = "%s"\n' "$url" |
     curl -fsS --max-time 20 --retry 3 -K - -H 'Content-Type: application/json' \
       -H "Title: backup321 $result: $job on $host" --data-binary "$body" -o /dev/null
 }

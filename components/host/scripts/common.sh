@@ -115,7 +115,9 @@ b321_write_metrics() {
 b321_alert() {
   local result=$1 message=$2 hook=${B321_ALERT:-$B321_LIB/alert.sh}
   [ -x "$hook" ] || { b321_log "no alert hook at $hook"; return 0; }
-  "$hook" "$B321_JOB" "$result" "$message" || b321_log "alert hook failed"
+  # The job's env file is sourced, not exported: tell the hook where alert.env is.
+  B321_ETC=${B321_ETC:-/etc/backup321} "$hook" "$B321_JOB" "$result" "$message" ||
+    b321_log "alert hook failed"
 }
 
 b321_on_exit() {

@@ -1,0 +1,105 @@
+// Pure functions for the monitor: which checks a host runs (from the site model), its env file and
+// the alert channels' env file.
+import type { Site } from "../../stacks/schema";
+import { maxIntervalHours } from "../../stacks/schedule";
+import { defaultGraceHours, renderEnvFile } from "../host/render";
+
+/** The job name of the MariaDB restore test; it records restore_seconds in its status file. */
+export const MARIADB_RESTORE_TEST_JOB = "mariadb-restore-test";
+
+/** What the monitor on one host checks besides the registered jobs (which it always checks). */
+export interface MonitorChecks {
+  /** Directories that must be mount points (the USB SSD). */
+  readonly mounts: readonly string[];
+  /** Alert when a mount is fuller than this percentage. */
+  readonly diskFullPercent: number;
+  /** Devices whose SMART health is checked (/dev/disk/by-uuid/<uuid>, resolved on the host). */
+  readonly smartDevices: readonly string[];
+  /** Local restic repository directories whose locks/ are checked. */
+  readonly resticRepos: readonly string[];
+  readonly staleLockHours: number;
+  /** Shipped binlogs must reach back to the newest full. */
+  readonly pitr?: {
+    readonly binlogDir: string;
+    readonly fullDir: string;
+    /** How old the newest full may be before its first binlog must have been shipped. */
+    readonly graceHours: number;
+  };
+  /** Restore-test jobs: their last run must have succeeded within the RTO. */
+  readonly restoreJobs: readonly string[];
+  readonly rtoHours: number;
+  /** node_exporter textfile collector directory. */
+  readonly textfileDir?: string;
+}
+
+const uniq = (xs: readonly string[]): string[] => [...new Set(xs)].sort();
+
+/** The checks of one host, from where the site model says each component puts things. */
+export function monitorChecksFor(site: Site, hostName: string): MonitorChecks {
+  const disks = [
+    ...(site.pbs?.host === hostName ? site.pbs.datastores.flatMap((d) => d.disk ?? []) : []),
+    ...site.restic.repositories.filter((r) => r.host === hostName).flatMap((r) => r.disk ?? []),
+  ];
+  const m = site.mariadb?.host === hostName ? site.mariadb : undefined;
+  const shipEvery = m ? maxIntervalHours(m.schedules.binlogs, site.timezone) : 0;
+  return {
+    mounts: uniq(disks.map((d) => d.mountpoint)),
+    diskFullPercent: site.monitoring.diskFullPercent,
+    smartDevices: uniq(disks.map((d) => `/dev/disk/by-uuid/${d.uuid.toLowerCase()}`)),
+    resticRepos: uniq(
+      site.restic.repositories
+        .filter((r) => r.host === hostName && r.kind === "local" && r.path)
+        .map((r) => r.path as string),
+    ),
+    staleLockHours: site.monitoring.staleLockHours,
+    ...(m
+      ? {
+          pitr: {
+            binlogDir: m.binlogBackupDir,
+            fullDir: m.backupDir,
+            graceHours: shipEvery + defaultGraceHours(shipEvery),
+          },
+        }
+      : {}),
+    restoreJobs: m ? [MARIADB_RESTORE_TEST_JOB] : [],
+    rtoHours: site.targets.rtoHours,
+    ...(site.monitoring.textfileDir ? { textfileDir: site.monitoring.textfileDir } : {}),
+  };
+}
+
+/** The monitor job's variables (ScheduledJob adds B321_*). Empty lists turn a check off. */
+export function monitorEnv(c: MonitorChecks): Record<string, string | number> {
+  const hours = (h: number) => Math.round(h * 3600);
+  return {
+    MONITOR_MOUNTS: c.mounts.join(" "),
+    MONITOR_DISK_FULL_PERCENT: c.diskFullPercent,
+    MONITOR_SMART_DEVICES: c.smartDevices.join(" "),
+    MONITOR_RESTIC_REPOS: c.resticRepos.join(" "),
+    MONITOR_STALE_LOCK_SECONDS: hours(c.staleLockHours),
+    MONITOR_PITR_BINLOG_DIR: c.pitr?.binlogDir ?? "",
+    MONITOR_PITR_FULL_DIR: c.pitr?.fullDir ?? "",
+    MONITOR_PITR_GRACE_SECONDS: hours(c.pitr?.graceHours ?? 0),
+    MONITOR_RESTORE_JOBS: c.restoreJobs.join(" "),
+    MONITOR_RTO_SECONDS: hours(c.rtoHours),
+    MONITOR_TEXTFILE_DIR: c.textfileDir ?? "",
+  };
+}
+
+export interface AlertChannels {
+  /** Addresses mailed through sendmail. */
+  readonly email: readonly string[];
+  /** Where the webhook URL file is (0600); undefined when there is no webhook. */
+  readonly webhookFile?: string;
+  readonly webhookStyle: "json" | "healthchecks";
+  readonly pingOnSuccess: boolean;
+}
+
+/** <etc>/alert.env, read by alert.sh. It names the URL's file; the URL itself is never in it. */
+export function renderAlertEnv(a: AlertChannels): string {
+  return renderEnvFile("backup321 alert channels (read by alert.sh)", {
+    ALERT_EMAIL: a.email.join(","),
+    ALERT_WEBHOOK_FILE: a.webhookFile ?? "",
+    ALERT_WEBHOOK_STYLE: a.webhookStyle,
+    ALERT_PING_ON_SUCCESS: a.pingOnSuccess && a.webhookFile !== undefined ? 1 : 0,
+  });
+}

@@ -1,0 +1,376 @@
+#!/bin/bash
+# monitor.sh ENV_FILE: the hourly check of everything backup321 runs on this host.
+#
+# Every job of every component is a ScheduledJob, which registers itself in <etc>/jobs.d/<job>.json
+# (its schedule and maxAgeSeconds = longest interval + grace); the job's script writes
+# <state>/status/<job>.json on every exit. The monitor reads both and raises ONE alert per run
+# listing every problem (alert.sh, through common.sh's exit trap), or, when all is well, pings the
+# webhook (a dead-man's switch alerts when the pings stop). Checks, each configured in the env file:
+#   jobs         every registered job: last run failed, or no success within maxAgeSeconds
+#   MONITOR_PITR_BINLOG_DIR, MONITOR_PITR_FULL_DIR, MONITOR_PITR_GRACE_SECONDS
+#                the shipped binlogs reach back to the newest full: its manifest
+#                (*_full_*.manifest.json) names binlog_file; that file and every later one must be
+#                there, without a gap in the sequence numbers
+#   MONITOR_RESTIC_REPOS, MONITOR_STALE_LOCK_SECONDS
+#                no lock in <repo>/locks older than the limit (a live restic refreshes its lock)
+#   MONITOR_MOUNTS, MONITOR_DISK_FULL_PERCENT
+#                each directory is a mount point and is not fuller than the threshold
+#   MONITOR_SMART_DEVICES
+#                each device exists and smartctl -H calls it healthy
+#   MONITOR_RESTORE_JOBS, MONITOR_RTO_SECONDS
+#                the last restore test succeeded and its restore_seconds is within the RTO
+#   channels     the alert channels of alert.env can deliver (sendmail exists, the URL file is there)
+# Metrics: <state>/metrics/monitor-checks.prom, and every *.prom copied to MONITOR_TEXTFILE_DIR.
+set -Eeuo pipefail
+# shellcheck source=../../host/scripts/common.sh
+source "${BASH_SOURCE[0]%/*}/common.sh"
+
+PROBLEMS=()
+CHECKS=0
+METRICS=()
+NOW=0
+
+# ok CHECK TARGET / bad CHECK TARGET MESSAGE: one check's outcome, counted and exported as a metric.
+ok() {
+  CHECKS=$((CHECKS + 1))
+  label "$2"
+  METRICS+=("backup321_monitor_check_ok{check=\"$1\",target=\"$LABEL\"} 1")
+}
+
+bad() {
+  CHECKS=$((CHECKS + 1))
+  PROBLEMS+=("$3")
+  label "$2"
+  METRICS+=("backup321_monitor_check_ok{check=\"$1\",target=\"$LABEL\"} 0")
+  b321_log "problem: $3"
+}
+
+# label VALUE: sets LABEL to VALUE escaped for a metric label (no subshell: it runs per job).
+LABEL=""
+label() {
+  LABEL=${1//\\/\\\\}
+  LABEL=${LABEL//\"/\\\"}
+}
+
+# json_load FILE: the top-level scalars of a JSON file written one key per line (status files,
+# registry entries) into the array J, in one pass.
+declare -A J=()
+json_load() {
+  local key value
+  J=()
+  while IFS=$'\t' read -r key value; do
+    J[$key]=$value
+  done < <(awk '
+    match($0, /^[ \t]*"[A-Za-z0-9_]+"[ \t]*:[ \t]*/) {
+      key = substr($0, RSTART, RLENGTH); sub(/^[ \t]*"/, "", key); sub(/"[ \t]*:[ \t]*$/, "", key)
+      value = substr($0, RSTART + RLENGTH); sub(/,[ \t]*$/, "", value)
+      if (value ~ /^".*"$/) value = substr(value, 2, length(value) - 2)
+      gsub(/\t/, " ", value)
+      print key "\t" value
+    }' "$1")
+}
+
+# json_str FILE KEY / json_num FILE KEY: a top-level scalar of a small JSON file (one or many lines).
+json_str() {
+  sed -n "s/.*\"$2\"[[:space:]]*:[[:space:]]*\"\\([^\"]*\\)\".*/\\1/p" -- "$1" | head -n 1
+}
+
+json_num() {
+  sed -n "s/.*\"$2\"[[:space:]]*:[[:space:]]*\\(-\\{0,1\\}[0-9][0-9.]*\\).*/\\1/p" -- "$1" | head -n 1
+}
+
+# hours SECONDS: "13.5 h"
+hours() {
+  awk -v s="$1" 'BEGIN { printf "%.1f h", s / 3600 }'
+}
+
+in_list() {
+  local needle=$1 item
+  shift
+  for item in "$@"; do [ "$item" = "$needle" ] && return 0; done
+  return 1
+}
+
+check_jobs() {
+  local dir=${MONITOR_JOBS_DIR:-$B321_ETC/jobs.d} entry job max_age interval grace status result
+  local last last_epoch age error ended restore_jobs
+  read -r -a restore_jobs <<< "${MONITOR_RESTORE_JOBS:-}"
+  for entry in "$dir"/*.json; do
+    [ -e "$entry" ] || continue
+    json_load "$entry"
+    job=${J[job]:-}
+    max_age=${J[maxAgeSeconds]:-}
+    if [ -z "$job" ] || ! [[ $max_age =~ ^[0-9]+$ ]]; then
+      bad registry "$entry" "job registry entry $entry is unreadable (reinstall with pulumi up)"
+      continue
+    fi
+    [ "$job" != "$B321_JOB" ] || continue
+    interval=${J[maxIntervalHours]:-?}
+    grace=${J[graceHours]:-?}
+    status=$B321_STATE/status/$job.json
+    label "$job"
+    METRICS+=("backup321_job_max_age_seconds{job=\"$LABEL\"} $max_age")
+    if [ ! -f "$status" ]; then
+      age=$((NOW - $(stat -c %Y -- "$entry")))
+      if [ "$age" -gt "$max_age" ]; then
+        bad job "$job" "job $job has never run, although it was installed $(hours "$age") ago and runs every ${interval} h (+ ${grace} h grace); see syslog (tag backup321) and run b321-$job by hand"
+      else
+        ok job "$job"
+      fi
+      continue
+    fi
+    json_load "$status"
+    result=${J[result]:-}
+    last=${J[last_success]:-}
+    error=${J[error]:-}
+    ended=${J[ended]:-}
+    last_epoch=0
+    [ -z "$last" ] || last_epoch=$(date -d "$last" +%s 2>/dev/null || echo 0)
+    if [ "$last_epoch" -gt 0 ]; then
+      age=$((NOW - last_epoch))
+      METRICS+=("backup321_job_last_success_age_seconds{job=\"$LABEL\"} $age")
+    else
+      # never succeeded: count from when the job was installed
+      age=$((NOW - $(stat -c %Y -- "$entry")))
+    fi
+    if [ "$result" = failed ] && ! in_list "$job" "${restore_jobs[@]}"; then
+      bad job "$job" "job $job failed (run ended $ended): ${error:-no error recorded}"
+    elif [ "$age" -gt "$max_age" ]; then
+      bad job "$job" "job $job has not succeeded for $(hours "$age") (last success: ${last:-never}), more than its interval of ${interval} h + ${grace} h grace"
+    else
+      ok job "$job"
+    fi
+  done
+}
+
+check_pitr() {
+  local binlog_dir=${MONITOR_PITR_BINLOG_DIR:-} full_dir=${MONITOR_PITR_FULL_DIR:-}
+  [ -n "$binlog_dir" ] && [ -n "$full_dir" ] || return 0
+  local grace=${MONITOR_PITR_GRACE_SECONDS:-7200} manifest file pos base start f name rest num
+  local -A have=()
+  manifest=$(find "$full_dir" -maxdepth 1 -type f -name '*_full_*.manifest.json' -printf '%T@ %p\n' \
+    2>/dev/null | sort -n | tail -n 1 | cut -d' ' -f2-)
+  if [ -z "$manifest" ]; then
+    b321_log "pitr: no full backup manifest in $full_dir yet (the full job's freshness is checked)"
+    return 0
+  fi
+  file=$(json_str "$manifest" binlog_file)
+  pos=$(json_str "$manifest" binlog_position)
+  [ -n "$pos" ] || pos=$(json_num "$manifest" binlog_position)
+  file=${file##*/}
+  if ! [[ $file =~ ^(.+)\.([0-9]+)$ ]]; then
+    bad pitr "$binlog_dir" "the newest full $manifest records no binlog_file, so point-in-time recovery from it is impossible"
+    return 0
+  fi
+  base=${BASH_REMATCH[1]}
+  start=$((10#${BASH_REMATCH[2]}))
+  for f in "$binlog_dir/$base".*; do
+    [ -f "$f" ] || continue
+    name=${f##*/}
+    # the binlogs themselves (maybe compressed, encrypted), not their checksums or half-written copies
+    case $name in *.partial | *.tmp | *.b321.* | *.sha256 | *.md5 | *.json) continue ;; esac
+    rest=${name#"$base".}
+    num=${rest%%.*}
+    [[ $num =~ ^[0-9]+$ ]] && have[$((10#$num))]=1
+  done
+  local max=$start n missing=()
+  for n in "${!have[@]}"; do [ "$n" -le "$max" ] || max=$n; done
+  for ((n = start; n <= max; n++)); do
+    [ -n "${have[$n]:-}" ] || missing+=("$(printf '%s.%06d' "$base" "$n")")
+  done
+  local first=${missing[0]:-}
+  if [ ${#missing[@]} -eq 1 ] && [ "$first" = "$(printf '%s.%06d' "$base" "$start")" ] &&
+    [ $((NOW - $(stat -c %Y -- "$manifest"))) -le "$grace" ]; then
+    # the full is newer than one shipping interval: its first binlog may not be shipped yet
+    ok pitr "$binlog_dir"
+    return 0
+  fi
+  if [ ${#missing[@]} -gt 0 ]; then
+    bad pitr "$binlog_dir" "point-in-time recovery has a gap: ${missing[*]} missing from $binlog_dir (the newest full ${manifest##*/} starts at $file position ${pos:-?}); a full backup now closes the gap"
+  else
+    ok pitr "$binlog_dir"
+  fi
+  label "$binlog_dir"
+  METRICS+=("backup321_pitr_binlogs_missing{dir=\"$LABEL\"} ${#missing[@]}")
+}
+
+check_restic_locks() {
+  local limit=${MONITOR_STALE_LOCK_SECONDS:-43200} repo lock age oldest stale
+  for repo in ${MONITOR_RESTIC_REPOS:-}; do
+    if [ ! -f "$repo/config" ]; then
+      bad restic-lock "$repo" "restic repository $repo is missing (its disk is not mounted, or it was never initialised)"
+      continue
+    fi
+    oldest=0
+    stale=()
+    for lock in "$repo"/locks/*; do
+      [ -f "$lock" ] || continue
+      age=$((NOW - $(stat -c %Y -- "$lock")))
+      [ "$age" -le "$oldest" ] || oldest=$age
+      [ "$age" -le "$limit" ] || stale+=("${lock##*/}")
+    done
+    label "$repo"
+    METRICS+=("backup321_restic_oldest_lock_age_seconds{repo=\"$LABEL\"} $oldest")
+    if [ ${#stale[@]} -gt 0 ]; then
+      bad restic-lock "$repo" "restic repository $repo has a lock $(hours "$oldest") old (limit $(hours "$limit")): ${stale[*]}; a crashed run? check with restic list locks, then restic unlock"
+    else
+      ok restic-lock "$repo"
+    fi
+  done
+}
+
+check_mounts() {
+  local threshold=${MONITOR_DISK_FULL_PERCENT:-85} dir pct
+  for dir in ${MONITOR_MOUNTS:-}; do
+    if ! mountpoint -q -- "$dir"; then
+      bad mount "$dir" "$dir is not mounted: is the USB SSD plugged in and in /etc/fstab by UUID?"
+      continue
+    fi
+    pct=$(df -P -- "$dir" | awk 'NR == 2 { sub("%", "", $5); print $5 }')
+    label "$dir"
+    METRICS+=("backup321_disk_used_percent{mountpoint=\"$LABEL\"} ${pct:-0}")
+    if [ "${pct:-0}" -gt "$threshold" ]; then
+      bad disk-full "$dir" "$dir is ${pct}% full, above the threshold of ${threshold}%: prune, or add space before backups fail"
+    else
+      ok disk-full "$dir"
+    fi
+  done
+}
+
+check_smart() {
+  local dev real parent out rc
+  for dev in ${MONITOR_SMART_DEVICES:-}; do
+    if [ ! -e "$dev" ]; then
+      bad smart "$dev" "disk $dev is missing: is the USB SSD plugged in?"
+      continue
+    fi
+    if ! command -v smartctl >/dev/null 2>&1; then
+      bad smart "$dev" "cannot check the health of $dev: smartctl is not installed (apt-get install smartmontools)"
+      continue
+    fi
+    real=$(readlink -f -- "$dev")
+    parent=$(lsblk -no PKNAME -- "$real" 2>/dev/null | head -n 1 || true)
+    [ -z "$parent" ] || real=/dev/$parent
+    rc=0
+    out=$(smartctl -H -- "$real" 2>&1) || rc=$?
+    if [ $((rc & 6)) -ne 0 ]; then
+      # many USB bridges need the SAT pass-through
+      rc=0
+      out=$(smartctl -H -d sat -- "$real" 2>&1) || rc=$?
+    fi
+    label "$dev"
+    METRICS+=("backup321_smart_exit_code{device=\"$LABEL\"} $rc")
+    if [ $((rc & 24)) -ne 0 ]; then
+      bad smart "$dev" "disk $dev ($real) is failing according to SMART (smartctl exit $rc): $(printf '%s' "$out" | grep -i -m 1 'result\|status' || true); replace it"
+    elif [ $((rc & 6)) -ne 0 ]; then
+      bad smart "$dev" "the SMART health of $dev ($real) cannot be read (smartctl exit $rc): $(printf '%s' "$out" | tail -n 1)"
+    else
+      ok smart "$dev"
+    fi
+  done
+}
+
+check_restore_tests() {
+  local rto=${MONITOR_RTO_SECONDS:-} job status result secs error
+  for job in ${MONITOR_RESTORE_JOBS:-}; do
+    status=$B321_STATE/status/$job.json
+    [ -f "$status" ] || continue # never ran: the job check says when that is late
+    result=$(json_str "$status" result)
+    error=$(json_str "$status" error)
+    secs=$(json_num "$status" restore_seconds)
+    if [ "$result" = failed ]; then
+      bad restore-test "$job" "the last restore test ($job) failed: ${error:-no error recorded}"
+      continue
+    fi
+    if [ -z "$secs" ]; then
+      bad restore-test "$job" "the last restore test ($job) did not record restore_seconds, so the RTO is unproven"
+      continue
+    fi
+    label "$job"
+    METRICS+=("backup321_restore_seconds{job=\"$LABEL\"} $secs")
+    if [ -n "$rto" ] && [ "${secs%.*}" -gt "$rto" ]; then
+      bad restore-test "$job" "the last restore test ($job) took $(hours "${secs%.*}") (${secs} s), more than the RTO of $(hours "$rto")"
+    else
+      ok restore-test "$job"
+    fi
+  done
+}
+
+# The alert channels themselves: a channel that cannot deliver is an alert that will never arrive.
+check_channels() {
+  local conf=${B321_ALERT_ENV:-$B321_ETC/alert.env} email webhook
+  [ -r "$conf" ] || return 0
+  # shellcheck source=/dev/null
+  email=$(source "$conf" && printf '%s' "${ALERT_EMAIL:-}")
+  # shellcheck source=/dev/null
+  webhook=$(source "$conf" && printf '%s' "${ALERT_WEBHOOK_FILE:-}")
+  if [ -n "$email" ]; then
+    if command -v sendmail >/dev/null 2>&1; then
+      ok channel mail
+    else
+      bad channel mail "alerts cannot be mailed to $email: no sendmail on this host (install a mail transfer agent, e.g. apt-get install msmtp-mta)"
+    fi
+  fi
+  if [ -n "$webhook" ]; then
+    if [ -r "$webhook" ] && [ -s "$webhook" ]; then
+      ok channel webhook
+    else
+      bad channel webhook "the alert webhook URL file $webhook is missing or empty (run pulumi up)"
+    fi
+  fi
+}
+
+write_metrics() {
+  local dir=$B321_STATE/metrics file tmp
+  mkdir -p -- "$dir"
+  file=$dir/monitor-checks.prom
+  tmp=$(mktemp -- "$file.XXXXXX")
+  METRICS+=("backup321_monitor_checks_failed ${#PROBLEMS[@]}")
+  METRICS+=("backup321_monitor_last_run_timestamp_seconds $NOW")
+  # The text format wants each metric's lines together, after its TYPE line.
+  printf '%s\n' "${METRICS[@]}" | LC_ALL=C sort -s -t '{' -k 1,1 |
+    awk '{ name = $1; sub(/[{ ].*/, "", name) }
+         name != last { print "# TYPE " name " gauge"; last = name }
+         { print }' > "$tmp"
+  chmod 0644 -- "$tmp"
+  mv -f -- "$tmp" "$file"
+  local target=${MONITOR_TEXTFILE_DIR:-} f
+  [ -n "$target" ] || return 0
+  mkdir -p -- "$target"
+  for f in "$dir"/*.prom; do
+    [ -f "$f" ] || continue
+    tmp=$(mktemp -- "$target/.backup321.XXXXXX")
+    cp -- "$f" "$tmp"
+    chmod 0644 -- "$tmp"
+    mv -f -- "$tmp" "$target/backup321-${f##*/}"
+  done
+}
+
+main() {
+  b321_start "$@"
+  b321_lock monitor
+  NOW=$(date +%s)
+  check_jobs
+  check_pitr
+  check_restic_locks
+  check_mounts
+  check_smart
+  check_restore_tests
+  check_channels
+  write_metrics
+  b321_set checks_total "$CHECKS"
+  b321_set checks_failed "${#PROBLEMS[@]}"
+  if [ ${#PROBLEMS[@]} -gt 0 ]; then
+    local msg p
+    msg="${#PROBLEMS[@]} of $CHECKS checks failed on $(hostname):"
+    for p in "${PROBLEMS[@]}"; do msg+=$'\n'"- $p"; done
+    b321_fail "$msg"
+  fi
+  local hook=${B321_ALERT:-$B321_LIB/alert.sh}
+  if [ -x "$hook" ]; then
+    B321_ETC=${B321_ETC:-/etc/backup321} "$hook" "$B321_JOB" success "all $CHECKS checks passed on $(hostname)" ||
+      b321_warn "the success ping did not go through"
+  fi
+}
+
+main "$@"

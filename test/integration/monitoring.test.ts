@@ -1,0 +1,488 @@
+// The monitor as `pulumi up` installs it (commands from a mock run, executed over real SSH into a
+// sandbox), run against crafted status files, binlogs, a real restic repository with a lock left by
+// a killed restic, and mount points; every alert is received by a real HTTP webhook receiver on
+// 127.0.0.1. Mail goes through a recording sendmail on PATH (no MTA is installed here).
+import * as fs from "node:fs";
+import * as http from "node:http";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { startSshd, type Sshd } from "../harness/sshd";
+import { makeSandbox, type Sandbox } from "../harness/sandbox";
+import {
+  applyCreates,
+  applyDeletes,
+  remoteSteps,
+  runMocked,
+  type RemoteStep,
+} from "../harness/program";
+import { spawn } from "node:child_process";
+import { freePort, runAsync, runOk, waitFor, type RunResult } from "../harness/proc";
+import type { MonitorChecks } from "../../components/monitoring/render";
+
+interface Received {
+  readonly method: string;
+  readonly url: string;
+  readonly title: string;
+  readonly body: string;
+}
+
+let sshd: Sshd;
+let box: Sandbox;
+let steps: RemoteStep[];
+let server: http.Server;
+let port: number;
+const received: Received[] = [];
+let webhookToken: string;
+let shimDir: string;
+let mailLog: string;
+let repo: string;
+
+const HOUR = 3600_000;
+const iso = (msAgo: number) => new Date(Date.now() - msAgo).toISOString().replace(/\.\d+Z$/, "Z");
+
+beforeAll(async () => {
+  sshd = await startSshd();
+  box = makeSandbox("b321-monitor-");
+  port = await freePort();
+  server = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (d) => (body += d));
+    req.on("end", () => {
+      received.push({
+        method: req.method ?? "",
+        url: req.url ?? "",
+        title: String(req.headers.title ?? ""),
+        body,
+      });
+      res.writeHead(200).end("ok");
+    });
+  });
+  await new Promise<void>((r) => server.listen(port, "127.0.0.1", r));
+  webhookToken = `tok${Date.now()}`;
+  repo = box.at("mnt/usb/restic");
+  shimDir = box.at("shim");
+  mailLog = box.at("mail.log");
+  fs.mkdirSync(shimDir, { recursive: true });
+  fs.writeFileSync(
+    path.join(shimDir, "sendmail"),
+    `#!/bin/bash\n{ echo "ARGS: $*"; cat; echo "--END--"; } >> ${mailLog}\n`,
+    { mode: 0o755 },
+  );
+  const checks: MonitorChecks = {
+    mounts: ["/"],
+    diskFullPercent: 100,
+    smartDevices: [],
+    resticRepos: [repo],
+    staleLockHours: 12,
+    pitr: {
+      binlogDir: box.at("backups/binlogs"),
+      fullDir: box.at("backups/database"),
+      graceHours: 2,
+    },
+    restoreJobs: ["mariadb-restore-test"],
+    rtoHours: 4,
+    textfileDir: box.at("textfile"),
+  };
+  const recorded = await runMocked(async () => {
+    const { Host, ScheduledJob } = await import("../../components/host");
+    const { Monitor } = await import("../../components/monitoring");
+    const host = new Host("h", {
+      hostName: "sandbox",
+      address: "127.0.0.1",
+      port: sshd.port,
+      privateKey: pulumi.secret(sshd.privateKey),
+      paths: box.paths,
+      timezone: "UTC",
+    });
+    // Two jobs of "other components": the monitor knows them only through their registry entries.
+    for (const [job, schedule] of [
+      ["demo-daily", "0 3 * * *"],
+      ["mariadb-restore-test", "0 3 1 * *"],
+    ]) {
+      new ScheduledJob(job, {
+        host,
+        job,
+        schedule,
+        script: `${box.paths.lib}/common.sh`,
+        env: {},
+      });
+    }
+    new Monitor("mon", {
+      host,
+      checks,
+      email: ["ops@example.invalid"],
+      webhookUrl: pulumi.secret(`http://127.0.0.1:${port}/hook/${webhookToken}`),
+      runbook: "# runbook\n",
+    });
+  });
+  steps = remoteSteps(recorded);
+  applyCreates(sshd, steps);
+  const env = { ...process.env, RESTIC_PASSWORD: "test-only-password" };
+  runOk("restic", ["init", "--repo", repo], { env });
+}, 180_000);
+
+afterAll(async () => {
+  await new Promise((r) => server?.close(r));
+  await sshd?.stop();
+  box?.remove();
+});
+
+function writeStatus(job: string, fields: Record<string, string | number>): void {
+  const dir = `${box.paths.state}/status`;
+  fs.mkdirSync(dir, { recursive: true });
+  const body = { job, host: "sandbox", exit_code: 0, error: "", ...fields };
+  fs.writeFileSync(`${dir}/${job}.json`, JSON.stringify(body, null, 2) + "\n");
+}
+
+/** Everything fine: fresh successes, binlogs from the newest full on without a gap, no lock. */
+function baseline(): void {
+  writeStatus("demo-daily", { result: "success", last_success: iso(2 * HOUR) });
+  writeStatus("mariadb-restore-test", {
+    result: "success",
+    last_success: iso(24 * HOUR),
+    restore_seconds: 1200,
+  });
+  const full = box.at("backups/database");
+  const bin = box.at("backups/binlogs");
+  fs.rmSync(full, { recursive: true, force: true });
+  fs.rmSync(bin, { recursive: true, force: true });
+  fs.mkdirSync(full, { recursive: true });
+  fs.mkdirSync(bin, { recursive: true });
+  // an older full that starts earlier: only the newest counts
+  fs.writeFileSync(
+    `${full}/atlastech_db_full_20261101T020000Z.manifest.json`,
+    JSON.stringify({ binlog_file: "mysql-bin.000001", binlog_position: 4 }),
+  );
+  const old = new Date(Date.now() - 14 * 24 * HOUR);
+  fs.utimesSync(`${full}/atlastech_db_full_20261101T020000Z.manifest.json`, old, old);
+  fs.writeFileSync(
+    `${full}/atlastech_db_full_20261115T020000Z.manifest.json`,
+    JSON.stringify({ binlog_file: "mysql-bin.000004", binlog_position: 1234 }, null, 2),
+  );
+  const dayAgo = new Date(Date.now() - 24 * HOUR);
+  fs.utimesSync(`${full}/atlastech_db_full_20261115T020000Z.manifest.json`, dayAgo, dayAgo);
+  for (const n of ["000004", "000005", "000006"]) {
+    fs.writeFileSync(`${bin}/mysql-bin.${n}.zst`, "x");
+    fs.writeFileSync(`${bin}/mysql-bin.${n}.zst.sha256`, "x");
+  }
+  fs.writeFileSync(`${bin}/mysql-bin.000007.zst.partial`, "x"); // being written: ignored
+  fs.rmSync(`${repo}/locks`, { recursive: true, force: true });
+  fs.mkdirSync(`${repo}/locks`);
+  fs.rmSync(mailLog, { force: true });
+  received.length = 0;
+}
+
+async function monitor(envFile?: string): Promise<RunResult & { status: Record<string, unknown> }> {
+  const env = { ...process.env, PATH: `${shimDir}:${process.env.PATH}` };
+  const r = await runAsync(
+    envFile ? `${box.paths.lib}/monitor.sh` : `${box.paths.sbin}/b321-monitor`,
+    envFile ? [envFile] : [],
+    { env },
+  ).done;
+  const status = JSON.parse(fs.readFileSync(`${box.paths.state}/status/monitor.json`, "utf8"));
+  return { ...r, status };
+}
+
+/** A variant of the installed env file (the monitor is configured by nothing else). */
+function envVariant(vars: Record<string, string>): string {
+  const base = fs.readFileSync(`${box.paths.etc}/monitor.env`, "utf8");
+  const lines = base
+    .split("\n")
+    .filter((l) => !Object.keys(vars).some((k) => l.startsWith(`${k}=`)));
+  const file = box.at("etc/backup321/monitor-variant.env");
+  fs.writeFileSync(
+    file,
+    [...lines, ...Object.entries(vars).map(([k, v]) => `${k}='${v}'`)].join("\n") + "\n",
+    { mode: 0o600 },
+  );
+  return file;
+}
+
+function alertBodies(): { job: string; result: string; host: string; message: string }[] {
+  return received.map((r) => JSON.parse(r.body));
+}
+
+test("the installed files: registry entries, alert env, a 0600 webhook URL file, the runbook", () => {
+  const entry = JSON.parse(fs.readFileSync(`${box.paths.etc}/jobs.d/demo-daily.json`, "utf8"));
+  expect(entry).toEqual({
+    job: "demo-daily",
+    schedule: "0 3 * * *",
+    timezone: "UTC",
+    maxIntervalHours: 24,
+    graceHours: 6,
+    maxAgeSeconds: 108000,
+  });
+  const url = `${box.paths.etc}/secrets/alert-webhook-url`;
+  expect(fs.readFileSync(url, "utf8")).toBe(`http://127.0.0.1:${port}/hook/${webhookToken}\n`);
+  expect((fs.statSync(url).mode & 0o777).toString(8)).toBe("600");
+  const alertEnv = fs.readFileSync(`${box.paths.etc}/alert.env`, "utf8");
+  expect(alertEnv).toContain(`ALERT_WEBHOOK_FILE='${url}'`);
+  expect(alertEnv).not.toContain(webhookToken);
+  expect(fs.readFileSync(`${box.paths.etc}/RUNBOOK.md`, "utf8")).toBe("# runbook\n");
+  for (const s of steps) expect(s.create ?? "").not.toContain(webhookToken);
+});
+
+test("all fine: exit 0, no alert, one success ping with the JSON body, metrics exported", async () => {
+  baseline();
+  const r = await monitor();
+  expect(r.stderr).not.toContain("problem:");
+  expect(r.code).toBe(0);
+  expect(r.status).toMatchObject({ result: "success", checks_failed: 0, checks_total: 8 });
+  await waitFor("the success ping", () => received.length === 1, 20_000);
+  expect(received[0]).toMatchObject({ method: "POST", url: `/hook/${webhookToken}` });
+  expect(alertBodies()[0]).toMatchObject({ job: "monitor", result: "success" });
+  expect(alertBodies()[0].message).toMatch(/^all 8 checks passed on /);
+  expect(fs.existsSync(mailLog)).toBe(false);
+  const prom = fs.readFileSync(`${box.paths.state}/metrics/monitor-checks.prom`, "utf8");
+  expect(prom).toContain('backup321_monitor_check_ok{check="job",target="demo-daily"} 1');
+  expect(prom).toContain(
+    `backup321_monitor_check_ok{check="pitr",target="${box.at("backups/binlogs")}"} 1`,
+  );
+  expect(prom).toContain("backup321_monitor_checks_failed 0");
+  expect(prom).toContain('backup321_restore_seconds{job="mariadb-restore-test"} 1200');
+  // node_exporter's textfile collector gets a copy of every .prom
+  expect(fs.readFileSync(box.at("textfile/backup321-monitor-checks.prom"), "utf8")).toBe(prom);
+  // each metric family appears as one group
+  const families = prom
+    .split("\n")
+    .filter((l) => l.startsWith("# TYPE"))
+    .map((l) => l.split(" ")[2]);
+  expect(new Set(families).size).toBe(families.length);
+});
+
+test("a failed job alerts by webhook and mail, with its error", async () => {
+  baseline();
+  writeStatus("demo-daily", {
+    result: "failed",
+    exit_code: 1,
+    ended: iso(HOUR),
+    last_success: iso(25 * HOUR),
+    error: "restic exited 1",
+  });
+  const r = await monitor();
+  expect(r.code).toBe(1);
+  expect(r.status).toMatchObject({ result: "failed", checks_failed: 1 });
+  await waitFor("the alert", () => received.length === 1, 20_000);
+  const [body] = alertBodies();
+  expect(body).toMatchObject({ job: "monitor", result: "failed" });
+  expect(body.message).toContain("1 of 8 checks failed");
+  expect(body.message).toContain("- job demo-daily failed (run ended ");
+  expect(body.message).toContain("): restic exited 1");
+  expect(received[0].title).toMatch(/^backup321 failed: monitor on /);
+  const mail = fs.readFileSync(mailLog, "utf8");
+  expect(mail).toContain("ARGS: -t");
+  expect(mail).toContain("To: ops@example.invalid");
+  expect(mail).toMatch(/Subject: \[backup321\] failed: monitor on /);
+  expect(mail).toContain("job demo-daily failed");
+});
+
+test("a success older than the job's interval + grace alerts; a fresh one does not", async () => {
+  baseline();
+  writeStatus("demo-daily", { result: "success", last_success: iso(29 * HOUR) });
+  const fresh = await monitor();
+  expect(fresh.code).toBe(0);
+  baseline();
+  writeStatus("demo-daily", { result: "success", last_success: iso(31 * HOUR) });
+  const stale = await monitor();
+  expect(stale.code).toBe(1);
+  await waitFor("the alert", () => received.length === 1, 20_000);
+  expect(alertBodies()[0].message).toContain(
+    "job demo-daily has not succeeded for 31.0 h (last success: ",
+  );
+  expect(alertBodies()[0].message).toContain("more than its interval of 24 h + 6 h grace");
+});
+
+test("a job that never ran alerts once its interval + grace has passed since it was installed", async () => {
+  baseline();
+  fs.rmSync(`${box.paths.state}/status/demo-daily.json`);
+  expect((await monitor()).code).toBe(0);
+  const entry = `${box.paths.etc}/jobs.d/demo-daily.json`;
+  const longAgo = new Date(Date.now() - 31 * HOUR);
+  fs.utimesSync(entry, longAgo, longAgo);
+  const r = await monitor();
+  expect(r.code).toBe(1);
+  expect(r.status.error).toContain(
+    "job demo-daily has never run, although it was installed 31.0 h ago",
+  );
+});
+
+test("a gap in the shipped binlogs after the newest full alerts (PITR gap)", async () => {
+  baseline();
+  fs.rmSync(box.at("backups/binlogs/mysql-bin.000005.zst"));
+  const r = await monitor();
+  expect(r.code).toBe(1);
+  await waitFor("the alert", () => received.length === 1, 20_000);
+  expect(alertBodies()[0].message).toContain(
+    `point-in-time recovery has a gap: mysql-bin.000005 missing from ${box.at("backups/binlogs")} (the newest full atlastech_db_full_20261115T020000Z.manifest.json starts at mysql-bin.000004 position 1234)`,
+  );
+});
+
+test("the newest full's own binlog missing alerts, unless the full is younger than the grace", async () => {
+  baseline();
+  fs.rmSync(box.at("backups/binlogs/mysql-bin.000004.zst"));
+  fs.rmSync(box.at("backups/binlogs/mysql-bin.000004.zst.sha256"));
+  const r = await monitor();
+  expect(r.code).toBe(1);
+  expect(r.status.error).toContain("mysql-bin.000004 missing");
+  // a full made ten minutes ago: its binlog is shipped at the next run
+  const manifest = box.at("backups/database/atlastech_db_full_20261115T020000Z.manifest.json");
+  const recent = new Date(Date.now() - 600_000);
+  fs.utimesSync(manifest, recent, recent);
+  expect((await monitor()).code).toBe(0);
+});
+
+test("a restic lock older than the limit alerts (left by a killed restic)", async () => {
+  baseline();
+  const env = { ...process.env, RESTIC_PASSWORD: "test-only-password" };
+  // restic reading a stdin that never ends holds its lock until it is killed
+  const restic = spawn("restic", ["backup", "--repo", repo, "--stdin", "--stdin-filename", "x"], {
+    env,
+    stdio: ["pipe", "ignore", "ignore"],
+  });
+  const exited = new Promise((r) => restic.once("exit", r));
+  try {
+    await waitFor("restic's lock", () => fs.readdirSync(`${repo}/locks`).length > 0, 30_000);
+    // a fresh lock of a running restic is fine
+    expect((await monitor()).code).toBe(0);
+  } finally {
+    restic.kill("SIGKILL");
+    await exited;
+  }
+  const [lock] = fs.readdirSync(`${repo}/locks`);
+  const old = new Date(Date.now() - 13 * HOUR);
+  fs.utimesSync(`${repo}/locks/${lock}`, old, old);
+  const r = await monitor();
+  expect(r.code).toBe(1);
+  expect(r.status.error).toContain(
+    `restic repository ${repo} has a lock 13.0 h old (limit 12.0 h): ${lock}`,
+  );
+});
+
+test("an unmounted USB SSD, a fill above the threshold and a missing disk alert", async () => {
+  baseline();
+  const notMounted = box.at("mnt/usb");
+  const r = await monitor(
+    envVariant({
+      MONITOR_MOUNTS: `/ ${notMounted}`,
+      MONITOR_DISK_FULL_PERCENT: "0",
+      MONITOR_SMART_DEVICES: "/dev/disk/by-uuid/5f3a2c1e-0000-4e6f-9a0b-1c2d3e4f5a6b",
+    }),
+  );
+  expect(r.code).toBe(1);
+  const err = String(r.status.error);
+  expect(err).toContain(`${notMounted} is not mounted: is the USB SSD plugged in`);
+  expect(err).toMatch(/- \/ is \d+% full, above the threshold of 0%/);
+  expect(err).toContain("disk /dev/disk/by-uuid/5f3a2c1e-0000-4e6f-9a0b-1c2d3e4f5a6b is missing");
+  expect(r.status.checks_failed).toBe(3);
+});
+
+test("a disk that SMART calls failing alerts (smartctl is a recording stand-in: no disk here)", async () => {
+  baseline();
+  const dev = box.at("dev/sdz1");
+  fs.mkdirSync(path.dirname(dev), { recursive: true });
+  fs.writeFileSync(dev, "");
+  const byUuid = box.at("dev/disk/by-uuid/5f3a2c1e-8b7d-4e6f-9a0b-1c2d3e4f5a6b");
+  fs.mkdirSync(path.dirname(byUuid), { recursive: true });
+  fs.rmSync(byUuid, { force: true });
+  fs.symlinkSync(dev, byUuid);
+  const calls = box.at("smartctl.calls");
+  const smartDir = box.at("smart-shim");
+  fs.mkdirSync(smartDir, { recursive: true });
+  const shim = (code: number, verdict: string) =>
+    fs.writeFileSync(
+      path.join(smartDir, "smartctl"),
+      `#!/bin/bash
+echo "$*" >> ${calls}
+echo "SMART overall-health self-assessment test result: ${verdict}"
+exit ${code}
+`,
+      { mode: 0o755 },
+    );
+  const env = envVariant({ MONITOR_SMART_DEVICES: byUuid });
+  const runWith = async () =>
+    runAsync(`${box.paths.lib}/monitor.sh`, [env], {
+      env: { ...process.env, PATH: `${smartDir}:${shimDir}:${process.env.PATH}` },
+    }).done;
+  shim(0, "PASSED");
+  expect((await runWith()).code).toBe(0);
+  expect(fs.readFileSync(calls, "utf8")).toBe(`-H -- ${dev}\n`);
+  shim(8, "FAILED!");
+  const r = await runWith();
+  expect(r.code).toBe(1);
+  const status = JSON.parse(fs.readFileSync(`${box.paths.state}/status/monitor.json`, "utf8"));
+  expect(status.error).toContain(
+    `disk ${byUuid} (${dev}) is failing according to SMART (smartctl exit 8): SMART overall-health self-assessment test result: FAILED!; replace it`,
+  );
+});
+
+test("a failed restore test, or one slower than the RTO, alerts", async () => {
+  baseline();
+  writeStatus("mariadb-restore-test", {
+    result: "success",
+    last_success: iso(HOUR),
+    restore_seconds: 15000,
+  });
+  const slow = await monitor();
+  expect(slow.code).toBe(1);
+  expect(slow.status.error).toContain(
+    "the last restore test (mariadb-restore-test) took 4.2 h (15000 s), more than the RTO of 4.0 h",
+  );
+  baseline();
+  writeStatus("mariadb-restore-test", {
+    result: "failed",
+    last_success: iso(24 * HOUR),
+    error: "row count of orders: 0, manifest says 1200",
+  });
+  const failed = await monitor();
+  expect(failed.code).toBe(1);
+  expect(failed.status.error).toContain(
+    "the last restore test (mariadb-restore-test) failed: row count of orders: 0, manifest says 1200",
+  );
+  // reported once, not also as a failed job
+  expect(failed.status.checks_failed).toBe(1);
+});
+
+test("a mail channel without sendmail is itself a problem, reported through the webhook", async () => {
+  baseline();
+  const r = await runAsync(`${box.paths.sbin}/b321-monitor`, [], {
+    env: { ...process.env, PATH: "/usr/local/bin:/usr/bin:/bin" },
+  }).done;
+  expect(r.code).toBe(1);
+  await waitFor("the alert", () => received.length === 1, 20_000);
+  expect(alertBodies()[0].message).toContain(
+    "- alerts cannot be mailed to ops@example.invalid: no sendmail on this host",
+  );
+});
+
+test("healthchecks style: alerts go to <url>/fail, success pings to <url>", async () => {
+  const alertEnv = `${box.paths.etc}/alert.env`;
+  const saved = fs.readFileSync(alertEnv, "utf8");
+  try {
+    fs.writeFileSync(
+      alertEnv,
+      saved.replace("ALERT_WEBHOOK_STYLE='json'", "ALERT_WEBHOOK_STYLE='healthchecks'"),
+    );
+    baseline();
+    expect((await monitor()).code).toBe(0);
+    baseline();
+    writeStatus("demo-daily", { result: "failed", last_success: iso(HOUR), error: "boom" });
+    expect((await monitor()).code).toBe(1);
+    await waitFor("the alert", () => received.length === 1, 20_000);
+    expect(received.map((x) => x.url)).toEqual([`/hook/${webhookToken}/fail`]);
+  } finally {
+    fs.writeFileSync(alertEnv, saved);
+  }
+});
+
+test("deletes remove the monitor, its registry entry and the webhook secret", () => {
+  applyDeletes(sshd, steps);
+  for (const f of [
+    `${box.paths.etc}/secrets/alert-webhook-url`,
+    `${box.paths.etc}/jobs.d/monitor.json`,
+    `${box.paths.etc}/jobs.d/demo-daily.json`,
+    `${box.paths.cron}/backup321-monitor`,
+    `${box.paths.lib}/monitor.sh`,
+  ]) {
+    expect(fs.existsSync(f)).toBe(false);
+  }
+});

@@ -1,0 +1,117 @@
+// What the monitor of each host checks (from the site model), its env file, the alert channels,
+// and the job registry entries every ScheduledJob writes.
+import { readStackFile } from "../../infra/stackFile";
+import { parseSite } from "../../stacks/load";
+import { defaultGraceHours, jobEntry, renderJobEntry } from "../../components/host/render";
+import { monitorChecksFor, monitorEnv, renderAlertEnv } from "../../components/monitoring/render";
+
+const prod = parseSite(readStackFile("prod").config["backup321:site"]);
+
+test("docker-srv: the USB SSD mount, its SMART health and the local restic repository", () => {
+  expect(monitorChecksFor(prod, "docker-srv")).toEqual({
+    mounts: ["/mnt/usb-ssd"],
+    diskFullPercent: 85,
+    smartDevices: ["/dev/disk/by-uuid/5f3a2c1e-8b7d-4e6f-9a0b-1c2d3e4f5a6b"],
+    resticRepos: ["/mnt/usb-ssd/restic"],
+    staleLockHours: 12,
+    restoreJobs: [],
+    rtoHours: 4,
+  });
+});
+
+test("db-srv: the PITR chain and the restore test against the RTO", () => {
+  const c = monitorChecksFor(prod, "db-srv");
+  expect(c).toEqual({
+    mounts: [],
+    diskFullPercent: 85,
+    smartDevices: [],
+    resticRepos: [],
+    staleLockHours: 12,
+    pitr: { binlogDir: "/backups/binlogs", fullDir: "/backups/database", graceHours: 2 },
+    restoreJobs: ["mariadb-restore-test"],
+    rtoHours: 4,
+  });
+  expect(monitorEnv(c)).toEqual({
+    MONITOR_MOUNTS: "",
+    MONITOR_DISK_FULL_PERCENT: 85,
+    MONITOR_SMART_DEVICES: "",
+    MONITOR_RESTIC_REPOS: "",
+    MONITOR_STALE_LOCK_SECONDS: 43200,
+    MONITOR_PITR_BINLOG_DIR: "/backups/binlogs",
+    MONITOR_PITR_FULL_DIR: "/backups/database",
+    MONITOR_PITR_GRACE_SECONDS: 7200,
+    MONITOR_RESTORE_JOBS: "mariadb-restore-test",
+    MONITOR_RTO_SECONDS: 14400,
+    MONITOR_TEXTFILE_DIR: "",
+  });
+});
+
+test("proxmox-srv: only its jobs", () => {
+  expect(monitorChecksFor(prod, "proxmox-srv")).toMatchObject({
+    mounts: [],
+    smartDevices: [],
+    resticRepos: [],
+    restoreJobs: [],
+  });
+  expect(monitorChecksFor(prod, "proxmox-srv").pitr).toBeUndefined();
+});
+
+test("alert.env names the webhook file, never the URL", () => {
+  expect(
+    renderAlertEnv({
+      email: ["a@example.org", "b@example.org"],
+      webhookFile: "/etc/backup321/secrets/alert-webhook-url",
+      webhookStyle: "healthchecks",
+      pingOnSuccess: true,
+    }),
+  ).toBe(
+    [
+      "# backup321 alert channels (read by alert.sh)",
+      "# Managed by backup321 (pulumi up): local edits are overwritten.",
+      "ALERT_EMAIL='a@example.org,b@example.org'",
+      "ALERT_PING_ON_SUCCESS='1'",
+      "ALERT_WEBHOOK_FILE='/etc/backup321/secrets/alert-webhook-url'",
+      "ALERT_WEBHOOK_STYLE='healthchecks'",
+      "",
+    ].join("\n"),
+  );
+  // no webhook: nothing to ping
+  expect(renderAlertEnv({ email: [], webhookStyle: "json", pingOnSuccess: true })).toContain(
+    "ALERT_PING_ON_SUCCESS='0'",
+  );
+});
+
+test("grace: a quarter of the interval, between 1 and 12 hours", () => {
+  expect(defaultGraceHours(0.25)).toBe(1);
+  expect(defaultGraceHours(1)).toBe(1);
+  expect(defaultGraceHours(24)).toBe(6);
+  expect(defaultGraceHours(168)).toBe(12);
+  expect(defaultGraceHours(744)).toBe(12);
+});
+
+test("job registry entry: interval from the cron in the host's zone, plus grace", () => {
+  const e = jobEntry("restic-usb-backup", " 0  3 * * *", "Europe/Paris", 25);
+  expect(e).toEqual({
+    job: "restic-usb-backup",
+    schedule: "0 3 * * *",
+    timezone: "Europe/Paris",
+    maxIntervalHours: 25,
+    graceHours: 6.25,
+    maxAgeSeconds: 112500,
+  });
+  expect(renderJobEntry(e)).toBe(
+    [
+      "{",
+      '  "graceHours": 6.25,',
+      '  "job": "restic-usb-backup",',
+      '  "maxAgeSeconds": 112500,',
+      '  "maxIntervalHours": 25,',
+      '  "schedule": "0 3 * * *",',
+      '  "timezone": "Europe/Paris"',
+      "}",
+      "",
+    ].join("\n"),
+  );
+  expect(jobEntry("x", "0 * * * *", "UTC", 1, 0.5).maxAgeSeconds).toBe(5400);
+  expect(() => jobEntry("bad name", "0 * * * *", "UTC", 1)).toThrow(/job name "bad name"/);
+});

@@ -1,0 +1,110 @@
+// RUNBOOK.md for the seed site: the exact restore commands, where the keys are, and a snapshot.
+import { readStackFile } from "../../infra/stackFile";
+import { parseSite } from "../../stacks/load";
+import { siteSchema, type SiteInput } from "../../stacks/schema";
+import { renderCopiesDiagram, renderRunbook, resticRepoUrl } from "../../stacks/runbook";
+
+const prodRaw = () => structuredClone(readStackFile("prod").config["backup321:site"]) as SiteInput;
+const prod = parseSite(prodRaw());
+const md = renderRunbook(prod, "prod");
+const lines = md.split("\n");
+
+test("the seed site's runbook (snapshot)", () => {
+  expect(md).toMatchSnapshot();
+});
+
+test("targets table with the computed numbers", () => {
+  expect(lines).toContain(
+    "| Data lost on site: a guest, files, the database, a host (the backup media remain) | 25 h | 24 h | 0.92 h | 4 h |",
+  );
+  expect(lines).toContain(
+    "| The whole site lost (offsite copies only) | 172 h | 192 h | 6.27 h | 24 h |",
+  );
+  expect(lines).toContain("3-2-1: 5 copies on 4 media, 1 offsite, 0 immutable: satisfied.");
+});
+
+test("scenario 1: rollback of every snapshotted guest", () => {
+  for (const l of [
+    "qm listsnapshot 100",
+    "qm rollback 100 <snapshot>   # then: qm start 100",
+    "qm rollback 101 <snapshot>   # then: qm start 101",
+    "pct rollback 200 <snapshot>   # then: pct start 200",
+  ])
+    expect(lines).toContain(l);
+});
+
+test("scenario 2: restore from the PBS storage on PVE", () => {
+  expect(lines).toContain(
+    "qm stop <vmid>; qmrestore pbs-usb-ssd:backup/vm/<vmid>/<YYYY-MM-DDTHH:MM:SSZ> <vmid> --force 1",
+  );
+  expect(lines).toContain(
+    "pct stop <ctid>; pct restore <ctid> pbs-usb-ssd:backup/ct/<ctid>/<YYYY-MM-DDTHH:MM:SSZ> --force 1",
+  );
+  expect(lines).toContain(
+    "docker exec pbs proxmox-backup-client snapshot list --repository localhost:usb-ssd",
+  );
+});
+
+test("scenario 3: point in time from the newest full", () => {
+  expect(lines).toContain(
+    "/usr/local/sbin/b321-mariadb-pitr --until 'YYYY-MM-DD HH:MM:SS'   # restores the newest full before that time and replays the binlogs",
+  );
+  expect(lines).toContain("On db-srv, as root; times are Europe/Paris:");
+});
+
+test("scenario 4: the exact restic repository, password from the stack state, Glacier retrieval", () => {
+  const url = "s3:s3.eu-west-3.amazonaws.com/atlastech-backups/restic/cloud";
+  expect(resticRepoUrl(prod, "cloud")).toBe(url);
+  expect(lines).toContain(
+    `restic -r ${url} --password-file /root/restic-cloud.pass restore latest --tag system,pbs-datastore --target /restore`,
+  );
+  expect(lines).toContain(
+    "rsync -a /restore/mnt/usb-ssd/pbs/ /mnt/usb-ssd/pbs/   # the USB SSD mounted first",
+  );
+  expect(lines).toContain(
+    "docker exec pbs proxmox-backup-manager datastore create usb-ssd /mnt/usb-ssd/pbs --reuse-datastore true",
+  );
+  expect(lines).toContain(
+    "aws s3api restore-object --bucket atlastech-backups --key database/<file> --restore-request 'Days=7,GlacierJobParameters={Tier=Standard}'",
+  );
+});
+
+test("where the keys are: the escrow and every stack secret by key, never a value", () => {
+  expect(md).toContain(
+    "- **Stack passphrase and Pulumi state login**: sealed envelope in the office safe",
+  );
+  expect(lines).toContain("  - `backup321:alertWebhookUrl`: alert webhook URL");
+  expect(lines).toContain(
+    "  - `backup321:proxmoxApiToken`: Proxmox VE API token (user@realm!id=secret)",
+  );
+  expect(md).not.toMatch(/secure:|plan-placeholder|v1:/);
+});
+
+test("an S3 endpoint override goes into the repository URL", () => {
+  const raw = prodRaw();
+  raw.restic!.repositories![1].endpoint = "https://127.0.0.1:9000";
+  expect(resticRepoUrl(siteSchema.parse(raw), "cloud")).toBe(
+    "s3:127.0.0.1:9000/atlastech-backups/restic/cloud",
+  );
+});
+
+test("the copies diagram: every copy and the schedule that makes it", () => {
+  const d = renderCopiesDiagram(prod).split("\n");
+  expect(d[0]).toBe("```mermaid");
+  expect(d[1]).toBe("flowchart LR");
+  expect(d).toContain('    H_proxmox_srv -- "vzdump daily-pbs 0 1 * * *" --> DS_usb_ssd');
+  expect(d).toContain('    R_usb -- "restic copy 0 4 * * 0" --> R_cloud');
+  expect(d).toContain('    DS_usb_ssd -- "in restic usb" --> R_usb');
+  expect(d).toContain('    DBB -- "rsync 45 * * * *" --> NAS');
+  expect(d).toContain('    DBB -- "upload 0 5 * * 0" --> DUMPS');
+  expect(d.at(-1)).toBe("```");
+});
+
+test("a site without offsite copies says so", () => {
+  const dev = parseSite(readStackFile("dev").config["backup321:site"]);
+  const text = renderRunbook(dev, "dev");
+  expect(text).toContain(
+    "This site has no offsite copy: a total loss cannot be recovered. Add an s3 restic repository or the dump upload.",
+  );
+  expect(text).toContain("NOT STATED: set escrow: in the site model");
+});

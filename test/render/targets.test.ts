@@ -1,0 +1,353 @@
+// The recovery numbers the plan promises: exact values for the seed site, the schedule-chain
+// arithmetic (with properties), and the checks that fail a plan breaking a target.
+import fc from "fast-check";
+import { CronExpressionParser } from "cron-parser";
+import { readStackFile } from "../../infra/stackFile";
+import { parseSite, SiteError } from "../../stacks/load";
+import { siteSchema, type SiteInput } from "../../stacks/schema";
+import { maxIntervalHours } from "../../stacks/schedule";
+import {
+  chainRpoHours,
+  dstShiftHours,
+  recoveryReport,
+  renderTargetsSummary,
+  threeTwoOne,
+} from "../../stacks/targets";
+
+const stackSite = (stack: string) => parseSite(readStackFile(stack).config["backup321:site"]);
+
+describe("chainRpoHours", () => {
+  test.each([
+    [["0 1 * * *"], "UTC", 24],
+    [["0 1 * * *"], "Europe/Paris", 25], // the autumn clock change makes one 25 h gap
+    [["15 * * * *", "45 * * * *"], "UTC", 1.5],
+    [["0 3 * * *", "0 4 * * 0"], "UTC", 169],
+    [["0 1 * * *", "0 3 * * *", "0 4 * * 0"], "UTC", 171],
+    [["0 2 * * 0", "0 5 * * 0"], "UTC", 171],
+    // same minute: the copy cannot rely on the run that starts with it
+    [["0 4 * * *", "0 4 * * *"], "UTC", 48],
+    [["0 3 1 * *"], "UTC", 744],
+  ])("%j in %s: %d h", (chain, tz, hours) => {
+    expect(chainRpoHours(chain, tz)).toBe(hours);
+  });
+
+  const cronArb = fc.oneof(
+    fc.integer({ min: 0, max: 59 }).map((m) => `${m} * * * *`),
+    fc
+      .tuple(fc.integer({ min: 0, max: 59 }), fc.integer({ min: 0, max: 23 }))
+      .map(([m, h]) => `${m} ${h} * * *`),
+    fc
+      .tuple(
+        fc.integer({ min: 0, max: 59 }),
+        fc.integer({ min: 0, max: 23 }),
+        fc.integer({ min: 0, max: 6 }),
+      )
+      .map(([m, h, d]) => `${m} ${h} * * ${d}`),
+  );
+
+  /** The reference: every run of the whole year, no windows. */
+  const fullYear = (stages: string[], tz: string): number => {
+    const runs = (e: string) => {
+      const it = CronExpressionParser.parse(e, {
+        currentDate: new Date(Date.UTC(2028, 0, 1) - 1),
+        endDate: new Date(Date.UTC(2029, 0, 8)),
+        tz,
+      });
+      const out: number[] = [];
+      while (it.hasNext()) out.push(it.next().getTime());
+      return out;
+    };
+    let prev = runs(stages[0]);
+    let cap: (number | undefined)[] = prev;
+    for (const e of stages.slice(1)) {
+      const next = runs(e);
+      cap = next.map((t) => {
+        const before = prev.filter((p) => p < t);
+        return before.length ? cap[before.length - 1] : undefined;
+      });
+      prev = next;
+    }
+    let worst = 0;
+    for (let i = 0; i + 1 < prev.length; i++) {
+      const c = cap[i];
+      if (c !== undefined) worst = Math.max(worst, prev[i + 1] - c);
+    }
+    return worst / 3600_000;
+  };
+
+  const sparseCron = fc.oneof(
+    fc
+      .tuple(fc.integer({ min: 0, max: 59 }), fc.integer({ min: 0, max: 23 }))
+      .map(([m, h]) => `${m} ${h} * * *`),
+    fc
+      .tuple(
+        fc.integer({ min: 0, max: 59 }),
+        fc.integer({ min: 0, max: 23 }),
+        fc.integer({ min: 0, max: 6 }),
+      )
+      .map(([m, h, d]) => `${m} ${h} * * ${d}`),
+    fc
+      .tuple(fc.integer({ min: 0, max: 59 }), fc.integer({ min: 1, max: 5 }))
+      .map(([m, d]) => `${m} */6 * * 1-${d}`),
+  );
+
+  test("walking a few windows gives what walking the whole year gives, clock changes included", () => {
+    fc.assert(
+      fc.property(
+        fc.array(sparseCron, { minLength: 1, maxLength: 3 }),
+        fc.constantFrom("UTC", "Europe/Paris", "America/New_York"),
+        (stages, tz) => chainRpoHours(stages, tz) === fullYear(stages, tz),
+      ),
+      { numRuns: 30 },
+    );
+  });
+
+  test("one stage is the longest gap between runs", () => {
+    fc.assert(
+      fc.property(cronArb, (c) => chainRpoHours([c]) === maxIntervalHours(c)),
+      { numRuns: 25 },
+    );
+  });
+
+  test("a copy is never fresher than its source, nor older than both intervals together", () => {
+    fc.assert(
+      fc.property(cronArb, cronArb, (a, b) => {
+        const chain = chainRpoHours([a, b]);
+        return (
+          chain >= maxIntervalHours(a) &&
+          chain >= maxIntervalHours(b) &&
+          chain <= maxIntervalHours(a) + maxIntervalHours(b)
+        );
+      }),
+      { numRuns: 25 },
+    );
+  });
+});
+
+test("dstShiftHours", () => {
+  expect(dstShiftHours("UTC")).toBe(0);
+  expect(dstShiftHours("Europe/Paris")).toBe(1);
+  expect(dstShiftHours("Australia/Lord_Howe")).toBe(0.5);
+  expect(dstShiftHours("Asia/Tokyo")).toBe(0);
+});
+
+describe("the seed site (prod)", () => {
+  const site = stackSite("prod");
+
+  test("worst-case RPO and RTO estimates, per scenario", () => {
+    const r = recoveryReport(site);
+    expect(r.onSite).toEqual({
+      rpo: [
+        { what: "guests", via: 'vzdump "daily-pbs"', hours: 25 },
+        { what: "files", via: 'restic "usb"', hours: 25 },
+        { what: "database", via: "binlog shipping → NAS sync to nas", hours: 1.5 },
+      ],
+      worstRpoHours: 25,
+      rpoTargetHours: 24,
+      rpoAllowanceHours: 1,
+      rto: [
+        { what: "guests", how: "150 GB at 100 MB/s + 0.5 h", hours: 0.92 },
+        { what: "files", how: "10 GB at 100 MB/s + 0.5 h", hours: 0.53 },
+        { what: "database", how: "5 GB at 50 MB/s + 0.5 h", hours: 0.53 },
+      ],
+      rtoHours: 0.92,
+      rtoTargetHours: 4,
+      unprotected: [],
+    });
+    expect(r.siteLoss).toEqual({
+      rpo: [
+        {
+          what: "guests",
+          via: 'vzdump "daily-pbs" → restic "usb" → restic copy "cloud"',
+          hours: 172,
+        },
+        { what: "files", via: 'restic "usb" → restic copy "cloud"', hours: 170 },
+        { what: "database", via: "full backup → dump upload", hours: 172 },
+      ],
+      worstRpoHours: 172,
+      rpoTargetHours: 192,
+      rpoAllowanceHours: 1,
+      rto: [
+        { what: "rebuild hosts", how: "assumed", hours: 2 },
+        { what: "download", how: "165 GB at 20 MB/s", hours: 2.29 },
+        { what: "guests", how: "150 GB at 100 MB/s + 0.5 h", hours: 0.92 },
+        { what: "files", how: "10 GB at 100 MB/s + 0.5 h", hours: 0.53 },
+        { what: "database", how: "5 GB at 50 MB/s + 0.5 h", hours: 0.53 },
+      ],
+      rtoHours: 6.27,
+      rtoTargetHours: 24,
+      unprotected: [],
+    });
+  });
+
+  test("3-2-1: five copies on four media, one offsite, none immutable", () => {
+    expect(threeTwoOne(site)).toEqual({
+      copies: 5,
+      media: 4,
+      offsite: 1,
+      immutable: 0,
+      satisfied: true,
+      locations: [
+        {
+          id: "disk:5f3a2c1e-8b7d-4e6f-9a0b-1c2d3e4f5a6b",
+          medium: "removable disk",
+          offsite: false,
+          immutable: false,
+          holds: ["PBS datastore usb-ssd", "restic usb"],
+        },
+        {
+          id: "host:db-srv",
+          medium: "host disk",
+          offsite: false,
+          immutable: false,
+          holds: ["database fulls and binlogs"],
+        },
+        {
+          id: "nas:nas",
+          medium: "NAS",
+          offsite: false,
+          immutable: false,
+          holds: ["dated snapshots"],
+        },
+        {
+          id: "s3:atlastech-backups",
+          medium: "object storage",
+          offsite: true,
+          immutable: false,
+          holds: ["database dumps", "restic cloud"],
+        },
+      ],
+    });
+  });
+
+  test("the plan summary lines", () => {
+    expect(renderTargetsSummary(site)).toBe(
+      [
+        "Recovery (targets: RPO 24 h, RTO 4 h):",
+        "  host lost:  RPO 25 h, RTO 0.92 h",
+        '    guests: 25 h via vzdump "daily-pbs"',
+        '    files: 25 h via restic "usb"',
+        "    database: 1.5 h via binlog shipping → NAS sync to nas",
+        "  site lost:  RPO 172 h (target 192 h), RTO 6.27 h (target 24 h)",
+        '    guests: 172 h via vzdump "daily-pbs" → restic "usb" → restic copy "cloud"',
+        '    files: 170 h via restic "usb" → restic copy "cloud"',
+        "    database: 172 h via full backup → dump upload",
+        "  (Europe/Paris changes clocks by 1 h: that much over an RPO target is allowed)",
+        "3-2-1: 5 copies, 4 media, 1 offsite, 0 immutable (satisfied)",
+      ].join("\n"),
+    );
+  });
+
+  test("Object Lock makes the cloud copy immutable", () => {
+    const raw = readStackFile("prod").config["backup321:site"] as SiteInput;
+    const locked = siteSchema.parse({
+      ...raw,
+      offsite: {
+        ...raw.offsite,
+        bucket: { ...raw.offsite?.bucket, objectLock: { mode: "COMPLIANCE", days: 30 } },
+      },
+    });
+    expect(threeTwoOne(locked).immutable).toBe(1);
+  });
+});
+
+test("dev: no offsite copy, 3-2-1 not satisfied, still plans", () => {
+  const site = stackSite("dev");
+  expect(recoveryReport(site).siteLoss).toBeUndefined();
+  expect(threeTwoOne(site)).toMatchObject({ copies: 2, media: 1, offsite: 0, satisfied: false });
+});
+
+describe("a plan that breaks a target fails with the reason", () => {
+  const prod = () =>
+    structuredClone(readStackFile("prod").config["backup321:site"]) as SiteInput &
+      Record<string, never>;
+  const problems = (raw: unknown) => {
+    try {
+      parseSite(raw);
+      return [];
+    } catch (e) {
+      if (e instanceof SiteError) return e.problems;
+      throw e;
+    }
+  };
+
+  test("a weekly PBS backup breaks the 24 h RPO", () => {
+    const raw = prod();
+    raw.proxmox!.jobs![0].schedule = "0 1 * * 0";
+    expect(problems(raw)).toEqual([
+      {
+        path: "targets.rpoHours",
+        message:
+          'when a host is lost, up to 169 h of data can be lost (guests: 169 h via vzdump "daily-pbs"), more than the target of 24 h (run those copies more often, or raise targets.rpoHours to at least 169)',
+      },
+    ]);
+  });
+
+  test("without a site-loss target, the weekly cloud copy is held to the 24 h RPO", () => {
+    const raw = prod();
+    delete raw.targets!.siteLoss;
+    const p = problems(raw);
+    expect(p.map((x) => x.path)).toEqual(["targets.rpoHours", "targets.rtoHours"]);
+    expect(p[0].message).toMatch(
+      /^when the site is lost, up to 172 h of data can be lost \(guests: 172 h via/,
+    );
+    expect(p[1].message).toBe(
+      "when the site is lost, the restore is estimated at 6.27 h (rebuild hosts 2 h (assumed); download 2.29 h (165 GB at 20 MB/s); guests 0.92 h (150 GB at 100 MB/s + 0.5 h); files 0.53 h (10 GB at 100 MB/s + 0.5 h); database 0.53 h (5 GB at 50 MB/s + 0.5 h)), more than the target of 4 h (restore less data, use faster media, or raise targets.rtoHours to at least 7)",
+    );
+  });
+
+  test("too much data for the RTO", () => {
+    const raw = prod();
+    raw.sizes!.guestsGb = 2000;
+    expect(problems(raw)).toEqual([
+      {
+        path: "targets.rtoHours",
+        message:
+          "when a host is lost, the restore is estimated at 6.06 h (guests 6.06 h (2000 GB at 100 MB/s + 0.5 h); files 0.53 h (10 GB at 100 MB/s + 0.5 h); database 0.53 h (5 GB at 50 MB/s + 0.5 h)), more than the target of 4 h (restore less data, use faster media, or raise targets.rtoHours to at least 7)",
+      },
+      {
+        path: "targets.siteLoss.rtoHours",
+        message:
+          "when the site is lost, the restore is estimated at 37.11 h (rebuild hosts 2 h (assumed); download 27.99 h (2015 GB at 20 MB/s); guests 6.06 h (2000 GB at 100 MB/s + 0.5 h); files 0.53 h (10 GB at 100 MB/s + 0.5 h); database 0.53 h (5 GB at 50 MB/s + 0.5 h)), more than the target of 24 h (restore less data, use faster media, or raise targets.siteLoss.rtoHours to at least 38)",
+      },
+    ]);
+  });
+
+  test("a database with no offsite copy is lost with the site", () => {
+    const raw = prod();
+    delete raw.offsite!.upload;
+    expect(problems(raw)).toEqual([
+      {
+        path: "targets.siteLoss.rpoHours",
+        message:
+          "when the site is lost, the database have no copy that survives, so they are lost (add a copy of the database that goes offsite)",
+      },
+    ]);
+  });
+});
+
+test("a cloud-only restic repository protects its files on site and offsite", () => {
+  const site = parseSite({
+    name: "small",
+    hosts: [{ name: "srv", address: "10.0.0.1", roles: ["restic"] }],
+    retention: { d: { keepDaily: 7 } },
+    offsite: { bucket: { name: "small-backups" } },
+    restic: {
+      repositories: [
+        {
+          name: "cloud",
+          host: "srv",
+          kind: "s3",
+          schedule: "30 2 * * *",
+          paths: ["/etc"],
+          retention: "d",
+        },
+      ],
+    },
+  });
+  const r = recoveryReport(site);
+  expect(r.onSite.rpo).toEqual([{ what: "files", via: 'restic "cloud"', hours: 24 }]);
+  expect(r.siteLoss?.rpo).toEqual([{ what: "files", via: 'restic "cloud"', hours: 24 }]);
+  expect(r.onSite.unprotected).toEqual([]);
+  expect(threeTwoOne(site)).toMatchObject({ copies: 2, media: 2, offsite: 1, satisfied: false });
+});
