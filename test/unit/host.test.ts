@@ -65,6 +65,8 @@ test("registers exactly these resources, each under its parent", () => {
       ["backup321:host:ScheduledJob", "full", null],
       ["backup321:host:RemoteFile", "full-env", "full"],
       ["command:remote:Command", "full-env-file", "full-env"],
+      ["backup321:host:RemoteFile", "full-registry", "full"],
+      ["command:remote:Command", "full-registry-file", "full-registry"],
       ["backup321:host:RemoteFile", "full-bin", "full"],
       ["command:remote:Command", "full-bin-file", "full-bin"],
       ["backup321:host:CronJob", "full-cron", "full"],

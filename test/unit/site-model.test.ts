@@ -59,7 +59,7 @@ describe("the stacks' own models", () => {
       schedules: { full: "0 2 * * 0", restoreTest: "0 3 1 * *" },
       retention: { fulls: 4, binlogExpireDays: 7 },
     });
-    expect(site.targets).toEqual({ rpoHours: 24, rtoHours: 4 });
+    expect(site.targets).toMatchObject({ rpoHours: 24, rtoHours: 4 });
   });
 });
 
