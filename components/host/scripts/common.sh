@@ -13,6 +13,7 @@ B321_WARNING=""
 B321_STARTED=""
 B321_START_EPOCH=0
 declare -A B321_FIELDS=()
+B321_CLEANUP=()
 
 b321_log() {
   local msg="$*"
@@ -118,9 +119,24 @@ b321_alert() {
   "$hook" "$B321_JOB" "$result" "$message" || b321_log "alert hook failed"
 }
 
+# b321_cleanup FUNC: FUNC (no arguments) runs when the script exits, before the status is written
+# (remove temp files, stop a scratch server). Functions run last-registered first.
+b321_cleanup() {
+  B321_CLEANUP+=("$1")
+}
+
+b321_run_cleanup() {
+  local i
+  for ((i = ${#B321_CLEANUP[@]} - 1; i >= 0; i--)); do
+    "${B321_CLEANUP[$i]}" || b321_log "cleanup ${B321_CLEANUP[$i]} failed"
+  done
+  B321_CLEANUP=()
+}
+
 b321_on_exit() {
   local rc=$? result=success
   trap - EXIT
+  b321_run_cleanup
   if [ "$rc" -ne 0 ]; then
     result=failed
     [ -n "$B321_ERROR" ] || B321_ERROR="exited with code $rc"
