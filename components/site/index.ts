@@ -3,6 +3,8 @@ import * as pulumi from "@pulumi/pulumi";
 import type { Site } from "../../stacks/schema";
 import type { Host as HostModel } from "../../stacks/model/hosts";
 import { Host } from "../host";
+import { MariaDbBackup } from "../mariadb";
+import { MARIADB_TOOLS } from "../mariadb/render";
 
 /** A NAS only receives copies: nothing of backup321 runs there. */
 const isStorageOnly = (h: HostModel): boolean =>
@@ -24,15 +26,32 @@ export class BackupSite extends pulumi.ComponentResource {
     super("backup321:site:BackupSite", name, {}, opts);
     const { site } = args;
     this.hosts = this.connectHosts(name, args);
+    const mariadb = this.buildMariaDb(name, site);
     const summary: Record<string, unknown> = {
       site: site.name,
       targets: site.targets,
       hosts: Object.fromEntries(
         site.hosts.map((h) => [h.name, { address: h.address, roles: h.roles }]),
       ),
+      mariadb: mariadb && {
+        host: site.mariadb?.host,
+        method: site.mariadb?.method,
+        jobs: mariadb.statusFiles,
+        pitr: mariadb.pitrCommand,
+      },
     };
     this.summary = pulumi.output(summary);
     this.registerOutputs({ summary: this.summary });
+  }
+
+  private buildMariaDb(name: string, site: Site): MariaDbBackup | undefined {
+    const m = site.mariadb;
+    if (!m) return undefined;
+    return new MariaDbBackup(
+      `${name}-mariadb`,
+      { host: this.hosts[m.host], config: m, siteName: site.name, timezone: site.timezone },
+      { parent: this },
+    );
   }
 
   private connectHosts(name: string, args: BackupSiteArgs): Record<string, Host> {
@@ -59,6 +78,7 @@ export class BackupSite extends pulumi.ComponentResource {
             hostKey: h.hostKey,
             paths: h.paths,
             installLibrary: !isStorageOnly(h),
+            requiredTools: h.roles.includes("mariadb") ? MARIADB_TOOLS : undefined,
           },
           { parent: this },
         ),
