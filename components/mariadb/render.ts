@@ -41,6 +41,8 @@ export interface Grants {
   readonly global: readonly string[];
   /** Privileges on each listed database. */
   readonly perDatabase: readonly string[];
+  /** Privileges on single system tables, as [table, privileges]. */
+  readonly perTable: readonly (readonly [string, readonly string[]])[];
 }
 
 /**
@@ -48,7 +50,8 @@ export interface Grants {
  * - logical: the seed's SELECT, LOCK TABLES, SHOW VIEW, EVENT, TRIGGER on each database (mariadb-dump
  *   --single-transaction --routines --triggers --events), plus RELOAD (FLUSH TABLES WITH READ LOCK for
  *   --master-data, FLUSH BINARY LOGS) and BINLOG MONITOR (SHOW MASTER STATUS / SHOW BINARY LOGS; it
- *   replaced REPLICATION CLIENT in 10.5).
+ *   replaced REPLICATION CLIENT in 10.5), plus SELECT on mysql.proc: without it mariadb-dump --routines
+ *   silently leaves out every procedure and function the user did not define.
  * - physical: mariadb-backup's RELOAD (BACKUP STAGE, FLUSH), PROCESS (InnoDB status), LOCK TABLES and
  *   BINLOG MONITOR (--binlog-info=ON), plus SELECT on each database for the manifest's row counts.
  */
@@ -58,11 +61,13 @@ export function backupGrants(method: Method): Grants {
       return {
         global: ["RELOAD", "BINLOG MONITOR"],
         perDatabase: ["SELECT", "LOCK TABLES", "SHOW VIEW", "EVENT", "TRIGGER"],
+        perTable: [["mysql.proc", ["SELECT"]]],
       };
     case "physical":
       return {
         global: ["RELOAD", "PROCESS", "LOCK TABLES", "BINLOG MONITOR"],
         perDatabase: ["SELECT"],
+        perTable: [],
       };
   }
 }
@@ -90,6 +95,7 @@ export function renderUserSql(spec: UserSpec): string {
     ...spec.databases.map(
       (db) => `GRANT ${g.perDatabase.join(", ")} ON ${database(db)}.* TO ${who};`,
     ),
+    ...g.perTable.map(([table, privs]) => `GRANT ${privs.join(", ")} ON ${table} TO ${who};`),
     "",
   ].join("\n");
 }
