@@ -186,8 +186,8 @@ export function binlogConfigCommand(c: BinlogConfigCommand): string {
     "up=0",
     `for i in $(seq 1 ${wait}); do if ${q} 'SELECT 1' >/dev/null 2>&1; then up=1; break; fi; sleep 1; done`,
     `[ "$up" = 1 ] || { echo ${shq(`backup321: MariaDB does not answer on ${c.socket} (waited ${wait} s): see its error log`)} >&2; exit 1; }`,
-    `live=$(${q} "SELECT CONCAT_WS(' ', @@log_bin, @@binlog_format, @@server_id)")`,
-    `[ "$live" = ${shq(`1 ROW ${c.serverId}`)} ] || { echo "backup321: MariaDB runs with log_bin binlog_format server_id = $live, not 1 ROW ${c.serverId} (does a later file in the drop-in directory override ${c.path}?)" >&2; exit 1; }`,
+    `live=$(${q} "SELECT CONCAT_WS(' ', IF(@@log_bin, 'ON', 'OFF'), @@binlog_format, @@server_id)")`,
+    `[ "$live" = ${shq(`ON ROW ${c.serverId}`)} ] || { echo "backup321: MariaDB runs with log_bin binlog_format server_id = $live, not ON ROW ${c.serverId} (does a later file in the drop-in directory override ${c.path}?)" >&2; exit 1; }`,
     `echo "binlog config in place (restarted: $changed)"`,
   ].join("\n");
 }

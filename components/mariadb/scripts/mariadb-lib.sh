@@ -133,12 +133,25 @@ mdb_binlog_seq() {
   printf '%d\n' "$((10#$n))"
 }
 
+# mdb_reachable DIR: the scratch server runs as the server user (mysql), which must traverse every
+# directory above its datadir; root-owned ancestors get o+x (traverse, not list). The state dir is
+# created 0700 by common.sh, so without this a scratch datadir under it is out of mysql's reach.
+mdb_reachable() {
+  local d=$1
+  while [ -n "$d" ] && [ "$d" != / ]; do
+    if [ -d "$d" ] && [ "$(stat -c %u -- "$d")" = 0 ]; then chmod o+x -- "$d"; fi
+    d=${d%/*}
+  done
+}
+
 # mdb_start_scratch DATADIR RUNDIR: a private mariadbd on DATADIR, socket in RUNDIR, no network,
 # no binlog. Never touches the live server: its own datadir, socket and pid file.
 mdb_start_scratch() {
   local datadir=$1 rundir=$2 i
   local user=${MARIADB_SERVER_USER:-mysql}
   mkdir -p -- "$rundir"
+  mdb_reachable "${datadir%/*}"
+  mdb_reachable "${rundir%/*}"
   chown -R -- "$user:" "$datadir" "$rundir"
   chmod 0755 -- "$rundir"
   MDB_SCRATCH_SOCKET=$rundir/mysqld.sock
@@ -200,6 +213,7 @@ mdb_restore_full() {
       mdb_start_scratch "$datadir" "$datadir.run"
       ;;
     logical)
+      mdb_reachable "${datadir%/*}"
       chown -- "${MARIADB_SERVER_USER:-mysql}:" "$datadir"
       mariadb-install-db --no-defaults "--user=${MARIADB_SERVER_USER:-mysql}" "--datadir=$datadir" \
         --auth-root-authentication-method=socket --skip-test-db >"$datadir.install.log" 2>&1 ||
