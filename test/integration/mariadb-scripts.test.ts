@@ -408,3 +408,29 @@ test("retention keeps the configured count of verified fulls, newest included", 
   expect(all).toHaveLength(2);
   expect(box.status("mariadb-full").file).toBe(all.at(-1));
 });
+
+test("shipped binlogs are pruned only when older than the oldest kept full and the configured days", () => {
+  const dest = path.join(root, "binlogs");
+  const oldest = fulls(backups())[0];
+  const need = Number(String(manifestOf(oldest).binlog_file).split(".")[1]);
+  const shipped = () =>
+    fs
+      .readdirSync(dest)
+      .filter((f) => /^mysql-bin\.\d+$/.test(f))
+      .map((f) => Number(f.split(".")[1]))
+      .sort((a, b) => a - b);
+  const before = shipped();
+  expect(before[0]).toBeLessThan(need);
+  // Recent copies stay whatever the fulls say (MARIADB_BINLOG_KEEP_DAYS = 7).
+  expect(box.runScript("mariadb-binlogs.sh", box.env("mariadb-binlogs")).code).toBe(0);
+  expect(shipped().slice(0, before.length)).toEqual(before);
+  // Old copies go, except those the oldest kept full needs.
+  for (const f of fs.readdirSync(dest)) run("touch", ["-d", "30 days ago", path.join(dest, f)]);
+  expect(box.runScript("mariadb-binlogs.sh", box.env("mariadb-binlogs")).code).toBe(0);
+  const after = shipped();
+  expect(after[0]).toBe(need);
+  expect(box.status("mariadb-binlogs").pruned).toBe(before.filter((n) => n < need).length);
+  expect(
+    fs.existsSync(path.join(dest, `mysql-bin.${String(need - 1).padStart(6, "0")}.sha256`)),
+  ).toBe(false);
+});
