@@ -196,7 +196,14 @@ b321_require_mount() {
   mountpoint -q -- "$dir" || b321_fail "$dir is not mounted (is the USB SSD plugged in and in /etc/fstab by UUID?)"
 }
 
-# b321_sha256 FILE: prints the file's sha256.
+# b321_sha256 FILE: prints the file's sha256. openssl's is several times faster than sha256sum
+# (SHA extensions), which matters on multi-GB backups; same digest either way.
 b321_sha256() {
-  sha256sum -- "$1" | cut -d' ' -f1
+  local f=$1
+  [[ $f == /* ]] || f=./$f
+  if command -v openssl >/dev/null 2>&1; then
+    openssl dgst -sha256 -r "$f" | cut -d' ' -f1
+  else
+    sha256sum -- "$f" | cut -d' ' -f1
+  fi
 }

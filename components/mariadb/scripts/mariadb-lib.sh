@@ -62,7 +62,7 @@ mdb_decrypt() {
 
 mdb_compress() {
   case $MARIADB_COMPRESSION in
-    zstd) zstd -T0 -3 -q -c ;;
+    zstd) zstd -T0 -1 -q -c ;;
     gzip) if command -v pigz >/dev/null 2>&1; then pigz -c; else gzip -c; fi ;;
     *) b321_fail "unknown compression $MARIADB_COMPRESSION (zstd or gzip)" ;;
   esac
