@@ -10,6 +10,8 @@ import { ProxmoxBackupServer } from "../pbs";
 import { ProxmoxBackups } from "../proxmox";
 import { Monitor } from "../monitoring";
 import { monitorChecksFor } from "../monitoring/render";
+import { MariaDbBackup } from "../mariadb";
+import { MARIADB_TOOLS } from "../mariadb/render";
 
 /** A NAS only receives copies: nothing of backup321 runs there. */
 const isStorageOnly = (h: HostModel): boolean =>
@@ -39,6 +41,7 @@ export class BackupSite extends pulumi.ComponentResource {
     super("backup321:site:BackupSite", name, {}, opts);
     const { site } = args;
     this.hosts = this.connectHosts(name, args);
+    const mariadb = this.buildMariaDb(name, site);
     this.restic = this.buildRestic(name, args);
     this.pbs = this.buildPbs(name, site);
     this.proxmox = this.buildProxmox(name, args);
@@ -49,6 +52,12 @@ export class BackupSite extends pulumi.ComponentResource {
       hosts: Object.fromEntries(
         site.hosts.map((h) => [h.name, { address: h.address, roles: h.roles }]),
       ),
+      mariadb: mariadb && {
+        host: site.mariadb?.host,
+        method: site.mariadb?.method,
+        jobs: mariadb.statusFiles,
+        pitr: mariadb.pitrCommand,
+      },
       restic: Object.fromEntries(
         Object.values(this.restic).map((r) => [r.repo, { url: r.url, jobs: r.jobs }]),
       ),
@@ -62,6 +71,16 @@ export class BackupSite extends pulumi.ComponentResource {
     };
     this.summary = pulumi.output(summary);
     this.registerOutputs({ summary: this.summary });
+  }
+
+  private buildMariaDb(name: string, site: Site): MariaDbBackup | undefined {
+    const m = site.mariadb;
+    if (!m) return undefined;
+    return new MariaDbBackup(
+      `${name}-mariadb`,
+      { host: this.hosts[m.host], config: m, siteName: site.name, timezone: site.timezone },
+      { parent: this },
+    );
   }
 
   private buildPbs(name: string, site: Site): ProxmoxBackupServer | undefined {
@@ -177,6 +196,7 @@ export class BackupSite extends pulumi.ComponentResource {
             paths: h.paths,
             timezone: h.timezone ?? args.site.timezone,
             installLibrary: !isStorageOnly(h),
+            requiredTools: h.roles.includes("mariadb") ? MARIADB_TOOLS : undefined,
           },
           { parent: this },
         ),

@@ -9,7 +9,10 @@ export const mariadb = z.strictObject({
   databases: z
     .array(z.string().regex(/^[A-Za-z0-9_]+$/, "must be a database name (letters, digits, _)"))
     .min(1, "lists no database (e.g. [atlastech_db])"),
-  /** Backup method: physical (mariadb-backup) or logical (mariadb-dump). Defaults to physical. */
+  /**
+   * Backup method: physical (mariadb-backup stream of the whole instance, restored without SQL
+   * replay) or logical (mariadb-dump of the listed databases). Defaults to physical.
+   */
   method: z.enum(["physical", "logical"]).default("physical"),
   /** Compression of full backups: zstd, or gzip for the seed's file format. Defaults to zstd. */
   compression: z.enum(["zstd", "gzip"]).default("zstd"),

@@ -1,0 +1,322 @@
+// MariaDbBackup: the backup user, the binlog configuration and the scheduled host scripts of the
+// MariaDB backups (seeds/004): full backups, binlog shipping, restore tests, and the PITR tool.
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import * as random from "@pulumi/random";
+import type { MariaDb } from "../../stacks/model/mariadb";
+import { Host, RemoteFile, ScheduledJob, readScript } from "../host";
+import {
+  removeFileCommand,
+  renderEntryPoint,
+  renderEnvFile,
+  sha256,
+  withFileMarker,
+} from "../host/render";
+import {
+  binlogConfigCommand,
+  dropUserCommand,
+  filePrefix,
+  mariadbEnv,
+  renderBinlogDropIn,
+  renderOptionFile,
+  renderUserSql,
+  rootSqlCommand,
+} from "./render";
+
+/** Scripts shipped to the host's library directory, by role. */
+const SCRIPTS = {
+  lib: "mariadb-lib.sh",
+  full: "mariadb-full.sh",
+  binlogs: "mariadb-binlogs.sh",
+  "restore-test": "mariadb-restore-test.sh",
+  pitr: "mariadb-pitr.sh",
+} as const;
+
+export interface MariaDbBackupArgs {
+  /** The database host (its SSH connection and paths). */
+  readonly host: Host;
+  /** The site model's mariadb section, defaults filled in. */
+  readonly config: MariaDb;
+  /** Site name: the file prefix when several databases are backed up. */
+  readonly siteName: string;
+  /** IANA time zone of --until in point-in-time recovery. Defaults to UTC. */
+  readonly timezone?: string;
+  /** The server's unix socket. Defaults to /run/mysqld/mysqld.sock. */
+  readonly socket?: string;
+  /** Command that restarts the server after the binlog drop-in changed. Defaults to `systemctl restart <service>`. */
+  readonly restartCommand?: string;
+  /** Where restore tests build their scratch instance. Defaults to <state>/mariadb-scratch. */
+  readonly scratchDir?: string;
+  /** Unix user scratch and restored servers run as. Defaults to mysql. */
+  readonly serverUser?: string;
+}
+
+export class MariaDbBackup extends pulumi.ComponentResource {
+  /** Where the encryption key is on the host. */
+  public readonly keyFile: string;
+  /** The encryption key of every full (a secret): escrow it with the stack passphrase. */
+  public readonly encryptionKey: pulumi.Output<string>;
+  /** Status files of the scheduled jobs, by role. */
+  public readonly statusFiles: Record<string, string>;
+  /** The point-in-time recovery entry point. */
+  public readonly pitrCommand: string;
+
+  constructor(name: string, args: MariaDbBackupArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("backup321:mariadb:MariaDbBackup", name, {}, opts);
+    const { host, config } = args;
+    const p = host.paths;
+    const socket = args.socket ?? "/run/mysqld/mysqld.sock";
+    const clientCnf = `${p.etc}/secrets/mariadb-backup.cnf`;
+    this.keyFile = `${p.etc}/secrets/mariadb-backup.key`;
+
+    const { user, optionFile } = this.createUser(name, args, socket, clientCnf);
+    const { key, keyFile } = this.installKey(name, host);
+    const binlogConf = this.configureBinlogs(name, args, socket);
+    const scripts = this.installScripts(name, host);
+
+    const env = mariadbEnv({
+      socket,
+      clientCnf,
+      keyFile: this.keyFile,
+      databases: config.databases,
+      method: config.method,
+      compression: config.compression,
+      backupDir: config.backupDir,
+      binlogBackupDir: config.binlogBackupDir,
+      binlogBasename: config.binlogBasename,
+      prefix: filePrefix(config.databases, args.siteName),
+      keepFulls: config.retention.fulls,
+      binlogKeepDays: config.retention.binlogExpireDays,
+      timezone: args.timezone ?? "UTC",
+      scratchDir: args.scratchDir ?? `${p.state}/mariadb-scratch`,
+      serverUser: args.serverUser ?? "mysql",
+    });
+    const needs = [user, optionFile, keyFile, binlogConf, ...scripts];
+    this.statusFiles = this.scheduleJobs(name, host, env, needs, {
+      full: config.schedules.full,
+      binlogs: config.schedules.binlogs,
+      "restore-test": config.schedules.restoreTest,
+    });
+    this.pitrCommand = this.installPitr(name, host, env, needs);
+    this.encryptionKey = pulumi.secret(key.result);
+    this.registerOutputs({
+      keyFile: this.keyFile,
+      encryptionKey: this.encryptionKey,
+      statusFiles: this.statusFiles,
+      pitrCommand: this.pitrCommand,
+    });
+  }
+
+  /**
+   * The backup user, created over SSH as the server's root through unix_socket (SQL and password on
+   * stdin), then its 0600 option file. Both follow the password: a rotation updates the user and
+   * then the file; delete drops the user.
+   */
+  private createUser(
+    name: string,
+    args: MariaDbBackupArgs,
+    socket: string,
+    clientCnf: string,
+  ): { user: command.remote.Command; optionFile: RemoteFile } {
+    const { host, config } = args;
+    const password = new random.RandomPassword(
+      `${name}-password`,
+      { length: 32, special: false },
+      { parent: this },
+    );
+    const sql = password.result.apply((pw) =>
+      renderUserSql({
+        user: config.backupUser,
+        password: pw,
+        method: config.method,
+        databases: config.databases,
+      }),
+    );
+    const user = new command.remote.Command(
+      `${name}-user`,
+      {
+        connection: host.connection,
+        create: rootSqlCommand(socket),
+        update: rootSqlCommand(socket),
+        delete: dropUserCommand(socket, config.backupUser),
+        stdin: pulumi.secret(sql),
+        triggers: [pulumi.secret(sql.apply(sha256))],
+        logging: "none",
+        addPreviousOutputInEnv: false,
+      },
+      {
+        ...host.commandOptions(this, host.base),
+        additionalSecretOutputs: ["stdin", "stdout", "stderr"],
+      },
+    );
+    const optionFile = new RemoteFile(
+      `${name}-client-cnf`,
+      {
+        host,
+        path: clientCnf,
+        content: pulumi.secret(
+          password.result.apply((pw) => renderOptionFile(config.backupUser, pw)),
+        ),
+        secret: true,
+        dependsOn: [user],
+      },
+      { parent: this },
+    );
+    return { user, optionFile };
+  }
+
+  /**
+   * The encryption key, generated once and kept in the stack's state (a secret, escrowed with the
+   * stack), pushed as a 0600 file. Both are protected: losing the key loses every backup.
+   */
+  private installKey(
+    name: string,
+    host: Host,
+  ): { key: random.RandomPassword; keyFile: RemoteFile } {
+    const key = new random.RandomPassword(
+      `${name}-key`,
+      { length: 48, special: false },
+      { parent: this, protect: true },
+    );
+    const keyFile = new RemoteFile(
+      `${name}-key-file`,
+      {
+        host,
+        path: this.keyFile,
+        content: pulumi.secret(key.result.apply((k) => `${k}\n`)),
+        secret: true,
+        dependsOn: host.base,
+      },
+      { parent: this, protect: true },
+    );
+    return { key, keyFile };
+  }
+
+  /**
+   * The binlog drop-in; MariaDB restarts only when its bytes change. Delete removes the file without
+   * a restart (binlogs stay on until the next restart of the server).
+   */
+  private configureBinlogs(
+    name: string,
+    args: MariaDbBackupArgs,
+    socket: string,
+  ): command.remote.Command {
+    const { host, config } = args;
+    const path = `${config.confDir}/99-backup321-binlog.cnf`;
+    const content = renderBinlogDropIn({
+      basename: config.binlogBasename,
+      serverId: config.serverId,
+      expireDays: config.retention.binlogExpireDays,
+    });
+    const create = withFileMarker(
+      host.hostName,
+      path,
+      binlogConfigCommand({
+        path,
+        basename: config.binlogBasename,
+        serverId: config.serverId,
+        socket,
+        restartCommand: args.restartCommand ?? `systemctl restart ${config.service}`,
+      }),
+    );
+    return new command.remote.Command(
+      `${name}-binlog-conf`,
+      {
+        connection: host.connection,
+        create,
+        update: create,
+        delete: removeFileCommand(path),
+        stdin: content,
+        triggers: [sha256(content), sha256(create)],
+        logging: "stderr",
+        addPreviousOutputInEnv: false,
+      },
+      host.commandOptions(this, host.base),
+    );
+  }
+
+  private installScripts(name: string, host: Host): RemoteFile[] {
+    return Object.entries(SCRIPTS).map(
+      ([role, file]) =>
+        new RemoteFile(
+          `${name}-script-${role}`,
+          {
+            host,
+            path: `${host.paths.lib}/${file}`,
+            content: readScript(__dirname, file),
+            mode: "0755",
+            dependsOn: host.base,
+          },
+          { parent: this },
+        ),
+    );
+  }
+
+  private scheduleJobs(
+    name: string,
+    host: Host,
+    env: Record<string, string | number>,
+    needs: pulumi.Resource[],
+    schedules: Record<"full" | "binlogs" | "restore-test", string>,
+  ): Record<string, string> {
+    return Object.fromEntries(
+      (["full", "binlogs", "restore-test"] as const).map((role) => {
+        const job = new ScheduledJob(
+          `${name}-${role}`,
+          {
+            host,
+            job: `mariadb-${role}`,
+            schedule: schedules[role],
+            script: `${host.paths.lib}/${SCRIPTS[role]}`,
+            env,
+            dependsOn: needs,
+          },
+          { parent: this },
+        );
+        return [role, job.statusFile];
+      }),
+    );
+  }
+
+  /** The PITR tool is run by hand, never by cron: an env file and the b321-mariadb-pitr entry point. */
+  private installPitr(
+    name: string,
+    host: Host,
+    env: Record<string, string | number>,
+    needs: pulumi.Resource[],
+  ): string {
+    const p = host.paths;
+    const envFile = `${p.etc}/mariadb-pitr.env`;
+    const entryPoint = `${p.sbin}/b321-mariadb-pitr`;
+    new RemoteFile(
+      `${name}-pitr-env`,
+      {
+        host,
+        path: envFile,
+        content: renderEnvFile("backup321 job mariadb-pitr (run by hand)", {
+          ...env,
+          B321_JOB: "mariadb-pitr",
+          B321_STATE: p.state,
+          B321_LIB: p.lib,
+          B321_ETC: p.etc,
+        }),
+        mode: "0600",
+        dirMode: "0700",
+        dependsOn: host.base,
+      },
+      { parent: this },
+    );
+    new RemoteFile(
+      `${name}-pitr-bin`,
+      {
+        host,
+        path: entryPoint,
+        content: renderEntryPoint(`${p.lib}/${SCRIPTS.pitr}`, envFile),
+        mode: "0755",
+        dependsOn: needs,
+      },
+      { parent: this },
+    );
+    return entryPoint;
+  }
+}

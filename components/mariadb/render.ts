@@ -1,0 +1,237 @@
+// Pure functions for the MariaDB backup: the backup user's SQL and grants, its option file, the
+// binlog drop-in and the command that applies it, and the env file every MariaDB job reads.
+import { dirname, shq } from "../host/render";
+
+export type Method = "physical" | "logical";
+export type Compression = "zstd" | "gzip";
+
+/** The tools the MariaDB scripts need on the database host. */
+export const MARIADB_TOOLS = [
+  "mariadb",
+  "mariadbd",
+  "mariadb-dump",
+  "mariadb-backup",
+  "mariadb-binlog",
+  "mariadb-install-db",
+  "mbstream",
+  "openssl",
+  "zstd",
+  "gzip",
+  "awk",
+  "realpath",
+];
+
+/** A string literal for SQL (single quotes, backslashes and quotes escaped). */
+export function sqlString(s: string): string {
+  return `'${s.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+}
+
+function account(user: string): string {
+  if (!/^[A-Za-z0-9_]{1,32}$/.test(user)) throw new Error(`"${user}" is not a MariaDB user name`);
+  return `${sqlString(user)}@'localhost'`;
+}
+
+function database(db: string): string {
+  if (!/^[A-Za-z0-9_]+$/.test(db)) throw new Error(`"${db}" is not a database name`);
+  return `\`${db}\``;
+}
+
+export interface Grants {
+  /** Privileges on *.* (server-wide). */
+  readonly global: readonly string[];
+  /** Privileges on each listed database. */
+  readonly perDatabase: readonly string[];
+  /** Privileges on single system tables, as [table, privileges]. */
+  readonly perTable: readonly (readonly [string, readonly string[]])[];
+}
+
+/**
+ * Exactly what each method needs on MariaDB 10.11, and nothing that writes.
+ * - logical: the seed's SELECT, LOCK TABLES, SHOW VIEW, EVENT, TRIGGER on each database (mariadb-dump
+ *   --single-transaction --routines --triggers --events), plus RELOAD (FLUSH TABLES WITH READ LOCK for
+ *   --master-data, FLUSH BINARY LOGS) and BINLOG MONITOR (SHOW MASTER STATUS / SHOW BINARY LOGS; it
+ *   replaced REPLICATION CLIENT in 10.5), plus SELECT on mysql.proc: without it mariadb-dump --routines
+ *   silently leaves out every procedure and function the user did not define.
+ * - physical: mariadb-backup's RELOAD (BACKUP STAGE, FLUSH), PROCESS (InnoDB status), LOCK TABLES and
+ *   BINLOG MONITOR (--binlog-info=ON), plus SELECT on each database for the manifest's row counts.
+ */
+export function backupGrants(method: Method): Grants {
+  switch (method) {
+    case "logical":
+      return {
+        global: ["RELOAD", "BINLOG MONITOR"],
+        perDatabase: ["SELECT", "LOCK TABLES", "SHOW VIEW", "EVENT", "TRIGGER"],
+        perTable: [["mysql.proc", ["SELECT"]]],
+      };
+    case "physical":
+      return {
+        global: ["RELOAD", "PROCESS", "LOCK TABLES", "BINLOG MONITOR"],
+        perDatabase: ["SELECT"],
+        perTable: [],
+      };
+  }
+}
+
+export interface UserSpec {
+  readonly user: string;
+  readonly password: string;
+  readonly method: Method;
+  readonly databases: readonly string[];
+}
+
+/**
+ * Idempotent: creates the user when missing, sets the password (a rotation updates it), and resets
+ * the grants to exactly the method's list (a method change removes what is no longer needed).
+ */
+export function renderUserSql(spec: UserSpec): string {
+  const who = account(spec.user);
+  const g = backupGrants(spec.method);
+  const pw = sqlString(spec.password);
+  return [
+    `CREATE USER IF NOT EXISTS ${who} IDENTIFIED BY ${pw};`,
+    `ALTER USER ${who} IDENTIFIED BY ${pw};`,
+    `REVOKE ALL PRIVILEGES, GRANT OPTION FROM ${who};`,
+    `GRANT ${g.global.join(", ")} ON *.* TO ${who};`,
+    ...spec.databases.map(
+      (db) => `GRANT ${g.perDatabase.join(", ")} ON ${database(db)}.* TO ${who};`,
+    ),
+    ...g.perTable.map(([table, privs]) => `GRANT ${privs.join(", ")} ON ${table} TO ${who};`),
+    "",
+  ].join("\n");
+}
+
+/** The SQL that removes the backup user. */
+export function renderDropUserSql(user: string): string {
+  return `DROP USER IF EXISTS ${account(user)};\n`;
+}
+
+/** Runs SQL from stdin as the server's root through unix_socket (never a password on argv). */
+export function rootSqlCommand(socket: string): string {
+  return ["set -eu", `mariadb --no-defaults --socket=${shq(socket)} -uroot --batch`].join("\n");
+}
+
+/** Drops the backup user; a server that is gone (no socket) is reported, not an error. */
+export function dropUserCommand(socket: string, user: string): string {
+  return [
+    "set -eu",
+    `if [ ! -S ${shq(socket)} ]; then echo ${shq(`backup321: no MariaDB socket at ${socket}: backup user ${user} not dropped`)} >&2; exit 0; fi`,
+    `printf '%s' ${shq(renderDropUserSql(user))} | mariadb --no-defaults --socket=${shq(socket)} -uroot --batch`,
+  ].join("\n");
+}
+
+/** The backup user's option file, read with --defaults-extra-file (0600). */
+export function renderOptionFile(user: string, password: string): string {
+  if (/[\s"'\\#;]/.test(password))
+    throw new Error("the backup password must have no quotes, spaces, # or ;");
+  return `# backup321: the MariaDB backup user (managed by pulumi up)\n[client]\nuser=${user}\npassword=${password}\n`;
+}
+
+export interface BinlogSpec {
+  readonly basename: string;
+  readonly serverId: number;
+  readonly expireDays: number;
+  /** Defaults to 100M (the seed's max_binlog_size). */
+  readonly maxSize?: string;
+}
+
+/** The drop-in .cnf that turns binlogs on for PITR (seeds/004, 16.10.3, with the current names). */
+export function renderBinlogDropIn(spec: BinlogSpec): string {
+  return [
+    "# backup321: binary logs for point-in-time recovery (managed by pulumi up).",
+    "# Changing this file restarts MariaDB once, from pulumi up.",
+    "[mariadb]",
+    `log_bin = ${spec.basename}`,
+    "binlog_format = ROW",
+    `server_id = ${spec.serverId}`,
+    `max_binlog_size = ${spec.maxSize ?? "100M"}`,
+    `binlog_expire_logs_seconds = ${spec.expireDays * 86400}`,
+    "",
+  ].join("\n");
+}
+
+export interface BinlogConfigCommand {
+  /** Where the drop-in goes. */
+  readonly path: string;
+  readonly basename: string;
+  readonly serverId: number;
+  readonly socket: string;
+  readonly restartCommand: string;
+  /** Seconds to wait for the server after a restart. Defaults to 120. */
+  readonly waitSeconds?: number;
+}
+
+/**
+ * Installs the drop-in from stdin. MariaDB is restarted only when the file's bytes changed; then
+ * the command waits for the server and checks that log_bin, binlog_format and server_id are live,
+ * failing loudly otherwise (a later drop-in may override ours; the server may not come back).
+ */
+export function binlogConfigCommand(c: BinlogConfigCommand): string {
+  const f = shq(c.path);
+  const sock = shq(c.socket);
+  const q = `mariadb --no-defaults --socket=${sock} -uroot -N -B -e`;
+  const wait = c.waitSeconds ?? 120;
+  return [
+    "set -eu",
+    `install -d -m 0755 -- ${shq(dirname(c.path))}`,
+    `tmp=$(mktemp -- ${f}.b321.XXXXXX)`,
+    `trap 'rm -f -- "$tmp"' EXIT`,
+    `cat > "$tmp"`,
+    "changed=0",
+    `if ! cmp -s -- "$tmp" ${f}; then chmod 0644 -- "$tmp"; mv -f -- "$tmp" ${f}; changed=1; fi`,
+    `if id mysql >/dev/null 2>&1; then install -d -o mysql -g mysql -m 0750 -- ${shq(dirname(c.basename))}; fi`,
+    `if [ "$changed" = 1 ]; then`,
+    `  echo ${shq(`backup321: ${c.path} changed: restarting MariaDB`)} >&2`,
+    `  ${c.restartCommand} || { echo ${shq(`backup321: restart failed: ${c.restartCommand}`)} >&2; exit 1; }`,
+    "fi",
+    "up=0",
+    `for i in $(seq 1 ${wait}); do if ${q} 'SELECT 1' >/dev/null 2>&1; then up=1; break; fi; sleep 1; done`,
+    `[ "$up" = 1 ] || { echo ${shq(`backup321: MariaDB does not answer on ${c.socket} (waited ${wait} s): see its error log`)} >&2; exit 1; }`,
+    `live=$(${q} "SELECT CONCAT_WS(' ', IF(@@log_bin, 'ON', 'OFF'), @@binlog_format, @@server_id)")`,
+    `[ "$live" = ${shq(`ON ROW ${c.serverId}`)} ] || { echo "backup321: MariaDB runs with log_bin binlog_format server_id = $live, not ON ROW ${c.serverId} (does a later file in the drop-in directory override ${c.path}?)" >&2; exit 1; }`,
+    `echo "binlog config in place (restarted: $changed)"`,
+  ].join("\n");
+}
+
+export interface JobEnvSpec {
+  readonly socket: string;
+  readonly clientCnf: string;
+  readonly keyFile: string;
+  readonly databases: readonly string[];
+  readonly method: Method;
+  readonly compression: Compression;
+  readonly backupDir: string;
+  readonly binlogBackupDir: string;
+  readonly binlogBasename: string;
+  readonly prefix: string;
+  readonly keepFulls: number;
+  readonly binlogKeepDays: number;
+  readonly timezone: string;
+  readonly scratchDir: string;
+  readonly serverUser: string;
+}
+
+/** The variables of every MariaDB job's env file (mariadb-lib.sh documents them). No secret. */
+export function mariadbEnv(s: JobEnvSpec): Record<string, string | number> {
+  return {
+    MARIADB_SOCKET: s.socket,
+    MARIADB_CLIENT_CNF: s.clientCnf,
+    MARIADB_KEY_FILE: s.keyFile,
+    MARIADB_DATABASES: s.databases.join(" "),
+    MARIADB_METHOD: s.method,
+    MARIADB_COMPRESSION: s.compression,
+    MARIADB_BACKUP_DIR: s.backupDir,
+    MARIADB_BINLOG_BACKUP_DIR: s.binlogBackupDir,
+    MARIADB_BINLOG_BASENAME: s.binlogBasename,
+    MARIADB_PREFIX: s.prefix,
+    MARIADB_KEEP_FULLS: s.keepFulls,
+    MARIADB_BINLOG_KEEP_DAYS: s.binlogKeepDays,
+    MARIADB_TZ: s.timezone,
+    MARIADB_SCRATCH_DIR: s.scratchDir,
+    MARIADB_SERVER_USER: s.serverUser,
+  };
+}
+
+/** The seed's file prefix: the database's name when there is one, else the site's. */
+export function filePrefix(databases: readonly string[], site: string): string {
+  return databases.length === 1 ? databases[0] : site;
+}

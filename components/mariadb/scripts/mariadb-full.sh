@@ -1,0 +1,215 @@
+#!/bin/bash
+# Full backup of MariaDB (seeds/004 backup_database.sh, without its bugs): physical (mariadb-backup
+# stream) or logical (mariadb-dump with binlog coordinates and GTID), compressed, encrypted with
+# openssl enc -aes-256-cbc -pbkdf2 and a key file. Written to *.partial, verified end to end
+# (decrypt, decompress, dump trailer or xbstream integrity), then renamed, with a manifest beside it.
+# Old fulls are removed by count, only after this verified one, never the newest good.
+#
+# Row counts in the manifest: exact COUNT(*) per table taken in a consistent snapshot right after
+# the backup, together with that snapshot's binlog position (binlog_snapshot_file/position). The
+# backup itself is consistent at its own binlog position, a little earlier; the restore test
+# replays the binlog events between the two positions before comparing, so the comparison is exact
+# for both methods without slowing the backup down with a restore.
+set -Eeuo pipefail
+# shellcheck source=../../host/scripts/common.sh
+source "${BASH_SOURCE[0]%/*}/common.sh"
+b321_start "$@"
+# shellcheck source=mariadb-lib.sh
+source "${BASH_SOURCE[0]%/*}/mariadb-lib.sh"
+
+WORK=""
+PARTIAL=""
+
+full_cleanup() {
+  [ -z "$PARTIAL" ] || rm -f -- "$PARTIAL" "$PARTIAL.manifest.json"
+  [ -z "$WORK" ] || rm -rf -- "$WORK"
+}
+
+# backup_physical OUT: mariadb-backup --stream=xbstream | compress | encrypt > OUT.
+backup_physical() {
+  local out=$1 datadir
+  datadir=$(mdb_sql "SELECT @@datadir")
+  set +e
+  mdb_client mariadb-backup --backup --stream=xbstream --binlog-info=ON --parallel=2 "--datadir=$datadir" \
+    "--target-dir=$WORK/xb" 2>"$WORK/tool.log" | mdb_compress | mdb_encrypt >"$out"
+  mdb_check_pipe "${PIPESTATUS[@]}" -- mariadb-backup compress encrypt
+  set -e
+  grep -q 'completed OK!' -- "$WORK/tool.log" ||
+    b321_fail "mariadb-backup did not complete: $(tail -n 3 -- "$WORK/tool.log" | tr '\n' ' ')"
+}
+
+# backup_logical OUT: mariadb-dump in one snapshot with binlog coordinates and GTID. One database
+# is dumped without --databases: exactly the seed's .sql.gz.enc format (restorable under any name).
+backup_logical() {
+  local out=$1
+  local -a dbs
+  read -r -a dbs <<<"$MARIADB_DATABASES"
+  [ "${#dbs[@]}" -eq 1 ] || dbs=(--databases "${dbs[@]}")
+  set +e
+  mdb_client mariadb-dump --single-transaction --routines --triggers --events --hex-blob \
+    --master-data=2 --gtid "${dbs[@]}" 2>"$WORK/tool.log" | mdb_compress | mdb_encrypt >"$out"
+  mdb_check_pipe "${PIPESTATUS[@]}" -- mariadb-dump compress encrypt
+  set -e
+}
+
+# verify_physical FILE NAME: decrypt, decompress, extract with mbstream (chunk checksums) and check
+# the files mariadb-backup streams last. Writes "raw_bytes binlog_file binlog_pos gtid" to $WORK/info.
+verify_physical() {
+  local file=$1 name=$2 dir=$WORK/verify raw bfile bpos gtid
+  mkdir -p -- "$dir"
+  set +e
+  mdb_decrypt "$file" | mdb_decompress "$name" | mbstream -x -p 2 -C "$dir"
+  mdb_check_pipe "${PIPESTATUS[@]}" -- "verify: decrypt" "verify: decompress" "verify: mbstream -x"
+  set -e
+  local f
+  for f in xtrabackup_checkpoints xtrabackup_info xtrabackup_binlog_info; do
+    [ -s "$dir/$f" ] || b321_fail "verify: $f missing from the stream (truncated backup)"
+  done
+  grep -q '^backup_type = full-backuped' -- "$dir/xtrabackup_checkpoints" ||
+    b321_fail "verify: the stream is not a complete full backup"
+  raw=$(du -sb -- "$dir" | cut -f1)
+  read -r bfile bpos gtid <"$dir/xtrabackup_binlog_info"
+  rm -rf -- "$dir"
+  printf '%s %s %s %s\n' "$raw" "$bfile" "$bpos" "${gtid:-}" >"$WORK/info"
+}
+
+# verify_logical FILE NAME: decrypt and decompress the whole file (the CRC or frame checksum is at
+# the end), require the dump's trailer, and read the binlog coordinates. Writes $WORK/info as above.
+verify_logical() {
+  local file=$1 name=$2 out=$WORK/verify.txt raw last change gtid bfile bpos
+  set +e
+  mdb_decrypt "$file" | mdb_decompress "$name" | LC_ALL=C awk '
+    { n += length($0) + 1; last = $0 }
+    !c && /^-- CHANGE MASTER TO MASTER_LOG_FILE=/ { c = $0 }
+    !g && /^-- SET GLOBAL gtid_slave_pos=/ { g = $0 }
+    END { print n; print last; print c; print g }' >"$out"
+  mdb_check_pipe "${PIPESTATUS[@]}" -- "verify: decrypt" "verify: decompress" "verify: read"
+  set -e
+  { read -r raw; IFS= read -r last; IFS= read -r change; IFS= read -r gtid; } <"$out"
+  [[ $last == "-- Dump completed"* ]] || b321_fail "verify: the dump has no '-- Dump completed' trailer (truncated dump)"
+  bfile=$(sed -n "s/.*MASTER_LOG_FILE='\([^']*\)'.*/\1/p" <<<"$change")
+  bpos=$(sed -n "s/.*MASTER_LOG_POS=\([0-9]*\).*/\1/p" <<<"$change")
+  gtid=$(sed -n "s/.*gtid_slave_pos='\([^']*\)'.*/\1/p" <<<"$gtid")
+  [ -n "$bfile" ] && [ -n "$bpos" ] || b321_fail "verify: the dump records no binlog coordinates"
+  printf '%s %s %s %s\n' "$raw" "$bfile" "$bpos" "$gtid" >"$WORK/info"
+}
+
+# count_rows OUT: exact row counts in one consistent snapshot, preceded by its binlog position.
+count_rows() {
+  local out=$1 list="" db
+  for db in $MARIADB_DATABASES; do list+="${list:+,}'$db'"; done
+  local -a tables
+  mapfile -t tables < <(mdb_sql "SELECT CONCAT(table_schema, '.', table_name) FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_schema IN ($list) ORDER BY 1")
+  [ "${#tables[@]}" -gt 0 ] || b321_fail "no table found in $MARIADB_DATABASES"
+  {
+    echo "START TRANSACTION WITH CONSISTENT SNAPSHOT;"
+    echo "SHOW STATUS LIKE 'binlog_snapshot_file';"
+    echo "SHOW STATUS LIKE 'binlog_snapshot_position';"
+    mdb_count_sql "${tables[@]}"
+    echo "COMMIT;"
+  } | mdb_client mariadb -N -B | sed 's/^Binlog_snapshot_/binlog_snapshot_/' >"$out" ||
+    b321_fail "counting rows failed"
+}
+
+write_manifest() {
+  local out=$1 name=$2 sha=$3 bytes=$4 raw=$5 bfile=$6 bpos=$7 gtid=$8 counts=$9
+  local started=${10} consistent=${11} duration=${12}
+  local cfile cpos
+  cfile=$(awk '$1 == "binlog_snapshot_file" { print $2 }' "$counts")
+  cpos=$(awk '$1 == "binlog_snapshot_position" { print $2 }' "$counts")
+  [ -n "$cfile" ] && [ -n "$cpos" ] || b321_fail "the count snapshot has no binlog position"
+  {
+    echo "{"
+    echo "  \"format\": \"backup321-mariadb-full/1\","
+    echo "  \"file\": \"$name\","
+    echo "  \"verified\": true,"
+    echo "  \"method\": \"$MARIADB_METHOD\","
+    echo "  \"compression\": \"$MARIADB_COMPRESSION\","
+    echo "  \"encryption\": \"openssl enc -aes-256-cbc -pbkdf2\","
+    echo "  \"databases\": \"$MARIADB_DATABASES\","
+    echo "  \"sha256\": \"$sha\","
+    echo "  \"bytes\": $bytes,"
+    echo "  \"raw_bytes\": $raw,"
+    echo "  \"started\": \"$started\","
+    echo "  \"consistent_before_epoch\": $consistent,"
+    echo "  \"duration_seconds\": $duration,"
+    echo "  \"binlog_file\": \"$bfile\","
+    echo "  \"binlog_position\": $bpos,"
+    echo "  \"gtid\": \"$gtid\","
+    echo "  \"counted_binlog_file\": \"$cfile\","
+    echo "  \"counted_binlog_position\": $cpos,"
+    echo "  \"tables\": {"
+    awk '$1 != "binlog_snapshot_file" && $1 != "binlog_snapshot_position" {
+      printf "%s    \"%s\": %s", sep, $1, $2; sep = ",\n" } END { print "" }' "$counts"
+    echo "  }"
+    echo "}"
+  } >"$out"
+}
+
+# retention KEEP NEWEST: removes verified fulls beyond the newest KEEP; never NEWEST.
+retention() {
+  local keep=$1 newest=$2 i removed=0
+  local -a good
+  [ "$keep" -ge 1 ] || b321_fail "MARIADB_KEEP_FULLS must be at least 1"
+  mapfile -t good < <(mdb_good_fulls)
+  for ((i = 0; i < ${#good[@]} - keep; i++)); do
+    [ "${good[$i]}" != "$newest" ] || continue
+    b321_log "retention: removing ${good[$i]##*/}"
+    rm -f -- "${good[$i]}.manifest.json"
+    rm -f -- "${good[$i]}"
+    removed=$((removed + 1))
+  done
+  b321_set removed "$removed"
+}
+
+main() {
+  b321_lock mariadb-full
+  b321_cleanup full_cleanup
+  mdb_require_server
+  install -d -m 0700 -- "$MARIADB_BACKUP_DIR"
+  local ext cext stamp name final started t0 t1 consistent raw bfile bpos gtid sha bytes
+  case $MARIADB_METHOD in
+    physical) ext=xb ;;
+    logical) ext=sql ;;
+    *) b321_fail "unknown method $MARIADB_METHOD (physical or logical)" ;;
+  esac
+  case $MARIADB_COMPRESSION in
+    zstd) cext=zst ;;
+    gzip) cext=gz ;;
+    *) b321_fail "unknown compression $MARIADB_COMPRESSION (zstd or gzip)" ;;
+  esac
+  stamp=$(date -u +%Y%m%d_%H%M%S)
+  name=${MARIADB_PREFIX}_full_${stamp}.${ext}.${cext}.enc
+  final=$MARIADB_BACKUP_DIR/$name
+  [ ! -e "$final" ] || b321_fail "$final already exists"
+  WORK=$(mktemp -d -- "$MARIADB_BACKUP_DIR/.b321-full.XXXXXX")
+  PARTIAL=$final.partial
+  started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  t0=$(date +%s)
+  b321_log "backing up ($MARIADB_METHOD, $MARIADB_COMPRESSION) to $name.partial"
+  "backup_$MARIADB_METHOD" "$PARTIAL"
+  consistent=$(date +%s)
+  count_rows "$WORK/counts.txt"
+  mdb_sql "FLUSH BINARY LOGS" || b321_fail "FLUSH BINARY LOGS failed"
+  b321_log "verifying $name.partial"
+  "verify_$MARIADB_METHOD" "$PARTIAL" "$name"
+  read -r raw bfile bpos gtid <"$WORK/info"
+  sha=$(b321_sha256 "$PARTIAL")
+  bytes=$(stat -c %s -- "$PARTIAL")
+  t1=$(date +%s)
+  write_manifest "$PARTIAL.manifest.json" "$name" "$sha" "$bytes" "$raw" "$bfile" "$bpos" \
+    "${gtid:-}" "$WORK/counts.txt" "$started" "$consistent" "$((t1 - t0))"
+  mv -- "$PARTIAL" "$final"
+  mv -- "$PARTIAL.manifest.json" "$final.manifest.json"
+  b321_log "verified $name ($bytes bytes, binlog $bfile:$bpos)"
+  b321_set file "$final"
+  b321_set bytes "$bytes"
+  b321_set raw_bytes "$raw"
+  b321_set method "$MARIADB_METHOD"
+  b321_set binlog_file "$bfile"
+  b321_set binlog_position "$bpos"
+  b321_set tables "$(grep -vc '^binlog_snapshot_' "$WORK/counts.txt")"
+  retention "$MARIADB_KEEP_FULLS" "$final"
+}
+
+main

@@ -1,0 +1,316 @@
+#!/bin/bash
+# Shared by the MariaDB job scripts (sourced after common.sh): client access with the backup user's
+# option file, decrypt/decompress of a full, manifests, scratch instances and binlog replay.
+# Configuration comes from the job's env file:
+#   MARIADB_SOCKET            live server's socket
+#   MARIADB_CLIENT_CNF        0600 option file ([client] user, password) of the backup user
+#   MARIADB_KEY_FILE          0600 encryption key file (openssl -pass file:)
+#   MARIADB_DATABASES         databases backed up, space separated
+#   MARIADB_METHOD            physical | logical
+#   MARIADB_COMPRESSION       zstd | gzip
+#   MARIADB_BACKUP_DIR        fulls and their manifests
+#   MARIADB_BINLOG_BACKUP_DIR shipped binlogs
+#   MARIADB_BINLOG_BASENAME   the server's log_bin basename (its binlogs are read, never written)
+#   MARIADB_PREFIX            file name prefix: <prefix>_full_<UTC stamp>.<xb|sql>.<zst|gz>.enc
+#   MARIADB_KEEP_FULLS        verified fulls kept
+#   MARIADB_BINLOG_KEEP_DAYS  shipped binlogs are kept at least this long (and back to the oldest full)
+#   MARIADB_TZ                time zone of --until in point-in-time recovery
+#   MARIADB_SCRATCH_DIR       where restore tests build their scratch instance
+#   MARIADB_SERVER_USER       unix user scratch servers run as
+# shellcheck disable=SC2034  # MDB_* variables are read by the scripts that source this file
+
+MDB_SCRATCH_PID=""
+MDB_SCRATCH_SOCKET=""
+MDB_REPLAY_TZ=UTC
+MDB_REPLAY_DATABASE=""
+
+# The backup user's client options: the option file first (mariadb requires it), then the socket.
+mdb_client() {
+  local prog=$1
+  shift
+  "$prog" "--defaults-extra-file=$MARIADB_CLIENT_CNF" "--socket=$MARIADB_SOCKET" "$@"
+}
+
+# mdb_sql SQL: runs SQL on the live server as the backup user; tab-separated rows, no header.
+mdb_sql() {
+  mdb_client mariadb -N -B -e "$1"
+}
+
+# Fails the run unless the live server answers and the configuration is complete.
+mdb_require_server() {
+  local f
+  for f in "$MARIADB_CLIENT_CNF" "$MARIADB_KEY_FILE"; do
+    [ -s "$f" ] || b321_fail "$f is missing or empty (run pulumi up to install it)"
+  done
+  mdb_sql "SELECT 1" >/dev/null 2>&1 ||
+    b321_fail "MariaDB does not answer on $MARIADB_SOCKET as the backup user (is the server down?)"
+}
+
+# mdb_require_key: the key file must be there before anything is decrypted.
+mdb_require_key() {
+  [ -s "$MARIADB_KEY_FILE" ] || b321_fail "$MARIADB_KEY_FILE is missing or empty"
+}
+
+mdb_encrypt() {
+  openssl enc -aes-256-cbc -salt -pbkdf2 -pass "file:$MARIADB_KEY_FILE"
+}
+
+# mdb_decrypt FILE: the seed's documented command (openssl enc -aes-256-cbc -d -pbkdf2).
+mdb_decrypt() {
+  openssl enc -aes-256-cbc -d -pbkdf2 -pass "file:$MARIADB_KEY_FILE" -in "$1"
+}
+
+mdb_compress() {
+  case $MARIADB_COMPRESSION in
+    zstd) zstd -T0 -1 -q -c ;;
+    gzip) if command -v pigz >/dev/null 2>&1; then pigz -c; else gzip -c; fi ;;
+    *) b321_fail "unknown compression $MARIADB_COMPRESSION (zstd or gzip)" ;;
+  esac
+}
+
+# mdb_decompress FILE_NAME: decompresses stdin according to the name (.zst or .gz before .enc).
+mdb_decompress() {
+  case $1 in
+    *.zst.enc) zstd -d -q -c ;;
+    *.gz.enc) if command -v pigz >/dev/null 2>&1; then pigz -d -c; else gzip -d -c; fi ;;
+    *) b321_fail "cannot tell the compression of $1 (.zst.enc or .gz.enc)" ;;
+  esac
+}
+
+# mdb_check_pipe STATUS... STAGE_NAMES: fails naming the first stage of a pipe that did not exit 0.
+mdb_check_pipe() {
+  local -a codes=() names=()
+  local sep=0 a i
+  for a in "$@"; do
+    if [ "$a" = -- ]; then
+      sep=1
+    elif [ "$sep" = 0 ]; then
+      codes+=("$a")
+    else
+      names+=("$a")
+    fi
+  done
+  for i in "${!codes[@]}"; do
+    [ "${codes[$i]}" = 0 ] || b321_fail "${names[$i]:-stage $i} failed (exit ${codes[$i]})"
+  done
+}
+
+# mdb_manifest_get MANIFEST KEY: a scalar field of a manifest (one field per line, as written).
+mdb_manifest_get() {
+  sed -n "s/^  \"$2\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}\$/\1/p" -- "$1" | head -n 1
+}
+
+# mdb_manifest_tables MANIFEST: "db.table count" lines recorded in a manifest.
+mdb_manifest_tables() {
+  awk '/^  "tables": \{/ {t=1; next} t && /^  \}/ {t=0} t {
+    gsub(/[",:]/, ""); sub(/^ +/, ""); print }' "$1"
+}
+
+# mdb_good_fulls: verified fulls (data file and manifest both present), oldest first.
+mdb_good_fulls() {
+  local m f
+  for m in "$MARIADB_BACKUP_DIR/${MARIADB_PREFIX}"_full_*.enc.manifest.json; do
+    [ -f "$m" ] || continue
+    f=${m%.manifest.json}
+    [ -f "$f" ] || continue
+    [ "$(mdb_manifest_get "$m" verified)" = true ] || continue
+    printf '%s\n' "$f"
+  done | LC_ALL=C sort
+}
+
+# mdb_check_sha FILE: the file's sha256 must be the one its manifest recorded.
+mdb_check_sha() {
+  local file=$1 want got
+  want=$(mdb_manifest_get "$file.manifest.json" sha256)
+  got=$(b321_sha256 "$file")
+  [ -n "$want" ] && [ "$want" = "$got" ] ||
+    b321_fail "$file does not match its manifest (sha256 $got, recorded $want): the file is corrupted"
+}
+
+# mdb_binlog_seq NAME: the numeric suffix of a binlog file name (mysql-bin.000042 -> 42).
+mdb_binlog_seq() {
+  local n=${1##*.}
+  printf '%d\n' "$((10#$n))"
+}
+
+# mdb_reachable DIR: the scratch server runs as the server user (mysql), which must traverse every
+# directory above its datadir; root-owned ancestors get o+x (traverse, not list). The state dir is
+# created 0700 by common.sh, so without this a scratch datadir under it is out of mysql's reach.
+mdb_reachable() {
+  local d=$1
+  while [ -n "$d" ] && [ "$d" != / ]; do
+    if [ -d "$d" ] && [ "$(stat -c %u -- "$d")" = 0 ]; then chmod o+x -- "$d"; fi
+    d=${d%/*}
+  done
+}
+
+# mdb_start_scratch DATADIR RUNDIR: a private mariadbd on DATADIR, socket in RUNDIR, no network,
+# no binlog. Never touches the live server: its own datadir, socket and pid file.
+mdb_start_scratch() {
+  local datadir=$1 rundir=$2 i
+  local user=${MARIADB_SERVER_USER:-mysql}
+  mkdir -p -- "$rundir"
+  mdb_reachable "${datadir%/*}"
+  mdb_reachable "${rundir%/*}"
+  chown -R -- "$user:" "$datadir" "$rundir"
+  chmod 0755 -- "$rundir"
+  MDB_SCRATCH_SOCKET=$rundir/mysqld.sock
+  mariadbd --no-defaults "--user=$user" "--datadir=$datadir" "--socket=$MDB_SCRATCH_SOCKET" \
+    --skip-networking --skip-log-bin "--pid-file=$rundir/mysqld.pid" \
+    "--log-error=$rundir/error.log" --innodb-buffer-pool-size=512M \
+    --skip-slave-start --event-scheduler=OFF \
+    </dev/null >/dev/null 2>&1 &
+  MDB_SCRATCH_PID=$!
+  for ((i = 0; i < 1200; i++)); do
+    if mariadb --no-defaults "--socket=$MDB_SCRATCH_SOCKET" -uroot -N -B -e 'SELECT 1' \
+      >/dev/null 2>&1; then
+      return 0
+    fi
+    kill -0 "$MDB_SCRATCH_PID" 2>/dev/null || break
+    sleep 0.25
+  done
+  b321_fail "the scratch server on $datadir did not start: $(tail -n 5 -- "$rundir/error.log" 2>/dev/null | tr '\n' ' ')"
+}
+
+# mdb_scratch_sql [ARGS...]: the scratch server as root (unix_socket), SQL on stdin.
+mdb_scratch_sql() {
+  mariadb --no-defaults "--socket=$MDB_SCRATCH_SOCKET" -uroot -N -B "$@"
+}
+
+# mdb_stop_scratch: clean shutdown of the scratch server (it is ours: stopped by its pid).
+mdb_stop_scratch() {
+  local pid=$MDB_SCRATCH_PID i
+  [ -n "$pid" ] || return 0
+  MDB_SCRATCH_PID=""
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 1200; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.25
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+# mdb_restore_full FILE DATADIR: restores a verified full into an empty DATADIR and leaves a scratch
+# server running on it (socket in MDB_SCRATCH_SOCKET). Physical: decrypt | decompress | mbstream -x,
+# then mariadb-backup --prepare (no SQL replay). Logical: a fresh instance, then the dump loaded.
+mdb_restore_full() {
+  local file=$1 datadir=$2 method databases
+  local manifest=$file.manifest.json
+  method=$(mdb_manifest_get "$manifest" method)
+  databases=$(mdb_manifest_get "$manifest" databases)
+  mdb_check_sha "$file"
+  mkdir -p -- "$datadir"
+  [ -z "$(ls -A -- "$datadir")" ] || b321_fail "$datadir is not empty (restore into an empty directory)"
+  case $method in
+    physical)
+      set +e
+      mdb_decrypt "$file" | mdb_decompress "$file" | mbstream -x -p 2 -C "$datadir"
+      mdb_check_pipe "${PIPESTATUS[@]}" -- "decrypt (wrong key or corrupted file?)" decompress "mbstream -x"
+      set -e
+      mariadb-backup --prepare "--target-dir=$datadir" >"$datadir.prepare.log" 2>&1 ||
+        b321_fail "mariadb-backup --prepare failed: $(tail -n 3 -- "$datadir.prepare.log" | tr '\n' ' ')"
+      rm -f -- "$datadir.prepare.log"
+      mdb_start_scratch "$datadir" "$datadir.run"
+      ;;
+    logical)
+      mdb_reachable "${datadir%/*}"
+      chown -- "${MARIADB_SERVER_USER:-mysql}:" "$datadir"
+      mariadb-install-db --no-defaults "--user=${MARIADB_SERVER_USER:-mysql}" "--datadir=$datadir" \
+        --auth-root-authentication-method=socket --skip-test-db >"$datadir.install.log" 2>&1 ||
+        b321_fail "mariadb-install-db failed: $(tail -n 3 -- "$datadir.install.log" | tr '\n' ' ')"
+      rm -f -- "$datadir.install.log"
+      mdb_start_scratch "$datadir" "$datadir.run"
+      mdb_load_dump "$file" "$databases" "$MDB_SCRATCH_SOCKET"
+      ;;
+    *) b321_fail "$manifest names no known method ($method)" ;;
+  esac
+}
+
+# mdb_load_dump FILE DATABASES SOCKET: loads a logical full into the server on SOCKET as root.
+# A single-database dump has no CREATE DATABASE (the seed's format): the database is created first.
+mdb_load_dump() {
+  local file=$1 databases=$2 socket=$3
+  local -a target=()
+  if [ "${databases// /}" = "$databases" ]; then
+    mariadb --no-defaults "--socket=$socket" -uroot -e "CREATE DATABASE IF NOT EXISTS \`$databases\`"
+    target=("$databases")
+  fi
+  set +e
+  mdb_decrypt "$file" | mdb_decompress "$file" |
+    mariadb --no-defaults "--socket=$socket" -uroot --binary-mode "${target[@]}"
+  mdb_check_pipe "${PIPESTATUS[@]}" -- "decrypt (wrong key or corrupted file?)" decompress "loading the dump"
+  set -e
+}
+
+# mdb_binlogs_from FIRST_FILE [LAST_FILE]: absolute paths of the binlogs to replay, in order, from
+# the shipped copies and, for files not shipped yet, the server's own binlog directory (read only).
+# Fails on a gap: replaying past a missing binlog would silently lose changes.
+mdb_binlogs_from() {
+  local first=$1 last=${2:-} base dir name seq prev="" f
+  base=${MARIADB_BINLOG_BASENAME##*/}
+  dir=${MARIADB_BINLOG_BASENAME%/*}
+  local first_seq last_seq=999999999
+  first_seq=$(mdb_binlog_seq "$first")
+  [ -z "$last" ] || last_seq=$(mdb_binlog_seq "$last")
+  {
+    for f in "$MARIADB_BINLOG_BACKUP_DIR/$base".[0-9]* "$dir/$base".[0-9]*; do
+      [ -f "$f" ] || continue
+      name=${f##*/}
+      [[ $name =~ ^.+\.[0-9]+$ ]] || continue
+      printf '%s %s\n' "$(mdb_binlog_seq "$name")" "$f"
+    done
+  } | LC_ALL=C sort -n -k1,1 -s | while read -r seq f; do
+    [ "$seq" -ge "$first_seq" ] && [ "$seq" -le "$last_seq" ] || continue
+    [ "$seq" != "$prev" ] || continue
+    if [ -n "$prev" ] && [ "$seq" -ne $((prev + 1)) ]; then
+      echo "GAP $((prev + 1))"
+      break
+    fi
+    if [ -z "$prev" ] && [ "$seq" -ne "$first_seq" ]; then
+      echo "GAP $first_seq"
+      break
+    fi
+    prev=$seq
+    printf '%s\n' "$f"
+  done
+}
+
+# mdb_replay SOCKET START_FILE START_POS STOP_OPTION [LAST_FILE]: replays binlog events from
+# START_FILE:START_POS up to STOP_OPTION (--stop-datetime=... read in $TZ, or --stop-position=N of
+# LAST_FILE) into the server on SOCKET as root. MDB_REPLAY_TZ: zone of --stop-datetime (default UTC);
+# MDB_REPLAY_DATABASE: replay only that database's events (a logical restore of one database).
+mdb_replay() {
+  local socket=$1 start_file=$2 start_pos=$3 stop=$4 last=${5:-}
+  local -a files=()
+  local f
+  while IFS= read -r f; do
+    case $f in
+      GAP\ *) b321_fail "binlog number ${f#GAP } is missing from $MARIADB_BINLOG_BACKUP_DIR and the server: cannot replay past it" ;;
+      *) files+=("$f") ;;
+    esac
+  done < <(mdb_binlogs_from "$start_file" "$last")
+  [ "${#files[@]}" -gt 0 ] || b321_fail "no binlog from $start_file found to replay"
+  if [ -n "$last" ] && [ "${files[-1]##*/}" != "$last" ]; then
+    b321_fail "binlog $last is missing: cannot replay up to it"
+  fi
+  b321_log "replaying ${#files[@]} binlog(s) from $start_file:$start_pos ($stop)"
+  set +e
+  local -a filter=()
+  [ -z "${MDB_REPLAY_DATABASE:-}" ] || filter=("--database=$MDB_REPLAY_DATABASE")
+  TZ=${MDB_REPLAY_TZ:-UTC} mariadb-binlog "--start-position=$start_pos" "$stop" "${filter[@]}" \
+    -- "${files[@]}" |
+    mariadb --no-defaults "--socket=$socket" -uroot --binary-mode
+  mdb_check_pipe "${PIPESTATUS[@]}" -- mariadb-binlog "replaying binlog events"
+  set -e
+  b321_set binlogs_replayed "${#files[@]}"
+}
+
+# mdb_count_sql TABLES...: SQL printing "db.table count" for each db.table given.
+mdb_count_sql() {
+  local t db tb
+  for t in "$@"; do
+    db=${t%%.*}
+    tb=${t#*.}
+    printf 'SELECT CONCAT(%s, " ", COUNT(*)) FROM `%s`.`%s`;\n' "'${t//\'/\'\'}'" "${db//\`/\`\`}" "${tb//\`/\`\`}"
+  done
+}

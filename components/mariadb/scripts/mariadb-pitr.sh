@@ -1,0 +1,122 @@
+#!/bin/bash
+# Point-in-time recovery (seeds/004 16.10.5), run by hand as b321-mariadb-pitr:
+#   b321-mariadb-pitr --until "YYYY-MM-DD HH:MM:SS" [--tz Europe/Paris]
+#                     (--target-datadir DIR | --target-socket SOCKET [--replace])
+# Restores the newest verified full consistent before --until, then replays the shipped binlogs (and
+# the server's own, for those not shipped yet) from the full's binlog position up to --until, read
+# in the given time zone (default: the site's). The result holds every change made before --until.
+#   --target-datadir DIR   an empty directory: a complete instance is built there (physical or
+#                          logical) and shut down cleanly; start a server on it (datadir=DIR).
+#   --target-socket SOCK   a running server, reached as root by unix_socket: a logical full of the
+#                          listed databases is loaded there (refused if they exist, unless --replace).
+# The live server is never a target.
+set -Eeuo pipefail
+# shellcheck source=../../host/scripts/common.sh
+source "${BASH_SOURCE[0]%/*}/common.sh"
+b321_start "$@"
+# shellcheck source=mariadb-lib.sh
+source "${BASH_SOURCE[0]%/*}/mariadb-lib.sh"
+
+TARGET_DIR=""
+
+pitr_cleanup() {
+  mdb_stop_scratch
+  [ -z "$TARGET_DIR" ] || rm -rf -- "$TARGET_DIR.run"
+}
+
+usage() {
+  b321_fail "usage: b321-mariadb-pitr --until 'YYYY-MM-DD HH:MM:SS' [--tz ZONE] (--target-datadir DIR | --target-socket SOCKET [--replace])"
+}
+
+# pick_full UNTIL_EPOCH: the newest verified full consistent before that moment.
+pick_full() {
+  local until=$1 f c best=""
+  while IFS= read -r f; do
+    c=$(mdb_manifest_get "$f.manifest.json" consistent_before_epoch)
+    [ -n "$c" ] && [ "$c" -le "$until" ] && best=$f
+  done < <(mdb_good_fulls)
+  printf '%s\n' "$best"
+}
+
+# same_dir A B: true when A and B are the same directory.
+same_dir() {
+  [ -e "$1" ] && [ -e "$2" ] && [ "$(realpath -- "$1")" = "$(realpath -- "$2")" ]
+}
+
+main() {
+  local until="" tz=${MARIADB_TZ:-UTC} target_dir="" target_socket="" replace=0
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --until) until=${2:-}; shift 2 || usage ;;
+      --tz) tz=${2:-}; shift 2 || usage ;;
+      --target-datadir) target_dir=${2:-}; shift 2 || usage ;;
+      --target-socket) target_socket=${2:-}; shift 2 || usage ;;
+      --replace) replace=1; shift ;;
+      *) usage ;;
+    esac
+  done
+  [[ $until =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}\ [0-9]{2}:[0-9]{2}:[0-9]{2}$ ]] ||
+    b321_fail "--until must be 'YYYY-MM-DD HH:MM:SS' (got '$until')"
+  [ "$tz" = UTC ] || [ -f "/usr/share/zoneinfo/$tz" ] || b321_fail "unknown time zone '$tz' (an IANA name, e.g. Europe/Paris)"
+  if [ -n "$target_dir" ] && [ -n "$target_socket" ] || [ -z "$target_dir$target_socket" ]; then
+    b321_fail "give exactly one of --target-datadir or --target-socket"
+  fi
+  b321_lock mariadb-restore
+  b321_cleanup pitr_cleanup
+  mdb_require_key
+  local until_epoch file manifest method databases live_datadir=""
+  until_epoch=$(TZ=$tz date -d "$until" +%s) || b321_fail "cannot read '$until' in $tz"
+  file=$(pick_full "$until_epoch")
+  [ -n "$file" ] || b321_fail "no verified full backup consistent before $until ($tz) in $MARIADB_BACKUP_DIR"
+  manifest=$file.manifest.json
+  method=$(mdb_manifest_get "$manifest" method)
+  databases=$(mdb_manifest_get "$manifest" databases)
+  b321_set file "$file"
+  b321_set until "$until $tz"
+  b321_log "restoring ${file##*/} then replaying binlogs up to $until ($tz)"
+  live_datadir=$(mdb_sql "SELECT @@datadir" 2>/dev/null || true)
+  if [ "$method" = logical ] && [ "${databases// /}" = "$databases" ]; then
+    # shellcheck disable=SC2034  # read by mdb_replay
+    MDB_REPLAY_DATABASE=$databases
+  fi
+  # shellcheck disable=SC2034  # read by mdb_replay
+  MDB_REPLAY_TZ=$tz
+  local t0 t1 socket
+  t0=$(date +%s)
+  if [ -n "$target_dir" ]; then
+    [[ $target_dir == /* ]] || b321_fail "--target-datadir must be an absolute path"
+    [ -z "$live_datadir" ] || ! same_dir "$target_dir" "$live_datadir" ||
+      b321_fail "$target_dir is the live server's datadir: restore elsewhere"
+    TARGET_DIR=$target_dir
+    mdb_restore_full "$file" "$target_dir"
+    socket=$MDB_SCRATCH_SOCKET
+  else
+    [ "$method" = logical ] ||
+      b321_fail "${file##*/} is a physical full: it restores a whole instance (use --target-datadir)"
+    [ "$target_socket" != "$MARIADB_SOCKET" ] && ! same_dir "$target_socket" "$MARIADB_SOCKET" ||
+      b321_fail "$target_socket is the live server: restore elsewhere"
+    mdb_check_sha "$file"
+    local db
+    for db in $databases; do
+      if [ -n "$(mariadb --no-defaults "--socket=$target_socket" -uroot -N -B -e "SHOW DATABASES LIKE '$db'")" ]; then
+        [ "$replace" = 1 ] || b321_fail "database $db exists on $target_socket (add --replace to drop it)"
+        mariadb --no-defaults "--socket=$target_socket" -uroot -e "DROP DATABASE \`$db\`"
+      fi
+    done
+    mdb_load_dump "$file" "$databases" "$target_socket"
+    socket=$target_socket
+  fi
+  mdb_replay "$socket" "$(mdb_manifest_get "$manifest" binlog_file)" \
+    "$(mdb_manifest_get "$manifest" binlog_position)" "--stop-datetime=$until"
+  t1=$(date +%s)
+  b321_set rto_seconds "$((t1 - t0))"
+  if [ -n "$target_dir" ]; then
+    mdb_stop_scratch
+    chown -R -- "${MARIADB_SERVER_USER:-mysql}:" "$target_dir"
+    b321_log "done: $target_dir holds the databases as of $until ($tz); start a server with datadir=$target_dir"
+  else
+    b321_log "done: $databases on $target_socket as of $until ($tz)"
+  fi
+}
+
+main "${@:2}"

@@ -1,0 +1,445 @@
+// The MariaDB host scripts against a real MariaDB 10.11 on loopback: full backups (both methods),
+// binlog shipping, restore tests, the seed's point-in-time recovery scenario, and the failures
+// that must end non-zero with a failed status while the previous good backup stays untouched.
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
+import { run, runAsync, waitFor } from "../harness/proc";
+import {
+  createBackupUser,
+  fingerprint,
+  fulls,
+  installScripts,
+  seedSchema,
+  startOn,
+  tableCounts,
+  type Install,
+} from "./mariadb-fixture";
+
+const DB = "atlastech_db";
+let server: MariaDbServer;
+let root: string;
+let box: Install;
+let physEnv: string;
+let logEnv: string;
+const backups = () => path.join(root, "backups");
+
+function manifestOf(file: string): Record<string, unknown> {
+  return JSON.parse(fs.readFileSync(`${file}.manifest.json`, "utf8"));
+}
+
+function expectFailed(r: { code: number; stderr: string }, job: string, error: RegExp): void {
+  expect(r.code).not.toBe(0);
+  const status = box.status(job);
+  expect(status.result).toBe("failed");
+  expect(String(status.error)).toMatch(error);
+}
+
+beforeAll(async () => {
+  server = await startMariaDb();
+  root = fs.mkdtempSync(path.join(os.tmpdir(), "b321-mdb-scripts-"));
+  fs.chmodSync(root, 0o755);
+  server.sql(seedSchema(DB));
+  server.sql(
+    "CREATE DATABASE bigdb; USE bigdb; CREATE TABLE bigdb.journal (id INT PRIMARY KEY, msg VARCHAR(255)) ENGINE=InnoDB;" +
+      "INSERT INTO bigdb.journal SELECT seq, REPEAT(MD5(seq), 7) FROM seq_1_to_400000;",
+  );
+  const secrets = path.join(root, "etc", "secrets");
+  createBackupUser(server, "backup_phys", "Phys0Pass", "physical", [DB], `${secrets}/phys.cnf`);
+  createBackupUser(
+    server,
+    "backup_user",
+    "Log1Pass",
+    "logical",
+    [DB, "bigdb"],
+    `${secrets}/log.cnf`,
+  );
+  const keyFile = `${secrets}/mariadb-backup.key`;
+  fs.writeFileSync(keyFile, run("openssl", ["rand", "-base64", "32"]).stdout, { mode: 0o600 });
+  box = installScripts(root, server, {
+    method: "physical",
+    compression: "zstd",
+    databases: [DB],
+    clientCnf: `${secrets}/phys.cnf`,
+    keyFile,
+    backupDir: backups(),
+    binlogBackupDir: path.join(root, "binlogs"),
+    keepFulls: 2,
+    timezone: "Europe/Paris",
+  });
+  physEnv = box.env("mariadb-full");
+  logEnv = box.env(
+    "mariadb-full",
+    { method: "logical", compression: "gzip", clientCnf: `${secrets}/log.cnf` },
+    "logical",
+  );
+}, 300_000);
+
+afterAll(async () => {
+  await server?.stop();
+  if (root) fs.rmSync(root, { recursive: true, force: true });
+});
+
+test("the backup users can read but cannot write, drop or create", () => {
+  for (const cnf of ["phys.cnf", "log.cnf"]) {
+    const as = (q: string) =>
+      run("mariadb", [
+        `--defaults-extra-file=${root}/etc/secrets/${cnf}`,
+        `--socket=${server.socket}`,
+        "-N",
+        "-B",
+        "-e",
+        q,
+      ]);
+    expect(as(`SELECT COUNT(*) FROM ${DB}.employes`).stdout.trim()).toBe("300");
+    for (const q of [
+      `INSERT INTO ${DB}.employes (nom) VALUES ('x')`,
+      `UPDATE ${DB}.employes SET nom = 'x'`,
+      `DELETE FROM ${DB}.employes`,
+      `DROP TABLE ${DB}.conges`,
+      `CREATE TABLE ${DB}.pirate (id INT)`,
+      `DROP DATABASE ${DB}`,
+      "CREATE DATABASE pirate",
+      "CREATE USER pirate@localhost",
+    ]) {
+      const r = as(q);
+      expect({ q, code: r.code }).toEqual({ q, code: 1 });
+      expect(r.stderr).toMatch(/denied/);
+    }
+  }
+  expect(server.sql(`SELECT COUNT(*) FROM ${DB}.employes`).trim()).toBe("300");
+});
+
+test("physical full: verified, renamed, with a manifest of exact row counts and binlog position", () => {
+  const r = box.runScript("mariadb-full.sh", physEnv);
+  expect(r.stderr).toContain("finished: success");
+  expect(r.code).toBe(0);
+  const [file] = fulls(backups());
+  expect(path.basename(file)).toMatch(/^atlastech_db_full_\d{8}_\d{6}\.xb\.zst\.enc$/);
+  const m = manifestOf(file);
+  expect(m).toMatchObject({
+    verified: true,
+    method: "physical",
+    compression: "zstd",
+    databases: DB,
+    sha256: run("sha256sum", [file]).stdout.split(" ")[0],
+    bytes: fs.statSync(file).size,
+  });
+  expect(m.tables).toEqual(
+    Object.fromEntries(
+      Object.entries(tableCounts(server.sql, DB)).map(([t, n]) => [`${DB}.${t}`, n]),
+    ),
+  );
+  expect(String(m.binlog_file)).toMatch(/^mysql-bin\.\d{6}$/);
+  expect(m.binlog_position).toBeGreaterThan(0);
+  expect(fs.readdirSync(backups()).filter((f) => f.includes("partial"))).toEqual([]);
+  expect(box.status("mariadb-full")).toMatchObject({ result: "success", bytes: m.bytes });
+});
+
+test("logical gzip full is the seed's format: its documented decrypt | gunzip | mysql works by hand", () => {
+  const r = box.runScript("mariadb-full.sh", logEnv);
+  expect(r.code).toBe(0);
+  const file = fulls(backups()).find((f) => f.endsWith(".sql.gz.enc"));
+  expect(file).toBeDefined();
+  expect(manifestOf(file!)).toMatchObject({ method: "logical", compression: "gzip" });
+  server.sql("CREATE DATABASE seed_restore");
+  const seedCmd = `openssl enc -aes-256-cbc -d -pbkdf2 -pass file:${box.keyFile} -in ${file} | gunzip | mariadb --no-defaults --socket=${server.socket} -uroot seed_restore`;
+  expect(run("bash", ["-o", "pipefail", "-c", seedCmd]).code).toBe(0);
+  expect(tableCounts(server.sql, "seed_restore")).toEqual(tableCounts(server.sql, DB));
+  expect(server.sql("SHOW CREATE VIEW seed_restore.v_employes")).toContain("v_employes");
+  expect(server.sql("SHOW TRIGGERS FROM seed_restore")).toContain("commandes_total");
+  expect(server.sql("SHOW PROCEDURE STATUS WHERE Db = 'seed_restore'")).toContain("nb_commandes");
+  expect(server.sql("SHOW EVENTS FROM seed_restore")).toContain("purge_conges");
+  server.sql("DROP DATABASE seed_restore");
+});
+
+test("binlog shipping copies only closed binlogs, verified, and ships each once", () => {
+  const env = box.env("mariadb-binlogs");
+  server.sql(`INSERT INTO ${DB}.clients (nom) VALUES ('after-full')`);
+  const r = box.runScript("mariadb-binlogs.sh", env);
+  expect(r.code).toBe(0);
+  const active = server.sql("SHOW MASTER STATUS").split("\t")[0];
+  const dest = path.join(root, "binlogs");
+  const shipped = fs.readdirSync(dest).filter((f) => /^mysql-bin\.\d+$/.test(f));
+  expect(shipped).not.toContain(active);
+  const closed = server
+    .sql("SHOW BINARY LOGS")
+    .trim()
+    .split("\n")
+    .map((l) => l.split("\t")[0])
+    .filter((f) => f !== active);
+  expect(shipped.sort()).toEqual(closed.sort());
+  for (const f of shipped) {
+    const recorded = fs.readFileSync(path.join(dest, `${f}.sha256`), "utf8").split(" ")[0];
+    expect(run("sha256sum", [path.join(dest, f)]).stdout.split(" ")[0]).toBe(recorded);
+    expect(
+      run("cmp", [path.join(dest, f), path.join(path.dirname(server.binlogBasename), f)]).code,
+    ).toBe(0);
+  }
+  expect(box.status("mariadb-binlogs")).toMatchObject({
+    result: "success",
+    shipped: closed.length,
+  });
+  const again = box.runScript("mariadb-binlogs.sh", env);
+  expect(again.code).toBe(0);
+  expect(box.status("mariadb-binlogs").shipped).toBe(1); // only the one the new flush closed
+});
+
+test("restore test restores the newest full into a scratch instance and checks every count", () => {
+  const env = box.env("mariadb-restore-test");
+  const r = box.runScript("mariadb-restore-test.sh", env);
+  expect(r.stderr).toContain("restore test passed");
+  expect(r.code).toBe(0);
+  const s = box.status("mariadb-restore-test");
+  const newest = fulls(backups()).at(-1)!;
+  expect(s).toMatchObject({ result: "success", file: newest, tables: 8 });
+  expect(typeof s.rto_seconds).toBe("number");
+  expect(s.rows).toBe(Object.values(tableCounts(server.sql, DB)).reduce((a, b) => a + b, 0) - 1);
+  // the scratch instance is gone, the live server untouched
+  expect(fs.readdirSync(path.join(root, "scratch"))).toEqual([]);
+  expect(server.isUp()).toBe(true);
+});
+
+test("restore test of a physical full taken under writes replays the gap up to the counted position", async () => {
+  const writer = runAsync("bash", [
+    "-c",
+    `for i in $(seq 1 200); do mariadb --no-defaults --socket=${server.socket} -uroot -e "INSERT INTO ${DB}.commandes (client_id, total) VALUES (1, $i)" || exit 1; done`,
+  ]);
+  const r = box.runScript("mariadb-full.sh", physEnv);
+  await writer.done;
+  expect(r.code).toBe(0);
+  const test = box.runScript("mariadb-restore-test.sh", box.env("mariadb-restore-test"));
+  expect(test.stderr).toContain("restore test passed");
+  expect(test.code).toBe(0);
+  const m = manifestOf(fulls(backups()).at(-1)!);
+  const gap =
+    `${m.binlog_file}:${m.binlog_position}` !==
+    `${m.counted_binlog_file}:${m.counted_binlog_position}`;
+  // When writes landed between the backup's position and the counts', the gap was replayed.
+  const replayed = box.status("mariadb-restore-test").binlogs_replayed;
+  if (gap) expect(Number(replayed)).toBeGreaterThan(0);
+  else expect(replayed).toBeUndefined();
+});
+
+test("restore test fails when the restored data differs from the manifest", () => {
+  const newest = fulls(backups()).at(-1)!;
+  const manifest = `${newest}.manifest.json`;
+  const original = fs.readFileSync(manifest, "utf8");
+  fs.writeFileSync(
+    manifest,
+    original.replace(/("atlastech_db\.conges": )(\d+)/, (_, k, n) => `${k}${Number(n) + 1}`),
+  );
+  try {
+    const r = box.runScript("mariadb-restore-test.sh", box.env("mariadb-restore-test"));
+    expectFailed(
+      r,
+      "mariadb-restore-test",
+      /atlastech_db\.conges has \d+ rows, the manifest recorded \d+/,
+    );
+  } finally {
+    fs.writeFileSync(manifest, original);
+  }
+});
+
+test("the seed's PITR scenario: rows deleted at 14:30, restored to 14:29, come back exactly", async () => {
+  // A full now, then changes stamped one hour later (inserts) and two hours later (the accident).
+  expect(box.runScript("mariadb-full.sh", physEnv).code).toBe(0);
+  const t0 = Math.floor(Date.now() / 1000);
+  server.sql(
+    `SET timestamp = ${t0 + 3600}; INSERT INTO ${DB}.employes (nom) SELECT CONCAT('embauche-', seq) FROM seq_1_to_25;` +
+      `SET timestamp = ${t0 + 5400}; UPDATE ${DB}.salaires SET montant = montant + 100 WHERE employe_id <= 10;`,
+    DB,
+  );
+  const before = tableCounts(server.sql, DB);
+  const salaries = server.sql(`SELECT SUM(montant) FROM ${DB}.salaires`);
+  server.sql(`SET timestamp = ${t0 + 7200}; DELETE FROM ${DB}.commandes WHERE id <= 1500;`);
+  expect(tableCounts(server.sql, DB).commandes).toBe(before.commandes - 1500);
+  // "14:29": one minute before the accident, written in the site's zone (Europe/Paris).
+  const until = new Date((t0 + 7200 - 60) * 1000)
+    .toLocaleString("sv-SE", { timeZone: "Europe/Paris" })
+    .replace("T", " ");
+  const target = path.join(root, "pitr-target");
+  const r = box.runScript("mariadb-pitr.sh", box.env("mariadb-pitr"), [
+    "--until",
+    until,
+    "--tz",
+    "Europe/Paris",
+    "--target-datadir",
+    target,
+  ]);
+  expect(r.stderr).toContain("finished: success");
+  expect(r.code).toBe(0);
+  const restored = await startOn(target);
+  try {
+    expect(tableCounts(restored.sql, DB)).toEqual(before);
+    expect(restored.sql(`SELECT SUM(montant) FROM ${DB}.salaires`)).toBe(salaries);
+  } finally {
+    await restored.stop();
+  }
+  // The same moment read as UTC is an hour off: the accident would be replayed.
+  const wrongZone = path.join(root, "pitr-utc");
+  expect(
+    box.runScript("mariadb-pitr.sh", box.env("mariadb-pitr"), [
+      "--until",
+      until,
+      "--tz",
+      "UTC",
+      "--target-datadir",
+      wrongZone,
+    ]).code,
+  ).toBe(0);
+  const utc = await startOn(wrongZone);
+  try {
+    expect(tableCounts(utc.sql, DB).commandes).toBe(before.commandes - 1500);
+  } finally {
+    await utc.stop();
+  }
+});
+
+test("PITR of a logical full into a running server (--target-socket)", async () => {
+  expect(box.runScript("mariadb-full.sh", logEnv).code).toBe(0);
+  const t0 = Math.floor(Date.now() / 1000);
+  server.sql(`SET timestamp = ${t0 + 3600}; INSERT INTO ${DB}.produits (nom) VALUES ('nouveau');`);
+  const before = tableCounts(server.sql, DB);
+  server.sql(`SET timestamp = ${t0 + 7200}; DELETE FROM ${DB}.produits;`);
+  const other = await startMariaDb();
+  try {
+    const until = new Date((t0 + 7140) * 1000).toISOString().slice(0, 19).replace("T", " ");
+    const r = box.runScript(
+      "mariadb-pitr.sh",
+      box.env("mariadb-pitr", { method: "logical" }, "l"),
+      ["--until", until, "--tz", "UTC", "--target-socket", other.socket],
+    );
+    expect(r.stderr).toContain("finished: success");
+    expect(tableCounts(other.sql, DB)).toEqual(before);
+  } finally {
+    await other.stop();
+  }
+});
+
+describe("failures end non-zero, with a failed status, and leave the previous good backup alone", () => {
+  let good: string[];
+  let prints: string[];
+  beforeEach(() => {
+    good = fulls(backups());
+    prints = good.map(fingerprint);
+    expect(good.length).toBeGreaterThan(0);
+  });
+  afterEach(() => {
+    expect(fulls(backups())).toEqual(good);
+    expect(good.map(fingerprint)).toEqual(prints);
+    expect(
+      fs.readdirSync(backups()).filter((f) => f.includes("partial") || f.startsWith(".b321")),
+    ).toEqual([]);
+  });
+
+  test("dump killed mid-way", async () => {
+    const env = box.env(
+      "mariadb-full",
+      {
+        method: "logical",
+        clientCnf: `${root}/etc/secrets/log.cnf`,
+        databases: [DB, "bigdb"],
+        compression: "gzip",
+      },
+      "big",
+    );
+    const job = runAsync(path.join(box.lib, "mariadb-full.sh"), [env]);
+    let pid = 0;
+    await waitFor(
+      "mariadb-dump to start",
+      () => {
+        const r = run("pgrep", [
+          "-f",
+          `mariadb-dump --defaults-extra-file=${root}/etc/secrets/log.cnf`,
+        ]);
+        pid = Number(r.stdout.trim().split("\n")[0]);
+        return r.code === 0 && pid > 0;
+      },
+      30_000,
+    );
+    process.kill(pid, "SIGKILL");
+    const r = await job.done;
+    expectFailed(r, "mariadb-full", /mariadb-dump failed/);
+  });
+
+  test("wrong key", () => {
+    const wrong = path.join(root, "etc", "secrets", "wrong.key");
+    fs.writeFileSync(wrong, "not-the-key\n", { mode: 0o600 });
+    const r = box.runScript(
+      "mariadb-restore-test.sh",
+      box.env("mariadb-restore-test", { keyFile: wrong }, "wrongkey"),
+    );
+    expectFailed(r, "mariadb-restore-test", /decrypt \(wrong key or corrupted file\?\) failed/);
+  });
+
+  test("corrupted backup file", () => {
+    const newest = good.at(-1)!;
+    const saved = fs.readFileSync(newest);
+    const bad = Buffer.from(saved);
+    bad.write("CORRUPTED", Math.floor(bad.length / 2));
+    fs.writeFileSync(newest, bad);
+    try {
+      const r = box.runScript("mariadb-restore-test.sh", box.env("mariadb-restore-test"));
+      expectFailed(r, "mariadb-restore-test", /does not match its manifest.*corrupted/);
+    } finally {
+      fs.writeFileSync(newest, saved);
+    }
+  });
+
+  test("server down", async () => {
+    await server.kill();
+    try {
+      expectFailed(box.runScript("mariadb-full.sh", physEnv), "mariadb-full", /does not answer/);
+      expectFailed(
+        box.runScript("mariadb-binlogs.sh", box.env("mariadb-binlogs")),
+        "mariadb-binlogs",
+        /does not answer/,
+      );
+    } finally {
+      await server.start();
+    }
+  });
+
+  test("a second run while one is running", () => {
+    const lock = path.join(box.state, "locks", "mariadb-full.lock");
+    fs.mkdirSync(path.dirname(lock), { recursive: true });
+    const r = run("flock", [lock, path.join(box.lib, "mariadb-full.sh"), physEnv]);
+    expectFailed(r, "mariadb-full", /another run holds the lock/);
+  });
+});
+
+test("retention keeps the configured count of verified fulls, newest included", () => {
+  expect(box.runScript("mariadb-full.sh", physEnv).code).toBe(0);
+  const all = fulls(backups());
+  expect(all).toHaveLength(2);
+  expect(box.status("mariadb-full").file).toBe(all.at(-1));
+});
+
+test("shipped binlogs are pruned only when older than the oldest kept full and the configured days", () => {
+  const dest = path.join(root, "binlogs");
+  const oldest = fulls(backups())[0];
+  const need = Number(String(manifestOf(oldest).binlog_file).split(".")[1]);
+  const shipped = () =>
+    fs
+      .readdirSync(dest)
+      .filter((f) => /^mysql-bin\.\d+$/.test(f))
+      .map((f) => Number(f.split(".")[1]))
+      .sort((a, b) => a - b);
+  const initial = shipped();
+  // Recent copies stay whatever the fulls say (MARIADB_BINLOG_KEEP_DAYS = 7).
+  expect(box.runScript("mariadb-binlogs.sh", box.env("mariadb-binlogs")).code).toBe(0);
+  const before = shipped();
+  expect(before.slice(0, initial.length)).toEqual(initial);
+  expect(before[0]).toBeLessThan(need);
+  // Old copies go, except those the oldest kept full needs.
+  for (const f of fs.readdirSync(dest)) run("touch", ["-d", "30 days ago", path.join(dest, f)]);
+  expect(box.runScript("mariadb-binlogs.sh", box.env("mariadb-binlogs")).code).toBe(0);
+  const after = shipped();
+  expect(after[0]).toBe(need);
+  expect(box.status("mariadb-binlogs").pruned).toBe(before.filter((n) => n < need).length);
+  expect(
+    fs.existsSync(path.join(dest, `mysql-bin.${String(need - 1).padStart(6, "0")}.sha256`)),
+  ).toBe(false);
+});

@@ -1,0 +1,132 @@
+// Pure rendering of the MariaDB backup: SQL and grants per method, option file, binlog drop-in and
+// the command applying it, the jobs' env.
+import {
+  backupGrants,
+  binlogConfigCommand,
+  dropUserCommand,
+  filePrefix,
+  mariadbEnv,
+  renderBinlogDropIn,
+  renderOptionFile,
+  renderUserSql,
+  sqlString,
+} from "../../components/mariadb/render";
+
+test("physical user SQL: idempotent create, password set, grants reset to exactly the method's", () => {
+  expect(
+    renderUserSql({
+      user: "backup_user",
+      password: "pw",
+      method: "physical",
+      databases: ["atlastech_db"],
+    }),
+  ).toBe(
+    [
+      "CREATE USER IF NOT EXISTS 'backup_user'@'localhost' IDENTIFIED BY 'pw';",
+      "ALTER USER 'backup_user'@'localhost' IDENTIFIED BY 'pw';",
+      "REVOKE ALL PRIVILEGES, GRANT OPTION FROM 'backup_user'@'localhost';",
+      "GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR ON *.* TO 'backup_user'@'localhost';",
+      "GRANT SELECT ON `atlastech_db`.* TO 'backup_user'@'localhost';",
+      "",
+    ].join("\n"),
+  );
+});
+
+test("logical user SQL: the seed's grants on each database, plus RELOAD, BINLOG MONITOR and mysql.proc", () => {
+  expect(
+    renderUserSql({
+      user: "backup_user",
+      password: "pw",
+      method: "logical",
+      databases: ["a", "b"],
+    }),
+  ).toMatchSnapshot();
+  expect(backupGrants("logical")).toEqual({
+    global: ["RELOAD", "BINLOG MONITOR"],
+    perDatabase: ["SELECT", "LOCK TABLES", "SHOW VIEW", "EVENT", "TRIGGER"],
+    perTable: [["mysql.proc", ["SELECT"]]],
+  });
+});
+
+test("no grant of either method can write", () => {
+  for (const m of ["physical", "logical"] as const) {
+    const g = backupGrants(m);
+    const all = [...g.global, ...g.perDatabase, ...g.perTable.flatMap(([, p]) => p)];
+    for (const w of ["INSERT", "UPDATE", "DELETE", "DROP", "CREATE", "ALTER", "SUPER", "ALL"]) {
+      expect(all).not.toContain(w);
+    }
+  }
+});
+
+test("names are checked and strings escaped", () => {
+  expect(sqlString("it's \\ ok")).toBe("'it\\'s \\\\ ok'");
+  expect(() =>
+    renderUserSql({ user: "x'; DROP", password: "p", method: "logical", databases: ["a"] }),
+  ).toThrow('"x\'; DROP" is not a MariaDB user name');
+  expect(() =>
+    renderUserSql({ user: "u", password: "p", method: "logical", databases: ["a`b"] }),
+  ).toThrow('"a`b" is not a database name');
+});
+
+test("option file", () => {
+  expect(renderOptionFile("backup_user", "Abc123")).toBe(
+    "# backup321: the MariaDB backup user (managed by pulumi up)\n[client]\nuser=backup_user\npassword=Abc123\n",
+  );
+  expect(() => renderOptionFile("u", "a b")).toThrow("no quotes, spaces");
+});
+
+test("binlog drop-in: ROW, server_id, 100M, expiry in seconds", () => {
+  expect(
+    renderBinlogDropIn({ basename: "/var/log/mysql/mysql-bin", serverId: 1, expireDays: 7 }),
+  ).toBe(
+    [
+      "# backup321: binary logs for point-in-time recovery (managed by pulumi up).",
+      "# Changing this file restarts MariaDB once, from pulumi up.",
+      "[mariadb]",
+      "log_bin = /var/log/mysql/mysql-bin",
+      "binlog_format = ROW",
+      "server_id = 1",
+      "max_binlog_size = 100M",
+      "binlog_expire_logs_seconds = 604800",
+      "",
+    ].join("\n"),
+  );
+});
+
+test("the drop-in command restarts only on change and checks the live settings", () => {
+  const c = binlogConfigCommand({
+    path: "/etc/mysql/mariadb.conf.d/99-backup321-binlog.cnf",
+    basename: "/var/log/mysql/mysql-bin",
+    serverId: 3,
+    socket: "/run/mysqld/mysqld.sock",
+    restartCommand: "systemctl restart mariadb",
+  });
+  expect(c).toContain(`if [ "$changed" = 1 ]; then`);
+  expect(c).toContain("'ON ROW 3'");
+  expect(c).toMatchSnapshot();
+  expect(dropUserCommand("/run/mysqld/mysqld.sock", "backup_user")).toMatchSnapshot();
+});
+
+test("env of the jobs and the seed's file prefix", () => {
+  const env = mariadbEnv({
+    socket: "/s",
+    clientCnf: "/e/secrets/c",
+    keyFile: "/e/secrets/k",
+    databases: ["a", "b"],
+    method: "physical",
+    compression: "zstd",
+    backupDir: "/b",
+    binlogBackupDir: "/bl",
+    binlogBasename: "/var/log/mysql/mysql-bin",
+    prefix: "site",
+    keepFulls: 4,
+    binlogKeepDays: 7,
+    timezone: "Europe/Paris",
+    scratchDir: "/x",
+    serverUser: "mysql",
+  });
+  expect(env).toMatchSnapshot();
+  expect(env.MARIADB_DATABASES).toBe("a b");
+  expect(filePrefix(["atlastech_db"], "atlastech")).toBe("atlastech_db");
+  expect(filePrefix(["a", "b"], "atlastech")).toBe("atlastech");
+});
