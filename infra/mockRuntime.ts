@@ -50,6 +50,10 @@ export function redact(v: unknown): unknown {
   return v;
 }
 
+/** What a mocked `ssh-keygen -y` prints. */
+export const MOCK_PUBLIC_KEY =
+  "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockMockMockMockMockMockMockMockMockMockMock backup321-mock";
+
 /** Outputs a mock provider returns for a resource, beyond its inputs (ids, generated values). */
 function mockState(
   type: string,
@@ -72,6 +76,11 @@ function mockState(
         arn: `arn:aws:s3:::${String(inputs.bucket ?? name)}`,
         bucket: inputs.bucket ?? name,
       };
+    case "command:remote:Command":
+      // A command that prints a public key (ssh-keygen -y) answers with a fixed, valid-looking one.
+      return /ssh-keygen -y/.test(String(inputs.create ?? ""))
+        ? { ...inputs, stdout: MOCK_PUBLIC_KEY, stderr: "" }
+        : inputs;
     case "aws:iam/user:User":
       return { ...inputs, arn: `arn:aws:iam::123456789012:user/${String(inputs.name ?? name)}` };
     default:

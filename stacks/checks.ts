@@ -3,6 +3,7 @@
 import type { Site } from "./schema";
 import type { Role } from "./model/hosts";
 import { maxIntervalHours } from "./schedule";
+import { offsiteChecks } from "./checks-offsite";
 
 export interface Problem {
   /** Path under backup321:site, e.g. "mariadb.host". */
@@ -11,7 +12,7 @@ export interface Problem {
   readonly message: string;
 }
 
-type Check = (site: Site) => Problem[];
+export type Check = (site: Site) => Problem[];
 
 function duplicates(path: string, names: string[]): Problem[] {
   const seen = new Set<string>();
@@ -197,7 +198,13 @@ const binlogsOutliveShipping: Check = (site) => {
   ];
 };
 
-const allChecks: Check[] = [uniqueNames, references, resticNeverArchived, binlogsOutliveShipping];
+const allChecks: Check[] = [
+  uniqueNames,
+  references,
+  resticNeverArchived,
+  binlogsOutliveShipping,
+  ...offsiteChecks,
+];
 
 export function crossCheck(site: Site): Problem[] {
   return allChecks.flatMap((c) => c(site));

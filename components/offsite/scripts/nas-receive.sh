@@ -1,0 +1,105 @@
+#!/bin/sh
+# backup321 NAS receiver: the forced command of the source host's sync key on the NAS
+# (authorized_keys: restrict,command="nas-receive.sh ROOT KEEP"). That key can only:
+#   latest           print the newest complete snapshot's name (empty when none)
+#   rsync --server   receive into ROOT/<stamp>.partial/ (hard links from an older snapshot allowed)
+#   finish <stamp>   rename <stamp>.partial to <stamp>, point ROOT/latest at it, keep the KEEP newest
+# It cannot read, change or delete older snapshots: retention is decided here, not by the sender.
+set -eu
+
+root=${1:?usage: nas-receive.sh ROOT KEEP}
+keep=${2:?usage: nas-receive.sh ROOT KEEP}
+cmd=${SSH_ORIGINAL_COMMAND:-}
+
+refuse() {
+  echo "backup321 nas-receive: refused: $1" >&2
+  exit 1
+}
+
+is_stamp() {
+  case $1 in
+    [0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]-[0-9][0-9][0-9][0-9][0-9][0-9]) return 0 ;;
+    *) return 1 ;;
+  esac
+}
+
+latest() {
+  if [ -L "$root/latest" ]; then
+    target=$(readlink -- "$root/latest")
+    target=${target##*/}
+    if is_stamp "$target" && [ -d "$root/$target" ]; then
+      printf '%s\n' "$target"
+    fi
+  fi
+}
+
+# Only a receiving rsync into a fresh .partial directory, with no option that deletes or rewrites
+# files in place; --link-dest only to a complete snapshot under ROOT.
+receive() {
+  set -f
+  # shellcheck disable=SC2086  # the command is split into words on purpose; globbing is off
+  set -- $cmd
+  set +f
+  [ "$1" = rsync ] && [ "$2" = --server ] || refuse "not an rsync server command"
+  n=$#
+  i=0
+  dest=""
+  for arg in "$@"; do
+    i=$((i + 1))
+    if [ "$i" -eq "$n" ]; then
+      dest=$arg
+      continue
+    fi
+    case $arg in
+      rsync | --server | .) ;;
+      --sender | --inplace | --append* | --remove-source-files | --delete* | --del | --backup* | --copy-dest* | --compare-dest*)
+        refuse "option $arg" ;;
+      --link-dest=*)
+        ld=${arg#--link-dest=}
+        ld=${ld%/}
+        is_stamp "${ld#"$root"/}" && [ "$ld" = "$root/${ld#"$root"/}" ] || refuse "link-dest $ld" ;;
+      --*) refuse "option $arg" ;;
+      -*) ;;
+      *) refuse "argument $arg" ;;
+    esac
+  done
+  stamp=${dest%/}
+  stamp=${stamp#"$root"/}
+  stamp=${stamp%.partial}
+  is_stamp "$stamp" && [ "${dest%/}" = "$root/$stamp.partial" ] || refuse "destination $dest"
+  [ ! -e "$root/$stamp" ] || refuse "snapshot $stamp exists"
+  mkdir -p -- "$root"
+  exec "$@"
+}
+
+finish() {
+  stamp=$1
+  is_stamp "$stamp" || refuse "snapshot name $stamp"
+  [ -d "$root/$stamp.partial" ] || refuse "no $stamp.partial"
+  [ ! -e "$root/$stamp" ] || refuse "snapshot $stamp exists"
+  mv -- "$root/$stamp.partial" "$root/$stamp"
+  ln -sfn -- "$stamp" "$root/latest"
+  # Retention: the KEEP newest complete snapshots stay (the one just made is the newest); older
+  # ones and stale .partial directories of interrupted runs go.
+  count=0
+  for d in $(cd -- "$root" && ls -1d -- [0-9]*-[0-9]* 2>/dev/null | sort -r); do
+    case $d in
+      *.partial) [ "$d" = "$stamp.partial" ] || rm -rf -- "${root:?}/$d" ;;
+      *)
+        is_stamp "$d" || continue
+        count=$((count + 1))
+        if [ "$count" -gt "$keep" ] && [ "$d" != "$stamp" ]; then
+          rm -rf -- "${root:?}/$d"
+        fi
+        ;;
+    esac
+  done
+  printf 'snapshot %s complete, %s kept\n' "$stamp" "$([ "$count" -gt "$keep" ] && echo "$keep" || echo "$count")"
+}
+
+case $cmd in
+  latest) latest ;;
+  "finish "*) finish "${cmd#finish }" ;;
+  "rsync --server "*) receive ;;
+  *) refuse "command '${cmd%% *}'" ;;
+esac

@@ -1,0 +1,117 @@
+#!/bin/bash
+# backup321 dump upload (seeds/004 §16.10.7, without its traps): sends the newest VERIFIED full
+# backup and its manifest to the bucket's dump prefix, then proves the copy: size and sha256 from
+# head-object, and the object read back and hashed. Uploads go to STANDARD: the bucket's lifecycle
+# moves dumps to Glacier later, so recent dumps stay readable for restore tests (PITFALLS.md).
+# A full counts only with its <file>.manifest.json (written by the full backup after it verified
+# the file) whose "sha256" matches the file. Already uploaded with the same checksum: nothing sent.
+#
+# Env file: OFFSITE_BUCKET OFFSITE_PREFIX OFFSITE_REGION OFFSITE_CREDENTIALS (0600 AWS credentials
+# file) OFFSITE_BACKUP_DIR [OFFSITE_SSE AES256|aws:kms] [OFFSITE_KMS_KEY_ID] [OFFSITE_ENDPOINT]
+# [OFFSITE_CA_BUNDLE] [OFFSITE_CHECKSUM_CALCULATION when_supported|when_required]
+# [OFFSITE_READ_BACK 1|0, default 1].
+set -Eeuo pipefail
+source "${BASH_SOURCE[0]%/*}/common.sh"
+b321_start "$@"
+
+aws_opts=()
+
+check_config() {
+  local v
+  for v in OFFSITE_BUCKET OFFSITE_PREFIX OFFSITE_REGION OFFSITE_CREDENTIALS OFFSITE_BACKUP_DIR; do
+    [ -n "${!v:-}" ] || b321_fail "$v is missing from the env file"
+  done
+  [ -r "$OFFSITE_CREDENTIALS" ] || b321_fail "no credentials file at $OFFSITE_CREDENTIALS"
+  [ "$(stat -c %a -- "$OFFSITE_CREDENTIALS")" = 600 ] ||
+    b321_fail "$OFFSITE_CREDENTIALS must be mode 0600"
+  [ -d "$OFFSITE_BACKUP_DIR" ] || b321_fail "$OFFSITE_BACKUP_DIR is not a directory"
+  # Credentials only from the 0600 file: nothing from the environment or ~/.aws.
+  unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE
+  export AWS_SHARED_CREDENTIALS_FILE=$OFFSITE_CREDENTIALS AWS_CONFIG_FILE=/dev/null
+  export AWS_DEFAULT_REGION=$OFFSITE_REGION AWS_EC2_METADATA_DISABLED=true
+  export AWS_REQUEST_CHECKSUM_CALCULATION=${OFFSITE_CHECKSUM_CALCULATION:-when_supported}
+  aws_opts=(--only-show-errors)
+  [ -z "${OFFSITE_ENDPOINT:-}" ] || aws_opts+=(--endpoint-url "$OFFSITE_ENDPOINT")
+  [ -z "${OFFSITE_CA_BUNDLE:-}" ] || aws_opts+=(--ca-bundle "$OFFSITE_CA_BUNDLE")
+}
+
+# manifest_sha256 FILE: the "sha256" recorded in a manifest (64 hex digits), or nothing.
+manifest_sha256() {
+  sed -n 's/.*"sha256"[[:space:]]*:[[:space:]]*"\([0-9a-f]\{64\}\)".*/\1/p' -- "$1" | head -n 1
+}
+
+# newest_verified: prints the newest full that has a manifest (by the manifest's time).
+newest_verified() {
+  local manifest full
+  while IFS= read -r manifest; do
+    full=${manifest%.manifest.json}
+    if [ -f "$full" ] && [ -n "$(manifest_sha256 "$manifest")" ]; then
+      printf '%s\n' "$full"
+      return 0
+    fi
+    b321_warn "skipping $manifest: no readable full or sha256 beside it"
+  done < <(find "$OFFSITE_BACKUP_DIR" -maxdepth 1 -type f -name '*.manifest.json' \
+    -printf '%T@ %p\n' | sort -rn | cut -d' ' -f2-)
+  return 1
+}
+
+# head_object KEY: "<size> <sha256 metadata> <storage class>", or nothing when it is not there.
+head_object() {
+  aws "${aws_opts[@]}" s3api head-object --bucket "$OFFSITE_BUCKET" --key "$1" \
+    --query "join(' ', [to_string(ContentLength), Metadata.sha256 || 'none', StorageClass || 'STANDARD'])" \
+    --output text 2>/dev/null || true
+}
+
+# upload FILE KEY SHA256: puts the file unless the same bytes are already there, then proves it.
+upload() {
+  local file=$1 key=$2 sum=$3 size remote sse=(--sse "${OFFSITE_SSE:-AES256}")
+  size=$(stat -c %s -- "$file")
+  remote=$(head_object "$key")
+  if [[ $remote == "$size $sum "* ]]; then
+    b321_log "s3://$OFFSITE_BUCKET/$key is already there ($size bytes, sha256 $sum)"
+    return 1
+  fi
+  [ "${OFFSITE_SSE:-AES256}" != aws:kms ] || [ -z "${OFFSITE_KMS_KEY_ID:-}" ] ||
+    sse+=(--sse-kms-key-id "$OFFSITE_KMS_KEY_ID")
+  aws "${aws_opts[@]}" s3 cp "${sse[@]}" --storage-class STANDARD \
+    --metadata "sha256=$sum" -- "$file" "s3://$OFFSITE_BUCKET/$key" ||
+    b321_fail "upload of $file to s3://$OFFSITE_BUCKET/$key failed"
+  remote=$(head_object "$key")
+  [ "$remote" = "$size $sum STANDARD" ] ||
+    b321_fail "s3://$OFFSITE_BUCKET/$key after upload is '$remote', expected '$size $sum STANDARD'"
+  if [ "${OFFSITE_READ_BACK:-1}" = 1 ]; then
+    local back
+    back=$(aws "${aws_opts[@]}" s3 cp -- "s3://$OFFSITE_BUCKET/$key" - | sha256sum | cut -d' ' -f1) ||
+      b321_fail "could not read s3://$OFFSITE_BUCKET/$key back"
+    [ "$back" = "$sum" ] ||
+      b321_fail "s3://$OFFSITE_BUCKET/$key read back has sha256 $back, expected $sum"
+  fi
+  return 0
+}
+
+main() {
+  local full manifest sum actual key sent=0 msize
+  check_config
+  b321_lock offsite-upload
+  full=$(newest_verified) || b321_fail "no verified full backup in $OFFSITE_BACKUP_DIR (a full counts once its .manifest.json is written)"
+  manifest=$full.manifest.json
+  sum=$(manifest_sha256 "$manifest")
+  actual=$(b321_sha256 "$full")
+  [ "$actual" = "$sum" ] ||
+    b321_fail "$full has sha256 $actual but its manifest says $sum (changed since it was verified)"
+  key=${OFFSITE_PREFIX}${full##*/}
+  b321_set file "$full"
+  b321_set key "$key"
+  if upload "$full" "$key" "$sum"; then
+    sent=$(stat -c %s -- "$full")
+  fi
+  if upload "$manifest" "$key.manifest.json" "$(b321_sha256 "$manifest")"; then
+    msize=$(stat -c %s -- "$manifest")
+    sent=$((sent + msize))
+  fi
+  b321_set bytes "$sent"
+  b321_set sha256 "$sum"
+  b321_log "s3://$OFFSITE_BUCKET/$key verified ($sent bytes sent)"
+}
+
+main
