@@ -33,6 +33,12 @@ latest() {
   fi
 }
 
+# --link-dest only to a complete snapshot under ROOT.
+link_dest() {
+  ld=${1%/}
+  is_stamp "${ld#"$root"/}" && [ "$ld" = "$root/${ld#"$root"/}" ] && [ -d "$ld" ] || refuse "link-dest $1"
+}
+
 # Only a receiving rsync into a fresh .partial directory, with no option that deletes or rewrites
 # files in place; --link-dest only to a complete snapshot under ROOT.
 receive() {
@@ -44,8 +50,14 @@ receive() {
   n=$#
   i=0
   dest=""
+  link_next=0
   for arg in "$@"; do
     i=$((i + 1))
+    if [ "$link_next" = 1 ]; then
+      link_dest "$arg"
+      link_next=0
+      continue
+    fi
     if [ "$i" -eq "$n" ]; then
       dest=$arg
       continue
@@ -54,10 +66,9 @@ receive() {
       rsync | --server | .) ;;
       --sender | --inplace | --append* | --remove-source-files | --delete* | --del | --backup* | --copy-dest* | --compare-dest*)
         refuse "option $arg" ;;
-      --link-dest=*)
-        ld=${arg#--link-dest=}
-        ld=${ld%/}
-        is_stamp "${ld#"$root"/}" && [ "$ld" = "$root/${ld#"$root"/}" ] || refuse "link-dest $ld" ;;
+      --link-dest) link_next=1 ;;
+      --link-dest=*) link_dest "${arg#--link-dest=}" ;;
+      --timeout=[0-9]* | --stats) ;;
       --*) refuse "option $arg" ;;
       -*) ;;
       *) refuse "argument $arg" ;;
