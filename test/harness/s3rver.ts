@@ -4,6 +4,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { spawn, type ChildProcess } from "node:child_process";
 import { runOk } from "./proc";
 
 export interface S3Server {
@@ -21,11 +22,25 @@ export interface S3ServerOptions {
   readonly buckets?: readonly string[];
 }
 
-interface S3rverInstance {
-  run(): Promise<{ port: number }>;
-  close(): Promise<void>;
-}
-type S3rverClass = new (opts: Record<string, unknown>) => S3rverInstance;
+// s3rver runs in its own node process: tests call the aws CLI synchronously (spawnSync), which
+// would block an in-process server and deadlock.
+const SERVER = `
+const fs = require("node:fs");
+const S3rver = require(process.env.S3RVER_MODULE);
+const o = JSON.parse(process.env.S3RVER_OPTIONS);
+new S3rver({
+  port: 0,
+  address: "127.0.0.1",
+  silent: true,
+  directory: o.directory,
+  key: fs.readFileSync(o.keyFile),
+  cert: fs.readFileSync(o.certFile),
+  configureBuckets: o.buckets.map((name) => ({ name })),
+})
+  .run()
+  .then((a) => process.stdout.write(JSON.stringify({ port: a.port }) + "\\n"))
+  .catch((e) => { console.error(e); process.exit(1); });
+`;
 
 export async function startS3rver(opts: S3ServerOptions = {}): Promise<S3Server> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "b321-s3rver-"));
@@ -50,24 +65,46 @@ export async function startS3rver(opts: S3ServerOptions = {}): Promise<S3Server>
     "-out",
     caFile,
   ]);
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const S3rver = require("s3rver") as S3rverClass;
-  const server = new S3rver({
-    port: 0,
-    address: "127.0.0.1",
-    silent: true,
-    directory,
-    key: fs.readFileSync(keyFile),
-    cert: fs.readFileSync(caFile),
-    configureBuckets: (opts.buckets ?? []).map((name) => ({ name })),
+  const child: ChildProcess = spawn(process.execPath, ["-e", SERVER], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: {
+      ...process.env,
+      S3RVER_MODULE: require.resolve("s3rver"),
+      S3RVER_OPTIONS: JSON.stringify({
+        directory,
+        keyFile,
+        certFile: caFile,
+        buckets: opts.buckets ?? [],
+      }),
+    },
   });
-  const { port } = await server.run();
+  let err = "";
+  child.stderr?.on("data", (d) => (err += d));
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`s3rver did not start: ${err}`)), 30_000);
+    child.stdout?.on("data", (d) => {
+      out += d;
+      const line = out.split("\n")[0];
+      if (out.includes("\n")) {
+        clearTimeout(timer);
+        resolve((JSON.parse(line) as { port: number }).port);
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`s3rver exited with ${code}: ${err}`));
+    });
+  });
   return {
     endpoint: `https://127.0.0.1:${port}`,
     caFile,
     directory,
     stop: async () => {
-      await server.close();
+      if (child.exitCode === null) {
+        child.kill("SIGTERM");
+        await new Promise((r) => child.once("exit", r));
+      }
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };

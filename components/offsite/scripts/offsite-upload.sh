@@ -30,7 +30,7 @@ check_config() {
   export AWS_SHARED_CREDENTIALS_FILE=$OFFSITE_CREDENTIALS AWS_CONFIG_FILE=/dev/null
   export AWS_DEFAULT_REGION=$OFFSITE_REGION AWS_EC2_METADATA_DISABLED=true
   export AWS_REQUEST_CHECKSUM_CALCULATION=${OFFSITE_CHECKSUM_CALCULATION:-when_supported}
-  aws_opts=(--only-show-errors)
+  aws_opts=()
   [ -z "${OFFSITE_ENDPOINT:-}" ] || aws_opts+=(--endpoint-url "$OFFSITE_ENDPOINT")
   [ -z "${OFFSITE_CA_BUNDLE:-}" ] || aws_opts+=(--ca-bundle "$OFFSITE_CA_BUNDLE")
 }
@@ -55,33 +55,49 @@ newest_verified() {
   return 1
 }
 
-# head_object KEY: "<size> <sha256 metadata> <storage class>", or nothing when it is not there.
+# head_object KEY: sets REMOTE to "<size> <sha256 metadata> <storage class>", or "" when the
+# object is not there; any other error (access denied, TLS, network) fails the run.
+REMOTE=""
 head_object() {
-  aws "${aws_opts[@]}" s3api head-object --bucket "$OFFSITE_BUCKET" --key "$1" \
+  local err
+  err=$(mktemp)
+  if REMOTE=$(aws "${aws_opts[@]}" s3api head-object --bucket "$OFFSITE_BUCKET" --key "$1" \
     --query "join(' ', [to_string(ContentLength), Metadata.sha256 || 'none', StorageClass || 'STANDARD'])" \
-    --output text 2>/dev/null || true
+    --output text 2> "$err"); then
+    rm -f -- "$err"
+    return 0
+  fi
+  REMOTE=""
+  if grep -q -e '(404)' -e 'Not Found' -- "$err"; then
+    rm -f -- "$err"
+    return 0
+  fi
+  local why
+  why=$(tail -n 1 -- "$err")
+  rm -f -- "$err"
+  b321_fail "cannot check s3://$OFFSITE_BUCKET/$1: $why"
 }
 
 # upload FILE KEY SHA256: puts the file unless the same bytes are already there, then proves it.
 upload() {
-  local file=$1 key=$2 sum=$3 size remote sse=(--sse "${OFFSITE_SSE:-AES256}")
+  local file=$1 key=$2 sum=$3 size sse=(--sse "${OFFSITE_SSE:-AES256}")
   size=$(stat -c %s -- "$file")
-  remote=$(head_object "$key")
-  if [[ $remote == "$size $sum "* ]]; then
+  head_object "$key"
+  if [[ $REMOTE == "$size $sum "* ]]; then
     b321_log "s3://$OFFSITE_BUCKET/$key is already there ($size bytes, sha256 $sum)"
     return 1
   fi
   [ "${OFFSITE_SSE:-AES256}" != aws:kms ] || [ -z "${OFFSITE_KMS_KEY_ID:-}" ] ||
     sse+=(--sse-kms-key-id "$OFFSITE_KMS_KEY_ID")
-  aws "${aws_opts[@]}" s3 cp "${sse[@]}" --storage-class STANDARD \
+  aws "${aws_opts[@]}" s3 cp --only-show-errors "${sse[@]}" --storage-class STANDARD \
     --metadata "sha256=$sum" -- "$file" "s3://$OFFSITE_BUCKET/$key" ||
     b321_fail "upload of $file to s3://$OFFSITE_BUCKET/$key failed"
-  remote=$(head_object "$key")
-  [ "$remote" = "$size $sum STANDARD" ] ||
-    b321_fail "s3://$OFFSITE_BUCKET/$key after upload is '$remote', expected '$size $sum STANDARD'"
+  head_object "$key"
+  [ "$REMOTE" = "$size $sum STANDARD" ] ||
+    b321_fail "s3://$OFFSITE_BUCKET/$key after upload is '$REMOTE', expected '$size $sum STANDARD'"
   if [ "${OFFSITE_READ_BACK:-1}" = 1 ]; then
     local back
-    back=$(aws "${aws_opts[@]}" s3 cp -- "s3://$OFFSITE_BUCKET/$key" - | sha256sum | cut -d' ' -f1) ||
+    back=$(aws "${aws_opts[@]}" s3 cp --only-show-errors -- "s3://$OFFSITE_BUCKET/$key" - | sha256sum | cut -d' ' -f1) ||
       b321_fail "could not read s3://$OFFSITE_BUCKET/$key back"
     [ "$back" = "$sum" ] ||
       b321_fail "s3://$OFFSITE_BUCKET/$key read back has sha256 $back, expected $sum"
@@ -92,6 +108,7 @@ upload() {
 main() {
   local full manifest sum actual key sent=0 msize
   check_config
+  command -v aws > /dev/null || b321_fail "the aws CLI is missing (apt-get install awscli)"
   b321_lock offsite-upload
   full=$(newest_verified) || b321_fail "no verified full backup in $OFFSITE_BACKUP_DIR (a full counts once its .manifest.json is written)"
   manifest=$full.manifest.json
