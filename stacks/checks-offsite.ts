@@ -2,6 +2,7 @@
 // the NAS snapshots' reach. The rule that restic data is never archived is resticNeverArchived in
 // checks.ts.
 import type { Check, Problem } from "./checks";
+import { CronExpressionParser } from "cron-parser";
 import { maxIntervalHours } from "./schedule";
 
 const ARCHIVE = new Set(["GLACIER", "DEEP_ARCHIVE"]);
@@ -80,17 +81,36 @@ const resticReposInPrefix: Check = (site) => {
   });
 };
 
-/** The point of dated snapshots is that yesterday's copy survives today's bad source. */
+/**
+ * The shortest gap, in hours, between two runs over a fortnight (UTC): how far back `keep`
+ * snapshots reach at least is (keep - 1) times this. A schedule running less than twice in the
+ * fortnight counts as a week apart.
+ */
+function minGapHours(expr: string): number {
+  const start = new Date(Date.UTC(2028, 0, 3));
+  const end = new Date(Date.UTC(2028, 0, 17));
+  const it = CronExpressionParser.parse(expr, { currentDate: start, endDate: end, tz: "UTC" });
+  let prev: number | undefined;
+  let min = Infinity;
+  while (it.hasNext()) {
+    const t = it.next().getTime();
+    if (prev !== undefined) min = Math.min(min, t - prev);
+    prev = t;
+  }
+  return min === Infinity ? 7 * 24 : min / 3600_000;
+}
+
+/** The point of dated snapshots is that the day before yesterday's copy survives today's bad source. */
 const nasKeepsYesterday: Check = (site) => {
   const nas = site.offsite.nas;
   if (!nas) return [];
   const out: Problem[] = [];
-  const every = maxIntervalHours(nas.schedule, site.timezone);
-  const need = Math.ceil(48 / every);
-  if (nas.keep < Math.max(2, need))
+  const gap = minGapHours(nas.schedule);
+  const need = Math.ceil(48 / gap) + 1;
+  if (nas.keep < need)
     out.push({
       path: "offsite.nas.keep",
-      message: `${nas.keep} snapshot(s) every ${every} h reach back less than 48 h, so a file deleted or encrypted at the source would be gone from the NAS before anyone notices (at least ${Math.max(2, need)})`,
+      message: `${nas.keep} snapshot(s) taken as often as every ${gap} h reach back less than 48 h, so a file deleted or encrypted at the source would be gone from the NAS before anyone notices (at least ${need})`,
     });
   if (!nas.sources && !site.mariadb)
     out.push({
