@@ -8,10 +8,10 @@ let recorded: Registration[];
 let locked: OffsiteBucket;
 let dumpsOnly: OffsiteBucket;
 
-const unwrap = <T>(o: pulumi.Output<T>): Promise<{ value: T; secret: boolean }> =>
-  new Promise((resolve) =>
-    pulumi.all([o, o.isSecret]).apply(([value, secret]) => resolve({ value: value as T, secret })),
-  );
+async function unwrap<T>(o: pulumi.Output<T>): Promise<{ value: T; secret: boolean }> {
+  const value = await new Promise<T>((resolve) => o.apply((v) => resolve(v)));
+  return { value, secret: await pulumi.isSecret(o) };
+}
 const find = (name: string) => recorded.find((r) => r.name === name);
 
 beforeAll(async () => {
