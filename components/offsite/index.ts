@@ -202,6 +202,8 @@ export interface DumpUploadArgs {
   readonly caBundle?: string;
   /** aws CLI request checksums: when_required for S3 servers without aws-chunked. Defaults to when_supported. */
   readonly checksumCalculation?: "when_supported" | "when_required";
+  /** Warn when the newest verified full is older than this. Defaults to 192 (8 days). */
+  readonly maxAgeHours?: number;
   /** Job name on the host. Defaults to offsite-upload. */
   readonly job?: string;
 }
@@ -246,6 +248,7 @@ export class DumpUpload extends pulumi.ComponentResource {
     const env: Record<string, string> = {
       OFFSITE_BACKUP_DIR: args.backupDir,
       OFFSITE_CREDENTIALS: this.credentialsFile,
+      OFFSITE_MAX_AGE_HOURS: String(args.maxAgeHours ?? 192),
       OFFSITE_PREFIX: args.prefix,
       OFFSITE_REGION: args.region,
       OFFSITE_SSE: args.kmsKeyArn ? "aws:kms" : "AES256",

@@ -1,6 +1,7 @@
 // BackupSite: the whole site from its model. Each component gets only its own slice of the model.
 import * as pulumi from "@pulumi/pulumi";
 import type { Site } from "../../stacks/schema";
+import { maxIntervalHours } from "../../stacks/schedule";
 import type { Host as HostModel } from "../../stacks/model/hosts";
 import * as aws from "@pulumi/aws";
 import { Host } from "../host";
@@ -107,6 +108,8 @@ export class BackupSite extends pulumi.ComponentResource {
           accessKeyId: offsite.dumpWriter.accessKeyId,
           secretAccessKey: offsite.dumpWriter.secretAccessKey,
           kmsKeyArn: bucket.kmsKeyArn,
+          // a missed full plus a day before the upload warns that it has nothing new
+          maxAgeHours: maxIntervalHours(site.mariadb.schedules.full, site.timezone) * 2 + 24,
         },
         { parent: this },
       );

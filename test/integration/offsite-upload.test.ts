@@ -164,7 +164,7 @@ test("with no verified full the job fails and says why", () => {
 });
 
 test("the newest verified full and its manifest are uploaded to STANDARD and checked", () => {
-  writeFull("atlastech_db_full_20260201.xb.zst.enc", 2000, 7 * 86400);
+  writeFull("atlastech_db_full_20260201.xb.zst.enc", 2000, 30 * 86400);
   const newest = writeFull("atlastech_db_full_20260208.xb.zst.enc", 9 * 1024 * 1024 + 17, 60);
   const r = upload();
   expect(r.stderr).toContain("verified");
@@ -195,6 +195,23 @@ test("a second run sends nothing when the same bytes are already there", () => {
   expect(r.code).toBe(0);
   expect(r.stderr).toContain("is already there");
   expect(status()).toMatchObject({ result: "success", bytes: 0 });
+});
+
+test("an old newest full still goes up, but the run warns that fulls may have stopped", () => {
+  const manifest = `${backupDir}/atlastech_db_full_20260208.xb.zst.enc.manifest.json`;
+  const { mtime } = fs.statSync(manifest);
+  const old = new Date(Date.now() - 200 * 3600 * 1000);
+  fs.utimesSync(manifest, old, old);
+  try {
+    const r = upload();
+    expect(r.code).toBe(0);
+    expect(status()).toMatchObject({ result: "warning", full_age_hours: 200 });
+    expect(String(status().error)).toContain(
+      "is 200 h old (more than 192 h): are fulls still running?",
+    );
+  } finally {
+    fs.utimesSync(manifest, mtime, mtime);
+  }
 });
 
 test("a full changed after its verification is refused", () => {

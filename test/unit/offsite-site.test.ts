@@ -263,6 +263,7 @@ test("the dump writer's secret reaches db-srv only as a secret 0600 credentials 
       "OFFSITE_BACKUP_DIR='/backups/database'",
       "OFFSITE_BUCKET='atlastech-backups'",
       "OFFSITE_CREDENTIALS='/etc/backup321/secrets/offsite-upload-aws'",
+      "OFFSITE_MAX_AGE_HOURS='362'",
       "OFFSITE_PREFIX='database/'",
       "OFFSITE_REGION='eu-west-3'",
       "OFFSITE_SSE='AES256'",

@@ -9,7 +9,8 @@
 # Env file: OFFSITE_BUCKET OFFSITE_PREFIX OFFSITE_REGION OFFSITE_CREDENTIALS (0600 AWS credentials
 # file) OFFSITE_BACKUP_DIR [OFFSITE_SSE AES256|aws:kms] [OFFSITE_KMS_KEY_ID] [OFFSITE_ENDPOINT]
 # [OFFSITE_CA_BUNDLE] [OFFSITE_CHECKSUM_CALCULATION when_supported|when_required]
-# [OFFSITE_READ_BACK 1|0, default 1].
+# [OFFSITE_READ_BACK 1|0, default 1] [OFFSITE_MAX_AGE_HOURS: warn when the newest verified full is
+# older, default 192: a run that only finds last month's full has nothing new to send].
 set -Eeuo pipefail
 source "${BASH_SOURCE[0]%/*}/common.sh"
 b321_start "$@"
@@ -112,6 +113,10 @@ main() {
   b321_lock offsite-upload
   full=$(newest_verified) || b321_fail "no verified full backup in $OFFSITE_BACKUP_DIR (a full counts once its .manifest.json is written)"
   manifest=$full.manifest.json
+  local age_hours=$((($(date +%s) - $(stat -c %Y -- "$manifest")) / 3600))
+  b321_set full_age_hours "$age_hours"
+  [ "$age_hours" -le "${OFFSITE_MAX_AGE_HOURS:-192}" ] ||
+    b321_warn "the newest verified full, ${full##*/}, is $age_hours h old (more than ${OFFSITE_MAX_AGE_HOURS:-192} h): are fulls still running?"
   sum=$(manifest_sha256 "$manifest")
   actual=$(b321_sha256 "$full")
   [ "$actual" = "$sum" ] ||
