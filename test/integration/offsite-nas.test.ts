@@ -173,6 +173,20 @@ test("the NAS keeps its own count of snapshots, the newest always", async () => 
   expect(fs.readdirSync(nasRoot).filter((d) => d.endsWith(".partial"))).toEqual([]);
 });
 
+test("a symlink at the source is stored inert on the NAS (nothing is written through it)", async () => {
+  await sleep(1100);
+  fs.symlinkSync(box.at("nas/home"), `${src.db}/escape`);
+  try {
+    expect(sync().code).toBe(0);
+    const latest = fs.readlinkSync(`${nasRoot}/latest`);
+    expect(fs.readlinkSync(`${nasRoot}/${latest}${src.db}/escape`)).toBe(
+      `/rsyncd-munged/${box.at("nas/home")}`,
+    );
+  } finally {
+    fs.rmSync(`${src.db}/escape`);
+  }
+});
+
 test("the sync key can add snapshots but cannot delete or rewrite older ones, nor get a shell", () => {
   const keyFile = `${box.paths.etc}/secrets/nas-sync_ed25519`;
   const ssh = [

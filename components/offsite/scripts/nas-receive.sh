@@ -80,7 +80,10 @@ receive() {
   is_stamp "$stamp" && [ "${dest%/}" = "$root/$stamp.partial" ] || refuse "destination $dest"
   [ ! -e "$root/$stamp" ] || refuse "snapshot $stamp exists"
   mkdir -p -- "$root"
-  exec "$@"
+  # --munge-links (as rrsync does): a symlink sent by the host is stored inert, so a later file
+  # of the same transfer cannot be written through it outside ROOT.
+  shift 2
+  exec rsync --server --munge-links "$@"
 }
 
 finish() {
