@@ -289,6 +289,17 @@ test("the NAS sync: key made on db-srv, a restricted forced-command line on the 
     `restrict,command="/home/backup/.backup321/nas-receive.sh /backups/atlastech 168" ${MOCK_PUBLIC_KEY.split(" ").slice(0, 2).join(" ")} backup321-nas-sync@db-srv\n`,
   );
   expect(String(auth.inputs.create)).not.toContain("sudo");
+  // the NAS is used as its own user (backup): nothing there runs through sudo
+  for (const r of recorded.filter(
+    (x) =>
+      x.type === "command:remote:Command" &&
+      (reveal(x.inputs.connection) as { host: string }).host === "192.168.10.30",
+  )) {
+    expect(String(r.inputs.create)).not.toContain("sudo");
+  }
+  expect(String(one("command:remote:Command", "backup321-nas-ready").inputs.create)).toContain(
+    "for t in 'sh'",
+  );
   const receiver = one("command:remote:Command", "backup321-nas-sync-receiver");
   expect(String(receiver.inputs.stdin)).toContain("backup321 NAS receiver");
   const env = String(fileAt("/etc/backup321/nas-sync.env"));
