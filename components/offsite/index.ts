@@ -294,6 +294,8 @@ export interface NasSyncArgs {
   readonly sources: readonly string[];
   /** Snapshots the NAS keeps. */
   readonly keep: number;
+  /** Minutes a finished snapshot is kept whatever `keep` says (a flood of new snapshots cannot push it out). Defaults to 2880 (48 h). */
+  readonly minAgeMinutes?: number;
   readonly schedule: string;
   /** The NAS user's home. Defaults to /root for root, else /home/<user>. */
   readonly nasHome?: string;
@@ -363,6 +365,7 @@ export class NasSync extends pulumi.ComponentResource {
           receiver: this.receiver,
           path: args.path,
           keep: args.keep,
+          minAgeMinutes: args.minAgeMinutes ?? 2880,
           publicKey,
           sourceHost: host.hostName,
         }) + "\n",

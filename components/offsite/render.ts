@@ -228,6 +228,8 @@ export function authorizedKeyLine(spec: {
   readonly receiver: string;
   readonly path: string;
   readonly keep: number;
+  /** Minutes during which a finished snapshot is never removed, whatever keep says. */
+  readonly minAgeMinutes: number;
   readonly publicKey: string;
   readonly sourceHost: string;
 }): string {
@@ -238,7 +240,9 @@ export function authorizedKeyLine(spec: {
     if (!/^\/[A-Za-z0-9._/@+-]*$/.test(p)) throw new Error(`"${p}" must be a plain absolute path`);
   if (!Number.isInteger(spec.keep) || spec.keep < 1)
     throw new Error(`keep ${spec.keep} must be a positive integer`);
-  return `restrict,command="${spec.receiver} ${spec.path} ${spec.keep}" ${key} ${nasKeyComment(spec.sourceHost)}`;
+  if (!Number.isInteger(spec.minAgeMinutes) || spec.minAgeMinutes < 0)
+    throw new Error(`minAgeMinutes ${spec.minAgeMinutes} must be a whole number`);
+  return `restrict,command="${spec.receiver} ${spec.path} ${spec.keep} ${spec.minAgeMinutes}" ${key} ${nasKeyComment(spec.sourceHost)}`;
 }
 
 /**

@@ -29,6 +29,7 @@ function applyCreates(): RunResult[] {
           receiver,
           path: nasRoot,
           keep: KEEP,
+          minAgeMinutes: 0,
           publicKey,
           sourceHost: "db",
         }) + "\n";
@@ -91,6 +92,7 @@ beforeAll(async () => {
       path: nasRoot,
       sources: [src.db, src.binlogs],
       keep: KEEP,
+      minAgeMinutes: 0,
       schedule: "45 * * * *",
       nasHome,
       authorizedKeysFile: path.join(sshd.dir, "authorized_keys"),
@@ -112,7 +114,7 @@ test("pulumi up's commands install the key, the NAS receiver and the restricted 
   const lines = read(path.join(sshd.dir, "authorized_keys")).trim().split("\n");
   expect(lines).toHaveLength(2);
   expect(lines[1]).toBe(
-    `restrict,command="${receiver} ${nasRoot} ${KEEP}" ${pub} backup321-nas-sync@db`,
+    `restrict,command="${receiver} ${nasRoot} ${KEEP} 0" ${pub} backup321-nas-sync@db`,
   );
   const before = read(path.join(sshd.dir, "authorized_keys"));
   applyCreates();
@@ -236,6 +238,34 @@ test("the sync key can add snapshots but cannot delete or rewrite older ones, no
   expect(fs.existsSync(box.at("stolen"))).toBe(false);
   expect(read(victim)).toBe("binlog one\n");
   expect(snapshots()).toHaveLength(KEEP);
+});
+
+test("a flood of new snapshots cannot push out one finished less than MIN_AGE ago; no future names", () => {
+  const root = box.at("flood");
+  const finish = (stamp: string) => {
+    fs.mkdirSync(`${root}/${stamp}.partial`, { recursive: true });
+    return run("sh", [receiver, root, "1", "60"], {
+      env: { ...process.env, SSH_ORIGINAL_COMMAND: `finish ${stamp}` },
+    });
+  };
+  expect(finish("20260101-000000").code).toBe(0);
+  expect(finish("20260101-000001").code).toBe(0);
+  expect(finish("20260101-000002").code).toBe(0);
+  // keep is 1, but all three finished seconds ago: none may go yet
+  const kept = () =>
+    fs
+      .readdirSync(root)
+      .filter((d) => /^\d{8}-\d{6}$/.test(d))
+      .sort();
+  expect(kept()).toEqual(["20260101-000000", "20260101-000001", "20260101-000002"]);
+  // once a snapshot finished more than an hour ago, retention applies again
+  const old = new Date(Date.now() - 2 * 3600 * 1000);
+  fs.utimesSync(`${root}/.finished/20260101-000000`, old, old);
+  expect(finish("20260101-000003").code).toBe(0);
+  expect(kept()).toEqual(["20260101-000001", "20260101-000002", "20260101-000003"]);
+  const future = finish("29990101-000000");
+  expect(future.code).toBe(1);
+  expect(future.stderr).toContain("is in the future");
 });
 
 test("an unreachable NAS fails the job with a clear status, and no snapshot is made", () => {

@@ -152,17 +152,19 @@ test("host-side renderers", () => {
       receiver: "/home/backup/.backup321/nas-receive.sh",
       path: "/backups/atlastech",
       keep: 168,
+      minAgeMinutes: 2880,
       publicKey: "ssh-ed25519 AAAAC3Nz backup321-nas-sync@db-srv\n",
       sourceHost: "db-srv",
     }),
   ).toBe(
-    'restrict,command="/home/backup/.backup321/nas-receive.sh /backups/atlastech 168" ssh-ed25519 AAAAC3Nz backup321-nas-sync@db-srv',
+    'restrict,command="/home/backup/.backup321/nas-receive.sh /backups/atlastech 168 2880" ssh-ed25519 AAAAC3Nz backup321-nas-sync@db-srv',
   );
   expect(() =>
     authorizedKeyLine({
       receiver: "/r",
       path: '/x" evil',
       keep: 1,
+      minAgeMinutes: 0,
       publicKey: "ssh-ed25519 AAAA",
       sourceHost: "h",
     }),

@@ -1,14 +1,17 @@
 #!/bin/sh
 # backup321 NAS receiver: the forced command of the source host's sync key on the NAS
-# (authorized_keys: restrict,command="nas-receive.sh ROOT KEEP"). That key can only:
+# (authorized_keys: restrict,command="nas-receive.sh ROOT KEEP MIN_AGE"). That key can only:
 #   latest           print the newest complete snapshot's name (empty when none)
 #   rsync --server   receive into ROOT/<stamp>.partial/ (hard links from an older snapshot allowed)
 #   finish <stamp>   rename <stamp>.partial to <stamp>, point ROOT/latest at it, keep the KEEP newest
-# It cannot read, change or delete older snapshots: retention is decided here, not by the sender.
+# It cannot read, change or delete older snapshots: retention is decided here, not by the sender,
+# and no snapshot finished less than MIN_AGE minutes ago is ever removed, so a compromised sender
+# that floods the NAS with new snapshots cannot push the good ones out (the disk fills instead).
 set -eu
 
-root=${1:?usage: nas-receive.sh ROOT KEEP}
-keep=${2:?usage: nas-receive.sh ROOT KEEP}
+root=${1:?usage: nas-receive.sh ROOT KEEP MIN_AGE}
+keep=${2:?usage: nas-receive.sh ROOT KEEP MIN_AGE}
+min_age=${3:-2880}
 cmd=${SSH_ORIGINAL_COMMAND:-}
 
 refuse() {
@@ -86,12 +89,23 @@ receive() {
   exec rsync --server --munge-links "$@"
 }
 
+# old_enough STAMP: finished at least MIN_AGE minutes ago (by the NAS's clock).
+old_enough() {
+  [ "$min_age" -eq 0 ] && return 0
+  [ -e "$root/.finished/$1" ] || return 0
+  [ -n "$(find "$root/.finished/$1" -mmin +"$min_age")" ]
+}
+
 finish() {
   stamp=$1
   is_stamp "$stamp" || refuse "snapshot name $stamp"
+  # a name from the future would sort after every real snapshot for ever
+  [ "$(echo "$stamp" | tr -d -)" -le "$(($(date -u +%Y%m%d%H%M%S) + 1000000))" ] || refuse "snapshot $stamp is in the future"
   [ -d "$root/$stamp.partial" ] || refuse "no $stamp.partial"
   [ ! -e "$root/$stamp" ] || refuse "snapshot $stamp exists"
   mv -- "$root/$stamp.partial" "$root/$stamp"
+  mkdir -p -- "$root/.finished"
+  touch -- "$root/.finished/$stamp"
   ln -sfn -- "$stamp" "$root/latest"
   # Retention: the KEEP newest complete snapshots stay (the one just made is the newest); older
   # ones and stale .partial directories of interrupted runs go.
@@ -102,13 +116,14 @@ finish() {
       *)
         is_stamp "$d" || continue
         count=$((count + 1))
-        if [ "$count" -gt "$keep" ] && [ "$d" != "$stamp" ]; then
+        if [ "$count" -gt "$keep" ] && [ "$d" != "$stamp" ] && old_enough "$d"; then
           rm -rf -- "${root:?}/$d"
+          rm -f -- "$root/.finished/$d"
         fi
         ;;
     esac
   done
-  printf 'snapshot %s complete, %s kept\n' "$stamp" "$([ "$count" -gt "$keep" ] && echo "$keep" || echo "$count")"
+  printf 'snapshot %s complete\n' "$stamp"
 }
 
 case $cmd in
