@@ -12,6 +12,8 @@ export interface Registration {
   readonly custom: boolean;
   /** Inputs as the engine received them; secret values are still wrapped (see isSecretValue). */
   readonly inputs: Record<string, unknown>;
+  /** The `protect` option the engine received. */
+  readonly protect: boolean;
 }
 
 const SIG = pulumi.runtime.specialSigKey;
@@ -50,6 +52,10 @@ export function redact(v: unknown): unknown {
   return v;
 }
 
+/** What a mocked `ssh-keygen -y` prints. */
+export const MOCK_PUBLIC_KEY =
+  "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockMockMockMockMockMockMockMockMockMockMock backup321-mock";
+
 /** Outputs a mock provider returns for a resource, beyond its inputs (ids, generated values). */
 function mockState(
   type: string,
@@ -84,6 +90,11 @@ function mockState(
         arn: `arn:aws:s3:::${String(inputs.bucket ?? name)}`,
         bucket: inputs.bucket ?? name,
       };
+    case "command:remote:Command":
+      // A command that prints a public key (ssh-keygen -y) answers with a fixed, valid-looking one.
+      return /ssh-keygen -y/.test(String(inputs.create ?? ""))
+        ? { ...inputs, stdout: MOCK_PUBLIC_KEY, stderr: "" }
+        : inputs;
     case "aws:iam/user:User":
       return { ...inputs, arn: `arn:aws:iam::123456789012:user/${String(inputs.name ?? name)}` };
     default:
@@ -103,7 +114,7 @@ export interface MockRunOptions {
 }
 
 // Where each registration sits in the tree, captured from the monitor's requests.
-const seen = new Map<string, { urn: string; parent: string }>();
+const seen = new Map<string, { urn: string; parent: string; protect: boolean }>();
 
 /**
  * Sets the mocks and config, then returns the recorder. Load the program (require) only after this.
@@ -121,11 +132,20 @@ export function startMockRuntime(opts: MockRunOptions): Registration[] {
   seen.clear();
   const original = MockMonitor.prototype.registerResource;
   if (!original.__b321) {
-    type Req = { getType(): string; getName(): string; getParent(): string };
+    type Req = {
+      getType(): string;
+      getName(): string;
+      getParent(): string;
+      getProtect(): boolean | undefined;
+    };
     type Monitor = { newUrn(parent: string, type: string, name: string): string };
     const wrapped = function (this: Monitor, req: Req, cb: unknown) {
       const urn = this.newUrn(req.getParent(), req.getType(), req.getName());
-      seen.set(`${req.getType()}::${req.getName()}`, { urn, parent: req.getParent() });
+      seen.set(`${req.getType()}::${req.getName()}`, {
+        urn,
+        parent: req.getParent(),
+        protect: req.getProtect() ?? false,
+      });
       return original.call(this, req, cb);
     };
     (wrapped as unknown as { __b321: boolean }).__b321 = true;
@@ -143,6 +163,7 @@ export function startMockRuntime(opts: MockRunOptions): Registration[] {
           parent: where?.parent || undefined,
           custom: args.custom ?? true,
           inputs: args.inputs,
+          protect: where?.protect ?? false,
         });
         return {
           id: `mocked::${args.type}::${args.name}`,

@@ -6,6 +6,7 @@ import { maxIntervalHours } from "./schedule";
 import { resticChecks } from "./checks-restic";
 import { proxmoxChecks } from "./checks-proxmox";
 import { targetsChecks } from "./checks-targets";
+import { offsiteChecks } from "./checks-offsite";
 
 export interface Problem {
   /** Path under backup321:site, e.g. "mariadb.host". */
@@ -206,6 +207,7 @@ const allChecks: Check[] = [
   ...resticChecks,
   ...proxmoxChecks,
   ...targetsChecks,
+  ...offsiteChecks,
 ];
 
 export function crossCheck(site: Site): Problem[] {

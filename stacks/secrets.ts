@@ -18,7 +18,9 @@ export function requiredSecrets(site: Site): SecretNeed[] {
   for (const h of site.hosts) needs.set(h.sshKeySecret, `SSH private key for ${h.name}`);
   if (site.proxmox)
     needs.set(site.proxmox.apiTokenSecret, "Proxmox VE API token (user@realm!id=secret)");
-  if (site.restic.repositories.some((r) => r.kind === "s3")) {
+  // A repository in the managed bucket uses the bucket's own restic writer key; only one on
+  // another S3 service (its own endpoint) needs keys from the stack.
+  if (site.restic.repositories.some((r) => r.kind === "s3" && r.endpoint !== undefined)) {
     needs.set(RESTIC_S3_SECRETS.accessKeyId, "access key id restic uses for the bucket");
     needs.set(RESTIC_S3_SECRETS.secretAccessKey, "secret access key restic uses for the bucket");
   }

@@ -102,12 +102,11 @@ export class Host extends pulumi.ComponentResource {
       `${name}-ready`,
       {
         connection: this.connection,
-        create: asRoot(
-          this.user,
-          readinessCommand(
-            args.installLibrary === false ? ["sh"] : [...BASE_TOOLS, ...(args.requiredTools ?? [])],
-          ),
-        ),
+        // A storage-only host (a NAS) is used as its own user: no sudo is needed or assumed there.
+        create:
+          args.installLibrary === false
+            ? readinessCommand(["sh"])
+            : asRoot(this.user, readinessCommand([...BASE_TOOLS, ...(args.requiredTools ?? [])])),
         addPreviousOutputInEnv: false,
       },
       { parent: this, customTimeouts: { create: "5m" } },

@@ -1,8 +1,11 @@
 // BackupSite: the whole site from its model. Each component gets only its own slice of the model.
 import * as pulumi from "@pulumi/pulumi";
 import type { Site } from "../../stacks/schema";
+import { maxIntervalHours } from "../../stacks/schedule";
 import type { Host as HostModel } from "../../stacks/model/hosts";
+import * as aws from "@pulumi/aws";
 import { Host } from "../host";
+import { DumpUpload, NasSync, OffsiteBucket } from "../offsite";
 import { ResticRepository, ResticScripts, type ResticLocation } from "../restic";
 import { resticS3Prefix, type ResticRepository as ResticModel } from "../../stacks/model/restic";
 import { RESTIC_S3_SECRETS } from "../../stacks/secrets";
@@ -28,6 +31,8 @@ export interface BackupSiteArgs {
 
 export class BackupSite extends pulumi.ComponentResource {
   public readonly hosts: Readonly<Record<string, Host>>;
+  /** The offsite bucket, when the model has one (its restic writer key feeds the restic repositories). */
+  public readonly offsiteBucket?: OffsiteBucket;
   /** restic repositories by name. */
   public readonly restic: Readonly<Record<string, ResticRepository>>;
   public readonly pbs?: ProxmoxBackupServer;
@@ -42,6 +47,7 @@ export class BackupSite extends pulumi.ComponentResource {
     const { site } = args;
     this.hosts = this.connectHosts(name, args);
     const mariadb = this.buildMariaDb(name, site);
+    this.offsiteBucket = this.buildOffsite(name, site);
     this.restic = this.buildRestic(name, args);
     this.pbs = this.buildPbs(name, site);
     this.proxmox = this.buildProxmox(name, args);
@@ -67,6 +73,11 @@ export class BackupSite extends pulumi.ComponentResource {
         snapshots: this.proxmox.snapshotJob !== undefined,
       },
       pbs: this.pbs && { datastores: Object.keys(this.pbs.access), tls: this.pbs.fingerprint },
+      offsite: {
+        bucket: site.offsite.bucket?.name ?? null,
+        upload: site.offsite.upload ? (site.offsite.upload.host ?? site.mariadb?.host) : null,
+        nas: site.offsite.nas ? `${site.offsite.nas.host}:${site.offsite.nas.path}` : null,
+      },
       monitoring: { hosts: Object.keys(this.monitors), schedule: site.monitoring.schedule },
     };
     this.summary = pulumi.output(summary);
@@ -230,7 +241,7 @@ export class BackupSite extends pulumi.ComponentResource {
           scripts: scripts[r.host],
           repo: r.name,
           location: this.resticLocation(r, site),
-          s3: r.kind === "s3" ? this.resticS3Keys(args) : undefined,
+          s3: r.kind === "s3" ? this.resticS3Keys(r, args) : undefined,
           hostTag: r.host,
           schedule: r.schedule,
           paths: r.paths,
@@ -261,7 +272,15 @@ export class BackupSite extends pulumi.ComponentResource {
     };
   }
 
-  private resticS3Keys(args: BackupSiteArgs) {
+  /**
+   * The keys of the bucket's restic writer (IAM, scoped to the restic prefix); a repository on
+   * another S3 service (its own endpoint) takes them from the stack secrets instead.
+   */
+  private resticS3Keys(r: ResticModel, args: BackupSiteArgs) {
+    const writer = this.offsiteBucket?.resticWriter;
+    if (r.endpoint === undefined && writer) {
+      return { accessKeyId: writer.accessKeyId, secretAccessKey: writer.secretAccessKey };
+    }
     const get = (key: string) => {
       const v = args.secrets[key];
       if (v === undefined)
@@ -272,5 +291,65 @@ export class BackupSite extends pulumi.ComponentResource {
       accessKeyId: get(RESTIC_S3_SECRETS.accessKeyId),
       secretAccessKey: get(RESTIC_S3_SECRETS.secretAccessKey),
     };
+  }
+
+  /** The bucket (own aws provider in the model's region), the dump upload and the NAS sync. */
+  private buildOffsite(name: string, site: Site): OffsiteBucket | undefined {
+    const { bucket, upload, nas } = site.offsite;
+    let offsite: OffsiteBucket | undefined;
+    if (bucket) {
+      // Credentials come from the environment of `pulumi up` (AWS_PROFILE, SSO...), never the program.
+      const provider = new aws.Provider(`${name}-aws`, { region: bucket.region }, { parent: this });
+      offsite = new OffsiteBucket(
+        `${name}-offsite`,
+        {
+          bucket,
+          dumpWriter: upload !== undefined,
+          resticWriter: site.restic.repositories.some((r) => r.kind === "s3"),
+        },
+        { parent: this, providers: { aws: provider } },
+      );
+    }
+    const dbHost = site.mariadb?.host;
+    if (upload && bucket && offsite?.dumpWriter && site.mariadb) {
+      new DumpUpload(
+        `${name}-offsite-upload`,
+        {
+          host: this.hosts[upload.host ?? site.mariadb.host],
+          bucket: bucket.name,
+          region: bucket.region,
+          prefix: bucket.dumpPrefix,
+          backupDir: site.mariadb.backupDir,
+          schedule: upload.schedule,
+          accessKeyId: offsite.dumpWriter.accessKeyId,
+          secretAccessKey: offsite.dumpWriter.secretAccessKey,
+          kmsKeyArn: bucket.kmsKeyArn,
+          // a missed full plus a day before the upload warns that it has nothing new
+          maxAgeHours: maxIntervalHours(site.mariadb.schedules.full, site.timezone) * 2 + 24,
+        },
+        { parent: this },
+      );
+    }
+    const from = nas?.from ?? dbHost;
+    if (nas && from) {
+      const nasModel = site.hosts.find((h) => h.name === nas.host)!;
+      new NasSync(
+        `${name}-nas-sync`,
+        {
+          host: this.hosts[from],
+          nas: this.hosts[nas.host],
+          nasAddress: nasModel.address,
+          nasPort: nasModel.port,
+          nasUser: nasModel.user,
+          nasHostKey: nasModel.hostKey,
+          path: nas.path,
+          sources: nas.sources ?? [site.mariadb!.backupDir, site.mariadb!.binlogBackupDir],
+          keep: nas.keep,
+          schedule: nas.schedule,
+        },
+        { parent: this },
+      );
+    }
+    return offsite;
   }
 }

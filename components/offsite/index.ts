@@ -1,0 +1,442 @@
+// The offsite concern: the S3 bucket (versioned, encrypted, private, TLS only, dumps archived to
+// Glacier by the lifecycle while restic data stays hot), one IAM user per writer scoped to its
+// prefix, the dump upload job, and the NAS sync into dated hard-linked snapshots.
+import * as pulumi from "@pulumi/pulumi";
+import * as aws from "@pulumi/aws";
+import * as command from "@pulumi/command";
+import type { Bucket as BucketModel } from "../../stacks/model/offsite";
+import { Host, RemoteFile, ScheduledJob, readScript } from "../host";
+import { asRoot, removeFileCommand, sha256 } from "../host/render";
+import {
+  authorizedKeyLine,
+  bucketArn,
+  bucketPolicy,
+  ensureKeyCommand,
+  installAuthorizedKeyCommand,
+  installUserFileCommand,
+  knownHostsLine,
+  lifecycleRules,
+  removeAuthorizedKeyCommand,
+  requireToolsCommand,
+  scanKnownHostsCommand,
+  writerPolicy,
+  writerUserName,
+  renderCredentialsFile,
+  type Writer,
+} from "./render";
+
+/** An access key of one writer; the secret half is a secret output. */
+export interface WriterKey {
+  readonly userName: pulumi.Output<string>;
+  readonly accessKeyId: pulumi.Output<string>;
+  readonly secretAccessKey: pulumi.Output<string>;
+}
+
+export interface OffsiteBucketArgs {
+  /** The bucket's model (stacks/model/offsite.ts, defaults filled). */
+  readonly bucket: BucketModel;
+  /** Give the dump uploader its own IAM user and key. Defaults to true. */
+  readonly dumpWriter?: boolean;
+  /** Give the restic cloud repository its own IAM user and key. Defaults to true. */
+  readonly resticWriter?: boolean;
+}
+
+/**
+ * The offsite bucket. Protected: `pulumi destroy` refuses to remove it, and it is never emptied
+ * by the program (no forceDestroy). Pass an aws provider through `opts.providers` to pick the
+ * region and account.
+ */
+export class OffsiteBucket extends pulumi.ComponentResource {
+  public readonly bucketName: pulumi.Output<string>;
+  public readonly arn: pulumi.Output<string>;
+  /** The dump uploader's key, when dumpWriter. */
+  public readonly dumpWriter?: WriterKey;
+  /** The restic repository's key, when resticWriter: wire into the restic component. */
+  public readonly resticWriter?: WriterKey;
+  public readonly bucket: aws.s3.Bucket;
+
+  constructor(name: string, args: OffsiteBucketArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("backup321:offsite:OffsiteBucket", name, {}, opts);
+    const b = args.bucket;
+    this.bucket = this.createBucket(name, b);
+    this.bucketName = this.bucket.bucket;
+    this.arn = pulumi.output(bucketArn(b.name));
+    this.configureBucket(name, b);
+    if (args.dumpWriter ?? true) this.dumpWriter = this.createWriter(name, b, "dumps");
+    if (args.resticWriter ?? true) this.resticWriter = this.createWriter(name, b, "restic");
+    this.registerOutputs({
+      bucketName: this.bucketName,
+      arn: this.arn,
+      dumpWriter: this.dumpWriter,
+      resticWriter: this.resticWriter,
+    });
+  }
+
+  private createBucket(name: string, b: BucketModel): aws.s3.Bucket {
+    return new aws.s3.Bucket(
+      `${name}-bucket`,
+      {
+        bucket: b.name,
+        objectLockEnabled: b.objectLock !== undefined,
+        forceDestroy: false,
+        tags: { "managed-by": "backup321" },
+      },
+      { parent: this, protect: true },
+    );
+  }
+
+  private configureBucket(name: string, b: BucketModel): void {
+    const bucket = this.bucketName;
+    const versioning = new aws.s3.BucketVersioning(
+      `${name}-versioning`,
+      { bucket, versioningConfiguration: { status: "Enabled" } },
+      { parent: this },
+    );
+    new aws.s3.BucketServerSideEncryptionConfiguration(
+      `${name}-encryption`,
+      {
+        bucket,
+        rules: [
+          b.kmsKeyArn
+            ? {
+                applyServerSideEncryptionByDefault: {
+                  sseAlgorithm: "aws:kms",
+                  kmsMasterKeyId: b.kmsKeyArn,
+                },
+                bucketKeyEnabled: true,
+              }
+            : { applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" } },
+        ],
+      },
+      { parent: this },
+    );
+    const publicAccess = new aws.s3.BucketPublicAccessBlock(
+      `${name}-public-access`,
+      {
+        bucket,
+        blockPublicAcls: true,
+        blockPublicPolicy: true,
+        ignorePublicAcls: true,
+        restrictPublicBuckets: true,
+      },
+      { parent: this },
+    );
+    new aws.s3.BucketPolicy(
+      `${name}-policy`,
+      { bucket, policy: JSON.stringify(bucketPolicy(b.name)) },
+      { parent: this, dependsOn: [publicAccess] },
+    );
+    new aws.s3.BucketLifecycleConfiguration(
+      `${name}-lifecycle`,
+      { bucket, rules: lifecycleRules(b) },
+      { parent: this, dependsOn: [versioning] },
+    );
+    if (b.objectLock) {
+      new aws.s3.BucketObjectLockConfiguration(
+        `${name}-object-lock`,
+        {
+          bucket,
+          objectLockEnabled: "Enabled",
+          rule: { defaultRetention: { mode: b.objectLock.mode, days: b.objectLock.days } },
+        },
+        { parent: this, dependsOn: [versioning] },
+      );
+    }
+  }
+
+  private createWriter(name: string, b: BucketModel, writer: Writer): WriterKey {
+    const prefix = writer === "dumps" ? b.dumpPrefix : b.resticPrefix;
+    const user = new aws.iam.User(
+      `${name}-${writer}-user`,
+      {
+        name: writerUserName(b.name, writer),
+        path: "/backup321/",
+        tags: { "managed-by": "backup321", bucket: b.name, prefix },
+      },
+      { parent: this },
+    );
+    new aws.iam.UserPolicy(
+      `${name}-${writer}-policy`,
+      {
+        name: `${writer}-${prefix.replace(/[^A-Za-z0-9]+/g, "-").replace(/-$/, "")}`,
+        user: user.name,
+        policy: JSON.stringify(writerPolicy(b.name, writer, prefix)),
+      },
+      { parent: this },
+    );
+    const key = new aws.iam.AccessKey(
+      `${name}-${writer}-key`,
+      { user: user.name },
+      { parent: this },
+    );
+    return {
+      userName: user.name,
+      accessKeyId: key.id,
+      secretAccessKey: pulumi.secret(key.secret),
+    };
+  }
+}
+
+export interface DumpUploadArgs {
+  /** The host holding the verified fulls (the MariaDB host). */
+  readonly host: Host;
+  /** Bucket name. */
+  readonly bucket: string;
+  /** AWS region of the bucket. */
+  readonly region: string;
+  /** Key prefix of dumps. */
+  readonly prefix: string;
+  /** Directory of the full backups and their manifests. */
+  readonly backupDir: string;
+  /** Cron schedule of the upload. */
+  readonly schedule: string;
+  /** The dump writer's access key id. */
+  readonly accessKeyId: pulumi.Input<string>;
+  /** The dump writer's secret key (a secret; reaches the host only as a 0600 file). */
+  readonly secretAccessKey: pulumi.Input<string>;
+  /** KMS key for the uploads' server-side encryption. Defaults to SSE-S3 (AES256). */
+  readonly kmsKeyArn?: string;
+  /** S3 endpoint override (tests: s3rver). Defaults to AWS. */
+  readonly endpoint?: string;
+  /** CA bundle trusted for the endpoint. Defaults to the system's. */
+  readonly caBundle?: string;
+  /** aws CLI request checksums: when_required for S3 servers without aws-chunked. Defaults to when_supported. */
+  readonly checksumCalculation?: "when_supported" | "when_required";
+  /** Warn when the newest verified full is older than this. Defaults to 192 (8 days). */
+  readonly maxAgeHours?: number;
+  /** Job name on the host. Defaults to offsite-upload. */
+  readonly job?: string;
+}
+
+/** The weekly upload of the newest verified full to the bucket's dump prefix (offsite-upload.sh). */
+export class DumpUpload extends pulumi.ComponentResource {
+  public readonly job: ScheduledJob;
+  public readonly credentialsFile: string;
+
+  constructor(name: string, args: DumpUploadArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("backup321:offsite:DumpUpload", name, {}, opts);
+    const { host } = args;
+    const jobName = args.job ?? "offsite-upload";
+    const script = `${host.paths.lib}/offsite-upload.sh`;
+    this.credentialsFile = `${host.paths.etc}/secrets/${jobName}-aws`;
+    const scriptFile = new RemoteFile(
+      `${name}-script`,
+      {
+        host,
+        path: script,
+        content: readScript(__dirname, "offsite-upload.sh"),
+        mode: "0755",
+        dependsOn: host.base,
+      },
+      { parent: this },
+    );
+    const credentials = new RemoteFile(
+      `${name}-credentials`,
+      {
+        host,
+        path: this.credentialsFile,
+        content: pulumi.secret(
+          pulumi
+            .all([args.accessKeyId, args.secretAccessKey])
+            .apply(([id, key]) => renderCredentialsFile(id, key)),
+        ),
+        secret: true,
+        dependsOn: host.base,
+      },
+      { parent: this },
+    );
+    const env: Record<string, string> = {
+      OFFSITE_BACKUP_DIR: args.backupDir,
+      OFFSITE_CREDENTIALS: this.credentialsFile,
+      OFFSITE_MAX_AGE_HOURS: String(args.maxAgeHours ?? 192),
+      OFFSITE_PREFIX: args.prefix,
+      OFFSITE_REGION: args.region,
+      OFFSITE_SSE: args.kmsKeyArn ? "aws:kms" : "AES256",
+      ...(args.kmsKeyArn ? { OFFSITE_KMS_KEY_ID: args.kmsKeyArn } : {}),
+      ...(args.endpoint ? { OFFSITE_ENDPOINT: args.endpoint } : {}),
+      ...(args.caBundle ? { OFFSITE_CA_BUNDLE: args.caBundle } : {}),
+      ...(args.checksumCalculation
+        ? { OFFSITE_CHECKSUM_CALCULATION: args.checksumCalculation }
+        : {}),
+    };
+    this.job = new ScheduledJob(
+      `${name}-job`,
+      {
+        host,
+        job: jobName,
+        schedule: args.schedule,
+        script,
+        env: { ...env, OFFSITE_BUCKET: args.bucket },
+        dependsOn: [scriptFile, credentials],
+      },
+      { parent: this },
+    );
+    this.registerOutputs({ credentialsFile: this.credentialsFile, envFile: this.job.envFile });
+  }
+}
+
+export interface NasSyncArgs {
+  /** The host whose backup directories are copied (it runs the job and holds the key). */
+  readonly host: Host;
+  /** The NAS (a storage-only host: only rsync and a POSIX shell are needed there). */
+  readonly nas: Host;
+  /** Address, port and user the source host dials (usually the NAS host's own). */
+  readonly nasAddress: string;
+  /** Defaults to 22. */
+  readonly nasPort?: number;
+  /** Defaults to the NAS host's SSH user. */
+  readonly nasUser?: string;
+  /** Pinned NAS host key line; when unset, the source host scans it once (trust on first use). */
+  readonly nasHostKey?: string;
+  /** Directory on the NAS holding the dated snapshots. */
+  readonly path: string;
+  /** Local directories copied into each snapshot (full paths kept). */
+  readonly sources: readonly string[];
+  /** Snapshots the NAS keeps. */
+  readonly keep: number;
+  /** Minutes a finished snapshot is kept whatever `keep` says (a flood of new snapshots cannot push it out). Defaults to 2880 (48 h). */
+  readonly minAgeMinutes?: number;
+  readonly schedule: string;
+  /** The NAS user's home. Defaults to /root for root, else /home/<user>. */
+  readonly nasHome?: string;
+  /** The NAS user's authorized_keys. Defaults to <nasHome>/.ssh/authorized_keys. */
+  readonly authorizedKeysFile?: string;
+  /** Job name on the source host. Defaults to nas-sync. */
+  readonly job?: string;
+}
+
+/**
+ * rsync to dated, hard-linked snapshot directories on the NAS. The source host gets its own
+ * ed25519 key (made on the host; only the public half is read back); on the NAS that key is
+ * restricted to a forced command, nas-receive.sh, which only accepts new snapshots and applies
+ * the retention itself.
+ */
+export class NasSync extends pulumi.ComponentResource {
+  public readonly job: ScheduledJob;
+  public readonly publicKey: pulumi.Output<string>;
+  public readonly keyFile: string;
+  public readonly receiver: string;
+
+  constructor(name: string, args: NasSyncArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("backup321:offsite:NasSync", name, {}, opts);
+    const { host, nas } = args;
+    const jobName = args.job ?? "nas-sync";
+    const nasUser = args.nasUser ?? nas.user;
+    const nasPort = args.nasPort ?? 22;
+    const home = args.nasHome ?? (nasUser === "root" ? "/root" : `/home/${nasUser}`);
+    const authorizedKeys = args.authorizedKeysFile ?? `${home}/.ssh/authorized_keys`;
+    this.receiver = `${home}/.backup321/nas-receive.sh`;
+    this.keyFile = `${host.paths.etc}/secrets/${jobName}_ed25519`;
+    const knownHosts = `${host.paths.etc}/${jobName}.known_hosts`;
+
+    const key = new command.remote.Command(
+      `${name}-key`,
+      {
+        connection: host.connection,
+        create: asRoot(host.user, ensureKeyCommand(this.keyFile, host.hostName)),
+        logging: "stderr",
+        addPreviousOutputInEnv: false,
+      },
+      // No delete: a replaced command must not remove the key the new one still uses.
+      host.commandOptions(this, host.base),
+    );
+    this.publicKey = key.stdout.apply((s) => s.trim());
+
+    const receiverContent = readScript(__dirname, "nas-receive.sh");
+    const receiver = new command.remote.Command(
+      `${name}-receiver`,
+      {
+        connection: nas.connection,
+        create: [
+          requireToolsCommand(["rsync"], nas.hostName),
+          installUserFileCommand(this.receiver, "0700"),
+        ].join("\n"),
+        delete: removeFileCommand(this.receiver),
+        stdin: receiverContent,
+        triggers: [sha256(receiverContent)],
+        logging: "stderr",
+        addPreviousOutputInEnv: false,
+      },
+      nas.commandOptions(this),
+    );
+    const line = this.publicKey.apply(
+      (publicKey) =>
+        authorizedKeyLine({
+          receiver: this.receiver,
+          path: args.path,
+          keep: args.keep,
+          minAgeMinutes: args.minAgeMinutes ?? 2880,
+          publicKey,
+          sourceHost: host.hostName,
+        }) + "\n",
+    );
+    const authorized = new command.remote.Command(
+      `${name}-authorized-key`,
+      {
+        connection: nas.connection,
+        create: installAuthorizedKeyCommand(authorizedKeys, host.hostName),
+        delete: removeAuthorizedKeyCommand(authorizedKeys, host.hostName),
+        stdin: line,
+        triggers: [line],
+        logging: "stderr",
+        addPreviousOutputInEnv: false,
+      },
+      nas.commandOptions(this, [receiver]),
+    );
+    const pinned: pulumi.Resource = args.nasHostKey
+      ? new RemoteFile(
+          `${name}-known-hosts`,
+          {
+            host,
+            path: knownHosts,
+            content: knownHostsLine(args.nasAddress, nasPort, args.nasHostKey),
+            dependsOn: host.base,
+          },
+          { parent: this },
+        )
+      : new command.remote.Command(
+          `${name}-known-hosts`,
+          {
+            connection: host.connection,
+            create: asRoot(host.user, scanKnownHostsCommand(knownHosts, args.nasAddress, nasPort)),
+            delete: asRoot(host.user, removeFileCommand(knownHosts)),
+            logging: "stderr",
+            addPreviousOutputInEnv: false,
+          },
+          host.commandOptions(this, host.base),
+        );
+    const script = `${host.paths.lib}/nas-sync.sh`;
+    const scriptFile = new RemoteFile(
+      `${name}-script`,
+      {
+        host,
+        path: script,
+        content: readScript(__dirname, "nas-sync.sh"),
+        mode: "0755",
+        dependsOn: host.base,
+      },
+      { parent: this },
+    );
+    this.job = new ScheduledJob(
+      `${name}-job`,
+      {
+        host,
+        job: jobName,
+        schedule: args.schedule,
+        script,
+        env: {
+          NAS_ADDRESS: args.nasAddress,
+          NAS_KEY: this.keyFile,
+          NAS_KNOWN_HOSTS: knownHosts,
+          NAS_PATH: args.path,
+          NAS_PORT: nasPort,
+          NAS_SOURCES: args.sources.join(" "),
+          NAS_USER: nasUser,
+        },
+        dependsOn: [scriptFile, key, authorized, pinned],
+      },
+      { parent: this },
+    );
+    this.registerOutputs({ publicKey: this.publicKey, receiver: this.receiver });
+  }
+}

@@ -1,0 +1,348 @@
+// Pure functions for the offsite concern: the bucket's lifecycle rules and policy, the IAM policy of
+// each writer, the files pushed to hosts, and the NAS-side authorized_keys line.
+import type { Bucket } from "../../stacks/model/offsite";
+import { shq } from "../host/render";
+
+/** The partition-aws ARN of a bucket (eu-west-3 and every commercial region). */
+export function bucketArn(bucketName: string): string {
+  return `arn:aws:s3:::${bucketName}`;
+}
+
+/** A lifecycle rule as `aws.s3.BucketLifecycleConfiguration` takes it. */
+export interface LifecycleRule {
+  readonly id: string;
+  readonly status: "Enabled";
+  readonly filter: { readonly prefix?: string };
+  readonly transitions?: { readonly days: number; readonly storageClass: string }[];
+  readonly expiration?: { readonly days?: number; readonly expiredObjectDeleteMarker?: boolean };
+  readonly noncurrentVersionExpiration?: { readonly noncurrentDays: number };
+  readonly abortIncompleteMultipartUpload?: { readonly daysAfterInitiation: number };
+}
+
+/** Days after which an incomplete multipart upload is aborted (its parts are billed until then). */
+export const ABORT_MULTIPART_DAYS = 7;
+
+/** What the lifecycle needs from the bucket model (defaults filled by stacks/). */
+export type LifecycleSpec = Pick<
+  Bucket,
+  "dumpPrefix" | "resticPrefix" | "transitions" | "expireDumpsAfterDays" | "noncurrentDays"
+>;
+
+/** The transitions in effect: the model's, or GLACIER after 30 days on the dump prefix. */
+export function effectiveTransitions(b: LifecycleSpec): NonNullable<Bucket["transitions"]> {
+  return b.transitions ?? [{ prefix: b.dumpPrefix, days: 30, storageClass: "GLACIER" }];
+}
+
+function overlaps(a: string, b: string): boolean {
+  return a.startsWith(b) || b.startsWith(a);
+}
+
+function ruleId(prefix: string): string {
+  return `archive-${prefix.replace(/[^A-Za-z0-9]+/g, "-").replace(/^-|-$/g, "") || "all"}`;
+}
+
+/**
+ * The bucket's lifecycle: dumps move to their archive class and expire; other archived prefixes
+ * only move; noncurrent versions expire; incomplete multipart uploads are aborted. Nothing under
+ * the restic prefix is ever transitioned (restic cannot read archived objects, restic issue 4583):
+ * the model checks refuse that earlier, and this throws rather than render such a rule.
+ */
+export function lifecycleRules(b: LifecycleSpec): LifecycleRule[] {
+  const transitions = effectiveTransitions(b);
+  for (const t of transitions) {
+    if (t.prefix === "" || overlaps(t.prefix, b.resticPrefix)) {
+      throw new Error(
+        `a transition on "${t.prefix}" would move restic data under "${b.resticPrefix}" to ${t.storageClass} (restic issue 4583)`,
+      );
+    }
+  }
+  const byPrefix = new Map<string, { days: number; storageClass: string }[]>();
+  byPrefix.set(b.dumpPrefix, []);
+  for (const t of transitions) {
+    byPrefix.set(t.prefix, [
+      ...(byPrefix.get(t.prefix) ?? []),
+      { days: t.days, storageClass: t.storageClass },
+    ]);
+  }
+  const rules: LifecycleRule[] = [
+    {
+      id: "dumps",
+      status: "Enabled",
+      filter: { prefix: b.dumpPrefix },
+      ...(byPrefix.get(b.dumpPrefix)!.length > 0
+        ? { transitions: [...byPrefix.get(b.dumpPrefix)!].sort((x, y) => x.days - y.days) }
+        : {}),
+      expiration: { days: b.expireDumpsAfterDays },
+    },
+  ];
+  for (const [prefix, ts] of [...byPrefix].sort(([x], [y]) => x.localeCompare(y))) {
+    if (prefix === b.dumpPrefix) continue;
+    rules.push({
+      id: ruleId(prefix),
+      status: "Enabled",
+      filter: { prefix },
+      transitions: [...ts].sort((x, y) => x.days - y.days),
+    });
+  }
+  rules.push(
+    {
+      id: "noncurrent-versions",
+      status: "Enabled",
+      filter: {},
+      noncurrentVersionExpiration: { noncurrentDays: b.noncurrentDays },
+      expiration: { expiredObjectDeleteMarker: true },
+    },
+    {
+      id: "abort-incomplete-multipart",
+      status: "Enabled",
+      filter: {},
+      abortIncompleteMultipartUpload: { daysAfterInitiation: ABORT_MULTIPART_DAYS },
+    },
+  );
+  return rules;
+}
+
+/** An IAM / bucket policy statement. */
+export interface Statement {
+  readonly Sid: string;
+  readonly Effect: "Allow" | "Deny";
+  readonly Principal?: "*";
+  readonly Action: string | string[];
+  readonly Resource: string | string[];
+  readonly Condition?: Record<string, Record<string, string | string[]>>;
+}
+
+export interface PolicyDocument {
+  readonly Version: "2012-10-17";
+  readonly Statement: Statement[];
+}
+
+/** The bucket policy: every request without TLS is denied, whoever makes it. */
+export function bucketPolicy(bucketName: string): PolicyDocument {
+  const arn = bucketArn(bucketName);
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      {
+        Sid: "DenyInsecureTransport",
+        Effect: "Deny",
+        Principal: "*",
+        Action: "s3:*",
+        Resource: [arn, `${arn}/*`],
+        Condition: { Bool: { "aws:SecureTransport": "false" } },
+      },
+    ],
+  };
+}
+
+/** Who writes to the bucket; each gets its own IAM user and key. */
+export type Writer = "dumps" | "restic";
+
+/**
+ * The least a writer needs on its own prefix.
+ * dumps: put (multipart included), read back for the post-upload check, list its prefix, abort
+ * its own failed multipart uploads; never delete (old dumps leave only by the lifecycle).
+ * restic: get/put/delete/list (restic removes lock files and pruned packs; with versioning the
+ * deleted objects stay recoverable until the noncurrent versions expire).
+ */
+export function writerPolicy(bucketName: string, writer: Writer, prefix: string): PolicyDocument {
+  const arn = bucketArn(bucketName);
+  const objects = `${arn}/${prefix}*`;
+  const list: Statement = {
+    Sid: "ListOwnPrefix",
+    Effect: "Allow",
+    Action: "s3:ListBucket",
+    Resource: arn,
+    Condition: { StringLike: { "s3:prefix": [`${prefix}*`] } },
+  };
+  switch (writer) {
+    case "dumps":
+      return {
+        Version: "2012-10-17",
+        Statement: [
+          {
+            Sid: "WriteAndReadBackDumps",
+            Effect: "Allow",
+            Action: ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
+            Resource: objects,
+          },
+          list,
+        ],
+      };
+    case "restic":
+      return {
+        Version: "2012-10-17",
+        Statement: [
+          {
+            Sid: "ResticRepository",
+            Effect: "Allow",
+            Action: ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+            Resource: objects,
+          },
+          list,
+          {
+            Sid: "BucketLocation",
+            Effect: "Allow",
+            Action: "s3:GetBucketLocation",
+            Resource: arn,
+          },
+        ],
+      };
+    default: {
+      const never: never = writer;
+      throw new Error(`unknown writer ${String(never)}`);
+    }
+  }
+}
+
+/** An AWS shared credentials file (what AWS_SHARED_CREDENTIALS_FILE points to): a 0600 secret. */
+export function renderCredentialsFile(accessKeyId: string, secretAccessKey: string): string {
+  for (const [what, v] of [
+    ["access key id", accessKeyId],
+    ["secret access key", secretAccessKey],
+  ]) {
+    if (!/^\S+$/.test(v)) throw new Error(`the ${what} is empty or has white space`);
+  }
+  return `[default]\naws_access_key_id = ${accessKeyId}\naws_secret_access_key = ${secretAccessKey}\n`;
+}
+
+/** A known_hosts line pinning a host key (port 22 is written bare, others as [addr]:port). */
+export function knownHostsLine(address: string, port: number, hostKey: string): string {
+  const key = hostKey.trim().split(/\s+/).slice(0, 2).join(" ");
+  if (!/^(ssh-|ecdsa-)\S+ [A-Za-z0-9+/=]+$/.test(key))
+    throw new Error(`host key "${hostKey}" is not a public key line (e.g. ssh-ed25519 AAAA...)`);
+  return `${port === 22 ? address : `[${address}]:${port}`} ${key}\n`;
+}
+
+/** The comment that marks a source host's key in the NAS's authorized_keys. */
+export function nasKeyComment(sourceHost: string): string {
+  return `backup321-nas-sync@${sourceHost}`;
+}
+
+/**
+ * The NAS-side authorized_keys line for the source host's sync key: `restrict` (no shell, pty or
+ * forwarding) and a forced command, the receiver, so the key can only add snapshots under `path`;
+ * retention is the NAS's own (`keep`), so the source host cannot delete older snapshots.
+ */
+export function authorizedKeyLine(spec: {
+  readonly receiver: string;
+  readonly path: string;
+  readonly keep: number;
+  /** Minutes during which a finished snapshot is never removed, whatever keep says. */
+  readonly minAgeMinutes: number;
+  readonly publicKey: string;
+  readonly sourceHost: string;
+}): string {
+  const key = spec.publicKey.trim().split(/\s+/).slice(0, 2).join(" ");
+  if (!/^ssh-ed25519 [A-Za-z0-9+/=]+$/.test(key))
+    throw new Error(`"${spec.publicKey}" is not an ed25519 public key`);
+  for (const p of [spec.receiver, spec.path])
+    if (!/^\/[A-Za-z0-9._/@+-]*$/.test(p)) throw new Error(`"${p}" must be a plain absolute path`);
+  if (!Number.isInteger(spec.keep) || spec.keep < 1)
+    throw new Error(`keep ${spec.keep} must be a positive integer`);
+  if (!Number.isInteger(spec.minAgeMinutes) || spec.minAgeMinutes < 0)
+    throw new Error(`minAgeMinutes ${spec.minAgeMinutes} must be a whole number`);
+  return `restrict,command="${spec.receiver} ${spec.path} ${spec.keep} ${spec.minAgeMinutes}" ${key} ${nasKeyComment(spec.sourceHost)}`;
+}
+
+/**
+ * Installs stdin as the line for this source host in an authorized_keys file, as the file's owner
+ * (no root on the NAS): any older line with the same comment is replaced; other keys are kept.
+ */
+export function installAuthorizedKeyCommand(file: string, sourceHost: string): string {
+  const f = shq(file);
+  const dir = shq(file.slice(0, file.lastIndexOf("/")) || "/");
+  const marker = shq(` ${nasKeyComment(sourceHost)}`);
+  return [
+    "set -eu",
+    "umask 077",
+    `mkdir -p -- ${dir}`,
+    `touch -- ${f}`,
+    `tmp=$(mktemp -- ${f}.b321.XXXXXX)`,
+    `trap 'rm -f -- "$tmp"' EXIT`,
+    `{ grep -v -F -e ${marker} -- ${f} || true; cat; } > "$tmp"`,
+    `if cmp -s -- "$tmp" ${f}; then exit 0; fi`,
+    `chmod 0600 -- "$tmp"`,
+    `mv -f -- "$tmp" ${f}`,
+    "trap - EXIT",
+  ].join("\n");
+}
+
+/** Removes this source host's line from the authorized_keys file; succeeds when it is gone. */
+export function removeAuthorizedKeyCommand(file: string, sourceHost: string): string {
+  const f = shq(file);
+  const marker = shq(` ${nasKeyComment(sourceHost)}`);
+  return [
+    "set -eu",
+    `[ -f ${f} ] || exit 0`,
+    `grep -q -F -e ${marker} -- ${f} || exit 0`,
+    `tmp=$(mktemp -- ${f}.b321.XXXXXX)`,
+    `trap 'rm -f -- "$tmp"' EXIT`,
+    `grep -v -F -e ${marker} -- ${f} > "$tmp" || true`,
+    `chmod 0600 -- "$tmp"`,
+    `mv -f -- "$tmp" ${f}`,
+    "trap - EXIT",
+  ].join("\n");
+}
+
+/**
+ * Installs stdin as an executable file owned by the connecting user (the NAS receiver): the NAS
+ * has no backup321 library and often no root, so this is RemoteFile without chown or sudo.
+ */
+export function installUserFileCommand(file: string, mode: string): string {
+  if (!/^0[0-7]{3}$/.test(mode)) throw new Error(`mode "${mode}" must be octal like 0700`);
+  const f = shq(file);
+  const dir = shq(file.slice(0, file.lastIndexOf("/")) || "/");
+  return [
+    "set -eu",
+    `mkdir -p -m 0700 -- ${dir}`,
+    `tmp=$(mktemp -- ${f}.b321.XXXXXX)`,
+    `trap 'rm -f -- "$tmp"' EXIT`,
+    `cat > "$tmp"`,
+    `if cmp -s -- "$tmp" ${f}; then exit 0; fi`,
+    `chmod ${mode} -- "$tmp"`,
+    `mv -f -- "$tmp" ${f}`,
+    "trap - EXIT",
+  ].join("\n");
+}
+
+/**
+ * Makes the host's own NAS sync key once (ed25519, 0600, no passphrase: cron uses it) and prints
+ * only the public half, which is not secret. The private key never leaves the host.
+ */
+export function ensureKeyCommand(keyFile: string, sourceHost: string): string {
+  const k = shq(keyFile);
+  const dir = shq(keyFile.slice(0, keyFile.lastIndexOf("/")) || "/");
+  return [
+    "set -eu",
+    "umask 077",
+    `install -d -m 0700 -- ${dir}`,
+    `if [ ! -s ${k} ]; then rm -f -- ${k} ${shq(`${keyFile}.pub`)}; ssh-keygen -q -t ed25519 -N '' -C ${shq(nasKeyComment(sourceHost))} -f ${k}; fi`,
+    `chmod 0600 -- ${k}`,
+    `ssh-keygen -y -f ${k}`,
+  ].join("\n");
+}
+
+/** Trust-on-first-use when no host key is pinned: scans the NAS's ed25519 key once, from the source host. */
+export function scanKnownHostsCommand(file: string, address: string, port: number): string {
+  const f = shq(file);
+  const dir = shq(file.slice(0, file.lastIndexOf("/")) || "/");
+  return [
+    "set -eu",
+    "umask 077",
+    `install -d -m 0700 -- ${dir}`,
+    `if [ ! -s ${f} ]; then tmp=$(mktemp -- ${f}.b321.XXXXXX); ssh-keyscan -T 15 -t ed25519 -p ${port} -- ${shq(address)} > "$tmp" 2>/dev/null; [ -s "$tmp" ] || { rm -f -- "$tmp"; echo "backup321: no ed25519 host key from ${address}:${port} (pin it with hostKey:)" >&2; exit 1; }; chmod 0644 -- "$tmp"; mv -f -- "$tmp" ${f}; fi`,
+    `cat -- ${f}`,
+  ].join("\n");
+}
+
+/** Fails with a clear message when a tool the NAS side needs is missing there. */
+export function requireToolsCommand(tools: readonly string[], where: string): string {
+  const list = tools.map(shq).join(" ");
+  return `for t in ${list}; do command -v "$t" >/dev/null 2>&1 || { echo "backup321: $t is missing on ${where} (install it)" >&2; exit 1; }; done`;
+}
+
+/** IAM user names are at most 64 characters: the bucket name is shortened, the writer kept. */
+export function writerUserName(bucketName: string, writer: Writer): string {
+  return `${bucketName.slice(0, 64 - writer.length - 1)}-${writer}`;
+}

@@ -1,0 +1,63 @@
+#!/bin/bash
+# backup321 NAS sync (seeds/004 §16.10.7, without its --delete): copies the source directories to
+# a new dated snapshot on the NAS, <path>/<YYYYmmdd-HHMMSS>, over SSH with this host's own key.
+# Unchanged files are hard links into the previous snapshot (--link-dest), so every snapshot is
+# complete and costs only what changed; a file deleted or encrypted at the source changes only the
+# new snapshot, never the older ones. The NAS side is a forced command (nas-receive.sh): it renames
+# the finished snapshot, moves the "latest" link and keeps its own count of snapshots.
+#
+# Env file: NAS_USER NAS_ADDRESS NAS_PORT NAS_PATH NAS_KEY NAS_KNOWN_HOSTS NAS_SOURCES (space-
+# separated absolute paths) [NAS_TIMEOUT seconds, default 3600 per rsync run].
+set -Eeuo pipefail
+source "${BASH_SOURCE[0]%/*}/common.sh"
+b321_start "$@"
+
+ssh_cmd=()
+
+nas() {
+  "${ssh_cmd[@]}" "$NAS_USER@$NAS_ADDRESS" "$@"
+}
+
+check_config() {
+  local v
+  for v in NAS_USER NAS_ADDRESS NAS_PORT NAS_PATH NAS_KEY NAS_KNOWN_HOSTS NAS_SOURCES; do
+    [ -n "${!v:-}" ] || b321_fail "$v is missing from the env file"
+  done
+  [ -r "$NAS_KEY" ] || b321_fail "no sync key at $NAS_KEY (pulumi up creates it)"
+  [ -s "$NAS_KNOWN_HOSTS" ] || b321_fail "no pinned NAS host key in $NAS_KNOWN_HOSTS"
+  ssh_cmd=(ssh -i "$NAS_KEY" -p "$NAS_PORT" -o BatchMode=yes -o IdentitiesOnly=yes
+    -o StrictHostKeyChecking=yes -o "UserKnownHostsFile=$NAS_KNOWN_HOSTS"
+    -o ConnectTimeout=30 -o ServerAliveInterval=30 -o LogLevel=ERROR)
+}
+
+main() {
+  local sources=() src stamp latest stats sent rc
+  check_config
+  b321_lock nas-sync
+  read -r -a sources <<< "$NAS_SOURCES"
+  [ ${#sources[@]} -gt 0 ] || b321_fail "NAS_SOURCES lists no directory"
+  for src in "${sources[@]}"; do
+    [[ $src == /* ]] || b321_fail "source $src is not an absolute path"
+    [ -d "$src" ] || b321_fail "source $src is not a directory (is the backup disk mounted?)"
+  done
+  stamp=$(date -u +%Y%m%d-%H%M%S)
+  latest=$(nas latest) || b321_fail "cannot reach the NAS $NAS_ADDRESS:$NAS_PORT as $NAS_USER"
+  local args=(-a --relative --stats --timeout=600 -e "${ssh_cmd[*]}")
+  if [ -n "$latest" ]; then
+    [[ $latest =~ ^[0-9]{8}-[0-9]{6}$ ]] || b321_fail "the NAS answered '$latest' for its latest snapshot"
+    [[ $latest < $stamp ]] || b321_fail "the NAS's latest snapshot $latest is not older than $stamp (clock?)"
+    args+=("--link-dest=$NAS_PATH/$latest")
+  fi
+  b321_log "snapshot $stamp to $NAS_ADDRESS:$NAS_PATH${latest:+ (unchanged files linked to $latest)}"
+  rc=0
+  stats=$(timeout "${NAS_TIMEOUT:-3600}" rsync "${args[@]}" -- "${sources[@]}" \
+    "$NAS_USER@$NAS_ADDRESS:$NAS_PATH/$stamp.partial/") || rc=$?
+  [ "$rc" -eq 0 ] || b321_fail "rsync to the NAS exited with $rc (the snapshot stays $stamp.partial and is removed by the next run)"
+  sent=$(sed -n 's/^Total transferred file size: \([0-9,]*\) bytes.*/\1/p' <<< "$stats" | tr -d ,)
+  nas "finish $stamp" >&2 || b321_fail "the NAS could not complete snapshot $stamp"
+  b321_set snapshot "$stamp"
+  b321_set bytes "${sent:-0}"
+  b321_log "snapshot $stamp complete (${sent:-0} bytes transferred)"
+}
+
+main

@@ -1,0 +1,130 @@
+// Cross-checks of the offsite section: the bucket's prefixes and lifecycle, the writers' scopes and
+// the NAS snapshots' reach. The rule that restic data is never archived is resticNeverArchived in
+// checks.ts.
+import type { Check, Problem } from "./checks";
+import { CronExpressionParser } from "cron-parser";
+import { maxIntervalHours } from "./schedule";
+
+const ARCHIVE = new Set(["GLACIER", "DEEP_ARCHIVE"]);
+
+/** A transition of the dump prefix would also apply to restic data, or restic data to dumps. */
+const prefixesApart: Check = (site) => {
+  const b = site.offsite.bucket;
+  if (!b) return [];
+  const out: Problem[] = [];
+  if (b.dumpPrefix === "" || b.resticPrefix === "")
+    out.push({
+      path: `offsite.bucket.${b.dumpPrefix === "" ? "dumpPrefix" : "resticPrefix"}`,
+      message:
+        'empty, so it covers the whole bucket and the dump lifecycle would reach restic data (a prefix ending in "/", e.g. database/)',
+    });
+  else if (b.dumpPrefix.startsWith(b.resticPrefix) || b.resticPrefix.startsWith(b.dumpPrefix))
+    out.push({
+      path: "offsite.bucket.dumpPrefix",
+      message: `"${b.dumpPrefix}" overlaps the restic prefix "${b.resticPrefix}", so dumps' Glacier rule would archive restic data (restic issue 4583) (separate prefixes, e.g. database/ and restic/)`,
+    });
+  return out;
+};
+
+/** S3 rejects an expiration that comes before a transition of the same objects. */
+const expiryAfterTransitions: Check = (site) => {
+  const b = site.offsite.bucket;
+  if (!b) return [];
+  return (b.transitions ?? []).flatMap((t, i) =>
+    t.prefix === b.dumpPrefix && t.days >= b.expireDumpsAfterDays
+      ? [
+          {
+            path: `offsite.bucket.transitions[${i}].days`,
+            message: `dumps would move to ${t.storageClass} after ${t.days} days but expire after ${b.expireDumpsAfterDays} (fewer days than expireDumpsAfterDays, or raise it)`,
+          },
+        ]
+      : [],
+  );
+};
+
+/**
+ * The newest full must stay readable without a restore request: a dump archived before the next
+ * full exists leaves no hot offsite copy for a restore test or a disaster (PITFALLS.md, Glacier).
+ */
+const newestDumpStaysHot: Check = (site) => {
+  const b = site.offsite.bucket;
+  const m = site.mariadb;
+  if (!b || !m || !site.offsite.upload) return [];
+  const need = Math.ceil(maxIntervalHours(m.schedules.full, site.timezone) / 24) + 1;
+  return (b.transitions ?? []).flatMap((t, i) =>
+    t.prefix === b.dumpPrefix && ARCHIVE.has(t.storageClass) && t.days < need
+      ? [
+          {
+            path: `offsite.bucket.transitions[${i}].days`,
+            message: `dumps would move to ${t.storageClass} after ${t.days} day(s), before the next full replaces them, so no offsite dump would be readable without a restore request of hours (at least ${need})`,
+          },
+        ]
+      : [],
+  );
+};
+
+/** The restic writer's key is scoped to the restic prefix: a repository elsewhere is denied. */
+const resticReposInPrefix: Check = (site) => {
+  const b = site.offsite.bucket;
+  if (!b) return [];
+  return site.restic.repositories.flatMap((r, i) => {
+    if (r.kind !== "s3") return [];
+    const prefix = r.prefix ?? `restic/${r.name}`;
+    return `${prefix}/`.startsWith(b.resticPrefix)
+      ? []
+      : [
+          {
+            path: `restic.repositories[${i}].prefix`,
+            message: `"${prefix}" is outside the bucket's restic prefix "${b.resticPrefix}": its key could not reach it, and the lifecycle could archive it (a prefix under ${b.resticPrefix}, e.g. ${b.resticPrefix}${r.name})`,
+          },
+        ];
+  });
+};
+
+/**
+ * The shortest gap, in hours, between two runs over a fortnight (UTC): how far back `keep`
+ * snapshots reach at least is (keep - 1) times this. A schedule running less than twice in the
+ * fortnight counts as a week apart.
+ */
+function minGapHours(expr: string): number {
+  const start = new Date(Date.UTC(2028, 0, 3));
+  const end = new Date(Date.UTC(2028, 0, 17));
+  const it = CronExpressionParser.parse(expr, { currentDate: start, endDate: end, tz: "UTC" });
+  let prev: number | undefined;
+  let min = Infinity;
+  while (it.hasNext()) {
+    const t = it.next().getTime();
+    if (prev !== undefined) min = Math.min(min, t - prev);
+    prev = t;
+  }
+  return min === Infinity ? 7 * 24 : min / 3600_000;
+}
+
+/** The point of dated snapshots is that the day before yesterday's copy survives today's bad source. */
+const nasKeepsYesterday: Check = (site) => {
+  const nas = site.offsite.nas;
+  if (!nas) return [];
+  const out: Problem[] = [];
+  const gap = minGapHours(nas.schedule);
+  const need = Math.ceil(48 / gap) + 1;
+  if (nas.keep < need)
+    out.push({
+      path: "offsite.nas.keep",
+      message: `${nas.keep} snapshot(s) taken as often as every ${gap} h reach back less than 48 h, so a file deleted or encrypted at the source would be gone from the NAS before anyone notices (at least ${need})`,
+    });
+  if (!nas.sources && !site.mariadb)
+    out.push({
+      path: "offsite.nas.sources",
+      message:
+        "missing, and there is no mariadb section to take the backup directories from (list the directories to copy)",
+    });
+  return out;
+};
+
+export const offsiteChecks: Check[] = [
+  prefixesApart,
+  expiryAfterTransitions,
+  newestDumpStaysHot,
+  resticReposInPrefix,
+  nasKeepsYesterday,
+];

@@ -1,0 +1,313 @@
+// The prod stack's offsite part under Pulumi mocks: the exact bucket configuration, lifecycle,
+// policies, writers, and what reaches the hosts (secrets secret, no secret on a command line).
+import * as path from "node:path";
+import { readStackFile } from "../../infra/stackFile";
+import { isSecretValue, reveal, runMocked, type Registration } from "../harness/program";
+import { MOCK_PUBLIC_KEY } from "../../infra/mockRuntime";
+
+let recorded: Registration[];
+
+const one = (type: string, name: string): Registration => {
+  const found = recorded.filter((r) => r.type === type && r.name === name);
+  expect(found).toHaveLength(1);
+  return found[0];
+};
+const childrenOf = (type: string, name: string): [string, string][] => {
+  const parent = one(type, name).urn;
+  return recorded
+    .filter((r) => r.parent === parent)
+    .map((r): [string, string] => [r.type, r.name])
+    .sort((a, b) => a[1].localeCompare(b[1]));
+};
+/** The file a RemoteFile would write at this path: its install command's stdin. */
+const fileAt = (p: string): unknown => {
+  const found = recorded.filter(
+    (r) =>
+      r.type === "command:remote:Command" &&
+      String(reveal(r.inputs.create)).startsWith(`# backup321: install ${p} on `),
+  );
+  expect(found).toHaveLength(1);
+  return found[0].inputs.stdin;
+};
+
+beforeAll(async () => {
+  const stack = readStackFile("prod", path.join(__dirname, "..", ".."));
+  recorded = await runMocked(
+    () => {
+      jest.isolateModules(() => {
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        require("../../infra/index");
+      });
+    },
+    stack.config,
+    stack.secretKeys,
+    "prod",
+  );
+});
+
+const B = "backup321:offsite:OffsiteBucket";
+
+test("the offsite bucket component has exactly these children (renames would replace the bucket)", () => {
+  expect(childrenOf(B, "backup321-offsite")).toEqual([
+    ["aws:s3/bucket:Bucket", "backup321-offsite-bucket"],
+    ["aws:iam/accessKey:AccessKey", "backup321-offsite-dumps-key"],
+    ["aws:iam/userPolicy:UserPolicy", "backup321-offsite-dumps-policy"],
+    ["aws:iam/user:User", "backup321-offsite-dumps-user"],
+    [
+      "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+      "backup321-offsite-encryption",
+    ],
+    [
+      "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+      "backup321-offsite-lifecycle",
+    ],
+    ["aws:s3/bucketPolicy:BucketPolicy", "backup321-offsite-policy"],
+    ["aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "backup321-offsite-public-access"],
+    ["aws:iam/accessKey:AccessKey", "backup321-offsite-restic-key"],
+    ["aws:iam/userPolicy:UserPolicy", "backup321-offsite-restic-policy"],
+    ["aws:iam/user:User", "backup321-offsite-restic-user"],
+    ["aws:s3/bucketVersioning:BucketVersioning", "backup321-offsite-versioning"],
+  ]);
+  expect(one(B, "backup321-offsite").parent).toBe(
+    one("backup321:site:BackupSite", "backup321").urn,
+  );
+});
+
+test("the aws provider takes the model's region and no credentials", () => {
+  const p = one("pulumi:providers:aws", "backup321-aws");
+  expect(reveal(p.inputs)).toEqual(expect.objectContaining({ region: "eu-west-3" }));
+  for (const k of ["accessKey", "secretKey", "token", "profile"])
+    expect(p.inputs[k]).toBeUndefined();
+});
+
+test("the bucket is protected, never force-destroyed, and the only protected resource here", () => {
+  const bucket = one("aws:s3/bucket:Bucket", "backup321-offsite-bucket");
+  expect(bucket.protect).toBe(true);
+  expect(bucket.inputs).toMatchObject({
+    bucket: "atlastech-backups",
+    forceDestroy: false,
+    objectLockEnabled: false,
+  });
+  expect(recorded.filter((r) => r.protect).map((r) => r.name)).toEqual([
+    "backup321-offsite-bucket",
+  ]);
+});
+
+test("versioning on, SSE-S3 by default, public access fully blocked", () => {
+  expect(
+    one("aws:s3/bucketVersioning:BucketVersioning", "backup321-offsite-versioning").inputs,
+  ).toEqual({
+    bucket: "atlastech-backups",
+    versioningConfiguration: { status: "Enabled" },
+  });
+  expect(
+    one(
+      "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+      "backup321-offsite-encryption",
+    ).inputs,
+  ).toEqual({
+    bucket: "atlastech-backups",
+    rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" } }],
+  });
+  expect(
+    one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "backup321-offsite-public-access")
+      .inputs,
+  ).toEqual({
+    bucket: "atlastech-backups",
+    blockPublicAcls: true,
+    blockPublicPolicy: true,
+    ignorePublicAcls: true,
+    restrictPublicBuckets: true,
+  });
+});
+
+test("the lifecycle: dumps to GLACIER after 30 days and gone after 365; restic never moves", () => {
+  const lc = one(
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+    "backup321-offsite-lifecycle",
+  );
+  expect(lc.inputs).toEqual({
+    bucket: "atlastech-backups",
+    rules: [
+      {
+        id: "dumps",
+        status: "Enabled",
+        filter: { prefix: "database/" },
+        transitions: [{ days: 30, storageClass: "GLACIER" }],
+        expiration: { days: 365 },
+      },
+      {
+        id: "noncurrent-versions",
+        status: "Enabled",
+        filter: {},
+        noncurrentVersionExpiration: { noncurrentDays: 30 },
+        expiration: { expiredObjectDeleteMarker: true },
+      },
+      {
+        id: "abort-incomplete-multipart",
+        status: "Enabled",
+        filter: {},
+        abortIncompleteMultipartUpload: { daysAfterInitiation: 7 },
+      },
+    ],
+  });
+  const rules = lc.inputs.rules as { filter: { prefix?: string }; transitions?: unknown[] }[];
+  for (const r of rules.filter((x) => x.transitions)) {
+    expect(r.filter.prefix).toBeDefined();
+    expect("restic/".startsWith(r.filter.prefix!) || r.filter.prefix!.startsWith("restic/")).toBe(
+      false,
+    );
+  }
+});
+
+test("the bucket policy denies every request without TLS", () => {
+  const policy = one("aws:s3/bucketPolicy:BucketPolicy", "backup321-offsite-policy");
+  expect(JSON.parse(String(policy.inputs.policy))).toEqual({
+    Version: "2012-10-17",
+    Statement: [
+      {
+        Sid: "DenyInsecureTransport",
+        Effect: "Deny",
+        Principal: "*",
+        Action: "s3:*",
+        Resource: ["arn:aws:s3:::atlastech-backups", "arn:aws:s3:::atlastech-backups/*"],
+        Condition: { Bool: { "aws:SecureTransport": "false" } },
+      },
+    ],
+  });
+});
+
+test("each writer is its own IAM user, scoped to its prefix; the dump uploader cannot delete", () => {
+  expect(one("aws:iam/user:User", "backup321-offsite-dumps-user").inputs).toMatchObject({
+    name: "atlastech-backups-dumps",
+    path: "/backup321/",
+  });
+  expect(one("aws:iam/user:User", "backup321-offsite-restic-user").inputs).toMatchObject({
+    name: "atlastech-backups-restic",
+    path: "/backup321/",
+  });
+  const dumps = one("aws:iam/userPolicy:UserPolicy", "backup321-offsite-dumps-policy");
+  expect(dumps.inputs.user).toBe("atlastech-backups-dumps");
+  expect(JSON.parse(String(dumps.inputs.policy))).toEqual({
+    Version: "2012-10-17",
+    Statement: [
+      {
+        Sid: "WriteAndReadBackDumps",
+        Effect: "Allow",
+        Action: ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
+        Resource: "arn:aws:s3:::atlastech-backups/database/*",
+      },
+      {
+        Sid: "ListOwnPrefix",
+        Effect: "Allow",
+        Action: "s3:ListBucket",
+        Resource: "arn:aws:s3:::atlastech-backups",
+        Condition: { StringLike: { "s3:prefix": ["database/*"] } },
+      },
+    ],
+  });
+  expect(String(dumps.inputs.policy)).not.toContain("Delete");
+  const restic = one("aws:iam/userPolicy:UserPolicy", "backup321-offsite-restic-policy");
+  expect(restic.inputs.user).toBe("atlastech-backups-restic");
+  expect(JSON.parse(String(restic.inputs.policy))).toEqual({
+    Version: "2012-10-17",
+    Statement: [
+      {
+        Sid: "ResticRepository",
+        Effect: "Allow",
+        Action: ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+        Resource: "arn:aws:s3:::atlastech-backups/restic/*",
+      },
+      {
+        Sid: "ListOwnPrefix",
+        Effect: "Allow",
+        Action: "s3:ListBucket",
+        Resource: "arn:aws:s3:::atlastech-backups",
+        Condition: { StringLike: { "s3:prefix": ["restic/*"] } },
+      },
+      {
+        Sid: "BucketLocation",
+        Effect: "Allow",
+        Action: "s3:GetBucketLocation",
+        Resource: "arn:aws:s3:::atlastech-backups",
+      },
+    ],
+  });
+});
+
+test("the dump writer's secret reaches db-srv only as a secret 0600 credentials file", () => {
+  const path = "/etc/backup321/secrets/offsite-upload-aws";
+  const stdin = fileAt(path);
+  expect(isSecretValue(stdin)).toBe(true);
+  expect(reveal(stdin)).toBe(
+    "[default]\naws_access_key_id = mocked::aws:iam/accessKey:AccessKey::backup321-offsite-dumps-key\naws_secret_access_key = mock-aws-secret-backup321-offsite-dumps-key\n",
+  );
+  const cmd = recorded.find((r) =>
+    String(reveal(r.inputs.create)).includes(`install ${path} on db-srv`),
+  )!;
+  expect(String(reveal(cmd.inputs.create))).toContain("chmod -- 0600");
+  expect(cmd.inputs.logging).toBe("none");
+  for (const r of recorded) {
+    for (const k of ["create", "update", "delete"]) {
+      expect(String(reveal(r.inputs[k]) ?? "")).not.toContain("mock-aws-secret");
+    }
+  }
+  expect(fileAt("/etc/backup321/offsite-upload.env")).toBe(
+    [
+      "# backup321 job offsite-upload",
+      "# Managed by backup321 (pulumi up): local edits are overwritten.",
+      "B321_ETC='/etc/backup321'",
+      "B321_JOB='offsite-upload'",
+      "B321_LIB='/usr/local/lib/backup321'",
+      "B321_STATE='/var/lib/backup321'",
+      "OFFSITE_BACKUP_DIR='/backups/database'",
+      "OFFSITE_BUCKET='atlastech-backups'",
+      "OFFSITE_CREDENTIALS='/etc/backup321/secrets/offsite-upload-aws'",
+      "OFFSITE_MAX_AGE_HOURS='362'",
+      "OFFSITE_PREFIX='database/'",
+      "OFFSITE_REGION='eu-west-3'",
+      "OFFSITE_SSE='AES256'",
+      "",
+    ].join("\n"),
+  );
+  expect(fileAt("/etc/cron.d/backup321-offsite-upload")).toContain(
+    "0 5 * * 0 root '/usr/local/lib/backup321/b321-cron.sh' 'offsite-upload' '/usr/local/lib/backup321/offsite-upload.sh' '/etc/backup321/offsite-upload.env'",
+  );
+});
+
+test("the NAS sync: key made on db-srv, a restricted forced-command line on the NAS, hourly job", () => {
+  const key = one("command:remote:Command", "backup321-nas-sync-key");
+  expect((reveal(key.inputs.connection) as { host: string }).host).toBe("192.168.10.25");
+  expect(String(key.inputs.create)).toContain("ssh-keygen -q -t ed25519 -N ''");
+  expect(key.inputs.delete).toBeUndefined();
+  const auth = one("command:remote:Command", "backup321-nas-sync-authorized-key");
+  expect(reveal(auth.inputs.connection) as { host: string; user: string }).toMatchObject({
+    host: "192.168.10.30",
+    user: "backup",
+  });
+  expect(auth.inputs.stdin).toBe(
+    `restrict,command="/home/backup/.backup321/nas-receive.sh /backups/atlastech 168 2880" ${MOCK_PUBLIC_KEY.split(" ").slice(0, 2).join(" ")} backup321-nas-sync@db-srv\n`,
+  );
+  expect(String(auth.inputs.create)).not.toContain("sudo");
+  // the NAS is used as its own user (backup): nothing there runs through sudo
+  for (const r of recorded.filter(
+    (x) =>
+      x.type === "command:remote:Command" &&
+      (reveal(x.inputs.connection) as { host: string }).host === "192.168.10.30",
+  )) {
+    expect(String(r.inputs.create)).not.toContain("sudo");
+  }
+  expect(String(one("command:remote:Command", "backup321-nas-ready").inputs.create)).toContain(
+    "for t in 'sh'",
+  );
+  const receiver = one("command:remote:Command", "backup321-nas-sync-receiver");
+  expect(String(receiver.inputs.stdin)).toContain("backup321 NAS receiver");
+  const env = String(fileAt("/etc/backup321/nas-sync.env"));
+  expect(env).toContain("NAS_SOURCES='/backups/database /backups/binlogs'\n");
+  expect(env).toContain("NAS_USER='backup'\n");
+  expect(fileAt("/etc/cron.d/backup321-nas-sync")).toContain("45 * * * * root ");
+  // no pinned host key in prod: scanned once from db-srv
+  expect(
+    String(one("command:remote:Command", "backup321-nas-sync-known-hosts").inputs.create),
+  ).toContain("ssh-keyscan -T 15 -t ed25519 -p 22 -- '192.168.10.30'");
+});
