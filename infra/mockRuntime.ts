@@ -75,8 +75,11 @@ function mockState(
     }
     case "command:remote:Command":
     case "command:local:Command":
-      // What the command would print is unknown offline: a recognisable placeholder.
-      return { ...inputs, stdout: `mock-stdout-${name}`, stderr: "" };
+      // What a command would print is unknown offline: a recognisable placeholder, or a valid-looking
+      // public key for one that prints one (ssh-keygen -y).
+      return /ssh-keygen -y/.test(String(inputs.create ?? ""))
+        ? { ...inputs, stdout: MOCK_PUBLIC_KEY, stderr: "" }
+        : { ...inputs, stdout: `mock-stdout-${name}`, stderr: "" };
     case "aws:iam/accessKey:AccessKey":
       return {
         ...inputs,
@@ -90,11 +93,6 @@ function mockState(
         arn: `arn:aws:s3:::${String(inputs.bucket ?? name)}`,
         bucket: inputs.bucket ?? name,
       };
-    case "command:remote:Command":
-      // A command that prints a public key (ssh-keygen -y) answers with a fixed, valid-looking one.
-      return /ssh-keygen -y/.test(String(inputs.create ?? ""))
-        ? { ...inputs, stdout: MOCK_PUBLIC_KEY, stderr: "" }
-        : inputs;
     case "aws:iam/user:User":
       return { ...inputs, arn: `arn:aws:iam::123456789012:user/${String(inputs.name ?? name)}` };
     default:
