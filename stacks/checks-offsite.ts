@@ -63,24 +63,6 @@ const newestDumpStaysHot: Check = (site) => {
   );
 };
 
-/** The restic writer's key is scoped to the restic prefix: a repository elsewhere is denied. */
-const resticReposInPrefix: Check = (site) => {
-  const b = site.offsite.bucket;
-  if (!b) return [];
-  return site.restic.repositories.flatMap((r, i) => {
-    if (r.kind !== "s3") return [];
-    const prefix = r.prefix ?? `restic/${r.name}`;
-    return `${prefix}/`.startsWith(b.resticPrefix)
-      ? []
-      : [
-          {
-            path: `restic.repositories[${i}].prefix`,
-            message: `"${prefix}" is outside the bucket's restic prefix "${b.resticPrefix}": its key could not reach it, and the lifecycle could archive it (a prefix under ${b.resticPrefix}, e.g. ${b.resticPrefix}${r.name})`,
-          },
-        ];
-  });
-};
-
 /**
  * The shortest gap, in hours, between two runs over a fortnight (UTC): how far back `keep`
  * snapshots reach at least is (keep - 1) times this. A schedule running less than twice in the
@@ -125,6 +107,5 @@ export const offsiteChecks: Check[] = [
   prefixesApart,
   expiryAfterTransitions,
   newestDumpStaysHot,
-  resticReposInPrefix,
   nasKeepsYesterday,
 ];

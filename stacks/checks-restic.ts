@@ -64,7 +64,10 @@ const localPlacement: Check = (site) => {
   return out;
 };
 
-/** s3 repositories stay under the bucket's restic prefix (the one never moved to Glacier). */
+/**
+ * s3 repositories stay under the bucket's restic prefix: the one never moved to Glacier, and the
+ * only one the restic writer's key may reach.
+ */
 const s3Placement: Check = (site) => {
   const b = site.offsite.bucket;
   if (!b) return [];
@@ -76,7 +79,7 @@ const s3Placement: Check = (site) => {
       : [
           {
             path: `restic.repositories[${i}].prefix`,
-            message: `"${prefix}" is outside the bucket's restic prefix "${b.resticPrefix}", where lifecycle rules could archive it (e.g. ${b.resticPrefix}${r.name})`,
+            message: `"${prefix}" is outside the bucket's restic prefix "${b.resticPrefix}": its key could not reach it, and the lifecycle could archive it (a prefix under ${b.resticPrefix}, e.g. ${b.resticPrefix}${r.name})`,
           },
         ];
   });

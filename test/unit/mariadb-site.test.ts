@@ -24,13 +24,35 @@ test("MariaDbBackup is a child of BackupSite, once", () => {
   expect(mdb.map((r) => [r.name, r.parent])).toEqual([["backup321-mariadb", site.urn]]);
 });
 
-test("db-srv receives the scripts, env files, cron files, secrets and the drop-in", () => {
+test("db-srv receives the scripts, env files, cron files, secrets and the drop-in (the whole prod plan of db-srv, pinned)", () => {
   const files = pushedFiles(recorded)
     .filter((f) => f.host === "db-srv")
     .map((f) => `${f.path}${f.content === undefined ? " (secret)" : ""}`)
     .sort();
   expect(files).toEqual(
     [
+      "/etc/backup321/RUNBOOK.md",
+      "/etc/backup321/alert.env",
+      "/etc/backup321/jobs.d/mariadb-binlogs.json",
+      "/etc/backup321/jobs.d/mariadb-full.json",
+      "/etc/backup321/jobs.d/mariadb-restore-test.json",
+      "/etc/backup321/jobs.d/monitor.json",
+      "/etc/backup321/jobs.d/nas-sync.json",
+      "/etc/backup321/jobs.d/offsite-upload.json",
+      "/etc/backup321/monitor.env",
+      "/etc/backup321/nas-sync.env",
+      "/etc/backup321/offsite-upload.env",
+      "/etc/backup321/secrets/alert-webhook-url (secret)",
+      "/etc/backup321/secrets/offsite-upload-aws (secret)",
+      "/etc/cron.d/backup321-monitor",
+      "/etc/cron.d/backup321-nas-sync",
+      "/etc/cron.d/backup321-offsite-upload",
+      "/usr/local/lib/backup321/monitor.sh",
+      "/usr/local/lib/backup321/nas-sync.sh",
+      "/usr/local/lib/backup321/offsite-upload.sh",
+      "/usr/local/sbin/b321-monitor",
+      "/usr/local/sbin/b321-nas-sync",
+      "/usr/local/sbin/b321-offsite-upload",
       "/etc/backup321/mariadb-binlogs.env",
       "/etc/backup321/mariadb-full.env",
       "/etc/backup321/mariadb-pitr.env",
