@@ -146,9 +146,13 @@ upload_binlogs() {
     [[ $name =~ \.[0-9]+$ ]] && [ -f "$f" ] || continue
     # No .sha256 yet: the shipper has not verified it (it writes the sum just before the rename).
     [ -f "$f.sha256" ] || continue
-    plain=$(sed -n '1s/^\([0-9a-f]\{64\}\)  .*/\1/p' -- "$f.sha256")
+    # The shipper's prune may remove an old one (already uploaded) while this runs: skip it then.
+    if ! plain=$(sed -n '1s/^\([0-9a-f]\{64\}\)  .*/\1/p' -- "$f.sha256") ||
+      ! actual=$(b321_sha256 "$f"); then
+      [ -e "$f" ] && [ -e "$f.sha256" ] || continue
+      b321_fail "cannot read the shipped binlog $f"
+    fi
     [ -n "$plain" ] || b321_fail "$f.sha256 holds no sha256"
-    actual=$(b321_sha256 "$f")
     [ "$actual" = "$plain" ] ||
       b321_fail "shipped binlog $f has sha256 $actual but the shipper verified $plain (changed since it was verified)"
     key=${OFFSITE_PREFIX}binlogs/$name.zst.enc
