@@ -45,6 +45,9 @@ const expiryAfterTransitions: Check = (site) => {
 /**
  * The newest full must stay readable without a restore request: a dump archived before the next
  * full exists leaves no hot offsite copy for a restore test or a disaster (PITFALLS.md, Glacier).
+ * The binlogs uploaded under <dumpPrefix>binlogs/ are younger than the full they extend, so the
+ * dumps' rule keeps them hot as long as that full, and expires them no earlier; a rule of their own
+ * (any prefix inside the dump prefix) is held to the same bound.
  */
 const newestDumpStaysHot: Check = (site) => {
   const b = site.offsite.bucket;
@@ -52,11 +55,11 @@ const newestDumpStaysHot: Check = (site) => {
   if (!b || !m || !site.offsite.upload) return [];
   const need = Math.ceil(maxIntervalHours(m.schedules.full, site.timezone) / 24) + 1;
   return (b.transitions ?? []).flatMap((t, i) =>
-    t.prefix === b.dumpPrefix && ARCHIVE.has(t.storageClass) && t.days < need
+    t.prefix.startsWith(b.dumpPrefix) && ARCHIVE.has(t.storageClass) && t.days < need
       ? [
           {
             path: `offsite.bucket.transitions[${i}].days`,
-            message: `dumps would move to ${t.storageClass} after ${t.days} day(s), before the next full replaces them, so no offsite dump would be readable without a restore request of hours (at least ${need})`,
+            message: `${t.prefix === b.dumpPrefix ? "dumps" : `objects under ${t.prefix}`} would move to ${t.storageClass} after ${t.days} day(s), before the next full replaces them, so no offsite dump would be readable without a restore request of hours (at least ${need})`,
           },
         ]
       : [],

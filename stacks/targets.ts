@@ -214,12 +214,23 @@ function siteLossChains(site: Site): Chain[] {
     }
   }
   const m = site.mariadb;
-  if (m && site.offsite.upload && site.offsite.bucket) {
-    chains.push({
-      what: "database",
-      via: ["full backup", "dump upload"],
-      schedules: [m.schedules.full, site.offsite.upload.schedule],
-    });
+  const upload = site.offsite.upload;
+  if (m && upload && site.offsite.bucket) {
+    // On the database host the upload also sends every shipped binlog: the bucket is behind by at
+    // most a shipping gap plus an upload gap. From another host it only has the fulls.
+    chains.push(
+      (upload.host ?? m.host) === m.host
+        ? {
+            what: "database",
+            via: ["binlog shipping", "dump upload"],
+            schedules: [m.schedules.binlogs, upload.schedule],
+          }
+        : {
+            what: "database",
+            via: ["full backup", "dump upload"],
+            schedules: [m.schedules.full, upload.schedule],
+          },
+    );
   }
   return chains;
 }

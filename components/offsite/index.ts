@@ -206,9 +206,24 @@ export interface DumpUploadArgs {
   readonly maxAgeHours?: number;
   /** Job name on the host. Defaults to offsite-upload. */
   readonly job?: string;
+  /**
+   * The binlog shipper's verified copies, sent compressed and encrypted to `<prefix>binlogs/` on
+   * every run (the daily offsite increment). Defaults to none: only fulls are sent.
+   */
+  readonly binlogs?: {
+    /** Directory of the shipped binlogs (each verified copy has its `<name>.sha256`). */
+    readonly dir: string;
+    /** The server's binlog basename (full path or file name, e.g. /var/log/mysql/mysql-bin). */
+    readonly basename: string;
+    /** The 0600 openssl key file the fulls are encrypted with. */
+    readonly keyFile: string;
+  };
 }
 
-/** The weekly upload of the newest verified full to the bucket's dump prefix (offsite-upload.sh). */
+/**
+ * The upload of the newest verified full (sent when new, i.e. weekly) and of every verified shipped
+ * binlog not yet in the bucket (daily) to the bucket's dump prefix (offsite-upload.sh).
+ */
 export class DumpUpload extends pulumi.ComponentResource {
   public readonly job: ScheduledJob;
   public readonly credentialsFile: string;
@@ -257,6 +272,15 @@ export class DumpUpload extends pulumi.ComponentResource {
       ...(args.caBundle ? { OFFSITE_CA_BUNDLE: args.caBundle } : {}),
       ...(args.checksumCalculation
         ? { OFFSITE_CHECKSUM_CALCULATION: args.checksumCalculation }
+        : {}),
+      ...(args.binlogs
+        ? {
+            OFFSITE_BINLOG_BASENAME: args.binlogs.basename.slice(
+              args.binlogs.basename.lastIndexOf("/") + 1,
+            ),
+            OFFSITE_BINLOG_DIR: args.binlogs.dir,
+            OFFSITE_BINLOG_KEY_FILE: args.binlogs.keyFile,
+          }
         : {}),
     };
     this.job = new ScheduledJob(

@@ -42,7 +42,9 @@ function ruleId(prefix: string): string {
 }
 
 /**
- * The bucket's lifecycle: dumps move to their archive class and expire; other archived prefixes
+ * The bucket's lifecycle: dumps (the fulls and, under <dumpPrefix>binlogs/, the binlogs uploaded
+ * after them, so expiring with the same days never drops a binlog before its full) move to their
+ * archive class and expire; other archived prefixes
  * only move; noncurrent versions expire; incomplete multipart uploads are aborted. Nothing under
  * the restic prefix is ever transitioned (restic cannot read archived objects, restic issue 4583):
  * the model checks refuse that earlier, and this throws rather than render such a rule.

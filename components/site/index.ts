@@ -47,7 +47,7 @@ export class BackupSite extends pulumi.ComponentResource {
     const { site } = args;
     this.hosts = this.connectHosts(name, args);
     const mariadb = this.buildMariaDb(name, site);
-    this.offsiteBucket = this.buildOffsite(name, site);
+    this.offsiteBucket = this.buildOffsite(name, site, mariadb);
     this.restic = this.buildRestic(name, args);
     this.pbs = this.buildPbs(name, site);
     this.proxmox = this.buildProxmox(name, args);
@@ -294,7 +294,11 @@ export class BackupSite extends pulumi.ComponentResource {
   }
 
   /** The bucket (own aws provider in the model's region), the dump upload and the NAS sync. */
-  private buildOffsite(name: string, site: Site): OffsiteBucket | undefined {
+  private buildOffsite(
+    name: string,
+    site: Site,
+    mariadb: MariaDbBackup | undefined,
+  ): OffsiteBucket | undefined {
     const { bucket, upload, nas } = site.offsite;
     let offsite: OffsiteBucket | undefined;
     if (bucket) {
@@ -312,10 +316,12 @@ export class BackupSite extends pulumi.ComponentResource {
     }
     const dbHost = site.mariadb?.host;
     if (upload && bucket && offsite?.dumpWriter && site.mariadb) {
+      const uploadHost = upload.host ?? site.mariadb.host;
+      const m = site.mariadb;
       new DumpUpload(
         `${name}-offsite-upload`,
         {
-          host: this.hosts[upload.host ?? site.mariadb.host],
+          host: this.hosts[uploadHost],
           bucket: bucket.name,
           region: bucket.region,
           prefix: bucket.dumpPrefix,
@@ -326,6 +332,16 @@ export class BackupSite extends pulumi.ComponentResource {
           kmsKeyArn: bucket.kmsKeyArn,
           // a missed full plus a day before the upload warns that it has nothing new
           maxAgeHours: maxIntervalHours(site.mariadb.schedules.full, site.timezone) * 2 + 24,
+          // the shipped binlogs (and the key) are on the database host only
+          ...(uploadHost === m.host && mariadb
+            ? {
+                binlogs: {
+                  dir: m.binlogBackupDir,
+                  basename: m.binlogBasename,
+                  keyFile: mariadb.keyFile,
+                },
+              }
+            : {}),
         },
         { parent: this },
       );

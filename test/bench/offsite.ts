@@ -2,14 +2,19 @@
 // 1 % of the rows changed (uniformly at random: the worst case for chunk deduplication):
 //   seed           the seeds' daily job: a new full, mariadb-dump | gzip | openssl enc (a new copy)
 //   restic         a restic backup of a fresh dump into the repository holding the first one
-//   backup321      this project's daily increment: the closed binlogs of the day, zstd + openssl
-//                  as the binlog shipper stores them (fulls are weekly)
+//   backup321      this project's daily increment, by the real host scripts: mariadb-binlogs.sh
+//                  ships the closed binlogs, then offsite-upload.sh sends the new ones, zstd +
+//                  openssl, to an S3 API (s3rver); the bytes are the upload's own count (fulls are
+//                  weekly, so the day-2 run finds the full already there)
 // Last line: offsite-bench second_backup_added_vs_full=<backup321 bytes / seed's full bytes>.
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
 import { runOk } from "../harness/proc";
+import { startS3rver, type S3rverServer } from "../harness/s3rver";
+import { renderEnvFile } from "../../components/host/render";
+import { createBackupUser, installScripts, type Install } from "../integration/mariadb-fixture";
 
 const ROWS = 2_000_000;
 const DB = "atlastech_db";
@@ -51,15 +56,85 @@ function closedBinlogs(db: MariaDbServer): string[] {
   return rows.slice(0, -1);
 }
 
+const ROOT = path.join(__dirname, "..", "..");
+
+/** The upload job as the component installs it (its script beside common.sh), against s3rver. */
+function uploadJob(box: Install, s3: S3rverServer, binlogDir: string, binlogBasename: string) {
+  fs.copyFileSync(
+    path.join(ROOT, "components/offsite/scripts/offsite-upload.sh"),
+    path.join(box.lib, "offsite-upload.sh"),
+  );
+  fs.chmodSync(path.join(box.lib, "offsite-upload.sh"), 0o755);
+  const creds = path.join(box.etc, "secrets", "offsite-upload-aws");
+  fs.writeFileSync(
+    creds,
+    `[default]\naws_access_key_id = ${s3.accessKeyId}\naws_secret_access_key = ${s3.secretAccessKey}\n`,
+    { mode: 0o600 },
+  );
+  const env = path.join(box.etc, "offsite-upload.env");
+  fs.writeFileSync(
+    env,
+    renderEnvFile("bench offsite-upload", {
+      B321_JOB: "offsite-upload",
+      B321_STATE: box.state,
+      B321_LIB: box.lib,
+      B321_ETC: box.etc,
+      B321_ALERT: "/bin/true",
+      OFFSITE_BUCKET: s3.bucket,
+      OFFSITE_PREFIX: "database/",
+      OFFSITE_REGION: "us-east-1",
+      OFFSITE_CREDENTIALS: creds,
+      OFFSITE_BACKUP_DIR: path.join(box.root, "backups"),
+      OFFSITE_ENDPOINT: s3.endpoint,
+      OFFSITE_CA_BUNDLE: s3.caFile,
+      OFFSITE_CHECKSUM_CALCULATION: "when_required",
+      OFFSITE_BINLOG_DIR: binlogDir,
+      OFFSITE_BINLOG_BASENAME: path.basename(binlogBasename),
+      OFFSITE_BINLOG_KEY_FILE: box.keyFile,
+    }),
+    { mode: 0o600 },
+  );
+  return (): Record<string, unknown> => {
+    const r = box.runScript("offsite-upload.sh", env);
+    if (r.code !== 0) throw new Error(`offsite-upload.sh failed: ${r.stderr}`);
+    return box.status("offsite-upload");
+  };
+}
+
 export async function run(): Promise<void> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "b321-bench-offsite-"));
   const t0 = Date.now();
   const step = (what: string) =>
     console.error(`[${((Date.now() - t0) / 1000).toFixed(0)} s] ${what}`);
-  const db = await startMariaDb({ extraArgs: ["--innodb-buffer-pool-size=512M"] });
+  const [db, s3] = await Promise.all([
+    startMariaDb({ extraArgs: ["--innodb-buffer-pool-size=512M"] }),
+    startS3rver({ bucket: "bench-backups" }),
+  ]);
   try {
-    const key = path.join(work, "backup_encryption_key");
+    const secrets = path.join(work, "host", "etc", "secrets");
+    fs.mkdirSync(secrets, { recursive: true, mode: 0o700 });
+    const key = path.join(secrets, "mariadb-backup.key");
     sh(`openssl rand -base64 32 > "${key}"; chmod 600 "${key}"`);
+    createBackupUser(db, "backup_phys", "Phys0Pass", "physical", [DB], `${secrets}/phys.cnf`);
+    const shipped = path.join(work, "host", "binlogs");
+    const box = installScripts(path.join(work, "host"), db, {
+      method: "physical",
+      compression: "zstd",
+      databases: [DB],
+      clientCnf: `${secrets}/phys.cnf`,
+      keyFile: key,
+      backupDir: path.join(work, "host", "backups"),
+      binlogBackupDir: shipped,
+      keepFulls: 4,
+      timezone: "UTC",
+    });
+    fs.mkdirSync(path.join(work, "host", "backups"), { recursive: true });
+    const shipEnv = box.env("mariadb-binlogs");
+    const ship = () => {
+      const r = box.runScript("mariadb-binlogs.sh", shipEnv);
+      if (r.code !== 0) throw new Error(`mariadb-binlogs.sh failed: ${r.stderr}`);
+    };
+    const upload = uploadJob(box, s3, shipped, db.binlogBasename);
     const resticPass = path.join(work, "restic-password");
     sh(`openssl rand -base64 32 > "${resticPass}"; chmod 600 "${resticPass}"`);
     const repo = path.join(work, "restic-repo");
@@ -89,8 +164,15 @@ export async function run(): Promise<void> {
     );
     db.sql("FLUSH BINARY LOGS");
 
-    step("day 1: seed full and first restic backup");
+    step("day 1: seed full, first restic backup, binlogs shipped and the first upload");
     const seed1 = seedFull(db, key, path.join(work, "full1.sql.gz.enc"));
+    // the weekly full as the upload sees it: the file and the manifest written once verified
+    const full = path.join(work, "host", "backups", `${DB}_full_1.sql.gz.enc`);
+    fs.copyFileSync(path.join(work, "full1.sql.gz.enc"), full);
+    const fullSha = sh(`sha256sum -- "${full}" | cut -d' ' -f1`).trim();
+    fs.writeFileSync(`${full}.manifest.json`, `{\n  "sha256": "${fullSha}"\n}\n`);
+    ship();
+    const day1 = upload();
     const dump1 = path.join(work, "dump", `${DB}.sql`);
     fs.mkdirSync(path.dirname(dump1));
     const plain1 = plainDump(db, dump1);
@@ -115,31 +197,26 @@ export async function run(): Promise<void> {
     sh(`restic backup -q --tag ${DB} -- "${dump1}"`, restic);
     const resticAdded = dirBytes(repo) - repo1;
 
-    // The binlog shipper: copy each closed binlog, compress, encrypt; what it stores is what goes offsite.
-    const shipped = path.join(work, "binlogs");
-    fs.mkdirSync(shipped);
+    // The real jobs: the shipper's hourly run, then the daily upload (the full is already there).
+    ship();
+    const day2 = upload();
+    const binlogAdded = Number(day2.bytes);
     let binlogRaw = 0;
-    let binlogAdded = 0;
-    for (const b of dayBinlogs) {
-      const src = path.join(binlogDir, b);
-      binlogRaw += size(src);
-      const out = path.join(shipped, `${b}.zst.enc`);
-      sh(
-        `zstd -q -c -- "${src}" | openssl enc -aes-256-cbc -salt -pbkdf2 -pass "file:${key}" -out "${out}"`,
-      );
-      binlogAdded += size(out);
-    }
+    for (const b of dayBinlogs) binlogRaw += size(path.join(binlogDir, b));
 
     const rows: [string, number][] = [
       ["seed: new encrypted full (mariadb-dump | gzip | openssl)", seed2],
       ["restic: backup of a fresh plain dump (dedup against day 1)", resticAdded],
-      ["backup321: the day's closed binlogs (zstd + openssl)", binlogAdded],
+      ["backup321: day-2 upload run (binlogs, zstd + openssl)", binlogAdded],
     ];
     console.log(`offsite bench: ${ROWS} rows, ${changed.trim()} rows changed (1 % at random)`);
     console.log(
       `  day-1 seed full ${mb(seed1)}; plain dump ${mb(plain1)} then ${mb(plain2)}; restic repo after day 1 ${mb(repo1)}`,
     );
     console.log(`  binlogs of the change: ${dayBinlogs.join(", ")} (${mb(binlogRaw)} raw)`);
+    console.log(
+      `  upload runs: day 1 sent ${mb(Number(day1.bytes))} (full + ${String(day1.binlogs_uploaded)} binlog(s)); day 2 sent ${String(day2.binlogs_uploaded)} binlog(s), ${String(day2.binlogs_present)} already there`,
+    );
     console.log("  bytes added offsite on day 2:");
     for (const [what, bytes] of rows) {
       console.log(
@@ -152,7 +229,7 @@ export async function run(): Promise<void> {
     step("done");
     console.log(`offsite-bench second_backup_added_vs_full=${(binlogAdded / seed2).toFixed(4)}`);
   } finally {
-    await db.stop();
+    await Promise.all([db.stop(), s3.stop()]);
     fs.rmSync(work, { recursive: true, force: true });
   }
 }

@@ -1,7 +1,9 @@
 // DumpUpload for real: the commands of a mock run replayed over SSH into a sandbox, then the job
-// uploads to s3rver over TLS with the aws CLI, credentials only from the 0600 file.
+// uploads to s3rver over TLS with the aws CLI, credentials only from the 0600 file. The binlogs it
+// sends are the ones the real binlog shipper (mariadb-binlogs.sh) verified from a real MariaDB.
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { startSshd, type Sshd } from "../harness/sshd";
 import { makeSandbox, type Sandbox } from "../harness/sandbox";
@@ -14,6 +16,8 @@ import {
   type RemoteStep,
 } from "../harness/program";
 import { run, runOk, type RunResult } from "../harness/proc";
+import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
+import { createBackupUser, installScripts, type Install } from "./mariadb-fixture";
 
 const BUCKET = "atlastech-backups";
 const ACCESS = "S3RVER";
@@ -25,12 +29,39 @@ let box: Sandbox;
 let s3: S3rverServer;
 let steps: RemoteStep[];
 let backupDir: string;
+let binlogDir: string;
+let keyFile: string;
+let alerts: string;
+let server: MariaDbServer;
+let mdb: Install;
 let creds: string;
 /** The test's own credentials for looking into the bucket. */
 let testCreds: string;
 
 function upload(): RunResult {
-  return run(`${box.paths.sbin}/b321-offsite-upload`, []);
+  return run(`${box.paths.sbin}/b321-offsite-upload`, [], {
+    env: { ...process.env, B321_ALERT: `${box.root}/record-alert.sh` },
+  });
+}
+
+/** Runs the real binlog shipper; returns the binlogs it has verified so far (name order). */
+function ship(): string[] {
+  const r = mdb.runScript("mariadb-binlogs.sh", mdb.env("mariadb-binlogs"));
+  expect(r.code).toBe(0);
+  return fs
+    .readdirSync(binlogDir)
+    .filter((f) => /^mysql-bin\.\d+$/.test(f))
+    .sort();
+}
+
+/** The object keys under a prefix of the bucket. */
+function keys(prefix: string): string[] {
+  const out = aws(["s3api", "list-objects-v2", "--bucket", BUCKET, "--prefix", prefix]);
+  expect(out.code).toBe(0);
+  if (out.stdout.trim() === "") return [];
+  return (JSON.parse(out.stdout) as { Contents?: { Key: string }[] })
+    .Contents!.map((o) => o.Key)
+    .sort();
 }
 
 function status(): Record<string, unknown> {
@@ -77,7 +108,8 @@ function head(key: string): { ContentLength: number; Metadata: Record<string, st
   );
 }
 
-const sha = (p: string) => crypto.createHash("sha256").update(fs.readFileSync(p)).digest("hex");
+const sha256Of = (b: Buffer) => crypto.createHash("sha256").update(b).digest("hex");
+const sha = (p: string) => sha256Of(fs.readFileSync(p));
 
 /** A full as the MariaDB job leaves it: the file, then its manifest once verified. */
 function writeFull(name: string, bytes: number, ageSeconds: number, verified = true): string {
@@ -95,10 +127,48 @@ function writeFull(name: string, bytes: number, ageSeconds: number, verified = t
 }
 
 beforeAll(async () => {
-  [sshd, s3] = await Promise.all([startSshd(), startS3rver({ bucket: BUCKET })]);
+  [sshd, s3, server] = await Promise.all([
+    startSshd(),
+    startS3rver({ bucket: BUCKET }),
+    startMariaDb(),
+  ]);
   box = makeSandbox("b321-upload-");
   backupDir = box.at("backups/database");
   fs.mkdirSync(backupDir, { recursive: true });
+  binlogDir = box.at("backups/binlogs");
+  fs.mkdirSync(binlogDir, { recursive: true, mode: 0o700 });
+  const secrets = box.at("mdb/etc/secrets");
+  fs.mkdirSync(secrets, { recursive: true, mode: 0o700 });
+  createBackupUser(
+    server,
+    "backup_phys",
+    "Phys0Pass",
+    "physical",
+    ["atlastech_db"],
+    `${secrets}/phys.cnf`,
+  );
+  keyFile = `${secrets}/mariadb-backup.key`;
+  fs.writeFileSync(keyFile, runOk("openssl", ["rand", "-base64", "32"]).stdout, { mode: 0o600 });
+  server.sql(
+    "CREATE DATABASE atlastech_db; CREATE TABLE atlastech_db.t (id INT PRIMARY KEY, v VARCHAR(64))",
+  );
+  mdb = installScripts(box.at("mdb"), server, {
+    method: "physical",
+    compression: "zstd",
+    databases: ["atlastech_db"],
+    clientCnf: `${secrets}/phys.cnf`,
+    keyFile,
+    backupDir,
+    binlogBackupDir: binlogDir,
+    keepFulls: 4,
+    timezone: "UTC",
+  });
+  alerts = box.at("alerts.log");
+  fs.writeFileSync(
+    box.at("record-alert.sh"),
+    `#!/bin/sh\nprintf '%s|%s|%s\\n' "$1" "$2" "$3" >> '${alerts}'\n`,
+    { mode: 0o755 },
+  );
   const recorded = await runMocked(async () => {
     const { Host } = await import("../../components/host");
     const { DumpUpload } = await import("../../components/offsite");
@@ -121,6 +191,7 @@ beforeAll(async () => {
       endpoint: s3.endpoint,
       caBundle: s3.caFile,
       checksumCalculation: "when_required",
+      binlogs: { dir: binlogDir, basename: server.binlogBasename, keyFile },
     });
   });
   steps = remoteSteps(recorded);
@@ -134,6 +205,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  await server?.stop();
   await sshd?.stop();
   await s3?.stop();
   box?.remove();
@@ -153,6 +225,9 @@ test("the secret key reaches the host only as a 0600 credentials file", () => {
   const env = fs.readFileSync(`${box.paths.etc}/offsite-upload.env`, "utf8");
   expect(env).not.toContain(SECRET);
   expect(env).toContain(`OFFSITE_ENDPOINT='${s3.endpoint}'`);
+  expect(env).toContain(`OFFSITE_BINLOG_DIR='${binlogDir}'\n`);
+  expect(env).toContain(`OFFSITE_BINLOG_BASENAME='mysql-bin'\n`);
+  expect(env).toContain(`OFFSITE_BINLOG_KEY_FILE='${keyFile}'\n`);
 });
 
 test("with no verified full the job fails and says why", () => {
@@ -223,6 +298,101 @@ test("a full changed after its verification is refused", () => {
   expect(aws(["s3", "ls", `s3://${BUCKET}/database/`]).stdout).not.toContain("20260215");
   fs.rmSync(file);
   fs.rmSync(`${file}.manifest.json`);
+});
+
+test("every binlog the shipper verified goes up compressed and encrypted, and decrypts to its bytes", () => {
+  for (let i = 1; i <= 3; i++) {
+    server.sql(`INSERT INTO atlastech_db.t VALUES (${i}, REPEAT(MD5(${i}), 2))`);
+    server.sql("FLUSH BINARY LOGS");
+  }
+  const shipped = ship();
+  expect(shipped.length).toBeGreaterThanOrEqual(4);
+  const active = server.sql("SHOW MASTER STATUS").split("\t")[0];
+  expect(shipped).not.toContain(active);
+  const r = upload();
+  expect(r.code).toBe(0);
+  expect(keys("database/binlogs/")).toEqual(shipped.map((b) => `database/binlogs/${b}.zst.enc`));
+  let encBytes = 0;
+  for (const b of shipped) {
+    const key = `database/binlogs/${b}.zst.enc`;
+    const got = box.at(`got-${b}.zst.enc`);
+    expect(aws(["s3", "cp", `s3://${BUCKET}/${key}`, got]).code).toBe(0);
+    expect(head(key)).toMatchObject({
+      ContentLength: fs.statSync(got).size,
+      Metadata: { sha256: sha(got), "plain-sha256": sha(`${binlogDir}/${b}`) },
+    });
+    encBytes += fs.statSync(got).size;
+    // not the plain binlog: encrypted with the fulls' key
+    expect(fs.readFileSync(got).subarray(0, 8).toString("latin1")).toBe("Salted__");
+    const plain = runOk("bash", [
+      "-c",
+      `openssl enc -aes-256-cbc -d -pbkdf2 -pass "file:${keyFile}" -in "${got}" | zstd -d -q -c | sha256sum`,
+    ]).stdout.split(" ")[0];
+    expect(plain).toBe(sha(`${binlogDir}/${b}`));
+  }
+  expect(status()).toMatchObject({
+    result: "success",
+    binlogs_uploaded: shipped.length,
+    binlogs_present: 0,
+    bytes: encBytes,
+  });
+});
+
+test("a second run uploads nothing: every binlog is there with the same checksum", () => {
+  const before = keys("database/");
+  const r = upload();
+  expect(r.code).toBe(0);
+  expect(status()).toMatchObject({
+    result: "success",
+    binlogs_uploaded: 0,
+    binlogs_present: ship().length - 1, // ship() just closed one more, not seen by that run
+    bytes: 0,
+  });
+  expect(keys("database/")).toEqual(before);
+});
+
+test("a binlog being written, or copied but not verified by the shipper, is never uploaded", () => {
+  const active = server.sql("SHOW MASTER STATUS").split("\t")[0];
+  const live = path.join(path.dirname(server.binlogBasename), active);
+  // the shipper's copy in progress, and a copy without its .sha256 (not verified)
+  fs.copyFileSync(live, `${binlogDir}/${active}.b321-partial`);
+  fs.copyFileSync(live, `${binlogDir}/${active}`);
+  try {
+    const r = upload();
+    expect(r.code).toBe(0);
+    const listed = keys("database/binlogs/");
+    expect(listed.some((k) => k.includes(active))).toBe(false);
+    expect(listed.some((k) => k.includes("partial"))).toBe(false);
+    // the one ship() closed in the previous test went up; nothing else
+    expect(status()).toMatchObject({ result: "success", binlogs_uploaded: 1 });
+  } finally {
+    fs.rmSync(`${binlogDir}/${active}.b321-partial`);
+    fs.rmSync(`${binlogDir}/${active}`);
+  }
+});
+
+test("a shipped binlog changed after the shipper verified it is refused, with a failed status and an alert", () => {
+  server.sql("INSERT INTO atlastech_db.t VALUES (100, 'tampered later')");
+  const shipped = ship();
+  const newest = shipped[shipped.length - 1];
+  const file = `${binlogDir}/${newest}`;
+  const good = fs.readFileSync(file);
+  fs.appendFileSync(file, "tampered");
+  fs.rmSync(alerts, { force: true });
+  try {
+    const r = upload();
+    expect(r.code).toBe(1);
+    expect(status()).toMatchObject({ result: "failed" });
+    expect(String(status().error)).toContain(
+      `shipped binlog ${file} has sha256 ${sha(file)} but the shipper verified ${sha256Of(good)} (changed since it was verified)`,
+    );
+    expect(fs.readFileSync(alerts, "utf8")).toContain("offsite-upload|failed|shipped binlog");
+    expect(keys("database/binlogs/")).not.toContain(`database/binlogs/${newest}.zst.enc`);
+  } finally {
+    fs.writeFileSync(file, good);
+  }
+  expect(upload().code).toBe(0);
+  expect(keys("database/binlogs/")).toContain(`database/binlogs/${newest}.zst.enc`);
 });
 
 test("a credentials file readable by others is refused", () => {

@@ -71,6 +71,40 @@ test("the newest weekly full must stay hot until the next one", () => {
   expect(problems(raw)).toEqual([]);
 });
 
+test("the binlogs the newest full needs stay hot too: a rule of their own is held to the same bound", () => {
+  const raw = prod();
+  raw.offsite.bucket.transitions.push({
+    prefix: "database/binlogs/",
+    days: 2,
+    storageClass: "DEEP_ARCHIVE",
+  });
+  expect(problems(raw)).toEqual([
+    "offsite.bucket.transitions[1].days: objects under database/binlogs/ would move to DEEP_ARCHIVE after 2 day(s), before the next full replaces them, so no offsite dump would be readable without a restore request of hours (at least 9)",
+  ]);
+  raw.offsite.bucket.transitions[1].days = 9;
+  expect(problems(raw)).toEqual([]);
+});
+
+test("uploaded binlogs move and expire by the dumps' rule, so never before the full they extend", () => {
+  const b = parseSite(prod()).offsite.bucket!;
+  const rulesFor = (key: string) =>
+    lifecycleRules(b).filter(
+      (r) =>
+        r.filter.prefix !== undefined && r.filter.prefix !== "" && key.startsWith(r.filter.prefix),
+    );
+  const forBinlog = rulesFor("database/binlogs/mysql-bin.000042.zst.enc");
+  expect(forBinlog).toEqual(rulesFor("database/atlastech_db_full_20260208.xb.zst.enc"));
+  expect(forBinlog).toEqual([
+    {
+      id: "dumps",
+      status: "Enabled",
+      filter: { prefix: "database/" },
+      transitions: [{ days: 30, storageClass: "GLACIER" }],
+      expiration: { days: 365 },
+    },
+  ]);
+});
+
 test("an s3 restic repository outside the restic prefix is refused", () => {
   const raw = prod();
   raw.restic.repositories[1].prefix = "cloud/restic";

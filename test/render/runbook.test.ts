@@ -96,7 +96,7 @@ test("the copies diagram: every copy and the schedule that makes it", () => {
   expect(d).toContain('    R_usb -- "restic copy 0 4 * * 0" --> R_cloud');
   expect(d).toContain('    DS_usb_ssd -- "in restic usb" --> R_usb');
   expect(d).toContain('    DBB -- "rsync 45 * * * *" --> NAS');
-  expect(d).toContain('    DBB -- "upload 0 5 * * 0" --> DUMPS');
+  expect(d).toContain('    DBB -- "upload 30 5 * * *" --> DUMPS');
   expect(d.at(-1)).toBe("```");
 });
 

@@ -24,6 +24,9 @@ describe("chainRpoHours", () => {
     [["0 3 * * *", "0 4 * * 0"], "UTC", 169],
     [["0 1 * * *", "0 3 * * *", "0 4 * * 0"], "UTC", 171],
     [["0 2 * * 0", "0 5 * * 0"], "UTC", 171],
+    // prod's database offsite: hourly shipping, then the daily upload of the shipped binlogs
+    [["15 * * * *", "30 5 * * *"], "UTC", 24.25],
+    [["15 * * * *", "30 5 * * *"], "Europe/Paris", 25.25],
     // same minute: the copy cannot rely on the run that starts with it
     [["0 4 * * *", "0 4 * * *"], "UTC", 48],
     [["0 3 1 * *"], "UTC", 744],
@@ -162,7 +165,7 @@ describe("the seed site (prod)", () => {
           hours: 172,
         },
         { what: "files", via: 'restic "usb" → restic copy "cloud"', hours: 170 },
-        { what: "database", via: "full backup → dump upload", hours: 172 },
+        { what: "database", via: "binlog shipping → dump upload", hours: 25.25 },
       ],
       worstRpoHours: 172,
       rpoTargetHours: 192,
@@ -231,11 +234,23 @@ describe("the seed site (prod)", () => {
         "  site lost:  RPO 172 h (target 192 h), RTO 6.27 h (target 24 h)",
         '    guests: 172 h via vzdump "daily-pbs" → restic "usb" → restic copy "cloud"',
         '    files: 170 h via restic "usb" → restic copy "cloud"',
-        "    database: 172 h via full backup → dump upload",
+        "    database: 25.25 h via binlog shipping → dump upload",
         "  (Europe/Paris changes clocks by 1 h: that much over an RPO target is allowed)",
         "3-2-1: 5 copies, 4 media, 1 offsite, 0 immutable (satisfied)",
       ].join("\n"),
     );
+  });
+
+  test("uploaded from a host without the shipped binlogs, the database offsite is only the weekly full", () => {
+    const raw = structuredClone(readStackFile("prod").config["backup321:site"]) as SiteInput &
+      Record<string, never>;
+    raw.hosts!.find((h) => h.name === "docker-srv")!.roles!.push("mariadb");
+    raw.offsite!.upload!.host = "docker-srv";
+    expect(recoveryReport(parseSite(raw)).siteLoss?.rpo).toContainEqual({
+      what: "database",
+      via: "full backup → dump upload",
+      hours: 172.5,
+    });
   });
 
   test("Object Lock makes the cloud copy immutable", () => {

@@ -260,6 +260,9 @@ test("the dump writer's secret reaches db-srv only as a secret 0600 credentials 
       "B321_LIB='/usr/local/lib/backup321'",
       "B321_STATE='/var/lib/backup321'",
       "OFFSITE_BACKUP_DIR='/backups/database'",
+      "OFFSITE_BINLOG_BASENAME='mysql-bin'",
+      "OFFSITE_BINLOG_DIR='/backups/binlogs'",
+      "OFFSITE_BINLOG_KEY_FILE='/etc/backup321/secrets/mariadb-backup.key'",
       "OFFSITE_BUCKET='atlastech-backups'",
       "OFFSITE_CREDENTIALS='/etc/backup321/secrets/offsite-upload-aws'",
       "OFFSITE_MAX_AGE_HOURS='362'",
@@ -270,7 +273,7 @@ test("the dump writer's secret reaches db-srv only as a secret 0600 credentials 
     ].join("\n"),
   );
   expect(fileAt("/etc/cron.d/backup321-offsite-upload")).toContain(
-    "0 5 * * 0 root '/usr/local/lib/backup321/b321-cron.sh' 'offsite-upload' '/usr/local/lib/backup321/offsite-upload.sh' '/etc/backup321/offsite-upload.env'",
+    "30 5 * * * root '/usr/local/lib/backup321/b321-cron.sh' 'offsite-upload' '/usr/local/lib/backup321/offsite-upload.sh' '/etc/backup321/offsite-upload.env'",
   );
 });
 
