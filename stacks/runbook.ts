@@ -196,7 +196,7 @@ function databaseSection(site: Site): string[] {
     "",
     "```sh",
     `ls -t ${m.backupDir}/*_full_*.manifest.json | head -n 1   # the newest verified full and its binlog position`,
-    `${sbinOf(site, m.host)}/b321-mariadb-pitr --until 'YYYY-MM-DD HH:MM:SS'   # restores the newest full before that time and replays the binlogs`,
+    ...pitrSteps(site, m.host, m.service),
     "```",
     ...(nas
       ? [
@@ -309,12 +309,25 @@ function totalLossSection(site: Site, stack: string): string[] {
             `aws s3api restore-object --bucket ${bucket.name} --key ${bucket.dumpPrefix}<file> --restore-request 'Days=7,GlacierJobParameters={Tier=Standard}'`,
           ]
         : []),
-      `${sbinOf(site, m.host)}/b321-mariadb-pitr --until 'YYYY-MM-DD HH:MM:SS'`,
+      ...pitrSteps(site, m.host, m.service),
       "```",
     );
   }
   out.push("");
   return out;
+}
+
+/**
+ * Point-in-time recovery into a fresh datadir (never over the live one), then the swap. Debian's
+ * datadir is assumed (/var/lib/mysql); the broken one is kept aside, not deleted.
+ */
+function pitrSteps(site: Site, host: string, service: string): string[] {
+  return [
+    `${sbinOf(site, host)}/b321-mariadb-pitr --until 'YYYY-MM-DD HH:MM:SS' --tz ${site.timezone} --target-datadir /var/lib/mysql.pitr   # newest full before that time + binlogs`,
+    `systemctl stop ${service}`,
+    "mv /var/lib/mysql /var/lib/mysql.broken && mv /var/lib/mysql.pitr /var/lib/mysql && chown -R mysql:mysql /var/lib/mysql",
+    `systemctl start ${service}`,
+  ];
 }
 
 export function renderRunbook(site: Site, stack: string): string {

@@ -46,8 +46,12 @@ test("scenario 2: restore from the PBS storage on PVE", () => {
 });
 
 test("scenario 3: point in time from the newest full", () => {
+  // into a fresh datadir, never over the live one, then swapped with the broken one kept aside
   expect(lines).toContain(
-    "/usr/local/sbin/b321-mariadb-pitr --until 'YYYY-MM-DD HH:MM:SS'   # restores the newest full before that time and replays the binlogs",
+    "/usr/local/sbin/b321-mariadb-pitr --until 'YYYY-MM-DD HH:MM:SS' --tz Europe/Paris --target-datadir /var/lib/mysql.pitr   # newest full before that time + binlogs",
+  );
+  expect(lines).toContain(
+    "mv /var/lib/mysql /var/lib/mysql.broken && mv /var/lib/mysql.pitr /var/lib/mysql && chown -R mysql:mysql /var/lib/mysql",
   );
   expect(lines).toContain("On db-srv, as root; times are Europe/Paris:");
 });
