@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { renderEnvFile } from "../../components/host/render";
 import { renderAlertEnv } from "../../components/monitoring/render";
+import { renderCredentialsFile } from "../../components/offsite/render";
 import { backupEnv, repositoryEnv } from "../../components/restic/render";
 import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
 import {
@@ -654,6 +655,80 @@ describe("restic", () => {
       watched: cloudDir,
       allowNew: onlyNoSnapshot,
       error: /password|wrong/i,
+    });
+  });
+});
+
+describe("offsite-upload", () => {
+  const up = { job: "offsite-upload", script: "offsite-upload.sh" };
+  const env = (o: { endpoint?: string; credentials?: string } = {}) =>
+    writeEnv("offsite-upload", {
+      OFFSITE_BUCKET: s3.bucket,
+      OFFSITE_PREFIX: "database/",
+      OFFSITE_REGION: "us-east-1",
+      OFFSITE_CREDENTIALS: o.credentials ?? path.join(box.etc, "secrets", "offsite-upload-aws"),
+      OFFSITE_BACKUP_DIR: at("backups/mariadb"),
+      OFFSITE_SSE: "AES256",
+      OFFSITE_ENDPOINT: o.endpoint ?? s3.endpoint,
+      OFFSITE_CA_BUNDLE: s3.caFile,
+      OFFSITE_CHECKSUM_CALCULATION: "when_required",
+    });
+  const watched = () => [path.join(s3.directory, s3.bucket, "database")];
+  const good = () => {
+    const full = runJob({
+      script: "mariadb-full.sh",
+      env: () => withRealAlerts(box.env("mariadb-full")),
+    });
+    const r = runJob({ ...up, env: () => env() });
+    expect({ full: full.code, upload: r.code, err: r.code ? r.stderr : "" }).toEqual({
+      full: 0,
+      upload: 0,
+      err: "",
+    });
+  };
+
+  beforeAll(() => {
+    for (const f of ["offsite-upload.sh"]) {
+      fs.copyFileSync(path.join(ROOT, "components/offsite/scripts", f), path.join(box.lib, f));
+      fs.chmodSync(path.join(box.lib, f), 0o755);
+    }
+    const creds = (id: string, secretKey: string) => renderCredentialsFile(id, secretKey);
+    fs.writeFileSync(
+      path.join(box.etc, "secrets", "offsite-upload-aws"),
+      creds(s3.accessKeyId, s3.secretAccessKey),
+      {
+        mode: 0o600,
+      },
+    );
+    fs.writeFileSync(
+      path.join(box.etc, "secrets", "offsite-upload-wrong"),
+      creds("AKIAREVOKEDKEY", "WRONG-SECRET"),
+      {
+        mode: 0o600,
+      },
+    );
+  });
+
+  test("destination unreachable", async () => {
+    const dead = `https://127.0.0.1:${await freePortOf()}`;
+    await check({
+      ...up,
+      fault: "destination unreachable",
+      env: () => env({ endpoint: dead }),
+      good,
+      watched,
+      error: /cannot check|failed|Could not connect/,
+    });
+  });
+
+  test("wrong credentials", async () => {
+    await check({
+      ...up,
+      fault: "wrong credentials",
+      env: () => env({ credentials: path.join(box.etc, "secrets", "offsite-upload-wrong") }),
+      good,
+      watched,
+      error: /cannot check|failed|Forbidden|SignatureDoesNotMatch/,
     });
   });
 });
