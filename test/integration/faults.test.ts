@@ -23,6 +23,7 @@ import {
   type RunResult,
 } from "../harness/proc";
 import { startS3rver, type S3rverServer } from "../harness/s3rver";
+import { installProxmoxShims, type ProxmoxShims } from "../harness/proxmoxShims";
 import { startWebhookReceiver, type WebhookReceiver } from "../harness/webhook";
 import { createBackupUser, installScripts, seedSchema, type Install } from "./mariadb-fixture";
 
@@ -729,6 +730,100 @@ describe("offsite-upload", () => {
       good,
       watched,
       error: /cannot check|failed|Forbidden|SignatureDoesNotMatch/,
+    });
+  });
+});
+
+describe("proxmox and pbs (recording shims)", () => {
+  let shims: ProxmoxShims;
+  const withShims = () => ({ ...process.env, PATH: `${shims.bin}:${process.env.PATH ?? ""}` });
+
+  beforeAll(() => {
+    shims = installProxmoxShims(at("pve-tools"));
+    for (const [dir, f] of [
+      ["components/pbs/scripts", "pbs-guard.sh"],
+      ["components/pbs/scripts", "pbs-lib.sh"],
+      ["components/proxmox/scripts", "pve-snapshots.sh"],
+    ]) {
+      fs.copyFileSync(path.join(ROOT, dir, f), path.join(box.lib, f));
+      fs.chmodSync(path.join(box.lib, f), 0o755);
+    }
+  });
+
+  test("pbs guard: unmounted USB SSD", async () => {
+    const disk = at("pbs-disk");
+    const mnt = at("mnt/pbs-usb");
+    fs.mkdirSync(disk, { recursive: true });
+    fs.mkdirSync(mnt, { recursive: true });
+    runOk("mount", ["--bind", disk, mnt]);
+    mounts.push(mnt);
+    const store = `${mnt}/datastore`;
+    runOk(path.join(shims.bin, "proxmox-backup-manager"), [
+      "datastore",
+      "create",
+      "usb-ssd",
+      store,
+    ]);
+    fs.writeFileSync(`${store}/.chunks/0001`, randomBytes(4096));
+    const env = () =>
+      writeEnv("pbs-guard-usb-ssd", {
+        PBS_PREFIX: `env PATH=${shims.bin}:/usr/bin:/bin`,
+        PBS_DATASTORE: "usb-ssd",
+        PBS_PATH: store,
+        PBS_MOUNT: mnt,
+        PBS_UUID: "3f9c2a10-0000-4000-8000-usbssd000001",
+        PBS_MIN_FREE_PERCENT: 1,
+      });
+    try {
+      await check({
+        job: "pbs-guard-usb-ssd",
+        script: "pbs-guard.sh",
+        fault: "unmounted USB SSD",
+        env,
+        watched: () => [disk],
+        arrange: () => unmount(mnt),
+        restore: () => {
+          expect(fs.readdirSync(mnt)).toEqual([]);
+          runOk("mount", ["--bind", disk, mnt]);
+          mounts.push(mnt);
+        },
+        error: /is not mounted: datastore usb-ssd is offline/,
+      });
+      const ds = (shims.pbsState().datastores as Record<string, unknown>[])[0];
+      expect(ds["maintenance-mode"]).toBe("offline");
+    } finally {
+      unmount(mnt);
+    }
+  });
+
+  test("pve snapshots: a guest failing", async () => {
+    shims.addGuest("qemu", 100, ["before-upgrade"]);
+    const env = () =>
+      writeEnv("pve-snapshots", {
+        SNAP_NODE: "proxmox-srv",
+        SNAP_VMS: "100",
+        SNAP_CONTAINERS: "",
+        SNAP_KEEP: 3,
+      });
+    const snap = () => run(path.join(box.lib, "pve-snapshots.sh"), [env()], { env: withShims() });
+    await check({
+      job: "pve-snapshots",
+      script: "pve-snapshots.sh",
+      fault: "guest failing",
+      env,
+      watched: () => [path.join(shims.root, "state", "guests")],
+      good: () => {
+        const r = snap();
+        expect({ code: r.code, err: r.code ? r.stderr : "" }).toEqual({ code: 0, err: "" });
+        expect(shims.snapshots("qemu", 100)).toHaveLength(2);
+      },
+      arrange: async () => {
+        await new Promise((r) => setTimeout(r, 1100));
+        shims.failSnapshot("qm", 100, "VM 100 qmp command 'savevm-start' failed - disk full");
+      },
+      act: async () => snap(),
+      restore: () => shims.failSnapshot("qm", 100, undefined),
+      error: /100/,
     });
   });
 });
