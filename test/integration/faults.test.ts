@@ -11,7 +11,11 @@ import * as path from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { renderEnvFile } from "../../components/host/render";
 import { renderAlertEnv } from "../../components/monitoring/render";
-import { renderCredentialsFile } from "../../components/offsite/render";
+import {
+  authorizedKeyLine,
+  knownHostsLine,
+  renderCredentialsFile,
+} from "../../components/offsite/render";
 import { backupEnv, repositoryEnv } from "../../components/restic/render";
 import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
 import {
@@ -23,6 +27,7 @@ import {
   type RunResult,
 } from "../harness/proc";
 import { startS3rver, type S3rverServer } from "../harness/s3rver";
+import { startSshd, type Sshd } from "../harness/sshd";
 import { installProxmoxShims, type ProxmoxShims } from "../harness/proxmoxShims";
 import { startWebhookReceiver, type WebhookReceiver } from "../harness/webhook";
 import { createBackupUser, installScripts, seedSchema, type Install } from "./mariadb-fixture";
@@ -112,7 +117,7 @@ interface FaultCase {
   readonly env: () => string;
   /** Where the good backups are: their files must come out byte for byte unchanged. */
   readonly watched: () => string[];
-  /** New files allowed after the failed run (default: only *.partial). */
+  /** New files allowed after the failed run (default: only *.partial files or under *.partial/). */
   readonly allowNew?: (file: string) => boolean;
   /** Makes the good backup (default: one successful run of the job). */
   readonly good?: () => void;
@@ -157,7 +162,7 @@ async function check(c: FaultCase): Promise<void> {
     for (const [file, sha] of before) expect({ file, sha: after.get(file) }).toEqual({ file, sha });
     const fresh = [...after.keys()].filter((f) => !before.has(f));
     const allowed = c.allowNew ?? (() => false);
-    expect(fresh.filter((f) => !/partial$/.test(f) && !allowed(f))).toEqual([]);
+    expect(fresh.filter((f) => !/partial(\/|$)/.test(f) && !allowed(f))).toEqual([]);
     const why = String(s.error).replaceAll(root, "<sandbox>").slice(0, 80);
     outcome = `exit ${r.code}, failed, alerted, good intact: ${why}`;
   } catch (e) {
@@ -317,7 +322,7 @@ describe("mariadb-full", () => {
           filler = fill(disk, 64);
         },
         restore: () => fs.rmSync(filler, { force: true }),
-        error: /exited with|No space|failed/,
+        error: /small-disk\/mariadb is full \(\d+ KiB free\)$/,
       });
     } finally {
       unmount(disk);
@@ -381,7 +386,7 @@ describe("mariadb-binlogs", () => {
           fs.rmSync(filler, { force: true });
           server.sql(`DROP TABLE ${DB}.bulk`);
         },
-        error: /cp .*exited with 1|No space/,
+        error: /small-binlog-disk\/binlogs is full \(\d+ KiB free\)$/,
       });
     } finally {
       unmount(disk);
@@ -824,6 +829,105 @@ describe("proxmox and pbs (recording shims)", () => {
       act: async () => snap(),
       restore: () => shims.failSnapshot("qm", 100, undefined),
       error: /100/,
+    });
+  });
+});
+
+describe("nas-sync", () => {
+  let sshd: Sshd;
+  let nasRoot: string;
+  let nasDisk: string;
+  let port: number;
+  const sync = { job: "nas-sync", script: "nas-sync.sh" };
+  const env = (o: { port?: number } = {}) =>
+    writeEnv("nas-sync", {
+      NAS_USER: "root",
+      NAS_ADDRESS: "127.0.0.1",
+      NAS_PORT: o.port ?? port,
+      NAS_PATH: nasRoot,
+      NAS_KEY: path.join(box.etc, "secrets", "nas-sync_ed25519"),
+      NAS_KNOWN_HOSTS: path.join(box.etc, "nas-sync.known_hosts"),
+      NAS_SOURCES: `${at("backups/mariadb")} ${at("backups/binlogs")}`,
+      NAS_TIMEOUT: 120,
+    });
+  const watched = () => [nasRoot];
+  const good = () => {
+    const r = runJob({ ...sync, env: () => env() });
+    expect({ code: r.code, err: r.code ? r.stderr : "" }).toEqual({ code: 0, err: "" });
+  };
+
+  beforeAll(async () => {
+    sshd = await startSshd();
+    port = sshd.port;
+    nasDisk = at("nas-disk");
+    mountTmpfs(nasDisk, "300m");
+    nasRoot = `${nasDisk}/backups/atlastech`;
+    for (const d of ["backups/mariadb", "backups/binlogs"])
+      fs.mkdirSync(at(d), { recursive: true });
+    fs.writeFileSync(at("backups/binlogs/README"), "shipped binlogs\n");
+    fs.mkdirSync(nasRoot, { recursive: true });
+    const receiver = at("nas-home/nas-receive.sh");
+    fs.mkdirSync(path.dirname(receiver), { recursive: true });
+    fs.copyFileSync(path.join(ROOT, "components/offsite/scripts/nas-receive.sh"), receiver);
+    fs.chmodSync(receiver, 0o755);
+    fs.copyFileSync(
+      path.join(ROOT, "components/offsite/scripts/nas-sync.sh"),
+      path.join(box.lib, "nas-sync.sh"),
+    );
+    fs.chmodSync(path.join(box.lib, "nas-sync.sh"), 0o755);
+    const key = path.join(box.etc, "secrets", "nas-sync_ed25519");
+    runOk("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key]);
+    const line = authorizedKeyLine({
+      receiver,
+      path: nasRoot,
+      keep: 5,
+      minAgeMinutes: 0,
+      publicKey: fs.readFileSync(`${key}.pub`, "utf8"),
+      sourceHost: "db",
+    });
+    fs.appendFileSync(path.join(sshd.dir, "authorized_keys"), `${line}\n`);
+    const hostKey = fs.readFileSync(path.join(sshd.dir, "host_ed25519.pub"), "utf8");
+    fs.writeFileSync(
+      path.join(box.etc, "nas-sync.known_hosts"),
+      `${knownHostsLine("127.0.0.1", port, hostKey)}\n`,
+    );
+  }, 60_000);
+
+  afterAll(async () => {
+    await sshd?.stop();
+  });
+
+  test("destination unreachable", async () => {
+    const dead = await freePortOf();
+    await check({
+      ...sync,
+      fault: "destination unreachable",
+      env: () => env({ port: dead }),
+      good,
+      watched,
+      error: /NAS|ssh|refused/i,
+    });
+  });
+
+  test("disk full on the NAS", async () => {
+    const big = at("backups/mariadb/big-upload.bin");
+    let filler = "";
+    await check({
+      ...sync,
+      fault: "disk full (NAS)",
+      env: () => env(),
+      good,
+      watched,
+      arrange: async () => {
+        await new Promise((r) => setTimeout(r, 1100));
+        runOk("dd", ["if=/dev/urandom", `of=${big}`, "bs=1M", "count=8", "status=none"]);
+        filler = fill(nasDisk, 1024);
+      },
+      restore: () => {
+        fs.rmSync(big, { force: true });
+        fs.rmSync(filler, { force: true });
+      },
+      error: /rsync to the NAS exited/,
     });
   });
 });
