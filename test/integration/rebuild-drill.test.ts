@@ -140,12 +140,20 @@ test("a brand-new host rebuilt from the stack restores the lost host's database 
   ) as { tables: Record<string, number> };
   expect(Object.keys(manifest.tables)).not.toContain(`${DB}.factures`);
   expect(fs.readdirSync(boxB.at("backups/binlogs")).length).toBeGreaterThan(0);
+  // B ran a while before the restore: its own binlogs carry the same names as A's and go past
+  // them. They belong to another history and must not be replayed after A's.
+  b.sql(
+    "CREATE DATABASE only_on_b; CREATE TABLE only_on_b.t (id INT); INSERT INTO only_on_b.t VALUES (1)",
+  );
+  for (let i = 0; i < 8; i++) b.sql("FLUSH BINARY LOGS");
+  b.sql("INSERT INTO only_on_b.t VALUES (2)");
   const target = boxB.at("restored");
   const until = new Date(Date.now() + 60_000).toISOString().slice(0, 19).replace("T", " ");
   entry(boxB, "mariadb-pitr", ["--until", until, "--tz", "UTC", "--target-datadir", target]);
   const restored = await startOn(target);
   try {
     expect(state(restored.sql)).toEqual(before);
+    expect(restored.sql("SHOW DATABASES LIKE 'only_on_b'").trim()).toBe("");
     expect(restored.sql(`SHOW TRIGGERS FROM ${DB}`)).toContain("commandes_total");
     expect(restored.sql(`SHOW CREATE VIEW ${DB}.v_employes`)).toContain("v_employes");
   } finally {
