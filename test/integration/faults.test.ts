@@ -309,6 +309,42 @@ describe("mariadb-full", () => {
   // freshness check (last_success too old) is what alerts then.
   test.todo("job SIGKILLed: the monitor's freshness check alerts (no status from the job itself)");
 
+  test("job SIGKILLed: nothing that looks complete is left, and the next run clears the leftovers", async () => {
+    const dir = at("backups/mariadb");
+    const good = fingerprints([dir]);
+    server.sql(
+      "CREATE TABLE atlastech_db.journal (id INT PRIMARY KEY, msg VARCHAR(255));" +
+        "INSERT INTO atlastech_db.journal SELECT seq, REPEAT(MD5(seq), 7) FROM seq_1_to_300000;",
+      DB,
+    );
+    try {
+      const job = runAsync(path.join(box.lib, "mariadb-full.sh"), [env()]);
+      await waitFor(
+        "mariadb-dump to start",
+        () => run("pgrep", ["-f", `mariadb-dump --defaults-extra-file=${root}/`]).code === 0,
+      );
+      job.kill("SIGKILL");
+      expect((await job.done).code).not.toBe(0);
+      await waitFor(
+        "the orphaned dump to end",
+        () => run("pgrep", ["-f", `mariadb-dump --defaults-extra-file=${root}/`]).code !== 0,
+      );
+      const left = [...fingerprints([dir]).keys()].filter((f) => !good.has(f));
+      expect(left.filter((f) => !/(partial|\/\.b321-full\.[^/]+\/.*)$/.test(f))).toEqual([]);
+      expect(runJob({ script: "mariadb-full.sh", env }).code).toBe(0);
+      expect(
+        fs.readdirSync(dir).filter((f) => f.includes("partial") || f.startsWith(".b321")),
+      ).toEqual([]);
+      // The good fulls still there (retention keeps the newest ones) are byte for byte unchanged.
+      const now = fingerprints([dir]);
+      for (const [file, sha] of good) {
+        if (now.has(file)) expect({ file, sha: now.get(file) }).toEqual({ file, sha });
+      }
+    } finally {
+      server.sql("DROP TABLE atlastech_db.journal");
+    }
+  });
+
   test("disk full", async () => {
     const disk = at("small-disk");
     mountTmpfs(disk, "16m");
