@@ -88,7 +88,10 @@ export async function startMariaDb(opts: MariaDbOptions = {}): Promise<MariaDbSe
     const p = proc;
     if (!p || p.exitCode !== null) return;
     p.kill("SIGTERM");
+    // A server that has not shut down after a minute is killed: a test must never hang here.
+    const hard = setTimeout(() => p.kill("SIGKILL"), 60_000);
     await new Promise((r) => (p.exitCode !== null ? r(null) : p.once("exit", r)));
+    clearTimeout(hard);
   };
   await start();
   return {

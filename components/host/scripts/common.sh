@@ -14,6 +14,7 @@ B321_STARTED=""
 B321_START_EPOCH=0
 declare -A B321_FIELDS=()
 B321_CLEANUP=()
+B321_SPACE_DIRS=()
 
 b321_log() {
   local msg="$*"
@@ -135,6 +136,20 @@ b321_run_cleanup() {
   B321_CLEANUP=()
 }
 
+# b321_watch_space DIR: when the run fails, a full file system under DIR is named in the error
+# (a failed write only says "exited with 1"; the alert should say the disk is full).
+b321_watch_space() {
+  B321_SPACE_DIRS+=("$1")
+}
+
+b321_full_dirs() {
+  local dir avail
+  for dir in "${B321_SPACE_DIRS[@]}"; do
+    avail=$(df -Pk -- "$dir" 2>/dev/null | awk 'NR == 2 { print $4 }') || continue
+    [ -z "$avail" ] || [ "$avail" -ge 1024 ] || printf '; %s is full (%s KiB free)' "$dir" "$avail"
+  done
+}
+
 b321_on_exit() {
   local rc=$? result=success
   trap - EXIT
@@ -142,6 +157,7 @@ b321_on_exit() {
   if [ "$rc" -ne 0 ]; then
     result=failed
     [ -n "$B321_ERROR" ] || B321_ERROR="exited with code $rc"
+    B321_ERROR+=$(b321_full_dirs)
   elif [ -n "$B321_WARNING" ]; then
     result=warning
   fi

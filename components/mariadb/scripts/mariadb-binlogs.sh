@@ -68,6 +68,7 @@ main() {
   b321_cleanup binlogs_cleanup
   mdb_require_server
   install -d -m 0700 -- "$DEST"
+  b321_watch_space "$DEST"
   # Flush first: every binlog but the new active one is then closed and safe to copy.
   mdb_sql "FLUSH BINARY LOGS" || b321_fail "FLUSH BINARY LOGS failed"
   local -a logs

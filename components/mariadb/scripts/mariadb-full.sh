@@ -167,6 +167,10 @@ main() {
   b321_cleanup full_cleanup
   mdb_require_server
   install -d -m 0700 -- "$MARIADB_BACKUP_DIR"
+  b321_watch_space "$MARIADB_BACKUP_DIR"
+  # Leftovers of a run killed without its trap (kill -9, OOM killer): ours, since we hold the lock.
+  rm -rf -- "$MARIADB_BACKUP_DIR"/*.partial "$MARIADB_BACKUP_DIR"/*.partial.manifest.json \
+    "$MARIADB_BACKUP_DIR"/.b321-full.*
   local ext cext stamp name final started t0 t1 consistent raw bfile bpos gtid sha bytes
   case $MARIADB_METHOD in
     physical) ext=xb ;;

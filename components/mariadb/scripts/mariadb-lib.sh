@@ -245,15 +245,29 @@ mdb_load_dump() {
 # mdb_binlogs_from FIRST_FILE [LAST_FILE]: absolute paths of the binlogs to replay, in order, from
 # the shipped copies and, for files not shipped yet, the server's own binlog directory (read only).
 # Fails on a gap: replaying past a missing binlog would silently lose changes.
+# The server's own binlogs are used only when they continue the shipped history: its copy of the
+# newest shipped binlog has the same sha256. On a host rebuilt after a loss, the new server's
+# binlogs carry the same names but another history, and must never be replayed after the old ones.
 mdb_binlogs_from() {
-  local first=$1 last=${2:-} base dir name seq prev="" f
+  local first=$1 last=${2:-} base dir name seq prev="" f newest="" candidates=()
   base=${MARIADB_BINLOG_BASENAME##*/}
   dir=${MARIADB_BINLOG_BASENAME%/*}
   local first_seq last_seq=999999999
   first_seq=$(mdb_binlog_seq "$first")
   [ -z "$last" ] || last_seq=$(mdb_binlog_seq "$last")
+  for f in "$MARIADB_BINLOG_BACKUP_DIR/$base".[0-9]*; do
+    [[ -f $f && ${f##*/} =~ ^.+\.[0-9]+$ ]] || continue
+    [ -n "$newest" ] && [ "$(mdb_binlog_seq "${f##*/}")" -le "$(mdb_binlog_seq "${newest##*/}")" ] ||
+      newest=$f
+  done
+  if [ -z "$newest" ] || { [ -f "$dir/${newest##*/}" ] && [ -f "$newest.sha256" ] &&
+    [ "$(b321_sha256 "$dir/${newest##*/}")" = "$(cut -d' ' -f1 -- "$newest.sha256")" ]; }; then
+    candidates=("$dir/$base".[0-9]*)
+  else
+    b321_log "the server's binlogs in $dir do not continue the shipped ones (${newest##*/} differs or is gone): replaying shipped copies only"
+  fi
   {
-    for f in "$MARIADB_BINLOG_BACKUP_DIR/$base".[0-9]* "$dir/$base".[0-9]*; do
+    for f in "$MARIADB_BINLOG_BACKUP_DIR/$base".[0-9]* "${candidates[@]}"; do
       [ -f "$f" ] || continue
       name=${f##*/}
       [[ $name =~ ^.+\.[0-9]+$ ]] || continue
