@@ -1,8 +1,8 @@
 // Cross-checks of the Proxmox VE and PBS sections: schedules PVE can run, retention that the
 // datastore's own prune does not undercut, datastores that vanish with their disk.
 import type { Check, Problem } from "./checks";
-import type { RetentionPolicy } from "./primitives";
-import { calendarProblem, keepOptions } from "../components/proxmox/render";
+import { keepOptions, type RetentionPolicy } from "./primitives";
+import { calendarProblem } from "./calendar";
 
 /** A datastore on a disk lives strictly below its mount point: unplugged, the path is gone, never on /. */
 const datastoreOnItsDisk: Check = (site) =>

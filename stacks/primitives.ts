@@ -62,3 +62,16 @@ export const retentionPolicy = z
   });
 
 export type RetentionPolicy = z.infer<typeof retentionPolicy>;
+
+/** The keep-* options of a retention tier in PBS/PVE order, as [option, count] pairs. */
+export function keepOptions(policy: RetentionPolicy): [string, number][] {
+  const order: [keyof RetentionPolicy, string][] = [
+    ["keepLast", "keep-last"],
+    ["keepHourly", "keep-hourly"],
+    ["keepDaily", "keep-daily"],
+    ["keepWeekly", "keep-weekly"],
+    ["keepMonthly", "keep-monthly"],
+    ["keepYearly", "keep-yearly"],
+  ];
+  return order.flatMap(([k, opt]) => (policy[k] === undefined ? [] : [[opt, policy[k]]]));
+}

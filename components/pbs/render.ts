@@ -1,6 +1,6 @@
 // Pure functions for the PBS side: the variables of each datastore's env file, token names, and
 // the proxmox-backup-manager command line behind the configured prefix.
-import { keepOptions } from "../proxmox/render";
+import { keepOptions } from "../../stacks/primitives";
 import { shq } from "../host/render";
 import type { RetentionPolicy } from "../../stacks/primitives";
 

@@ -7,14 +7,9 @@ import * as random from "@pulumi/random";
 import * as proxmoxve from "@muhlba91/pulumi-proxmoxve";
 import { Host, RemoteFile, ScheduledJob, readScript } from "../host";
 import { asRoot, shq } from "../host/render";
+import { cronToCalendarEvent } from "../../stacks/calendar";
 import type { RetentionPolicy } from "../../stacks/primitives";
-import {
-  cronToCalendarEvent,
-  pbsKeyFile,
-  pbsStorageId,
-  pruneBackups,
-  pveKeyFilePath,
-} from "./render";
+import { pbsKeyFile, pbsStorageId, pruneBackups, pveKeyFilePath } from "./render";
 
 export interface PbsStorageSpec {
   /** PBS datastore name; the PVE storage id is pbs-<datastore>. */

@@ -1,14 +1,9 @@
 // Pure functions of the Proxmox VE and PBS components, and the cross-checks of their model.
 import { readStackFile } from "../../infra/stackFile";
 import { parseSite, SiteError } from "../../stacks/load";
-import {
-  calendarProblem,
-  cronToCalendarEvent,
-  keepOptions,
-  pbsKeyFile,
-  pruneBackups,
-  pveKeyFilePath,
-} from "../../components/proxmox/render";
+import { calendarProblem, cronToCalendarEvent } from "../../stacks/calendar";
+import { keepOptions } from "../../stacks/primitives";
+import { pbsKeyFile, pruneBackups, pveKeyFilePath } from "../../components/proxmox/render";
 import { datastoreEnv, keepList, tokenId } from "../../components/pbs/render";
 
 describe("cron to PVE calendar events", () => {
