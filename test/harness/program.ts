@@ -3,6 +3,10 @@
 import { reveal, settle, startMockRuntime, type Registration } from "../../infra/mockRuntime";
 import type { Sshd } from "./sshd";
 import type { RunResult } from "./proc";
+import { hostPaths, type HostPaths } from "../../stacks/model/hosts";
+
+/** The host layout of DESIGN.md, as the site model's defaults give it. */
+export const defaultPaths: HostPaths = hostPaths.parse({});
 
 export {
   reveal,

@@ -7,6 +7,7 @@ import {
   isSecretValue,
   reveal,
   type Registration,
+  defaultPaths,
 } from "../harness/program";
 import { shq } from "../../components/host/render";
 import { renderDropUserSql } from "../../components/mariadb/render";
@@ -22,13 +23,7 @@ beforeAll(async () => {
       hostName: "db-srv",
       address: "192.168.10.25",
       privateKey: pulumi.secret("key"),
-      paths: {
-        etc: "/etc/backup321",
-        lib: "/usr/local/lib/backup321",
-        sbin: "/usr/local/sbin",
-        state: "/var/lib/backup321",
-        cron: "/etc/cron.d",
-      },
+      paths: defaultPaths,
     });
     new MariaDbBackup("mdb", {
       host,

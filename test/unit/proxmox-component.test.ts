@@ -1,7 +1,13 @@
 // ProxmoxBackups on its own: guest lists become vmids, any tier maps to prune-backups, plain
 // inputs that are secrets become secret.
 import * as pulumi from "@pulumi/pulumi";
-import { isSecretValue, reveal, runMocked, type Registration } from "../harness/program";
+import {
+  isSecretValue,
+  reveal,
+  runMocked,
+  type Registration,
+  defaultPaths,
+} from "../harness/program";
 
 let recorded: Registration[];
 
@@ -13,13 +19,7 @@ beforeAll(async () => {
       hostName: "pve",
       address: "10.0.0.1",
       privateKey: pulumi.secret("key"),
-      paths: {
-        etc: "/etc/backup321",
-        lib: "/usr/local/lib/backup321",
-        sbin: "/usr/local/sbin",
-        state: "/var/lib/backup321",
-        cron: "/etc/cron.d",
-      },
+      paths: defaultPaths,
     });
     new ProxmoxBackups("pve", {
       host,
