@@ -2,6 +2,7 @@
 // register over real SSH.
 import { reveal, settle, startMockRuntime, type Registration } from "../../infra/mockRuntime";
 import type { Sshd } from "./sshd";
+import type { Host } from "../../components/host";
 import type { RunResult } from "./proc";
 import { hostPaths, type HostPaths } from "../../stacks/model/hosts";
 
@@ -80,5 +81,28 @@ export function applyDeletes(sshd: Sshd, steps: readonly RemoteStep[]): RunResul
     const r = sshd.exec(s.delete);
     if (r.code !== 0) throw new Error(`delete of ${s.name} failed (${r.code}):\n${r.stderr}`);
     return r;
+  });
+}
+
+/**
+ * A Host reached over the test's sshd on 127.0.0.1, laid out in a sandbox. Call it inside
+ * runMocked's build: the component module is loaded only then, after the mocks are set.
+ */
+export async function sandboxHost(
+  name: string,
+  hostName: string,
+  sshd: Sshd,
+  paths: HostPaths,
+  extra: { timezone?: string } = {},
+): Promise<Host> {
+  const pulumi = await import("@pulumi/pulumi");
+  const { Host: HostClass } = await import("../../components/host");
+  return new HostClass(name, {
+    hostName,
+    address: "127.0.0.1",
+    port: sshd.port,
+    privateKey: pulumi.secret(sshd.privateKey),
+    paths,
+    ...extra,
   });
 }

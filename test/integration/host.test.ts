@@ -10,6 +10,7 @@ import {
   remoteSteps,
   runMocked,
   type RemoteStep,
+  sandboxHost,
 } from "../harness/program";
 import { run } from "../harness/proc";
 
@@ -28,14 +29,8 @@ beforeAll(async () => {
   sshd = await startSshd();
   box = makeSandbox();
   const recorded = await runMocked(async () => {
-    const { Host, RemoteFile, ScheduledJob } = await import("../../components/host");
-    const host = new Host("h", {
-      hostName: "sandbox",
-      address: "127.0.0.1",
-      port: sshd.port,
-      privateKey: pulumi.secret(sshd.privateKey),
-      paths: box.paths,
-    });
+    const { RemoteFile, ScheduledJob } = await import("../../components/host");
+    const host = await sandboxHost("h", "sandbox", sshd, box.paths);
     new RemoteFile("plain", { host, path: `${box.root}/opt/app/config.txt`, content: "hello\n" });
     new RemoteFile("key", {
       host,

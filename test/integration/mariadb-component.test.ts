@@ -3,7 +3,6 @@
 // server), the installed jobs run, a password rotation moves user and file together, delete drops
 // the user.
 import * as fs from "node:fs";
-import * as pulumi from "@pulumi/pulumi";
 import { startSshd, type Sshd } from "../harness/sshd";
 import { makeSandbox, type Sandbox } from "../harness/sandbox";
 import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
@@ -13,6 +12,7 @@ import {
   remoteSteps,
   runMocked,
   type RemoteStep,
+  sandboxHost,
 } from "../harness/program";
 import { run } from "../harness/proc";
 import { seedSchema, tableCounts } from "./mariadb-fixture";
@@ -42,16 +42,9 @@ beforeAll(async () => {
   server = await startMariaDb();
   server.sql(seedSchema(DB));
   const recorded = await runMocked(async () => {
-    const { Host } = await import("../../components/host");
     const { MariaDbBackup } = await import("../../components/mariadb");
     const { mariadb } = await import("../../stacks/model/mariadb");
-    const host = new Host("db", {
-      hostName: "db-srv",
-      address: "127.0.0.1",
-      port: sshd.port,
-      privateKey: pulumi.secret(sshd.privateKey),
-      paths: box.paths,
-    });
+    const host = await sandboxHost("db", "db-srv", sshd, box.paths);
     new MariaDbBackup("mdb", {
       host,
       siteName: "atlastech",

@@ -14,6 +14,7 @@ import {
   remoteSteps,
   runMocked,
   type RemoteStep,
+  sandboxHost,
 } from "../harness/program";
 import { spawn } from "node:child_process";
 import { freePort, runAsync, runOk, waitFor, type RunResult } from "../harness/proc";
@@ -84,16 +85,9 @@ beforeAll(async () => {
     textfileDir: box.at("textfile"),
   };
   const recorded = await runMocked(async () => {
-    const { Host, ScheduledJob } = await import("../../components/host");
+    const { ScheduledJob } = await import("../../components/host");
     const { Monitor } = await import("../../components/monitoring");
-    const host = new Host("h", {
-      hostName: "sandbox",
-      address: "127.0.0.1",
-      port: sshd.port,
-      privateKey: pulumi.secret(sshd.privateKey),
-      paths: box.paths,
-      timezone: "UTC",
-    });
+    const host = await sandboxHost("h", "sandbox", sshd, box.paths, { timezone: "UTC" });
     // Two jobs of "other components": the monitor knows them only through their registry entries.
     for (const [job, schedule] of [
       ["demo-daily", "0 3 * * *"],

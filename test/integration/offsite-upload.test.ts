@@ -14,6 +14,7 @@ import {
   remoteSteps,
   runMocked,
   type RemoteStep,
+  sandboxHost,
 } from "../harness/program";
 import { run, runOk, type RunResult } from "../harness/proc";
 import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
@@ -170,15 +171,8 @@ beforeAll(async () => {
     { mode: 0o755 },
   );
   const recorded = await runMocked(async () => {
-    const { Host } = await import("../../components/host");
     const { DumpUpload } = await import("../../components/offsite");
-    const host = new Host("db", {
-      hostName: "db",
-      address: "127.0.0.1",
-      port: sshd.port,
-      privateKey: pulumi.secret(sshd.privateKey),
-      paths: box.paths,
-    });
+    const host = await sandboxHost("db", "db", sshd, box.paths);
     new DumpUpload("upload", {
       host,
       bucket: BUCKET,

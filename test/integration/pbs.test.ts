@@ -4,10 +4,15 @@
 // set up on an unmounted disk, the guard taking it offline and alerting, and a destroy that keeps
 // the chunk store.
 import * as fs from "node:fs";
-import * as pulumi from "@pulumi/pulumi";
 import { startSshd, type Sshd } from "../harness/sshd";
 import { makeSandbox, type Sandbox } from "../harness/sandbox";
-import { applyDeletes, remoteSteps, runMocked, type RemoteStep } from "../harness/program";
+import {
+  applyDeletes,
+  remoteSteps,
+  runMocked,
+  type RemoteStep,
+  sandboxHost,
+} from "../harness/program";
 import { installProxmoxShims, type ProxmoxShims } from "../harness/proxmoxShims";
 import { run, runOk } from "../harness/proc";
 
@@ -64,15 +69,8 @@ beforeAll(async () => {
   fs.mkdirSync(mnt, { recursive: true });
   fs.mkdirSync(disk, { recursive: true });
   const recorded = await runMocked(async () => {
-    const { Host } = await import("../../components/host");
     const { ProxmoxBackupServer } = await import("../../components/pbs");
-    const host = new Host("h", {
-      hostName: "docker-srv",
-      address: "127.0.0.1",
-      port: sshd.port,
-      privateKey: pulumi.secret(sshd.privateKey),
-      paths: box.paths,
-    });
+    const host = await sandboxHost("h", "docker-srv", sshd, box.paths);
     new ProxmoxBackupServer("pbs", {
       host,
       // What "docker exec pbs" is in production: the way into PBS's own PATH.

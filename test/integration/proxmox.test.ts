@@ -13,6 +13,7 @@ import {
   runMocked,
   type Registration,
   type RemoteStep,
+  sandboxHost,
 } from "../harness/program";
 import { installProxmoxShims, type ProxmoxShims } from "../harness/proxmoxShims";
 
@@ -31,15 +32,8 @@ beforeAll(async () => {
   shims = installProxmoxShims(box.at("pve-tools"));
   pveDir = box.at("etc/pve");
   recorded = await runMocked(async () => {
-    const { Host } = await import("../../components/host");
     const { ProxmoxBackups } = await import("../../components/proxmox");
-    const host = new Host("h", {
-      hostName: "proxmox-srv",
-      address: "127.0.0.1",
-      port: sshd.port,
-      privateKey: pulumi.secret(sshd.privateKey),
-      paths: box.paths,
-    });
+    const host = await sandboxHost("h", "proxmox-srv", sshd, box.paths);
     new ProxmoxBackups("pve", {
       host,
       endpoint: "https://127.0.0.1:8006/",

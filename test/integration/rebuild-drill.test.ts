@@ -6,11 +6,16 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import * as pulumi from "@pulumi/pulumi";
 import { startSshd, type Sshd } from "../harness/sshd";
 import { makeSandbox, type Sandbox } from "../harness/sandbox";
 import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
-import { applyCreates, remoteSteps, runMocked, type Registration } from "../harness/program";
+import {
+  applyCreates,
+  remoteSteps,
+  runMocked,
+  type Registration,
+  sandboxHost,
+} from "../harness/program";
 import { run, runOk } from "../harness/proc";
 import { seedSchema, startOn, tableCounts } from "./mariadb-fixture";
 
@@ -22,16 +27,9 @@ const servers: MariaDbServer[] = [];
 /** The MariaDB component for one host of the stack, as a mock run of `pulumi up` registers it. */
 async function componentFor(box: Sandbox, server: MariaDbServer): Promise<Registration[]> {
   return runMocked(async () => {
-    const { Host } = await import("../../components/host");
     const { MariaDbBackup } = await import("../../components/mariadb");
     const { mariadb } = await import("../../stacks/model/mariadb");
-    const host = new Host("db", {
-      hostName: "db-srv",
-      address: "127.0.0.1",
-      port: sshd.port,
-      privateKey: pulumi.secret(sshd.privateKey),
-      paths: box.paths,
-    });
+    const host = await sandboxHost("db", "db-srv", sshd, box.paths);
     new MariaDbBackup("mdb", {
       host,
       siteName: "atlastech",

@@ -15,6 +15,7 @@ import {
   remoteSteps,
   runMocked,
   type RemoteStep,
+  sandboxHost,
 } from "../harness/program";
 import { run, runOk, waitFor, type RunResult } from "../harness/proc";
 
@@ -97,15 +98,8 @@ beforeAll(async () => {
   fs.writeFileSync(alerts, `#!/bin/bash\necho "$1 $2 $3" >> ${alerts}.log\n`, { mode: 0o755 });
   const caPem = fs.readFileSync(s3.caFile, "utf8");
   const recorded = await runMocked(async () => {
-    const { Host } = await import("../../components/host");
     const { ResticScripts, ResticRepository } = await import("../../components/restic");
-    const host = new Host("h", {
-      hostName: HOST_TAG,
-      address: "127.0.0.1",
-      port: sshd.port,
-      privateKey: pulumi.secret(sshd.privateKey),
-      paths: box.paths,
-    });
+    const host = await sandboxHost("h", HOST_TAG, sshd, box.paths);
     const scripts = new ResticScripts("restic-h", { host });
     const usb = new ResticRepository("usb", {
       scripts,
