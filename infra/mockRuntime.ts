@@ -12,9 +12,38 @@ export interface Registration {
   readonly custom: boolean;
   /** Inputs as the engine received them; secret values are still wrapped (see isSecretValue). */
   readonly inputs: Record<string, unknown>;
-  /** The `protect` option the engine received. */
-  readonly protect: boolean;
+  /** The resource options the engine received (what decides replacements, deletes and secrets). */
+  readonly options: RegisteredOptions;
 }
+
+/**
+ * Resource options as they reach the engine: after the SDK's own additions (@pulumi/command adds
+ * `triggers[*]` to replaceOnChanges) and inheritance (protect comes from the parent when unset).
+ */
+export interface RegisteredOptions {
+  readonly protect: boolean;
+  readonly retainOnDelete: boolean;
+  readonly deleteBeforeReplace: boolean;
+  readonly replaceOnChanges: readonly string[];
+  readonly ignoreChanges: readonly string[];
+  readonly additionalSecretOutputs: readonly string[];
+  /**
+   * URNs of the resources this one waits for: its dependsOn (a component stands for its custom
+   * resources) and the resources its inputs came from. Sorted.
+   */
+  readonly dependsOn: readonly string[];
+}
+
+/** Options of a resource registered without any (what mocks.newResource alone would give). */
+const NO_OPTIONS: RegisteredOptions = {
+  protect: false,
+  retainOnDelete: false,
+  deleteBeforeReplace: false,
+  replaceOnChanges: [],
+  ignoreChanges: [],
+  additionalSecretOutputs: [],
+  dependsOn: [],
+};
 
 const SIG = pulumi.runtime.specialSigKey;
 const SECRET = pulumi.runtime.specialSecretSig;
@@ -111,12 +140,13 @@ export interface MockRunOptions {
   readonly preview?: boolean;
 }
 
-// Where each registration sits in the tree, captured from the monitor's requests.
-const seen = new Map<string, { urn: string; parent: string; protect: boolean }>();
+// Where each registration sits in the tree and its options, captured from the monitor's requests.
+const seen = new Map<string, { urn: string; parent: string; options: RegisteredOptions }>();
 
 /**
  * Sets the mocks and config, then returns the recorder. Load the program (require) only after this.
- * Parents are captured from the monitor's requests, which mocks.newResource does not see.
+ * Parents and resource options are captured from the monitor's requests, which mocks.newResource
+ * does not see.
  */
 export function startMockRuntime(opts: MockRunOptions): Registration[] {
   const recorded: Registration[] = [];
@@ -130,11 +160,18 @@ export function startMockRuntime(opts: MockRunOptions): Registration[] {
   seen.clear();
   const original = MockMonitor.prototype.registerResource;
   if (!original.__b321) {
+    // The getters of RegisterResourceRequest (@pulumi/pulumi/proto/resource_pb.d.ts) read here.
     type Req = {
       getType(): string;
       getName(): string;
       getParent(): string;
       getProtect(): boolean | undefined;
+      getRetainondelete(): boolean | undefined;
+      getDeletebeforereplace(): boolean;
+      getReplaceonchangesList(): string[];
+      getIgnorechangesList(): string[];
+      getAdditionalsecretoutputsList(): string[];
+      getDependenciesList(): string[];
     };
     type Monitor = { newUrn(parent: string, type: string, name: string): string };
     const wrapped = function (this: Monitor, req: Req, cb: unknown) {
@@ -142,7 +179,15 @@ export function startMockRuntime(opts: MockRunOptions): Registration[] {
       seen.set(`${req.getType()}::${req.getName()}`, {
         urn,
         parent: req.getParent(),
-        protect: req.getProtect() ?? false,
+        options: {
+          protect: req.getProtect() ?? false,
+          retainOnDelete: req.getRetainondelete() ?? false,
+          deleteBeforeReplace: req.getDeletebeforereplace(),
+          replaceOnChanges: [...req.getReplaceonchangesList()],
+          ignoreChanges: [...req.getIgnorechangesList()],
+          additionalSecretOutputs: [...req.getAdditionalsecretoutputsList()],
+          dependsOn: [...new Set(req.getDependenciesList())].sort(),
+        },
       });
       return original.call(this, req, cb);
     };
@@ -161,7 +206,7 @@ export function startMockRuntime(opts: MockRunOptions): Registration[] {
           parent: where?.parent || undefined,
           custom: args.custom ?? true,
           inputs: args.inputs,
-          protect: where?.protect ?? false,
+          options: where?.options ?? NO_OPTIONS,
         });
         return {
           id: `mocked::${args.type}::${args.name}`,

@@ -1,5 +1,6 @@
 // Offline plan: `npm run plan -- --stack <name>`. Runs the real program under Pulumi's mock runtime
-// with the stack's config and writes out/<stack>/plan.json, out/<stack>/hosts/<host>/<path> for
+// with the stack's config and writes out/<stack>/plan.json (each resource's type, name, parent,
+// resource options and redacted inputs), out/<stack>/hosts/<host>/<path> for
 // every file that would be pushed, and a short summary. Needs no cloud, Proxmox or Pulumi CLI.
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -63,6 +64,29 @@ export function pushedFiles(recorded: readonly Registration[]): PushedFile[] {
   });
 }
 
+/** The resource name a URN ends with. */
+function urnName(urn: string): string {
+  return urn.slice(urn.lastIndexOf("::") + 2);
+}
+
+/**
+ * A resource's options as plan.json shows them: only those set (no false, no empty list), and
+ * dependsOn as sorted resource names instead of URNs.
+ */
+export function planOptions(r: Registration): Record<string, unknown> {
+  const o = r.options;
+  const out: Record<string, unknown> = {};
+  if (o.protect) out.protect = true;
+  if (o.retainOnDelete) out.retainOnDelete = true;
+  if (o.deleteBeforeReplace) out.deleteBeforeReplace = true;
+  if (o.replaceOnChanges.length > 0) out.replaceOnChanges = o.replaceOnChanges;
+  if (o.ignoreChanges.length > 0) out.ignoreChanges = o.ignoreChanges;
+  if (o.additionalSecretOutputs.length > 0) out.additionalSecretOutputs = o.additionalSecretOutputs;
+  if (o.dependsOn.length > 0)
+    out.dependsOn = [...new Set(o.dependsOn.map(urnName))].sort((a, b) => a.localeCompare(b));
+  return out;
+}
+
 function writeOut(opts: Options, recorded: readonly Registration[]): PushedFile[] {
   fs.rmSync(opts.outDir, { recursive: true, force: true });
   fs.mkdirSync(opts.outDir, { recursive: true });
@@ -72,6 +96,7 @@ function writeOut(opts: Options, recorded: readonly Registration[]): PushedFile[
       type: r.type,
       name: r.name,
       parent: r.parent ?? null,
+      options: planOptions(r),
       inputs: redact(r.inputs),
     }));
   fs.writeFileSync(path.join(opts.outDir, "plan.json"), JSON.stringify(plan, null, 2) + "\n");

@@ -2,11 +2,18 @@
 // any string (checked by bash itself).
 import fc from "fast-check";
 import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { run } from "../harness/proc";
 import {
   asRoot,
+  claimCommand,
   cronFileName,
   installFileCommand,
+  ownerStampFile,
   parseFileMarker,
+  releaseCommand,
   removeFileCommand,
   renderCronFile,
   renderEntryPoint,
@@ -42,7 +49,10 @@ test("install command: exact text, atomic, no-op when unchanged", () => {
     dirMode: "0700",
   });
   expect(cmd).toMatchSnapshot();
-  expect(cmd).toContain("install -d -m 0700 -- '/etc/backup321/secrets'");
+  // only a missing directory is created with dirMode: an existing (shared) one keeps its mode
+  expect(cmd).toContain(
+    "[ -d '/etc/backup321/secrets' ] || install -d -m 0700 -- '/etc/backup321/secrets'",
+  );
   expect(cmd).toContain(`= '600:root:root' ]; then exit 0; fi`);
   expect(cmd.indexOf("chmod")).toBeLessThan(cmd.indexOf("mv -f"));
 });
@@ -119,4 +129,105 @@ test("cron file and entry point", () => {
   expect(cronFileName("restic-usb")).toBe("backup321-restic-usb");
   expect(() => cronFileName("a.b")).toThrow('job name "a.b" must be letters, digits, - or _');
   expect(renderEntryPoint("/lib/x.sh", "/etc/x.env")).toMatchSnapshot();
+});
+
+test("install command: an existing directory keeps its mode, a missing one gets dirMode", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "b321-dirmode-"));
+  try {
+    const me = os.userInfo().username;
+    const spec = { mode: "0644", owner: me, group: me, dirMode: "0700" };
+    fs.mkdirSync(path.join(dir, "shared"), { mode: 0o755 });
+    fs.chmodSync(path.join(dir, "shared"), 0o755);
+    const put = (p: string) =>
+      run("bash", ["-c", installFileCommand({ ...spec, path: p })], { input: "x" }).code;
+    expect(put(path.join(dir, "shared", "a"))).toBe(0);
+    expect(put(path.join(dir, "new", "b"))).toBe(0);
+    expect(fs.statSync(path.join(dir, "shared")).mode & 0o777).toBe(0o755);
+    expect(fs.statSync(path.join(dir, "new")).mode & 0o777).toBe(0o700);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+describe("owner stamps: a delete leaves alone what a newer resource wrote", () => {
+  let dir: string;
+  let target: string;
+  let stamp: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "b321-owner-"));
+    target = path.join(dir, "etc", "x.conf");
+    stamp = ownerStampFile(path.join(dir, "owners"), target);
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const install = () =>
+    installFileCommand({
+      path: target,
+      mode: "0644",
+      owner: String(os.userInfo().username),
+      group: String(os.userInfo().username),
+      dirMode: "0755",
+    });
+  const claim = (owner: string, content: string) =>
+    run("bash", ["-c", claimCommand(install(), stamp, `${owner} ${target}`)], { input: content });
+  const release = (owner: string) =>
+    run("bash", ["-c", releaseCommand(removeFileCommand(target), stamp, `${owner} ${target}`)]);
+
+  test("the stamp file is per key, under the owners directory", () => {
+    expect(ownerStampFile("/o", "/etc/a")).toMatch(/^\/o\/[0-9a-f]{32}$/);
+    expect(ownerStampFile("/o", "/etc/a")).toBe(ownerStampFile("/o", "/etc/a"));
+    expect(ownerStampFile("/o", "/etc/a")).not.toBe(ownerStampFile("/o", "/etc/b"));
+  });
+
+  test("claim passes stdin to the command, then records the owner", () => {
+    expect(claim("old-file", "one\n").code).toBe(0);
+    expect(fs.readFileSync(target, "utf8")).toBe("one\n");
+    expect(fs.readFileSync(stamp, "utf8")).toBe(`old-file ${target}\n`);
+  });
+
+  test("a failed command records no owner and fails the claim", () => {
+    const r = run("bash", ["-c", claimCommand("echo no >&2; exit 3", stamp, "a b")]);
+    expect(r.code).not.toBe(0);
+    expect(fs.existsSync(stamp)).toBe(false);
+  });
+
+  test("the owner's delete runs and forgets the owner", () => {
+    claim("old-file", "one\n");
+    expect(release("old-file").code).toBe(0);
+    expect(fs.existsSync(target)).toBe(false);
+    expect(fs.existsSync(stamp)).toBe(false);
+  });
+
+  test("create-before-delete: the old resource's delete keeps the new resource's file", () => {
+    claim("old-file", "one\n");
+    claim("new-file", "two\n"); // the replacement, created first
+    const r = release("old-file");
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain("left in place, now managed by new-file");
+    expect(fs.readFileSync(target, "utf8")).toBe("two\n");
+    expect(fs.readFileSync(stamp, "utf8")).toBe(`new-file ${target}\n`);
+    expect(release("new-file").code).toBe(0);
+    expect(fs.existsSync(target)).toBe(false);
+  });
+
+  test("a renamed resource writing the same content (the install exits early) still claims the file", () => {
+    claim("old-file", "one\n");
+    expect(claim("new-file", "one\n").code).toBe(0);
+    expect(fs.readFileSync(stamp, "utf8")).toBe(`new-file ${target}\n`);
+    expect(release("old-file").code).toBe(0);
+    expect(fs.readFileSync(target, "utf8")).toBe("one\n");
+  });
+
+  test("without a stamp (installed by an older version) the delete runs", () => {
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    fs.writeFileSync(target, "legacy\n");
+    expect(release("any-file").code).toBe(0);
+    expect(fs.existsSync(target)).toBe(false);
+  });
+
+  test("a failed delete keeps the stamp (the next destroy tries again)", () => {
+    claim("old-file", "one\n");
+    const r = run("bash", ["-c", releaseCommand("exit 4", stamp, `old-file ${target}`)]);
+    expect(r.code).not.toBe(0);
+    expect(fs.readFileSync(stamp, "utf8")).toBe(`old-file ${target}\n`);
+  });
 });

@@ -93,7 +93,8 @@ test("binlog drop-in: ROW, server_id, 100M, expiry in seconds", () => {
   );
 });
 
-test("the drop-in command restarts only on change and checks the live settings", () => {
+test("the drop-in command restarts only on change, puts the old file back when the restart fails, and checks the live settings", () => {
+  const f = "'/etc/mysql/mariadb.conf.d/99-backup321-binlog.cnf'";
   const c = binlogConfigCommand({
     path: "/etc/mysql/mariadb.conf.d/99-backup321-binlog.cnf",
     basename: "/var/log/mysql/mysql-bin",
@@ -101,7 +102,15 @@ test("the drop-in command restarts only on change and checks the live settings",
     socket: "/run/mysqld/mysqld.sock",
     restartCommand: "systemctl restart mariadb",
   });
-  expect(c).toContain(`if [ "$changed" = 1 ]; then`);
+  // the restart is inside the "content differs" branch, after the new file is in place
+  const changed = c.indexOf(`if ! cmp -s -- "$tmp" ${f}; then`);
+  const moved = c.indexOf(`mv -f -- "$tmp" ${f}; changed=1`);
+  const restart = c.indexOf("  if ! systemctl restart mariadb; then");
+  expect(changed).toBeGreaterThan(-1);
+  expect(moved).toBeGreaterThan(changed);
+  expect(restart).toBeGreaterThan(moved);
+  // a failed restart restores the previous file (or removes the new one), so a retry sees the change
+  expect(c).toContain(`    if [ -e "$prev" ]; then mv -f -- "$prev" ${f}; else rm -f -- ${f}; fi`);
   expect(c).toContain("'ON ROW 3'");
   expect(c).toMatchSnapshot();
   expect(dropUserCommand("/run/mysqld/mysqld.sock", "backup_user")).toMatchSnapshot();

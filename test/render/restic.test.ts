@@ -133,14 +133,12 @@ test("exclude file and S3 credentials", () => {
 
 describe("passwordFileCommand", () => {
   test("snapshot", () => {
-    expect(
-      passwordFileCommand("/etc/backup321/secrets/restic-usb.password", "root"),
-    ).toMatchSnapshot();
+    expect(passwordFileCommand("/etc/backup321/secrets/restic-usb.password")).toMatchSnapshot();
   });
   test("installs once, keeps the same password, refuses another", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "b321-restic-pw-"));
     const file = path.join(dir, "secrets", "restic-usb.password");
-    const cmd = passwordFileCommand(file, "root");
+    const cmd = passwordFileCommand(file);
     try {
       expect(run("bash", ["-c", cmd], { input: "first" }).code).toBe(0);
       expect(fs.readFileSync(file, "utf8")).toBe("first");

@@ -1,7 +1,15 @@
 // The host primitives' contract under Pulumi mocks: exact children, inputs, parents and secrets.
 import * as pulumi from "@pulumi/pulumi";
 import { isSecretValue, reveal, runMocked, type Registration } from "../harness/program";
-import { sha256 } from "../../components/host/render";
+import {
+  claimCommand,
+  fileMarker,
+  installFileCommand,
+  ownerStampFile,
+  releaseCommand,
+  removeFileCommand,
+  sha256,
+} from "../../components/host/render";
 
 const paths = {
   etc: "/etc/backup321",
@@ -91,26 +99,67 @@ test("the connection is secret, bounded and carries the key", () => {
   expect(ready.inputs.create).toContain("'flock'");
 });
 
-test("a secret file's content is secret in stdin and triggers, and never logged", () => {
+test("a secret file's content is secret on stdin only (its trigger is its path), and never logged", () => {
   const file = byName("pw-file");
   expect(isSecretValue(file.inputs.stdin)).toBe(true);
   expect(reveal(file.inputs.stdin)).toBe("hunter2");
-  // secretness of an element is lifted to the whole list
-  expect(isSecretValue(file.inputs.triggers)).toBe(true);
+  // Nothing derived from the content is an input besides stdin: no hash to rotate or to leak.
+  expect(file.inputs.triggers).toEqual(["/etc/backup321/secrets/pw"]);
   expect(file.inputs.logging).toBe("none");
+  expect(file.options.additionalSecretOutputs).toEqual(
+    expect.arrayContaining(["stdin", "stdout", "stderr"]),
+  );
   expect(
     JSON.stringify([file.inputs.create, file.inputs.update, file.inputs.delete]),
   ).not.toContain("hunter2");
+  expect(JSON.stringify(file.inputs)).not.toContain(sha256("hunter2"));
   expect(file.inputs.create).toContain("chmod -- 0600");
   expect(file.inputs.create).toContain("install -d -m 0700 -- '/etc/backup321/secrets'");
-  expect(file.inputs.delete).toBe("rm -f -- '/etc/backup321/secrets/pw'");
   expect(file.inputs.update).toBe(file.inputs.create);
 });
 
-test("a plain file is re-pushed when its content hash changes, and its hash is visible", () => {
+test("a file's delete removes it only while this resource is still the path's recorded owner", () => {
+  const file = byName("pw-file");
+  const stampFile = ownerStampFile("/var/lib/backup321/owners", "/etc/backup321/secrets/pw");
+  expect(file.inputs.delete).toBe(
+    releaseCommand(
+      removeFileCommand("/etc/backup321/secrets/pw"),
+      stampFile,
+      "pw-file /etc/backup321/secrets/pw",
+    ),
+  );
+  // the create (marker, generation, then the install) records the owner after writing the file
+  expect(file.inputs.create).toBe(
+    [
+      fileMarker("db-srv", "/etc/backup321/secrets/pw"),
+      "# backup321 host generation 1",
+      claimCommand(
+        installFileCommand({
+          path: "/etc/backup321/secrets/pw",
+          mode: "0600",
+          owner: "root",
+          group: "root",
+          dirMode: "0700",
+        }),
+        stampFile,
+        "pw-file /etc/backup321/secrets/pw",
+      ),
+    ].join("\n"),
+  );
+});
+
+test("a new path replaces the file, the old one deleted first; the SDK's triggers[*] is the only replace rule", () => {
+  for (const r of recorded.filter((x) => x.type === "command:remote:Command")) {
+    expect([r.name, r.options.replaceOnChanges]).toEqual([r.name, ["triggers[*]"]]);
+    expect([r.name, r.options.deleteBeforeReplace]).toEqual([r.name, r.name !== "h-ready"]);
+  }
+  expect(byName("full-env-file").inputs.triggers).toEqual(["/etc/backup321/mariadb-full.env"]);
+});
+
+test("a plain file's content is its stdin, in the clear", () => {
   const env = byName("full-env-file");
   expect(isSecretValue(env.inputs.stdin)).toBe(false);
-  expect(env.inputs.triggers).toEqual([sha256(String(env.inputs.stdin))]);
+  expect(env.inputs.logging).toBe("stderr");
   expect(env.inputs.stdin).toBe(
     [
       "# backup321 job mariadb-full",
@@ -124,9 +173,35 @@ test("a plain file is re-pushed when its content hash changes, and its hash is v
     ].join("\n"),
   );
   expect(env.inputs.create).toMatch(
-    /^# backup321: install \/etc\/backup321\/mariadb-full.env on db-srv\n/,
+    /^# backup321: install \/etc\/backup321\/mariadb-full.env on db-srv\n# backup321 host generation 1\n/,
   );
   expect(env.inputs.create).toContain("chmod -- 0600");
+});
+
+test("a content change is an update: only stdin changes, the triggers stay [path]", async () => {
+  const push = (content: string, path = "/etc/x") =>
+    runMocked(async () => {
+      const { Host, RemoteFile } = await import("../../components/host");
+      const host = new Host("c", {
+        hostName: "x",
+        address: "10.0.0.9",
+        privateKey: pulumi.secret("K"),
+        paths,
+      });
+      new RemoteFile("f", { host, path, content });
+    }).then((rec) => rec.find((r) => r.name === "f-file")!);
+  const [a, b, moved] = [await push("one"), await push("two"), await push("one", "/etc/y")];
+  // The engine diffs inputs: only stdin differs, and a stdin change is not a replacement.
+  const { stdin: stdinA, ...restA } = a.inputs;
+  const { stdin: stdinB, ...restB } = b.inputs;
+  expect([stdinA, stdinB]).toEqual(["one", "two"]);
+  expect(restB).toEqual(restA);
+  expect(a.inputs.triggers).toEqual(["/etc/x"]);
+  expect(b.options).toEqual(a.options);
+  expect(b.options.replaceOnChanges).toEqual(["triggers[*]"]);
+  // A new path changes the triggers: a replacement, the old file removed before the new is written.
+  expect(moved.inputs.triggers).toEqual(["/etc/y"]);
+  expect(moved.options.deleteBeforeReplace).toBe(true);
 });
 
 test("the cron file runs the job through the wrapper, and the entry point runs it by hand", () => {
@@ -146,7 +221,7 @@ test("the cron file runs the job through the wrapper, and the entry point runs i
   );
 });
 
-test("a non-root user runs everything through sudo -n", async () => {
+test("a non-root user runs everything through sudo -n, after the marker and generation lines", async () => {
   const rec = await runMocked(async () => {
     const { Host, RemoteFile } = await import("../../components/host");
     const host = new Host("u", {
@@ -155,14 +230,17 @@ test("a non-root user runs everything through sudo -n", async () => {
       user: "ops",
       privateKey: pulumi.secret("K"),
       paths,
+      generation: 2,
     });
     new RemoteFile("f", { host, path: "/etc/x", content: "y" });
   });
   const f = rec.find((r) => r.name === "f-file");
   expect(String(f?.inputs.create)).toMatch(
-    /^# backup321: install \/etc\/x on x\nsudo -n -- bash -c '/,
+    /^# backup321: install \/etc\/x on x\n# backup321 host generation 2\nsudo -n -- bash -c '/,
   );
+  expect(f?.inputs.update).toBe(f?.inputs.create);
+  expect(String(f?.inputs.delete)).toMatch(/^sudo -n -- bash -c '/);
   expect(String(rec.find((r) => r.name === "u-ready")?.inputs.create)).toMatch(
-    /^sudo -n -- bash -c /,
+    /^# backup321 host generation 2\nsudo -n -- bash -c /,
   );
 });

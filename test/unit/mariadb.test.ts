@@ -2,15 +2,25 @@
 // commands near a secret silent, and BackupSite creating it for site.mariadb.
 import * as pulumi from "@pulumi/pulumi";
 import {
-  containsSecret,
   runMocked,
   isSecretValue,
   reveal,
   type Registration,
   defaultPaths,
 } from "../harness/program";
-import { shq } from "../../components/host/render";
-import { renderDropUserSql } from "../../components/mariadb/render";
+import {
+  claimCommand,
+  fileMarker,
+  ownerStampFile,
+  releaseCommand,
+  removeFileCommand,
+  shq,
+} from "../../components/host/render";
+import {
+  dropUserCommand,
+  renderDropUserSql,
+  rootSqlCommand,
+} from "../../components/mariadb/render";
 
 let recorded: Registration[];
 
@@ -76,16 +86,39 @@ test("passwords: 32 and 48 characters, no special characters (they go in an opti
 });
 
 test("the user command: SQL on stdin as a secret, never on the command line, nothing logged", () => {
-  const u = byName("mdb-user").inputs;
+  const user = byName("mdb-user");
+  const u = user.inputs;
   expect(isSecretValue(u.stdin)).toBe(true);
   expect(reveal(u.stdin)).toContain("IDENTIFIED BY 'mock-password-mdb-password'");
-  expect(u.create).toBe(
-    "set -eu\nmariadb --no-defaults --socket='/run/mysqld/mysqld.sock' -uroot --batch",
-  );
-  expect(String(u.create) + String(u.delete)).not.toContain("mock-password");
+  expect(String(u.create) + String(u.update) + String(u.delete)).not.toContain("mock-password");
   expect(u.delete).toContain(shq(renderDropUserSql("backup_user")));
   expect(u.logging).toBe("none");
-  expect(containsSecret(u.triggers)).toBe(true);
+  expect(user.options.additionalSecretOutputs).toEqual(
+    expect.arrayContaining(["stdin", "stdout", "stderr"]),
+  );
+});
+
+test("the user command: a new password is an update (the same SQL again), DROP USER only while still the owner", () => {
+  const user = byName("mdb-user");
+  const owns = "mariadb-user:backup_user@/run/mysqld/mysqld.sock";
+  const stampFile = ownerStampFile("/var/lib/backup321/owners", owns);
+  // No triggers: nothing but an identity may replace it (a replacement would end in DROP USER).
+  expect(user.inputs.triggers).toBeUndefined();
+  expect(user.options.replaceOnChanges).toEqual(["triggers[*]"]);
+  expect(user.inputs.create).toBe(
+    [
+      "# backup321 host generation 1",
+      claimCommand(rootSqlCommand("/run/mysqld/mysqld.sock"), stampFile, `mdb-user ${owns}`),
+    ].join("\n"),
+  );
+  expect(user.inputs.update).toBe(user.inputs.create);
+  expect(user.inputs.delete).toBe(
+    releaseCommand(
+      dropUserCommand("/run/mysqld/mysqld.sock", "backup_user"),
+      stampFile,
+      `mdb-user ${owns}`,
+    ),
+  );
 });
 
 test("option file and key file are pushed as secrets, 0600, at the documented paths", () => {
@@ -104,12 +137,40 @@ test("option file and key file are pushed as secrets, 0600, at the documented pa
   expect(reveal(byName("mdb-key-file-file").inputs.stdin)).toBe("mock-password-mdb-key\n");
 });
 
-test("the binlog drop-in command is triggered by its content and restarts the service", () => {
-  const c = byName("mdb-binlog-conf").inputs;
+test("the binlog drop-in: its content on stdin (a change is an update), restarting the quoted service", () => {
+  const path = "/etc/mysql/mariadb.conf.d/99-backup321-binlog.cnf";
+  const conf = byName("mdb-binlog-conf");
+  const c = conf.inputs;
   expect(c.stdin).toContain("binlog_expire_logs_seconds = 604800");
-  expect(c.create).toContain("systemctl restart mariadb");
-  expect(c.create).toContain("/etc/mysql/mariadb.conf.d/99-backup321-binlog.cnf");
-  expect((c.triggers as string[]).every((t) => /^[0-9a-f]{64}$/.test(t))).toBe(true);
+  expect(c.create).toContain("systemctl restart 'mariadb'");
+  expect(String(c.create).split("\n").slice(0, 2)).toEqual([
+    fileMarker("db-srv", path),
+    "# backup321 host generation 1",
+  ]);
+  expect(c.create).toContain(`cat > "$tmp"`);
+  // A content change changes stdin only: the same command runs again as an update.
+  expect(c.triggers).toBeUndefined();
+  expect(c.update).toBe(c.create);
+  expect(conf.options.replaceOnChanges).toEqual(["triggers[*]"]);
+  // Removing it leaves alone a drop-in that a newer resource wrote.
+  expect(c.delete).toBe(
+    releaseCommand(
+      removeFileCommand(path),
+      ownerStampFile("/var/lib/backup321/owners", path),
+      `mdb-binlog-conf ${path}`,
+    ),
+  );
+});
+
+test("the key: generated once and protected; its file protected, kept on delete, replaced only for a new path", () => {
+  expect(byName("mdb-key").options.protect).toBe(true);
+  expect(byName("mdb-password").options.protect).toBe(false);
+  const file = byName("mdb-key-file-file");
+  expect(byName("mdb-key-file").options.protect).toBe(true);
+  expect(file.options.protect).toBe(true);
+  expect(file.inputs.delete).toBeUndefined();
+  expect(file.inputs.triggers).toEqual(["/etc/backup321/secrets/mariadb-backup.key"]);
+  expect(file.options.deleteBeforeReplace).toBe(true);
 });
 
 test("cron schedules and env of the jobs; PITR has an entry point but no cron", () => {

@@ -4,6 +4,16 @@ import * as path from "node:path";
 import { readStackFile } from "../../infra/stackFile";
 import { isSecretValue, reveal, runMocked, type Registration } from "../harness/program";
 import { MOCK_PUBLIC_KEY } from "../../infra/mockRuntime";
+import {
+  claimCommand,
+  ownerStampFile,
+  releaseCommand,
+  removeFileCommand,
+} from "../../components/host/render";
+import {
+  installAuthorizedKeyCommand,
+  removeAuthorizedKeyCommand,
+} from "../../components/offsite/render";
 
 let recorded: Registration[];
 
@@ -82,14 +92,16 @@ test("the aws provider takes the model's region and no credentials", () => {
 
 test("the bucket is protected, never force-destroyed, and the only protected offsite resource", () => {
   const bucket = one("aws:s3/bucket:Bucket", "backup321-offsite-bucket");
-  expect(bucket.protect).toBe(true);
+  expect(bucket.options.protect).toBe(true);
   expect(bucket.inputs).toMatchObject({
     bucket: "atlastech-backups",
     forceDestroy: false,
     objectLockEnabled: false,
   });
   const offsite = recorded.filter((r) => r.name.startsWith("backup321-offsite"));
-  expect(offsite.filter((r) => r.protect).map((r) => r.name)).toEqual(["backup321-offsite-bucket"]);
+  expect(offsite.filter((r) => r.options.protect).map((r) => r.name)).toEqual([
+    "backup321-offsite-bucket",
+  ]);
 });
 
 test("versioning on, SSE-S3 by default, public access fully blocked", () => {
@@ -312,4 +324,51 @@ test("the NAS sync: key made on db-srv, a restricted forced-command line on the 
   expect(
     String(one("command:remote:Command", "backup321-nas-sync-known-hosts").inputs.create),
   ).toContain("ssh-keyscan -T 15 -t ed25519 -p 22 -- '192.168.10.30'");
+});
+
+test("the NAS commands run as the NAS user, stamp their ownership in its home, and delete only what they still own", () => {
+  const owners = "/home/backup/.backup321/owners";
+  const auth = one("command:remote:Command", "backup321-nas-sync-authorized-key");
+  const authKey = "authorized-key:/home/backup/.ssh/authorized_keys:db-srv";
+  const authStamp = ownerStampFile(owners, authKey);
+  expect(auth.inputs.create).toBe(
+    [
+      "# backup321 host generation 1",
+      claimCommand(
+        installAuthorizedKeyCommand("/home/backup/.ssh/authorized_keys", "db-srv"),
+        authStamp,
+        `backup321-nas-sync-authorized-key ${authKey}`,
+      ),
+    ].join("\n"),
+  );
+  expect(auth.inputs.delete).toBe(
+    releaseCommand(
+      removeAuthorizedKeyCommand("/home/backup/.ssh/authorized_keys", "db-srv"),
+      authStamp,
+      `backup321-nas-sync-authorized-key ${authKey}`,
+    ),
+  );
+  // a new key line (db-srv's key regenerated) is stdin: an update of the line, not a replacement
+  expect(auth.inputs.triggers).toBeUndefined();
+  expect(auth.inputs.update).toBe(auth.inputs.create);
+  const receiver = one("command:remote:Command", "backup321-nas-sync-receiver");
+  const script = "/home/backup/.backup321/nas-receive.sh";
+  expect(receiver.inputs.delete).toBe(
+    releaseCommand(
+      removeFileCommand(script),
+      ownerStampFile(owners, script),
+      `backup321-nas-sync-receiver ${script}`,
+    ),
+  );
+  expect(receiver.inputs.triggers).toBeUndefined();
+  // on db-srv (root), the scanned known_hosts file is owned from the host's state directory
+  const known = one("command:remote:Command", "backup321-nas-sync-known-hosts");
+  const file = "/etc/backup321/nas-sync.known_hosts";
+  expect(known.inputs.delete).toBe(
+    releaseCommand(
+      removeFileCommand(file),
+      ownerStampFile("/var/lib/backup321/owners", file),
+      `backup321-nas-sync-known-hosts ${file}`,
+    ),
+  );
 });

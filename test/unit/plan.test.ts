@@ -46,7 +46,7 @@ describe.each(["prod", "dev"])("npm run plan -- --stack %s", (stack) => {
     expect(result.stdout.length).toBeLessThan(8000);
   });
 
-  test("plan.json lists every resource with type, name, parent and inputs", () => {
+  test("plan.json lists every resource with type, name, parent, options and inputs", () => {
     const planJson = JSON.parse(fs.readFileSync(path.join(result.out, "plan.json"), "utf8")) as {
       type: string;
       name: string;
@@ -54,7 +54,8 @@ describe.each(["prod", "dev"])("npm run plan -- --stack %s", (stack) => {
       inputs: Record<string, unknown>;
     }[];
     expect(planJson.length).toBeGreaterThan(5);
-    for (const r of planJson) expect(Object.keys(r)).toEqual(["type", "name", "parent", "inputs"]);
+    for (const r of planJson)
+      expect(Object.keys(r)).toEqual(["type", "name", "parent", "options", "inputs"]);
     const site = planJson.find((r) => r.type === "backup321:site:BackupSite");
     expect(site?.parent).toBeNull();
     const ready = planJson.filter((r) => r.name.endsWith("-ready"));
@@ -62,6 +63,45 @@ describe.each(["prod", "dev"])("npm run plan -- --stack %s", (stack) => {
       (readStackFile(stack).config["backup321:site"] as { hosts: unknown[] }).hosts.length,
     );
     for (const r of ready) expect(r.inputs.connection).toBe("[secret]");
+  });
+
+  test("plan.json shows the options that decide replacements and deletes, only those set", () => {
+    type Entry = { type: string; name: string; options: Record<string, unknown> };
+    const planJson = JSON.parse(
+      fs.readFileSync(path.join(result.out, "plan.json"), "utf8"),
+    ) as Entry[];
+    const byName = (n: string) => planJson.find((r) => r.name === n)!;
+    const names = new Set(planJson.map((r) => r.name));
+    for (const r of planJson) {
+      for (const [k, v] of Object.entries(r.options)) {
+        expect([r.name, k, v === false || (Array.isArray(v) && v.length === 0)]).toEqual([
+          r.name,
+          k,
+          false,
+        ]);
+      }
+      // dependsOn names resources of the plan, sorted
+      const deps = (r.options.dependsOn ?? []) as string[];
+      expect(deps).toEqual([...deps].sort((a, b) => a.localeCompare(b)));
+      for (const d of deps) expect([r.name, names.has(d)]).toEqual([r.name, true]);
+      // the SDK's own replaceOnChanges of a command shows
+      if (r.type === "command:remote:Command")
+        expect(r.options.replaceOnChanges).toEqual(["triggers[*]"]);
+    }
+    // a file on a host: replaced (old deleted first) only for a new path, after its host is ready
+    const common = planJson.find(
+      (r) => r.type === "command:remote:Command" && r.name.endsWith("-common-file"),
+    )!;
+    expect(common.options).toEqual({
+      deleteBeforeReplace: true,
+      replaceOnChanges: ["triggers[*]"],
+      additionalSecretOutputs: ["connection"],
+      dependsOn: [common.name.replace(/-common-file$/, "-ready")],
+    });
+    expect(byName("backup321-mariadb-key").options.protect).toBe(true);
+    expect(byName("backup321-mariadb-key-file-file").options.protect).toBe(true);
+    expect(byName("backup321").options).toEqual({});
+    if (stack === "prod") expect(byName("backup321-offsite-bucket").options.protect).toBe(true);
   });
 
   test("every pushed file is written under hosts/<host>/<path>", () => {

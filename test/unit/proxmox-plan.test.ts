@@ -4,9 +4,15 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { runOk } from "../harness/proc";
+import { claimCommand, ownerStampFile, sha256 } from "../../components/host/render";
 
 let out: string;
-let plan: { type: string; name: string; inputs: Record<string, unknown> }[];
+let plan: {
+  type: string;
+  name: string;
+  options: Record<string, unknown>;
+  inputs: Record<string, unknown>;
+}[];
 
 beforeAll(() => {
   out = fs.mkdtempSync(path.join(os.tmpdir(), "b321-plan-"));
@@ -48,8 +54,40 @@ test("the datastore setup on docker-srv and the snapshot cron on proxmox-srv", (
   expect(host("proxmox-srv", "etc/cron.d/backup321-pve-snapshots")).toContain(
     "30 0 * * * root '/usr/local/lib/backup321/b321-cron.sh' 'pve-snapshots' '/usr/local/lib/backup321/pve-snapshots.sh' '/etc/backup321/pve-snapshots.env'",
   );
+});
+
+test("the datastore setup runs again when the env file or a script shown under hosts/ changes", () => {
   const setup = plan.find((r) => r.name === "backup321-pbs-usb-ssd-setup");
+  const hashes = [
+    "etc/backup321/pbs-usb-ssd.env",
+    "usr/local/lib/backup321/pbs-lib.sh",
+    "usr/local/lib/backup321/pbs-setup.sh",
+    "usr/local/lib/backup321/pbs-guard.sh",
+  ].map((p) => sha256(host("docker-srv", p)));
   expect(setup?.inputs.create).toBe(
-    "'/usr/local/lib/backup321/pbs-setup.sh' 'apply' '/etc/backup321/pbs-usb-ssd.env'",
+    [
+      "# backup321 host generation 1",
+      claimCommand(
+        [
+          `# backup321 inputs ${hashes.join(" ")}`,
+          "'/usr/local/lib/backup321/pbs-setup.sh' 'apply' '/etc/backup321/pbs-usb-ssd.env'",
+        ].join("\n"),
+        ownerStampFile("/var/lib/backup321/owners", "pbs-datastore:usb-ssd"),
+        "backup321-pbs-usb-ssd-setup pbs-datastore:usb-ssd",
+      ),
+    ].join("\n"),
   );
+  // an update, not a replacement: no triggers, and it waits for what it runs
+  expect(setup?.inputs.triggers).toBeUndefined();
+  expect(setup?.options).toEqual({
+    replaceOnChanges: ["triggers[*]"],
+    additionalSecretOutputs: ["connection"],
+    dependsOn: [
+      "backup321-docker-srv-ready",
+      "backup321-pbs-guard-script-file",
+      "backup321-pbs-lib-file",
+      "backup321-pbs-setup-script-file",
+      "backup321-pbs-usb-ssd-env-file",
+    ],
+  });
 });

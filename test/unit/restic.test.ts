@@ -1,13 +1,7 @@
 // ResticScripts and ResticRepository under Pulumi mocks: the exact children, their inputs, the
 // secrets kept secret, and what survives a destroy.
 import * as pulumi from "@pulumi/pulumi";
-import {
-  isSecretValue,
-  reveal,
-  runMocked,
-  containsSecret,
-  type Registration,
-} from "../harness/program";
+import { isSecretValue, reveal, runMocked, type Registration } from "../harness/program";
 
 const paths = {
   etc: "/etc/backup321",
@@ -17,27 +11,9 @@ const paths = {
   cron: "/etc/cron.d",
 };
 
-// Options the mock recorder does not see: captured from the monitor's requests.
-const options = new Map<string, { retainOnDelete: boolean; dependencies: string[] }>();
-
 let recorded: Registration[];
 
 beforeAll(async () => {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { MockMonitor } = require("@pulumi/pulumi/runtime/mocks");
-  const original = MockMonitor.prototype.registerResource;
-  type Req = {
-    getName(): string;
-    getRetainondelete(): boolean;
-    getDependenciesList(): string[];
-  };
-  MockMonitor.prototype.registerResource = function (req: Req, cb: unknown) {
-    options.set(req.getName(), {
-      retainOnDelete: req.getRetainondelete(),
-      dependencies: req.getDependenciesList(),
-    });
-    return original.call(this, req, cb);
-  };
   recorded = await runMocked(async () => {
     const { Host } = await import("../../components/host");
     const { ResticScripts, ResticRepository } = await import("../../components/restic");
@@ -125,19 +101,35 @@ test("the password is random, long, secret, and reaches the host only on stdin",
   expect(isSecretValue(file.stdin)).toBe(true);
   expect(reveal(file.stdin)).toBe("mock-password-usb-password");
   expect(file.logging).toBe("none");
-  expect(file.delete).toBeUndefined();
+  expect(String(file.create)).toMatch(
+    /^# backup321: install \/etc\/backup321\/secrets\/restic-usb.password on docker-srv\n# backup321 host generation 1\n/,
+  );
   expect(String(file.create)).toContain(
     "refusing to replace /etc/backup321/secrets/restic-usb.password",
   );
-  expect(String(file.create)).not.toContain("mock-password");
-  expect(containsSecret(file.triggers)).toBe(true);
+  expect(String(file.create) + String(file.update)).not.toContain("mock-password");
+});
+
+test("a new password is an update that rotates the repository's key, never a replacement", () => {
+  const file = byName("usb-password-file");
+  expect(file.inputs.triggers).toBeUndefined();
+  expect(file.options.replaceOnChanges).toEqual(["triggers[*]"]);
+  expect(file.options.deleteBeforeReplace).toBe(false);
+  const update = String(file.inputs.update);
+  expect(update).not.toContain("refusing to replace");
+  expect(update).toContain(
+    `'/usr/local/lib/backup321/restic-init.sh' '/etc/backup321/restic-usb-init.env' rotate "$tmp"`,
+  );
+  // the rotation needs the init script installed first
+  expect(file.options.dependsOn).toContain(byName("restic-init-file").urn);
 });
 
 test("destroy keeps the password, its file and the repository", () => {
   for (const n of ["usb-password", "usb-password-file", "usb-init", "cloud-init"])
-    expect(options.get(n)?.retainOnDelete).toBe(true);
-  expect(options.get("usb-exclude-file")?.retainOnDelete).toBe(false);
+    expect([n, byName(n).options.retainOnDelete]).toEqual([n, true]);
+  expect(byName("usb-exclude-file").options.retainOnDelete).toBe(false);
   expect(byName("usb-init").inputs.delete).toBeUndefined();
+  expect(byName("usb-password-file").inputs.delete).toBeUndefined();
 });
 
 test("the S3 keys go to a 0600 file as two lines, secret", () => {
@@ -155,14 +147,23 @@ test("the S3 keys go to a 0600 file as two lines, secret", () => {
 
 test("init runs the init script with its env file; a copy target waits for its source", () => {
   expect(byName("usb-init").inputs.create).toBe(
-    "'/usr/local/lib/backup321/restic-init.sh' '/etc/backup321/restic-usb-init.env'",
+    "# backup321 host generation 1\n'/usr/local/lib/backup321/restic-init.sh' '/etc/backup321/restic-usb-init.env'",
   );
+  expect(byName("usb-init").inputs.update).toBe(byName("usb-init").inputs.create);
+  expect(byName("cloud-init").options.dependsOn).toContain(byName("usb-init").urn);
+  expect(byName("usb-init").options.dependsOn).toContain(byName("usb-password-file").urn);
+});
+
+test("init is replaced only for a new repository URL (or source), the old one dropped first", () => {
   expect(byName("cloud-init").inputs.triggers).toEqual([
     "s3:https://s3.eu-west-3.amazonaws.com/atlastech-backups/restic/cloud",
     "/mnt/usb-ssd/restic",
   ]);
-  expect(options.get("cloud-init")?.dependencies).toContain(byName("usb-init").urn);
-  expect(options.get("usb-init")?.dependencies).toContain(byName("usb-password-file").urn);
+  expect(byName("usb-init").inputs.triggers).toEqual(["/mnt/usb-ssd/restic", ""]);
+  for (const n of ["usb-init", "cloud-init"]) {
+    expect(byName(n).options.deleteBeforeReplace).toBe(true);
+    expect(byName(n).options.replaceOnChanges).toEqual(["triggers[*]"]);
+  }
 });
 
 function envOf(job: string): string {
