@@ -173,7 +173,7 @@ function pbsSection(site: Site): string[] {
     `pct stop <ctid>; pct restore <ctid> ${storage}:backup/ct/<ctid>/<YYYY-MM-DDTHH:MM:SSZ> --force 1`,
     "```",
     "",
-    `If ${px.host} itself was reinstalled: run \`pulumi up\` first (it adds the PBS storage and its key back). Check the datastore on ${site.pbs.host}:`,
+    `If ${px.host} itself was reinstalled: \`${rebuildCommand(site, px.host)}\` first (it adds the PBS storage and its key back). Check the datastore on ${site.pbs.host}:`,
     "",
     "```sh",
     ...site.pbs.datastores.map(
@@ -201,7 +201,7 @@ function databaseSection(site: Site): string[] {
     ...(nas
       ? [
           "",
-          `If ${m.host} lost its disks, reinstall it, run \`pulumi up\`, and copy the newest NAS snapshot back first:`,
+          `If ${m.host} lost its disks, reinstall it at the same address, run \`${rebuildCommand(site, m.host)}\`, and copy the newest NAS snapshot back first:`,
           "",
           "```sh",
           `rsync -a ${nas.host}:${nas.path}/<newest>/ /  # dated snapshots of ${(nas.sources ?? [m.backupDir, m.binlogBackupDir]).join(", ")}`,
@@ -210,6 +210,16 @@ function databaseSection(site: Site): string[] {
       : []),
     "",
   ];
+}
+
+/**
+ * The one command that reinstalls everything on a rebuilt host with the same stack: remote commands
+ * have no drift detection, so the host's generation is raised and every command on it runs again.
+ */
+export function rebuildCommand(site: Site, host: string): string {
+  const i = site.hosts.findIndex((h) => h.name === host);
+  const next = site.hosts[i].generation + 1;
+  return `pulumi config set --path 'backup321:site.hosts[${i}].generation' ${next} && pulumi up --yes`;
 }
 
 function totalLossSection(site: Site, stack: string): string[] {
@@ -234,7 +244,12 @@ function totalLossSection(site: Site, stack: string): string[] {
     `pulumi login <state backend>; pulumi stack select ${stack}`,
     "```",
     "",
-    "1. Reinstall the hosts with the addresses in the site model, then `pulumi up` (scripts, keys, PBS storage).",
+    "1. Reinstall the hosts with the addresses in the site model, then tell `pulumi up` they are new (scripts, keys, PBS storage):",
+    "",
+    "```sh",
+    ...site.hosts.map((h) => rebuildCommand(site, h.name)),
+    "```",
+    "",
   ];
   for (const r of cloud) {
     const src = r.copyFrom

@@ -8,11 +8,15 @@ import type { HostPaths } from "../../stacks/model/hosts";
 import { maxIntervalHours } from "../../stacks/schedule";
 import {
   asRoot,
+  claimCommand,
   cronFileName,
   installFileCommand,
   jobEntry,
+  layoutCommand,
   readinessCommand,
-  withFileMarker,
+  ownerStampFile,
+  releaseCommand,
+  fileMarker,
   removeFileCommand,
   renderCronFile,
   renderEntryPoint,
@@ -52,6 +56,8 @@ export interface HostArgs {
   readonly privateKey: pulumi.Input<string>;
   /** Pinned host key line, when known. */
   readonly hostKey?: pulumi.Input<string>;
+  /** Raised after the host was reinstalled: every command on it runs again. Defaults to 1. */
+  readonly generation?: number;
   /** Where things go on the host. Defaults to DESIGN.md's layout. */
   readonly paths: HostPaths;
   /** IANA time zone the host's cron runs in (job intervals are measured in it). Defaults to UTC. */
@@ -71,10 +77,47 @@ export interface HostArgs {
  * the dial limits) and checks the base tools; everything pushed to the host depends on it. It also
  * installs the shared script library (common.sh, the cron wrapper, the alert hook).
  */
+/** A remote command with backup321's lifecycle rules (see Host.command). */
+export interface HostCommandArgs {
+  /** Runs as root on create, and on every update unless `update` is given: it must be idempotent. */
+  readonly create: pulumi.Input<string>;
+  /** Runs as root on update instead of create. */
+  readonly update?: pulumi.Input<string>;
+  /** Runs as root on delete; with `owns`, only while this resource is still the owner. */
+  readonly delete?: string;
+  /**
+   * What the command creates on the host (an absolute path, "mariadb-user:..."): the create records
+   * this resource as its owner, and the delete leaves it to a newer owner.
+   */
+  readonly owns?: string;
+  /** Run as the login user itself instead of root (a NAS account). Defaults to false. */
+  readonly asLoginUser?: boolean;
+  /** Where owner stamps go. Defaults to <state>/owners. */
+  readonly ownersDir?: string;
+  /** First line of every command text (the offline plan reads a file's marker from it). */
+  readonly marker?: string;
+  readonly stdin?: pulumi.Input<string>;
+  /** stdin and outputs are secrets; nothing is logged. Defaults to false. */
+  readonly secret?: boolean;
+  /** Defaults to stderr (none when secret). */
+  readonly logging?: "stdout" | "stderr" | "stdoutAndStderr" | "none";
+  /**
+   * Identities of what the command creates: a change replaces the command (old deleted first,
+   * then the new created). Anything else that changes is an update. Defaults to `owns` when the
+   * command has a delete (what it deletes is what it owns), else none.
+   */
+  readonly replaceOn?: pulumi.Input<string>[];
+  /** Values (content hashes) whose change must run the command again, as an update. */
+  readonly runAgainOn?: pulumi.Input<string>[];
+  /** Resources to wait for besides the host's readiness. */
+  readonly dependsOn?: pulumi.Input<pulumi.Resource>[];
+}
+
 export class Host extends pulumi.ComponentResource {
   public readonly connection: pulumi.Output<command.types.input.remote.ConnectionArgs>;
   public readonly hostName: string;
   public readonly user: string;
+  public readonly generation: number;
   public readonly paths: HostPaths;
   public readonly timezone: string;
   public readonly ready: command.remote.Command;
@@ -85,6 +128,7 @@ export class Host extends pulumi.ComponentResource {
     super("backup321:host:Host", name, {}, opts);
     this.hostName = args.hostName;
     this.user = args.user ?? "root";
+    this.generation = args.generation ?? 1;
     this.paths = args.paths;
     this.timezone = args.timezone ?? "UTC";
     this.connection = pulumi.secret(
@@ -103,13 +147,17 @@ export class Host extends pulumi.ComponentResource {
       {
         connection: this.connection,
         // A storage-only host (a NAS) is used as its own user: no sudo is needed or assumed there.
-        create:
+        create: this.withGeneration(
           args.installLibrary === false
             ? readinessCommand(["sh"])
-            : asRoot(this.user, readinessCommand([...BASE_TOOLS, ...(args.requiredTools ?? [])])),
+            : asRoot(
+                this.user,
+                `${readinessCommand([...BASE_TOOLS, ...(args.requiredTools ?? [])])}\n${layoutCommand(args.paths)}`,
+              ),
+        ),
         addPreviousOutputInEnv: false,
       },
-      { parent: this, customTimeouts: { create: "5m" } },
+      { parent: this, customTimeouts: { create: "5m", update: "5m" } },
     );
     this.base = [this.ready, ...(args.installLibrary === false ? [] : this.installLibrary(name))];
     this.registerOutputs({ paths: this.paths });
@@ -139,6 +187,75 @@ export class Host extends pulumi.ComponentResource {
   /** Where the cron wrapper is installed. */
   get cronWrapper(): string {
     return `${this.paths.lib}/b321-cron.sh`;
+  }
+
+  /** The command text with the host's generation: raising it changes every command, so all run again. */
+  private withGeneration(text: string, marker?: string): string {
+    return [marker, `# backup321 host generation ${this.generation}`, text]
+      .filter((l) => l !== undefined)
+      .join("\n");
+  }
+
+  /**
+   * One remote command on this host, as root, with the rules the real engine needs (README
+   * "Lifecycle"): a changed input is an update that runs the (idempotent) create again, never a
+   * create-before-delete replacement that the old delete would undo; the delete leaves alone what a
+   * newer resource wrote (`owns`); only `replaceOn` identities replace, old deleted first.
+   */
+  command(
+    name: string,
+    args: HostCommandArgs,
+    opts: Omit<pulumi.CustomResourceOptions, "dependsOn" | "customTimeouts"> & {
+      parent: pulumi.Resource;
+    },
+  ): command.remote.Command {
+    const stampFile = args.owns
+      ? ownerStampFile(args.ownersDir ?? `${this.paths.state}/owners`, args.owns)
+      : undefined;
+    const stamp = `${name} ${args.owns ?? ""}`;
+    const as = (text: string): string => (args.asLoginUser ? text : asRoot(this.user, text));
+    const asRootOwned = (text: string): string =>
+      as(stampFile ? claimCommand(text, stampFile, stamp) : text);
+    const rerun = (args.runAgainOn ?? []).map((v) => pulumi.output(v).apply((x) => sha256(x ?? "")));
+    const replaceOn =
+      args.replaceOn ??
+      (args.owns !== undefined && args.delete !== undefined ? [args.owns] : undefined);
+    const render = (text: pulumi.Input<string>): pulumi.Output<string> =>
+      pulumi
+        .all([text, ...rerun])
+        .apply(([t, ...values]) =>
+          this.withGeneration(
+            asRootOwned(
+              values.length > 0 ? `# backup321 inputs ${values.join(" ")}\n${t}` : String(t),
+            ),
+            args.marker,
+          ),
+        );
+    const create = render(args.create);
+    const secret = args.secret ?? false;
+    return new command.remote.Command(
+      name,
+      {
+        connection: this.connection,
+        create,
+        update: args.update === undefined ? create : render(args.update),
+        delete:
+          args.delete === undefined
+            ? undefined
+            : as(stampFile ? releaseCommand(args.delete, stampFile, stamp) : args.delete),
+        stdin:
+          args.stdin === undefined ? undefined : secret ? pulumi.secret(args.stdin) : args.stdin,
+        triggers: replaceOn,
+        logging: args.logging ?? (secret ? "none" : "stderr"),
+        addPreviousOutputInEnv: false,
+      },
+      {
+        ...opts,
+        ...this.commandOptions(opts.parent, args.dependsOn),
+        deleteBeforeReplace: replaceOn !== undefined,
+        additionalSecretOutputs: secret ? ["stdin", "stdout", "stderr"] : [],
+      },
+    );
   }
 
   /** Custom resource options every remote command on this host uses. */
@@ -171,12 +288,15 @@ export interface RemoteFileArgs {
   readonly secret?: boolean;
   /** Resources to wait for besides the host. */
   readonly dependsOn?: pulumi.Input<pulumi.Resource>[];
+  /** Never removed, not even by `pulumi destroy` (keys and passwords that open backups). Defaults to false. */
+  readonly keep?: boolean;
 }
 
 /**
  * A file on a host, pushed through the SSH session's stdin (never argv or env) and written
  * atomically with owner and mode. A content change re-runs the install in place (update); a path
- * change replaces it (the old path is removed after the new one is written); delete removes it.
+ * change replaces it (the old path removed, then the new one written); delete removes it unless a
+ * newer resource wrote the path since, or the file is kept.
  */
 export class RemoteFile extends pulumi.ComponentResource {
   public readonly path: string;
@@ -198,24 +318,22 @@ export class RemoteFile extends pulumi.ComponentResource {
     const hash = content.apply(sha256);
     this.path = args.path;
     this.contentHash = secret ? pulumi.secret(hash) : hash;
-    const create = withFileMarker(args.host.hostName, args.path, asRoot(args.host.user, install));
-    this.command = new command.remote.Command(
+    this.command = args.host.command(
       `${name}-file`,
       {
-        connection: args.host.connection,
-        create,
-        update: create,
-        delete: asRoot(args.host.user, removeFileCommand(args.path)),
-        stdin: secret ? pulumi.secret(content) : content,
-        triggers: [this.contentHash],
-        logging: secret ? "none" : "stderr",
-        addPreviousOutputInEnv: false,
+        marker: fileMarker(args.host.hostName, args.path),
+        create: install,
+        // Files that open backups (keys, passwords) are never removed by a delete.
+        delete: args.keep ? undefined : removeFileCommand(args.path),
+        // A kept file is never deleted: nothing to guard.
+        owns: args.keep ? undefined : args.path,
+        stdin: content,
+        secret,
+        // A new path is a new file; new content is an update of this one.
+        replaceOn: [args.path],
+        dependsOn: args.dependsOn,
       },
-      {
-        ...args.host.commandOptions(this, args.dependsOn),
-        replaceOnChanges: ["delete"],
-        additionalSecretOutputs: secret ? ["stdin", "stdout", "stderr"] : [],
-      },
+      { parent: this },
     );
     this.registerOutputs({ path: this.path, contentHash: this.contentHash });
   }

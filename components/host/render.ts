@@ -36,7 +36,12 @@ function checkSpec(spec: InstallFileSpec): void {
 
 /** Prefixes a file's install command with a comment line saying which file goes where: read by the offline plan, and shown in state. */
 export function withFileMarker(host: string, path: string, command: string): string {
-  return `# backup321: install ${path} on ${host}\n${command}`;
+  return `${fileMarker(host, path)}\n${command}`;
+}
+
+/** The marker line alone (parseFileMarker reads it from the first line of a command). */
+export function fileMarker(host: string, path: string): string {
+  return `# backup321: install ${path} on ${host}`;
 }
 
 /** Reads fileMarker back: [host, path], or undefined for any other command. */
@@ -56,7 +61,9 @@ export function installFileCommand(spec: InstallFileSpec): string {
   const d = shq(dirname(spec.path));
   return [
     "set -eu",
-    `install -d -m ${spec.dirMode} -- ${d}`,
+    // Only a missing directory gets this mode: a shared one keeps the mode the host layout gave it,
+    // whichever file of a parallel deploy comes first.
+    `[ -d ${d} ] || install -d -m ${spec.dirMode} -- ${d}`,
     `tmp=$(mktemp -- ${f}.b321.XXXXXX)`,
     `trap 'rm -f -- "$tmp"' EXIT`,
     `cat > "$tmp"`,
@@ -73,6 +80,49 @@ export function installFileCommand(spec: InstallFileSpec): string {
 export function removeFileCommand(path: string): string {
   if (!path.startsWith("/")) throw new Error(`path "${path}" must be absolute`);
   return `rm -f -- ${shq(path)}`;
+}
+
+/**
+ * Where a resource records that it was the last to write what it manages (a path, a database user):
+ * <owners dir>/<hash of the key>, holding "<resource name> <key>". Pulumi runs the create of a new
+ * resource before the delete of the one it supersedes (a host renamed in the model, a job moved to
+ * another resource): the old delete must then leave alone what the new resource wrote.
+ */
+export function ownerStampFile(ownersDir: string, key: string): string {
+  return `${ownersDir}/${sha256(key).slice(0, 32)}`;
+}
+
+/** Runs the command (stdin flows through), then records this resource as the owner of the key. */
+export function claimCommand(command: string, stampFile: string, stamp: string): string {
+  const f = shq(stampFile);
+  return [
+    "set -eu",
+    `(
+${command}
+)`,
+    `install -d -m 0700 -- ${shq(dirname(stampFile))}`,
+    `printf '%s\n' ${shq(stamp)} > ${f}.tmp`,
+    `mv -f -- ${f}.tmp ${f}`,
+  ].join("\n");
+}
+
+/**
+ * Runs the delete only while this resource is still the recorded owner (or none is recorded: what
+ * older versions installed), then forgets the owner.
+ */
+export function releaseCommand(command: string, stampFile: string, stamp: string): string {
+  const f = shq(stampFile);
+  return [
+    "set -eu",
+    `if [ -e ${f} ] && [ "$(cat -- ${f})" != ${shq(stamp)} ]; then`,
+    `  echo "backup321: left in place, now managed by $(cut -d' ' -f1 < ${f})" >&2`,
+    "  exit 0",
+    "fi",
+    `(
+${command}
+)`,
+    `rm -f -- ${f}`,
+  ].join("\n");
 }
 
 /** Runs a command as root: as is for root, through non-interactive sudo for anyone else. */
@@ -137,6 +187,24 @@ export function cronFileName(job: string): string {
 /** The b321-<job> entry point: runs the job's script with its config file. */
 export function renderEntryPoint(script: string, envFile: string): string {
   return `#!/bin/bash\n# Managed by backup321. Runs this job by hand, exactly as cron does.\nexec ${shq(script)} ${shq(envFile)} "$@"\n`;
+}
+
+/**
+ * The host's directories with fixed modes, made before any file (so modes never depend on which
+ * file of a parallel deploy creates a directory first): config 0755 with secrets/ 0700 inside.
+ */
+export function layoutCommand(dirs: {
+  readonly etc: string;
+  readonly lib: string;
+  readonly sbin: string;
+  readonly state: string;
+  readonly cron: string;
+}): string {
+  const open = [dirs.etc, dirs.lib, dirs.sbin, dirs.state, dirs.cron].map(shq).join(" ");
+  return [
+    `install -d -m 0755 -- ${open}`,
+    `install -d -m 0700 -- ${shq(`${dirs.etc}/secrets`)}`,
+  ].join("\n");
 }
 
 /** The first command on a host: proves it answers and has what the scripts need. */

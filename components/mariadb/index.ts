@@ -9,8 +9,8 @@ import {
   removeFileCommand,
   renderEntryPoint,
   renderEnvFile,
-  sha256,
-  withFileMarker,
+  fileMarker,
+  shq,
 } from "../host/render";
 import {
   binlogConfigCommand,
@@ -132,22 +132,18 @@ export class MariaDbBackup extends pulumi.ComponentResource {
         databases: config.databases,
       }),
     );
-    const user = new command.remote.Command(
+    // A rotation changes stdin: an update (ALTER USER), never a replacement ending in DROP USER.
+    const user = host.command(
       `${name}-user`,
       {
-        connection: host.connection,
         create: rootSqlCommand(socket),
-        update: rootSqlCommand(socket),
         delete: dropUserCommand(socket, config.backupUser),
-        stdin: pulumi.secret(sql),
-        triggers: [pulumi.secret(sql.apply(sha256))],
-        logging: "none",
-        addPreviousOutputInEnv: false,
+        owns: `mariadb-user:${config.backupUser}@${socket}`,
+        stdin: sql,
+        secret: true,
+        dependsOn: host.base,
       },
-      {
-        ...host.commandOptions(this, host.base),
-        additionalSecretOutputs: ["stdin", "stdout", "stderr"],
-      },
+      { parent: this },
     );
     const optionFile = new RemoteFile(
       `${name}-client-cnf`,
@@ -185,6 +181,7 @@ export class MariaDbBackup extends pulumi.ComponentResource {
         path: this.keyFile,
         content: pulumi.secret(key.result.apply((k) => `${k}\n`)),
         secret: true,
+        keep: true,
         dependsOn: host.base,
       },
       { parent: this, protect: true },
@@ -208,30 +205,23 @@ export class MariaDbBackup extends pulumi.ComponentResource {
       serverId: config.serverId,
       expireDays: config.retention.binlogExpireDays,
     });
-    const create = withFileMarker(
-      host.hostName,
-      path,
-      binlogConfigCommand({
-        path,
-        basename: config.binlogBasename,
-        serverId: config.serverId,
-        socket,
-        restartCommand: args.restartCommand ?? `systemctl restart ${config.service}`,
-      }),
-    );
-    return new command.remote.Command(
+    return host.command(
       `${name}-binlog-conf`,
       {
-        connection: host.connection,
-        create,
-        update: create,
+        marker: fileMarker(host.hostName, path),
+        create: binlogConfigCommand({
+          path,
+          basename: config.binlogBasename,
+          serverId: config.serverId,
+          socket,
+          restartCommand: args.restartCommand ?? `systemctl restart ${shq(config.service)}`,
+        }),
         delete: removeFileCommand(path),
+        owns: path,
         stdin: content,
-        triggers: [sha256(content), sha256(create)],
-        logging: "stderr",
-        addPreviousOutputInEnv: false,
+        dependsOn: host.base,
       },
-      host.commandOptions(this, host.base),
+      { parent: this },
     );
   }
 

@@ -3,10 +3,9 @@
 // prefix, the dump upload job, and the NAS sync into dated hard-linked snapshots.
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
-import * as command from "@pulumi/command";
 import type { Bucket as BucketModel } from "../../stacks/model/offsite";
 import { Host, RemoteFile, ScheduledJob, readScript } from "../host";
-import { asRoot, removeFileCommand, sha256 } from "../host/render";
+import { removeFileCommand } from "../host/render";
 import {
   authorizedKeyLine,
   bucketArn,
@@ -353,35 +352,29 @@ export class NasSync extends pulumi.ComponentResource {
     this.keyFile = `${host.paths.etc}/secrets/${jobName}_ed25519`;
     const knownHosts = `${host.paths.etc}/${jobName}.known_hosts`;
 
-    const key = new command.remote.Command(
+    // No delete: the key opens the NAS for every snapshot this host sends.
+    const key = host.command(
       `${name}-key`,
-      {
-        connection: host.connection,
-        create: asRoot(host.user, ensureKeyCommand(this.keyFile, host.hostName)),
-        logging: "stderr",
-        addPreviousOutputInEnv: false,
-      },
-      // No delete: a replaced command must not remove the key the new one still uses.
-      host.commandOptions(this, host.base),
+      { create: ensureKeyCommand(this.keyFile, host.hostName), dependsOn: host.base },
+      { parent: this },
     );
     this.publicKey = key.stdout.apply((s) => s.trim());
 
-    const receiverContent = readScript(__dirname, "nas-receive.sh");
-    const receiver = new command.remote.Command(
+    // The NAS account has no sudo: its commands run as itself, owner stamps in its home.
+    const onNas = { asLoginUser: true, ownersDir: `${home}/.backup321/owners` };
+    const receiver = nas.command(
       `${name}-receiver`,
       {
-        connection: nas.connection,
+        ...onNas,
         create: [
           requireToolsCommand(["rsync"], nas.hostName),
           installUserFileCommand(this.receiver, "0700"),
         ].join("\n"),
         delete: removeFileCommand(this.receiver),
-        stdin: receiverContent,
-        triggers: [sha256(receiverContent)],
-        logging: "stderr",
-        addPreviousOutputInEnv: false,
+        owns: this.receiver,
+        stdin: readScript(__dirname, "nas-receive.sh"),
       },
-      nas.commandOptions(this),
+      { parent: this },
     );
     const line = this.publicKey.apply(
       (publicKey) =>
@@ -394,18 +387,17 @@ export class NasSync extends pulumi.ComponentResource {
           sourceHost: host.hostName,
         }) + "\n",
     );
-    const authorized = new command.remote.Command(
+    const authorized = nas.command(
       `${name}-authorized-key`,
       {
-        connection: nas.connection,
+        ...onNas,
         create: installAuthorizedKeyCommand(authorizedKeys, host.hostName),
         delete: removeAuthorizedKeyCommand(authorizedKeys, host.hostName),
+        owns: `authorized-key:${authorizedKeys}:${host.hostName}`,
         stdin: line,
-        triggers: [line],
-        logging: "stderr",
-        addPreviousOutputInEnv: false,
+        dependsOn: [receiver],
       },
-      nas.commandOptions(this, [receiver]),
+      { parent: this },
     );
     const pinned: pulumi.Resource = args.nasHostKey
       ? new RemoteFile(
@@ -418,16 +410,15 @@ export class NasSync extends pulumi.ComponentResource {
           },
           { parent: this },
         )
-      : new command.remote.Command(
+      : host.command(
           `${name}-known-hosts`,
           {
-            connection: host.connection,
-            create: asRoot(host.user, scanKnownHostsCommand(knownHosts, args.nasAddress, nasPort)),
-            delete: asRoot(host.user, removeFileCommand(knownHosts)),
-            logging: "stderr",
-            addPreviousOutputInEnv: false,
+            create: scanKnownHostsCommand(knownHosts, args.nasAddress, nasPort),
+            delete: removeFileCommand(knownHosts),
+            owns: knownHosts,
+            dependsOn: host.base,
           },
-          host.commandOptions(this, host.base),
+          { parent: this },
         );
     const script = `${host.paths.lib}/nas-sync.sh`;
     const scriptFile = new RemoteFile(

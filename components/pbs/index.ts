@@ -17,7 +17,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { Host, RemoteFile, ScheduledJob, readScript } from "../host";
-import { asRoot, renderEnvFile, shq } from "../host/render";
+import { renderEnvFile, shq } from "../host/render";
 import { datastoreEnv, setupCommand, tokenId, type DatastoreSpec } from "./render";
 
 export type { DatastoreSpec, DiskSpec } from "./render";
@@ -133,19 +133,15 @@ export class ProxmoxBackupServer extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    const cmd = new command.remote.Command(
+    const cmd = this.host.command(
       `${name}-fingerprint`,
       {
-        connection: this.host.connection,
-        create: asRoot(
-          this.host.user,
-          setupCommand(this.script("pbs-setup.sh"), "fingerprint", env.path),
-        ),
-        triggers: [env.contentHash, ...scripts.map((s) => s.contentHash)],
+        create: setupCommand(this.script("pbs-setup.sh"), "fingerprint", env.path),
+        runAgainOn: [env.contentHash, ...scripts.map((s) => s.contentHash)],
         logging: "stdoutAndStderr",
-        addPreviousOutputInEnv: false,
+        dependsOn: [env, ...scripts],
       },
-      this.host.commandOptions(this, [env, ...scripts]),
+      { parent: this },
     );
     return cmd.stdout.apply((s) => s.trim());
   }
@@ -177,24 +173,18 @@ export class ProxmoxBackupServer extends pulumi.ComponentResource {
       { parent: this },
     );
     const script = this.script("pbs-setup.sh");
-    const apply = asRoot(this.host.user, setupCommand(script, "apply", env.path));
-    return new command.remote.Command(
+    return this.host.command(
       `${name}-${d.name}-setup`,
       {
-        connection: this.host.connection,
-        create: apply,
-        update: apply,
+        create: setupCommand(script, "apply", env.path),
         // Configuration only: the chunk store is never deleted. Without its env file (already
         // destroyed) there is nothing left to remove.
-        delete: asRoot(
-          this.host.user,
-          `[ ! -e ${shq(env.path)} ] || ${setupCommand(script, "remove", env.path)}`,
-        ),
-        triggers: [env.contentHash, ...scripts.map((s) => s.contentHash)],
-        logging: "stderr",
-        addPreviousOutputInEnv: false,
+        delete: `[ ! -e ${shq(env.path)} ] || ${setupCommand(script, "remove", env.path)}`,
+        owns: `pbs-datastore:${d.name}`,
+        runAgainOn: [env.contentHash, ...scripts.map((s) => s.contentHash)],
+        dependsOn: [env, ...scripts],
       },
-      this.host.commandOptions(this, [env, ...scripts]),
+      { parent: this },
     );
   }
 
@@ -204,19 +194,16 @@ export class ProxmoxBackupServer extends pulumi.ComponentResource {
     datastore: string,
     setup: command.remote.Command,
   ): pulumi.Output<string> {
-    const cmd = new command.remote.Command(
+    const cmd = this.host.command(
       `${name}-${datastore}-token`,
       {
-        connection: this.host.connection,
-        create: asRoot(this.host.user, `cat -- ${shq(this.tokenFile(datastore))}`),
-        triggers: [setup.triggers],
-        logging: "none",
-        addPreviousOutputInEnv: false,
+        create: `cat -- ${shq(this.tokenFile(datastore))}`,
+        // Read again whenever the setup ran again (it may have made a new token).
+        runAgainOn: [setup.create as pulumi.Output<string>],
+        secret: true,
+        dependsOn: [setup],
       },
-      {
-        ...this.host.commandOptions(this, [setup]),
-        additionalSecretOutputs: ["stdout", "stderr"],
-      },
+      { parent: this },
     );
     return pulumi.secret(cmd.stdout);
   }

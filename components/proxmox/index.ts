@@ -6,7 +6,7 @@ import * as command from "@pulumi/command";
 import * as random from "@pulumi/random";
 import * as proxmoxve from "@muhlba91/pulumi-proxmoxve";
 import { Host, RemoteFile, ScheduledJob, readScript } from "../host";
-import { asRoot, shq } from "../host/render";
+import { shq } from "../host/render";
 import { cronToCalendarEvent } from "../../stacks/calendar";
 import type { RetentionPolicy } from "../../stacks/primitives";
 import { pbsKeyFile, pbsStorageId, pruneBackups, pveKeyFilePath } from "./render";
@@ -166,19 +166,14 @@ export class ProxmoxBackups extends pulumi.ComponentResource {
     storage: proxmoxve.storage.Pbs,
   ): command.remote.Command {
     const file = pveKeyFilePath(pbsStorageId(datastore), this.pveDir);
-    return new command.remote.Command(
+    return this.host.command(
       `${name}-${datastore}-key-check`,
       {
-        connection: this.host.connection,
-        create: asRoot(
-          this.host.user,
-          `test -s ${shq(file)} || { echo ${shq(`backup321: ${file} is missing: storage ${pbsStorageId(datastore)} would back up unencrypted (re-apply its encryption key)`)} >&2; exit 1; }`,
-        ),
-        triggers: [storage.id, storage.encryptionKeyFingerprint],
-        logging: "stderr",
-        addPreviousOutputInEnv: false,
+        create: `test -s ${shq(file)} || { echo ${shq(`backup321: ${file} is missing: storage ${pbsStorageId(datastore)} would back up unencrypted (re-apply its encryption key)`)} >&2; exit 1; }`,
+        runAgainOn: [storage.id, storage.encryptionKeyFingerprint],
+        dependsOn: [storage],
       },
-      this.host.commandOptions(this, [storage]),
+      { parent: this },
     );
   }
 

@@ -5,7 +5,7 @@ import * as command from "@pulumi/command";
 import * as random from "@pulumi/random";
 import type { RetentionPolicy } from "../../stacks/primitives";
 import { Host, RemoteFile, ScheduledJob, readScript } from "../host";
-import { readinessCommand, renderEnvFile, sha256, withFileMarker } from "../host/render";
+import { fileMarker, readinessCommand, renderEnvFile, shq } from "../host/render";
 import {
   backupEnv,
   forgetArgs,
@@ -15,7 +15,6 @@ import {
   repositoryEnv,
   repositoryUrl,
   resticFiles,
-  runScriptCommand,
   type ResticFiles,
   type ResticLocation,
 } from "./render";
@@ -50,14 +49,10 @@ export class ResticScripts extends pulumi.ComponentResource {
     super("backup321:restic:ResticScripts", name, {}, opts);
     this.host = args.host;
     this.restic = args.restic ?? "restic";
-    const tools = new command.remote.Command(
+    const tools = args.host.command(
       `${name}-tools`,
-      {
-        connection: args.host.connection,
-        create: readinessCommand([this.restic]),
-        addPreviousOutputInEnv: false,
-      },
-      args.host.commandOptions(this),
+      { create: readinessCommand([this.restic]) },
+      { parent: this },
     );
     const paths: Record<string, string> = {};
     const files = RESTIC_SCRIPTS.map(([role, file, mode]) => {
@@ -209,26 +204,22 @@ export class ResticRepository extends pulumi.ComponentResource {
     files: ResticFiles,
   ): pulumi.Resource[] {
     const host = args.scripts.host;
-    const passwordFile = new command.remote.Command(
+    // No delete: the file is what opens the repository's data. A new password is an update that
+    // rotates the repository's key before replacing the file.
+    const passwordFile = host.command(
       `${name}-password-file`,
       {
-        connection: host.connection,
-        create: withFileMarker(
-          host.hostName,
-          files.passwordFile,
-          passwordFileCommand(files.passwordFile, host.user),
-        ),
+        marker: fileMarker(host.hostName, files.passwordFile),
+        create: passwordFileCommand(files.passwordFile),
+        update: passwordFileCommand(files.passwordFile, {
+          initScript: args.scripts.paths.init,
+          initEnv: this.initEnvPath(args),
+        }),
         stdin: this.password,
-        triggers: [pulumi.secret(this.password.apply(sha256))],
-        logging: "none",
-        addPreviousOutputInEnv: false,
+        secret: true,
+        dependsOn: [...host.base, ...args.scripts.resources],
       },
-      {
-        ...host.commandOptions(this, host.base),
-        // No delete: the file is what opens the repository's data.
-        retainOnDelete: true,
-        additionalSecretOutputs: ["stdin", "stdout", "stderr"],
-      },
+      { parent: this, retainOnDelete: true },
     );
     const out: pulumi.Resource[] = [passwordFile];
     if (args.s3 && files.s3CredentialsFile) {
@@ -277,6 +268,10 @@ export class ResticRepository extends pulumi.ComponentResource {
     return out;
   }
 
+  private initEnvPath(args: ResticRepositoryArgs): string {
+    return `${args.scripts.host.paths.etc}/restic-${args.repo}-init.env`;
+  }
+
   /** restic init when the repository is missing (a copy target with its source's chunker parameters). */
   private createIfMissing(
     name: string,
@@ -286,7 +281,7 @@ export class ResticRepository extends pulumi.ComponentResource {
   ): command.remote.Command {
     const host = args.scripts.host;
     const job = `restic-${args.repo}-init`;
-    const envPath = `${host.paths.etc}/${job}.env`;
+    const envPath = this.initEnvPath(args);
     const envVars = {
       ...common,
       B321_JOB: job,
@@ -306,24 +301,15 @@ export class ResticRepository extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    return new command.remote.Command(
+    // Never deletes the repository: backups outlive the stack. A new URL is a new repository.
+    return host.command(
       `${name}-init`,
       {
-        connection: host.connection,
-        create: runScriptCommand(host.user, args.scripts.paths.init, envPath),
-        triggers: [this.url, args.copyFrom?.url ?? ""],
-        logging: "stderr",
-        addPreviousOutputInEnv: false,
+        create: `${shq(args.scripts.paths.init)} ${shq(envPath)}`,
+        replaceOn: [this.url, args.copyFrom?.url ?? ""],
+        dependsOn: [...dependsOn, env, ...(args.copyFrom ? [args.copyFrom.init] : [])],
       },
-      {
-        ...host.commandOptions(this, [
-          ...dependsOn,
-          env,
-          ...(args.copyFrom ? [args.copyFrom.init] : []),
-        ]),
-        // Never deletes the repository: backups outlive the stack.
-        retainOnDelete: true,
-      },
+      { parent: this, retainOnDelete: true },
     );
   }
 

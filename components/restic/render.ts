@@ -1,7 +1,7 @@
 // Pure functions for restic repositories: the repository URL, forget's keep flags, the env file of
 // each job, and the install-once command of the password file.
 import type { RetentionPolicy } from "../../stacks/primitives";
-import { asRoot, dirname, shq } from "../host/render";
+import { dirname, shq } from "../host/render";
 
 /** Where a repository lives. */
 export type ResticLocation =
@@ -157,30 +157,39 @@ export function renderExcludeFile(excludes: readonly string[]): string {
 }
 
 /**
- * Installs the repository password from stdin, once: a password file that exists with different
- * content is never overwritten (it is what opens the existing repository); the command fails and
- * says so instead. Running it again with the same password changes nothing.
+ * Installs the repository password from stdin. Create: never over a different existing file (it
+ * opens the existing repository). Update (a rotation): when the repository exists, the init script
+ * first adds a key for the new password and removes the old one, then the file is replaced.
  */
-export function passwordFileCommand(path: string, user: string): string {
+export function passwordFileCommand(
+  path: string,
+  rotation?: { readonly initScript: string; readonly initEnv: string },
+): string {
   const f = shq(path);
-  return asRoot(
-    user,
-    [
-      "set -eu",
-      `install -d -m 0700 -- ${shq(dirname(path))}`,
-      `tmp=$(mktemp -- ${f}.b321.XXXXXX)`,
-      `trap 'rm -f -- "$tmp"' EXIT`,
-      `cat > "$tmp"`,
-      `if [ -e ${f} ]; then`,
-      `  if cmp -s -- "$tmp" ${f}; then chmod 0600 -- ${f}; exit 0; fi`,
-      `  echo "backup321: refusing to replace ${path.replace(/[`"$\\]/g, "")}: it opens the existing repository (restore the escrowed password, or move the file away for a new repository)" >&2`,
-      "  exit 1",
-      "fi",
-      `chmod 0600 -- "$tmp"`,
-      `mv -f -- "$tmp" ${f}`,
-      "trap - EXIT",
-    ].join("\n"),
-  );
+  const differs = rotation
+    ? [
+        `if [ -e ${f} ] && ! cmp -s -- "$tmp" ${f} && [ -e ${shq(rotation.initEnv)} ]; then`,
+        `  ${shq(rotation.initScript)} ${shq(rotation.initEnv)} rotate "$tmp"`,
+        "fi",
+      ]
+    : [
+        `if [ -e ${f} ]; then`,
+        `  if cmp -s -- "$tmp" ${f}; then chmod 0600 -- ${f}; exit 0; fi`,
+        `  echo "backup321: refusing to replace ${path.replace(/[`"$\\]/g, "")}: it opens the existing repository (restore the escrowed password, or move the file away for a new repository)" >&2`,
+        "  exit 1",
+        "fi",
+      ];
+  return [
+    "set -eu",
+    `install -d -m 0700 -- ${shq(dirname(path))}`,
+    `tmp=$(mktemp -- ${f}.b321.XXXXXX)`,
+    `trap 'rm -f -- "$tmp"' EXIT`,
+    `cat > "$tmp"`,
+    ...differs,
+    `chmod 0600 -- "$tmp"`,
+    `mv -f -- "$tmp" ${f}`,
+    "trap - EXIT",
+  ].join("\n");
 }
 
 /** The credentials file restic's S3 jobs read: access key id, then secret access key. */
@@ -194,7 +203,3 @@ export function renderS3Credentials(accessKeyId: string, secretAccessKey: string
   return `${accessKeyId}\n${secretAccessKey}\n`;
 }
 
-/** Runs a script with its env file, as root. */
-export function runScriptCommand(user: string, script: string, envFile: string): string {
-  return asRoot(user, `${shq(script)} ${shq(envFile)}`);
-}

@@ -89,7 +89,14 @@ export class BackupSite extends pulumi.ComponentResource {
     if (!m) return undefined;
     return new MariaDbBackup(
       `${name}-mariadb`,
-      { host: this.hosts[m.host], config: m, siteName: site.name, timezone: site.timezone },
+      {
+        host: this.hosts[m.host],
+        config: m,
+        siteName: site.name,
+        timezone: site.timezone,
+        socket: m.socket,
+        restartCommand: m.restartCommand,
+      },
       { parent: this },
     );
   }
@@ -204,6 +211,7 @@ export class BackupSite extends pulumi.ComponentResource {
             user: h.user,
             privateKey: secret(h),
             hostKey: h.hostKey,
+            generation: h.generation,
             paths: h.paths,
             timezone: h.timezone ?? args.site.timezone,
             installLibrary: !isStorageOnly(h),

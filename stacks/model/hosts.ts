@@ -47,5 +47,10 @@ export const host = z.strictObject({
   /** IANA time zone the host's cron runs in. Defaults to the site's. */
   timezone: z.string().optional(),
   paths: hostPaths,
+  /**
+   * Raise by one after the host was reinstalled or wiped: the next `pulumi up` installs everything on
+   * it again (remote commands have no drift detection, so nothing else tells the engine). Defaults to 1.
+   */
+  generation: z.number().int().positive("must be a positive whole number (e.g. 2)").default(1),
 });
 export type Host = z.infer<typeof host>;

@@ -32,7 +32,21 @@ export const mariadb = z.strictObject({
   /** Drop-in directory of the server's configuration. Defaults to /etc/mysql/mariadb.conf.d. */
   confDir: absPath.default("/etc/mysql/mariadb.conf.d"),
   /** Service restarted when the binlog drop-in changes. Defaults to mariadb. */
-  service: z.string().default("mariadb"),
+  service: z
+    .string()
+    .regex(/^[A-Za-z0-9@._-]+$/, "must be a service name (e.g. mariadb)")
+    .default("mariadb"),
+  /**
+   * Command run as root to restart the server after the binlog drop-in changed; the drop-in is put in
+   * place only when it succeeds. Defaults to `systemctl restart <service>`; set it on a host without
+   * systemd (e.g. `service mariadb restart`).
+   */
+  restartCommand: z
+    .string()
+    .regex(/^[^\n\r]+$/, "must be one line (e.g. service mariadb restart)")
+    .optional(),
+  /** The server's unix socket (root logs in through it). Defaults to /run/mysqld/mysqld.sock. */
+  socket: absPath.default("/run/mysqld/mysqld.sock"),
   schedules: z
     .strictObject({
       /** Full backup. Defaults to Sunday 02:00. */

@@ -2,12 +2,41 @@
 # restic-init.sh ENV_FILE: creates the repository when it does not exist yet (run by pulumi up).
 # An existing repository is left alone (its password must open it). A copy target is created with
 # its source's chunker parameters, so `restic copy` deduplicates.
+# restic-init.sh ENV_FILE rotate NEW_PASSWORD_FILE: a password rotation (pulumi up, before the new
+# password file is installed): adds a key for the new password, proves it opens the repository,
+# then removes the old key. The data is never re-encrypted: restic keys wrap the same master key.
 set -Eeuo pipefail
 source "${BASH_SOURCE[0]%/*}/common.sh"
 source "${BASH_SOURCE[0]%/*}/restic-lib.sh"
 
+rotate() {
+  local new=$1 old_id
+  [ -r "$new" ] || b321_fail "cannot read the new password file $new"
+  restic_probe
+  if [ "$RESTIC_REPO_STATE" = missing ]; then
+    b321_log "repository $REPO_NAME does not exist yet: nothing to rotate"
+    return 0
+  fi
+  old_id=$(restic_run key list --json | tr '{' '\n' | grep '"current":true' |
+    sed -n 's/.*"id":"\([0-9a-f]*\)".*/\1/p')
+  [ -n "$old_id" ] || b321_fail "cannot tell which key of $REPO_NAME the current password opens"
+  restic_run key add --new-password-file "$new" >&2 || b321_fail "restic key add failed on $REPO_NAME"
+  RESTIC_ARGS=(--repo "$REPO_URL" --password-file "$new" "${RESTIC_ARGS[@]:4}")
+  restic_run cat config > /dev/null || b321_fail "the new password does not open $REPO_NAME"
+  restic_run key remove "$old_id" >&2 || b321_fail "could not remove the old key of $REPO_NAME"
+  b321_set rotated true
+  b321_log "password of $REPO_NAME rotated (old key ${old_id:0:8} removed)"
+}
+
 main() {
-  b321_start "$@"
+  b321_start "$1"
+  if [ "${2:-}" = rotate ]; then
+    restic_setup
+    b321_lock "restic-$REPO_NAME"
+    restic_require_mounts
+    rotate "${3:?usage: restic-init.sh ENV_FILE rotate NEW_PASSWORD_FILE}"
+    return 0
+  fi
   restic_setup
   b321_lock "restic-$REPO_NAME"
   restic_require_mounts
