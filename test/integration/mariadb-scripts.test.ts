@@ -194,7 +194,7 @@ test("restore test restores the newest full into a scratch instance and checks e
   const s = box.status("mariadb-restore-test");
   const newest = fulls(backups()).at(-1)!;
   expect(s).toMatchObject({ result: "success", file: newest, tables: 8 });
-  expect(typeof s.rto_seconds).toBe("number");
+  expect(typeof s.restore_seconds).toBe("number");
   expect(s.rows).toBe(Object.values(tableCounts(server.sql, DB)).reduce((a, b) => a + b, 0) - 1);
   // the scratch instance is gone, the live server untouched
   expect(fs.readdirSync(path.join(root, "scratch"))).toEqual([]);

@@ -144,6 +144,11 @@ mdb_reachable() {
   done
 }
 
+MDB_SCRATCH_SOCKDIR=""
+mdb_remove_sockdir() {
+  [ -z "$MDB_SCRATCH_SOCKDIR" ] || rm -rf -- "$MDB_SCRATCH_SOCKDIR"
+}
+
 # mdb_start_scratch DATADIR RUNDIR: a private mariadbd on DATADIR, socket in RUNDIR, no network,
 # no binlog. Never touches the live server: its own datadir, socket and pid file.
 mdb_start_scratch() {
@@ -155,6 +160,13 @@ mdb_start_scratch() {
   chown -R -- "$user:" "$datadir" "$rundir"
   chmod 0755 -- "$rundir"
   MDB_SCRATCH_SOCKET=$rundir/mysqld.sock
+  # A unix socket path holds at most 107 bytes: a deep scratch dir gets a short private one.
+  if [ "${#MDB_SCRATCH_SOCKET}" -gt 100 ]; then
+    MDB_SCRATCH_SOCKDIR=$(mktemp -d /tmp/b321-sock.XXXXXX)
+    chown -- "$user:" "$MDB_SCRATCH_SOCKDIR"
+    b321_cleanup mdb_remove_sockdir
+    MDB_SCRATCH_SOCKET=$MDB_SCRATCH_SOCKDIR/mysqld.sock
+  fi
   mariadbd --no-defaults "--user=$user" "--datadir=$datadir" "--socket=$MDB_SCRATCH_SOCKET" \
     --skip-networking --skip-log-bin "--pid-file=$rundir/mysqld.pid" \
     "--log-error=$rundir/error.log" --innodb-buffer-pool-size=512M \

@@ -109,7 +109,7 @@ main() {
   mdb_replay "$socket" "$(mdb_manifest_get "$manifest" binlog_file)" \
     "$(mdb_manifest_get "$manifest" binlog_position)" "--stop-datetime=$until"
   t1=$(date +%s)
-  b321_set rto_seconds "$((t1 - t0))"
+  b321_set restore_seconds "$((t1 - t0))"
   if [ -n "$target_dir" ]; then
     mdb_stop_scratch
     chown -R -- "${MARIADB_SERVER_USER:-mysql}:" "$target_dir"

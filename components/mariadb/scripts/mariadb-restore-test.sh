@@ -41,7 +41,7 @@ main() {
     mdb_replay "$MDB_SCRATCH_SOCKET" "$bfile" "$bpos" "--stop-position=$cpos" "$cfile"
   fi
   t1=$(date +%s)
-  b321_set rto_seconds "$((t1 - t0))"
+  b321_set restore_seconds "$((t1 - t0))"
   compare_counts "$manifest"
   b321_log "restore test passed in $((t1 - t0)) s"
 }
