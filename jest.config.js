@@ -1,4 +1,5 @@
-// Three levels (DESIGN.md): unit (Pulumi mocks), render (pure functions), integration (real services).
+// Four levels: unit (Pulumi mocks), render (pure functions), integration (real services) and
+// lifecycle (the real Pulumi engine deploying, changing and destroying sites on sandboxed hosts).
 const project = (name) => ({
   displayName: name,
   testEnvironment: "node",
@@ -6,6 +7,6 @@ const project = (name) => ({
   testMatch: [`<rootDir>/test/${name}/**/*.test.ts`],
 });
 module.exports = {
-  projects: [project("unit"), project("render"), project("integration")],
+  projects: [project("unit"), project("render"), project("integration"), project("lifecycle")],
   testTimeout: 600000,
 };

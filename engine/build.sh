@@ -27,6 +27,8 @@ if [ "$pinned" != "v$cli" ]; then
   exit 1
 fi
 
+# The Go toolchain of this kind of machine lives in /usr/local/go, not always on a login PATH.
+command -v go >/dev/null || PATH=$PATH:/usr/local/go/bin
 command -v go >/dev/null || {
   echo "engine: go is not installed (the engine is built from Go modules)" >&2
   exit 1

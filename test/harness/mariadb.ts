@@ -31,10 +31,13 @@ export interface MariaDbOptions {
   readonly extraArgs?: readonly string[];
   /** Parent directory for the server's files. Defaults to the OS temp dir. */
   readonly parent?: string;
+  /** Exact directory for the server's files (created), instead of a temp one under parent. */
+  readonly dir?: string;
 }
 
 export async function startMariaDb(opts: MariaDbOptions = {}): Promise<MariaDbServer> {
-  const dir = fs.mkdtempSync(path.join(opts.parent ?? os.tmpdir(), "b321-mariadb-"));
+  const dir = opts.dir ?? fs.mkdtempSync(path.join(opts.parent ?? os.tmpdir(), "b321-mariadb-"));
+  fs.mkdirSync(dir, { recursive: true });
   const datadir = path.join(dir, "data");
   const binlogDir = path.join(dir, "binlog");
   fs.mkdirSync(datadir);

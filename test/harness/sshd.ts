@@ -20,17 +20,31 @@ export interface Sshd {
   stop(): Promise<void>;
 }
 
-export async function startSshd(): Promise<Sshd> {
+export async function startSshd(
+  opts: {
+    /** Listen on this port (a host rebuilt at the same address). Defaults to a free one. */
+    port?: number;
+    /** Accept this client key (the stack's) instead of a new one. */
+    clientPrivateKey?: string;
+  } = {},
+): Promise<Sshd> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "b321-sshd-"));
-  fs.chmodSync(dir, 0o700);
+  // sshd reads authorized_keys as the user logging in: non-root test users must reach it (the
+  // private keys in here stay 0600).
+  fs.chmodSync(dir, 0o711);
   const hostKey = path.join(dir, "host_ed25519");
   const clientKey = path.join(dir, "client_ed25519");
   runOk("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", hostKey]);
-  runOk("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", clientKey, "-C", "backup321-test"]);
+  if (opts.clientPrivateKey) {
+    fs.writeFileSync(clientKey, opts.clientPrivateKey, { mode: 0o600 });
+    fs.writeFileSync(`${clientKey}.pub`, runOk("ssh-keygen", ["-y", "-f", clientKey]).stdout);
+  } else {
+    runOk("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", clientKey, "-C", "backup321-test"]);
+  }
   const authorized = path.join(dir, "authorized_keys");
   fs.copyFileSync(`${clientKey}.pub`, authorized);
-  fs.chmodSync(authorized, 0o600);
-  const port = await freePort();
+  fs.chmodSync(authorized, 0o644);
+  const port = opts.port ?? (await freePort());
   const config = path.join(dir, "sshd_config");
   fs.writeFileSync(
     config,

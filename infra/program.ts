@@ -1,0 +1,27 @@
+// The Pulumi program as a function: infra/index.ts runs it for the CLI, the lifecycle tests run it
+// inline through the Automation API, so both deploy exactly the same resources.
+import * as pulumi from "@pulumi/pulumi";
+import { loadSite } from "../stacks/config";
+import { requiredSecrets } from "../stacks/secrets";
+import { BackupSite } from "../components/site";
+import { recoveryReport, threeTwoOne as countCopies } from "../stacks/targets";
+import { renderRunbook } from "../stacks/runbook";
+
+/** Loads and validates the site, builds it, and returns the stack outputs. */
+export function backupProgram() {
+  const { site, secret } = loadSite();
+  const secrets = Object.fromEntries(requiredSecrets(site).map(({ key }) => [key, secret(key)]));
+  const runbook = renderRunbook(site, pulumi.getStack());
+  const backup = new BackupSite("backup321", { site, secrets, runbook });
+  return {
+    summary: backup.summary,
+    /** PBS client encryption keys by PVE storage id (secret): escrow them, backups are unreadable without. */
+    pbsEncryptionKeys: backup.proxmox?.encryptionKeys,
+    /** SHA-256 fingerprint of the PBS certificate that PVE pins. */
+    pbsFingerprint: backup.pbs?.fingerprint,
+    /** Copies (production included), distinct media, offsite and immutable copies. */
+    threeTwoOne: countCopies(site),
+    /** Worst-case RPO and estimated RTO per scenario, with the targets they are checked against. */
+    recovery: recoveryReport(site),
+  };
+}

@@ -1,0 +1,170 @@
+// The real Pulumi engine for lifecycle tests: the CLI and plugins built by `npm run engine`, a
+// temp file:// backend, a passphrase in a 0600 file, no update checks and no plugin downloads. The
+// program is backupProgram(), run inline through the Automation API (the same code the CLI runs).
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import {
+  LocalWorkspace,
+  PulumiCommand,
+  type EngineEvent,
+  type Stack,
+} from "@pulumi/pulumi/automation";
+import { backupProgram } from "../../infra/program";
+import { SITE_KEY } from "../../stacks/load";
+import { run } from "./proc";
+import type { SiteInput } from "../../stacks/schema";
+
+const ROOT = path.resolve(__dirname, "../..");
+
+/** Where `npm run engine` put the CLI and plugins. */
+export function engineBin(): string {
+  const bin = process.env.B321_ENGINE_BIN ?? path.join(ROOT, ".engine", "bin");
+  if (!fs.existsSync(path.join(bin, "pulumi"))) {
+    throw new Error(`no Pulumi engine in ${bin}: run \`npm run engine\` first`);
+  }
+  return bin;
+}
+
+/** One engine step: what the engine did (or would do) to one resource. */
+export interface Step {
+  readonly op: string;
+  readonly urn: string;
+  readonly type: string;
+  /** The resource's name (the URN's last part). */
+  readonly name: string;
+}
+
+/** The steps of a preview or update that change something (every op but "same"). */
+export function changes(steps: readonly Step[]): Step[] {
+  return steps.filter((s) => s.op !== "same" && s.op !== "read");
+}
+
+/** Steps of resources that do something (components only group them), as sorted "op name" lines. */
+export function summarize(steps: readonly Step[]): string[] {
+  return changes(steps)
+    .filter((s) => !s.type.startsWith("backup321:") && !s.type.startsWith("pulumi:pulumi:"))
+    .map((s) => `${s.op} ${s.name}`)
+    .sort();
+}
+
+export interface EngineStack {
+  readonly stack: Stack;
+  readonly name: string;
+  /** Sets the site model and secrets (config), replacing the previous ones. */
+  configure(site: SiteInput, secrets: Record<string, string>): Promise<void>;
+  preview(opts?: { replace?: string[] }): Promise<Step[]>;
+  /** `pulumi up`; extra options such as `replace: [urn]` pass through. */
+  up(opts?: { replace?: string[]; refresh?: boolean; continueOnError?: boolean }): Promise<Step[]>;
+  destroy(): Promise<Step[]>;
+  /** `pulumi stack export --show-secrets`: the deployment's resources. */
+  resources(): Promise<{ urn: string; type: string; outputs?: Record<string, unknown> }[]>;
+  /** The URN of the resource of that type and name. */
+  urn(type: string, name: string): Promise<string>;
+  /** Runs the engine's CLI on this stack (what the Automation API does not cover). */
+  cli(args: readonly string[]): { code: number; stdout: string; stderr: string };
+  /** Removes the backend, workspace and passphrase (the stack must be destroyed or abandoned). */
+  dispose(): void;
+}
+
+function collector(): { steps: Step[]; onEvent: (e: EngineEvent) => void } {
+  const steps: Step[] = [];
+  return {
+    steps,
+    onEvent: (e) => {
+      const m = e.resourcePreEvent?.metadata;
+      if (!m) return;
+      steps.push({ op: m.op, urn: m.urn, type: m.type, name: m.urn.split("::").pop() ?? "" });
+    },
+  };
+}
+
+/** A stack of the backup321 project on a fresh temp backend. */
+export async function engineStack(name: string): Promise<EngineStack> {
+  const bin = engineBin();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "b321-engine-"));
+  fs.chmodSync(dir, 0o700);
+  const backend = path.join(dir, "state");
+  const home = path.join(dir, "home");
+  fs.mkdirSync(backend);
+  fs.mkdirSync(home);
+  const passphrase = path.join(dir, "passphrase");
+  fs.writeFileSync(passphrase, `b321-test-${process.pid}-${Date.now()}\n`, { mode: 0o600 });
+  const pulumiCommand = await PulumiCommand.get({ root: path.dirname(bin) });
+  const envVars = {
+    PATH: `${bin}:${process.env.PATH ?? ""}`,
+    PULUMI_HOME: home,
+    PULUMI_CONFIG_PASSPHRASE_FILE: passphrase,
+    PULUMI_SKIP_UPDATE_CHECK: "true",
+    PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+    PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK: "true",
+  };
+  const stack = await LocalWorkspace.createOrSelectStack(
+    { stackName: name, projectName: "backup321", program: async () => backupProgram() },
+    {
+      pulumiCommand,
+      envVars,
+      projectSettings: {
+        name: "backup321",
+        runtime: "nodejs",
+        backend: { url: `file://${backend}` },
+      },
+      secretsProvider: "passphrase",
+    },
+  );
+  const color = "never" as const;
+  const exported = async () => {
+    const d = await stack.exportStack();
+    return (d.deployment?.resources ?? []) as {
+      urn: string;
+      type: string;
+      outputs?: Record<string, unknown>;
+    }[];
+  };
+  return {
+    stack,
+    name,
+    async configure(site, secrets) {
+      const config: Record<string, { value: string; secret?: boolean }> = {
+        [SITE_KEY]: { value: JSON.stringify(site) },
+      };
+      for (const [k, v] of Object.entries(secrets))
+        config[`backup321:${k}`] = { value: v, secret: true };
+      const current = await stack.getAllConfig();
+      const stale = Object.keys(current).filter((k) => !(k in config));
+      if (stale.length > 0) await stack.removeAllConfig(stale);
+      await stack.setAllConfig(config);
+    },
+    async preview(opts = {}) {
+      const c = collector();
+      await stack.preview({ diff: true, color, onEvent: c.onEvent, ...opts });
+      return c.steps;
+    },
+    async up(opts = {}) {
+      const c = collector();
+      await stack.up({ color, onEvent: c.onEvent, ...opts });
+      return c.steps;
+    },
+    async destroy() {
+      const c = collector();
+      await stack.destroy({ color, onEvent: c.onEvent });
+      return c.steps;
+    },
+    resources: exported,
+    cli: (args) =>
+      run(path.join(bin, "pulumi"), [...args, "--stack", name, "--non-interactive"], {
+        cwd: stack.workspace.workDir,
+        env: { ...process.env, ...envVars, PULUMI_BACKEND_URL: `file://${backend}` },
+      }),
+    async urn(type, resourceName) {
+      const found = (await exported()).find(
+        (r) => r.type === type && r.urn.endsWith(`::${resourceName}`),
+      );
+      if (!found) throw new Error(`no ${type} named ${resourceName} in stack ${name}`);
+      return found.urn;
+    },
+    dispose() {
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
