@@ -216,7 +216,9 @@ export class Host extends pulumi.ComponentResource {
     const as = (text: string): string => (args.asLoginUser ? text : asRoot(this.user, text));
     const asRootOwned = (text: string): string =>
       as(stampFile ? claimCommand(text, stampFile, stamp) : text);
-    const rerun = (args.runAgainOn ?? []).map((v) => pulumi.output(v).apply((x) => sha256(x ?? "")));
+    const rerun = (args.runAgainOn ?? []).map((v) =>
+      pulumi.output(v).apply((x) => sha256(x ?? "")),
+    );
     const replaceOn =
       args.replaceOn ??
       (args.owns !== undefined && args.delete !== undefined ? [args.owns] : undefined);

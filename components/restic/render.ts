@@ -202,4 +202,3 @@ export function renderS3Credentials(accessKeyId: string, secretAccessKey: string
   }
   return `${accessKeyId}\n${secretAccessKey}\n`;
 }
-
