@@ -204,6 +204,77 @@ test("a content change is an update: only stdin changes, the triggers stay [path
   expect(moved.options.deleteBeforeReplace).toBe(true);
 });
 
+/** One Host.command on a fresh host under mocks: its registration. */
+const hostCommand = async (
+  args: Omit<import("../../components/host").HostCommandArgs, "create"> & { create?: string },
+): Promise<Registration> => {
+  const rec = await runMocked(async () => {
+    const { Host } = await import("../../components/host");
+    const host = new Host("c", {
+      hostName: "x",
+      address: "10.0.0.9",
+      privateKey: pulumi.secret("K"),
+      paths,
+    });
+    host.command("cmd", { create: "echo run", ...args }, { parent: host });
+  });
+  return rec.find((r) => r.name === "cmd")!;
+};
+
+test("runAgainOn values reach the command only as hashes, one per value (undefined hashes as empty)", async () => {
+  // A multi-line value (another command's create text) must not become command lines.
+  const other = "# backup321 host generation 1\nrm -rf -- /srv/data\necho done";
+  const c = await hostCommand({ runAgainOn: [other, "v2", undefined as unknown as string] });
+  const expected = [
+    "# backup321 host generation 1",
+    `# backup321 inputs ${[other, "v2", ""].map(sha256).join(" ")}`,
+    "echo run",
+  ].join("\n");
+  expect(c.inputs.create).toBe(expected);
+  expect(c.inputs.update).toBe(expected);
+  expect(String(c.inputs.create)).not.toContain("rm -rf");
+  // Another value changes only the hash: the same command again, as an update.
+  const d = await hostCommand({ runAgainOn: [other, "v3", undefined as unknown as string] });
+  expect(String(d.inputs.create).split("\n")[1]).toBe(
+    `# backup321 inputs ${[other, "v3", ""].map(sha256).join(" ")}`,
+  );
+  expect([c.inputs.triggers, d.inputs.triggers]).toEqual([undefined, undefined]);
+  expect(d.options).toEqual(c.options);
+});
+
+test("a command that owns what it deletes is replaced only for another owned identity, the old deleted first", async () => {
+  const run = (owns: string, stdin: string) => hostCommand({ owns, delete: "echo gone", stdin });
+  const [a, rotated, moved] = [
+    await run("thing:a", "one"),
+    await run("thing:a", "two"),
+    await run("thing:b", "one"),
+  ];
+  expect(a.inputs.triggers).toEqual(["thing:a"]);
+  expect(a.options.deleteBeforeReplace).toBe(true);
+  expect(a.options.replaceOnChanges).toEqual(["triggers[*]"]);
+  // New stdin (a rotated password, a new key line): only stdin differs, an update.
+  const { stdin: stdinA, ...restA } = a.inputs;
+  const { stdin: stdinR, ...restR } = rotated.inputs;
+  expect([stdinA, stdinR]).toEqual(["one", "two"]);
+  expect(restR).toEqual(restA);
+  expect(rotated.options).toEqual(a.options);
+  // Another identity changes the triggers: a replacement, the old one deleted before the new.
+  expect(moved.inputs.triggers).toEqual(["thing:b"]);
+  expect(moved.options.deleteBeforeReplace).toBe(true);
+});
+
+test("without a delete, or with replaceOn given, owns does not choose the triggers", async () => {
+  const noDelete = await hostCommand({ owns: "thing:a" });
+  expect(noDelete.inputs.triggers).toBeUndefined();
+  expect(noDelete.options.deleteBeforeReplace).toBe(false);
+  const given = await hostCommand({ owns: "thing:a", delete: "echo gone", replaceOn: ["/etc/p"] });
+  expect(given.inputs.triggers).toEqual(["/etc/p"]);
+  expect(given.options.deleteBeforeReplace).toBe(true);
+  const neither = await hostCommand({});
+  expect(neither.inputs.triggers).toBeUndefined();
+  expect(neither.options.deleteBeforeReplace).toBe(false);
+});
+
 test("the cron file runs the job through the wrapper, and the entry point runs it by hand", () => {
   expect(byName("full-cron-crontab-file").inputs.stdin).toBe(
     [

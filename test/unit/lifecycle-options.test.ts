@@ -289,14 +289,19 @@ describe.each(STACKS)("the %s stack", (stack) => {
     );
   });
 
-  test("the MariaDB backup user: no triggers (a rotation is an update), DROP USER only while still the owner", () => {
+  test("the MariaDB backup user: triggers exactly [the user it owns] (a rotation is an update), DROP USER only while still the owner", () => {
     const m = stacks.get(stack)!.site.mariadb!;
     const c = one(stack, "backup321-mariadb-user");
     const owns = `mariadb-user:${m.backupUser}@${m.socket}`;
     const stampFile = ownerStampFile(`${c.host.paths.state}/owners`, owns);
     const stamp = `${c.name} ${owns}`;
-    expect(c.triggers).toBeUndefined();
-    expect(c.r.options.deleteBeforeReplace).toBe(false);
+    // Another user name or socket is another user: the old one dropped first, then the new created.
+    expect(c.triggers).toEqual([owns]);
+    expect(c.r.options.deleteBeforeReplace).toBe(true);
+    // A new password is stdin only (the triggers name the user, not its password): an update.
+    const password = "mock-password-backup321-mariadb-password";
+    expect(String(reveal(c.r.inputs.stdin))).toContain(`IDENTIFIED BY '${password}'`);
+    expect(JSON.stringify([c.triggers, c.create, c.update, c.delete])).not.toContain(password);
     expect(c.delete).toBe(
       asHost(c.host, releaseCommand(dropUserCommand(m.socket, m.backupUser), stampFile, stamp)),
     );

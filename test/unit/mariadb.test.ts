@@ -102,9 +102,13 @@ test("the user command: a new password is an update (the same SQL again), DROP U
   const user = byName("mdb-user");
   const owns = "mariadb-user:backup_user@/run/mysqld/mysqld.sock";
   const stampFile = ownerStampFile("/var/lib/backup321/owners", owns);
-  // No triggers: nothing but an identity may replace it (a replacement would end in DROP USER).
-  expect(user.inputs.triggers).toBeUndefined();
+  // Its only trigger is the user it owns: another user (name or socket) replaces it, the old one
+  // dropped first; a new password is stdin only, so a rotation is an update.
+  expect(user.inputs.triggers).toEqual([owns]);
+  expect(user.options.deleteBeforeReplace).toBe(true);
   expect(user.options.replaceOnChanges).toEqual(["triggers[*]"]);
+  expect(reveal(user.inputs.stdin)).toContain("IDENTIFIED BY 'mock-password-mdb-password'");
+  expect(JSON.stringify(reveal(user.inputs.triggers))).not.toContain("mock-password");
   expect(user.inputs.create).toBe(
     [
       "# backup321 host generation 1",
@@ -148,10 +152,12 @@ test("the binlog drop-in: its content on stdin (a change is an update), restarti
     "# backup321 host generation 1",
   ]);
   expect(c.create).toContain(`cat > "$tmp"`);
-  // A content change changes stdin only: the same command runs again as an update.
-  expect(c.triggers).toBeUndefined();
+  // A content change changes stdin only: the same command runs again as an update. Its only
+  // trigger is the path it owns: a new path removes the old drop-in first.
+  expect(c.triggers).toEqual([path]);
   expect(c.update).toBe(c.create);
   expect(conf.options.replaceOnChanges).toEqual(["triggers[*]"]);
+  expect(conf.options.deleteBeforeReplace).toBe(true);
   // Removing it leaves alone a drop-in that a newer resource wrote.
   expect(c.delete).toBe(
     releaseCommand(

@@ -348,9 +348,17 @@ test("the NAS commands run as the NAS user, stamp their ownership in its home, a
       `backup321-nas-sync-authorized-key ${authKey}`,
     ),
   );
-  // a new key line (db-srv's key regenerated) is stdin: an update of the line, not a replacement
-  expect(auth.inputs.triggers).toBeUndefined();
+  // Its only trigger is the line it owns (the file and the source host): another file or source
+  // host removes the old line first. A new key line (db-srv's key regenerated) is stdin only: an
+  // update of the line, not a replacement.
+  expect(auth.inputs.triggers).toEqual([authKey]);
+  expect(auth.options.deleteBeforeReplace).toBe(true);
   expect(auth.inputs.update).toBe(auth.inputs.create);
+  const keyBody = MOCK_PUBLIC_KEY.split(" ")[1];
+  expect(String(auth.inputs.stdin)).toContain(keyBody);
+  expect(
+    JSON.stringify([auth.inputs.triggers, auth.inputs.create, auth.inputs.delete]),
+  ).not.toContain(keyBody);
   const receiver = one("command:remote:Command", "backup321-nas-sync-receiver");
   const script = "/home/backup/.backup321/nas-receive.sh";
   expect(receiver.inputs.delete).toBe(
@@ -360,7 +368,10 @@ test("the NAS commands run as the NAS user, stamp their ownership in its home, a
       `backup321-nas-sync-receiver ${script}`,
     ),
   );
-  expect(receiver.inputs.triggers).toBeUndefined();
+  // another receiver path removes the old script first; a new script is stdin only (an update)
+  expect(receiver.inputs.triggers).toEqual([script]);
+  expect(receiver.options.deleteBeforeReplace).toBe(true);
+  expect(receiver.inputs.update).toBe(receiver.inputs.create);
   // on db-srv (root), the scanned known_hosts file is owned from the host's state directory
   const known = one("command:remote:Command", "backup321-nas-sync-known-hosts");
   const file = "/etc/backup321/nas-sync.known_hosts";
@@ -371,4 +382,7 @@ test("the NAS commands run as the NAS user, stamp their ownership in its home, a
       `backup321-nas-sync-known-hosts ${file}`,
     ),
   );
+  // another known_hosts path removes the old file first
+  expect(known.inputs.triggers).toEqual([file]);
+  expect(known.options.deleteBeforeReplace).toBe(true);
 });

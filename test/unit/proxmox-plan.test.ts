@@ -58,12 +58,13 @@ test("the datastore setup on docker-srv and the snapshot cron on proxmox-srv", (
 
 test("the datastore setup runs again when the env file or a script shown under hosts/ changes", () => {
   const setup = plan.find((r) => r.name === "backup321-pbs-usb-ssd-setup");
+  // runAgainOn gets each file's content hash, which the inputs line hashes again
   const hashes = [
     "etc/backup321/pbs-usb-ssd.env",
     "usr/local/lib/backup321/pbs-lib.sh",
     "usr/local/lib/backup321/pbs-setup.sh",
     "usr/local/lib/backup321/pbs-guard.sh",
-  ].map((p) => sha256(host("docker-srv", p)));
+  ].map((p) => sha256(sha256(host("docker-srv", p))));
   expect(setup?.inputs.create).toBe(
     [
       "# backup321 host generation 1",
@@ -77,9 +78,11 @@ test("the datastore setup runs again when the env file or a script shown under h
       ),
     ].join("\n"),
   );
-  // an update, not a replacement: no triggers, and it waits for what it runs
-  expect(setup?.inputs.triggers).toBeUndefined();
+  // an update, not a replacement: its only trigger is the datastore it owns (another datastore
+  // removes the old one first), and it waits for what it runs
+  expect(setup?.inputs.triggers).toEqual(["pbs-datastore:usb-ssd"]);
   expect(setup?.options).toEqual({
+    deleteBeforeReplace: true,
     replaceOnChanges: ["triggers[*]"],
     additionalSecretOutputs: ["connection"],
     dependsOn: [

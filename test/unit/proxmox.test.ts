@@ -110,9 +110,11 @@ test("nothing secret reaches a command line, and the token is read without loggi
   const check = one("command:remote:Command", "backup321-proxmox-usb-ssd-key-check");
   const checkLines = String(reveal(check.inputs.create)).split("\n");
   expect(checkLines[0]).toBe("# backup321 host generation 1");
-  // runs again (an update) when the storage or its key changes
-  expect(checkLines[1]).toMatch(
-    /^# backup321 inputs mocked::proxmoxve:storage\/pbs:Pbs::backup321-proxmox-usb-ssd-storage( |$)/,
+  // runs again (an update) when the storage or its key changes: the hashes of the storage's id (the
+  // mock's) and of its key fingerprint (an output the mock leaves undefined, hashed as "")
+  const storage = one("proxmoxve:storage/pbs:Pbs", "backup321-proxmox-usb-ssd-storage");
+  expect(checkLines[1]).toBe(
+    `# backup321 inputs ${[`mocked::${storage.type}::${storage.name}`, ""].map(sha256).join(" ")}`,
   );
   expect(checkLines.slice(2).join("\n")).toBe(
     "test -s '/etc/pve/priv/storage/pbs-usb-ssd.enc' || { echo 'backup321: /etc/pve/priv/storage/pbs-usb-ssd.enc is missing: storage pbs-usb-ssd would back up unencrypted (re-apply its encryption key)' >&2; exit 1; }",
@@ -136,12 +138,13 @@ const pushed = (path: string): string => {
 
 test("the datastore setup runs again (an update) when its env file or a PBS script changes; its remove only while it owns the datastore", () => {
   const setup = one("command:remote:Command", "backup321-pbs-usb-ssd-setup");
+  // runAgainOn gets each file's content hash, which the inputs line hashes again
   const hashes = [
     "/etc/backup321/pbs-usb-ssd.env",
     "/usr/local/lib/backup321/pbs-lib.sh",
     "/usr/local/lib/backup321/pbs-setup.sh",
     "/usr/local/lib/backup321/pbs-guard.sh",
-  ].map((p) => sha256(pushed(p)));
+  ].map((p) => sha256(sha256(pushed(p))));
   const stampFile = ownerStampFile("/var/lib/backup321/owners", "pbs-datastore:usb-ssd");
   const stamp = "backup321-pbs-usb-ssd-setup pbs-datastore:usb-ssd";
   expect(reveal(setup.inputs.create)).toBe(
@@ -158,7 +161,10 @@ test("the datastore setup runs again (an update) when its env file or a PBS scri
     ].join("\n"),
   );
   expect(setup.inputs.update).toBe(setup.inputs.create);
-  expect(setup.inputs.triggers).toBeUndefined();
+  // Its only trigger is the datastore it owns: another datastore removes the old one's
+  // configuration first; a new env file or script is an update.
+  expect(setup.inputs.triggers).toEqual(["pbs-datastore:usb-ssd"]);
+  expect(setup.options.deleteBeforeReplace).toBe(true);
   expect(reveal(setup.inputs.delete)).toBe(
     releaseCommand(
       "[ ! -e '/etc/backup321/pbs-usb-ssd.env' ] || '/usr/local/lib/backup321/pbs-setup.sh' 'remove' '/etc/backup321/pbs-usb-ssd.env'",
@@ -168,14 +174,19 @@ test("the datastore setup runs again (an update) when its env file or a PBS scri
   );
 });
 
-// Known bug (components/pbs/index.ts readToken): runAgainOn gets the setup's whole create text, so
-// only its first line lands in the "# backup321 inputs" comment and the rest (the datastore apply
-// and the setup's owner stamp) runs again inside the token read. When fixed (e.g. a hash of the
-// setup's create), this test fails: turn it into a plain test.
-test("the token read is its inputs line and the cat, nothing else", () => {
+// runAgainOn gets the setup's whole (multi-line) create text: the inputs line holds its hash, so
+// none of the setup (the datastore apply, its owner stamp) runs again inside the token read.
+test("the token read is its inputs line (the hash of the setup's create) and the cat, nothing else", () => {
   const token = one("command:remote:Command", "backup321-pbs-usb-ssd-token");
-  expect(reveal(token.inputs.create)).toMatch(
-    /^# backup321 host generation 1\n# backup321 inputs [^\n]*\ncat -- '\/etc\/backup321\/secrets\/pbs-token-usb-ssd'$/,
+  const setup = one("command:remote:Command", "backup321-pbs-usb-ssd-setup");
+  const setupCreate = String(reveal(setup.inputs.create));
+  expect(setupCreate).toContain("\n");
+  expect(reveal(token.inputs.create)).toBe(
+    [
+      "# backup321 host generation 1",
+      `# backup321 inputs ${sha256(setupCreate)}`,
+      "cat -- '/etc/backup321/secrets/pbs-token-usb-ssd'",
+    ].join("\n"),
   );
 });
 
