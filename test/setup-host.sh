@@ -1,13 +1,14 @@
 #!/bin/bash
 # Installs the Debian packages the integration tests and benchmarks use, when any is missing.
 # Real services, not fakes: MariaDB 10.11, mariadb-backup, restic, OpenSSH, rsync, zstd, pigz,
-# openssl, shellcheck, cron, the aws CLI (used by the dump upload against s3rver).
+# openssl, shellcheck, cron, the aws CLI (used by the dump upload against s3rver), sudo (the
+# lifecycle suite reaches one host as a sudo user).
 set -Eeuo pipefail
 
 packages=(mariadb-server mariadb-client mariadb-backup restic openssl zstd pigz rsync
-  openssh-server openssh-client shellcheck cron awscli curl util-linux procps ca-certificates)
+  openssh-server openssh-client shellcheck cron awscli curl util-linux procps ca-certificates sudo)
 commands=(mariadbd mariadb mariadb-backup mariadb-binlog restic openssl zstd pigz rsync
-  sshd ssh shellcheck cron aws curl flock logger mountpoint)
+  sshd ssh shellcheck cron aws curl flock logger mountpoint sudo)
 
 missing=()
 for c in "${commands[@]}"; do
