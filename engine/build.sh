@@ -53,10 +53,10 @@ rm -f "$out/.stamp"
 cd "$here"
 echo "engine: building pulumi $cli, command $command_v, random $random_v into $out" >&2
 start=$SECONDS
-go build -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$cli" \
+go build -buildvcs=false -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$cli" \
   -o "$out/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
-go build -ldflags "-s -w -X main.version=$command_v" -o "$out/pulumi-resource-command" ./providers/command
-go build -ldflags "-s -w -X main.version=$random_v" -o "$out/pulumi-resource-random" ./providers/random
+go build -buildvcs=false -ldflags "-s -w -X main.version=$command_v" -o "$out/pulumi-resource-command" ./providers/command
+go build -buildvcs=false -ldflags "-s -w -X main.version=$random_v" -o "$out/pulumi-resource-random" ./providers/random
 echo "$stamp" >"$out/.stamp"
 echo "engine: built in $((SECONDS - start)) s" >&2
 echo "$out"

@@ -125,12 +125,14 @@ async function converge(
 }
 
 /**
- * Backups gone that retention keeps: the newest `fulls` fulls of before (retention may prune older
- * ones once a newer full is verified) and every binlog shipped since the oldest of them.
+ * Backups of before that are gone though retention keeps them: fulls among the newest `fulls` of
+ * all seen (retention prunes older ones once a newer full is verified), and the newest binlog.
  */
 function lost(before: readonly string[], after: readonly string[]): string[] {
   const keep = mariadb(site).retention?.fulls ?? 4;
-  const fulls = before.filter((f) => /_full_.*\.enc$/.test(f)).slice(-keep);
+  const isFull = (f: string) => /_full_.*\.enc$/.test(f);
+  const kept = [...new Set([...before, ...after].filter(isFull))].sort().slice(-keep);
+  const fulls = before.filter((f) => kept.includes(f));
   const binlogs = before.filter((f) => f.startsWith("binlogs/")).slice(-1);
   return [...fulls, ...binlogs].filter((f) => !after.includes(f));
 }
