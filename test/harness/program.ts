@@ -1,6 +1,7 @@
 // Runs components under Pulumi's mock runtime for tests, and replays the remote commands they
 // register over real SSH.
 import { reveal, settle, startMockRuntime, type Registration } from "../../infra/mockRuntime";
+import * as fs from "node:fs";
 import type { Sshd } from "./sshd";
 import type { Host } from "../../components/host";
 import type { RunResult } from "./proc";
@@ -74,6 +75,20 @@ export function applyCreates(sshd: Sshd, steps: readonly RemoteStep[]): RunResul
   });
 }
 
+/**
+ * Runs every step's update over SSH, in order, as `pulumi up` does for a changed input (a new
+ * password, new content); a step without one runs its create, as the provider does.
+ */
+export function applyUpdates(sshd: Sshd, steps: readonly RemoteStep[]): RunResult[] {
+  return steps.map((s) => {
+    const text = s.update ?? s.create;
+    if (!text) return { code: 0, stdout: "", stderr: "" };
+    const r = sshd.exec(text, s.stdin);
+    if (r.code !== 0) throw new Error(`update of ${s.name} failed (${r.code}):\n${r.stderr}`);
+    return r;
+  });
+}
+
 /** Runs every step's delete over SSH in reverse order, as a destroy would. */
 export function applyDeletes(sshd: Sshd, steps: readonly RemoteStep[]): RunResult[] {
   return [...steps].reverse().map((s) => {
@@ -105,4 +120,16 @@ export async function sandboxHost(
     paths,
     ...extra,
   });
+}
+
+/**
+ * The owner stamps a host holds (<state>/owners unless the command names another dir): what each
+ * stamp says, "<resource name> <what it owns>", sorted. Empty when the dir does not exist.
+ */
+export function ownerStamps(dir: string): string[] {
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir)
+    .map((f) => fs.readFileSync(`${dir}/${f}`, "utf8").trim())
+    .sort();
 }

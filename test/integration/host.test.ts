@@ -1,5 +1,7 @@
 // The commands RemoteFile, CronJob and ScheduledJob register, taken from a mock run and executed
-// over real SSH against a sandbox root: twice (the second run changes nothing), then deleted.
+// over real SSH against a sandbox root: twice (the second run changes nothing), then deleted. Every
+// install records its resource as the owner of its path, and a delete leaves alone a path that a
+// newer resource (the same file renamed in the model) wrote since.
 import * as fs from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
 import { startSshd, type Sshd } from "../harness/sshd";
@@ -7,6 +9,7 @@ import { makeSandbox, type Sandbox } from "../harness/sandbox";
 import {
   applyCreates,
   applyDeletes,
+  ownerStamps,
   remoteSteps,
   runMocked,
   type RemoteStep,
@@ -19,6 +22,7 @@ const SECRET = "s3cr3t-value-that-must-not-leak";
 let sshd: Sshd;
 let box: Sandbox;
 let steps: RemoteStep[];
+const owners = () => `${box.paths.state}/owners`;
 
 function statOf(p: string): string {
   const s = fs.statSync(p);
@@ -71,6 +75,7 @@ afterAll(async () => {
 test("no secret reaches a command line", () => {
   for (const s of steps) {
     expect(s.create ?? "").not.toContain(SECRET);
+    expect(s.update ?? "").not.toContain(SECRET);
     expect(s.delete ?? "").not.toContain(SECRET);
   }
   expect(steps.filter((s) => s.stdin === SECRET)).toHaveLength(1);
@@ -89,7 +94,16 @@ test("creates install every file with its mode, and a second run changes nothing
   expect(fs.readFileSync(files.plain, "utf8")).toBe("hello\n");
   expect(fs.readFileSync(files.key, "utf8")).toBe(SECRET);
   expect(statOf(files.key)).toBe("600 0:0");
+  // The host's layout, made by its readiness command before any file.
   expect(statOf(`${box.paths.etc}/secrets`)).toBe("700 0:0");
+  for (const d of [box.paths.etc, box.paths.lib, box.paths.sbin, box.paths.state, box.paths.cron])
+    expect({ d, stat: statOf(d) }).toEqual({ d, stat: "755 0:0" });
+  // Every file that a delete removes names its resource as the owner of its path.
+  const stamps = ownerStamps(owners());
+  expect(stamps).toContain(`plain-file ${files.plain}`);
+  expect(stamps).toContain(`key-file ${files.key}`);
+  expect(stamps).toContain(`demo-cron-crontab-file ${files.cron}`);
+  expect(stamps).toHaveLength(steps.filter((s) => s.delete).length);
   expect(statOf(files.env)).toBe("600 0:0");
   expect(statOf(files.bin)).toBe("755 0:0");
   expect(statOf(files.cron)).toBe("644 0:0");
@@ -108,6 +122,7 @@ test("creates install every file with its mode, and a second run changes nothing
     fs.statSync(f).mtimeMs,
   ]);
   expect(after).toEqual(before);
+  expect(ownerStamps(owners())).toEqual(stamps);
   // no temp file left beside any target
   const leftovers = run("find", [box.root, "-name", "*.b321.*"]).stdout.trim();
   expect(leftovers).toBe("");
@@ -172,4 +187,31 @@ test("deletes remove every file and can run twice", () => {
   ]) {
     expect(fs.existsSync(f)).toBe(false);
   }
+  // every delete forgot its owner stamp
+  expect(ownerStamps(owners())).toEqual([]);
+});
+
+test("a delete leaves alone a path that a newer resource wrote (a renamed file: created first)", async () => {
+  const file = `${box.root}/opt/app/config.txt`;
+  const renamed = remoteSteps(
+    await runMocked(async () => {
+      const { RemoteFile } = await import("../../components/host");
+      const host = await sandboxHost("h", "sandbox", sshd, box.paths);
+      new RemoteFile("renamed", { host, path: file, content: "hello again\n" });
+    }),
+  ).find((s) => s.name === "renamed-file") as RemoteStep;
+  const old = steps.find((s) => s.name === "plain-file") as RemoteStep;
+  // The engine creates the new resource, then deletes the old one.
+  applyCreates(sshd, [old]);
+  applyCreates(sshd, [renamed]);
+  expect(ownerStamps(owners())).toEqual([`renamed-file ${file}`]);
+  const left = sshd.exec(old.delete as string);
+  expect(left.code).toBe(0);
+  expect(left.stderr).toContain("backup321: left in place, now managed by renamed-file");
+  expect(fs.readFileSync(file, "utf8")).toBe("hello again\n");
+  expect(ownerStamps(owners())).toEqual([`renamed-file ${file}`]);
+  // Its own delete removes it, and forgets the owner.
+  applyDeletes(sshd, [renamed]);
+  expect(fs.existsSync(file)).toBe(false);
+  expect(ownerStamps(owners())).toEqual([]);
 });

@@ -1,7 +1,8 @@
 // The commands MariaDbBackup registers, taken from a mock run and executed over real SSH against a
 // sandbox and a real MariaDB: twice (the second run changes nothing and does not restart the
-// server), the installed jobs run, a password rotation moves user and file together, delete drops
-// the user.
+// server), the installed jobs run, a password rotation (an update) moves user and file together,
+// delete drops the user. Every install records its resource as the owner (<state>/owners) and every
+// delete forgets it.
 import * as fs from "node:fs";
 import { startSshd, type Sshd } from "../harness/sshd";
 import { makeSandbox, type Sandbox } from "../harness/sandbox";
@@ -9,6 +10,8 @@ import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
 import {
   applyCreates,
   applyDeletes,
+  applyUpdates,
+  ownerStamps,
   remoteSteps,
   runMocked,
   type RemoteStep,
@@ -27,6 +30,26 @@ const restarts = () =>
   fs.existsSync(box.at("restarts.log"))
     ? fs.readFileSync(box.at("restarts.log"), "utf8").trim().split("\n").length
     : 0;
+
+const owners = () => `${box.paths.state}/owners`;
+
+/**
+ * What a second apply must leave as it is: every file under the sandbox with its mtime and mode,
+ * except the owner stamps, which each install writes again: those by name, mode and content.
+ */
+const files = () =>
+  run("find", [
+    box.root,
+    "-path",
+    owners(),
+    "-prune",
+    "-o",
+    "-type",
+    "f",
+    "-printf",
+    "%p %T@ %m\\n",
+  ]).stdout +
+  run("find", [owners(), "-type", "f", "-printf", "%p %m ", "-exec", "cat", "{}", ";"]).stdout;
 
 const grants = () =>
   server
@@ -87,6 +110,16 @@ test("first apply: user with exactly the physical grants, 0600 option and key fi
     fs.readFileSync(box.at("etc/mysql/mariadb.conf.d/99-backup321-binlog.cnf"), "utf8"),
   ).toContain("binlog_format = ROW");
   expect(restarts()).toBe(1);
+  // The user, the drop-in and every removable file name this component as their owner; the key
+  // file (never deleted) has no stamp.
+  const stamps = ownerStamps(owners());
+  expect(stamps).toContain(`mdb-user mariadb-user:backup_user@${server.socket}`);
+  expect(stamps).toContain(
+    `mdb-binlog-conf ${box.at("etc/mysql/mariadb.conf.d/99-backup321-binlog.cnf")}`,
+  );
+  expect(stamps).toContain(`mdb-client-cnf-file ${cnf}`);
+  expect(stamps.filter((s) => s.endsWith(` ${key}`))).toEqual([]);
+  expect(stamps).toHaveLength(steps.filter((s) => s.delete).length);
   for (const job of ["mariadb-full", "mariadb-binlogs", "mariadb-restore-test"]) {
     expect(fs.existsSync(`${box.paths.cron}/backup321-${job}`)).toBe(true);
     expect(fs.existsSync(`${box.paths.sbin}/b321-${job}`)).toBe(true);
@@ -96,9 +129,10 @@ test("first apply: user with exactly the physical grants, 0600 option and key fi
 });
 
 test("second apply changes nothing and does not restart MariaDB", () => {
-  const before = run("find", [box.root, "-type", "f", "-printf", "%p %T@ %m\\n"]).stdout;
+  const before = files();
+  expect(before).toContain(`${owners()}/`);
   applyCreates(sshd, steps);
-  expect(run("find", [box.root, "-type", "f", "-printf", "%p %T@ %m\\n"]).stdout).toBe(before);
+  expect(files()).toBe(before);
   expect(restarts()).toBe(1);
 });
 
@@ -132,12 +166,12 @@ test("a restart that does not bring the server back fails loudly", () => {
   sshd.exec(conf.create!, conf.stdin); // back to the managed content
 });
 
-test("rotating the password updates the user and the option file together", () => {
+test("rotating the password (an update) alters the user and rewrites the option file together", () => {
   const rotated = steps.map((s) => ({
     ...s,
     stdin: s.stdin?.replace(/mock-password-mdb-password/g, "Rotated9Password"),
   }));
-  applyCreates(
+  applyUpdates(
     sshd,
     rotated.filter((s) => s.name === "mdb-user" || s.name === "mdb-client-cnf-file"),
   );
@@ -159,6 +193,11 @@ test("rotating the password updates the user and the option file together", () =
     "SELECT 1",
   ]);
   expect(old.code).not.toBe(0);
+  // The user keeps exactly its grants.
+  expect(grants()).toEqual([
+    "GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR ON *.* TO `backup_user`@`localhost`",
+    "GRANT SELECT ON `atlastech_db`.* TO `backup_user`@`localhost`",
+  ]);
 });
 
 test("delete drops the user and removes the installed files; a second delete succeeds", () => {
@@ -167,6 +206,9 @@ test("delete drops the user and removes the installed files; a second delete suc
   expect(server.sql("SELECT COUNT(*) FROM mysql.user WHERE user = 'backup_user'").trim()).toBe("0");
   expect(fs.existsSync(`${box.paths.cron}/backup321-mariadb-full`)).toBe(false);
   expect(fs.existsSync(box.at("etc/mysql/mariadb.conf.d/99-backup321-binlog.cnf"))).toBe(false);
+  // Each delete forgot its owner stamp; the key (never deleted) stays.
+  expect(ownerStamps(owners())).toEqual([]);
+  expect(fs.existsSync(`${box.paths.etc}/secrets/mariadb-backup.key`)).toBe(true);
   // backups are never deleted
   expect(fs.readdirSync(box.at("backups/database")).some((f) => f.endsWith(".manifest.json"))).toBe(
     true,

@@ -6,7 +6,13 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { startSshd, type Sshd } from "../harness/sshd";
 import { makeSandbox, type Sandbox } from "../harness/sandbox";
-import { applyDeletes, remoteSteps, runMocked, type RemoteStep } from "../harness/program";
+import {
+  applyDeletes,
+  ownerStamps,
+  remoteSteps,
+  runMocked,
+  type RemoteStep,
+} from "../harness/program";
 import { run, runOk, type RunResult } from "../harness/proc";
 import { authorizedKeyLine } from "../../components/offsite/render";
 
@@ -52,6 +58,7 @@ function snapshots(): string[] {
     .sort();
 }
 
+const nasOwners = () => box.at("nas/home/.backup321/owners");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const inode = (p: string) => fs.statSync(p).ino;
 const read = (p: string) => fs.readFileSync(p, "utf8");
@@ -121,6 +128,13 @@ test("pulumi up's commands install the key, the NAS receiver and the restricted 
   expect(read(path.join(sshd.dir, "authorized_keys"))).toBe(before);
   expect(read(`${box.paths.etc}/nas-sync.known_hosts`)).toMatch(
     new RegExp(`^\\[127\\.0\\.0\\.1\\]:${sshd.port} ssh-ed25519 \\S+\\n$`),
+  );
+  // The NAS account (no sudo) keeps its owner stamps in its own home.
+  expect(ownerStamps(nasOwners())).toEqual(
+    [
+      `sync-authorized-key authorized-key:${path.join(sshd.dir, "authorized_keys")}:db`,
+      `sync-receiver ${receiver}`,
+    ].sort(),
   );
 });
 
@@ -291,4 +305,7 @@ test("deletes remove the key line and the receiver, never the snapshots", () => 
   expect(read(path.join(sshd.dir, "authorized_keys"))).not.toContain("backup321-nas-sync@db");
   expect(fs.existsSync(receiver)).toBe(false);
   expect(snapshots()).toHaveLength(KEEP);
+  // Every delete forgot its owner stamp, on the NAS and on the source host.
+  expect(ownerStamps(nasOwners())).toEqual([]);
+  expect(ownerStamps(`${box.paths.state}/owners`)).toEqual([]);
 });

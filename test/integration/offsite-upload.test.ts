@@ -11,6 +11,7 @@ import { startS3rver, type S3rverServer } from "../harness/s3rver";
 import {
   applyCreates,
   applyDeletes,
+  ownerStamps,
   remoteSteps,
   runMocked,
   type RemoteStep,
@@ -208,6 +209,7 @@ afterAll(async () => {
 test("the secret key reaches the host only as a 0600 credentials file", () => {
   for (const s of steps) {
     expect(s.create ?? "").not.toContain(SECRET);
+    expect(s.update ?? "").not.toContain(SECRET);
     expect(s.delete ?? "").not.toContain(SECRET);
   }
   applyCreates(sshd, steps);
@@ -417,5 +419,6 @@ test("deletes remove the job's files but never the uploaded dumps", () => {
   applyDeletes(sshd, steps);
   expect(fs.existsSync(creds)).toBe(false);
   expect(fs.existsSync(`${box.paths.etc}/offsite-upload.env`)).toBe(false);
+  expect(ownerStamps(`${box.paths.state}/owners`)).toEqual([]);
   expect(aws(["s3", "ls", `s3://${BUCKET}/database/`]).stdout).toContain("20260208");
 });

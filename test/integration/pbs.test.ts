@@ -8,6 +8,7 @@ import { startSshd, type Sshd } from "../harness/sshd";
 import { makeSandbox, type Sandbox } from "../harness/sandbox";
 import {
   applyDeletes,
+  ownerStamps,
   remoteSteps,
   runMocked,
   type RemoteStep,
@@ -168,6 +169,10 @@ test("with the disk mounted, setup issues exactly the documented commands", () =
   );
   expect(fs.existsSync(`${disk}/pbs/.chunks`)).toBe(true);
   expect(shims.pbsState()["acl"]).toHaveLength(2);
+  // The datastore's configuration is owned by its setup (its delete removes it).
+  expect(ownerStamps(`${box.paths.state}/owners`)).toContain(
+    "pbs-usb-ssd-setup pbs-datastore:usb-ssd",
+  );
 });
 
 test("a second run reads PBS's configuration and issues no create or update", () => {
@@ -350,6 +355,8 @@ test("destroy removes the configuration, keeps the chunk store, and can run twic
   expect(fs.existsSync(`${disk}/pbs/.chunks`)).toBe(true);
   expect(fs.existsSync(`${box.paths.etc}/secrets/pbs-token-usb-ssd`)).toBe(false);
   expect(fs.existsSync(`${box.paths.cron}/backup321-pbs-guard-usb-ssd`)).toBe(false);
+  // Every delete forgot its owner stamp (the datastore's configuration included).
+  expect(ownerStamps(`${box.paths.state}/owners`)).toEqual([]);
   // the fstab entry stays: the disk still holds the chunk store
   expect(fs.readFileSync(box.at("etc/fstab"), "utf8")).toContain(`UUID=${UUID} `);
   shims.clearCalls();

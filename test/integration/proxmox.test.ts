@@ -9,6 +9,7 @@ import { makeSandbox, type Sandbox } from "../harness/sandbox";
 import {
   applyCreates,
   applyDeletes,
+  ownerStamps,
   remoteSteps,
   runMocked,
   type Registration,
@@ -231,4 +232,5 @@ test("deletes remove the job and script, never a snapshot", () => {
   expect(shims.snapshots("qemu", 100)).toEqual(before);
   expect(fs.existsSync(`${box.paths.cron}/backup321-pve-snapshots`)).toBe(false);
   expect(fs.existsSync(`${box.paths.lib}/pve-snapshots.sh`)).toBe(false);
+  expect(ownerStamps(`${box.paths.state}/owners`)).toEqual([]);
 });

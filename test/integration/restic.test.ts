@@ -1,6 +1,7 @@
 // The restic component for real: the commands of a mock run executed over SSH against a sandbox
 // (a local repository on a "USB SSD" mount point, and a copy in s3rver over TLS), then the jobs run
-// by their entry points exactly as cron would.
+// by their entry points exactly as cron would. A password rotation (the password file's update)
+// rekeys each repository without touching its data.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { spawn } from "node:child_process";
@@ -12,6 +13,7 @@ import { startS3rver, type S3rverServer } from "../harness/s3rver";
 import {
   applyCreates,
   applyDeletes,
+  ownerStamps,
   remoteSteps,
   runMocked,
   type RemoteStep,
@@ -155,6 +157,7 @@ test("no secret reaches a command line, and the password goes only through stdin
   for (const s of steps) {
     for (const secret of secrets) {
       expect(s.create ?? "").not.toContain(secret);
+      expect(s.update ?? "").not.toContain(secret);
       expect(s.delete ?? "").not.toContain(secret);
     }
   }
@@ -215,6 +218,46 @@ test("a different password never replaces the one that opens the repository", ()
   expect(r.code).toBe(1);
   expect(r.stderr).toContain("refusing to replace");
   expect(restic("usb", ["cat", "config"]).code).toBe(0);
+});
+
+test("a rotation (the password file's update) rekeys each repository: new key in, old key out, data kept", () => {
+  for (const repo of ["usb", "cloud"] as const) {
+    const step = steps.find((s) => s.name === `${repo}-password-file`) as RemoteStep;
+    const pw = `${etc()}/secrets/restic-${repo}.password`;
+    const previous = box.at(`previous-${repo}.password`);
+    fs.copyFileSync(pw, previous);
+    const keys = () =>
+      JSON.parse(restic(repo, ["key", "list", "--json"]).stdout) as { id: string }[];
+    const before = keys();
+    expect(before).toHaveLength(1);
+    const config = JSON.parse(restic(repo, ["cat", "config"]).stdout);
+    const next = `rotated-${repo}-${randomBytes(8).toString("hex")}\n`;
+
+    const r = sshd.exec(step.update as string, next);
+    expect({ repo, code: r.code, stderr: r.code ? r.stderr : "" }).toEqual({
+      repo,
+      code: 0,
+      stderr: "",
+    });
+    expect(fs.readFileSync(pw, "utf8")).toBe(next);
+    expect((fs.statSync(pw).mode & 0o777).toString(8)).toBe("600");
+    expect(status(`restic-${repo}-init`)).toMatchObject({ result: "success", rotated: "true" });
+    // The new password opens the same repository (same id, same chunker): nothing re-encrypted.
+    expect(JSON.parse(restic(repo, ["cat", "config"]).stdout)).toEqual(config);
+    const after = keys();
+    expect(after).toHaveLength(1);
+    expect(after[0].id).not.toBe(before[0].id);
+    // The old password opens nothing any more (the last --password-file is the one restic reads).
+    const old = restic(repo, ["cat", "config", "--password-file", previous]);
+    expect(old.code).not.toBe(0);
+    expect(old.stderr).toMatch(/wrong password|no key found/);
+
+    // The same update again (same password) changes no key.
+    expect(sshd.exec(step.update as string, next).code).toBe(0);
+    expect(keys()).toEqual(after);
+    expect(fs.readFileSync(pw, "utf8")).toBe(next);
+    expect(fs.readdirSync(`${etc()}/secrets`).filter((f) => f.includes(".b321."))).toEqual([]);
+  }
 });
 
 test("backup: one snapshot with the stable host and tags, excludes applied, status filled", () => {
@@ -442,4 +485,6 @@ test("deletes remove the jobs but never the repositories nor their passwords", (
   expect(fs.existsSync(`${etc()}/secrets/restic-cloud.password`)).toBe(true);
   expect(restic("usb", ["cat", "config"]).code).toBe(0);
   expect(restic("cloud", ["cat", "config"]).code).toBe(0);
+  // Every delete forgot its owner stamp (the password files have none: they are never deleted).
+  expect(ownerStamps(`${box.paths.state}/owners`)).toEqual([]);
 });
