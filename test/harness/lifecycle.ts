@@ -68,15 +68,30 @@ export interface Target {
 
 export const DATABASE = "lcdb";
 
+/** Retries a first statement on a server that has only just started (its client may see EPIPE). */
+async function untilOk(f: () => unknown): Promise<void> {
+  for (let i = 0; ; i++) {
+    try {
+      f();
+      return;
+    } catch (e) {
+      if (i >= 4) throw e;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
 export async function startTarget(label: string): Promise<Target> {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), `b321-${label}-`));
   fs.chmodSync(base, 0o755);
   const db = sandboxHost(base, "db");
   const files = sandboxHost(base, "files");
   const mariadb = await startMariaDb({ dir: path.join(db.root, "mysql") });
-  mariadb.sql(
-    `CREATE DATABASE ${DATABASE}; CREATE TABLE ${DATABASE}.t (id INT PRIMARY KEY, v VARCHAR(64)) ENGINE=InnoDB;` +
-      `INSERT INTO ${DATABASE}.t VALUES (1,'one'),(2,'two'),(3,'three');`,
+  await untilOk(() =>
+    mariadb.sql(
+      `CREATE DATABASE IF NOT EXISTS ${DATABASE}; CREATE TABLE IF NOT EXISTS ${DATABASE}.t (id INT PRIMARY KEY, v VARCHAR(64)) ENGINE=InnoDB;` +
+        `INSERT IGNORE INTO ${DATABASE}.t VALUES (1,'one'),(2,'two'),(3,'three');`,
+    ),
   );
   fs.mkdirSync(path.join(files.root, "data"), { recursive: true });
   fs.writeFileSync(path.join(files.root, "data", "report.txt"), "quarterly report\n");
