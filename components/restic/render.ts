@@ -159,7 +159,7 @@ export function renderExcludeFile(excludes: readonly string[]): string {
 /**
  * Installs the repository password from stdin. Create: never over a different existing file (it
  * opens the existing repository). Update (a rotation): when the repository exists, the init script
- * first adds a key for the new password and removes the old one, then the file is replaced.
+ * adds a key for the new password, installs the file, then removes the old key.
  */
 export function passwordFileCommand(
   path: string,
@@ -168,7 +168,8 @@ export function passwordFileCommand(
   const f = shq(path);
   const differs = rotation
     ? [
-        `if [ -e ${f} ] && ! cmp -s -- "$tmp" ${f} && [ -e ${shq(rotation.initEnv)} ]; then`,
+        // Also with the same bytes: it finishes a rotation whose old key could not be removed.
+        `if [ -e ${f} ] && [ -e ${shq(rotation.initEnv)} ]; then`,
         `  ${shq(rotation.initScript)} ${shq(rotation.initEnv)} rotate "$tmp"`,
         "fi",
       ]

@@ -260,6 +260,46 @@ test("a rotation (the password file's update) rekeys each repository: new key in
   }
 });
 
+test("a rotation whose old key cannot be removed leaves the new password on disk, and the next run removes the key", () => {
+  const step = steps.find((s) => s.name === "usb-password-file") as RemoteStep;
+  const pw = `${etc()}/secrets/restic-usb.password`;
+  const env = `${etc()}/restic-usb-init.env`;
+  const original = fs.readFileSync(env, "utf8");
+  // restic that dies where a crash or a lost connection would: on the old key's removal.
+  const flaky = box.at("restic-no-key-remove");
+  fs.writeFileSync(
+    flaky,
+    `#!/bin/bash\nfor a in "$@"; do [ "$a" = remove ] && { echo "connection lost" >&2; exit 1; }; done\nexec restic "$@"\n`,
+    { mode: 0o755 },
+  );
+  fs.writeFileSync(env, `${original}RESTIC_BIN=${flaky}\n`);
+  const next = `interrupted-${randomBytes(8).toString("hex")}\n`;
+  try {
+    const r = sshd.exec(step.update as string, next);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(
+      /old key [0-9a-f]{8} of usb still opens it: remove it with restic key remove/,
+    );
+  } finally {
+    fs.writeFileSync(env, original);
+  }
+  // The file on disk opens the repository: the new password went in before the old key was touched.
+  expect(fs.readFileSync(pw, "utf8")).toBe(next);
+  expect(restic("usb", ["cat", "config"]).code).toBe(0);
+  expect(status("restic-usb-init").result).toBe("failed");
+  const keys = () => JSON.parse(restic("usb", ["key", "list", "--json"]).stdout) as unknown[];
+  expect(keys()).toHaveLength(2);
+
+  // pulumi up retries the failed update (same bytes): it finishes the rotation.
+  const again = sshd.exec(step.update as string, next);
+  expect({ code: again.code, stderr: again.stderr }).toEqual({
+    code: 0,
+    stderr: expect.stringMatching(/old key [0-9a-f]{8} of usb removed/),
+  });
+  expect(keys()).toHaveLength(1);
+  expect(fs.readdirSync(box.paths.state).filter((f) => f.endsWith(".retired-key"))).toEqual([]);
+});
+
 test("backup: one snapshot with the stable host and tags, excludes applied, status filled", () => {
   const r = job("restic-usb");
   expect(r.stderr).toContain("finished: success");

@@ -2,19 +2,38 @@
 # restic-init.sh ENV_FILE: creates the repository when it does not exist yet (run by pulumi up).
 # An existing repository is left alone (its password must open it). A copy target is created with
 # its source's chunker parameters, so `restic copy` deduplicates.
-# restic-init.sh ENV_FILE rotate NEW_PASSWORD_FILE: a password rotation (pulumi up, before the new
-# password file is installed): adds a key for the new password, proves it opens the repository,
-# then removes the old key. The data is never re-encrypted: restic keys wrap the same master key.
+# restic-init.sh ENV_FILE rotate NEW_PASSWORD_FILE: a password rotation (pulumi up's update of the
+# password file): adds a key for the new password, proves it opens the repository, installs the new
+# password file, and only then removes the old key, so the file on disk opens the repository at
+# every step. The data is never re-encrypted: restic keys wrap the same master key. A key whose
+# removal failed is remembered and removed by the next rotation run.
 set -Eeuo pipefail
 source "${BASH_SOURCE[0]%/*}/common.sh"
 source "${BASH_SOURCE[0]%/*}/restic-lib.sh"
 
+# retire_pending: removes the old key a previous rotation could not remove.
+retire_pending() {
+  local pending=$B321_STATE/restic-$REPO_NAME.retired-key id
+  [ -s "$pending" ] || return 0
+  id=$(cat "$pending")
+  if restic_run key list --json | tr '{' '\n' | grep "\"id\":\"$id\"" | grep -q '"current":false'; then
+    restic_run key remove "$id" >&2 ||
+      b321_fail "the old key ${id:0:8} of $REPO_NAME still opens it: remove it with restic key remove $id"
+  fi
+  rm -f -- "$pending"
+  b321_log "old key ${id:0:8} of $REPO_NAME removed"
+}
+
 rotate() {
-  local new=$1 old_id
+  local new=$1 old_id tmp
   [ -r "$new" ] || b321_fail "cannot read the new password file $new"
   restic_probe
   if [ "$RESTIC_REPO_STATE" = missing ]; then
     b321_log "repository $REPO_NAME does not exist yet: nothing to rotate"
+    return 0
+  fi
+  if cmp -s -- "$new" "$REPO_PASSWORD_FILE"; then
+    retire_pending
     return 0
   fi
   old_id=$(restic_run key list --json | tr '{' '\n' | grep '"current":true' |
@@ -23,8 +42,14 @@ rotate() {
   restic_run key add --new-password-file "$new" >&2 || b321_fail "restic key add failed on $REPO_NAME"
   RESTIC_ARGS=(--repo "$REPO_URL" --password-file "$new" "${RESTIC_ARGS[@]:4}")
   restic_run cat config > /dev/null || b321_fail "the new password does not open $REPO_NAME"
-  restic_run key remove "$old_id" >&2 || b321_fail "could not remove the old key of $REPO_NAME"
+  # From here the new password is the one on disk: a crash leaves a file that opens the repository.
+  printf '%s\n' "$old_id" > "$B321_STATE/restic-$REPO_NAME.retired-key"
+  tmp=$(mktemp -- "$REPO_PASSWORD_FILE.b321.XXXXXX")
+  cat -- "$new" > "$tmp"
+  chmod 0600 -- "$tmp"
+  mv -f -- "$tmp" "$REPO_PASSWORD_FILE"
   b321_set rotated true
+  retire_pending
   b321_log "password of $REPO_NAME rotated (old key ${old_id:0:8} removed)"
 }
 
