@@ -13,6 +13,7 @@ import {
 import { backupProgram } from "../../infra/program";
 import { SITE_KEY } from "../../stacks/load";
 import { run } from "./proc";
+import type { ApartOutcome, ApartRequest } from "./engine-apart";
 import type { SiteInput } from "../../stacks/schema";
 
 const ROOT = path.resolve(__dirname, "../..");
@@ -56,6 +57,11 @@ export interface EngineStack {
   preview(opts?: { replace?: string[] }): Promise<Step[]>;
   /** `pulumi up`; extra options such as `replace: [urn]` pass through. */
   up(opts?: { replace?: string[]; refresh?: boolean; continueOnError?: boolean }): Promise<Step[]>;
+  /**
+   * `pulumi up` in a process of its own, for an update meant to fail (a host unreachable): what the
+   * engine did, and its error.
+   */
+  upApart(opts?: { continueOnError?: boolean }): Promise<{ error?: string; steps: Step[] }>;
   destroy(): Promise<Step[]>;
   /** `pulumi stack export --show-secrets`: the deployment's resources. */
   resources(): Promise<{ urn: string; type: string; outputs?: Record<string, unknown> }[]>;
@@ -144,6 +150,22 @@ export async function engineStack(name: string): Promise<EngineStack> {
       const c = collector();
       await stack.up({ color, onEvent: c.onEvent, ...opts });
       return c.steps;
+    },
+    async upApart(opts = {}) {
+      const request: ApartRequest = {
+        root: path.dirname(bin),
+        workDir: stack.workspace.workDir,
+        stackName: name,
+        envVars,
+        continueOnError: opts.continueOnError,
+      };
+      const tsx = path.join(ROOT, "node_modules", ".bin", "tsx");
+      const r = run(tsx, [path.join(__dirname, "engine-apart.ts"), JSON.stringify(request)], {
+        cwd: ROOT,
+      });
+      if (r.code !== 0) throw new Error(`engine-apart exited ${r.code}: ${r.stderr}`);
+      const outcome = JSON.parse(r.stdout.trim().split("\n").pop()!) as ApartOutcome;
+      return { error: outcome.error, steps: outcome.steps };
     },
     async destroy() {
       const c = collector();
