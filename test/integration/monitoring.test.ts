@@ -286,6 +286,38 @@ test("a success older than the job's interval + grace alerts; a fresh one does n
   expect(alertBodies()[0].message).toContain("more than its interval of 24 h + 6 h grace");
 });
 
+test("a last success in the future (a clock ahead) alerts instead of passing for as long as it is wrong", async () => {
+  baseline();
+  writeStatus("demo-daily", { result: "success", last_success: iso(-400 * 24 * HOUR) });
+  const r = await monitor();
+  expect(r.code).toBe(1);
+  expect(r.status.error).toMatch(/job demo-daily's last success \(\S+\) is in the future/);
+  // A few seconds ahead is drift between hosts, not an error.
+  baseline();
+  writeStatus("demo-daily", { result: "success", last_success: iso(-60_000) });
+  expect((await monitor()).code).toBe(0);
+});
+
+test("a monitor with no job registered is a problem, not 'all 0 checks passed'", async () => {
+  baseline();
+  const dir = `${box.paths.etc}/jobs.d`;
+  const aside = box.at("jobs.d-aside");
+  fs.renameSync(dir, aside);
+  fs.mkdirSync(dir);
+  // The monitor's own entry stays: it does not count as a job it watches.
+  fs.copyFileSync(`${aside}/monitor.json`, `${dir}/monitor.json`);
+  try {
+    const r = await monitor();
+    expect(r.code).toBe(1);
+    expect(r.status.error).toContain(`no backup job is registered in ${dir}`);
+  } finally {
+    fs.rmSync(dir, { recursive: true });
+    fs.renameSync(aside, dir);
+  }
+  baseline();
+  expect((await monitor()).code).toBe(0);
+});
+
 test("a job that never ran alerts once its interval + grace has passed since it was installed", async () => {
   baseline();
   fs.rmSync(`${box.paths.state}/status/demo-daily.json`);

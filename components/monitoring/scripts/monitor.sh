@@ -6,7 +6,8 @@
 # <state>/status/<job>.json on every exit. The monitor reads both and raises ONE alert per run
 # listing every problem (alert.sh, through common.sh's exit trap), or, when all is well, pings the
 # webhook (a dead-man's switch alerts when the pings stop). Checks, each configured in the env file:
-#   jobs         every registered job: last run failed, or no success within maxAgeSeconds
+#   jobs         every registered job: last run failed, no success within maxAgeSeconds, or a last
+#                success in the future (a wrong clock); and at least one job registered
 #   MONITOR_PITR_BINLOG_DIR, MONITOR_PITR_FULL_DIR, MONITOR_PITR_GRACE_SECONDS
 #                the shipped binlogs reach back to the newest full: its manifest
 #                (*_full_*.manifest.json) names binlog_file; that file and every later one must be
@@ -29,6 +30,8 @@ PROBLEMS=()
 CHECKS=0
 METRICS=()
 NOW=0
+# Clocks drift a little between a job's run and the monitor's: beyond this, a time is wrong.
+FUTURE_TOLERANCE_SECONDS=300
 
 # ok CHECK TARGET / bad CHECK TARGET MESSAGE: one check's outcome, counted and exported as a metric.
 ok() {
@@ -93,7 +96,7 @@ in_list() {
 
 check_jobs() {
   local dir=${MONITOR_JOBS_DIR:-$B321_ETC/jobs.d} entry job max_age interval grace status result
-  local last last_epoch age error ended restore_jobs
+  local last last_epoch age error ended restore_jobs registered=0
   read -r -a restore_jobs <<< "${MONITOR_RESTORE_JOBS:-}"
   for entry in "$dir"/*.json; do
     [ -e "$entry" ] || continue
@@ -105,6 +108,7 @@ check_jobs() {
       continue
     fi
     [ "$job" != "$B321_JOB" ] || continue
+    registered=$((registered + 1))
     interval=${J[maxIntervalHours]:-?}
     grace=${J[graceHours]:-?}
     status=$B321_STATE/status/$job.json
@@ -133,7 +137,10 @@ check_jobs() {
       # never succeeded: count from when the job was installed
       age=$((NOW - $(stat -c %Y -- "$entry")))
     fi
-    if [ "$result" = failed ] && ! in_list "$job" "${restore_jobs[@]}"; then
+    if [ "$last_epoch" -gt $((NOW + FUTURE_TOLERANCE_SECONDS)) ]; then
+      # A success "in the future" would pass the age check for as long as the clock is wrong.
+      bad job "$job" "job $job's last success ($last) is in the future: the clock of this host (or of the run that wrote it) is wrong; check NTP (timedatectl), then run b321-$job by hand"
+    elif [ "$result" = failed ] && ! in_list "$job" "${restore_jobs[@]}"; then
       bad job "$job" "job $job failed (run ended $ended): ${error:-no error recorded}"
     elif [ "$age" -gt "$max_age" ]; then
       bad job "$job" "job $job has not succeeded for $(hours "$age") (last success: ${last:-never}), more than its interval of ${interval} h + ${grace} h grace"
@@ -141,6 +148,9 @@ check_jobs() {
       ok job "$job"
     fi
   done
+  if [ "$registered" -eq 0 ]; then
+    bad registry "$dir" "no backup job is registered in $dir: nothing on this host is watched (run pulumi up, which installs the jobs and their registry entries)"
+  fi
 }
 
 check_pitr() {
