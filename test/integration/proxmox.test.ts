@@ -179,6 +179,31 @@ test("rotation keeps the newest N of its own snapshots and never touches the oth
   expect(fs.existsSync(alerts())).toBe(false);
 });
 
+test("snapshots dated in the future (a clock ahead) never make the rotation delete the one just taken", () => {
+  // Three of its own snapshots taken while the clock was ten years ahead: names and times.
+  const future = Math.floor(Date.now() / 1000) + 10 * 365 * 86400;
+  const ahead = [0, 1, 2].map((i) => ({
+    name: `b321-20361204-00000${i}`,
+    description: "backup321 scheduled snapshot",
+    snaptime: future + i,
+  }));
+  fs.writeFileSync(`${shims.root}/state/guests/qemu-101.json`, JSON.stringify(ahead));
+  shims.clearCalls();
+  expect(snapshotRun().code).toBe(0);
+  const taken = status().snapshot as string;
+  // Kept: the one just taken and the two newest by their own time; the oldest of those went.
+  expect(shims.snapshots("qemu", 101)).toEqual([ahead[1].name, ahead[2].name, taken]);
+  expect(shims.calls().filter((c) => c[1] === "delsnapshot" && c[2] === "101")).toEqual([
+    ["qm", "delsnapshot", "101", ahead[0].name],
+  ]);
+  expect(status()).toMatchObject({
+    result: "warning",
+    error: expect.stringContaining(`vm 101: snapshot ${ahead[1].name} is dated in the future`),
+  });
+  expect(fs.readFileSync(alerts(), "utf8")).toMatch(/^pve-snapshots\|warning\|vm 101: snapshot/);
+  fs.rmSync(alerts());
+});
+
 test("one failing guest fails the run after the others are done, and alerts", () => {
   shims.failSnapshot("qm", 101, "VM 101 qmp command 'savevm-start' failed - locked (backup)");
   shims.clearCalls();

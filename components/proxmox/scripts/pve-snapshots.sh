@@ -11,18 +11,36 @@ source "${BASH_SOURCE[0]%/*}/common.sh"
 OWN_NAME='^b321-[0-9]{8}-[0-9]{6}$'
 GUEST_ERR=""
 
-# own_snapshots KIND ID: this job's snapshots of the guest, oldest first (the names sort by time).
+# own_snapshots KIND ID: this job's snapshots of the guest as "SNAPTIME NAME" lines, oldest first by
+# the snapshot's own time (a name made under a wrong clock must not decide what is newest).
 own_snapshots() {
   local api=$1 id=$2 json
   json=$(pvesh get "/nodes/$SNAP_NODE/$api/$id/snapshot" --output-format json) || return 1
-  { grep -o '"name" *: *"[^"]*"' <<< "$json" || true; } |
-    sed 's/.*"\([^"]*\)"$/\1/' | { grep -E -- "$OWN_NAME" || true; } | sort
+  # One object per line; each carries its name and snaptime, in whatever key order.
+  tr '{' '\n' <<< "$json" | awk '
+    match($0, /"name" *: *"[^"]*"/) {
+      name = substr($0, RSTART, RLENGTH); sub(/^"name" *: *"/, "", name); sub(/"$/, "", name)
+      time = 0
+      if (match($0, /"snaptime" *: *[0-9]+/)) { time = substr($0, RSTART, RLENGTH); sub(/.*: */, "", time) }
+      print time, name
+    }' | { grep -E -- " ${OWN_NAME#^}" || true; } | sort -k1,1n -k2,2
 }
 
 last_line() {
   local text=$1
   text=${text%$'\n'}
   printf '%s' "${text##*$'\n'}"
+}
+
+# warn_future KIND ID OWN: a snapshot dated after now was taken under a wrong clock; it holds a
+# slot of the rotation until someone deletes it.
+warn_future() {
+  local kind=$1 id=$2 own=$3 now time snap
+  now=$(date +%s)
+  while read -r time snap; do
+    [ "$time" -le $((now + 300)) ] ||
+      b321_warn "$kind $id: snapshot $snap is dated in the future ($(date -u -d "@$time" +%FT%TZ)): the clock was wrong when it was taken; delete it if it is not needed"
+  done <<< "$own"
 }
 
 # snapshot_guest KIND ID NAME: snapshot, check it is listed, then rotate. Sets GUEST_ERR on failure.
@@ -40,19 +58,21 @@ snapshot_guest() {
     GUEST_ERR="cannot list snapshots"
     return 1
   fi
-  if ! grep -qxF -- "$name" <<< "$own"; then
+  if ! grep -q -- " $name\$" <<< "$own"; then
     GUEST_ERR="$name is not listed after $tool snapshot"
     return 1
   fi
   count=$(grep -c . <<< "$own")
+  warn_future "$kind" "$id" "$own"
   if [ "$count" -gt "$SNAP_KEEP" ]; then
+    # The oldest first, never the one just taken (however the others are dated).
     while IFS= read -r old; do
       if ! out=$("$tool" delsnapshot "$id" "$old" 2>&1); then
         GUEST_ERR="$tool delsnapshot $old failed: $(last_line "$out")"
         return 1
       fi
       deleted=$((deleted + 1))
-    done < <(head -n "$((count - SNAP_KEEP))" <<< "$own")
+    done < <(cut -d' ' -f2 <<< "$own" | grep -vxF -- "$name" | head -n "$((count - SNAP_KEEP))")
   fi
   b321_set "${kind}_${id}_kept" "$((count - deleted))"
   b321_set "${kind}_${id}_deleted" "$deleted"
