@@ -10,12 +10,44 @@ export const name = z
     "must be lower-case letters, digits, '-' or '_' (e.g. docker-srv)",
   );
 
-/** An absolute path without shell metacharacters: it ends up quoted in env files and scripts. */
+/**
+ * An absolute path without shell metacharacters (it ends up quoted in env files and scripts) and
+ * without "." or ".." segments (a forced command's root must not be escaped).
+ */
 export const absPath = z
   .string()
   .regex(
     /^\/[A-Za-z0-9._\/@+-]*$/,
     "must be an absolute path of letters, digits and ._/@+- (e.g. /mnt/usb)",
+  )
+  .refine((p) => !p.split("/").some((seg) => seg === "." || seg === ".."), {
+    message: "must not contain '.' or '..' segments (write the path it means, e.g. /mnt/usb)",
+  });
+
+/** A host name or IP address: it reaches ssh, URLs and PVE storage definitions. */
+export const address = z
+  .string()
+  .regex(/^[A-Za-z0-9.:-]+$/, "must be an IP address or host name (e.g. 192.168.10.20)");
+
+/** An IANA time zone, as cron's CRON_TZ and date(1) read it. */
+export const timezone = z.string().refine(
+  (tz) => {
+    try {
+      new Intl.DateTimeFormat("en", { timeZone: tz });
+      return /^[A-Za-z0-9_+/-]+$/.test(tz);
+    } catch {
+      return false;
+    }
+  },
+  { message: "must be an IANA time zone (e.g. Europe/Paris, or UTC)" },
+);
+
+/** An S3 key prefix: plain path segments, no wildcard (an IAM policy grants <prefix>*). */
+export const keyPrefix = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*)*\/?$/,
+    "must be a key prefix of letters, digits and ._- segments, ending in / (e.g. database/)",
   );
 
 const cronField = /^[0-9*,/-]+$|^[A-Za-z]{3}([,-][A-Za-z]{3})*$/;

@@ -1,6 +1,6 @@
 // The site model under the config key backup321:site: one typed object, defaults filled here.
 import { z } from "zod";
-import { name, retentionPolicy } from "./primitives";
+import { name, retentionPolicy, timezone } from "./primitives";
 import { host } from "./model/hosts";
 import { mariadb } from "./model/mariadb";
 import { proxmox } from "./model/proxmox";
@@ -14,7 +14,7 @@ export const siteSchema = z.strictObject({
   /** Short site name, used in tags, hostnames of snapshots and alert subjects. */
   name,
   /** IANA time zone of schedules and point-in-time recovery. Defaults to UTC. */
-  timezone: z.string().default("UTC"),
+  timezone: timezone.default("UTC"),
   /** Promised recovery point and time objectives. */
   targets: z
     .strictObject({

@@ -1,6 +1,6 @@
 // Hosts and what runs on them.
 import { z } from "zod";
-import { absPath, name } from "../primitives";
+import { absPath, address, name, timezone } from "../primitives";
 
 export const roles = ["proxmox", "pbs", "restic", "mariadb", "nas", "monitor"] as const;
 export type Role = (typeof roles)[number];
@@ -25,9 +25,7 @@ export type HostPaths = z.infer<typeof hostPaths>;
 export const host = z.strictObject({
   name,
   /** IP address or DNS name reachable from where `pulumi up` runs. */
-  address: z
-    .string()
-    .regex(/^[A-Za-z0-9.:-]+$/, "must be an IP address or host name (e.g. 192.168.10.20)"),
+  address,
   /** SSH user; must be root or have passwordless sudo. Defaults to root. */
   user: z
     .string()
@@ -45,7 +43,7 @@ export const host = z.strictObject({
   /** The host's SSH public host key line, pinned when given. */
   hostKey: z.string().optional(),
   /** IANA time zone the host's cron runs in. Defaults to the site's. */
-  timezone: z.string().optional(),
+  timezone: timezone.optional(),
   paths: hostPaths,
   /**
    * Raise by one after the host was reinstalled or wiped: the next `pulumi up` installs everything on

@@ -1,7 +1,7 @@
 // The offsite S3 bucket (dumps under their own prefix go to Glacier; restic data never does),
 // the dump upload job and the NAS sync (seeds/004 §16.10.7).
 import { z } from "zod";
-import { absPath, cron, name } from "../primitives";
+import { absPath, cron, keyPrefix, name } from "../primitives";
 
 export const storageClasses = [
   "GLACIER",
@@ -19,11 +19,14 @@ export const bucket = z.strictObject({
       /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
       "must be an S3 bucket name (e.g. atlastech-backups)",
     ),
-  region: z.string().default("eu-west-3"),
+  region: z
+    .string()
+    .regex(/^[a-z]{2}(-[a-z]+)+-[0-9]$/, "must be an AWS region (e.g. eu-west-3)")
+    .default("eu-west-3"),
   /** Prefix of encrypted database dumps. Defaults to database/. */
-  dumpPrefix: z.string().default("database/"),
+  dumpPrefix: keyPrefix.default("database/"),
   /** Prefix of restic repositories: never transitioned to an archive class. Defaults to restic/. */
-  resticPrefix: z.string().default("restic/"),
+  resticPrefix: keyPrefix.default("restic/"),
   /** Lifecycle transitions of the dump prefix. Defaults to GLACIER after 30 days. */
   transitions: z
     .array(

@@ -1,6 +1,6 @@
 // Proxmox Backup Server: datastores on the USB SSD and their maintenance jobs.
 import { z } from "zod";
-import { absPath, cron, name } from "../primitives";
+import { absPath, address, cron, name } from "../primitives";
 
 export const disk = z.strictObject({
   /** File system UUID of the disk (blkid). */
@@ -46,7 +46,7 @@ export const pbs = z.strictObject({
   /** How often the disk guard checks that each datastore's disk is mounted. Defaults to every 5 minutes. */
   guardSchedule: cron.default("*/5 * * * *"),
   /** Address PVE uses to reach PBS. Defaults to the host's address. */
-  server: z.string().optional(),
+  server: address.optional(),
   datastores: z
     .array(
       z.strictObject({

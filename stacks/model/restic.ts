@@ -26,7 +26,13 @@ export const resticRepository = z.strictObject({
   schedule: cron,
   /** Paths backed up (ignored when copyFrom is set). */
   paths: z.array(absPath).default([]),
-  excludes: z.array(z.string()).default([]),
+  excludes: z
+    .array(
+      z
+        .string()
+        .regex(/^[^\n\r]+$/, "must be one restic exclude pattern on one line (e.g. /var/cache)"),
+    )
+    .default([]),
   /** Stable tags: forget groups by host and tags. */
   tags: z.array(name).default([]),
   /** Retention tier name (from retention:). */

@@ -95,6 +95,45 @@ describe("problems are listed with their key path and what would be valid", () =
     ]);
   });
 
+  test("model strings that reach a command, a URL or a policy are refused at their key", () => {
+    type Raw = {
+      timezone: string;
+      hosts: { timezone?: string }[];
+      pbs: { server?: string };
+      restic: { repositories: { excludes?: string[] }[] };
+      offsite: { bucket: Record<string, string>; nas: { path: string } };
+    };
+    const raw = clone(stackSite("prod")) as unknown as Raw;
+    raw.timezone = "Europe/Nowhere";
+    raw.hosts[0].timezone = "UTC; touch /tmp/pwned";
+    raw.pbs.server = "10.0.0.5\nrm -rf /";
+    raw.restic.repositories[0].excludes = ["/root/.cache\n/etc"];
+    raw.offsite.bucket.region = "evil.example/x#";
+    raw.offsite.bucket.dumpPrefix = "*";
+    raw.offsite.bucket.resticPrefix = "../restic/";
+    raw.offsite.nas.path = "/backups/../../etc";
+    const keys = problems(raw).map((p) => p.slice(0, p.indexOf(":", "backup321:".length)));
+    expect(keys).toEqual(
+      expect.arrayContaining([
+        "backup321:site.timezone",
+        "backup321:site.hosts[0].timezone",
+        "backup321:site.pbs.server",
+        "backup321:site.restic.repositories[0].excludes[0]",
+        "backup321:site.offsite.bucket.region",
+        "backup321:site.offsite.bucket.dumpPrefix",
+        "backup321:site.offsite.bucket.resticPrefix",
+        "backup321:site.offsite.nas.path",
+      ]),
+    );
+    expect(problems(raw)).toEqual(
+      expect.arrayContaining([
+        "backup321:site.timezone: must be an IANA time zone (e.g. Europe/Paris, or UTC)",
+        "backup321:site.offsite.bucket.dumpPrefix: must be a key prefix of letters, digits and ._- segments, ending in / (e.g. database/)",
+        "backup321:site.offsite.nas.path: must not contain '.' or '..' segments (write the path it means, e.g. /mnt/usb)",
+      ]),
+    );
+  });
+
   test("duplicate names", () => {
     const raw = minimalSite();
     raw.hosts.push({ name: "h1", address: "10.0.0.2" });
