@@ -1,7 +1,7 @@
 // Turns the raw config value into a validated Site, or a list of every problem found.
 import { z } from "zod";
 import { siteSchema, type Site } from "./schema";
-import { crossCheck, type Problem } from "./checks";
+import { crossCheck, crossChecks, type Check, type Problem } from "./checks";
 
 export const SITE_KEY = "backup321:site";
 
@@ -78,8 +78,59 @@ function fromZod(issue: z.core.$ZodIssue): Problem[] {
 /** Validates the raw model; throws SiteError listing every problem, schema and cross-checks alike. */
 export function parseSite(raw: unknown): Site {
   const parsed = siteSchema.safeParse(raw, { reportInput: true });
-  if (!parsed.success) throw new SiteError(parsed.error.issues.flatMap(fromZod));
+  if (!parsed.success)
+    throw new SiteError([...parsed.error.issues.flatMap(fromZod), ...crossCheckValidSections(raw)]);
   const problems = crossCheck(parsed.data);
   if (problems.length > 0) throw new SiteError(problems);
   return parsed.data;
+}
+
+/**
+ * The cross-checks that can run while the schema has problems: each top-level section is parsed on
+ * its own, and every check runs on the sections that parsed. A check that reads a broken section is
+ * left out: its answer would rest on a section that is not there.
+ */
+function crossCheckValidSections(raw: unknown): Problem[] {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return [];
+  const valid: Record<string, unknown> = {};
+  const broken = new Set<string>();
+  for (const [key, schema] of Object.entries(siteSchema.shape)) {
+    const r = schema.safeParse((raw as Record<string, unknown>)[key]);
+    if (r.success) valid[key] = r.data;
+    else broken.add(key);
+  }
+  return crossChecks.flatMap((check) => runUnlessBroken(check, valid, broken));
+}
+
+function runUnlessBroken(
+  check: Check,
+  valid: Record<string, unknown>,
+  broken: ReadonlySet<string>,
+): Problem[] {
+  let readBroken = false;
+  const touch = (key: string | symbol) => {
+    if (typeof key === "string" && broken.has(key)) readBroken = true;
+  };
+  const site = new Proxy(valid, {
+    get(target, key) {
+      touch(key);
+      return Reflect.get(target, key);
+    },
+    has(target, key) {
+      touch(key);
+      return Reflect.has(target, key);
+    },
+    ownKeys(target) {
+      broken.forEach(touch);
+      return Reflect.ownKeys(target);
+    },
+  }) as unknown as Site;
+  try {
+    const problems = check(site);
+    return readBroken ? [] : problems;
+  } catch (e) {
+    // A broken section is missing from the site: a check that read it may fail on that.
+    if (readBroken) return [];
+    throw e;
+  }
 }

@@ -134,6 +134,31 @@ describe("problems are listed with their key path and what would be valid", () =
     );
   });
 
+  test("schema problems and the cross-checks of the sections that parsed, in one list", () => {
+    const raw = clone(stackSite("prod")) as unknown as {
+      mariadb: { host: string };
+      monitoring: { schedule: string };
+    };
+    raw.mariadb.host = "db-srv2";
+    raw.monitoring.schedule = "0 25 * * *";
+    expect(problems(raw)).toEqual([
+      expect.stringMatching(/^backup321:site\.monitoring\.schedule: "0 25 \* \* \*" /),
+      'backup321:site.mariadb.host: unknown host "db-srv2" (one of: proxmox-srv, docker-srv, db-srv, nas)',
+    ]);
+  });
+
+  test("a cross-check that reads a section with schema problems is left out, not guessed", () => {
+    const raw = clone(stackSite("prod")) as unknown as {
+      hosts: { address: string }[];
+      mariadb: { host: string };
+    };
+    raw.hosts[2].address = "db srv";
+    raw.mariadb.host = "db-srv2"; // checked against the hosts, which did not parse
+    expect(problems(raw)).toEqual([
+      "backup321:site.hosts[2].address: must be an IP address or host name (e.g. 192.168.10.20)",
+    ]);
+  });
+
   test("duplicate names", () => {
     const raw = minimalSite();
     raw.hosts.push({ name: "h1", address: "10.0.0.2" });
