@@ -155,6 +155,15 @@ test("the entry point runs the job and writes its status and metrics; a failure 
   );
 });
 
+test("node_exporter, running as its own user, reads the metrics the job wrote", () => {
+  const metrics = `${box.paths.state}/metrics`;
+  expect(statOf(metrics)).toBe("755 0:0");
+  expect(statOf(`${metrics}/demo.prom`)).toBe("644 0:0");
+  const r = run("runuser", ["-u", "nobody", "--", "cat", `${metrics}/demo.prom`]);
+  expect(r.stderr).toBe("");
+  expect(r.stdout).toContain('backup321_job_success{job="demo"}');
+});
+
 test("the cron wrapper never lets two runs of a job overlap", () => {
   const cronLine = fs.readFileSync(`${box.paths.cron}/backup321-demo`, "utf8");
   expect(cronLine).toContain(`B321_STATE_DIR=${box.paths.state}`);

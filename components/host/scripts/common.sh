@@ -60,7 +60,8 @@ b321_write_status() {
   end_epoch=$(date +%s)
   dir=$B321_STATE/status
   status_file=$dir/$B321_JOB.json
-  mkdir -p -- "$dir" "$B321_STATE/metrics"
+  mkdir -p -- "$dir"
+  b321_metrics_dir
   last_success=$(b321_previous_success "$status_file")
   [ "$result" = failed ] || last_success=$now
   for key in "${!B321_FIELDS[@]}"; do
@@ -88,6 +89,13 @@ JSON
   chmod 0644 -- "$tmp"
   mv -f -- "$tmp" "$status_file"
   b321_write_metrics "$result" "$end_epoch" "$last_success"
+}
+
+# b321_metrics_dir: creates <state>/metrics readable by all (the umask is 077): node_exporter's
+# textfile collector runs as its own user, and the metrics hold nothing secret.
+b321_metrics_dir() {
+  mkdir -p -- "$B321_STATE/metrics"
+  chmod 0755 -- "$B321_STATE/metrics"
 }
 
 b321_write_metrics() {

@@ -332,7 +332,7 @@ check_channels() {
 
 write_metrics() {
   local dir=$B321_STATE/metrics file tmp
-  mkdir -p -- "$dir"
+  b321_metrics_dir
   file=$dir/monitor-checks.prom
   tmp=$(mktemp -- "$file.XXXXXX")
   METRICS+=("backup321_monitor_checks_failed ${#PROBLEMS[@]}")
