@@ -334,14 +334,21 @@ function totalLossSection(site: Site, stack: string): string[] {
 
 /**
  * Point-in-time recovery into a fresh datadir (never over the live one), then the swap. Debian's
- * datadir is assumed (/var/lib/mysql); the broken one is kept aside, not deleted.
+ * datadir is assumed (/var/lib/mysql); the broken one is kept aside, not deleted. Pasted whole, the
+ * block stops at its first failure: set -e in a subshell, so the shell it is pasted into stays open.
+ * mv -T renames exactly, never into a directory an earlier attempt left.
  */
 function pitrSteps(site: Site, host: string, service: string): string[] {
   return [
-    `${sbinOf(site, host)}/b321-mariadb-pitr --until 'YYYY-MM-DD HH:MM:SS' --tz ${site.timezone} --target-datadir /var/lib/mysql.pitr   # newest full before that time + binlogs`,
-    `systemctl stop ${service}`,
-    "mv /var/lib/mysql /var/lib/mysql.broken && mv /var/lib/mysql.pitr /var/lib/mysql && chown -R mysql:mysql /var/lib/mysql",
-    `systemctl start ${service}`,
+    "(",
+    "  set -e   # stops at the first failure; the shell you paste this into stays open",
+    `  ${sbinOf(site, host)}/b321-mariadb-pitr --until 'YYYY-MM-DD HH:MM:SS' --tz ${site.timezone} --target-datadir /var/lib/mysql.pitr   # newest full before that time + binlogs`,
+    `  systemctl stop ${service}`,
+    "  mv -T /var/lib/mysql /var/lib/mysql.broken",
+    "  mv -T /var/lib/mysql.pitr /var/lib/mysql",
+    "  chown -R mysql:mysql /var/lib/mysql",
+    `  systemctl start ${service}`,
+    ")",
   ];
 }
 

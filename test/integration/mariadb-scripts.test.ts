@@ -4,6 +4,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { spawn } from "node:child_process";
 import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
 import { run, runAsync, waitFor } from "../harness/proc";
 import {
@@ -316,6 +317,103 @@ test("PITR of a logical full into a running server (--target-socket)", async () 
   } finally {
     await other.stop();
   }
+});
+
+describe("a failed PITR leaves nothing at the target: only a complete datadir gets its name", () => {
+  const now = () => new Date().toISOString().slice(0, 19).replace("T", " ");
+
+  test("the full restored, then no binlog to replay: failed, and no datadir appears", () => {
+    const parent = path.join(root, "pitr-nobinlogs");
+    const shipped = path.join(root, "no-shipped-binlogs");
+    fs.mkdirSync(shipped);
+    const env = box.env("mariadb-pitr", { binlogBackupDir: shipped }, "nobinlogs");
+    // The server's own binlogs out of reach too: the replay that follows the full finds nothing.
+    fs.appendFileSync(env, `MARIADB_BINLOG_BASENAME=${root}/no-server-binlogs/mysql-bin\n`);
+    const r = box.runScript("mariadb-pitr.sh", env, [
+      "--until",
+      now(),
+      "--tz",
+      "UTC",
+      "--target-datadir",
+      `${parent}/db`,
+    ]);
+    expect(r.stderr).toMatch(/restoring .*_full_/);
+    expectFailed(r, "mariadb-pitr", /no binlog from mysql-bin\.\d+ found to replay/);
+    expect(fs.readdirSync(parent)).toEqual([]);
+  });
+
+  test("interrupted by Ctrl-C during the replay: failed, the scratch server stopped, no datadir", async () => {
+    const parent = path.join(root, "pitr-interrupted");
+    const shims = path.join(root, "pitr-shims");
+    const reached = path.join(shims, "replay-started");
+    fs.mkdirSync(shims);
+    // mariadb-binlog hangs, so the interrupt lands while the restored full waits for its replay.
+    fs.writeFileSync(
+      path.join(shims, "mariadb-binlog"),
+      `#!/bin/bash\ntouch '${reached}'\nexec sleep 600\n`,
+      { mode: 0o755 },
+    );
+    const job = spawn(
+      path.join(box.lib, "mariadb-pitr.sh"),
+      [
+        box.env("mariadb-pitr"),
+        "--until",
+        now(),
+        "--tz",
+        "UTC",
+        "--target-datadir",
+        `${parent}/db`,
+      ],
+      { env: { ...process.env, PATH: `${shims}:${process.env.PATH}` }, detached: true },
+    );
+    let stderr = "";
+    job.stderr.on("data", (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => job.on("close", resolve));
+    try {
+      await waitFor("the replay to start", () => fs.existsSync(reached), 300_000);
+      process.kill(-job.pid!, "SIGINT"); // Ctrl-C: the terminal signals the whole process group
+      expect(await exited).toBe(1);
+    } finally {
+      if (job.exitCode === null) process.kill(-job.pid!, "SIGKILL");
+    }
+    expect(stderr).toContain("finished: failed");
+    expect(box.status("mariadb-pitr")).toMatchObject({
+      result: "failed",
+      error: "interrupted by signal INT",
+    });
+    expect(fs.readdirSync(parent)).toEqual([]);
+    expect(run("pgrep", ["-f", "--", `--datadir=${parent}/`]).code).toBe(1);
+  });
+
+  test("a wrong command line is a usage error: exit 2, the synopsis, no status, no alert", () => {
+    const statusFile = path.join(box.state, "status", "mariadb-pitr.json");
+    const before = fs.readFileSync(statusFile, "utf8");
+    const alerts = path.join(root, "pitr-usage-alerts");
+    const hook = path.join(root, "pitr-usage-alert.sh");
+    fs.writeFileSync(hook, `#!/bin/sh\necho "$@" >> '${alerts}'\n`, { mode: 0o755 });
+    const env = box.env("mariadb-pitr", {}, "usage");
+    fs.appendFileSync(env, `B321_ALERT=${hook}\n`);
+    const to = ["--target-datadir", `${root}/pitr-usage`];
+    for (const args of [
+      [],
+      ["--until"],
+      ["--until", "2026-02-09", ...to],
+      ["--until", "2026-02-30 14:29:00", ...to],
+      ["--until", "2026-02-09 14:29:00", "--tz", "Mars/Olympus", ...to],
+      ["--until", "2026-02-09 14:29:00", "--target-datadir", "relative/dir"],
+      ["--until", "2026-02-09 14:29:00", ...to, "--target-socket", server.socket],
+      ["--until", "2026-02-09 14:29:00", ...to, "--bogus"],
+    ]) {
+      const r = box.runScript("mariadb-pitr.sh", env, args);
+      expect({ args, code: r.code }).toEqual({ args, code: 2 });
+      expect(r.stderr).toContain(
+        "; b321-mariadb-pitr --until 'YYYY-MM-DD HH:MM:SS' [--tz ZONE] (--target-datadir DIR",
+      );
+    }
+    expect(fs.readFileSync(statusFile, "utf8")).toBe(before);
+    expect(fs.existsSync(alerts)).toBe(false);
+    expect(fs.existsSync(`${root}/pitr-usage`)).toBe(false);
+  });
 });
 
 describe("failures end non-zero, with a failed status, and leave the previous good backup alone", () => {

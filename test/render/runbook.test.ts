@@ -1,4 +1,8 @@
 // RUNBOOK.md for the seed site: the exact restore commands, where the keys are, and a snapshot.
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { readStackFile } from "../../infra/stackFile";
 import { parseSite } from "../../stacks/load";
 import { siteSchema, type SiteInput } from "../../stacks/schema";
@@ -48,12 +52,51 @@ test("scenario 2: restore from the PBS storage on PVE", () => {
 test("scenario 3: point in time from the newest full", () => {
   // into a fresh datadir, never over the live one, then swapped with the broken one kept aside
   expect(lines).toContain(
-    "/usr/local/sbin/b321-mariadb-pitr --until 'YYYY-MM-DD HH:MM:SS' --tz Europe/Paris --target-datadir /var/lib/mysql.pitr   # newest full before that time + binlogs",
+    "  /usr/local/sbin/b321-mariadb-pitr --until 'YYYY-MM-DD HH:MM:SS' --tz Europe/Paris --target-datadir /var/lib/mysql.pitr   # newest full before that time + binlogs",
   );
-  expect(lines).toContain(
-    "mv /var/lib/mysql /var/lib/mysql.broken && mv /var/lib/mysql.pitr /var/lib/mysql && chown -R mysql:mysql /var/lib/mysql",
-  );
+  expect(lines).toContain("  mv -T /var/lib/mysql /var/lib/mysql.broken");
+  expect(lines).toContain("  mv -T /var/lib/mysql.pitr /var/lib/mysql");
   expect(lines).toContain("On db-srv, as root; times are Europe/Paris:");
+});
+
+describe("scenario 3's block, pasted into an interactive shell, stops at its first failure", () => {
+  const start = lines.findIndex((l) => l.startsWith("## Scenario 3"));
+  const open = lines.indexOf("```sh", start);
+  const block = lines.slice(open + 1, lines.indexOf("```", open + 1)).join("\n");
+  // Every command of the block recorded instead of run; the one named in FAIL fails.
+  const fakes = [
+    'fake() { echo "$1" >> "$CALLS"; [ "$1" != "$FAIL" ]; }',
+    'function /usr/local/sbin/b321-mariadb-pitr { fake pitr "$@"; }',
+    ...["systemctl", "mv", "chown", "ls"].map((c) => `${c}() { fake ${c} "$@"; }`),
+  ].join("\n");
+  const paste = (fail: string) => {
+    const calls = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "b321-runbook-")), "calls");
+    const r = spawnSync("bash", ["--norc", "--noprofile", "-i"], {
+      input: `${fakes}\n${block}\necho the shell is still open\n`,
+      env: { ...process.env, CALLS: calls, FAIL: fail },
+      encoding: "utf8",
+    });
+    expect(r.stdout).toContain("the shell is still open");
+    const ran = fs.readFileSync(calls, "utf8").trim().split("\n");
+    fs.rmSync(path.dirname(calls), { recursive: true });
+    return ran;
+  };
+
+  test("a failed PITR: nothing is stopped or moved", () => {
+    expect(paste("pitr")).toEqual(["ls", "pitr"]);
+  });
+
+  test("the server does not stop: nothing is moved", () => {
+    expect(paste("systemctl")).toEqual(["ls", "pitr", "systemctl"]);
+  });
+
+  test("the broken datadir cannot be set aside: the restored one is not moved in", () => {
+    expect(paste("mv")).toEqual(["ls", "pitr", "systemctl", "mv"]);
+  });
+
+  test("all well: restore, stop, swap, start", () => {
+    expect(paste("")).toEqual(["ls", "pitr", "systemctl", "mv", "mv", "chown", "systemctl"]);
+  });
 });
 
 test("scenario 4: the exact restic repository, password from the stack state, Glacier retrieval", () => {

@@ -2,6 +2,7 @@
 # Shared by every backup321 job script. A job script does:
 #   source "${BASH_SOURCE[0]%/*}/common.sh"
 #   b321_start "$@"            # loads the job's env file, arms the exit trap, status "running"
+#   b321_usage "why"           # a wrong command line: exit 2, no status, no alert (before any lock)
 #   b321_lock repo-usb         # one run at a time per resource; a held lock fails the run
 #   ... work; b321_fail "why" on any problem, b321_set bytes 123, b321_warn "why" ...
 # On every exit the trap writes <state>/status/<job>.json and <state>/metrics/<job>.prom, and a
@@ -40,6 +41,15 @@ b321_fail() {
   B321_ERROR=$*
   b321_log "FAILED: $*"
   exit 1
+}
+
+# b321_usage MESSAGE: a wrong command line, before the run takes a lock or touches anything. It
+# exits 2 with no status and no alert: no job ran, the person who typed it reads the message, and a
+# "failed" status would replace the last real result and page everyone for a typo.
+b321_usage() {
+  trap - EXIT
+  b321_log "usage: $*"
+  exit 2
 }
 
 # A run that did its job but with a problem worth a look (e.g. restic exit code 3).

@@ -5,11 +5,13 @@
 # Restores the newest verified full consistent before --until, then replays the shipped binlogs (and
 # the server's own, for those not shipped yet) from the full's binlog position up to --until, read
 # in the given time zone (default: the site's). The result holds every change made before --until.
-#   --target-datadir DIR   an empty directory: a complete instance is built there (physical or
-#                          logical) and shut down cleanly; start a server on it (datadir=DIR).
+#   --target-datadir DIR   a new (or empty) directory: a complete instance (physical or logical) is
+#                          built beside it in DIR.partial, shut down cleanly, and only then renamed
+#                          to DIR; start a server on it (datadir=DIR). A failed or interrupted run
+#                          leaves nothing at DIR (after a kill -9, DIR.partial: remove it).
 #   --target-socket SOCK   a running server, reached as root by unix_socket: a logical full of the
 #                          listed databases is loaded there (refused if they exist, unless --replace).
-# The live server is never a target.
+# The live server is never a target. A wrong command line exits 2 with no status and no alert.
 set -Eeuo pipefail
 # shellcheck source=../../host/scripts/common.sh
 source "${BASH_SOURCE[0]%/*}/common.sh"
@@ -17,15 +19,19 @@ b321_start "$@"
 # shellcheck source=mariadb-lib.sh
 source "${BASH_SOURCE[0]%/*}/mariadb-lib.sh"
 
-TARGET_DIR=""
+WORK_DIR=""
 
+# pitr_cleanup: the scratch server stops, and a datadir still being built goes with its side files:
+# a failed PITR must leave nothing a server could be started on as if it were complete.
 pitr_cleanup() {
   mdb_stop_scratch
-  [ -z "$TARGET_DIR" ] || rm -rf -- "$TARGET_DIR.run"
+  [ -z "$WORK_DIR" ] ||
+    rm -rf -- "$WORK_DIR" "$WORK_DIR.run" "$WORK_DIR.prepare.log" "$WORK_DIR.install.log"
 }
 
+# usage WHY: a wrong command line (see b321_usage: no failed status, no alert).
 usage() {
-  b321_fail "usage: b321-mariadb-pitr --until 'YYYY-MM-DD HH:MM:SS' [--tz ZONE] (--target-datadir DIR | --target-socket SOCKET [--replace])"
+  b321_usage "$1; b321-mariadb-pitr --until 'YYYY-MM-DD HH:MM:SS' [--tz ZONE] (--target-datadir DIR | --target-socket SOCKET [--replace])"
 }
 
 # pick_full UNTIL_EPOCH: the newest verified full consistent before that moment.
@@ -38,6 +44,18 @@ pick_full() {
   printf '%s\n' "$best"
 }
 
+# check_target DIR: DIR is new, or an empty directory that is not a mount point (the datadir is
+# built in DIR.partial on the same file system and renamed over it).
+check_target() {
+  local dir=$1
+  if [ -e "$dir" ]; then
+    [ -d "$dir" ] && [ -z "$(ls -A -- "$dir")" ] ||
+      b321_fail "$dir is not empty (restore into a new or empty directory)"
+    ! mountpoint -q -- "$dir" || b321_fail "$dir is a mount point: give a directory inside it"
+  fi
+  [ ! -e "$dir.partial" ] || b321_fail "$dir.partial is left from an interrupted PITR: remove it first"
+}
+
 # same_dir A B: true when A and B are the same directory.
 same_dir() {
   [ -e "$1" ] && [ -e "$2" ] && [ "$(realpath -- "$1")" = "$(realpath -- "$2")" ]
@@ -47,25 +65,31 @@ main() {
   local until="" tz=${MARIADB_TZ:-UTC} target_dir="" target_socket="" replace=0
   while [ $# -gt 0 ]; do
     case $1 in
-      --until) until=${2:-}; shift 2 || usage ;;
-      --tz) tz=${2:-}; shift 2 || usage ;;
-      --target-datadir) target_dir=${2:-}; shift 2 || usage ;;
-      --target-socket) target_socket=${2:-}; shift 2 || usage ;;
+      --until) until=${2:-}; shift 2 || usage "$1 needs a value" ;;
+      --tz) tz=${2:-}; shift 2 || usage "$1 needs a value" ;;
+      --target-datadir) target_dir=${2:-}; shift 2 || usage "$1 needs a value" ;;
+      --target-socket) target_socket=${2:-}; shift 2 || usage "$1 needs a value" ;;
       --replace) replace=1; shift ;;
-      *) usage ;;
+      *) usage "unknown argument '$1'" ;;
     esac
   done
+  local until_epoch file manifest method databases live_datadir=""
   [[ $until =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}\ [0-9]{2}:[0-9]{2}:[0-9]{2}$ ]] ||
-    b321_fail "--until must be 'YYYY-MM-DD HH:MM:SS' (got '$until')"
-  [ "$tz" = UTC ] || [ -f "/usr/share/zoneinfo/$tz" ] || b321_fail "unknown time zone '$tz' (an IANA name, e.g. Europe/Paris)"
+    usage "--until must be 'YYYY-MM-DD HH:MM:SS' (got '$until')"
+  [ "$tz" = UTC ] || [ -f "/usr/share/zoneinfo/$tz" ] ||
+    usage "unknown time zone '$tz' (an IANA name, e.g. Europe/Paris)"
+  until_epoch=$(TZ=$tz date -d "$until" +%s 2>/dev/null) || usage "cannot read '$until' in $tz"
   if [ -n "$target_dir" ] && [ -n "$target_socket" ] || [ -z "$target_dir$target_socket" ]; then
-    b321_fail "give exactly one of --target-datadir or --target-socket"
+    usage "give exactly one of --target-datadir or --target-socket"
+  fi
+  if [ -n "$target_dir" ]; then
+    [[ $target_dir == /* ]] || usage "--target-datadir must be an absolute path"
+    target_dir=$(realpath -ms -- "$target_dir")
+    [ "$target_dir" != / ] || usage "--target-datadir cannot be /"
   fi
   b321_lock mariadb-restore
   b321_cleanup pitr_cleanup
   mdb_require_key
-  local until_epoch file manifest method databases live_datadir=""
-  until_epoch=$(TZ=$tz date -d "$until" +%s) || b321_fail "cannot read '$until' in $tz"
   file=$(pick_full "$until_epoch")
   [ -n "$file" ] || b321_fail "no verified full backup consistent before $until ($tz) in $MARIADB_BACKUP_DIR"
   manifest=$file.manifest.json
@@ -84,11 +108,11 @@ main() {
   local t0 t1 socket
   t0=$(date +%s)
   if [ -n "$target_dir" ]; then
-    [[ $target_dir == /* ]] || b321_fail "--target-datadir must be an absolute path"
     [ -z "$live_datadir" ] || ! same_dir "$target_dir" "$live_datadir" ||
       b321_fail "$target_dir is the live server's datadir: restore elsewhere"
-    TARGET_DIR=$target_dir
-    mdb_restore_full "$file" "$target_dir"
+    check_target "$target_dir"
+    WORK_DIR=$target_dir.partial
+    mdb_restore_full "$file" "$WORK_DIR"
     socket=$MDB_SCRATCH_SOCKET
   else
     [ "$method" = logical ] ||
@@ -112,7 +136,9 @@ main() {
   b321_set restore_seconds "$((t1 - t0))"
   if [ -n "$target_dir" ]; then
     mdb_stop_scratch
-    chown -R -- "${MARIADB_SERVER_USER:-mysql}:" "$target_dir"
+    chown -R -- "${MARIADB_SERVER_USER:-mysql}:" "$WORK_DIR"
+    # Complete and shut down: only now does it get the target's name (replacing an empty dir).
+    mv -T -- "$WORK_DIR" "$target_dir" || b321_fail "cannot rename $WORK_DIR to $target_dir"
     b321_log "done: $target_dir holds the databases as of $until ($tz); start a server with datadir=$target_dir"
   else
     b321_log "done: $databases on $target_socket as of $until ($tz)"
