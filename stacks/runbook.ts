@@ -4,7 +4,13 @@
 // It says where secrets are, never what they are.
 import type { Site } from "./schema";
 import { requiredSecrets } from "./secrets";
-import { recoveryReport, threeTwoOne, ASSUMED, type ScenarioReport } from "./targets";
+import {
+  recoveryReport,
+  threeTwoOne,
+  ASSUMED,
+  HOST_LOSS_NOT_PROMISED,
+  type ScenarioReport,
+} from "./targets";
 
 /** The PVE storage id of a PBS datastore (components/proxmox). */
 export const pbsStorageId = (datastore: string): string => `pbs-${datastore}`;
@@ -96,17 +102,21 @@ function targetsTable(r: ReturnType<typeof recoveryReport>): string[] {
     "| Scenario | RPO, worst case | RPO target | RTO, estimate | RTO target |",
     "|---|---|---|---|---|",
     row(
-      "Data lost on site: a guest, files, the database, a host (the backup media remain)",
+      r.onSite.scenario === "host lost"
+        ? "Data lost on site: a guest, files, the database, a host (the copies off that host remain)"
+        : "Data lost on site: a guest, files, the database (their host and the copies on it remain)",
       r.onSite,
     ),
   ];
+  if (r.onSite.scenario === "data lost")
+    out.push(`| A host lost | ${HOST_LOSS_NOT_PROMISED} | | | |`);
   if (r.siteLoss) out.push(row("The whole site lost (offsite copies only)", r.siteLoss));
   else out.push("| The whole site lost | no offsite copy: everything is lost | | | |");
   out.push("", "Worst-case data loss per data class:", "");
   const classes = (name: string, s: ScenarioReport) =>
     s.rpo.map((i) => `- ${name}, ${i.what}: ${i.hours} h (${i.via})`);
   out.push(
-    ...classes("host lost", r.onSite),
+    ...classes(r.onSite.scenario, r.onSite),
     ...(r.siteLoss ? classes("site lost", r.siteLoss) : []),
   );
   return out;

@@ -20,6 +20,12 @@ export const siteSchema = z.strictObject({
     .strictObject({
       rpoHours: z.number().positive().default(24),
       rtoHours: z.number().positive().default(4),
+      /**
+       * none: the site promises nothing when a host is lost (one host, like the dev stack), and
+       * rpoHours/rtoHours hold while the host remains. Defaults to promised: they hold when a host
+       * is lost, counting only the copies off that host.
+       */
+      hostLoss: z.literal("none").optional(),
       /** The promise when the whole site is lost and only offsite copies remain. Defaults to rpoHours/rtoHours. */
       siteLoss: z
         .strictObject({ rpoHours: z.number().positive(), rtoHours: z.number().positive() })

@@ -3,6 +3,8 @@
 // Pure: the checks, the plan summary, the stack outputs and the runbook all read these numbers.
 import { runTimesIn, scheduleWindows } from "./schedule";
 import type { Site } from "./schema";
+import type { Disk, Pbs } from "./model/pbs";
+import type { ResticRepository } from "./model/restic";
 
 const HOUR = 3600_000;
 
@@ -38,7 +40,24 @@ export interface RtoItem {
   readonly hours: number;
 }
 
+/**
+ * host lost: a host is lost with everything on its own disks; only copies elsewhere count.
+ * data lost: a guest, files or the database are lost and their host remains (targets.hostLoss: none).
+ * site lost: only the offsite copies remain.
+ */
+export type Scenario = "host lost" | "data lost" | "site lost";
+
+/** Data that no copy brings back in a scenario. */
+export interface Unprotected {
+  readonly what: RpoItem["what"];
+  /** Which data, e.g. `the files of restic "local"`. */
+  readonly data: string;
+  /** Its copies, all lost in the scenario, e.g. `restic "local" on host:localhost`. */
+  readonly copies: readonly string[];
+}
+
 export interface ScenarioReport {
+  readonly scenario: Scenario;
   readonly rpo: readonly RpoItem[];
   readonly worstRpoHours: number;
   readonly rpoTargetHours: number;
@@ -49,12 +68,12 @@ export interface ScenarioReport {
   /** undefined when sizes are not declared (nothing to estimate from). */
   readonly rtoHours?: number;
   readonly rtoTargetHours: number;
-  /** Data classes with no copy surviving this scenario. */
-  readonly unprotected: readonly RpoItem["what"][];
+  /** Data with no copy surviving this scenario. */
+  readonly unprotected: readonly Unprotected[];
 }
 
 export interface RecoveryReport {
-  /** A host, a guest or the database is lost; the copies on the site's other media remain. */
+  /** A host is lost (or, with targets.hostLoss: none, data on a host that remains). */
   readonly onSite: ScenarioReport;
   /** The whole site is lost; only offsite copies remain. undefined when the site has none. */
   readonly siteLoss?: ScenarioReport;
@@ -123,30 +142,175 @@ function within(inner: string, outer: string): boolean {
   return inner === outer || inner.startsWith(outer.endsWith("/") ? outer : `${outer}/`);
 }
 
-interface Chain {
-  readonly what: RpoItem["what"];
-  readonly via: string[];
-  readonly schedules: string[];
+/** Where a copy lives; the ids are those of the 3-2-1 count. */
+interface Place {
+  /** host:<name>, disk:<uuid>, nas:<host>, s3:<bucket>. */
+  readonly id: string;
+  readonly medium: Location["medium"];
+  readonly offsite: boolean;
+  readonly immutable: boolean;
+  /** The host whose loss takes the copy with it; none for a removable disk (it moves to another host) or the bucket. */
+  readonly host?: string;
 }
 
-function worstItem(site: Site, chains: readonly Chain[], what: RpoItem["what"]): RpoItem[] {
-  const items = chains
-    .filter((c) => c.what === what)
-    .map((c) => ({
-      what,
-      via: c.via.join(" → "),
-      hours: round2(chainRpoHours(c.schedules, site.timezone)),
-    }));
-  if (items.length === 0) return [];
-  // Every chain of the class holds data the others may not: the class loses as much as its worst chain.
-  return [items.reduce((a, b) => (b.hours > a.hours ? b : a))];
+const hostDisk = (host: string): Place => ({
+  id: `host:${host}`,
+  medium: "host disk",
+  offsite: false,
+  immutable: false,
+  host,
+});
+
+const removableDisk = (d: Disk): Place => ({
+  id: `disk:${d.uuid}`,
+  medium: "removable disk",
+  offsite: false,
+  immutable: false,
+});
+
+const nasShare = (host: string): Place => ({
+  id: `nas:${host}`,
+  medium: "NAS",
+  offsite: false,
+  immutable: false,
+  host,
+});
+
+function bucketOf(site: Site): Place | undefined {
+  const b = site.offsite.bucket;
+  if (!b) return undefined;
+  const immutable = b.objectLock !== undefined;
+  return { id: `s3:${b.name}`, medium: "object storage", offsite: true, immutable };
+}
+
+function repositoryPlace(site: Site, r: ResticRepository): Place {
+  const bucket = bucketOf(site);
+  if (r.kind === "s3" && bucket) return bucket;
+  return r.disk ? removableDisk(r.disk) : hostDisk(r.host);
+}
+
+function datastorePlace(pbs: Pbs, d: Pbs["datastores"][number]): Place {
+  return d.disk ? removableDisk(d.disk) : hostDisk(pbs.host);
+}
+
+/** A chain of copies of one piece of data, from its host to the place of its last copy. */
+interface Chain {
+  readonly what: RpoItem["what"];
+  /** The data copied: chains of the same data are alternatives, the freshest surviving one counts. */
+  readonly data: string;
+  /** The host the data lives on. */
+  readonly from: string;
+  readonly via: readonly string[];
+  readonly schedules: readonly string[];
+  readonly place: Place;
+}
+
+type Hop = Pick<Chain, "via" | "schedules" | "place">;
+
+/** What a repository backs up lands in it, then in every repository filled from it by restic copy. */
+function resticHops(
+  site: Site,
+  r: ResticRepository,
+  label = `restic "${r.name}"`,
+  seen = new Set<string>(),
+): Hop[] {
+  seen.add(r.name);
+  const copies = site.restic.repositories.filter((c) => c.copyFrom === r.name && !seen.has(c.name));
+  return [
+    { via: [label], schedules: [r.schedule], place: repositoryPlace(site, r) },
+    ...copies
+      .flatMap((c) => resticHops(site, c, `restic copy "${c.name}"`, seen))
+      .map((h) => ({ ...h, via: [label, ...h.via], schedules: [r.schedule, ...h.schedules] })),
+  ];
+}
+
+/** Repositories that back up paths themselves (not filled by restic copy). */
+const backupRepositories = (site: Site): ResticRepository[] =>
+  site.restic.repositories.filter((r) => !r.copyFrom && r.paths.length > 0);
+
+function guestChains(site: Site): Chain[] {
+  const { proxmox, pbs } = site;
+  if (!proxmox || !pbs) return [];
+  return proxmox.jobs.flatMap((j) => {
+    const ds = pbs.datastores.find((d) => d.name === j.datastore);
+    if (!ds) return [];
+    const vzdump = `vzdump "${j.id}"`;
+    const base = { what: "guests" as const, data: `the guests of ${vzdump}`, from: proxmox.host };
+    // A datastore inside a repository's paths is carried on by restic.
+    const carriers = backupRepositories(site).filter(
+      (r) => r.host === pbs.host && r.paths.some((p) => within(ds.path, p)),
+    );
+    return [
+      { ...base, via: [vzdump], schedules: [j.schedule], place: datastorePlace(pbs, ds) },
+      ...carriers
+        .flatMap((r) => resticHops(site, r))
+        .map((h) => ({
+          ...base,
+          ...h,
+          via: [vzdump, ...h.via],
+          schedules: [j.schedule, ...h.schedules],
+        })),
+    ];
+  });
+}
+
+function fileChains(site: Site): Chain[] {
+  return backupRepositories(site).flatMap((r) =>
+    resticHops(site, r).map((h) => ({
+      what: "files" as const,
+      data: `the files of restic "${r.name}"`,
+      from: r.host,
+      ...h,
+    })),
+  );
+}
+
+function databaseChains(site: Site): Chain[] {
+  const m = site.mariadb;
+  if (!m) return [];
+  const base = { what: "database" as const, data: "the database", from: m.host };
+  const shipped = { via: ["binlog shipping"], schedules: [m.schedules.binlogs] };
+  const chains: Chain[] = [{ ...base, ...shipped, place: hostDisk(m.host) }];
+  const { nas, upload } = site.offsite;
+  if (nas && mariadbSyncedToNas(site))
+    chains.push({
+      ...base,
+      via: [...shipped.via, `NAS sync to ${nas.host}`],
+      schedules: [...shipped.schedules, nas.schedule],
+      place: nasShare(nas.host),
+    });
+  const bucket = bucketOf(site);
+  // On the database host the upload also sends every shipped binlog: the bucket is behind by at
+  // most a shipping gap plus an upload gap. From another host it only has the fulls.
+  if (upload && bucket)
+    chains.push(
+      (upload.host ?? m.host) === m.host
+        ? {
+            ...base,
+            via: [...shipped.via, "dump upload"],
+            schedules: [...shipped.schedules, upload.schedule],
+            place: bucket,
+          }
+        : {
+            ...base,
+            via: ["full backup", "dump upload"],
+            schedules: [m.schedules.full, upload.schedule],
+            place: bucket,
+          },
+    );
+  return chains;
+}
+
+/** Every chain of copies of the site, wherever it ends. */
+function copyChains(site: Site): Chain[] {
+  return [...guestChains(site), ...fileChains(site), ...databaseChains(site)];
 }
 
 /** The data classes a site protects (each needs a copy in every scenario). */
 function protectedClasses(site: Site): RpoItem["what"][] {
   const out: RpoItem["what"][] = [];
   if (site.proxmox && site.proxmox.jobs.length > 0) out.push("guests");
-  if (site.restic.repositories.some((r) => !r.copyFrom && r.paths.length > 0)) out.push("files");
+  if (backupRepositories(site).length > 0) out.push("files");
   if (site.mariadb) out.push("database");
   return out;
 }
@@ -160,79 +324,48 @@ function mariadbSyncedToNas(site: Site): boolean {
   return sources.some((s) => within(m.binlogBackupDir, s));
 }
 
-function onSiteChains(site: Site): Chain[] {
-  const chains: Chain[] = [];
-  for (const j of site.proxmox?.jobs ?? []) {
-    chains.push({ what: "guests", via: [`vzdump "${j.id}"`], schedules: [j.schedule] });
-  }
-  // Every repository that backs up paths itself (a cloud one survives a host loss too).
-  for (const r of site.restic.repositories) {
-    if (!r.copyFrom && r.paths.length > 0)
-      chains.push({ what: "files", via: [`restic "${r.name}"`], schedules: [r.schedule] });
-  }
-  const m = site.mariadb;
-  const nas = site.offsite.nas;
-  if (m) {
-    // Shipped binlogs sit on the database host; the NAS copy is the one that survives the host.
-    chains.push(
-      mariadbSyncedToNas(site) && nas
-        ? {
-            what: "database",
-            via: ["binlog shipping", `NAS sync to ${nas.host}`],
-            schedules: [m.schedules.binlogs, nas.schedule],
-          }
-        : {
-            what: "database",
-            via: ["binlog shipping (kept on the database host only)"],
-            schedules: [m.schedules.binlogs],
-          },
-    );
-  }
-  return chains;
+/** Which copies survive a scenario. */
+const SURVIVES: Record<Scenario, (c: Chain) => boolean> = {
+  // A copy on the lost host never counts.
+  "host lost": (c) => c.place.host !== c.from,
+  "data lost": () => true,
+  "site lost": (c) => c.place.offsite,
+};
+
+interface ClassOutcome {
+  readonly rpo: RpoItem[];
+  readonly unprotected: Unprotected[];
 }
 
-function siteLossChains(site: Site): Chain[] {
-  const chains: Chain[] = [];
-  const repos = site.restic.repositories;
-  for (const r of repos.filter((x) => x.kind === "s3")) {
-    const src = r.copyFrom ? repos.find((x) => x.name === r.copyFrom) : undefined;
-    const paths = src ? src.paths : r.paths;
-    const head = src
-      ? { via: [`restic "${src.name}"`, `restic copy "${r.name}"`], schedules: [src.schedule] }
-      : { via: [`restic "${r.name}"`], schedules: [] as string[] };
-    const tail = [...head.schedules, r.schedule];
-    if (paths.length > 0) chains.push({ what: "files", via: head.via, schedules: tail });
-    // A PBS datastore inside the repository's paths carries the guests offsite too.
-    for (const j of site.proxmox?.jobs ?? []) {
-      const ds = site.pbs?.datastores.find((d) => d.name === j.datastore);
-      if (ds && paths.some((p) => within(ds.path, p)))
-        chains.push({
-          what: "guests",
-          via: [`vzdump "${j.id}"`, ...head.via],
-          schedules: [j.schedule, ...tail],
-        });
-    }
+/** Each piece of data comes back through its freshest surviving copy; the class loses as much as its worst piece. */
+function classOutcome(
+  site: Site,
+  chains: readonly Chain[],
+  what: RpoItem["what"],
+  scenario: Scenario,
+): ClassOutcome {
+  const mine = chains.filter((c) => c.what === what);
+  if (mine.length === 0)
+    return { rpo: [], unprotected: [{ what, data: `the ${what}`, copies: [] }] };
+  const best: RpoItem[] = [];
+  const unprotected: Unprotected[] = [];
+  for (const data of new Set(mine.map((c) => c.data))) {
+    const copies = mine.filter((c) => c.data === data);
+    const alive = copies.filter(SURVIVES[scenario]).map((c) => ({
+      what,
+      via: c.via.join(" → "),
+      hours: round2(chainRpoHours(c.schedules, site.timezone)),
+    }));
+    if (alive.length > 0) best.push(alive.reduce((a, b) => (b.hours < a.hours ? b : a)));
+    else
+      unprotected.push({
+        what,
+        data,
+        copies: copies.map((c) => `${c.via.join(" → ")} on ${c.place.id}`),
+      });
   }
-  const m = site.mariadb;
-  const upload = site.offsite.upload;
-  if (m && upload && site.offsite.bucket) {
-    // On the database host the upload also sends every shipped binlog: the bucket is behind by at
-    // most a shipping gap plus an upload gap. From another host it only has the fulls.
-    chains.push(
-      (upload.host ?? m.host) === m.host
-        ? {
-            what: "database",
-            via: ["binlog shipping", "dump upload"],
-            schedules: [m.schedules.binlogs, upload.schedule],
-          }
-        : {
-            what: "database",
-            via: ["full backup", "dump upload"],
-            schedules: [m.schedules.full, upload.schedule],
-          },
-    );
-  }
-  return chains;
+  const rpo = best.length > 0 ? [best.reduce((a, b) => (b.hours > a.hours ? b : a))] : [];
+  return { rpo, unprotected };
 }
 
 interface Sized {
@@ -263,15 +396,17 @@ function localRestore(site: Site, s: Sized, what: RpoItem["what"]): RtoItem | un
 
 function scenario(
   site: Site,
+  kind: Scenario,
   chains: readonly Chain[],
   target: { rpoHours: number; rtoHours: number },
   rto: (classes: readonly RpoItem["what"][]) => { items: RtoItem[]; hours?: number },
 ): ScenarioReport {
   const classes = protectedClasses(site);
-  const rpo = classes.flatMap((c) => worstItem(site, chains, c));
-  const covered = new Set(rpo.map((r) => r.what));
+  const outcomes = classes.map((c) => classOutcome(site, chains, c, kind));
+  const rpo = outcomes.flatMap((o) => o.rpo);
   const r = rto(classes);
   return {
+    scenario: kind,
     rpo,
     worstRpoHours: Math.max(0, ...rpo.map((x) => x.hours)),
     rpoTargetHours: target.rpoHours,
@@ -279,42 +414,49 @@ function scenario(
     rto: r.items,
     rtoHours: r.hours,
     rtoTargetHours: target.rtoHours,
-    unprotected: classes.filter((c) => !covered.has(c)),
+    unprotected: outcomes.flatMap((o) => o.unprotected),
   };
 }
 
 export function recoveryReport(site: Site): RecoveryReport {
   const s = site.sizes;
   const targets = { rpoHours: site.targets.rpoHours, rtoHours: site.targets.rtoHours };
+  const chains = copyChains(site);
+  const onSiteKind = site.targets.hostLoss === "none" ? "data lost" : "host lost";
   // On site: one thing fails at a time; the slowest single restore is the estimate.
-  const onSite = scenario(site, onSiteChains(site), targets, (classes) => {
+  const onSite = scenario(site, onSiteKind, chains, targets, (classes) => {
     if (!s) return { items: [] };
     const items = classes.flatMap((c) => localRestore(site, s, c) ?? []);
     if (items.length < classes.length) return { items };
     return { items, hours: round2(Math.max(0, ...items.map((i) => i.hours))) };
   });
-  const offsite = siteLossChains(site);
-  if (offsite.length === 0) return { onSite };
+  if (!chains.some(SURVIVES["site lost"])) return { onSite };
   // Site lost: rebuild, download everything offsite, then restore everything, one after the other.
-  const siteLoss = scenario(site, offsite, site.targets.siteLoss ?? targets, (classes) => {
-    if (!s) return { items: [] };
-    const sized = classes.map((c) => ({
-      c,
-      gb: { guests: s.guestsGb, files: s.filesGb, database: s.databaseGb }[c],
-    }));
-    if (sized.some((x) => x.gb === undefined)) return { items: [] };
-    const total = sized.reduce((a, x) => a + (x.gb ?? 0), 0);
-    const items: RtoItem[] = [
-      { what: "rebuild hosts", how: "assumed", hours: ASSUMED.rebuildHours },
-      {
-        what: "download",
-        how: `${round2(total)} GB at ${s.cloudMBps} MB/s`,
-        hours: round2(hoursToMove(total, s.cloudMBps)),
-      },
-      ...classes.flatMap((c) => localRestore(site, s, c) ?? []),
-    ];
-    return { items, hours: round2(items.reduce((a, i) => a + i.hours, 0)) };
-  });
+  const siteLoss = scenario(
+    site,
+    "site lost",
+    chains,
+    site.targets.siteLoss ?? targets,
+    (classes) => {
+      if (!s) return { items: [] };
+      const sized = classes.map((c) => ({
+        c,
+        gb: { guests: s.guestsGb, files: s.filesGb, database: s.databaseGb }[c],
+      }));
+      if (sized.some((x) => x.gb === undefined)) return { items: [] };
+      const total = sized.reduce((a, x) => a + (x.gb ?? 0), 0);
+      const items: RtoItem[] = [
+        { what: "rebuild hosts", how: "assumed", hours: ASSUMED.rebuildHours },
+        {
+          what: "download",
+          how: `${round2(total)} GB at ${s.cloudMBps} MB/s`,
+          hours: round2(hoursToMove(total, s.cloudMBps)),
+        },
+        ...classes.flatMap((c) => localRestore(site, s, c) ?? []),
+      ];
+      return { items, hours: round2(items.reduce((a, i) => a + i.hours, 0)) };
+    },
+  );
   return { onSite, siteLoss };
 }
 
@@ -341,34 +483,19 @@ export interface Location {
 
 export function threeTwoOne(site: Site): ThreeTwoOne {
   const locs = new Map<string, Omit<Location, "holds"> & { holds: Set<string> }>();
-  const add = (
-    id: string,
-    medium: Location["medium"],
-    holds: string,
-    offsite = false,
-    immutable = false,
-  ) => {
+  const add = ({ id, medium, offsite, immutable }: Place, holds: string) => {
     const l = locs.get(id) ?? { id, medium, offsite, immutable, holds: new Set<string>() };
     l.holds.add(holds);
     locs.set(id, l);
   };
-  for (const d of site.pbs?.datastores ?? []) {
-    if (d.disk) add(`disk:${d.disk.uuid}`, "removable disk", `PBS datastore ${d.name}`);
-    else add(`host:${site.pbs?.host}`, "host disk", `PBS datastore ${d.name}`);
-  }
-  const bucket = site.offsite.bucket;
-  const locked = bucket?.objectLock !== undefined;
-  for (const r of site.restic.repositories) {
-    if (r.kind === "s3" && bucket)
-      add(`s3:${bucket.name}`, "object storage", `restic ${r.name}`, true, locked);
-    else if (r.disk) add(`disk:${r.disk.uuid}`, "removable disk", `restic ${r.name}`);
-    else add(`host:${r.host}`, "host disk", `restic ${r.name}`);
-  }
+  const pbs = site.pbs;
+  if (pbs) for (const d of pbs.datastores) add(datastorePlace(pbs, d), `PBS datastore ${d.name}`);
+  for (const r of site.restic.repositories) add(repositoryPlace(site, r), `restic ${r.name}`);
   const m = site.mariadb;
-  if (m) add(`host:${m.host}`, "host disk", "database fulls and binlogs");
-  if (site.offsite.nas) add(`nas:${site.offsite.nas.host}`, "NAS", "dated snapshots");
-  if (site.offsite.upload && bucket)
-    add(`s3:${bucket.name}`, "object storage", "database dumps", true, locked);
+  if (m) add(hostDisk(m.host), "database fulls and binlogs");
+  if (site.offsite.nas) add(nasShare(site.offsite.nas.host), "dated snapshots");
+  const bucket = bucketOf(site);
+  if (site.offsite.upload && bucket) add(bucket, "database dumps");
   const locations = [...locs.values()]
     .map((l) => ({ ...l, holds: [...l.holds].sort() }))
     .sort((a, b) => a.id.localeCompare(b.id));
@@ -386,6 +513,10 @@ export function threeTwoOne(site: Site): ThreeTwoOne {
   };
 }
 
+/** What the plan summary and the runbook say of a lost host under targets.hostLoss: none. */
+export const HOST_LOSS_NOT_PROMISED =
+  "not promised (targets.hostLoss: none): what is only on that host is lost with it";
+
 /** A few lines for the plan summary and the PR comment (kept short: comments are cut at 64 KiB). */
 export function renderTargetsSummary(site: Site): string {
   const r = recoveryReport(site);
@@ -394,9 +525,10 @@ export function renderTargetsSummary(site: Site): string {
     h === undefined ? "not estimated (declare sizes:)" : `${h} h`;
   const lines = [
     `Recovery (targets: RPO ${r.onSite.rpoTargetHours} h, RTO ${r.onSite.rtoTargetHours} h):`,
-    `  host lost:  RPO ${r.onSite.worstRpoHours} h, RTO ${fmt(r.onSite.rtoHours)}`,
+    `  ${r.onSite.scenario}:  RPO ${r.onSite.worstRpoHours} h, RTO ${fmt(r.onSite.rtoHours)}`,
   ];
   for (const i of r.onSite.rpo) lines.push(`    ${i.what}: ${i.hours} h via ${i.via}`);
+  if (r.onSite.scenario === "data lost") lines.push(`  host lost:  ${HOST_LOSS_NOT_PROMISED}`);
   if (r.siteLoss) {
     lines.push(
       `  site lost:  RPO ${r.siteLoss.worstRpoHours} h (target ${r.siteLoss.rpoTargetHours} h), RTO ${fmt(r.siteLoss.rtoHours)} (target ${r.siteLoss.rtoTargetHours} h)`,

@@ -19,7 +19,7 @@ test("the seed site's runbook (snapshot)", () => {
 
 test("targets table with the computed numbers", () => {
   expect(lines).toContain(
-    "| Data lost on site: a guest, files, the database, a host (the backup media remain) | 25 h | 24 h | 0.92 h | 4 h |",
+    "| Data lost on site: a guest, files, the database, a host (the copies off that host remain) | 25 h | 24 h | 0.92 h | 4 h |",
   );
   expect(lines).toContain(
     "| The whole site lost (offsite copies only) | 172 h | 192 h | 6.27 h | 24 h |",

@@ -140,6 +140,7 @@ describe("the seed site (prod)", () => {
   test("worst-case RPO and RTO estimates, per scenario", () => {
     const r = recoveryReport(site);
     expect(r.onSite).toEqual({
+      scenario: "host lost",
       rpo: [
         { what: "guests", via: 'vzdump "daily-pbs"', hours: 25 },
         { what: "files", via: 'restic "usb"', hours: 25 },
@@ -158,6 +159,7 @@ describe("the seed site (prod)", () => {
       unprotected: [],
     });
     expect(r.siteLoss).toEqual({
+      scenario: "site lost",
       rpo: [
         {
           what: "guests",
@@ -266,10 +268,30 @@ describe("the seed site (prod)", () => {
   });
 });
 
-test("dev: no offsite copy, 3-2-1 not satisfied, still plans", () => {
+test("dev: one host, no offsite copy, 3-2-1 not satisfied, still plans", () => {
   const site = stackSite("dev");
   expect(recoveryReport(site).siteLoss).toBeUndefined();
   expect(threeTwoOne(site)).toMatchObject({ copies: 2, media: 1, offsite: 0, satisfied: false });
+});
+
+test("dev declares that it promises nothing when its host is lost: its targets hold while the host remains", () => {
+  const site = stackSite("dev");
+  expect(site.targets.hostLoss).toBe("none");
+  expect(recoveryReport(site).onSite).toMatchObject({
+    scenario: "data lost",
+    rpo: [
+      { what: "files", via: 'restic "local"', hours: 24 },
+      { what: "database", via: "binlog shipping", hours: 0.25 },
+    ],
+    unprotected: [],
+  });
+  expect(renderTargetsSummary(site).split("\n").slice(0, 5)).toEqual([
+    "Recovery (targets: RPO 24 h, RTO 4 h):",
+    "  data lost:  RPO 24 h, RTO not estimated (declare sizes:)",
+    '    files: 24 h via restic "local"',
+    "    database: 0.25 h via binlog shipping",
+    "  host lost:  not promised (targets.hostLoss: none): what is only on that host is lost with it",
+  ]);
 });
 
 describe("a plan that breaks a target fails with the reason", () => {
@@ -335,8 +357,49 @@ describe("a plan that breaks a target fails with the reason", () => {
       {
         path: "targets.siteLoss.rpoHours",
         message:
-          "when the site is lost, the database have no copy that survives, so they are lost (add a copy of the database that goes offsite)",
+          "when the site is lost, no copy of the database survives: every copy stays on site (binlog shipping on host:db-srv; binlog shipping → NAS sync to nas on nas:nas) (add a copy of it that goes offsite)",
       },
+    ]);
+  });
+
+  test("a copy on the lost host never counts: one host with its own copies breaks the host-lost target", () => {
+    const raw = structuredClone(readStackFile("dev").config["backup321:site"]) as SiteInput &
+      Record<string, never>;
+    delete raw.targets; // the default promise: the targets hold when a host is lost
+    const fix =
+      "(add a copy that lives off that host: on another host, a removable disk, the NAS or the bucket; or, if the site promises nothing when a host is lost, set targets.hostLoss: none)";
+    expect(problems(raw)).toEqual([
+      {
+        path: "targets.rpoHours",
+        message: `when a host is lost, no copy of the files of restic "local" survives: every copy is on the lost host (restic "local" on host:localhost) ${fix}`,
+      },
+      {
+        path: "targets.rpoHours",
+        message: `when a host is lost, no copy of the database survives: every copy is on the lost host (binlog shipping on host:localhost) ${fix}`,
+      },
+    ]);
+  });
+
+  test("without the NAS, the shipped binlogs on the database host do not count: the daily upload is what survives it", () => {
+    const raw = prod();
+    delete raw.offsite!.nas;
+    expect(problems(raw)).toEqual([
+      {
+        path: "targets.rpoHours",
+        message:
+          "when a host is lost, up to 25.25 h of data can be lost (database: 25.25 h via binlog shipping → dump upload), more than the target of 24 h (run those copies more often, or raise targets.rpoHours to at least 25.25)",
+      },
+    ]);
+  });
+
+  test("a PBS datastore on the Proxmox host's own disk is lost with it", () => {
+    const raw = prod();
+    raw.hosts!.find((h) => h.name === "proxmox-srv")!.roles!.push("pbs");
+    raw.pbs!.host = "proxmox-srv";
+    raw.pbs!.datastores![0] = { ...raw.pbs!.datastores![0], path: "/var/lib/pbs", disk: undefined };
+    const p = problems(raw).filter((x) => x.path === "targets.rpoHours");
+    expect(p.map((x) => x.message)).toEqual([
+      'when a host is lost, no copy of the guests of vzdump "daily-pbs" survives: every copy is on the lost host (vzdump "daily-pbs" on host:proxmox-srv) (add a copy that lives off that host: on another host, a removable disk, the NAS or the bucket; or, if the site promises nothing when a host is lost, set targets.hostLoss: none)',
     ]);
   });
 });
