@@ -19,8 +19,7 @@ import {
   mariadbEnv,
   renderBinlogDropIn,
   renderOptionFile,
-  renderUserSql,
-  rootSqlCommand,
+  userCommand,
 } from "./render";
 
 /** Scripts shipped to the host's library directory, by role. */
@@ -124,22 +123,19 @@ export class MariaDbBackup extends pulumi.ComponentResource {
       { length: 32, special: false },
       { parent: this },
     );
-    const sql = password.result.apply((pw) =>
-      renderUserSql({
-        user: config.backupUser,
-        password: pw,
-        method: config.method,
-        databases: config.databases,
-      }),
-    );
-    // A rotation changes stdin: an update (ALTER USER), never a replacement ending in DROP USER.
+    // A rotation changes stdin only (the password): an update (ALTER USER), never a replacement
+    // ending in DROP USER. A grant change changes the plain command: an update a preview shows.
     const user = host.command(
       `${name}-user`,
       {
-        create: rootSqlCommand(socket),
+        create: userCommand(socket, {
+          user: config.backupUser,
+          method: config.method,
+          databases: config.databases,
+        }),
         delete: dropUserCommand(socket, config.backupUser),
         owns: `mariadb-user:${config.backupUser}@${socket}`,
-        stdin: sql,
+        stdin: password.result.apply((pw) => `${pw}\n`),
         secret: true,
         dependsOn: host.base,
       },

@@ -74,22 +74,15 @@ export function backupGrants(method: Method): Grants {
 
 export interface UserSpec {
   readonly user: string;
-  readonly password: string;
   readonly method: Method;
   readonly databases: readonly string[];
 }
 
-/**
- * Idempotent: creates the user when missing, sets the password (a rotation updates it), and resets
- * the grants to exactly the method's list (a method change removes what is no longer needed).
- */
-export function renderUserSql(spec: UserSpec): string {
+/** The grants of the backup user, reset to exactly the method's list (a method change removes what is no longer needed). */
+export function renderGrantsSql(spec: UserSpec): string {
   const who = account(spec.user);
   const g = backupGrants(spec.method);
-  const pw = sqlString(spec.password);
   return [
-    `CREATE USER IF NOT EXISTS ${who} IDENTIFIED BY ${pw};`,
-    `ALTER USER ${who} IDENTIFIED BY ${pw};`,
     `REVOKE ALL PRIVILEGES, GRANT OPTION FROM ${who};`,
     `GRANT ${g.global.join(", ")} ON *.* TO ${who};`,
     ...spec.databases.map(
@@ -100,14 +93,37 @@ export function renderUserSql(spec: UserSpec): string {
   ].join("\n");
 }
 
+/**
+ * Idempotent, as the server's root through unix_socket: creates the user when missing, sets the
+ * password read from stdin (a rotation is an update), then the grants. The password is the only
+ * secret and comes on stdin, so the grants stay plain text that a preview shows and a review reads;
+ * it reaches mariadb through a pipe from bash builtins, never argv.
+ */
+export function userCommand(socket: string, spec: UserSpec): string {
+  const who = account(spec.user);
+  return [
+    "set -eu",
+    'IFS= read -r pw || [ -n "$pw" ]',
+    // The generated password is letters and digits: nothing to escape inside the SQL string.
+    `case $pw in '' | *[!A-Za-z0-9._-]*) echo "backup321: the backup user's password on stdin must be letters, digits and ._-" >&2; exit 1 ;; esac`,
+    "{",
+    `  printf "CREATE USER IF NOT EXISTS %s IDENTIFIED BY '%s';\\n" ${shq(who)} "$pw"`,
+    `  printf "ALTER USER %s IDENTIFIED BY '%s';\\n" ${shq(who)} "$pw"`,
+    // Quoted here-document: the grants verbatim, as a preview shows them.
+    "  cat <<'B321_SQL'",
+    renderGrantsSql(spec).trimEnd(),
+    "B321_SQL",
+    `} | ${rootSql(socket)}`,
+  ].join("\n");
+}
+
+function rootSql(socket: string): string {
+  return `mariadb --no-defaults --socket=${shq(socket)} -uroot --batch`;
+}
+
 /** The SQL that removes the backup user. */
 export function renderDropUserSql(user: string): string {
   return `DROP USER IF EXISTS ${account(user)};\n`;
-}
-
-/** Runs SQL from stdin as the server's root through unix_socket (never a password on argv). */
-export function rootSqlCommand(socket: string): string {
-  return ["set -eu", `mariadb --no-defaults --socket=${shq(socket)} -uroot --batch`].join("\n");
 }
 
 /** Drops the backup user; a server that is gone (no socket) is reported, not an error. */
@@ -115,7 +131,7 @@ export function dropUserCommand(socket: string, user: string): string {
   return [
     "set -eu",
     `if [ ! -S ${shq(socket)} ]; then echo ${shq(`backup321: no MariaDB socket at ${socket}: backup user ${user} not dropped`)} >&2; exit 0; fi`,
-    `printf '%s' ${shq(renderDropUserSql(user))} | mariadb --no-defaults --socket=${shq(socket)} -uroot --batch`,
+    `printf '%s' ${shq(renderDropUserSql(user))} | ${rootSql(socket)}`,
   ].join("\n");
 }
 

@@ -7,7 +7,7 @@ import { renderEnvFile } from "../../components/host/render";
 import {
   mariadbEnv,
   renderOptionFile,
-  renderUserSql,
+  userCommand,
   type Compression,
   type Method,
 } from "../../components/mariadb/render";
@@ -105,7 +105,10 @@ export function createBackupUser(
   databases: readonly string[],
   cnfPath: string,
 ): void {
-  server.sql(renderUserSql({ user, password, method, databases }));
+  const r = run("bash", ["-c", userCommand(server.socket, { user, method, databases })], {
+    input: `${password}\n`,
+  });
+  if (r.code !== 0) throw new Error(`creating ${user} failed: ${r.stderr}`);
   fs.mkdirSync(path.dirname(cnfPath), { recursive: true, mode: 0o700 });
   fs.writeFileSync(cnfPath, renderOptionFile(user, password), { mode: 0o600 });
 }

@@ -8,38 +8,31 @@ import {
   mariadbEnv,
   renderBinlogDropIn,
   renderOptionFile,
-  renderUserSql,
+  renderGrantsSql,
+  userCommand,
   sqlString,
 } from "../../components/mariadb/render";
 
-test("physical user SQL: idempotent create, password set, grants reset to exactly the method's", () => {
-  expect(
-    renderUserSql({
-      user: "backup_user",
-      password: "pw",
-      method: "physical",
-      databases: ["atlastech_db"],
-    }),
-  ).toBe(
+test("physical grants: reset to exactly the method's; the password is not in the command text", () => {
+  const spec = { user: "backup_user", method: "physical", databases: ["atlastech_db"] } as const;
+  expect(renderGrantsSql(spec)).toBe(
     [
-      "CREATE USER IF NOT EXISTS 'backup_user'@'localhost' IDENTIFIED BY 'pw';",
-      "ALTER USER 'backup_user'@'localhost' IDENTIFIED BY 'pw';",
       "REVOKE ALL PRIVILEGES, GRANT OPTION FROM 'backup_user'@'localhost';",
       "GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR ON *.* TO 'backup_user'@'localhost';",
       "GRANT SELECT ON `atlastech_db`.* TO 'backup_user'@'localhost';",
       "",
     ].join("\n"),
   );
+  const c = userCommand("/run/mysqld/mysqld.sock", spec);
+  // The grants as plain text (a preview shows a change of them); the password read from stdin.
+  expect(c).toContain("GRANT SELECT ON `atlastech_db`.* TO 'backup_user'@'localhost';");
+  expect(c.split("\n")[1]).toBe('IFS= read -r pw || [ -n "$pw" ]');
+  expect(c.match(/IDENTIFIED BY '%s'.*"\$pw"$/gm)).toHaveLength(2);
 });
 
-test("logical user SQL: the seed's grants on each database, plus RELOAD, BINLOG MONITOR and mysql.proc", () => {
+test("logical grants: the seed's grants on each database, plus RELOAD, BINLOG MONITOR and mysql.proc", () => {
   expect(
-    renderUserSql({
-      user: "backup_user",
-      password: "pw",
-      method: "logical",
-      databases: ["a", "b"],
-    }),
+    renderGrantsSql({ user: "backup_user", method: "logical", databases: ["a", "b"] }),
   ).toMatchSnapshot();
   expect(backupGrants("logical")).toEqual({
     global: ["RELOAD", "BINLOG MONITOR"],
@@ -60,12 +53,12 @@ test("no grant of either method can write", () => {
 
 test("names are checked and strings escaped", () => {
   expect(sqlString("it's \\ ok")).toBe("'it\\'s \\\\ ok'");
-  expect(() =>
-    renderUserSql({ user: "x'; DROP", password: "p", method: "logical", databases: ["a"] }),
-  ).toThrow('"x\'; DROP" is not a MariaDB user name');
-  expect(() =>
-    renderUserSql({ user: "u", password: "p", method: "logical", databases: ["a`b"] }),
-  ).toThrow('"a`b" is not a database name');
+  expect(() => renderGrantsSql({ user: "x'; DROP", method: "logical", databases: ["a"] })).toThrow(
+    '"x\'; DROP" is not a MariaDB user name',
+  );
+  expect(() => renderGrantsSql({ user: "u", method: "logical", databases: ["a`b"] })).toThrow(
+    '"a`b" is not a database name',
+  );
 });
 
 test("option file", () => {

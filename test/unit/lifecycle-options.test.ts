@@ -24,7 +24,7 @@ import {
   releaseCommand,
   removeFileCommand,
 } from "../../components/host/render";
-import { dropUserCommand, rootSqlCommand } from "../../components/mariadb/render";
+import { dropUserCommand, userCommand } from "../../components/mariadb/render";
 
 type SiteHost = Site["hosts"][number];
 
@@ -300,7 +300,7 @@ describe.each(STACKS)("the %s stack", (stack) => {
     expect(c.r.options.deleteBeforeReplace).toBe(true);
     // A new password is stdin only (the triggers name the user, not its password): an update.
     const password = "mock-password-backup321-mariadb-password";
-    expect(String(reveal(c.r.inputs.stdin))).toContain(`IDENTIFIED BY '${password}'`);
+    expect(String(reveal(c.r.inputs.stdin))).toBe(`${password}\n`);
     expect(JSON.stringify([c.triggers, c.create, c.update, c.delete])).not.toContain(password);
     expect(c.delete).toBe(
       asHost(c.host, releaseCommand(dropUserCommand(m.socket, m.backupUser), stampFile, stamp)),
@@ -308,7 +308,14 @@ describe.each(STACKS)("the %s stack", (stack) => {
     expect(c.delete).toContain("DROP USER");
     expect(c.delete).toContain(stampFile);
     expect(body(c, c.create)).toBe(
-      asHost(c.host, claimCommand(rootSqlCommand(m.socket), stampFile, stamp)),
+      asHost(
+        c.host,
+        claimCommand(
+          userCommand(m.socket, { user: m.backupUser, method: m.method, databases: m.databases }),
+          stampFile,
+          stamp,
+        ),
+      ),
     );
     // The same idempotent SQL (CREATE OR REPLACE / ALTER, then grants) on create and update.
     expect(c.update).toBe(c.create);

@@ -16,11 +16,7 @@ import {
   removeFileCommand,
   shq,
 } from "../../components/host/render";
-import {
-  dropUserCommand,
-  renderDropUserSql,
-  rootSqlCommand,
-} from "../../components/mariadb/render";
+import { dropUserCommand, renderDropUserSql, userCommand } from "../../components/mariadb/render";
 
 let recorded: Registration[];
 
@@ -85,11 +81,13 @@ test("passwords: 32 and 48 characters, no special characters (they go in an opti
   expect(byName("mdb-key").inputs).toMatchObject({ length: 48, special: false });
 });
 
-test("the user command: SQL on stdin as a secret, never on the command line, nothing logged", () => {
+test("the user command: the password alone on stdin as a secret, the grants in plain sight, nothing logged", () => {
   const user = byName("mdb-user");
   const u = user.inputs;
   expect(isSecretValue(u.stdin)).toBe(true);
-  expect(reveal(u.stdin)).toContain("IDENTIFIED BY 'mock-password-mdb-password'");
+  expect(reveal(u.stdin)).toBe("mock-password-mdb-password\n");
+  expect(isSecretValue(u.create)).toBe(false);
+  expect(u.create).toContain("GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR ON *.*");
   expect(String(u.create) + String(u.update) + String(u.delete)).not.toContain("mock-password");
   expect(u.delete).toContain(shq(renderDropUserSql("backup_user")));
   expect(u.logging).toBe("none");
@@ -107,12 +105,20 @@ test("the user command: a new password is an update (the same SQL again), DROP U
   expect(user.inputs.triggers).toEqual([owns]);
   expect(user.options.deleteBeforeReplace).toBe(true);
   expect(user.options.replaceOnChanges).toEqual(["triggers[*]"]);
-  expect(reveal(user.inputs.stdin)).toContain("IDENTIFIED BY 'mock-password-mdb-password'");
+  expect(reveal(user.inputs.stdin)).toBe("mock-password-mdb-password\n");
   expect(JSON.stringify(reveal(user.inputs.triggers))).not.toContain("mock-password");
   expect(user.inputs.create).toBe(
     [
       "# backup321 host generation 1",
-      claimCommand(rootSqlCommand("/run/mysqld/mysqld.sock"), stampFile, `mdb-user ${owns}`),
+      claimCommand(
+        userCommand("/run/mysqld/mysqld.sock", {
+          user: "backup_user",
+          method: "physical",
+          databases: ["atlastech_db"],
+        }),
+        stampFile,
+        `mdb-user ${owns}`,
+      ),
     ].join("\n"),
   );
   expect(user.inputs.update).toBe(user.inputs.create);
