@@ -30,6 +30,8 @@ async function measure(hosts: number): Promise<string> {
     const boxes = servers.map((_, i) => (i === 0 ? db : sandboxHost(base, `h${i + 1}`)));
     const site = (fullSchedule: string): SiteInput => ({
       name: "bench",
+      // Each sandbox host's "disk" is a directory of that host: nothing survives its loss.
+      targets: { hostLoss: "none" },
       hosts: boxes.map((b, i) => ({
         name: b.name,
         address: "127.0.0.1",

@@ -168,6 +168,8 @@ export function lifecycleSecrets(s: Servers): Record<string, string> {
 export function lifecycleSite(t: Target, s: Servers): SiteInput {
   return {
     name: "lifecycle",
+    // Each sandbox host's "disk" is a directory of that host: nothing survives its loss.
+    targets: { hostLoss: "none" },
     hosts: [
       {
         name: "db",
