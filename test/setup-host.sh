@@ -6,9 +6,9 @@
 set -Eeuo pipefail
 
 packages=(mariadb-server mariadb-client mariadb-backup restic openssl zstd pigz rsync
-  openssh-server openssh-client shellcheck cron awscli curl util-linux procps ca-certificates sudo)
+  openssh-server openssh-client shellcheck cron awscli curl util-linux procps ca-certificates sudo faketime)
 commands=(mariadbd mariadb mariadb-backup mariadb-binlog restic openssl zstd pigz rsync
-  sshd ssh shellcheck cron aws curl flock logger mountpoint sudo)
+  sshd ssh shellcheck cron aws curl flock logger mountpoint sudo faketime)
 
 missing=()
 for c in "${commands[@]}"; do

@@ -1,5 +1,7 @@
 // Pure functions that turn typed args into the shell commands and files the host primitives push.
 import { createHash } from "node:crypto";
+import type { z } from "zod";
+import type { jobEntrySchema } from "./file-contracts";
 
 /** Quotes a string for bash: the result is one word whatever it contains. */
 export function shq(s: string): string {
@@ -219,18 +221,8 @@ export function readinessCommand(tools: readonly string[]): string {
   ].join("\n");
 }
 
-/** What the monitor needs to know about a job: <etc>/jobs.d/<job>.json, written by ScheduledJob. */
-export interface JobEntry {
-  readonly job: string;
-  readonly schedule: string;
-  readonly timezone: string;
-  /** Longest gap between two runs (stacks/schedule.ts maxIntervalHours). */
-  readonly maxIntervalHours: number;
-  /** Allowed lateness on top of the interval (the run's own duration, a slow disk). */
-  readonly graceHours: number;
-  /** maxIntervalHours + graceHours in whole seconds: older than this, the last success is stale. */
-  readonly maxAgeSeconds: number;
-}
+/** What the monitor needs to know about a job: <etc>/jobs.d/<job>.json (fields: file-contracts.ts). */
+export type JobEntry = Readonly<z.infer<typeof jobEntrySchema>>;
 
 /** Default lateness allowed: a quarter of the interval, at least 1 h and at most 12 h. */
 export function defaultGraceHours(maxIntervalHours: number): number {

@@ -3,12 +3,14 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { HostPaths } from "../../stacks/model/hosts";
+import { expectFileContracts } from "./contracts";
 
 export interface Sandbox {
   readonly root: string;
   readonly paths: HostPaths;
   /** Absolute path of a file under the sandbox root. */
   at(p: string): string;
+  /** Deletes the sandbox, then fails when a status, registry or manifest file in it broke its contract. */
   remove(): void;
 }
 
@@ -26,6 +28,12 @@ export function makeSandbox(prefix = "b321-host-"): Sandbox {
     root,
     paths,
     at: (p) => path.join(root, p),
-    remove: () => fs.rmSync(root, { recursive: true, force: true }),
+    remove: () => {
+      try {
+        expectFileContracts(root);
+      } finally {
+        fs.rmSync(root, { recursive: true, force: true });
+      }
+    },
   };
 }

@@ -1,6 +1,6 @@
 // The monitor as `pulumi up` installs it (commands from a mock run, executed over real SSH into a
-// sandbox), run against crafted status files, binlogs, a real restic repository with a lock left by
-// a killed restic, and mount points; every alert is received by a real HTTP webhook receiver on
+// sandbox), run against status files written by common.sh under a shifted clock, binlogs, a real
+// restic repository with a lock left by a killed restic, and mount points; every alert is received by a real HTTP webhook receiver on
 // 127.0.0.1. Mail goes through a recording sendmail on PATH (no MTA is installed here).
 import * as fs from "node:fs";
 import * as http from "node:http";
@@ -17,7 +17,9 @@ import {
   sandboxHost,
 } from "../harness/program";
 import { spawn } from "node:child_process";
-import { freePort, runAsync, runOk, waitFor, type RunResult } from "../harness/proc";
+import { freePort, run, runAsync, runOk, waitFor, type RunResult } from "../harness/proc";
+import { shq } from "../../components/host/render";
+import { manifestSchema } from "../../components/host/file-contracts";
 import type { MonitorChecks } from "../../components/monitoring/render";
 
 interface Received {
@@ -39,6 +41,15 @@ let mailLog: string;
 let repo: string;
 
 const HOUR = 3600_000;
+/** The scripts the two registered jobs stand for: any daily job, and the restore test. */
+const DAILY = "restic-backup.sh";
+const RESTORE_TEST = "mariadb-restore-test.sh";
+const restoreFields = (seconds: number) => ({
+  file: "/backups/database/full.enc",
+  restore_seconds: seconds,
+  tables: 8,
+  rows: 225000,
+});
 const iso = (msAgo: number) => new Date(Date.now() - msAgo).toISOString().replace(/\.\d+Z$/, "Z");
 
 beforeAll(async () => {
@@ -121,21 +132,73 @@ afterAll(async () => {
   box?.remove();
 });
 
-function writeStatus(job: string, fields: Record<string, string | number>): void {
-  const dir = `${box.paths.state}/status`;
+/**
+ * Status files written by the real common.sh: each run is a stand-in named like the job's script that
+ * only sets its fields (and fails with `error`), run under faketime so that it ends `ago` ms before now.
+ * A failed run keeps the last success of the runs before it, as on a host.
+ */
+function jobRuns(
+  job: string,
+  script: string,
+  runs: readonly { ago: number; error?: string; fields?: Record<string, string | number> }[],
+): void {
+  const dir = box.at(`standin/${job}`);
+  fs.rmSync(`${box.paths.state}/status/${job}.json`, { force: true });
   fs.mkdirSync(dir, { recursive: true });
-  const body = { job, host: "sandbox", exit_code: 0, error: "", ...fields };
-  fs.writeFileSync(`${dir}/${job}.json`, JSON.stringify(body, null, 2) + "\n");
+  const env = `${dir}/job.env`;
+  fs.writeFileSync(env, `B321_JOB=${job}\nB321_STATE=${box.paths.state}\nB321_ALERT=/bin/true\n`);
+  for (const step of runs) {
+    const body = [
+      "#!/bin/bash",
+      "set -Eeuo pipefail",
+      `source ${box.paths.lib}/common.sh`,
+      'b321_start "$1"',
+      ...Object.entries(step.fields ?? {}).map(([k, v]) => `b321_set ${k} ${shq(String(v))}`),
+      ...(step.error ? [`b321_fail ${shq(step.error)}`] : []),
+    ];
+    fs.writeFileSync(`${dir}/${script}`, body.join("\n") + "\n", { mode: 0o755 });
+    const at = new Date(Date.now() - step.ago)
+      .toISOString()
+      .replace("T", " ")
+      .replace(/\.\d+Z$/, "");
+    const r = run("faketime", ["-f", `@${at}`, `${dir}/${script}`, env], {
+      env: { ...process.env, TZ: "UTC" },
+    });
+    if (r.code !== (step.error ? 1 : 0))
+      throw new Error(`stand-in ${script} exited ${r.code}: ${r.stderr}`);
+  }
+}
+
+/** A full's manifest as the monitor reads it: every field of the contract, checked against it. */
+function manifest(binlogFile: string, binlogPosition: number): string {
+  const m = {
+    format: "backup321-mariadb-full/1",
+    file: "atlastech_db_full.xb.zst.enc",
+    verified: true,
+    method: "physical",
+    compression: "zstd",
+    encryption: "openssl enc -aes-256-cbc -pbkdf2",
+    databases: "atlastech_db",
+    sha256: "0".repeat(64),
+    bytes: 1,
+    raw_bytes: 1,
+    started: iso(24 * HOUR),
+    consistent_before_epoch: 1,
+    duration_seconds: 1,
+    binlog_file: binlogFile,
+    binlog_position: binlogPosition,
+    gtid: "",
+    counted_binlog_file: binlogFile,
+    counted_binlog_position: binlogPosition,
+    tables: { "atlastech_db.orders": 1 },
+  };
+  return JSON.stringify(manifestSchema.parse(m), null, 2) + "\n";
 }
 
 /** Everything fine: fresh successes, binlogs from the newest full on without a gap, no lock. */
 function baseline(): void {
-  writeStatus("demo-daily", { result: "success", last_success: iso(2 * HOUR) });
-  writeStatus("mariadb-restore-test", {
-    result: "success",
-    last_success: iso(24 * HOUR),
-    restore_seconds: 1200,
-  });
+  jobRuns("demo-daily", DAILY, [{ ago: 2 * HOUR }]);
+  jobRuns("mariadb-restore-test", RESTORE_TEST, [{ ago: 24 * HOUR, fields: restoreFields(1200) }]);
   const full = box.at("backups/database");
   const bin = box.at("backups/binlogs");
   fs.rmSync(full, { recursive: true, force: true });
@@ -145,13 +208,13 @@ function baseline(): void {
   // an older full that starts earlier: only the newest counts
   fs.writeFileSync(
     `${full}/atlastech_db_full_20261101T020000Z.manifest.json`,
-    JSON.stringify({ binlog_file: "mysql-bin.000001", binlog_position: 4 }),
+    manifest("mysql-bin.000001", 4),
   );
   const old = new Date(Date.now() - 14 * 24 * HOUR);
   fs.utimesSync(`${full}/atlastech_db_full_20261101T020000Z.manifest.json`, old, old);
   fs.writeFileSync(
     `${full}/atlastech_db_full_20261115T020000Z.manifest.json`,
-    JSON.stringify({ binlog_file: "mysql-bin.000004", binlog_position: 1234 }, null, 2),
+    manifest("mysql-bin.000004", 1234),
   );
   const dayAgo = new Date(Date.now() - 24 * HOUR);
   fs.utimesSync(`${full}/atlastech_db_full_20261115T020000Z.manifest.json`, dayAgo, dayAgo);
@@ -246,13 +309,7 @@ test("all fine: exit 0, no alert, one success ping with the JSON body, metrics e
 
 test("a failed job alerts by webhook and mail, with its error", async () => {
   baseline();
-  writeStatus("demo-daily", {
-    result: "failed",
-    exit_code: 1,
-    ended: iso(HOUR),
-    last_success: iso(25 * HOUR),
-    error: "restic exited 1",
-  });
+  jobRuns("demo-daily", DAILY, [{ ago: 25 * HOUR }, { ago: HOUR, error: "restic exited 1" }]);
   const r = await monitor();
   expect(r.code).toBe(1);
   expect(r.status).toMatchObject({ result: "failed", checks_failed: 1 });
@@ -272,11 +329,11 @@ test("a failed job alerts by webhook and mail, with its error", async () => {
 
 test("a success older than the job's interval + grace alerts; a fresh one does not", async () => {
   baseline();
-  writeStatus("demo-daily", { result: "success", last_success: iso(29 * HOUR) });
+  jobRuns("demo-daily", DAILY, [{ ago: 29 * HOUR }]);
   const fresh = await monitor();
   expect(fresh.code).toBe(0);
   baseline();
-  writeStatus("demo-daily", { result: "success", last_success: iso(31 * HOUR) });
+  jobRuns("demo-daily", DAILY, [{ ago: 31 * HOUR }]);
   const stale = await monitor();
   expect(stale.code).toBe(1);
   await waitFor("the alert", () => received.length === 1, 20_000);
@@ -288,13 +345,13 @@ test("a success older than the job's interval + grace alerts; a fresh one does n
 
 test("a last success in the future (a clock ahead) alerts instead of passing for as long as it is wrong", async () => {
   baseline();
-  writeStatus("demo-daily", { result: "success", last_success: iso(-400 * 24 * HOUR) });
+  jobRuns("demo-daily", DAILY, [{ ago: -400 * 24 * HOUR }]);
   const r = await monitor();
   expect(r.code).toBe(1);
   expect(r.status.error).toMatch(/job demo-daily's last success \(\S+\) is in the future/);
   // A few seconds ahead is drift between hosts, not an error.
   baseline();
-  writeStatus("demo-daily", { result: "success", last_success: iso(-60_000) });
+  jobRuns("demo-daily", DAILY, [{ ago: -60_000 }]);
   expect((await monitor()).code).toBe(0);
 });
 
@@ -443,22 +500,17 @@ exit ${code}
 
 test("a failed restore test, or one slower than the RTO, alerts", async () => {
   baseline();
-  writeStatus("mariadb-restore-test", {
-    result: "success",
-    last_success: iso(HOUR),
-    restore_seconds: 15000,
-  });
+  jobRuns("mariadb-restore-test", RESTORE_TEST, [{ ago: HOUR, fields: restoreFields(15000) }]);
   const slow = await monitor();
   expect(slow.code).toBe(1);
   expect(slow.status.error).toContain(
     "the last restore test (mariadb-restore-test) took 4.2 h (15000 s), more than the RTO of 4.0 h",
   );
   baseline();
-  writeStatus("mariadb-restore-test", {
-    result: "failed",
-    last_success: iso(24 * HOUR),
-    error: "row count of orders: 0, manifest says 1200",
-  });
+  jobRuns("mariadb-restore-test", RESTORE_TEST, [
+    { ago: 24 * HOUR, fields: restoreFields(1200) },
+    { ago: HOUR, error: "row count of orders: 0, manifest says 1200" },
+  ]);
   const failed = await monitor();
   expect(failed.code).toBe(1);
   expect(failed.status.error).toContain(
@@ -491,7 +543,7 @@ test("healthchecks style: alerts go to <url>/fail, success pings to <url>", asyn
     baseline();
     expect((await monitor()).code).toBe(0);
     baseline();
-    writeStatus("demo-daily", { result: "failed", last_success: iso(HOUR), error: "boom" });
+    jobRuns("demo-daily", DAILY, [{ ago: 2 * HOUR }, { ago: HOUR, error: "boom" }]);
     expect((await monitor()).code).toBe(1);
     await waitFor("the alert", () => received.length === 1, 20_000);
     expect(received.map((x) => x.url)).toEqual([`/hook/${webhookToken}/fail`]);

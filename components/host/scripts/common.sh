@@ -86,6 +86,7 @@ b321_write_status() {
   cat > "$tmp" <<JSON
 {
   "job": "$(b321_json_escape "$B321_JOB")",
+  "script": "$(b321_json_escape "${0##*/}")",
   "host": "$(b321_json_escape "$(hostname)")",
   "result": "$result",
   "exit_code": $rc,

@@ -1,0 +1,296 @@
+// The files one program writes and another reads on a host, each defined once: the status file of
+// every job run (common.sh writes it, the monitor reads it), the registry entry of every scheduled
+// job (ScheduledJob writes it, the monitor reads it) and the manifest beside every database full
+// (mariadb-full.sh writes it; retention, the restore test, PITR, the upload and the monitor read it).
+// The integration tests check every such file the real scripts wrote against these schemas, and
+// docs/monitoring.md's tables are generated from them (npm run docs), so a field renamed on one side
+// fails a test instead of a restore.
+import { z } from "zod";
+
+const timestamp = z.iso.datetime().describe("UTC time, e.g. 2026-12-04T02:00:00Z");
+const count = z.int().nonnegative();
+const text = z.string();
+
+/** A field of a contract: its schema and what it means. */
+type Fields = Record<string, z.ZodType>;
+
+const field = <T extends z.ZodType>(schema: T, meaning: string): T => schema.describe(meaning);
+
+/** Fields common.sh writes into every status file, whatever the job. */
+export const STATUS_FIELDS = {
+  job: field(text, "The job's name (its registry entry and cron file are named after it)."),
+  script: field(text, "The script that ran, e.g. `mariadb-full.sh`: it decides the extra fields."),
+  host: field(text, "`hostname` of the host that ran it."),
+  result: field(
+    z.enum(["success", "warning", "failed"]),
+    "`success`, `warning` (done, with a problem worth a look) or `failed`.",
+  ),
+  exit_code: field(z.int(), "The script's exit code (0 unless failed)."),
+  started: field(timestamp, "When the run started (UTC)."),
+  ended: field(timestamp, "When the run ended (UTC)."),
+  duration_seconds: field(count, "ended − started."),
+  last_success: field(
+    timestamp.or(z.literal("")),
+    "The end of the newest run that did not fail, this one or an earlier one; empty if none.",
+  ),
+  error: field(text, "Why it failed or warned (the alert's text); empty on success."),
+} satisfies Fields;
+
+const bytes = field(count, "Bytes written by this run.");
+const dumpFile = field(text, "The full backup file it used (absolute path).");
+const restoreSeconds = field(
+  count,
+  "Seconds from the start of the restore to a server answering with the data: the measured RTO.",
+);
+
+interface ScriptStatus {
+  /** The extra fields the script may set with b321_set. */
+  readonly fields: Fields;
+  /** Fields every run that did not fail has set. */
+  readonly onSuccess?: readonly string[];
+  /** Extra fields named by pattern (one per guest and the like). */
+  readonly patterns?: readonly {
+    readonly key: RegExp;
+    readonly schema: z.ZodType;
+    readonly meaning: string;
+  }[];
+}
+
+const resticRepoFields = {
+  stale_locks_removed: field(count, "Stale restic locks removed before the run (restic unlock)."),
+  snapshots: field(count, "Snapshots in the repository after the run."),
+};
+
+/** The extra fields of each script's status file (b321_set KEY VALUE). */
+export const STATUS_EXTRAS: Readonly<Record<string, ScriptStatus>> = {
+  "mariadb-full.sh": {
+    fields: {
+      file: field(text, "The verified full it wrote (absolute path)."),
+      method: field(
+        z.enum(["physical", "logical"]),
+        "`physical` (mariadb-backup) or `logical` (mariadb-dump).",
+      ),
+      bytes: field(count, "Size of the encrypted full."),
+      raw_bytes: field(count, "Size of the unencrypted, uncompressed backup stream."),
+      binlog_file: field(text, "The binlog the full is consistent with: PITR replays from here."),
+      binlog_position: field(count, "The position in binlog_file."),
+      tables: field(count, "Tables whose rows were counted into the manifest."),
+      removed: field(count, "Older fulls removed by retention after this one was verified."),
+    },
+    onSuccess: ["file", "bytes", "binlog_file", "binlog_position"],
+  },
+  "mariadb-binlogs.sh": {
+    fields: {
+      shipped: field(count, "Closed binlogs copied to the binlog backup directory by this run."),
+      newest: field(text, "The newest closed binlog shipped."),
+      bytes,
+      pruned: field(count, "Shipped binlogs removed because no kept full needs them."),
+    },
+  },
+  "mariadb-restore-test.sh": {
+    fields: {
+      file: dumpFile,
+      restore_seconds: restoreSeconds,
+      tables: field(count, "Tables compared with the manifest's row counts."),
+      rows: field(count, "Rows restored, all tables."),
+      binlogs_replayed: field(
+        count,
+        "Binlogs replayed up to the point where the rows were counted.",
+      ),
+    },
+    onSuccess: ["file", "restore_seconds", "tables", "rows"],
+  },
+  "mariadb-pitr.sh": {
+    fields: {
+      file: dumpFile,
+      until: field(text, "The recovery target, in the host's time zone."),
+      binlogs_replayed: field(count, "Binlogs replayed on top of the full."),
+      restore_seconds: restoreSeconds,
+    },
+    onSuccess: ["file", "until", "restore_seconds"],
+  },
+  "monitor.sh": {
+    fields: {
+      checks_total: field(count, "Checks made by this run."),
+      checks_failed: field(count, "Checks that found a problem (all listed in the one alert)."),
+    },
+    onSuccess: ["checks_total", "checks_failed"],
+  },
+  "nas-sync.sh": {
+    fields: {
+      snapshot: field(text, "The snapshot the NAS finished."),
+      bytes: field(count, "Bytes sent to the NAS."),
+    },
+  },
+  "offsite-upload.sh": {
+    fields: {
+      file: field(text, "The newest full, uploaded or found already there."),
+      key: field(text, "Its object key in the bucket."),
+      sha256: field(text, "The full's sha256, checked against its manifest before the upload."),
+      full_age_hours: field(z.number().nonnegative(), "Age of that full when the upload ran."),
+      binlogs_present: field(count, "Shipped binlogs found already uploaded."),
+      binlogs_uploaded: field(count, "Shipped binlogs uploaded by this run."),
+      bytes: field(count, "Bytes uploaded by this run."),
+    },
+  },
+  "pbs-guard.sh": {
+    fields: {
+      datastore: field(text, "The PBS datastore checked."),
+      mounted: field(z.literal([0, 1]), "1 when its USB disk is mounted."),
+      recovered: field(
+        z.literal(1),
+        "Set when the run took the datastore out of maintenance mode.",
+      ),
+      used_bytes: field(count, "Used bytes of the datastore's file system."),
+      avail_bytes: field(count, "Free bytes of the datastore's file system."),
+      free_percent: field(count, "Free space, percent."),
+    },
+  },
+  "pve-snapshots.sh": {
+    fields: {
+      snapshot: field(text, "The name of the snapshots taken by this run."),
+      guests_ok: field(count, "Guests snapshotted."),
+      guests_failed: field(count, "Guests whose snapshot or rotation failed."),
+    },
+    patterns: [
+      { key: /^(vm|ct)_[0-9]+$/, schema: text, meaning: "`ok`, or `failed: why` for that guest." },
+      {
+        key: /^(vm|ct)_[0-9]+_kept$/,
+        schema: count,
+        meaning: "b321-* snapshots of that guest kept.",
+      },
+      {
+        key: /^(vm|ct)_[0-9]+_deleted$/,
+        schema: count,
+        meaning: "b321-* snapshots of that guest deleted.",
+      },
+    ],
+  },
+  "restic-backup.sh": {
+    fields: {
+      snapshot: field(text, "The restic snapshot id."),
+      bytes: field(count, "Data added to the repository (after deduplication)."),
+      files: field(count, "Files processed."),
+      unreadable: field(count, "Files restic could not read (the run warns)."),
+      ...resticRepoFields,
+    },
+  },
+  "restic-copy.sh": {
+    fields: {
+      bytes: field(z.int(), "Growth of the destination repository."),
+      repository_bytes: field(count, "Size of the destination repository after the copy."),
+      ...resticRepoFields,
+    },
+  },
+  "restic-check.sh": {
+    fields: {
+      subset: field(
+        text,
+        "The part of the data read this run, `n/total` of restic's read-data-subset.",
+      ),
+      ...resticRepoFields,
+    },
+  },
+  "restic-init.sh": {
+    fields: {
+      created: field(z.enum(["true", "false"]), "`true` when this run created the repository."),
+      rotated: field(z.literal("true"), "Set when this run rotated the repository password."),
+    },
+  },
+};
+
+/** <etc>/jobs.d/<job>.json, written by ScheduledJob (components/host/render.ts jobEntry). */
+export const JOB_ENTRY_FIELDS = {
+  job: field(text, "The job's name."),
+  schedule: field(text, "Its cron expression."),
+  timezone: field(text, "The time zone the schedule is read in (the host's)."),
+  maxIntervalHours: field(
+    z.number().positive(),
+    "The longest gap between two runs, clock changes included.",
+  ),
+  graceHours: field(z.number().nonnegative(), "Lateness allowed on top of it."),
+  maxAgeSeconds: field(count, "maxIntervalHours + graceHours: an older last success is an alert."),
+} satisfies Fields;
+
+/** <backupDir>/<prefix>_full_<stamp>.<ext>.enc.manifest.json, written by mariadb-full.sh. */
+export const MANIFEST_FIELDS = {
+  format: field(z.literal("backup321-mariadb-full/1"), "The manifest's format and version."),
+  file: field(text, "The full's file name, beside the manifest."),
+  verified: field(
+    z.literal(true),
+    "The full was decrypted, unpacked and checked before it was named.",
+  ),
+  method: field(
+    z.enum(["physical", "logical"]),
+    "`physical` (mariadb-backup) or `logical` (mariadb-dump).",
+  ),
+  compression: field(text, "The compressor of the stream inside the encryption."),
+  encryption: field(text, "How it is encrypted (the openssl command's cipher and KDF)."),
+  databases: field(text, "The databases in it, space-separated."),
+  sha256: field(z.string().regex(/^[0-9a-f]{64}$/), "sha256 of the encrypted file."),
+  bytes: field(count, "Size of the encrypted file."),
+  raw_bytes: field(count, "Size of the backup stream before compression and encryption."),
+  started: field(timestamp, "When the backup started."),
+  consistent_before_epoch: field(
+    count,
+    "Unix time before which every committed transaction is in it.",
+  ),
+  duration_seconds: field(count, "How long the backup took, verification included."),
+  binlog_file: field(text, "The binlog the full is consistent with: PITR replays from here."),
+  binlog_position: field(count, "The position in binlog_file."),
+  gtid: field(text, "The GTID position at that point (empty when GTIDs are off)."),
+  counted_binlog_file: field(text, "Binlog of the snapshot in which rows were counted."),
+  counted_binlog_position: field(count, "Its position."),
+  tables: field(
+    z.record(z.string(), count),
+    "Rows per `db.table`, counted in one consistent snapshot.",
+  ),
+} satisfies Fields;
+
+/** The status file schema of one script (the common fields plus its extras). */
+export function statusSchema(script: string): z.ZodType {
+  const extras = STATUS_EXTRAS[script];
+  if (!extras) throw new Error(`no status contract for script ${script} (add it to STATUS_EXTRAS)`);
+  return z
+    .looseObject({ ...STATUS_FIELDS, ...partial(extras.fields) })
+    .superRefine((status, ctx) => {
+      const known = new Set([...Object.keys(STATUS_FIELDS), ...Object.keys(extras.fields)]);
+      for (const [key, value] of Object.entries(status)) {
+        if (known.has(key)) continue;
+        const pattern = extras.patterns?.find((p) => p.key.test(key));
+        if (!pattern) {
+          ctx.addIssue({
+            code: "custom",
+            path: [key],
+            message: `${script} has no status field ${key}`,
+          });
+          continue;
+        }
+        const parsed = pattern.schema.safeParse(value);
+        if (!parsed.success)
+          ctx.addIssue({ code: "custom", path: [key], message: parsed.error.message });
+      }
+      if (status.result === "failed") return;
+      for (const key of extras.onSuccess ?? []) {
+        if (!(key in status))
+          ctx.addIssue({
+            code: "custom",
+            path: [key],
+            message: `a ${status.result} run of ${script} must record ${key}`,
+          });
+      }
+    });
+}
+
+const partial = (fields: Fields): Fields =>
+  Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, v.optional()]));
+
+export const jobEntrySchema = z.strictObject(JOB_ENTRY_FIELDS);
+export const manifestSchema = z.strictObject(MANIFEST_FIELDS);
+
+/** Problems of one file against its contract, each naming the field ("" when it conforms). */
+export function contractProblems(schema: z.ZodType, value: unknown): string[] {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return [];
+  return parsed.error.issues.map((i) => `${i.path.join(".") || "(file)"}: ${i.message}`);
+}

@@ -1,0 +1,71 @@
+// Every status file, registry entry and manifest under a test's root, checked against the file
+// contracts (components/host/file-contracts.ts): the files the real scripts wrote are what the monitor,
+// retention and PITR read, so a field that drifts on one side fails here.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import {
+  contractProblems,
+  jobEntrySchema,
+  manifestSchema,
+  statusSchema,
+} from "../../components/host/file-contracts";
+
+function contractOf(file: string, body: Record<string, unknown>) {
+  if (file.endsWith(".manifest.json")) return manifestSchema;
+  const dir = path.basename(path.dirname(file));
+  if (dir === "jobs.d") return jobEntrySchema;
+  if (dir === "status") {
+    const script = typeof body.script === "string" ? body.script : "";
+    return statusSchema(script);
+  }
+  return undefined;
+}
+
+function* jsonFiles(dir: string): Generator<string> {
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) yield* jsonFiles(p);
+    else if (e.isFile() && e.name.endsWith(".json")) yield p;
+  }
+}
+
+/** "file: field: problem" for every contract file under root that does not conform. */
+export function fileContractProblems(root: string): string[] {
+  const problems: string[] = [];
+  for (const file of jsonFiles(root)) {
+    let body: Record<string, unknown>;
+    try {
+      body = JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>;
+    } catch (e) {
+      if (contractOf(file, {}) !== undefined || path.basename(path.dirname(file)) === "status") {
+        problems.push(`${file}: not JSON (${e instanceof Error ? e.message : String(e)})`);
+      }
+      continue;
+    }
+    let schema;
+    try {
+      schema = contractOf(file, body);
+    } catch (e) {
+      problems.push(`${file}: ${e instanceof Error ? e.message : String(e)}`);
+      continue;
+    }
+    if (schema) problems.push(...contractProblems(schema, body).map((p) => `${file}: ${p}`));
+  }
+  return problems;
+}
+
+/** Throws, listing them, when a contract file under root does not conform. */
+export function expectFileContracts(root: string): void {
+  const problems = fileContractProblems(root);
+  if (problems.length > 0) {
+    throw new Error(
+      `files that break their contract (components/host/file-contracts.ts):\n${problems.join("\n")}`,
+    );
+  }
+}
