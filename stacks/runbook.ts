@@ -3,7 +3,8 @@
 // Written by the offline plan to out/<stack>/RUNBOOK.md and installed on every host that runs jobs.
 // It says where secrets are, never what they are.
 import type { Site } from "./schema";
-import { requiredSecrets } from "./secrets";
+import { resticS3Prefix } from "./model/restic";
+import { RESTIC_S3_SECRETS, requiredSecrets } from "./secrets";
 import {
   recoveryReport,
   threeTwoOne,
@@ -21,11 +22,41 @@ export function resticRepoUrl(site: Site, repoName: string): string {
   if (!r) throw new Error(`unknown restic repository ${repoName}`);
   if (r.kind === "local") return r.path ?? "";
   const b = site.offsite.bucket;
-  const prefix = r.prefix ?? `restic/${r.name}`;
+  const prefix = resticS3Prefix(r, b?.resticPrefix ?? "restic/");
   const host = r.endpoint
     ? r.endpoint.replace(/^https?:\/\//, "").replace(/\/$/, "")
     : `s3.${b?.region ?? "eu-west-3"}.amazonaws.com`;
   return `s3:${r.endpoint?.startsWith("http://") ? "http://" : ""}${host}/${b?.name ?? "<bucket>"}/${prefix}`;
+}
+
+/** The name infra/program.ts gives the BackupSite: every resource name starts with it. */
+const SITE_RESOURCE = "backup321";
+
+/** jq's reveal: a secret output of `pulumi stack export --show-secrets` is {"plaintext": JSON}. */
+const REVEAL =
+  'def reveal: if type == "object" and has("plaintext") then .plaintext | fromjson else . end;';
+
+/** The jq filter printing EXPR (`reveal` defined) of the resource named RESOURCE in an export. */
+export function stateFilter(resource: string, expr: string): string {
+  return `${REVEAL} .deployment.resources[] | select(.urn | endswith("::${resource}")) | ${expr}`;
+}
+
+/**
+ * A command printing that value from the stack state; run it where the file it writes is created
+ * 0600 (umask 077), never into a variable or argv.
+ */
+function stateQuery(resource: string, expr: string): string {
+  return `pulumi stack export --show-secrets | jq -r '${stateFilter(resource, expr)}'`;
+}
+
+/** An AWS credentials file for restic: the bucket's restic writer key, or the stack's own pair. */
+function s3KeysQuery(ownEndpoint: boolean): string {
+  if (ownEndpoint)
+    return `printf '[default]\\naws_access_key_id = %s\\naws_secret_access_key = %s\\n' "$(pulumi config get backup321:${RESTIC_S3_SECRETS.accessKeyId})" "$(pulumi config get backup321:${RESTIC_S3_SECRETS.secretAccessKey})"`;
+  return stateQuery(
+    `${SITE_RESOURCE}-offsite-restic-key`,
+    '"[default]\\naws_access_key_id = \\(.id)\\naws_secret_access_key = \\(.outputs.secret | reveal)"',
+  );
 }
 
 const id = (s: string): string => s.replace(/[^A-Za-z0-9]/g, "_");
@@ -270,9 +301,9 @@ function totalLossSection(site: Site, stack: string): string[] {
       `2. Restore restic repository ${r.name} on ${r.host} (password from the stack state, never typed on a command line):`,
       "",
       "```sh",
-      `pulumi stack export --show-secrets | jq -r '.deployment.resources[] | select(.type == "random:index/randomPassword:RandomPassword" and (.urn | test("${r.name}"))) | .outputs.result' > /root/restic-${r.name}.pass`,
-      `chmod 600 /root/restic-${r.name}.pass`,
-      "export AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=...   # the backup user's key, from the stack state",
+      `( umask 077; ${stateQuery(`${SITE_RESOURCE}-restic-${r.name}-password`, ".outputs.result | reveal")} > /root/restic-${r.name}.pass )`,
+      `( umask 077; ${s3KeysQuery(r.endpoint !== undefined)} > /root/restic-${r.name}.aws )`,
+      `export AWS_SHARED_CREDENTIALS_FILE=/root/restic-${r.name}.aws   # a path: the keys stay in the 0600 file`,
       `restic -r ${resticRepoUrl(site, r.name)} --password-file /root/restic-${r.name}.pass snapshots`,
       `restic -r ${resticRepoUrl(site, r.name)} --password-file /root/restic-${r.name}.pass restore latest${tags.length ? ` --tag ${tags.join(",")}` : ""} --target /restore`,
       "```",

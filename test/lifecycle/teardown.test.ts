@@ -10,6 +10,7 @@ import { startMariaDb } from "../harness/mariadb";
 import { freePort, run } from "../harness/proc";
 import { clone } from "../harness/sites";
 import { FILE, host, mariadb, repos, Scenario } from "../harness/scenario";
+import { stateFilter } from "../../stacks/runbook";
 
 let sc: Scenario;
 
@@ -144,6 +145,17 @@ test("pulumi destroy removes every managed file, cron entry and the backup user;
   for (const key of ["backup321-mariadb-key", "backup321-restic-local-password"]) {
     expect(escrow.stdout).toContain(`::${key}"`);
   }
+  // RUNBOOK.md's query of a restic password, on this export, gives what the host holds
+  const query = run(
+    "jq",
+    ["-r", stateFilter("backup321-restic-local-password", ".outputs.result | reveal")],
+    {
+      input: escrow.stdout,
+    },
+  );
+  const held = fs.readFileSync(`${sc.target.db.paths.etc}/secrets/restic-local.password`, "utf8");
+  expect(held.trim().length).toBeGreaterThan(16);
+  expect(query.stdout.trim()).toBe(held.trim());
   // The MariaDB key is protected: destroy removes the rest, then stops at it.
   await expect(sc.stack.destroy()).rejects.toThrow(/protected/);
   expect(await sc.stack.urn(RANDOM, "backup321-mariadb-key")).toContain("mariadb-key");

@@ -7,6 +7,8 @@ import { readStackFile } from "../../infra/stackFile";
 import { parseSite } from "../../stacks/load";
 import { siteSchema, type SiteInput } from "../../stacks/schema";
 import { renderCopiesDiagram, renderRunbook, resticRepoUrl } from "../../stacks/runbook";
+import { repositoryUrl } from "../../components/restic/render";
+import { resticS3Prefix } from "../../stacks/model/restic";
 
 const prodRaw = () => structuredClone(readStackFile("prod").config["backup321:site"]) as SiteInput;
 const prod = parseSite(prodRaw());
@@ -133,6 +135,36 @@ test("an S3 endpoint override goes into the repository URL", () => {
   expect(resticRepoUrl(siteSchema.parse(raw), "cloud")).toBe(
     "s3:127.0.0.1:9000/atlastech-backups/restic/cloud",
   );
+});
+
+test("a custom offsite.bucket.resticPrefix is the runbook's repository URL, the one the jobs use", () => {
+  const raw = prodRaw();
+  raw.offsite!.bucket!.resticPrefix = "site-a/restic/";
+  delete raw.restic!.repositories![1].prefix; // the bucket's prefix plus the repository's name
+  const site = siteSchema.parse(raw);
+  const b = site.offsite.bucket!;
+  const cloud = site.restic.repositories.find((r) => r.name === "cloud")!;
+  const jobs = repositoryUrl({
+    kind: "s3",
+    bucket: b.name,
+    region: b.region,
+    prefix: resticS3Prefix(cloud, b.resticPrefix),
+  });
+  expect(jobs).toBe("s3:https://s3.eu-west-3.amazonaws.com/atlastech-backups/site-a/restic/cloud");
+  expect(resticRepoUrl(site, "cloud")).toBe(jobs.replace("s3:https://", "s3:"));
+  expect(renderRunbook(site, "prod")).toContain(
+    `restic -r ${resticRepoUrl(site, "cloud")} --password-file`,
+  );
+});
+
+test("secrets reach the operator through 0600 files, never an export of a literal", () => {
+  const restic = lines.filter((l) => /restic-cloud\.(pass|aws)/.test(l));
+  expect(
+    restic.filter((l) => l.includes("> /root/")).every((l) => l.startsWith("( umask 077; ")),
+  ).toBe(true);
+  expect(restic.filter((l) => l.includes("> /root/"))).toHaveLength(2);
+  expect(md).not.toMatch(/export AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY)/);
+  expect(md).not.toContain("chmod 600 /root/restic");
 });
 
 test("the copies diagram: every copy and the schedule that makes it", () => {
