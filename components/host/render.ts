@@ -221,6 +221,17 @@ export function readinessCommand(tools: readonly string[]): string {
   ].join("\n");
 }
 
+/** An AWS shared credentials file (what AWS_SHARED_CREDENTIALS_FILE points to, for the aws CLI and restic alike): a 0600 secret. */
+export function renderCredentialsFile(accessKeyId: string, secretAccessKey: string): string {
+  for (const [what, v] of [
+    ["access key id", accessKeyId],
+    ["secret access key", secretAccessKey],
+  ]) {
+    if (!/^\S+$/.test(v)) throw new Error(`the ${what} is empty or has white space`);
+  }
+  return `[default]\naws_access_key_id = ${accessKeyId}\naws_secret_access_key = ${secretAccessKey}\n`;
+}
+
 /** What the monitor needs to know about a job: <etc>/jobs.d/<job>.json (fields: file-contracts.ts). */
 export type JobEntry = Readonly<z.infer<typeof jobEntrySchema>>;
 

@@ -2,6 +2,7 @@
 // each writer, the files pushed to hosts, and the NAS-side authorized_keys line.
 import type { Bucket } from "../../stacks/model/offsite";
 import { shq } from "../host/render";
+export { renderCredentialsFile } from "../host/render";
 
 /** The partition-aws ARN of a bucket (eu-west-3 and every commercial region). */
 export function bucketArn(bucketName: string): string {
@@ -195,17 +196,6 @@ export function writerPolicy(bucketName: string, writer: Writer, prefix: string)
       throw new Error(`unknown writer ${String(never)}`);
     }
   }
-}
-
-/** An AWS shared credentials file (what AWS_SHARED_CREDENTIALS_FILE points to): a 0600 secret. */
-export function renderCredentialsFile(accessKeyId: string, secretAccessKey: string): string {
-  for (const [what, v] of [
-    ["access key id", accessKeyId],
-    ["secret access key", secretAccessKey],
-  ]) {
-    if (!/^\S+$/.test(v)) throw new Error(`the ${what} is empty or has white space`);
-  }
-  return `[default]\naws_access_key_id = ${accessKeyId}\naws_secret_access_key = ${secretAccessKey}\n`;
 }
 
 /** A known_hosts line pinning a host key (port 22 is written bare, others as [addr]:port). */

@@ -5,13 +5,18 @@ import * as command from "@pulumi/command";
 import * as random from "@pulumi/random";
 import type { RetentionPolicy } from "../../stacks/primitives";
 import { Host, RemoteFile, ScheduledJob, readScript } from "../host";
-import { fileMarker, readinessCommand, renderEnvFile, shq } from "../host/render";
+import {
+  fileMarker,
+  readinessCommand,
+  renderCredentialsFile,
+  renderEnvFile,
+  shq,
+} from "../host/render";
 import {
   backupEnv,
   forgetArgs,
   passwordFileCommand,
   renderExcludeFile,
-  renderS3Credentials,
   repositoryEnv,
   repositoryUrl,
   resticFiles,
@@ -233,7 +238,7 @@ export class ResticRepository extends pulumi.ComponentResource {
             content: pulumi.secret(
               pulumi
                 .all([s3.accessKeyId, s3.secretAccessKey])
-                .apply(([id, key]) => renderS3Credentials(id, key)),
+                .apply(([id, key]) => renderCredentialsFile(id, key)),
             ),
             secret: true,
             dependsOn: host.base,

@@ -63,7 +63,7 @@ export function forgetArgs(policy: RetentionPolicy): string[] {
 /** The files of a repository on its host. */
 export interface ResticFiles {
   readonly passwordFile: string;
-  /** Two lines: access key id, secret access key (s3 only). */
+  /** An AWS shared credentials file (s3 only), read by restic itself. */
   readonly s3CredentialsFile?: string;
   /** PEM bundle the S3 endpoint's certificate chains to (self-signed endpoints). */
   readonly caFile?: string;
@@ -191,15 +191,4 @@ export function passwordFileCommand(
     `mv -f -- "$tmp" ${f}`,
     "trap - EXIT",
   ].join("\n");
-}
-
-/** The credentials file restic's S3 jobs read: access key id, then secret access key. */
-export function renderS3Credentials(accessKeyId: string, secretAccessKey: string): string {
-  for (const [k, v] of [
-    ["accessKeyId", accessKeyId],
-    ["secretAccessKey", secretAccessKey],
-  ]) {
-    if (v === "" || /[\s]/.test(v)) throw new Error(`S3 ${k} must be one non-empty word`);
-  }
-  return `${accessKeyId}\n${secretAccessKey}\n`;
 }

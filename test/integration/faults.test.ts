@@ -576,9 +576,13 @@ describe("restic", () => {
         mode: 0o600,
       });
     }
-    fs.writeFileSync(secret("restic-cloud.s3"), `${s3.accessKeyId}\n${s3.secretAccessKey}\n`, {
-      mode: 0o600,
-    });
+    fs.writeFileSync(
+      secret("restic-cloud.s3"),
+      renderCredentialsFile(s3.accessKeyId, s3.secretAccessKey),
+      {
+        mode: 0o600,
+      },
+    );
     for (const [script, env] of [
       ["restic-init.sh", usbEnv("restic-usb-init")],
       ["restic-init.sh", cloudEnv("restic-cloud-init")],

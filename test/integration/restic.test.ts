@@ -153,7 +153,9 @@ test("no secret reaches a command line, and the password goes only through stdin
   for (const p of passwords) expect(p.stdin).toBe(`mock-password-${p.name.split("-")[0]}-password`);
   const secrets = passwords.map((p) => p.stdin as string);
   const creds = steps.find((s) => s.name === "cloud-s3-credentials-file");
-  expect(creds?.stdin).toBe(`${s3.accessKeyId}\n${s3.secretAccessKey}\n`);
+  expect(creds?.stdin).toBe(
+    `[default]\naws_access_key_id = ${s3.accessKeyId}\naws_secret_access_key = ${s3.secretAccessKey}\n`,
+  );
   for (const s of steps) {
     for (const secret of secrets) {
       expect(s.create ?? "").not.toContain(secret);
@@ -397,6 +399,35 @@ test("copy to the cloud repository deduplicates: a second copy and a renamed dup
   expect(dirBytes(prefixDir) - size2).toBeLessThan(256 * 1024);
   // the cloud tier keeps 3 per group
   expect(snapshots("cloud").filter((s) => s.tags?.join(",") === "system,database")).toHaveLength(3);
+});
+
+test("the S3 keys reach restic only through the 0600 credentials file, never an environment", () => {
+  const env = `${etc()}/restic-cloud.env`;
+  const original = fs.readFileSync(env, "utf8");
+  // restic as the job starts it, recording the environment it was given
+  const seen = box.at("restic-env.txt");
+  const recording = box.at("restic-recording-env");
+  fs.writeFileSync(recording, `#!/bin/bash\nenv > ${seen}\nexec restic "$@"\n`, { mode: 0o755 });
+  fs.writeFileSync(env, `${original}RESTIC_BIN=${recording}\n`);
+  try {
+    // keys in the caller's environment (a stray export) would win over the file: they are dropped
+    const r = run(`${box.paths.sbin}/b321-restic-cloud`, [], {
+      env: {
+        ...process.env,
+        B321_ALERT: alerts,
+        AWS_ACCESS_KEY_ID: "AKIASTRAY",
+        AWS_SECRET_ACCESS_KEY: "stray-secret",
+      },
+    });
+    expect(r.stderr).toContain("finished: success");
+  } finally {
+    fs.writeFileSync(env, original);
+  }
+  const given = fs.readFileSync(seen, "utf8");
+  expect(given).toContain(`AWS_SHARED_CREDENTIALS_FILE=${etc()}/secrets/restic-cloud.s3\n`);
+  expect(given).not.toMatch(/^AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN)=/m);
+  expect(given).not.toContain(s3.secretAccessKey);
+  expect(given).not.toContain(s3.accessKeyId);
 });
 
 test("restore from the cloud repository equals the source", () => {

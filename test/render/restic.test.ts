@@ -5,7 +5,6 @@ import {
   forgetArgs,
   passwordFileCommand,
   renderExcludeFile,
-  renderS3Credentials,
   repositoryEnv,
   repositoryUrl,
   resticFiles,
@@ -120,15 +119,11 @@ test("repository and backup env files are exact", () => {
   );
 });
 
-test("exclude file and S3 credentials", () => {
+test("exclude file", () => {
   expect(renderExcludeFile(["/root/.cache", "*.tmp"])).toBe(
     "# backup321: restic --exclude-file (managed by pulumi up)\n/root/.cache\n*.tmp\n",
   );
   expect(() => renderExcludeFile(["a\nb"])).toThrow("must be one line");
-  expect(renderS3Credentials("AKIA1", "abc/def+g")).toBe("AKIA1\nabc/def+g\n");
-  expect(() => renderS3Credentials("AKIA1", "")).toThrow(
-    "S3 secretAccessKey must be one non-empty word",
-  );
 });
 
 describe("passwordFileCommand", () => {

@@ -3,14 +3,13 @@
 #   REPO_NAME REPO_URL REPO_PASSWORD_FILE REPO_S3_CREDENTIALS REPO_CACERT REPO_MOUNT
 #   FROM_NAME FROM_URL FROM_PASSWORD_FILE FROM_MOUNT  (the source of restic copy)
 #   RESTIC_BIN RESTIC_CACHE RESTIC_HOST
-# Secrets stay in 0600 files: the password through --password-file, the S3 keys read here and
-# handed to restic in its own environment only (never argv, never printed, never exported).
+# Secrets stay in 0600 files: the password through --password-file, the S3 keys in an AWS shared
+# credentials file that restic reads itself (AWS_SHARED_CREDENTIALS_FILE names the file): no key in
+# argv, in an environment (/proc/<pid>/environ, core dumps) or in the output.
 
 RESTIC_ARGS=()
-RESTIC_S3_ID=""
-RESTIC_S3_SECRET=""
 
-# restic_setup: checks the configuration, loads the S3 keys, builds the common restic flags.
+# restic_setup: checks the configuration and the secret files, builds the common restic flags.
 restic_setup() {
   : "${REPO_NAME:?REPO_NAME missing}" "${REPO_URL:?REPO_URL missing}"
   : "${REPO_PASSWORD_FILE:?REPO_PASSWORD_FILE missing}"
@@ -19,8 +18,10 @@ restic_setup() {
   [ -r "$REPO_PASSWORD_FILE" ] || b321_fail "cannot read the password file $REPO_PASSWORD_FILE"
   if [ -n "${REPO_S3_CREDENTIALS:-}" ]; then
     [ -r "$REPO_S3_CREDENTIALS" ] || b321_fail "cannot read the S3 credentials $REPO_S3_CREDENTIALS"
-    { IFS= read -r RESTIC_S3_ID && IFS= read -r RESTIC_S3_SECRET; } < "$REPO_S3_CREDENTIALS" ||
-      b321_fail "$REPO_S3_CREDENTIALS must hold two lines: access key id, secret access key"
+    [ "$(stat -c %a -- "$REPO_S3_CREDENTIALS")" = 600 ] ||
+      b321_fail "$REPO_S3_CREDENTIALS must be mode 0600 (pulumi up writes it so)"
+    grep -q '^aws_secret_access_key = ' "$REPO_S3_CREDENTIALS" ||
+      b321_fail "$REPO_S3_CREDENTIALS is not an AWS credentials file with a [default] key (pulumi up writes it)"
   fi
   RESTIC_ARGS=(--repo "$REPO_URL" --password-file "$REPO_PASSWORD_FILE"
     --cache-dir "${RESTIC_CACHE:-$B321_STATE/cache/restic}")
@@ -29,10 +30,12 @@ restic_setup() {
   fi
 }
 
-# restic_run ARGS...: restic on this job's repository; S3 keys only in restic's environment.
+# restic_run ARGS...: restic on this job's repository. Keys in the environment would win over the
+# file (restic tries them first), so none get through.
 restic_run() {
-  if [ -n "$RESTIC_S3_ID" ]; then
-    AWS_ACCESS_KEY_ID=$RESTIC_S3_ID AWS_SECRET_ACCESS_KEY=$RESTIC_S3_SECRET \
+  if [ -n "${REPO_S3_CREDENTIALS:-}" ]; then
+    env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN \
+      AWS_SHARED_CREDENTIALS_FILE="$REPO_S3_CREDENTIALS" AWS_PROFILE=default \
       "$RESTIC_BIN" "${RESTIC_ARGS[@]}" "$@"
   else
     "$RESTIC_BIN" "${RESTIC_ARGS[@]}" "$@"
