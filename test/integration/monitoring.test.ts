@@ -19,7 +19,7 @@ import {
 import { spawn } from "node:child_process";
 import { freePort, run, runAsync, runOk, waitFor, type RunResult } from "../harness/proc";
 import { shq } from "../../components/host/render";
-import { manifestSchema } from "../../components/host/file-contracts";
+import { manifestFixture } from "../harness/manifest";
 import type { MonitorChecks } from "../../components/monitoring/render";
 
 interface Received {
@@ -169,31 +169,14 @@ function jobRuns(
   }
 }
 
-/** A full's manifest as the monitor reads it: every field of the contract, checked against it. */
-function manifest(binlogFile: string, binlogPosition: number): string {
-  const m = {
-    format: "backup321-mariadb-full/1",
-    file: "atlastech_db_full.xb.zst.enc",
-    verified: true,
-    method: "physical",
-    compression: "zstd",
-    encryption: "openssl enc -aes-256-cbc -pbkdf2",
-    databases: "atlastech_db",
-    sha256: "0".repeat(64),
-    bytes: 1,
-    raw_bytes: 1,
-    started: iso(24 * HOUR),
-    consistent_before_epoch: 1,
-    duration_seconds: 1,
+/** A full's manifest as the monitor reads it. */
+const manifest = (binlogFile: string, binlogPosition: number) =>
+  manifestFixture({
     binlog_file: binlogFile,
     binlog_position: binlogPosition,
-    gtid: "",
     counted_binlog_file: binlogFile,
     counted_binlog_position: binlogPosition,
-    tables: { "atlastech_db.orders": 1 },
-  };
-  return JSON.stringify(manifestSchema.parse(m), null, 2) + "\n";
-}
+  });
 
 /** Everything fine: fresh successes, binlogs from the newest full on without a gap, no lock. */
 function baseline(): void {

@@ -20,6 +20,7 @@ import {
 import { run, runOk, type RunResult } from "../harness/proc";
 import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
 import { createBackupUser, installScripts, type Install } from "./mariadb-fixture";
+import { manifestFixture } from "../harness/manifest";
 
 const BUCKET = "atlastech-backups";
 const ACCESS = "S3RVER";
@@ -120,7 +121,7 @@ function writeFull(name: string, bytes: number, ageSeconds: number, verified = t
   if (verified) {
     fs.writeFileSync(
       `${file}.manifest.json`,
-      JSON.stringify({ file: name, sha256: sha(file), bytes }, null, 2) + "\n",
+      manifestFixture({ file: name, sha256: sha(file), bytes }),
     );
     const t = new Date(Date.now() - ageSeconds * 1000);
     fs.utimesSync(`${file}.manifest.json`, t, t);
