@@ -226,6 +226,10 @@ export const MANIFEST_FIELDS = {
   ),
   compression: field(text, "The compressor of the stream inside the encryption."),
   encryption: field(text, "How it is encrypted (the openssl command's cipher and KDF)."),
+  key_fingerprint: field(
+    z.string().regex(/^[0-9a-f]{64}$/),
+    "Fingerprint of the key that encrypted it: one not the stack's is skipped.",
+  ),
   databases: field(text, "The databases in it, space-separated."),
   sha256: field(z.string().regex(/^[0-9a-f]{64}$/), "sha256 of the encrypted file."),
   bytes: field(count, "Size of the encrypted file."),

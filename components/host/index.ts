@@ -396,7 +396,7 @@ export interface ScheduledJobArgs {
   /** Path of the installed script the job runs. */
   readonly script: string;
   /** Variables of the job's env file (no secrets: paths to secret files only). */
-  readonly env: Readonly<Record<string, string | number | boolean>>;
+  readonly env: pulumi.Input<Readonly<Record<string, string | number | boolean>>>;
   /** What the script needs installed first (its own file, secrets, config). */
   readonly dependsOn?: pulumi.Input<pulumi.Resource>[];
   /** Hours the monitor allows past the job's interval before its last success is stale. Defaults to a quarter of the interval, 1 to 12 h. */
@@ -428,13 +428,15 @@ export class ScheduledJob extends pulumi.ComponentResource {
       {
         host,
         path: this.envFile,
-        content: renderEnvFile(`backup321 job ${job}`, {
-          ...args.env,
-          B321_JOB: job,
-          B321_STATE: p.state,
-          B321_LIB: p.lib,
-          B321_ETC: p.etc,
-        }),
+        content: pulumi.output(args.env).apply((vars) =>
+          renderEnvFile(`backup321 job ${job}`, {
+            ...vars,
+            B321_JOB: job,
+            B321_STATE: p.state,
+            B321_LIB: p.lib,
+            B321_ETC: p.etc,
+          }),
+        ),
         mode: "0600",
         dirMode: "0700",
         dependsOn: host.base,

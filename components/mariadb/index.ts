@@ -16,6 +16,7 @@ import {
   binlogConfigCommand,
   dropUserCommand,
   filePrefix,
+  keyFingerprint,
   mariadbEnv,
   renderBinlogDropIn,
   renderOptionFile,
@@ -73,23 +74,29 @@ export class MariaDbBackup extends pulumi.ComponentResource {
     const binlogConf = this.configureBinlogs(name, args, socket);
     const scripts = this.installScripts(name, host);
 
-    const env = mariadbEnv({
-      socket,
-      clientCnf,
-      keyFile: this.keyFile,
-      databases: config.databases,
-      method: config.method,
-      compression: config.compression,
-      backupDir: config.backupDir,
-      binlogBackupDir: config.binlogBackupDir,
-      binlogBasename: config.binlogBasename,
-      prefix: filePrefix(config.databases, args.siteName),
-      keepFulls: config.retention.fulls,
-      binlogKeepDays: config.retention.binlogExpireDays,
-      timezone: args.timezone ?? "UTC",
-      scratchDir: args.scratchDir ?? `${p.state}/mariadb-scratch`,
-      serverUser: args.serverUser ?? "mysql",
-    });
+    // The key's fingerprint goes into the env files in plain text, deliberately (see keyFingerprint:
+    // it reveals nothing of a random 285-bit key); the key itself stays a secret.
+    const fingerprint = pulumi.unsecret(key.result.apply(keyFingerprint));
+    const env = fingerprint.apply((fp) =>
+      mariadbEnv({
+        socket,
+        clientCnf,
+        keyFile: this.keyFile,
+        keyFingerprint: fp,
+        databases: config.databases,
+        method: config.method,
+        compression: config.compression,
+        backupDir: config.backupDir,
+        binlogBackupDir: config.binlogBackupDir,
+        binlogBasename: config.binlogBasename,
+        prefix: filePrefix(config.databases, args.siteName),
+        keepFulls: config.retention.fulls,
+        binlogKeepDays: config.retention.binlogExpireDays,
+        timezone: args.timezone ?? "UTC",
+        scratchDir: args.scratchDir ?? `${p.state}/mariadb-scratch`,
+        serverUser: args.serverUser ?? "mysql",
+      }),
+    );
     const needs = [user, optionFile, keyFile, binlogConf, ...scripts];
     this.statusFiles = this.scheduleJobs(name, host, env, needs, {
       full: config.schedules.full,
@@ -241,7 +248,7 @@ export class MariaDbBackup extends pulumi.ComponentResource {
   private scheduleJobs(
     name: string,
     host: Host,
-    env: Record<string, string | number>,
+    env: pulumi.Output<Record<string, string | number>>,
     needs: pulumi.Resource[],
     schedules: Record<"full" | "binlogs" | "restore-test", string>,
   ): Record<string, string> {
@@ -268,7 +275,7 @@ export class MariaDbBackup extends pulumi.ComponentResource {
   private installPitr(
     name: string,
     host: Host,
-    env: Record<string, string | number>,
+    env: pulumi.Output<Record<string, string | number>>,
     needs: pulumi.Resource[],
   ): string {
     const p = host.paths;
@@ -279,13 +286,15 @@ export class MariaDbBackup extends pulumi.ComponentResource {
       {
         host,
         path: envFile,
-        content: renderEnvFile("backup321 job mariadb-pitr (run by hand)", {
-          ...env,
-          B321_JOB: "mariadb-pitr",
-          B321_STATE: p.state,
-          B321_LIB: p.lib,
-          B321_ETC: p.etc,
-        }),
+        content: env.apply((e) =>
+          renderEnvFile("backup321 job mariadb-pitr (run by hand)", {
+            ...e,
+            B321_JOB: "mariadb-pitr",
+            B321_STATE: p.state,
+            B321_LIB: p.lib,
+            B321_ETC: p.etc,
+          }),
+        ),
         mode: "0600",
         dirMode: "0700",
         dependsOn: host.base,

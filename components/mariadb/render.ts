@@ -1,6 +1,6 @@
 // Pure functions for the MariaDB backup: the backup user's SQL and grants, its option file, the
 // binlog drop-in and the command that applies it, and the env file every MariaDB job reads.
-import { dirname, shq } from "../host/render";
+import { dirname, sha256, shq } from "../host/render";
 
 export type Method = "physical" | "logical";
 export type Compression = "zstd" | "gzip";
@@ -217,10 +217,30 @@ export function binlogConfigCommand(c: BinlogConfigCommand): string {
   ].join("\n");
 }
 
+/** The label hashed before the key: the fingerprint's domain and version. */
+export const KEY_FINGERPRINT_LABEL = "backup321 mariadb key fingerprint v1";
+
+/**
+ * The encryption key's fingerprint: sha256 of KEY_FINGERPRINT_LABEL, a newline, then the key (the
+ * key file's first line: all that `openssl -pass file:` reads). mariadb-lib.sh computes the same
+ * from the key file (mdb_key_fingerprint); every manifest records it and every job checks the key
+ * file against the stack's before it writes or decrypts anything.
+ * NOT A SECRET, on purpose: it is rendered into the jobs' env files and the stack's plain state. The
+ * key is random (48 characters of 62, 285 bits), so no hash of it can be searched back to it; the
+ * label keeps the fingerprint from matching a plain sha256 of the key or of its file kept anywhere
+ * else. Not an HMAC: openssl would need the key on its command line (ps), while this hash gets the
+ * key through a pipe from a shell builtin.
+ */
+export function keyFingerprint(key: string): string {
+  return sha256(`${KEY_FINGERPRINT_LABEL}\n${key}`);
+}
+
 export interface JobEnvSpec {
   readonly socket: string;
   readonly clientCnf: string;
   readonly keyFile: string;
+  /** keyFingerprint() of the stack's key: the key file must match it. */
+  readonly keyFingerprint: string;
   readonly databases: readonly string[];
   readonly method: Method;
   readonly compression: Compression;
@@ -235,12 +255,13 @@ export interface JobEnvSpec {
   readonly serverUser: string;
 }
 
-/** The variables of every MariaDB job's env file (mariadb-lib.sh documents them). No secret. */
+/** The variables of every MariaDB job's env file (mariadb-lib.sh documents them). No secret (the key's fingerprint is not one: see keyFingerprint). */
 export function mariadbEnv(s: JobEnvSpec): Record<string, string | number> {
   return {
     MARIADB_SOCKET: s.socket,
     MARIADB_CLIENT_CNF: s.clientCnf,
     MARIADB_KEY_FILE: s.keyFile,
+    MARIADB_KEY_FINGERPRINT: s.keyFingerprint,
     MARIADB_DATABASES: s.databases.join(" "),
     MARIADB_METHOD: s.method,
     MARIADB_COMPRESSION: s.compression,

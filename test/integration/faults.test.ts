@@ -467,7 +467,8 @@ describe("mariadb-restore-test", () => {
       env: () => withRealAlerts(box.env("mariadb-restore-test", { keyFile: wrong }, "wrongkey")),
       watched,
       good,
-      error: /decrypt \(wrong key or corrupted file\?\) failed/,
+      error:
+        /wrong\.key is not the stack's encryption key \(fingerprint [0-9a-f]{64}, the stack's is [0-9a-f]{64}\)/,
     });
   });
 

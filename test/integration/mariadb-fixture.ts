@@ -5,6 +5,7 @@ import * as path from "node:path";
 import { spawn } from "node:child_process";
 import { renderEnvFile } from "../../components/host/render";
 import {
+  keyFingerprint,
   mariadbEnv,
   renderOptionFile,
   userCommand,
@@ -90,10 +91,17 @@ export interface EnvOptions {
   readonly databases: readonly string[];
   readonly clientCnf: string;
   readonly keyFile: string;
+  /** The stack's key fingerprint. Defaults to that of the key file given to installScripts. */
+  readonly keyFingerprint?: string;
   readonly backupDir: string;
   readonly binlogBackupDir: string;
   readonly keepFulls: number;
   readonly timezone: string;
+}
+
+/** keyFingerprint of a key file's first line (what openssl -pass file: reads). */
+export function keyFileFingerprint(file: string): string {
+  return keyFingerprint(fs.readFileSync(file, "utf8").split("\n")[0]);
 }
 
 /** Creates the backup user for a method (exactly the rendered SQL) and its option file. */
@@ -113,8 +121,12 @@ export function createBackupUser(
   fs.writeFileSync(cnfPath, renderOptionFile(user, password), { mode: 0o600 });
 }
 
-/** The scripts in <root>/lib as the component installs them, and a key file. */
+/**
+ * The scripts in <root>/lib as the component installs them. base.keyFile is the stack's key: its
+ * fingerprint goes into every env file (an override of keyFile alone is a key file that changed).
+ */
 export function installScripts(root: string, server: MariaDbServer, base: EnvOptions): Install {
+  const stackFingerprint = base.keyFingerprint ?? keyFileFingerprint(base.keyFile);
   const lib = path.join(root, "lib");
   const etc = path.join(root, "etc");
   const state = path.join(root, "state");
@@ -138,6 +150,7 @@ export function installScripts(root: string, server: MariaDbServer, base: EnvOpt
           socket: server.socket,
           clientCnf: e.clientCnf,
           keyFile: e.keyFile,
+          keyFingerprint: e.keyFingerprint ?? stackFingerprint,
           databases: e.databases,
           method: e.method,
           compression: e.compression,

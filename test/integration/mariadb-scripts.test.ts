@@ -12,6 +12,7 @@ import {
   fingerprint,
   fulls,
   installScripts,
+  keyFileFingerprint,
   seedSchema,
   startOn,
   tableCounts,
@@ -29,6 +30,8 @@ const backups = () => path.join(root, "backups");
 function manifestOf(file: string): Record<string, unknown> {
   return JSON.parse(fs.readFileSync(`${file}.manifest.json`, "utf8"));
 }
+
+const reEscape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 function expectFailed(r: { code: number; stderr: string }, job: string, error: RegExp): void {
   expect(r.code).not.toBe(0);
@@ -469,7 +472,7 @@ describe("failures end non-zero, with a failed status, and leave the previous go
       "mariadb-restore-test.sh",
       box.env("mariadb-restore-test", { keyFile: wrong }, "wrongkey"),
     );
-    expectFailed(r, "mariadb-restore-test", /decrypt \(wrong key or corrupted file\?\) failed/);
+    expectFailed(r, "mariadb-restore-test", /wrong\.key is not the stack's encryption key/);
   });
 
   test("corrupted backup file", () => {
@@ -541,3 +544,56 @@ test("shipped binlogs are pruned only when older than the oldest kept full and t
     fs.existsSync(path.join(dest, `mysql-bin.${String(need - 1).padStart(6, "0")}.sha256`)),
   ).toBe(false);
 });
+
+describe("a key file that is not the stack's key stops every job that encrypts or decrypts", () => {
+  const dir = () => path.join(root, "key-changed");
+  const env = (job: string) => box.env(job, { backupDir: dir() }, "keychanged");
+
+  test("the manifest records the fingerprint of the key the full was encrypted with", () => {
+    expect(box.runScript("mariadb-full.sh", env("mariadb-full")).code).toBe(0);
+    const [file] = fulls(dir());
+    expect(manifestOf(file).key_fingerprint).toBe(keyFileFingerprint(box.keyFile));
+  });
+
+  test("another key in the key file: full, restore test and PITR fail naming it, nothing is written", () => {
+    const good = fulls(dir());
+    const saved = fs.readFileSync(box.keyFile);
+    fs.writeFileSync(box.keyFile, run("openssl", ["rand", "-base64", "32"]).stdout);
+    const error = new RegExp(
+      `^${reEscape(box.keyFile)} is not the stack's encryption key \\(fingerprint [0-9a-f]{64}, the stack's is ${keyFingerprintOf(saved)}\\): .*put the stack's key back`,
+    );
+    try {
+      expectFailed(box.runScript("mariadb-full.sh", env("mariadb-full")), "mariadb-full", error);
+      expectFailed(
+        box.runScript("mariadb-restore-test.sh", env("mariadb-restore-test")),
+        "mariadb-restore-test",
+        error,
+      );
+      const target = path.join(root, "pitr-keychanged");
+      expectFailed(
+        box.runScript("mariadb-pitr.sh", env("mariadb-pitr"), [
+          "--until",
+          new Date().toISOString().slice(0, 19).replace("T", " "),
+          "--target-datadir",
+          target,
+        ]),
+        "mariadb-pitr",
+        error,
+      );
+      expect(fs.existsSync(target)).toBe(false);
+      expect(fulls(dir())).toEqual(good);
+      expect(fs.readdirSync(dir()).filter((f) => !good.includes(path.join(dir(), f)))).toEqual(
+        good.map((f) => `${path.basename(f)}.manifest.json`),
+      );
+    } finally {
+      fs.writeFileSync(box.keyFile, saved);
+    }
+    expect(box.runScript("mariadb-full.sh", env("mariadb-full")).code).toBe(0);
+  });
+});
+
+function keyFingerprintOf(key: Buffer): string {
+  const file = path.join(root, "key-copy");
+  fs.writeFileSync(file, key, { mode: 0o600 });
+  return keyFileFingerprint(file);
+}

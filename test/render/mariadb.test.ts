@@ -5,6 +5,7 @@ import {
   binlogConfigCommand,
   dropUserCommand,
   filePrefix,
+  keyFingerprint,
   mariadbEnv,
   renderBinlogDropIn,
   renderOptionFile,
@@ -114,6 +115,7 @@ test("env of the jobs and the seed's file prefix", () => {
     socket: "/s",
     clientCnf: "/e/secrets/c",
     keyFile: "/e/secrets/k",
+    keyFingerprint: keyFingerprint("k3y"),
     databases: ["a", "b"],
     method: "physical",
     compression: "zstd",
@@ -129,6 +131,10 @@ test("env of the jobs and the seed's file prefix", () => {
   });
   expect(env).toMatchSnapshot();
   expect(env.MARIADB_DATABASES).toBe("a b");
+  // sha256 of the label, a newline and the key: what mariadb-lib.sh computes from the key file
+  expect(env.MARIADB_KEY_FINGERPRINT).toBe(
+    "6d5bb1486ab302e0c202786ed934c58f638d48aaadaf631f540c70431a37c263",
+  );
   expect(filePrefix(["atlastech_db"], "atlastech")).toBe("atlastech_db");
   expect(filePrefix(["a", "b"], "atlastech")).toBe("atlastech");
 });

@@ -16,7 +16,12 @@ import {
   removeFileCommand,
   shq,
 } from "../../components/host/render";
-import { dropUserCommand, renderDropUserSql, userCommand } from "../../components/mariadb/render";
+import {
+  dropUserCommand,
+  keyFingerprint,
+  renderDropUserSql,
+  userCommand,
+} from "../../components/mariadb/render";
 
 let recorded: Registration[];
 
@@ -199,4 +204,14 @@ test("cron schedules and env of the jobs; PITR has an entry point but no cron", 
   expect(String(byName("mdb-pitr-bin-file").inputs.stdin)).toContain(
     "exec '/usr/local/lib/backup321/mariadb-pitr.sh' '/etc/backup321/mariadb-pitr.env' \"$@\"",
   );
+});
+
+test("every job's env file carries the stack key's fingerprint, in plain text, never the key", () => {
+  const want = `MARIADB_KEY_FINGERPRINT='${keyFingerprint("mock-password-mdb-key")}'`;
+  for (const n of ["mdb-full-env-file", "mdb-restore-test-env-file", "mdb-pitr-env-file"]) {
+    const stdin = byName(n).inputs.stdin;
+    expect({ n, secret: isSecretValue(stdin) }).toEqual({ n, secret: false });
+    expect(String(reveal(stdin))).toContain(want);
+    expect(String(reveal(stdin))).not.toContain("mock-password");
+  }
 });

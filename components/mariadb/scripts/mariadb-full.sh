@@ -111,10 +111,15 @@ count_rows() {
     b321_fail "counting rows failed"
 }
 
+# write_manifest OUT NAME SHA BYTES RAW BFILE BPOS GTID COUNTS STARTED CONSISTENT DURATION: the
+# manifest beside the full (its fields: components/host/file-contracts.ts MANIFEST_FIELDS).
+# key_fingerprint: mdb_key_fingerprint of the key that encrypted the full (the stack's, checked by
+# mdb_require_key), so a full made with another key is skipped, and named, before a restore needs it.
 write_manifest() {
   local out=$1 name=$2 sha=$3 bytes=$4 raw=$5 bfile=$6 bpos=$7 gtid=$8 counts=$9
   local started=${10} consistent=${11} duration=${12}
-  local cfile cpos
+  local cfile cpos kfp
+  kfp=$(mdb_key_fingerprint) || b321_fail "cannot read $MARIADB_KEY_FILE"
   cfile=$(awk '$1 == "binlog_snapshot_file" { print $2 }' "$counts")
   cpos=$(awk '$1 == "binlog_snapshot_position" { print $2 }' "$counts")
   [ -n "$cfile" ] && [ -n "$cpos" ] || b321_fail "the count snapshot has no binlog position"
@@ -126,6 +131,7 @@ write_manifest() {
     echo "  \"method\": \"$MARIADB_METHOD\","
     echo "  \"compression\": \"$MARIADB_COMPRESSION\","
     echo "  \"encryption\": \"openssl enc -aes-256-cbc -pbkdf2\","
+    echo "  \"key_fingerprint\": \"$kfp\","
     echo "  \"databases\": \"$MARIADB_DATABASES\","
     echo "  \"sha256\": \"$sha\","
     echo "  \"bytes\": $bytes,"
@@ -166,6 +172,7 @@ main() {
   b321_lock mariadb-full
   b321_cleanup full_cleanup
   mdb_require_server
+  mdb_require_key
   install -d -m 0700 -- "$MARIADB_BACKUP_DIR"
   b321_watch_space "$MARIADB_BACKUP_DIR"
   # Leftovers of a run killed without its trap (kill -9, OOM killer): ours, since we hold the lock.

@@ -5,6 +5,8 @@
 #   MARIADB_SOCKET            live server's socket
 #   MARIADB_CLIENT_CNF        0600 option file ([client] user, password) of the backup user
 #   MARIADB_KEY_FILE          0600 encryption key file (openssl -pass file:)
+#   MARIADB_KEY_FINGERPRINT   fingerprint of the stack's key (render.ts keyFingerprint): the key
+#                             file must match it (mdb_require_key)
 #   MARIADB_DATABASES         databases backed up, space separated
 #   MARIADB_METHOD            physical | logical
 #   MARIADB_COMPRESSION       zstd | gzip
@@ -46,9 +48,30 @@ mdb_require_server() {
     b321_fail "MariaDB does not answer on $MARIADB_SOCKET as the backup user (is the server down?)"
 }
 
-# mdb_require_key: the key file must be there before anything is decrypted.
+# The label of mdb_key_fingerprint (components/mariadb/render.ts KEY_FINGERPRINT_LABEL).
+MDB_KEY_LABEL="backup321 mariadb key fingerprint v1"
+
+# mdb_key_fingerprint: the key file's fingerprint, computed as render.ts keyFingerprint computes the
+# stack's: sha256 of the label, a newline and the key file's first line (all that openssl -pass
+# file: reads). The key reaches openssl through a pipe from printf, a builtin: never argv.
+mdb_key_fingerprint() {
+  local key="" sum
+  IFS= read -r key <"$MARIADB_KEY_FILE" || [ -n "$key" ] || return 1
+  sum=$(printf '%s\n%s' "$MDB_KEY_LABEL" "$key" | openssl dgst -sha256 -r) || return 1
+  printf '%s\n' "${sum%% *}"
+}
+
+# mdb_require_key: before anything is encrypted or decrypted, the key file must be the stack's key.
+# A full made with another key verifies and passes its restore test with that key, yet cannot be
+# read with the key escrowed in the stack: the run fails before writing or restoring anything.
 mdb_require_key() {
+  local got
   [ -s "$MARIADB_KEY_FILE" ] || b321_fail "$MARIADB_KEY_FILE is missing or empty"
+  [ -n "${MARIADB_KEY_FINGERPRINT:-}" ] ||
+    b321_fail "MARIADB_KEY_FINGERPRINT is missing from the job's env file (run pulumi up)"
+  got=$(mdb_key_fingerprint) || b321_fail "cannot read $MARIADB_KEY_FILE"
+  [ "$got" = "$MARIADB_KEY_FINGERPRINT" ] ||
+    b321_fail "$MARIADB_KEY_FILE is not the stack's encryption key (fingerprint $got, the stack's is $MARIADB_KEY_FINGERPRINT): what it encrypts could not be read with the escrowed key. Move the file aside (anything made with it needs it) and put the stack's key back: the MariaDB key's result from pulumi stack export --show-secrets, one line, mode 0600"
 }
 
 mdb_encrypt() {
