@@ -472,9 +472,10 @@ describe("mariadb-restore-test", () => {
     });
   });
 
-  test("corrupted backup", async () => {
-    let newest = "";
-    let saved = Buffer.alloc(0);
+  // One corrupt full among intact ones is a warning (the restore test uses the newest intact one,
+  // see mariadb-scripts.test.ts); with every full corrupt there is nothing left to test.
+  test("corrupted backup (every full)", async () => {
+    const saved = new Map<string, Buffer>();
     await check({
       ...rt,
       fault: "corrupted backup",
@@ -482,14 +483,18 @@ describe("mariadb-restore-test", () => {
       watched,
       good,
       arrange: () => {
-        newest = String(status("mariadb-full").file);
-        saved = fs.readFileSync(newest);
-        const bad = Buffer.from(saved);
-        bad.write("CORRUPTED", Math.floor(bad.length / 2));
-        fs.writeFileSync(newest, bad);
+        const dir = at("backups/mariadb");
+        for (const f of fs.readdirSync(dir).filter((n) => n.endsWith(".enc"))) {
+          const file = path.join(dir, f);
+          saved.set(file, fs.readFileSync(file));
+          const bad = Buffer.from(saved.get(file)!);
+          bad.write("CORRUPTED", Math.floor(bad.length / 2));
+          fs.writeFileSync(file, bad);
+        }
       },
-      restore: () => fs.writeFileSync(newest, saved),
-      error: /does not match its manifest.*corrupted/,
+      restore: () => saved.forEach((bytes, file) => fs.writeFileSync(file, bytes)),
+      error:
+        /^no intact full backup in .*: .*_full_\d{8}_\d{6}\.sql\.zst\.enc: sha256 [0-9a-f]{64} differs from its manifest/,
     });
   });
 });

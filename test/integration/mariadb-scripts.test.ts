@@ -33,6 +33,24 @@ function manifestOf(file: string): Record<string, unknown> {
 
 const reEscape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
+/** Changes bytes in the middle of a file, keeping its size; returns the original bytes. */
+function corrupt(file: string): Buffer {
+  const saved = fs.readFileSync(file);
+  const bad = Buffer.from(saved);
+  bad.write("CORRUPTED", Math.floor(bad.length / 2));
+  fs.writeFileSync(file, bad);
+  return saved;
+}
+
+/** Appends an alert hook that records "<job> <result> <message>" lines; returns the record's path. */
+function recordAlerts(envFile: string, name: string): string {
+  const alerts = path.join(root, `${name}-alerts.log`);
+  const hook = path.join(root, `${name}-alert.sh`);
+  fs.writeFileSync(hook, `#!/bin/sh\necho "$@" >> '${alerts}'\n`, { mode: 0o755 });
+  fs.appendFileSync(envFile, `B321_ALERT=${hook}\n`);
+  return alerts;
+}
+
 function expectFailed(r: { code: number; stderr: string }, job: string, error: RegExp): void {
   expect(r.code).not.toBe(0);
   const status = box.status(job);
@@ -475,17 +493,19 @@ describe("failures end non-zero, with a failed status, and leave the previous go
     expectFailed(r, "mariadb-restore-test", /wrong\.key is not the stack's encryption key/);
   });
 
-  test("corrupted backup file", () => {
-    const newest = good.at(-1)!;
-    const saved = fs.readFileSync(newest);
-    const bad = Buffer.from(saved);
-    bad.write("CORRUPTED", Math.floor(bad.length / 2));
-    fs.writeFileSync(newest, bad);
+  test("every full corrupted", () => {
+    const saved = good.map(corrupt);
     try {
       const r = box.runScript("mariadb-restore-test.sh", box.env("mariadb-restore-test"));
-      expectFailed(r, "mariadb-restore-test", /does not match its manifest.*corrupted/);
+      expectFailed(
+        r,
+        "mariadb-restore-test",
+        new RegExp(
+          `^no intact full backup in ${reEscape(backups())}: (.*; )?${reEscape(good[0])}: sha256 [0-9a-f]{64} differs from its manifest`,
+        ),
+      );
     } finally {
-      fs.writeFileSync(newest, saved);
+      good.forEach((f, i) => fs.writeFileSync(f, saved[i]));
     }
   });
 
@@ -543,6 +563,110 @@ test("shipped binlogs are pruned only when older than the oldest kept full and t
   expect(
     fs.existsSync(path.join(dest, `mysql-bin.${String(need - 1).padStart(6, "0")}.sha256`)),
   ).toBe(false);
+});
+
+describe("a corrupt full is never relied on: skipped with an alert, never counted, never deleted", () => {
+  const dir = () => path.join(root, "corrupt-fulls");
+  const env = (job: string) => box.env(job, { backupDir: dir(), keepFulls: 2 }, "corrupt");
+  const utcNow = () => new Date().toISOString().slice(0, 19).replace("T", " ");
+  let older = "";
+  let bad = "";
+
+  test("the restore test tests the newest intact full and alerts naming the corrupt newer one", () => {
+    expect(box.runScript("mariadb-full.sh", env("mariadb-full")).code).toBe(0);
+    server.sql(`INSERT INTO ${DB}.clients (nom) VALUES ('between-fulls')`);
+    expect(box.runScript("mariadb-full.sh", env("mariadb-full")).code).toBe(0);
+    [older, bad] = fulls(dir());
+    expect(bad).toBeDefined();
+    corrupt(bad);
+    const rtEnv = env("mariadb-restore-test");
+    const alerts = recordAlerts(rtEnv, "corrupt-rt");
+    const r = box.runScript("mariadb-restore-test.sh", rtEnv);
+    expect(r.stderr).toContain("restore test passed");
+    expect(r.code).toBe(0);
+    const s = box.status("mariadb-restore-test");
+    expect(s).toMatchObject({ result: "warning", file: older });
+    expect(String(s.error)).toMatch(
+      new RegExp(`${reEscape(bad)}: sha256 [0-9a-f]{64} differs from its manifest`),
+    );
+    expect(fs.readFileSync(alerts, "utf8")).toContain(`mariadb-restore-test warning ${s.error}`);
+    expect(fs.existsSync(bad)).toBe(true);
+  });
+
+  test("PITR falls back to the newest intact full, says so, and replays the binlogs from it", async () => {
+    server.sql(`INSERT INTO ${DB}.clients (nom) VALUES ('after-fulls')`);
+    const want = tableCounts(server.sql, DB);
+    await new Promise((r) => setTimeout(r, 1100));
+    const target = path.join(root, "pitr-fallback");
+    const r = box.runScript("mariadb-pitr.sh", env("mariadb-pitr"), [
+      "--until",
+      utcNow(),
+      "--tz",
+      "UTC",
+      "--target-datadir",
+      target,
+    ]);
+    expect(r.stderr).toContain(
+      `${path.basename(bad)} is not intact: restoring the newest intact full before it, ${path.basename(older)}`,
+    );
+    expect(r.stderr).toContain("finished: warning");
+    expect(r.code).toBe(0);
+    expect(box.status("mariadb-pitr")).toMatchObject({ result: "warning", file: older });
+    const restored = await startOn(target);
+    try {
+      expect(tableCounts(restored.sql, DB)).toEqual(want);
+    } finally {
+      await restored.stop();
+    }
+  });
+
+  test("PITR --full NAME: unknown is a usage error, a corrupt one fails naming it, an intact one is used", () => {
+    const pitr = (full: string, target: string) =>
+      box.runScript("mariadb-pitr.sh", env("mariadb-pitr"), [
+        "--until",
+        utcNow(),
+        "--tz",
+        "UTC",
+        "--full",
+        full,
+        "--target-datadir",
+        path.join(root, target),
+      ]);
+    const statusFile = path.join(box.state, "status", "mariadb-pitr.json");
+    const before = fs.readFileSync(statusFile, "utf8");
+    const unknown = pitr("atlastech_db_full_20000101_000000.xb.zst.enc", "pitr-unknown");
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain(
+      `usage: no full named atlastech_db_full_20000101_000000.xb.zst.enc in ${dir()}`,
+    );
+    expect(fs.readFileSync(statusFile, "utf8")).toBe(before);
+    expectFailed(
+      pitr(path.basename(bad), "pitr-named-bad"),
+      "mariadb-pitr",
+      new RegExp(`${reEscape(bad)}: sha256 [0-9a-f]{64} differs from its manifest`),
+    );
+    expect(fs.existsSync(path.join(root, "pitr-named-bad"))).toBe(false);
+    const named = pitr(path.basename(older), "pitr-named");
+    expect(named.stderr).toContain("finished: success");
+    expect(box.status("mariadb-pitr")).toMatchObject({ result: "success", file: older });
+  });
+
+  test("retention keeps the configured count of intact fulls and leaves the corrupt one in place", () => {
+    // keepFulls 2: older and the new one are the two kept; the corrupt one neither counts nor goes.
+    const fullEnv = env("mariadb-full");
+    const alerts = recordAlerts(fullEnv, "corrupt-full");
+    expect(box.runScript("mariadb-full.sh", fullEnv).code).toBe(0);
+    const [, , newest] = fulls(dir());
+    expect(fulls(dir())).toEqual([older, bad, newest]);
+    const s = box.status("mariadb-full");
+    expect(s).toMatchObject({ result: "warning", file: newest, removed: 0 });
+    expect(String(s.error)).toContain(`${bad}: sha256`);
+    expect(fs.readFileSync(alerts, "utf8")).toContain(`mariadb-full warning ${s.error}`);
+    // One more: two newer intact fulls, so older goes; the corrupt one stays for inspection.
+    expect(box.runScript("mariadb-full.sh", fullEnv).code).toBe(0);
+    expect(fulls(dir())).toEqual([bad, newest, fulls(dir()).at(-1)]);
+    expect(box.status("mariadb-full")).toMatchObject({ result: "warning", removed: 1 });
+  });
 });
 
 describe("a key file that is not the stack's key stops every job that encrypts or decrypts", () => {

@@ -44,7 +44,9 @@ ship() {
 # configured days. Never one a kept full needs; with no full yet, nothing is removed.
 prune() {
   local oldest need f name seq removed=0
-  oldest=$(mdb_good_fulls | head -n 1)
+  # Every full counts here, intact or not (the full and restore-test jobs check them): keeping a
+  # few binlogs too many is cheap, and reading every full each hour is not.
+  oldest=$(mdb_fulls | head -n 1)
   if [ -z "$oldest" ]; then
     b321_set pruned 0
     return 0

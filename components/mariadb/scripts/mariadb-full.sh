@@ -3,7 +3,8 @@
 # stream) or logical (mariadb-dump with binlog coordinates and GTID), compressed, encrypted with
 # openssl enc -aes-256-cbc -pbkdf2 and a key file. Written to *.partial, verified end to end
 # (decrypt, decompress, dump trailer or xbstream integrity), then renamed, with a manifest beside it.
-# Old fulls are removed by count, only after this verified one, never the newest good.
+# Old fulls are removed by count, only after this verified one, never the newest good; a full that
+# no longer matches its manifest is never counted as good (nor removed: see retention).
 #
 # Row counts in the manifest: exact COUNT(*) per table taken in a consistent snapshot right after
 # the backup, together with that snapshot's binlog position (binlog_snapshot_file/position). The
@@ -152,12 +153,14 @@ write_manifest() {
   } >"$out"
 }
 
-# retention KEEP NEWEST: removes verified fulls beyond the newest KEEP; never NEWEST.
+# retention KEEP NEWEST: removes intact fulls beyond the newest KEEP; never NEWEST. A full that is
+# not intact (mdb_scan_fulls) is neither counted nor removed: the run warns naming it, and it stays
+# for inspection without pushing a good one out.
 retention() {
   local keep=$1 newest=$2 i removed=0
-  local -a good
   [ "$keep" -ge 1 ] || b321_fail "MARIADB_KEEP_FULLS must be at least 1"
-  mapfile -t good < <(mdb_good_fulls)
+  mdb_scan_fulls
+  local -a good=("${MDB_GOOD_FULLS[@]}")
   for ((i = 0; i < ${#good[@]} - keep; i++)); do
     [ "${good[$i]}" != "$newest" ] || continue
     b321_log "retention: removing ${good[$i]##*/}"

@@ -129,16 +129,63 @@ mdb_manifest_tables() {
     gsub(/[",:]/, ""); sub(/^ +/, ""); print }' "$1"
 }
 
-# mdb_good_fulls: verified fulls (data file and manifest both present), oldest first.
-mdb_good_fulls() {
-  local m f
+# mdb_fulls: every full that has a manifest, oldest first, intact or not (nothing is read: cheap).
+mdb_fulls() {
+  local m
   for m in "$MARIADB_BACKUP_DIR/${MARIADB_PREFIX}"_full_*.enc.manifest.json; do
     [ -f "$m" ] || continue
-    f=${m%.manifest.json}
-    [ -f "$f" ] || continue
-    [ "$(mdb_manifest_get "$m" verified)" = true ] || continue
-    printf '%s\n' "$f"
+    printf '%s\n' "${m%.manifest.json}"
   done | LC_ALL=C sort
+}
+
+# mdb_full_problem FILE: why FILE cannot be relied on, nothing when it is intact: its manifest says
+# verified, the file has the recorded size and sha256 (read in full: seconds per GB), and it was
+# encrypted with the stack's key (a manifest older than key_fingerprint records none).
+mdb_full_problem() {
+  local file=$1 m=$1.manifest.json want got
+  if [ ! -f "$file" ]; then
+    echo "the file of this manifest is missing"
+  elif [ "$(mdb_manifest_get "$m" verified)" != true ]; then
+    echo "its manifest does not say verified"
+  elif want=$(mdb_manifest_get "$m" bytes) && got=$(stat -c %s -- "$file") && [ "$want" != "$got" ]; then
+    echo "$got bytes, its manifest recorded ${want:-none}"
+  elif want=$(mdb_manifest_get "$m" key_fingerprint) && [ -n "$want" ] &&
+    [ "$want" != "${MARIADB_KEY_FINGERPRINT:-$want}" ]; then
+    echo "encrypted with another key (fingerprint $want), not the stack's"
+  elif want=$(mdb_manifest_get "$m" sha256) && got=$(b321_sha256 "$file") && [ "$want" != "$got" ]; then
+    echo "sha256 $got differs from its manifest (${want:-none})"
+  fi
+}
+
+# mdb_scan_fulls: checks every full (mdb_full_problem) into MDB_GOOD_FULLS, the intact ones oldest
+# first, and MDB_BAD_FULLS, "FILE: why" for the others. Each bad one is a warning of the run (its
+# alert names it). A bad full is never removed here: it stays for inspection, but it never counts
+# as a good one (retention keeps that many intact fulls; restores use intact ones only).
+MDB_GOOD_FULLS=()
+MDB_BAD_FULLS=()
+mdb_scan_fulls() {
+  local f why
+  MDB_GOOD_FULLS=()
+  MDB_BAD_FULLS=()
+  while IFS= read -r f; do
+    why=$(mdb_full_problem "$f")
+    if [ -z "$why" ]; then
+      MDB_GOOD_FULLS+=("$f")
+    else
+      MDB_BAD_FULLS+=("$f: $why")
+      b321_warn "$f: $why: skipped (kept for inspection, not counted as a good full)"
+    fi
+  done < <(mdb_fulls)
+}
+
+# mdb_no_intact_full [WHAT]: the failure when no full can be used, listing the ones skipped.
+mdb_no_intact_full() {
+  local msg="no intact full backup${1:+ $1} in $MARIADB_BACKUP_DIR" sep=": " b
+  for b in "${MDB_BAD_FULLS[@]}"; do
+    msg+=$sep$b
+    sep="; "
+  done
+  b321_fail "$msg"
 }
 
 # mdb_check_sha FILE: the file's sha256 must be the one its manifest recorded.

@@ -1,8 +1,8 @@
 #!/bin/bash
 # Point-in-time recovery (seeds/004 16.10.5), run by hand as b321-mariadb-pitr:
 #   b321-mariadb-pitr --until "YYYY-MM-DD HH:MM:SS" [--tz Europe/Paris]
-#                     (--target-datadir DIR | --target-socket SOCKET [--replace])
-# Restores the newest verified full consistent before --until, then replays the shipped binlogs (and
+#                     (--target-datadir DIR | --target-socket SOCKET [--replace]) [--full NAME]
+# Restores the newest intact full consistent before --until, then replays the shipped binlogs (and
 # the server's own, for those not shipped yet) from the full's binlog position up to --until, read
 # in the given time zone (default: the site's). The result holds every change made before --until.
 #   --target-datadir DIR   a new (or empty) directory: a complete instance (physical or logical) is
@@ -11,6 +11,9 @@
 #                          leaves nothing at DIR (after a kill -9, DIR.partial: remove it).
 #   --target-socket SOCK   a running server, reached as root by unix_socket: a logical full of the
 #                          listed databases is loaded there (refused if they exist, unless --replace).
+#   --full NAME            restore that full (a file name in the backup dir) instead of the newest.
+# A full that does not match its manifest (size, sha256, key) is never restored: without --full, the
+# newest intact one before it is used instead (the log says so, the run warns naming the bad one).
 # The live server is never a target. A wrong command line exits 2 with no status and no alert.
 set -Eeuo pipefail
 # shellcheck source=../../host/scripts/common.sh
@@ -31,17 +34,34 @@ pitr_cleanup() {
 
 # usage WHY: a wrong command line (see b321_usage: no failed status, no alert).
 usage() {
-  b321_usage "$1; b321-mariadb-pitr --until 'YYYY-MM-DD HH:MM:SS' [--tz ZONE] (--target-datadir DIR | --target-socket SOCKET [--replace])"
+  b321_usage "$1; b321-mariadb-pitr --until 'YYYY-MM-DD HH:MM:SS' [--tz ZONE] (--target-datadir DIR | --target-socket SOCKET [--replace]) [--full NAME]"
 }
 
-# pick_full UNTIL_EPOCH: the newest verified full consistent before that moment.
+# consistent_before FILE UNTIL_EPOCH: true when FILE's manifest says it is consistent before then.
+consistent_before() {
+  local c
+  c=$(mdb_manifest_get "$1.manifest.json" consistent_before_epoch)
+  [[ $c =~ ^[0-9]+$ ]] && [ "$c" -le "$2" ]
+}
+
+# pick_full UNTIL_EPOCH: PICKED, the newest intact full consistent before that moment. Every full is
+# checked (mdb_scan_fulls warns naming each bad one); when the newest is not intact, the log says
+# which older one is restored instead (the binlogs are replayed from that one's position).
+PICKED=""
 pick_full() {
-  local until=$1 f c best=""
+  local until=$1 f newest=""
+  local -A intact=()
+  mdb_scan_fulls
+  for f in "${MDB_GOOD_FULLS[@]}"; do intact[$f]=1; done
+  PICKED=""
   while IFS= read -r f; do
-    c=$(mdb_manifest_get "$f.manifest.json" consistent_before_epoch)
-    [ -n "$c" ] && [ "$c" -le "$until" ] && best=$f
-  done < <(mdb_good_fulls)
-  printf '%s\n' "$best"
+    consistent_before "$f" "$until" || continue
+    newest=$f
+    [ -z "${intact[$f]:-}" ] || PICKED=$f
+  done < <(mdb_fulls)
+  if [ -n "$PICKED" ] && [ "$newest" != "$PICKED" ]; then
+    b321_log "${newest##*/} is not intact: restoring the newest intact full before it, ${PICKED##*/}"
+  fi
 }
 
 # check_target DIR: DIR is new, or an empty directory that is not a mount point (the datadir is
@@ -62,10 +82,11 @@ same_dir() {
 }
 
 main() {
-  local until="" tz=${MARIADB_TZ:-UTC} target_dir="" target_socket="" replace=0
+  local until="" tz=${MARIADB_TZ:-UTC} target_dir="" target_socket="" replace=0 full=""
   while [ $# -gt 0 ]; do
     case $1 in
       --until) until=${2:-}; shift 2 || usage "$1 needs a value" ;;
+      --full) full=${2:-}; shift 2 || usage "$1 needs a value" ;;
       --tz) tz=${2:-}; shift 2 || usage "$1 needs a value" ;;
       --target-datadir) target_dir=${2:-}; shift 2 || usage "$1 needs a value" ;;
       --target-socket) target_socket=${2:-}; shift 2 || usage "$1 needs a value" ;;
@@ -87,11 +108,25 @@ main() {
     target_dir=$(realpath -ms -- "$target_dir")
     [ "$target_dir" != / ] || usage "--target-datadir cannot be /"
   fi
+  if [ -n "$full" ]; then
+    [[ $full != */* ]] && [ -f "$MARIADB_BACKUP_DIR/$full.manifest.json" ] ||
+      usage "no full named $full in $MARIADB_BACKUP_DIR (give the file name of one with a .manifest.json beside it)"
+    consistent_before "$MARIADB_BACKUP_DIR/$full" "$until_epoch" ||
+      usage "$full is not consistent before $until ($tz): name an older full"
+  fi
   b321_lock mariadb-restore
   b321_cleanup pitr_cleanup
   mdb_require_key
-  file=$(pick_full "$until_epoch")
-  [ -n "$file" ] || b321_fail "no verified full backup consistent before $until ($tz) in $MARIADB_BACKUP_DIR"
+  if [ -n "$full" ]; then
+    file=$MARIADB_BACKUP_DIR/$full
+    local why
+    why=$(mdb_full_problem "$file")
+    [ -z "$why" ] || b321_fail "$file: $why: name another full with --full, or leave it out for the newest intact one"
+  else
+    pick_full "$until_epoch"
+    file=$PICKED
+    [ -n "$file" ] || mdb_no_intact_full "consistent before $until ($tz)"
+  fi
   manifest=$file.manifest.json
   method=$(mdb_manifest_get "$manifest" method)
   databases=$(mdb_manifest_get "$manifest" databases)

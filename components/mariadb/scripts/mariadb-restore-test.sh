@@ -1,8 +1,10 @@
 #!/bin/bash
-# Restore test (seeds/004 test_restore.sh, without its bugs): restores the newest verified full into
+# Restore test (seeds/004 test_restore.sh, without its bugs): restores the newest intact full into
 # a scratch instance (its own datadir and socket, no network; never the live server), replays the
 # binlog events between the backup's position and the position its row counts were taken at, then
 # compares every table's row count with the manifest. Records the measured restore time (RTO).
+# Every full is checked against its manifest first (mdb_scan_fulls): one that is not intact is
+# skipped and named in the run's warning (and alert); it is left in place for inspection.
 set -Eeuo pipefail
 # shellcheck source=../../host/scripts/common.sh
 source "${BASH_SOURCE[0]%/*}/common.sh"
@@ -22,8 +24,10 @@ main() {
   b321_cleanup restore_cleanup
   mdb_require_key
   local file manifest t0 t1 bfile bpos cfile cpos
-  file=$(mdb_good_fulls | tail -n 1)
-  [ -n "$file" ] || b321_fail "no verified full backup in $MARIADB_BACKUP_DIR"
+  # Every full is checked: a corrupt one is a warning naming it, and the newest intact one is tested.
+  mdb_scan_fulls
+  [ "${#MDB_GOOD_FULLS[@]}" -gt 0 ] || mdb_no_intact_full
+  file=${MDB_GOOD_FULLS[-1]}
   manifest=$file.manifest.json
   b321_set file "$file"
   # Traversable by the server user; the restore's own directory is created below it.
