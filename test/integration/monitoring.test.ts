@@ -50,7 +50,6 @@ const restoreFields = (seconds: number) => ({
   tables: 8,
   rows: 225000,
 });
-const iso = (msAgo: number) => new Date(Date.now() - msAgo).toISOString().replace(/\.\d+Z$/, "Z");
 
 beforeAll(async () => {
   sshd = await startSshd();
