@@ -13,6 +13,7 @@ export function manifestFixture(fields: Partial<Manifest> = {}): string {
     method: "physical",
     compression: "zstd",
     encryption: "openssl enc -aes-256-cbc -pbkdf2",
+    key_fingerprint: "0".repeat(64),
     databases: "atlastech_db",
     sha256: "0".repeat(64),
     bytes: 1,
