@@ -15,6 +15,7 @@ import {
   installUserFileCommand,
   knownHostsLine,
   lifecycleRules,
+  nasMinIntervalMinutes,
   removeAuthorizedKeyCommand,
   requireToolsCommand,
   scanKnownHostsCommand,
@@ -319,6 +320,8 @@ export interface NasSyncArgs {
   readonly keep: number;
   /** Minutes a finished snapshot is kept whatever `keep` says (a flood of new snapshots cannot push it out). Defaults to 2880 (48 h). */
   readonly minAgeMinutes?: number;
+  /** Minutes after an accepted snapshot during which the NAS refuses another (a compromised sender cannot flood it). Defaults to half the shortest gap between two runs of `schedule`. */
+  readonly minIntervalMinutes?: number;
   readonly schedule: string;
   /** The NAS user's home. Defaults to /root for root, else /home/<user>. */
   readonly nasHome?: string;
@@ -332,7 +335,9 @@ export interface NasSyncArgs {
  * rsync to dated, hard-linked snapshot directories on the NAS. The source host gets its own
  * ed25519 key (made on the host; only the public half is read back); on the NAS that key is
  * restricted to a forced command, nas-receive.sh, which only accepts new snapshots and applies
- * the retention itself.
+ * the retention itself: it accepts exactly nas-sync.sh's rsync command line, names each snapshot by
+ * its own clock, refuses empty ones and more than one per `minIntervalMinutes`, and logs every
+ * refusal in `<path>/.refused` on the NAS (the next snapshot reports them to the job as a warning).
  */
 export class NasSync extends pulumi.ComponentResource {
   public readonly job: ScheduledJob;
@@ -383,6 +388,7 @@ export class NasSync extends pulumi.ComponentResource {
           path: args.path,
           keep: args.keep,
           minAgeMinutes: args.minAgeMinutes ?? 2880,
+          minIntervalMinutes: args.minIntervalMinutes ?? nasMinIntervalMinutes(args.schedule),
           publicKey,
           sourceHost: host.hostName,
         }) + "\n",

@@ -2,6 +2,7 @@
 // each writer, the files pushed to hosts, and the NAS-side authorized_keys line.
 import type { Bucket } from "../../stacks/model/offsite";
 import { shq } from "../host/render";
+import { runTimesIn } from "../../stacks/schedule";
 export { renderCredentialsFile } from "../host/render";
 
 /** The partition-aws ARN of a bucket (eu-west-3 and every commercial region). */
@@ -214,7 +215,8 @@ export function nasKeyComment(sourceHost: string): string {
 /**
  * The NAS-side authorized_keys line for the source host's sync key: `restrict` (no shell, pty or
  * forwarding) and a forced command, the receiver, so the key can only add snapshots under `path`;
- * retention is the NAS's own (`keep`), so the source host cannot delete older snapshots.
+ * retention is the NAS's own (`keep`, by its own clock), so the source host cannot delete older
+ * snapshots, nor push them out faster than one new snapshot per `minIntervalMinutes`.
  */
 export function authorizedKeyLine(spec: {
   readonly receiver: string;
@@ -222,6 +224,8 @@ export function authorizedKeyLine(spec: {
   readonly keep: number;
   /** Minutes during which a finished snapshot is never removed, whatever keep says. */
   readonly minAgeMinutes: number;
+  /** Minutes after an accepted snapshot during which the NAS refuses the next one (0: no limit). */
+  readonly minIntervalMinutes: number;
   readonly publicKey: string;
   readonly sourceHost: string;
 }): string {
@@ -234,7 +238,23 @@ export function authorizedKeyLine(spec: {
     throw new Error(`keep ${spec.keep} must be a positive integer`);
   if (!Number.isInteger(spec.minAgeMinutes) || spec.minAgeMinutes < 0)
     throw new Error(`minAgeMinutes ${spec.minAgeMinutes} must be a whole number`);
-  return `restrict,command="${spec.receiver} ${spec.path} ${spec.keep} ${spec.minAgeMinutes}" ${key} ${nasKeyComment(spec.sourceHost)}`;
+  if (!Number.isInteger(spec.minIntervalMinutes) || spec.minIntervalMinutes < 0)
+    throw new Error(`minIntervalMinutes ${spec.minIntervalMinutes} must be a whole number`);
+  const params = [spec.path, spec.keep, spec.minAgeMinutes, spec.minIntervalMinutes].join(" ");
+  return `restrict,command="${spec.receiver} ${params}" ${key} ${nasKeyComment(spec.sourceHost)}`;
+}
+
+/**
+ * The default minimum interval between two snapshots the NAS accepts: half the shortest gap
+ * between two runs of the sync's schedule (over a fortnight, UTC), so a late or retried run still
+ * passes while a flood from a compromised sender does not.
+ */
+export function nasMinIntervalMinutes(schedule: string): number {
+  const from = Date.UTC(2028, 0, 3);
+  const times = runTimesIn(schedule, "UTC", from, from + 14 * 24 * 3600_000);
+  let gap = 7 * 24 * 60;
+  for (let i = 1; i < times.length; i++) gap = Math.min(gap, (times[i] - times[i - 1]) / 60_000);
+  return Math.floor(gap / 2);
 }
 
 /**

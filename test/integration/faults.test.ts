@@ -933,6 +933,7 @@ describe("nas-sync", () => {
       path: nasRoot,
       keep: 5,
       minAgeMinutes: 0,
+      minIntervalMinutes: 0,
       publicKey: fs.readFileSync(`${key}.pub`, "utf8"),
       sourceHost: "db",
     });

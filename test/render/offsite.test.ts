@@ -4,6 +4,7 @@ import { readStackFile } from "../../infra/stackFile";
 import { parseSite, SiteError, SITE_KEY } from "../../stacks/load";
 import {
   authorizedKeyLine,
+  nasMinIntervalMinutes,
   knownHostsLine,
   lifecycleRules,
   renderCredentialsFile,
@@ -189,11 +190,12 @@ test("host-side renderers", () => {
       path: "/backups/atlastech",
       keep: 168,
       minAgeMinutes: 2880,
+      minIntervalMinutes: 30,
       publicKey: "ssh-ed25519 AAAAC3Nz backup321-nas-sync@db-srv\n",
       sourceHost: "db-srv",
     }),
   ).toBe(
-    'restrict,command="/home/backup/.backup321/nas-receive.sh /backups/atlastech 168 2880" ssh-ed25519 AAAAC3Nz backup321-nas-sync@db-srv',
+    'restrict,command="/home/backup/.backup321/nas-receive.sh /backups/atlastech 168 2880 30" ssh-ed25519 AAAAC3Nz backup321-nas-sync@db-srv',
   );
   expect(() =>
     authorizedKeyLine({
@@ -201,10 +203,27 @@ test("host-side renderers", () => {
       path: '/x" evil',
       keep: 1,
       minAgeMinutes: 0,
+      minIntervalMinutes: 0,
       publicKey: "ssh-ed25519 AAAA",
       sourceHost: "h",
     }),
   ).toThrow("must be a plain absolute path");
+  expect(() =>
+    authorizedKeyLine({
+      receiver: "/r",
+      path: "/x",
+      keep: 1,
+      minAgeMinutes: 0,
+      minIntervalMinutes: 0.5,
+      publicKey: "ssh-ed25519 AAAA",
+      sourceHost: "h",
+    }),
+  ).toThrow("minIntervalMinutes 0.5 must be a whole number");
+  // the NAS accepts a snapshot at most every half of the schedule's shortest gap
+  expect(nasMinIntervalMinutes("45 * * * *")).toBe(30);
+  expect(nasMinIntervalMinutes("15 */6 * * *")).toBe(180);
+  expect(nasMinIntervalMinutes("30 2 * * *")).toBe(720);
+  expect(nasMinIntervalMinutes("0 1,2 * * *")).toBe(30);
   expect(writerUserName("a".repeat(63), "restic")).toHaveLength(64);
   expect(writerUserName("atlastech-backups", "dumps")).toBe("atlastech-backups-dumps");
 });

@@ -3,8 +3,10 @@
 # a new dated snapshot on the NAS, <path>/<YYYYmmdd-HHMMSS>, over SSH with this host's own key.
 # Unchanged files are hard links into the previous snapshot (--link-dest), so every snapshot is
 # complete and costs only what changed; a file deleted or encrypted at the source changes only the
-# new snapshot, never the older ones. The NAS side is a forced command (nas-receive.sh): it renames
-# the finished snapshot, moves the "latest" link and keeps its own count of snapshots.
+# new snapshot, never the older ones. The NAS side is a forced command (nas-receive.sh): it accepts
+# exactly this script's rsync command line, names the finished snapshot by its own clock, refuses an
+# empty one or one sent too soon after the last (ROOT/.refused on the NAS), moves the "latest" link
+# and keeps its own count of snapshots.
 #
 # Env file: NAS_USER NAS_ADDRESS NAS_PORT NAS_PATH NAS_KEY NAS_KNOWN_HOSTS NAS_SOURCES (space-
 # separated absolute paths) [NAS_TIMEOUT seconds, default 3600 per rsync run].
@@ -31,7 +33,7 @@ check_config() {
 }
 
 main() {
-  local sources=() src stamp latest stats sent rc
+  local sources=() src stamp latest stats sent rc out snapshot refused
   check_config
   b321_lock nas-sync
   read -r -a sources <<< "$NAS_SOURCES"
@@ -42,22 +44,28 @@ main() {
   done
   stamp=$(date -u +%Y%m%d-%H%M%S)
   latest=$(nas latest) || b321_fail "cannot reach the NAS $NAS_ADDRESS:$NAS_PORT as $NAS_USER"
+  # nas-receive.sh accepts exactly the server command line these options make: change both together.
   local args=(-a --relative --stats --timeout=600 -e "${ssh_cmd[*]}")
   if [ -n "$latest" ]; then
     [[ $latest =~ ^[0-9]{8}-[0-9]{6}$ ]] || b321_fail "the NAS answered '$latest' for its latest snapshot"
-    [[ $latest < $stamp ]] || b321_fail "the NAS's latest snapshot $latest is not older than $stamp (clock?)"
     args+=("--link-dest=$NAS_PATH/$latest")
   fi
-  b321_log "snapshot $stamp to $NAS_ADDRESS:$NAS_PATH${latest:+ (unchanged files linked to $latest)}"
+  # $stamp names only the upload ($stamp.partial); the NAS names the snapshot when it accepts it.
+  b321_log "upload $stamp to $NAS_ADDRESS:$NAS_PATH${latest:+ (unchanged files linked to $latest)}"
   rc=0
   stats=$(timeout "${NAS_TIMEOUT:-3600}" rsync "${args[@]}" -- "${sources[@]}" \
     "$NAS_USER@$NAS_ADDRESS:$NAS_PATH/$stamp.partial/") || rc=$?
   [ "$rc" -eq 0 ] || b321_fail "rsync to the NAS exited with $rc (the snapshot stays $stamp.partial and is removed by the next run)"
   sent=$(sed -n 's/^Total transferred file size: \([0-9,]*\) bytes.*/\1/p' <<< "$stats" | tr -d ,)
-  nas "finish $stamp" >&2 || b321_fail "the NAS could not complete snapshot $stamp"
-  b321_set snapshot "$stamp"
+  out=$(nas "finish $stamp" 2>&1) || b321_fail "the NAS did not accept upload $stamp: ${out//$'\n'/ }"
+  snapshot=$(sed -n 's/^snapshot \([0-9]\{8\}-[0-9]\{6\}\) complete$/\1/p' <<< "$out")
+  [ -n "$snapshot" ] || b321_fail "the NAS answered '${out//$'\n'/ }' to finish $stamp"
+  # refusals since the last snapshot: someone else used this key, or this host sent too often
+  refused=$(sed -n 's/^warning: //p' <<< "$out")
+  [ -z "$refused" ] || b321_warn "the NAS $refused"
+  b321_set snapshot "$snapshot"
   b321_set bytes "${sent:-0}"
-  b321_log "snapshot $stamp complete (${sent:-0} bytes transferred)"
+  b321_log "snapshot $snapshot complete (${sent:-0} bytes transferred)"
 }
 
 main
