@@ -300,7 +300,7 @@ test("the NAS sync: key made on db-srv, a restricted forced-command line on the 
     user: "backup",
   });
   expect(auth.inputs.stdin).toBe(
-    `restrict,command="/home/backup/.backup321/nas-receive.sh /backups/atlastech 168 2880" ${MOCK_PUBLIC_KEY.split(" ").slice(0, 2).join(" ")} backup321-nas-sync@db-srv\n`,
+    `restrict,command="/home/backup/.backup321/nas-receive.sh /backups/atlastech 168 2880 30" ${MOCK_PUBLIC_KEY.split(" ").slice(0, 2).join(" ")} backup321-nas-sync@db-srv\n`,
   );
   expect(String(auth.inputs.create)).not.toContain("sudo");
   // the NAS is used as its own user (backup): nothing there runs through sudo
