@@ -20,6 +20,10 @@ export interface ProxmoxShims {
   snapshots(kind: "qemu" | "lxc", id: number): string[];
   /** Makes `<tool> snapshot <id>` fail with the message, or succeed again (undefined). */
   failSnapshot(tool: "qm" | "pct", id: number, message: string | undefined): void;
+  /** Locks a guest (e.g. "backup", as vzdump does), or unlocks it (undefined). */
+  lockGuest(kind: "qemu" | "lxc", id: number, lock: string | undefined): void;
+  /** Puts a guest on storage that can or cannot take snapshots. */
+  snapshotFeature(kind: "qemu" | "lxc", id: number, available: boolean): void;
 }
 
 export function installProxmoxShims(root: string): ProxmoxShims {
@@ -57,6 +61,16 @@ export function installProxmoxShims(root: string): ProxmoxShims {
       const f = path.join(state, `fail-${tool}-${id}`);
       if (message === undefined) fs.rmSync(f, { force: true });
       else fs.writeFileSync(f, message);
+    },
+    lockGuest: (kind, id, lock) => {
+      const f = guest(kind, id).replace(/\.json$/, ".lock");
+      if (lock === undefined) fs.rmSync(f, { force: true });
+      else fs.writeFileSync(f, lock);
+    },
+    snapshotFeature: (kind, id, available) => {
+      const f = guest(kind, id).replace(/\.json$/, ".nosnap");
+      if (available) fs.rmSync(f, { force: true });
+      else fs.writeFileSync(f, "");
     },
   };
 }

@@ -143,7 +143,7 @@ test("with the disk mounted, setup issues exactly the documented commands", () =
       "30",
     ],
     [PBM, "user", "create", "backup321@pbs", "--comment", "backup321: Proxmox VE backups"],
-    [PBM, "user", "generate-token", "backup321@pbs", "pve-usb-ssd", "--output-format", "json"],
+    [PBM, "user", "generate-token", "backup321@pbs", "pve-usb-ssd"],
     [PBM, "acl", "update", "/datastore/usb-ssd", "DatastoreBackup", "--auth-id", "backup321@pbs"],
     [
       PBM,
@@ -214,7 +214,7 @@ test("drift is corrected with updates, and a lost token secret is renewed", () =
       "keep-weekly",
     ],
     [PBM, "user", "delete-token", "backup321@pbs", "pve-usb-ssd"],
-    [PBM, "user", "generate-token", "backup321@pbs", "pve-usb-ssd", "--output-format", "json"],
+    [PBM, "user", "generate-token", "backup321@pbs", "pve-usb-ssd"],
   ]);
   expect(shims.pbsState()["prune-jobs"]).toEqual([
     { id: "b321-usb-ssd", store: "usb-ssd", schedule: "daily", "keep-daily": 5 },
@@ -254,7 +254,7 @@ describe("the disk guard", () => {
     expect(writes(shims.calls())).toEqual([
       [PBM, "datastore", "update", "usb-ssd", "--maintenance-mode", "offline"],
     ]);
-    expect(maintenance()).toBe("offline");
+    expect(maintenance()).toBe("type=offline");
     const msg = `${mnt} is not mounted: datastore usb-ssd is offline until the USB SSD is back (UUID ${UUID})`;
     expect(status()).toMatchObject({ result: "failed", exit_code: 1, mounted: 0, error: msg });
     expect(fs.readFileSync(alertLog(), "utf8")).toBe(`pbs-guard-usb-ssd|failed|${msg}\n`);
@@ -288,7 +288,7 @@ describe("the disk guard", () => {
     shims.clearCalls();
     expect(guard().code).toBe(0);
     expect(writes(shims.calls())).toEqual([]);
-    expect(maintenance()).toBe("read-only");
+    expect(maintenance()).toBe("type=read-only");
     runOk("bash", ["-c", `${shims.bin}/${PBM} datastore update usb-ssd --delete maintenance-mode`]);
   });
 
@@ -363,4 +363,21 @@ test("destroy removes the configuration, keeps the chunk store, and can run twic
   applyDeletes(sshd, steps);
   expect(writes(shims.calls())).toEqual([]);
   expect(run("find", [box.root, "-name", "*.b321.*"]).stdout).toBe("");
+});
+
+// The shim must refuse what PBS refuses, or the tests above would pass on command lines PBS rejects.
+test("the shim refuses what proxmox-backup-manager refuses", () => {
+  const pbm = (args: string) => run("bash", ["-c", `${shims.bin}/${PBM} ${args}`]);
+  const token = pbm("user generate-token backup321@pbs x --output-format json");
+  expect(token.code).toBe(255);
+  expect(token.stderr).toBe(
+    "Error: parameter verification errors\n\nparameter 'output-format': schema does not allow additional properties\n",
+  );
+  const role = pbm("acl update /datastore/usb-ssd DatastoreWriter --auth-id backup321@pbs");
+  expect(role.code).toBe(255);
+  expect(role.stderr).toBe(
+    "Error: parameter verification errors\n\nparameter 'role': value 'DatastoreWriter' is not defined in the enumeration.\n",
+  );
+  // the certificate's alt names come before the fingerprint line the setup reads
+  expect(pbm("cert info").stdout).toContain("\n    DNS:localhost\n");
 });

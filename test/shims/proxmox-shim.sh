@@ -1,9 +1,17 @@
 #!/bin/bash
 # Test stand-in for the Proxmox CLIs (qm, pct, pvesh, proxmox-backup-manager), installed as symlinks
 # named after each tool in <root>/bin. Records every call in <root>/calls.log, one JSON array
-# [tool, args...] per line and answers like the documented CLIs, with compact JSON for
+# [tool, args...] per line and answers like the real CLIs, with compact JSON for
 # --output-format json, keeping its state as JSON files in <root>/state (jq).
-# Failure injection: <root>/state/fail-<tool>-<id> makes `<tool> snapshot <id>` fail.
+# Each answer cites the source it imitates: proxmox-backup 3.2.4 (github.com/proxmox/proxmox-backup,
+# tag v3.2.4) and pve-manager / qemu-server / pve-container / pve-guest-common (git.proxmox.com).
+# The CLI framing of errors ("Error: parameter verification errors" and the exit code) is done by
+# proxmox-router (github.com/proxmox/proxmox, proxmox-router/src/cli), whose source could not be
+# read here: those texts follow the error strings proxmox-schema is known to produce.
+# Guests: <root>/state/guests/<qemu|lxc>-<id>.json holds the snapshots in creation order; beside it
+# <...>.lock names the guest's lock (e.g. backup) and <...>.nosnap says its storage cannot snapshot.
+# Failure injection: <root>/state/fail-<tool>-<id> makes `<tool> snapshot <id>` fail with its text
+# while snapshotting the volumes (after the checks).
 set -Eeuo pipefail
 
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
@@ -34,15 +42,18 @@ pbs_save() {
 }
 
 # parse_opts ARGS...: OPTS gets the --key value pairs as a JSON object (numbers and booleans
-# typed, --delete values collected in "__delete"), POS the positional arguments.
+# typed, --delete values collected in "__delete"), POS the positional arguments. OUTPUT_FORMAT
+# gets --output-format's value ("" when absent).
 POS=()
 OPTS='{}'
+OUTPUT_FORMAT=""
 parse_opts() {
   local json='{}' key val
   POS=()
+  OUTPUT_FORMAT=""
   while [ $# -gt 0 ]; do
     case "$1" in
-      --output-format) shift 2 ;;
+      --output-format) OUTPUT_FORMAT=${2:-}; shift 2 ;;
       --*)
         key=${1#--}
         val=${2:-}
@@ -75,6 +86,21 @@ pbs_list() {
   pbs_state | jq -c --arg c "$1" '.[$c]'
 }
 
+# A parameter the API method does not declare: proxmox-schema refuses every additional property
+# ("schema does not allow additional properties") and the CLI exits non-zero before calling the
+# method. Only the list commands of proxmox_backup_manager declare output-format (e.g.
+# src/bin/proxmox_backup_manager/user.rs: list_users and list_tokens add "output-format";
+# generate-token is CliCommand::new(&api2::access::user::API_METHOD_GENERATE_TOKEN), whose
+# parameters in src/api2/access/user.rs are userid, token-name, comment, enable, expire, digest).
+refuse_param() {
+  printf 'Error: parameter verification errors\n\nparameter '"'"'%s'"'"': schema does not allow additional properties\n' "$1" >&2
+  exit 255
+}
+
+# The roles PBS knows (pbs-api-types/src/acl.rs, enum Role); acl update parses its role argument
+# as that enum, so any other name is refused.
+ROLES=" Admin Audit NoAccess DatastoreAdmin DatastoreReader DatastoreBackup DatastorePowerUser DatastoreAudit RemoteAudit RemoteAdmin RemoteSyncOperator TapeAudit TapeAdmin TapeOperator TapeReader "
+
 pbs_main() {
   local group=${1:-} action=${2:-} opts
   shift 2 || true
@@ -93,7 +119,20 @@ pbs_main() {
       pbs_state | jq -c --arg n "$name" --arg p "$path" --argjson o "$opts" \
         '.datastores += [{name: $n, path: $p} + $o]' | pbs_save
       echo "Chunkstore create: 1%" ;;
-    "datastore update") apply_update datastores name "${POS[0]}" "$opts" ;;
+    "datastore update")
+      # src/api2/config/datastore.rs update_datastore parses maintenance-mode as the property
+      # string MaintenanceMode (pbs-api-types/src/maintenance.rs, default_key "type") and
+      # DataStoreConfig::set_maintenance_mode (pbs-api-types/src/datastore.rs) stores it printed
+      # back as a property string: `--maintenance-mode offline` is listed as "type=offline".
+      local mode
+      mode=$(jq -r '."maintenance-mode" // empty' <<< "$opts")
+      if [ -n "$mode" ]; then
+        [[ $mode == type=* ]] || mode="type=$mode"
+        [[ $mode =~ ^type=(read-only|offline|delete)(,message=.*)?$ ]] ||
+          die "Error: parameter verification errors"$'\n\n'"parameter 'maintenance-mode': value '${mode#type=}' is not defined in the enumeration."
+        opts=$(jq -c --arg m "$mode" '."maintenance-mode" = $m' <<< "$opts")
+      fi
+      apply_update datastores name "${POS[0]}" "$opts" ;;
     "datastore remove")
       pbs_state | jq -e --arg n "${POS[0]}" 'any(.datastores[]; .name == $n)' >/dev/null ||
         die "datastore '${POS[0]}' does not exist."
@@ -111,7 +150,10 @@ pbs_main() {
     "prune-job update" | "verify-job update") apply_update "${group}s" id "${POS[0]}" "$opts" ;;
     "prune-job remove" | "verify-job remove")
       pbs_state | jq -c --arg c "${group}s" --arg id "${POS[0]}" '.[$c] |= map(select(.id != $id))' | pbs_save ;;
-    "user list") pbs_state | jq -c '[.users[] | . + {enable: true}]' ;;
+    # api2::access::user::list_users returns the User structs of pbs-api-types/src/user.rs, whose
+    # optional fields (enable, expire, comment, ...) are skip_serializing_if = "Option::is_none":
+    # a field never set is absent, not defaulted.
+    "user list") pbs_list users ;;
     "user create")
       pbs_state | jq -e --arg u "${POS[0]}" 'any(.users[]; .userid == $u)' >/dev/null &&
         die "user '${POS[0]}' already exists."
@@ -119,22 +161,30 @@ pbs_main() {
     "user remove")
       pbs_state | jq -c --arg u "${POS[0]}" \
         '.users |= map(select(.userid != $u)) | .tokens |= map(select(startswith($u + "!") | not))' | pbs_save ;;
+    # list_tokens (src/api2/access/user.rs) returns ApiToken structs: tokenid, and only the
+    # optional fields that are set (none here).
     "user list-tokens")
-      pbs_state | jq -c --arg u "${POS[0]}" '[.tokens[] | select(startswith($u + "!")) | {tokenid: ., enable: true}]' ;;
+      pbs_state | jq -c --arg u "${POS[0]}" '[.tokens[] | select(startswith($u + "!")) | {tokenid: .}]' ;;
     "user generate-token")
       local id="${POS[0]}!${POS[1]}" secret
+      [ -z "$OUTPUT_FORMAT" ] || refuse_param output-format
       pbs_state | jq -e --arg u "${POS[0]}" 'any(.users[]; .userid == $u)' >/dev/null ||
         die "user '${POS[0]}' does not exist."
       pbs_state | jq -e --arg t "$id" 'any(.tokens[]; . == $t)' >/dev/null &&
         die "token '$id' already exists."
       secret=$(cat /proc/sys/kernel/random/uuid)
       pbs_state | jq -c --arg t "$id" '.tokens += [$t]' | pbs_save
-      jq -cn --arg t "$id" --arg v "$secret" '{tokenid: $t, value: $v}' ;;
+      # The method returns {tokenid, value}; the CLI prints a non-null result of a plain API method
+      # as "Result: " and pretty JSON (docs/user-management.rst, "generate-token john@pbs client1":
+      # `Result: {` / `  "tokenid": "john@pbs!client1",` / `  "value": "d63e..."` / `}`).
+      printf 'Result: %s\n' "$(jq -n --arg t "$id" --arg v "$secret" '{tokenid: $t, value: $v}')" ;;
     "user delete-token")
       pbs_state | jq -c --arg t "${POS[0]}!${POS[1]}" '.tokens |= map(select(. != $t))' | pbs_save ;;
     "acl list") pbs_list acl ;;
     "acl update")
       local path=${POS[0]} role=${POS[1]} auth del
+      [[ $ROLES == *" $role "* ]] ||
+        die "Error: parameter verification errors"$'\n\n'"parameter 'role': value '$role' is not defined in the enumeration."
       auth=$(jq -r '."auth-id"' <<< "$opts")
       del=$(jq -r 'if ((.__delete // []) | index("true")) then "true" else "false" end' <<< "$opts")
       if [ "$del" = true ]; then
@@ -147,8 +197,13 @@ pbs_main() {
           '.acl |= (map(select((.path == $p and .ugid == $a and .roleid == $r) | not))
             + [{path: $p, ugid: $a, ugid_type: (if ($a | contains("!")) then "token" else "user" end), roleid: $r, propagate: true}])' | pbs_save
       fi ;;
+    # src/bin/proxmox_backup_manager/cert.rs cert_info: Subject (pbs-tools/src/cert.rs
+    # x509name_to_string, "O = ..., OU = ..., CN = ..." as src/config/mod.rs
+    # update_self_signed_cert builds it), one indented line per subject alt name ("    DNS:...",
+    # "    IP:[..]", the bytes in Rust's {:?}; the self-signed certificate has 127.0.0.1, ::1,
+    # localhost, the node name and the FQDN in that order), Issuer, Validity, the sha256 fingerprint as lower-case hex pairs, key type/bits.
     "cert info")
-      printf 'Subject: CN=pbs\nIssuer: CN=pbs\nValidity:\n    Not Before: Jan  1 00:00:00 2026 GMT\n    Not After : Jan  1 00:00:00 2126 GMT\nFingerprint (sha256): %s\nPublic key type: rsaEncryption\nPublic key bits: 4096\n' \
+      printf 'Subject: O = Proxmox Backup Server, OU = 1A2B3C4D, CN = pbs.example\n    IP:[127, 0, 0, 1]\n    IP:[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]\n    DNS:localhost\n    DNS:pbs\n    DNS:pbs.example\nIssuer: O = Proxmox Backup Server, OU = 1A2B3C4D, CN = pbs.example\nValidity:\n    Not Before: Jan  1 00:00:00 2026 GMT\n    Not After : Jan  1 00:00:00 2126 GMT\nFingerprint (sha256): %s\nPublic key type: rsaEncryption\nPublic key bits: 4096\n' \
         "$(cat -- "$STATE/fingerprint" 2>/dev/null || echo 'ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89')" ;;
     *) die "proxmox-backup-manager shim: unsupported '$group $action'" ;;
   esac
@@ -161,15 +216,27 @@ guest_file() {
 }
 
 guest_main() {
-  local kind=$1 cmd=${2:-} id=${3:-} name=${4:-} file desc=""
+  local kind=$1 cmd=${2:-} id=${3:-} name=${4:-} file desc="" type
   file=$(guest_file "$kind" "$id")
   [ -e "$file" ] || die "Configuration file 'nodes/pve/$([ "$kind" = qemu ] && echo qemu-server || echo lxc)/$id.conf' does not exist"
+  # guest_type: QemuConfig.pm "VM", pve-container's LXC/Config.pm "CT"
+  type=$([ "$kind" = qemu ] && echo VM || echo CT)
   case "$cmd" in
     snapshot)
       [ $# -ge 6 ] && [ "$5" = --description ] && desc=$6
-      [ ! -e "$STATE/fail-$TOOL-$id" ] || die "snapshot create failed: $(cat -- "$STATE/fail-$TOOL-$id")"
       [[ $name =~ ^[A-Za-z][A-Za-z0-9_-]{1,39}$ ]] || die "invalid format - invalid configuration ID '$name'"
+      # pve-guest-common src/PVE/AbstractConfig.pm __snapshot_prepare, in its order: check_lock
+      # ("<guest_type> is locked (<lock>)"), the name ("snapshot name '<name>' already used"),
+      # has_feature('snapshot') ("snapshot feature is not available"); each dies at once.
+      [ ! -s "${file%.json}.lock" ] || die "$type is locked ($(cat -- "${file%.json}.lock"))"
       jq -e --arg n "$name" 'any(.[]; .name == $n)' "$file" >/dev/null && die "snapshot name '$name' already used"
+      [ ! -e "${file%.json}.nosnap" ] || die "snapshot feature is not available"
+      # snapshot_create: an error while snapshotting the volumes warns "snapshot create failed:
+      # starting cleanup", removes the half-made snapshot and dies with the error.
+      if [ -e "$STATE/fail-$TOOL-$id" ]; then
+        printf 'snapshot create failed: starting cleanup\n' >&2
+        die "$(cat -- "$STATE/fail-$TOOL-$id")"
+      fi
       jq -c --arg n "$name" --arg d "$desc" --argjson t "$(date +%s)" \
         '. + [{name: $n, description: $d, snaptime: $t}]' "$file" > "$file.tmp"
       mv -f -- "$file.tmp" "$file" ;;
@@ -185,15 +252,42 @@ guest_main() {
 }
 
 pvesh_main() {
-  local verb=$1 path=$2 kind id file
+  local verb=$1 path=$2 kind id file what digest
   [ "$verb" = get ] || die "pvesh shim: only get is supported"
-  [[ $path =~ ^/nodes/[^/]+/(qemu|lxc)/([0-9]+)/snapshot$ ]] || die "pvesh shim: unsupported path $path"
+  [[ $path =~ ^/nodes/[^/]+/(qemu|lxc)/([0-9]+)/(snapshot|feature)$ ]] || die "pvesh shim: unsupported path $path"
   kind=${BASH_REMATCH[1]}
   id=${BASH_REMATCH[2]}
+  what=${BASH_REMATCH[3]}
   file=$(guest_file "$kind" "$id")
-  [ -e "$file" ] || die "Configuration file 'nodes/pve/qemu-server/$id.conf' does not exist"
-  jq -c '(. as $s | [ $s | to_entries[] | .value + (if .key > 0 then {parent: $s[.key - 1].name} else {} end) ])
-    + [{name: "current", description: "You are here!", running: 0} + (if length > 0 then {parent: .[-1].name} else {} end)]' "$file"
+  [ -e "$file" ] || die "Configuration file 'nodes/pve/$([ "$kind" = qemu ] && echo qemu-server || echo lxc)/$id.conf' does not exist"
+  if [ "$what" = feature ]; then
+    # qemu-server src/PVE/API2/Qemu.pm vm_feature: {hasFeature, nodes}; pve-container
+    # src/PVE/API2/LXC.pm vm_feature: {hasFeature} only (nodes is commented out). has_feature
+    # returns 1 or 0, which pvesh prints as numbers.
+    [ "${3:-}" = --feature ] && [ "${4:-}" = snapshot ] || die "pvesh shim: only --feature snapshot"
+    local has=1
+    [ ! -e "${file%.json}.nosnap" ] || has=0
+    if [ "$kind" = qemu ]; then
+      jq -cn --argjson h "$has" '{hasFeature: $h, nodes: ["pve"]}'
+    else
+      jq -cn --argjson h "$has" '{hasFeature: $h}'
+    fi
+    return 0
+  fi
+  # qemu-server src/PVE/API2/Qemu.pm snapshot_list and pve-container src/PVE/API2/LXC/Snapshot.pm
+  # list: one item per snapshot in `keys %$snaphash` order (Perl's hash order: arbitrary; here the
+  # reverse of creation) with name, snaptime, description, vmstate (0/1, qemu only), parent and
+  # snapstate when set; then the "current" entry, last, with the config's digest, running and
+  # its parent.
+  digest=$(sha1sum -- "$file" | cut -d' ' -f1)
+  jq -c --arg k "$kind" --arg d "$digest" '
+    (. as $s | [ $s | to_entries[] | {name: .value.name, snaptime: (.value.snaptime // 0)}
+        + (if $k == "qemu" then {vmstate: (if .value.vmstate then 1 else 0 end)} else {} end)
+        + {description: (.value.description // "")}
+        + (if .key > 0 then {parent: $s[.key - 1].name} else {} end)
+        + (if .value.snapstate then {snapstate: .value.snapstate} else {} end) ] | reverse)
+    + [{name: "current", digest: $d, running: 0, description: "You are here!"}
+        + (if length > 0 then {parent: .[-1].name} else {} end)]' "$file"
 }
 
 case "$TOOL" in

@@ -160,7 +160,9 @@ ensure_token() {
     log "token $PBS_USER!$PBS_TOKEN exists but its secret file is missing: renewing it"
     pbm user delete-token "$PBS_USER" "$PBS_TOKEN" >&2
   fi
-  out=$(pbm user generate-token "$PBS_USER" "$PBS_TOKEN" --output-format json)
+  # generate-token has no --output-format (PBS refuses it): it prints "Result: " and the token as
+  # pretty JSON, one "key": "value" per line, which json_field reads line by line.
+  out=$(pbm user generate-token "$PBS_USER" "$PBS_TOKEN")
   secret=$(json_field value <<< "$out")
   [ -n "$secret" ] || die "generate-token printed no token value"
   install -d -m 0700 -- "${PBS_TOKEN_FILE%/*}"
