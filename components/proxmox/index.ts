@@ -1,15 +1,37 @@
 // Proxmox VE: the provider from the site model, one PBS storage per datastore (encryption key
 // generated here and escrowed as a stack secret, checked on the node before any job runs), the
 // vzdump jobs to those storages, and the scheduled local snapshots (copy 1) run by cron.
+//
+// The key guard at every job run is a node-wide vzdump hook (`script:` in /etc/vzdump.conf,
+// written over SSH), not the job's `script` option: PVE accepts that option from root@pam only
+// (PVE/API2/Backup.pm), and the provider logs in with an API token, which is never root@pam. A
+// second provider logged in as root@pam with a password would work too, but it would put the
+// node's root password in the stack, to set one option; the SSH access this component already
+// has as root does it without a new credential. The hook checks only backup321's own storages,
+// so backups to any other storage on the node run as before.
+//
+// Retention: the vzdump jobs prune nothing (remove: false, no prune-backups). Pruning from PVE
+// needs Datastore.Prune (role DatastorePowerUser, pbs-api-types acl.rs), and with the token
+// holding DatastoreBackup only, each guest's backup would be marked failed after its upload
+// (VZDump.pm fails the guest on a prune error). Rather than grant it, the token stays unable to
+// delete anything on PBS (a compromised PVE node cannot prune its backups away) and the
+// datastore's own prune job, run by PBS with the tier the model gives the datastore, is the only
+// retention; stacks/checks-proxmox.ts makes sure it keeps at least what each job promises.
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import * as random from "@pulumi/random";
 import * as proxmoxve from "@muhlba91/pulumi-proxmoxve";
 import { Host, RemoteFile, ScheduledJob, readScript } from "../host";
-import { shq } from "../host/render";
 import { cronToCalendarEvent } from "../../stacks/calendar";
 import type { RetentionPolicy } from "../../stacks/primitives";
-import { pbsKeyFile, pbsStorageId, pruneBackups, pveKeyFilePath } from "./render";
+import { sha256, shq } from "../host/render";
+import {
+  pbsKeyFile,
+  pbsStorageId,
+  pveKeyFilePath,
+  renderVzdumpHook,
+  snapshotFeatureCheck,
+} from "./render";
 
 export interface PbsStorageSpec {
   /** PBS datastore name; the PVE storage id is pbs-<datastore>. */
@@ -33,6 +55,10 @@ export interface VzdumpJobSpec {
   readonly guests: "all" | readonly number[];
   /** PBS datastore written to (one of the storages). */
   readonly datastore: string;
+  /**
+   * What the job promises to keep. PVE prunes nothing (remove: false): the datastore's prune job
+   * keeps it, and the model checks that it keeps at least this much.
+   */
   readonly retention: RetentionPolicy;
   /** Address that gets failure mails. Defaults to none. */
   readonly mailto?: string;
@@ -64,6 +90,8 @@ export interface ProxmoxBackupsArgs {
   readonly snapshots?: SnapshotSpec;
   /** PVE's cluster file system, where the storage key files live. Defaults to /etc/pve. */
   readonly pveDir?: string;
+  /** vzdump's node-wide defaults, where the key guard hook is set. Defaults to /etc/vzdump.conf. */
+  readonly vzdumpConf?: string;
 }
 
 export class ProxmoxBackups extends pulumi.ComponentResource {
@@ -72,6 +100,8 @@ export class ProxmoxBackups extends pulumi.ComponentResource {
   public readonly storages: Readonly<Record<string, proxmoxve.storage.Pbs>>;
   public readonly jobs: Readonly<Record<string, proxmoxve.backup.Job>>;
   public readonly snapshotJob?: ScheduledJob;
+  /** The command that sets the key guard hook in /etc/vzdump.conf (when there are storages). */
+  public readonly keyGuard?: command.remote.Command;
 
   private readonly host: Host;
   private readonly node: string;
@@ -98,19 +128,23 @@ export class ProxmoxBackups extends pulumi.ComponentResource {
       const id = pbsStorageId(s.datastore);
       keys[id] = this.encryptionKey(name, s.datastore);
       storages[s.datastore] = this.pbsStorage(name, s, keys[id], provider);
-      checks[s.datastore] = this.checkKeyOnNode(name, s.datastore, storages[s.datastore]);
+      checks[s.datastore] = this.checkKeyOnNode(name, s.datastore, storages[s.datastore], keys[id]);
     }
     const jobs: Record<string, proxmoxve.backup.Job> = {};
-    let hook: RemoteFile | undefined;
+    if (args.storages.length > 0)
+      this.keyGuard = this.guardKeys(
+        name,
+        args.storages.map((s) => pbsStorageId(s.datastore)),
+        args.vzdumpConf ?? "/etc/vzdump.conf",
+      );
     for (const j of args.jobs) {
       const check = checks[j.datastore];
-      if (!check)
+      if (!check || !this.keyGuard)
         throw new pulumi.ResourceError(
           `job ${j.id}: datastore "${j.datastore}" has no PBS storage (one of: ${Object.keys(storages).join(", ")})`,
           this,
         );
-      hook ??= this.installHook(name);
-      jobs[j.id] = this.vzdumpJob(name, j, storages[j.datastore], [check, hook], provider);
+      jobs[j.id] = this.vzdumpJob(name, j, storages[j.datastore], [check, this.keyGuard], provider);
     }
     if (args.snapshots) this.snapshotJob = this.scheduleSnapshots(name, args.snapshots);
     this.storages = storages;
@@ -164,13 +198,17 @@ export class ProxmoxBackups extends pulumi.ComponentResource {
     name: string,
     datastore: string,
     storage: proxmoxve.storage.Pbs,
+    key: pulumi.Output<string>,
   ): command.remote.Command {
     const file = pveKeyFilePath(pbsStorageId(datastore), this.pveDir);
     return this.host.command(
       `${name}-${datastore}-key-check`,
       {
         create: `test -s ${shq(file)} || { echo ${shq(`backup321: ${file} is missing: storage ${pbsStorageId(datastore)} would back up unencrypted (re-apply its encryption key)`)} >&2; exit 1; }`,
-        runAgainOn: [storage.id, storage.encryptionKeyFingerprint],
+        // Runs again when the storage is replaced or its key changes. Not the provider's
+        // encryptionKeyFingerprint: PVE records the key as "1" and the provider reports an empty
+        // fingerprint, so it never changes. The key's SHA-256 reveals nothing of the key.
+        runAgainOn: [storage.id, pulumi.unsecret(key.apply(sha256))],
         dependsOn: [storage],
       },
       { parent: this },
@@ -181,7 +219,7 @@ export class ProxmoxBackups extends pulumi.ComponentResource {
     name: string,
     j: VzdumpJobSpec,
     storage: proxmoxve.storage.Pbs,
-    [keyCheck, hook]: [command.remote.Command, RemoteFile],
+    [keyCheck, keyGuard]: [command.remote.Command, command.remote.Command],
     provider: proxmoxve.Provider,
   ): proxmoxve.backup.Job {
     const guests = j.guests === "all" ? { all: true } : { vmids: j.guests.map((id) => String(id)) };
@@ -194,29 +232,44 @@ export class ProxmoxBackups extends pulumi.ComponentResource {
         node: this.node,
         ...guests,
         mode: "snapshot",
-        compress: "zstd",
-        pruneBackups: pruneBackups(j.retention),
-        mailnotification: "failure",
-        ...(j.mailto ? { mailtos: [j.mailto] } : {}),
+        // No compress: PBS storages ignore it (the PBS client compresses chunks with zstd).
+        // No prune: the datastore's prune job is the retention (see the top of this file).
+        remove: false,
+        // mailnotification is only read in PVE 8's legacy mode, i.e. when mailto is set; without
+        // mailto the notification system decides, and the option would be a dead setting.
+        ...(j.mailto ? { mailtos: [j.mailto], mailnotification: "failure" } : {}),
         repeatMissed: true,
         enabled: true,
-        // Refuses each run whose storage has lost its encryption key on the node.
-        script: hook.path,
+        // No script: the node-wide key guard (guardKeys) checks the key at every run.
       },
-      { parent: this, provider, dependsOn: [keyCheck, hook] },
+      { parent: this, provider, dependsOn: [keyCheck, keyGuard] },
     );
   }
 
-  /** The vzdump hook that checks the storage's encryption key at the start of every job run. */
-  private installHook(name: string): RemoteFile {
-    return new RemoteFile(
+  /**
+   * The vzdump hook that checks a storage's encryption key at the start of every job run, set as
+   * the node's default hook in vzdump.conf. Its delete takes the line out before the hook file
+   * goes (it depends on the file), so vzdump never names a missing script.
+   */
+  private guardKeys(name: string, storageIds: string[], conf: string): command.remote.Command {
+    const hook = new RemoteFile(
       `${name}-vzdump-hook`,
       {
         host: this.host,
         path: `${this.host.paths.lib}/vzdump-hook.sh`,
-        content: readScript(__dirname, "vzdump-hook.sh"),
+        content: renderVzdumpHook(readScript(__dirname, "vzdump-hook.sh"), storageIds),
         mode: "0755",
         dependsOn: this.host.base,
+      },
+      { parent: this },
+    );
+    return this.host.command(
+      `${name}-vzdump-conf`,
+      {
+        create: `${shq(hook.path)} install ${shq(conf)}`,
+        delete: `[ ! -x ${shq(hook.path)} ] || ${shq(hook.path)} remove ${shq(conf)}`,
+        runAgainOn: [hook.contentHash],
+        dependsOn: [hook],
       },
       { parent: this },
     );
@@ -234,6 +287,16 @@ export class ProxmoxBackups extends pulumi.ComponentResource {
       },
       { parent: this },
     );
+    // Once per deploy (and when the guest lists change): a guest on storage without snapshots
+    // would fail every run; say so now, by name.
+    const check = this.host.command(
+      `${name}-snapshot-check`,
+      {
+        create: snapshotFeatureCheck(this.node, s.vms, s.containers),
+        dependsOn: this.host.base,
+      },
+      { parent: this },
+    );
     return new ScheduledJob(
       `${name}-snapshots`,
       {
@@ -247,7 +310,7 @@ export class ProxmoxBackups extends pulumi.ComponentResource {
           SNAP_CONTAINERS: s.containers.join(" "),
           SNAP_KEEP: s.keep,
         },
-        dependsOn: [script],
+        dependsOn: [script, check],
       },
       { parent: this },
     );

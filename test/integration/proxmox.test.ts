@@ -1,8 +1,11 @@
 // The Proxmox component's host side, from a mock run over real SSH against a sandbox with
 // recording qm/pct/pvesh shims: the snapshot job (exact commands, rotation that keeps N and never
 // touches other snapshots, per-guest status, one failing guest fails the run after the others and
-// alerts) and the check that refuses vzdump jobs while a storage's encryption key is missing.
+// alerts) and the checks that refuse vzdump jobs while a storage's encryption key is missing: at
+// deploy, and at every run through the node-wide hook in vzdump.conf (backups to other storages
+// pass).
 import * as fs from "node:fs";
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { startSshd, type Sshd } from "../harness/sshd";
 import { makeSandbox, type Sandbox } from "../harness/sandbox";
@@ -26,12 +29,17 @@ let shims: ProxmoxShims;
 let recorded: Registration[];
 let steps: RemoteStep[];
 let pveDir: string;
+let vzdumpConf: string;
 
 beforeAll(async () => {
   sshd = await startSshd();
   box = makeSandbox("b321-pve-");
   shims = installProxmoxShims(box.at("pve-tools"));
   pveDir = box.at("etc/pve");
+  vzdumpConf = box.at("etc/vzdump.conf");
+  // what PVE installs: every option commented out
+  fs.mkdirSync(path.dirname(vzdumpConf), { recursive: true });
+  fs.writeFileSync(vzdumpConf, "# vzdump default settings\n\n#tmpdir: DIR\n#script: FILENAME\n");
   recorded = await runMocked(async () => {
     const { ProxmoxBackups } = await import("../../components/proxmox");
     const host = await sandboxHost("h", "proxmox-srv", sshd, box.paths);
@@ -41,6 +49,7 @@ beforeAll(async () => {
       apiToken: pulumi.secret("backup321@pve!iac=00000000-0000-0000-0000-000000000000"),
       node: "pve1",
       pveDir,
+      vzdumpConf,
       storages: [
         {
           datastore: "usb-ssd",
@@ -62,7 +71,11 @@ beforeAll(async () => {
       snapshots: { schedule: "30 0 * * *", vms: [100, 101], containers: [200], keep: 3 },
     });
   });
-  steps = remoteSteps(recorded);
+  // On a PVE node qm, pct and pvesh are on root's PATH: here the shims are.
+  steps = remoteSteps(recorded).map((s) => ({
+    ...s,
+    create: s.create && `export PATH='${shims.bin}':"$PATH"\n${s.create}`,
+  }));
   shims.addGuest("qemu", 100, ["before-upgrade"]);
   shims.addGuest("qemu", 101);
   shims.addGuest("lxc", 200, ["b321-manual", "b321-20200101-00000"]);
@@ -87,20 +100,47 @@ test("the key check fails while PVE holds no encryption key for the storage", ()
   expect(sshd.exec(keyCheck().create ?? "").code).toBe(0);
 });
 
-test("the vzdump hook refuses a job run whose storage key is missing, at job-start only", () => {
+const hook = () => `${box.paths.lib}/vzdump-hook.sh`;
+const MARKER = "# backup321: the key guard of its PBS storages (pulumi up manages the next line)";
+
+test("the key guard is the node's vzdump hook (vzdump.conf), set once, since a job's script needs root@pam", () => {
   applyCreates(sshd, steps);
-  const hook = `${box.paths.lib}/vzdump-hook.sh`;
+  applyCreates(sshd, steps);
+  expect(fs.readFileSync(vzdumpConf, "utf8")).toBe(
+    `# vzdump default settings\n\n#tmpdir: DIR\n#script: FILENAME\n${MARKER}\nscript: ${hook()}\n`,
+  );
+});
+
+test("the vzdump hook refuses a run to a guarded storage whose key is missing, at job-start only; other storages pass", () => {
   const vzdump = (phase: string, store: string) =>
-    sshd.exec(`STOREID='${store}' B321_PVE_DIR='${pveDir}' '${hook}' ${phase} snapshot 100`);
+    sshd.exec(`STOREID='${store}' B321_PVE_DIR='${pveDir}' '${hook()}' ${phase} snapshot 100`);
   expect(vzdump("job-start", "pbs-usb-ssd").code).toBe(0);
-  const gone = vzdump("job-start", "pbs-other");
+  fs.renameSync(keyFile(), `${keyFile()}.away`);
+  const gone = vzdump("job-start", "pbs-usb-ssd");
   expect(gone.code).toBe(1);
   expect(gone.stderr).toBe(
-    `backup321: ${pveDir}/priv/storage/pbs-other.enc is missing: refusing an unencrypted backup to pbs-other (re-apply its encryption key with pulumi up)\n`,
+    `backup321: ${keyFile()} is missing: refusing an unencrypted backup to pbs-usb-ssd (re-apply its encryption key with pulumi up)\n`,
   );
-  expect(vzdump("job-init", "pbs-other").code).toBe(1);
-  expect(vzdump("backup-start", "pbs-other").code).toBe(0);
-  expect(sshd.exec(`'${hook}' job-start`).code).toBe(1);
+  expect(vzdump("job-init", "pbs-usb-ssd").code).toBe(1);
+  expect(vzdump("backup-start", "pbs-usb-ssd").code).toBe(0);
+  // the hook runs for every backup on the node: storages backup321 does not manage are not its business
+  expect(vzdump("job-start", "pbs-other").code).toBe(0);
+  expect(vzdump("job-start", "local").code).toBe(0);
+  expect(sshd.exec(`'${hook()}' job-start`).code).toBe(0);
+  fs.renameSync(`${keyFile()}.away`, keyFile());
+});
+
+test("a vzdump.conf that already names another hook script is refused, and left as it was", () => {
+  const conf = fs.readFileSync(vzdumpConf, "utf8");
+  const step = steps.find((s) => s.name === "pve-vzdump-conf") as RemoteStep;
+  fs.writeFileSync(vzdumpConf, "script: /root/my-hook.sh\n");
+  const r = sshd.exec(step.create ?? "");
+  expect(r.code).toBe(1);
+  expect(r.stderr).toContain(
+    `backup321: ${vzdumpConf} already sets script: /root/my-hook.sh; backup321's key guard needs its own hook there (call /root/my-hook.sh from ${hook()}, or remove that line) before pulumi up can continue\n`,
+  );
+  expect(fs.readFileSync(vzdumpConf, "utf8")).toBe("script: /root/my-hook.sh\n");
+  fs.writeFileSync(vzdumpConf, conf);
 });
 
 test("the snapshot job installs and its cron line runs the entry point's script", () => {
@@ -205,13 +245,13 @@ test("snapshots dated in the future (a clock ahead) never make the rotation dele
 });
 
 test("one failing guest fails the run after the others are done, and alerts", () => {
-  shims.failSnapshot("qm", 101, "VM 101 qmp command 'savevm-start' failed - locked (backup)");
+  // vzdump holds the guest's lock while it backs it up
+  shims.lockGuest("qemu", 101, "backup");
   shims.clearCalls();
   const r = snapshotRun();
   expect(r.code).toBe(1);
   const s = status();
-  const msg =
-    "qm snapshot failed: snapshot create failed: VM 101 qmp command 'savevm-start' failed - locked (backup)";
+  const msg = "qm snapshot failed: VM is locked (backup)";
   expect(s).toMatchObject({
     result: "failed",
     exit_code: 1,
@@ -235,7 +275,32 @@ test("one failing guest fails the run after the others are done, and alerts", ()
   expect(fs.readFileSync(alerts(), "utf8")).toBe(
     `pve-snapshots|failed|snapshot failed for 1 guest(s): vm 101 (${msg})\n`,
   );
+  shims.lockGuest("qemu", 101, undefined);
+});
+
+test("a failure while snapshotting the volumes is reported by its own message, not the cleanup warning", () => {
+  shims.failSnapshot("qm", 101, "VM 101 qmp command 'savevm-start' failed - unable to save state");
+  expect(snapshotRun().code).toBe(1);
+  expect(status().vm_101).toBe(
+    "failed: qm snapshot failed: VM 101 qmp command 'savevm-start' failed - unable to save state",
+  );
   shims.failSnapshot("qm", 101, undefined);
+});
+
+test("a guest whose storage cannot snapshot fails the deploy by name, and each run with PVE's text", () => {
+  const check = steps.find((s) => s.name === "pve-snapshot-check") as RemoteStep;
+  expect(sshd.exec(check.create ?? "").code).toBe(0);
+  shims.snapshotFeature("qemu", 101, false);
+  shims.snapshotFeature("lxc", 200, false);
+  const r = sshd.exec(check.create ?? "");
+  expect(r.code).toBe(1);
+  expect(r.stderr).toBe(
+    "backup321: snapshots of vm 101 ct 200 would fail on every run: PVE says their storage cannot snapshot ('snapshot feature is not available'); move their disks to storage that can (ZFS, LVM-thin, Ceph RBD, qcow2 on a directory) or take them out of proxmox.snapshots\n",
+  );
+  expect(snapshotRun().code).toBe(1);
+  expect(status().vm_101).toBe("failed: qm snapshot failed: snapshot feature is not available");
+  shims.snapshotFeature("qemu", 101, true);
+  shims.snapshotFeature("lxc", 200, true);
 });
 
 test("a guest that does not exist is reported by id", () => {
@@ -248,7 +313,7 @@ test("a guest that does not exist is reported by id", () => {
   expect(status().vm_100).toBe("ok");
 });
 
-test("deletes remove the job and script, never a snapshot", () => {
+test("deletes remove the job and script, never a snapshot, and take the hook out of vzdump.conf first", () => {
   shims.addGuest("lxc", 200, FOREIGN);
   const before = shims.snapshots("qemu", 100);
   shims.clearCalls();
@@ -257,5 +322,9 @@ test("deletes remove the job and script, never a snapshot", () => {
   expect(shims.snapshots("qemu", 100)).toEqual(before);
   expect(fs.existsSync(`${box.paths.cron}/backup321-pve-snapshots`)).toBe(false);
   expect(fs.existsSync(`${box.paths.lib}/pve-snapshots.sh`)).toBe(false);
+  expect(fs.existsSync(hook())).toBe(false);
+  expect(fs.readFileSync(vzdumpConf, "utf8")).toBe(
+    "# vzdump default settings\n\n#tmpdir: DIR\n#script: FILENAME\n",
+  );
   expect(ownerStamps(`${box.paths.state}/owners`)).toEqual([]);
 });

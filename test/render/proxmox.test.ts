@@ -1,9 +1,16 @@
 // Pure functions of the Proxmox VE and PBS components, and the cross-checks of their model.
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { readStackFile } from "../../infra/stackFile";
 import { parseSite, SiteError } from "../../stacks/load";
 import { calendarProblem, cronToCalendarEvent } from "../../stacks/calendar";
 import { keepOptions } from "../../stacks/primitives";
-import { pbsKeyFile, pruneBackups, pveKeyFilePath } from "../../components/proxmox/render";
+import {
+  pbsKeyFile,
+  pveKeyFilePath,
+  renderVzdumpHook,
+  snapshotFeatureCheck,
+} from "../../components/proxmox/render";
 import { datastoreEnv, keepList, tokenId } from "../../components/pbs/render";
 
 describe("cron to PVE calendar events", () => {
@@ -46,8 +53,7 @@ describe("retention", () => {
       ["keep-yearly", 1],
     ]);
   });
-  test("vzdump prune-backups are strings; the PBS prune list is option=value", () => {
-    expect(pruneBackups({ keepDaily: 5 })).toEqual({ "keep-daily": "5" });
+  test("the PBS prune list is option=value", () => {
     expect(keepList(tier)).toBe("keep-last=2 keep-daily=5 keep-weekly=4 keep-yearly=1");
   });
 });
@@ -176,6 +182,36 @@ describe("model checks", () => {
     s.pbs.commandPrefix = "docker exec pbs; rm -rf /";
     expect(problems(s)).toEqual([
       "pbs.commandPrefix: must be plain words of letters, digits and ._/:=@+- (e.g. docker exec pbs)",
+    ]);
+  });
+});
+
+describe("the vzdump hook", () => {
+  const script = fs.readFileSync(
+    path.join(__dirname, "../../components/proxmox/scripts/vzdump-hook.sh"),
+    "utf8",
+  );
+  test("gets the guarded storage ids, sorted, on its one GUARDED_STORAGES line", () => {
+    const out = renderVzdumpHook(script, ["pbs-usb-ssd", "pbs-b"]);
+    expect(out.split("\n").filter((l) => l.startsWith("GUARDED_STORAGES="))).toEqual([
+      'GUARDED_STORAGES="pbs-b pbs-usb-ssd"',
+    ]);
+    expect(out.replace('GUARDED_STORAGES="pbs-b pbs-usb-ssd"', 'GUARDED_STORAGES=""')).toBe(script);
+  });
+  test("refuses an id that is not a PVE storage id", () => {
+    expect(() => renderVzdumpHook(script, ["pbs x"])).toThrow("not a PVE storage id: pbs x");
+  });
+});
+
+describe("the snapshot check", () => {
+  test("asks PVE about each guest's snapshot feature and names those that cannot", () => {
+    expect(snapshotFeatureCheck("pve1", [100], [200]).split("\n")).toEqual([
+      'bad=""',
+      `out=$(pvesh get '/nodes/pve1/qemu/100/feature' --feature snapshot --output-format json 2>&1) || { echo "backup321: cannot ask PVE whether vm 100 can snapshot: $out" >&2; exit 1; }`,
+      `printf '%s' "$out" | grep -Eq '"hasFeature" *: *(1|true)' || bad="$bad vm 100"`,
+      `out=$(pvesh get '/nodes/pve1/lxc/200/feature' --feature snapshot --output-format json 2>&1) || { echo "backup321: cannot ask PVE whether ct 200 can snapshot: $out" >&2; exit 1; }`,
+      `printf '%s' "$out" | grep -Eq '"hasFeature" *: *(1|true)' || bad="$bad ct 200"`,
+      `[ -z "$bad" ] || { echo "backup321: snapshots of\${bad} would fail on every run: PVE says their storage cannot snapshot ('snapshot feature is not available'); move their disks to storage that can (ZFS, LVM-thin, Ceph RBD, qcow2 on a directory) or take them out of proxmox.snapshots" >&2; exit 1; }`,
     ]);
   });
 });

@@ -26,7 +26,7 @@ afterAll(() => fs.rmSync(out, { recursive: true, force: true }));
 
 const host = (h: string, p: string) => fs.readFileSync(path.join(out, "hosts", h, p), "utf8");
 
-test("the PBS storage and the daily job with keep-daily=5, secrets redacted", () => {
+test("the PBS storage and the daily job, which prunes nothing, secrets redacted", () => {
   const storage = plan.find((r) => r.type === "proxmoxve:storage/pbs:Pbs");
   expect(storage?.inputs).toMatchObject({
     resourceId: "pbs-usb-ssd",
@@ -39,8 +39,9 @@ test("the PBS storage and the daily job with keep-daily=5, secrets redacted", ()
   expect(job?.inputs).toMatchObject({
     schedule: "01:00",
     storage: "pbs-usb-ssd",
-    pruneBackups: { "keep-daily": "5" },
+    remove: false,
   });
+  expect(job?.inputs).not.toHaveProperty("pruneBackups");
 });
 
 test("the datastore setup on docker-srv and the snapshot cron on proxmox-srv", () => {

@@ -68,7 +68,7 @@ test("the PBS storage gets PBS's token and fingerprint and a generated key file,
   expect(bytes.inputs).toEqual({ length: 32 });
 });
 
-test("the daily vzdump job: snapshot mode, zstd, keep-daily=5 from the tier, mail on failure", () => {
+test("the daily vzdump job: snapshot mode, no pruning (PBS prunes), mail on failure to mailto, no script", () => {
   const j = one("proxmoxve:backup/job:Job", "backup321-proxmox-daily-pbs");
   expect(j.inputs).toEqual({
     resourceId: "b321-daily-pbs",
@@ -77,14 +77,18 @@ test("the daily vzdump job: snapshot mode, zstd, keep-daily=5 from the tier, mai
     node: "proxmox-srv",
     all: true,
     mode: "snapshot",
-    compress: "zstd",
-    pruneBackups: { "keep-daily": "5" },
-    mailnotification: "failure",
+    remove: false,
     mailtos: ["admin@atlastech.ma"],
+    mailnotification: "failure",
     repeatMissed: true,
     enabled: true,
-    script: "/usr/local/lib/backup321/vzdump-hook.sh",
   });
+  // it waits for the key check and the node-wide key guard (and its storage, an input)
+  expect(j.options.dependsOn).toEqual([
+    one("command:remote:Command", "backup321-proxmox-usb-ssd-key-check").urn,
+    one("command:remote:Command", "backup321-proxmox-vzdump-conf").urn,
+    one("proxmoxve:storage/pbs:Pbs", "backup321-proxmox-usb-ssd-storage").urn,
+  ]);
 });
 
 test("nothing secret reaches a command line, and the token is read without logging", () => {
@@ -111,10 +115,11 @@ test("nothing secret reaches a command line, and the token is read without loggi
   const checkLines = String(reveal(check.inputs.create)).split("\n");
   expect(checkLines[0]).toBe("# backup321 host generation 1");
   // runs again (an update) when the storage or its key changes: the hashes of the storage's id (the
-  // mock's) and of its key fingerprint (an output the mock leaves undefined, hashed as "")
+  // mock's) and of the key file's SHA-256 (the provider's key fingerprint never changes)
   const storage = one("proxmoxve:storage/pbs:Pbs", "backup321-proxmox-usb-ssd-storage");
+  const keyFile = String(reveal(storage.inputs.encryptionKey));
   expect(checkLines[1]).toBe(
-    `# backup321 inputs ${[`mocked::${storage.type}::${storage.name}`, ""].map(sha256).join(" ")}`,
+    `# backup321 inputs ${[`mocked::${storage.type}::${storage.name}`, sha256(keyFile)].map(sha256).join(" ")}`,
   );
   expect(checkLines.slice(2).join("\n")).toBe(
     "test -s '/etc/pve/priv/storage/pbs-usb-ssd.enc' || { echo 'backup321: /etc/pve/priv/storage/pbs-usb-ssd.enc is missing: storage pbs-usb-ssd would back up unencrypted (re-apply its encryption key)' >&2; exit 1; }",
@@ -235,7 +240,9 @@ test("child names are pinned (a rename would replace the storage or the key)", (
     "backup321:host:RemoteFile backup321-proxmox-snapshot-script",
     "backup321:host:RemoteFile backup321-proxmox-vzdump-hook",
     "backup321:host:ScheduledJob backup321-proxmox-snapshots",
+    "command:remote:Command backup321-proxmox-snapshot-check",
     "command:remote:Command backup321-proxmox-usb-ssd-key-check",
+    "command:remote:Command backup321-proxmox-vzdump-conf",
     "proxmoxve:backup/job:Job backup321-proxmox-daily-pbs",
     "proxmoxve:storage/pbs:Pbs backup321-proxmox-usb-ssd-storage",
     "pulumi:providers:proxmoxve backup321-proxmox-provider",
