@@ -15,6 +15,18 @@ export const disk = z.strictObject({
 });
 export type Disk = z.infer<typeof disk>;
 
+/**
+ * A datastore name: PBS takes 3 to 32 characters (DATASTORE_SCHEMA, pbs-api-types datastore.rs)
+ * and job ids of at most 32 (JOB_ID_SCHEMA, jobs.rs); the prune and verify jobs are b321-<name>,
+ * so a name has at most 27.
+ */
+const datastoreName = name
+  .min(3, "must have at least 3 characters (a PBS datastore name is 3 to 32; e.g. usb-ssd)")
+  .max(
+    27,
+    "must have at most 27 characters (its PBS prune and verify jobs are b321-<name>, and a PBS job id has at most 32)",
+  );
+
 /** A PBS/PVE calendar event: words, digits and the characters of the systemd calendar syntax. */
 const calendarEvent = z
   .string()
@@ -50,7 +62,7 @@ export const pbs = z.strictObject({
   datastores: z
     .array(
       z.strictObject({
-        name,
+        name: datastoreName,
         path: absPath,
         /** The USB SSD holding the datastore: jobs refuse to run when it is not mounted. */
         disk: disk.optional(),

@@ -203,6 +203,45 @@ describe("the vzdump hook", () => {
   });
 });
 
+describe("PBS names", () => {
+  // PBS: datastore names 3..32 (pbs-api-types datastore.rs DATASTORE_SCHEMA), job ids at most 32
+  // (jobs.rs JOB_ID_SCHEMA); the prune and verify jobs are b321-<datastore>.
+  const lines = (site: unknown): string[] => {
+    try {
+      parseSite(site);
+      return [];
+    } catch (e) {
+      if (e instanceof SiteError)
+        return e.message
+          .split("\n")
+          .map((l) => l.trim())
+          .filter((l) => l.startsWith("backup321:site.pbs."));
+      throw e;
+    }
+  };
+  const withName = (n: string): unknown => {
+    const s = structuredClone(readStackFile("prod").config["backup321:site"]) as {
+      pbs: { datastores: { name: string }[] };
+      proxmox: { jobs: { datastore: string }[] };
+    };
+    s.pbs.datastores[0].name = n;
+    s.proxmox.jobs[0].datastore = n;
+    return s;
+  };
+  test("a datastore name of 3 to 27 characters passes", () => {
+    expect(lines(withName("abc"))).toEqual([]);
+    expect(lines(withName("a".repeat(27)))).toEqual([]);
+  });
+  test("a shorter name, or one whose job id b321-<name> would pass 32, is refused at its key", () => {
+    expect(lines(withName("ab"))).toEqual([
+      "backup321:site.pbs.datastores[0].name: must have at least 3 characters (a PBS datastore name is 3 to 32; e.g. usb-ssd)",
+    ]);
+    expect(lines(withName("a".repeat(28)))).toEqual([
+      "backup321:site.pbs.datastores[0].name: must have at most 27 characters (its PBS prune and verify jobs are b321-<name>, and a PBS job id has at most 32)",
+    ]);
+  });
+});
+
 describe("the snapshot check", () => {
   test("asks PVE about each guest's snapshot feature and names those that cannot", () => {
     expect(snapshotFeatureCheck("pve1", [100], [200]).split("\n")).toEqual([
