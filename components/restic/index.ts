@@ -79,6 +79,11 @@ export interface ResticS3Credentials {
   readonly accessKeyId: pulumi.Input<string>;
   /** Its secret access key (a secret). */
   readonly secretAccessKey: pulumi.Input<string>;
+  /**
+   * What the key needs before it can work: the bucket, its policy, the writer's user policy. init
+   * waits for them. Defaults to none.
+   */
+  readonly dependsOn?: readonly pulumi.Resource[];
 }
 
 export interface ResticCheck {
@@ -117,6 +122,11 @@ export interface ResticRepositoryArgs {
   readonly copyFrom?: ResticRepository;
   /** Seconds a copy waits for a run holding its source's lock (a long backup). Defaults to 3600. */
   readonly copyLockWaitSeconds?: number;
+  /**
+   * Seconds init keeps retrying while S3 answers AccessDenied or InvalidAccessKeyId (kind s3):
+   * a new IAM key or policy takes a while to reach S3. Defaults to 300.
+   */
+  readonly initAccessWaitSeconds?: number;
 }
 
 /**
@@ -293,6 +303,9 @@ export class ResticRepository extends pulumi.ComponentResource {
       B321_STATE: host.paths.state,
       B321_LIB: host.paths.lib,
       B321_ETC: host.paths.etc,
+      ...(args.location.kind === "s3"
+        ? { INIT_ACCESS_WAIT_SECONDS: String(args.initAccessWaitSeconds ?? 300) }
+        : {}),
     };
     const env = new RemoteFile(
       `${name}-init-env`,
@@ -312,7 +325,14 @@ export class ResticRepository extends pulumi.ComponentResource {
       {
         create: `${shq(args.scripts.paths.init)} ${shq(envPath)}`,
         replaceOn: [this.url, args.copyFrom?.url ?? ""],
-        dependsOn: [...dependsOn, env, ...(args.copyFrom ? [args.copyFrom.init] : [])],
+        // The first deploy creates the IAM key, its policy and the bucket in the same run: init
+        // waits for all of them (and still retries while IAM propagates, restic-init.sh).
+        dependsOn: [
+          ...dependsOn,
+          env,
+          ...(args.copyFrom ? [args.copyFrom.init] : []),
+          ...(args.s3?.dependsOn ?? []),
+        ],
       },
       { parent: this, retainOnDelete: true },
     );

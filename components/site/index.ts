@@ -286,8 +286,14 @@ export class BackupSite extends pulumi.ComponentResource {
    */
   private resticS3Keys(r: ResticModel, args: BackupSiteArgs) {
     const writer = this.offsiteBucket?.resticWriter;
-    if (r.endpoint === undefined && writer) {
-      return { accessKeyId: writer.accessKeyId, secretAccessKey: writer.secretAccessKey };
+    if (r.endpoint === undefined && writer && this.offsiteBucket) {
+      return {
+        accessKeyId: writer.accessKeyId,
+        secretAccessKey: writer.secretAccessKey,
+        // init waits for the whole bucket component: the bucket, its policy, the writer's user
+        // policy (a key alone is refused until they exist).
+        dependsOn: [this.offsiteBucket],
+      };
     }
     const get = (key: string) => {
       const v = args.secrets[key];

@@ -55,3 +55,25 @@ test("dev: its one local repository on localhost", async () => {
     "localhost /etc/cron.d/backup321-restic-local-check",
   ]);
 });
+
+// A first deploy creates the key, the policies and the bucket in one run: init must wait for all of
+// them, not just the access key (restic-init.sh also retries while IAM propagates).
+test("prod: the cloud repository's init waits for the bucket, its policy and the writer's user policy", async () => {
+  const recorded = await plan("prod");
+  const urn = (type: string, name: string) => {
+    const found = recorded.filter((r) => r.type === type && r.name === name);
+    expect(found).toHaveLength(1);
+    return found[0].urn;
+  };
+  const init = recorded.find(
+    (r) => r.type === "command:remote:Command" && r.name === "backup321-restic-cloud-init",
+  );
+  const deps = init?.options.dependsOn ?? [];
+  for (const [type, name] of [
+    ["aws:s3/bucket:Bucket", "backup321-offsite-bucket"],
+    ["aws:s3/bucketPolicy:BucketPolicy", "backup321-offsite-policy"],
+    ["aws:iam/userPolicy:UserPolicy", "backup321-offsite-restic-policy"],
+    ["aws:iam/accessKey:AccessKey", "backup321-offsite-restic-key"],
+  ])
+    expect([name, deps.includes(urn(type, name))]).toEqual([name, true]);
+});

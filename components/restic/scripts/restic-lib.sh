@@ -53,16 +53,33 @@ restic_require_mounts() {
   fi
 }
 
-# restic_probe: sets RESTIC_REPO_STATE to present or missing; fails on anything else (wrong
+# restic_s3_denied FILE: true when restic's error output is S3 refusing the key (AccessDenied,
+# InvalidAccessKeyId): restic prints the S3 error's message ("Access Denied.", "The AWS Access Key
+# Id you provided does not exist in our records.") and, depending on the call, its code.
+restic_s3_denied() {
+  grep -qE 'AccessDenied|Access Denied|InvalidAccessKeyId|Access Key Id you provided does not exist' -- "$1"
+}
+
+# restic_probe [denied-ok]: sets RESTIC_REPO_STATE to present or missing (or, with denied-ok,
+# denied when S3 refuses the key: RESTIC_PROBE_ERROR says how); fails on anything else (wrong
 # password, endpoint unreachable).
 RESTIC_REPO_STATE=""
+# shellcheck disable=SC2034 # read by restic-init.sh
+RESTIC_PROBE_ERROR=""
+# shellcheck disable=SC2120 # restic-init.sh passes denied-ok
 restic_probe() {
   local err rc=0 why
   err=$(mktemp)
   restic_run cat config > /dev/null 2> "$err" || rc=$?
   if [ "$rc" -eq 0 ]; then
     RESTIC_REPO_STATE=present
-  elif grep -q 'Is there a repository at the following location' -- "$err" &&
+  elif [ "${1:-}" = denied-ok ] && restic_s3_denied "$err"; then
+    RESTIC_REPO_STATE=denied
+    # shellcheck disable=SC2034 # read by restic-init.sh
+    RESTIC_PROBE_ERROR=$(grep -v '^$' -- "$err" | head -n 3 | tr '\n' ' ')
+  # ("The AWS Access Key Id ... does not exist" is a refused key, not a missing repository)
+  elif ! restic_s3_denied "$err" &&
+    grep -q 'Is there a repository at the following location' -- "$err" &&
     grep -qiE 'no such file or directory|does not exist|NoSuchKey' -- "$err"; then
     RESTIC_REPO_STATE=missing
   else
