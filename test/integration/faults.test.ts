@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { createHash, randomBytes } from "node:crypto";
-import { renderEnvFile } from "../../components/host/render";
+import { jobEntry, renderEnvFile, renderJobEntry } from "../../components/host/render";
 import { renderAlertEnv } from "../../components/monitoring/render";
 import {
   authorizedKeyLine,
@@ -84,6 +84,39 @@ function fingerprints(dirs: readonly string[]): Map<string, string> {
 
 function status(job: string): Record<string, unknown> {
   return JSON.parse(fs.readFileSync(path.join(box.state, "status", `${job}.json`), "utf8"));
+}
+
+/** Whether a process whose command line matches PATTERN (pgrep -f) is running. */
+const running = (pattern: string): boolean => run("pgrep", ["-f", pattern]).code === 0;
+
+/** The run records (<state>/runs/<job>.<pid>.json) of a job, as the job wrote them. */
+function runRecords(job: string): Record<string, unknown>[] {
+  const dir = path.join(box.state, "runs");
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.startsWith(`${job}.`) && f.endsWith(".json"))
+    .map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), "utf8")));
+}
+
+/**
+ * The real monitor.sh, watching only the jobs given (registry entries as ScheduledJob renders them),
+ * with the real alert.sh; returns its exit code and the status file it wrote.
+ */
+function runMonitor(jobs: readonly string[]): { code: number; status: Record<string, unknown> } {
+  const lib = path.join(box.lib, "monitor.sh");
+  fs.copyFileSync(path.join(ROOT, "components/monitoring/scripts/monitor.sh"), lib);
+  fs.chmodSync(lib, 0o755);
+  const registry = at("monitor-jobs.d");
+  fs.rmSync(registry, { recursive: true, force: true });
+  fs.mkdirSync(registry, { recursive: true });
+  for (const job of jobs) {
+    const entry = renderJobEntry(jobEntry(job, "0 2 * * *", "UTC", 24));
+    fs.writeFileSync(path.join(registry, `${job}.json`), entry);
+  }
+  const env = writeEnv("monitor", { MONITOR_JOBS_DIR: registry });
+  const r = run(lib, [env], { timeoutMs: 120_000 });
+  return { code: r.code, status: status("monitor") };
 }
 
 /** Replaces the test's /bin/true alert hook by the real alert.sh, which reads <etc>/alert.env. */
@@ -305,9 +338,96 @@ describe("mariadb-full", () => {
   });
 
   // SIGKILL of the job itself (OOM killer, kill -9): no trap can run, so no failed status and no
-  // alert from the job; what is left is a *.partial and the previous status. The monitor's
-  // freshness check (last_success too old) is what alerts then.
-  test.todo("job SIGKILLed: the monitor's freshness check alerts (no status from the job itself)");
+  // alert from the job. Its watchdog stops its children, the run record it wrote at start stays,
+  // and the monitor's next run alerts; the job's next run reports it too.
+  test("job SIGKILLed: its children die with it, and the monitor alerts naming the run", async () => {
+    expect(runJob({ script: "mariadb-full.sh", env }).code).toBe(0);
+    const statusFile = path.join(box.state, "status", "mariadb-full.json");
+    const good = fs.readFileSync(statusFile, "utf8");
+    expect(JSON.parse(good)).toMatchObject({ result: "success" });
+    expect(runRecords("mariadb-full")).toEqual([]);
+    // A session holding a table's write lock: the dump waits on it, and so would any orphan.
+    const lockSql = "LOCK TABLES atlastech_db.clients WRITE; SELECT SLEEP(300)";
+    const locker = runAsync("mariadb", [
+      "--no-defaults",
+      `--socket=${server.socket}`,
+      "-uroot",
+      "-e",
+      lockSql,
+    ]);
+    const unlock = async () => {
+      locker.kill("SIGKILL");
+      const held = server.sql(
+        "SELECT id FROM information_schema.processlist WHERE info LIKE 'SELECT SLEEP(300)%'",
+      );
+      for (const id of held.split("\n").filter(Boolean)) server.sql(`KILL ${id}`);
+      await locker.done;
+    };
+    const dump = `mariadb-dump --defaults-extra-file=${root}/`;
+    const encrypt = `openssl enc -aes-256-cbc -salt -pbkdf2 -pass file:${box.keyFile}`;
+    const children: number[] = [];
+    try {
+      await waitFor(
+        "the table lock",
+        () =>
+          server
+            .sql(
+              "SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE 'SELECT SLEEP(300)%'",
+            )
+            .trim() === "1",
+      );
+      hook.clear();
+      const job = runAsync(path.join(box.lib, "mariadb-full.sh"), [env()]);
+      await waitFor("mariadb-dump and openssl to start", () => running(dump) && running(encrypt));
+      const pids = (p: string) => run("pgrep", ["-f", p]).stdout.trim().split("\n").map(Number);
+      children.push(...pids(dump), ...pids(encrypt));
+      job.kill("SIGKILL");
+      // (Its end is awaited only after its children's: they hold its stdout and stderr.)
+      await waitFor("the job to die", () => !fs.existsSync(`/proc/${job.pid}`));
+      await waitFor("the job's children to end", () => !running(dump) && !running(encrypt), 10_000);
+      expect((await job.done).code).not.toBe(0);
+      await unlock();
+      // Nothing from the job itself: its status is the good run's, last_success intact, no alert.
+      expect(fs.readFileSync(statusFile, "utf8")).toBe(good);
+      expect(hook.received().filter((a) => a.job === "mariadb-full")).toEqual([]);
+      const records = runRecords("mariadb-full");
+      expect(records).toEqual([
+        expect.objectContaining({ job: "mariadb-full", pid: job.pid, started: expect.any(String) }),
+      ]);
+      const started = String(records[0].started);
+
+      const m = runMonitor(["mariadb-full"]);
+      expect(m.code).toBe(1);
+      expect(m.status).toMatchObject({ result: "failed", checks_failed: 1 });
+      expect(String(m.status.error)).toContain(
+        `- job mariadb-full: the run started at ${started} (pid ${job.pid}) ended without recording a result: it was killed (kill -9, the OOM killer)`,
+      );
+      await waitFor("the monitor's alert", () => hook.received().some((a) => a.job === "monitor"));
+      const alert = hook.received().find((a) => a.job === "monitor")!;
+      expect(alert).toMatchObject({ result: "failed", message: String(m.status.error) });
+
+      // The job's next run succeeds, reports the killed run as a warning and removes its record.
+      hook.clear();
+      expect(runJob({ script: "mariadb-full.sh", env }).code).toBe(0);
+      expect(status("mariadb-full")).toMatchObject({ result: "warning", exit_code: 0 });
+      expect(String(status("mariadb-full").error)).toContain(
+        `an earlier run (started ${started}, pid ${job.pid}) ended without recording a result`,
+      );
+      await waitFor("the warning", () => hook.received().some((a) => a.job === "mariadb-full"));
+      expect(runRecords("mariadb-full")).toEqual([]);
+      expect(runMonitor(["mariadb-full"])).toMatchObject({
+        code: 0,
+        status: { result: "success" },
+      });
+    } finally {
+      // Orphans left by a watchdog that did not do its job: ours, stopped by their pid.
+      for (const pid of children) {
+        const cmd = run("cat", [`/proc/${pid}/cmdline`]).stdout;
+        if (cmd.includes(root) || cmd.includes(box.keyFile)) process.kill(pid, "SIGKILL");
+      }
+      await unlock();
+    }
+  });
 
   test("job SIGKILLed: nothing that looks complete is left, and the next run clears the leftovers", async () => {
     const dir = at("backups/mariadb");
@@ -345,26 +465,40 @@ describe("mariadb-full", () => {
     }
   });
 
-  test("disk full", async () => {
+  test("disk full (filled by the backup alone: the cleanup frees it, the disk is named)", async () => {
     const disk = at("small-disk");
-    mountTmpfs(disk, "16m");
-    let filler = "";
+    mountTmpfs(disk, "64m");
+    const availKb = () =>
+      Number(runOk("df", ["--output=avail", "-k", disk]).stdout.trim().split("\n")[1]);
     try {
       const e = () =>
         withRealAlerts(box.env("mariadb-full", { backupDir: `${disk}/mariadb` }, "small"));
       await check({
         ...full,
-        fault: "disk full",
+        fault: "disk full (backup too big)",
         env: e,
         watched: () => [`${disk}/mariadb`],
         arrange: async () => {
           // Backup names carry the second: the faulty run must not collide with the good one.
           await new Promise((r) => setTimeout(r, 1100));
-          filler = fill(disk, 64);
+          // About 4 MiB of backup that does not compress (a small binlog, for the binlog tests).
+          server.sql(
+            "CREATE TABLE atlastech_db.noise (id INT PRIMARY KEY, b VARCHAR(300));" +
+              "INSERT INTO atlastech_db.noise SELECT seq, CONCAT(SHA2(RAND(), 512), SHA2(RAND(), 512)) FROM seq_1_to_30000;",
+            DB,
+          );
+          // 2 MiB left: above what counts as full, below this backup. No filler file: once the
+          // failed run's partial file is removed, the disk has its 2 MiB again.
+          const used = Number(runOk("df", ["--output=used", "-k", disk]).stdout.split("\n")[1]);
+          runOk("mount", ["-o", `remount,size=${used + 2048}k`, disk]);
         },
-        restore: () => fs.rmSync(filler, { force: true }),
-        error: /small-disk\/mariadb is full \(\d+ KiB free\)$/,
+        restore: () => {
+          server.sql("DROP TABLE atlastech_db.noise");
+        },
+        error:
+          /small-disk\/mariadb was full when the run failed \(\d+ KiB free; \d+ KiB once the run's partial files were removed\): the backup does not fit$/,
       });
+      expect(availKb()).toBeGreaterThan(1024);
     } finally {
       unmount(disk);
     }
@@ -380,6 +514,54 @@ describe("mariadb-full", () => {
       act: async () => run("flock", [lock, path.join(box.lib, "mariadb-full.sh"), env()]),
       error: /another run holds the lock/,
     });
+  });
+});
+
+// The state disk full when the run writes its status: the previous status (and last_success) and
+// metrics stay as they were, no temp file is left, and the run says so in syslog and in an alert.
+describe("status on a full state disk", () => {
+  test("a status that cannot be written keeps the previous one, and alerts", async () => {
+    const disk = at("small-state");
+    mountTmpfs(disk, "1m");
+    try {
+      const env = () => {
+        const file = withRealAlerts(box.env("mariadb-full", {}, "small-state"));
+        fs.appendFileSync(file, `B321_STATE='${disk}'\n`);
+        return file;
+      };
+      const statusFile = path.join(disk, "status", "mariadb-full.json");
+      const promFile = path.join(disk, "metrics", "mariadb-full.prom");
+      expect(runJob({ script: "mariadb-full.sh", env }).code).toBe(0);
+      const goodStatus = fs.readFileSync(statusFile, "utf8");
+      const goodProm = fs.readFileSync(promFile, "utf8");
+      expect(JSON.parse(goodStatus)).toMatchObject({ result: "success" });
+      await new Promise((r) => setTimeout(r, 1100));
+      const filler = fill(disk, 0);
+      hook.clear();
+      const r = runJob({ script: "mariadb-full.sh", env });
+      fs.rmSync(filler);
+      // The backup itself succeeded: the exit code is the script's own.
+      expect(r.code).toBe(0);
+      expect(fs.readFileSync(statusFile, "utf8")).toBe(goodStatus);
+      expect(JSON.parse(goodStatus).last_success).toMatch(/^\d{4}-/);
+      expect(fs.readFileSync(promFile, "utf8")).toBe(goodProm);
+      expect(fs.readdirSync(path.dirname(statusFile))).toEqual(["mariadb-full.json"]);
+      expect(fs.readdirSync(path.dirname(promFile))).toEqual(["mariadb-full.prom"]);
+      const why = `its status could not be written to ${disk}/status (the previous status file is kept); ${disk} is full (0 KiB free)`;
+      expect(r.stderr).toContain(why);
+      await waitFor("the alert", () => hook.received().some((a) => a.job === "mariadb-full"));
+      expect(hook.received().find((a) => a.job === "mariadb-full")).toMatchObject({
+        result: "failed",
+        message: `the run ended with success, but ${why}`,
+      });
+      table.push({
+        fault: "state disk full",
+        job: "mariadb-full",
+        outcome: "status kept, alerted",
+      });
+    } finally {
+      unmount(disk);
+    }
   });
 });
 

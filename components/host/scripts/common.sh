@@ -1,12 +1,32 @@
 #!/bin/bash
 # Shared by every backup321 job script. A job script does:
 #   source "${BASH_SOURCE[0]%/*}/common.sh"
-#   b321_start "$@"            # loads the job's env file, arms the exit trap, status "running"
+#   b321_start "$@"            # loads the job's env file, arms the exit trap, records the run
 #   b321_usage "why"           # a wrong command line: exit 2, no status, no alert (before any lock)
 #   b321_lock repo-usb         # one run at a time per resource; a held lock fails the run
 #   ... work; b321_fail "why" on any problem, b321_set bytes 123, b321_warn "why" ...
 # On every exit the trap writes <state>/status/<job>.json and <state>/metrics/<job>.prom, and a
 # failed or warning run calls the alert hook. The exit code is the script's own.
+#
+# A run killed without its trap (kill -9, the OOM killer, a reboot) writes no status. So that it is
+# not invisible, b321_start writes a run record, <state>/runs/<job>.<pid>.json, one key per line:
+#   job, host        as in the status file
+#   pid              the script's pid
+#   pid_start_ticks  its start time (field 22 of /proc/<pid>/stat): a reused pid has another
+#   boot_id          /proc/sys/kernel/random/boot_id: after a reboot the pid means nothing
+#   started          when the run started (UTC), as "started" in the status file
+# The record is removed once the run's status file is written. A record whose process is gone (pid,
+# start ticks and boot id no longer match a live process) is a run that ended without a result: the
+# monitor reports it as a failure of the job, and the job's next run that does not fail reports it
+# as a warning and removes it. The status file keeps the last result (and last_success) meanwhile.
+# The job runs in its own session (b321_start re-executes it under setsid when it does not lead its
+# process group), and a watchdog kills the group when the script dies without its trap, so its
+# children (mariadb-dump, openssl, a scratch mariadbd...) do not run on as orphans. The exit trap
+# ends whatever the run left behind in its group too.
+#
+# Status and metrics files are written to a temp file beside them and renamed over the old ones
+# only when every write succeeded: on a full disk the previous status (and last_success) stays, and
+# the run alerts that its status could not be written.
 # shellcheck disable=SC2034  # variables here are read by the scripts that source this file
 
 B321_ERROR=""
@@ -16,6 +36,11 @@ B321_START_EPOCH=0
 declare -A B321_FIELDS=()
 B321_CLEANUP=()
 B321_SPACE_DIRS=()
+B321_RUN_FILE=""
+B321_WATCHDOG_PID=""
+B321_STALE_RUNS=()
+# Below this many KiB free, a file system counts as full.
+B321_FULL_KIB=1024
 
 b321_log() {
   local msg="$*"
@@ -48,6 +73,8 @@ b321_fail() {
 # "failed" status would replace the last real result and page everyone for a typo.
 b321_usage() {
   trap - EXIT
+  b321_stop_watchdog
+  [ -z "$B321_RUN_FILE" ] || rm -f -- "$B321_RUN_FILE"
   b321_log "usage: $*"
   exit 2
 }
@@ -82,8 +109,7 @@ b321_write_status() {
       fields+=$(printf ',\n  "%s": "%s"' "$key" "$(b321_json_escape "$value")")
     fi
   done
-  tmp=$(mktemp -- "$status_file.XXXXXX")
-  cat > "$tmp" <<JSON
+  b321_replace "$status_file" <<JSON || return 1
 {
   "job": "$(b321_json_escape "$B321_JOB")",
   "script": "$(b321_json_escape "${0##*/}")",
@@ -97,9 +123,25 @@ b321_write_status() {
   "error": "$(b321_json_escape "${B321_ERROR:-$B321_WARNING}")"$fields
 }
 JSON
-  chmod 0644 -- "$tmp"
-  mv -f -- "$tmp" "$status_file"
   b321_write_metrics "$result" "$end_epoch" "$last_success"
+}
+
+# b321_replace FILE: FILE's new content (mode 0644) from stdin, written to a temp file beside it,
+# flushed, and renamed over FILE only when every step succeeded. On a full disk (or any write
+# error) the temp file is removed, FILE is left as it was, and the function returns 1.
+b321_replace() {
+  local file=$1 tmp
+  if ! tmp=$(mktemp -- "$file.XXXXXX" 2>/dev/null); then
+    b321_log "cannot create a temp file beside $file"
+    return 1
+  fi
+  if cat >"$tmp" && [ -s "$tmp" ] && chmod 0644 -- "$tmp" && sync -- "$tmp" &&
+    mv -f -- "$tmp" "$file"; then
+    return 0
+  fi
+  rm -f -- "$tmp"
+  b321_log "could not write $file"
+  return 1
 }
 
 # b321_metrics_dir: creates <state>/metrics readable by all (the umask is 077): node_exporter's
@@ -110,12 +152,11 @@ b321_metrics_dir() {
 }
 
 b321_write_metrics() {
-  local result=$1 end_epoch=$2 last_success=$3 prom tmp ok=0 success_epoch=0 label
+  local result=$1 end_epoch=$2 last_success=$3 prom ok=0 success_epoch=0 label
   prom=$B321_STATE/metrics/$B321_JOB.prom
   label="job=\"$B321_JOB\""
   [ "$result" = failed ] || ok=1
   [ -z "$last_success" ] || success_epoch=$(date -d "$last_success" +%s)
-  tmp=$(mktemp -- "$prom.XXXXXX")
   {
     echo "# HELP backup321_job_success 1 when the last run succeeded (or warned), 0 when it failed."
     echo "# TYPE backup321_job_success gauge"
@@ -128,9 +169,7 @@ b321_write_metrics() {
     echo "backup321_job_duration_seconds{$label} $((end_epoch - B321_START_EPOCH))"
     echo "# TYPE backup321_job_bytes gauge"
     echo "backup321_job_bytes{$label} ${B321_FIELDS[bytes]:-0}"
-  } > "$tmp"
-  chmod 0644 -- "$tmp"
-  mv -f -- "$tmp" "$prom"
+  } | b321_replace "$prom"
 }
 
 b321_alert() {
@@ -161,31 +200,218 @@ b321_watch_space() {
   B321_SPACE_DIRS+=("$1")
 }
 
-b321_full_dirs() {
+# b321_free_kib DIR: KiB available in DIR's file system (nothing if df cannot tell).
+b321_free_kib() {
+  df -Pk -- "$1" 2>/dev/null | awk 'NR == 2 { print $4 }' || true
+}
+
+# b321_full_now: "DIR<TAB>KiB free" for each watched DIR that is full now. Sampled before the
+# cleanup, which removes the run's partial files: a backup that filled the disk by itself leaves it
+# with free space once they are gone, and the disk must be named all the same.
+b321_full_now() {
   local dir avail
   for dir in "${B321_SPACE_DIRS[@]}"; do
-    avail=$(df -Pk -- "$dir" 2>/dev/null | awk 'NR == 2 { print $4 }') || continue
-    [ -z "$avail" ] || [ "$avail" -ge 1024 ] || printf '; %s is full (%s KiB free)' "$dir" "$avail"
+    avail=$(b321_free_kib "$dir")
+    [ -z "$avail" ] || [ "$avail" -ge "$B321_FULL_KIB" ] || printf '%s\t%s\n' "$dir" "$avail"
   done
 }
 
+# b321_full_dirs [FULL_BEFORE_CLEANUP]: "; DIR is full (N KiB free)" for each watched DIR full now,
+# and "; DIR was full when the run failed (...)" for each DIR that was full before the cleanup.
+b321_full_dirs() {
+  local before=${1:-} dir avail after
+  local -A seen=()
+  while IFS=$'\t' read -r dir avail; do
+    [ -n "$dir" ] || continue
+    seen[$dir]=1
+    after=$(b321_free_kib "$dir")
+    if [ -z "$after" ] || [ "$after" -lt "$B321_FULL_KIB" ]; then
+      printf '; %s is full (%s KiB free)' "$dir" "${after:-$avail}"
+    else
+      printf '; %s was full when the run failed (%s KiB free; %s KiB once the run'"'"'s partial files were removed): the backup does not fit' \
+        "$dir" "$avail" "$after"
+    fi
+  done <<<"$before"
+  while IFS=$'\t' read -r dir avail; do
+    [ -n "$dir" ] && [ -z "${seen[$dir]:-}" ] || continue
+    printf '; %s is full (%s KiB free)' "$dir" "$avail"
+  done < <(b321_full_now)
+}
+
 b321_on_exit() {
-  local rc=$? result=success
+  local rc=$? result=success full="" write_error=""
   trap - EXIT
+  b321_stop_watchdog
+  [ "$rc" -eq 0 ] || full=$(b321_full_now)
   b321_run_cleanup
+  b321_stop_leftovers
   if [ "$rc" -ne 0 ]; then
     result=failed
     [ -n "$B321_ERROR" ] || B321_ERROR="exited with code $rc"
-    B321_ERROR+=$(b321_full_dirs)
-  elif [ -n "$B321_WARNING" ]; then
-    result=warning
+    B321_ERROR+=$(b321_full_dirs "$full")
+  else
+    b321_stale_runs
+    [ -z "$B321_WARNING" ] || result=warning
   fi
-  b321_write_status "$rc" "$result" || b321_log "could not write the status file"
-  if [ "$result" != success ]; then
+  if b321_write_status "$rc" "$result"; then
+    b321_end_run
+  else
+    write_error="its status could not be written to $B321_STATE/status (the previous status file is kept)"
+    local avail
+    avail=$(b321_free_kib "$B321_STATE")
+    [ -z "$avail" ] || [ "$avail" -ge "$B321_FULL_KIB" ] ||
+      write_error+="; $B321_STATE is full ($avail KiB free)"
+    b321_log "$write_error"
+  fi
+  if [ -n "$write_error" ]; then
+    if [ "$result" = failed ]; then
+      b321_alert failed "$B321_ERROR; $write_error"
+    else
+      b321_alert failed "the run ended with $result${B321_WARNING:+ ($B321_WARNING)}, but $write_error"
+    fi
+  elif [ "$result" != success ]; then
     b321_alert "$result" "${B321_ERROR:-$B321_WARNING}"
   fi
   b321_log "finished: $result"
   exit "$rc"
+}
+
+# b321_proc_stat PID: the fields of /proc/PID/stat after the command name into the array
+# B321_STAT (B321_STAT[0] is field 3, the state; field N is B321_STAT[N-3]); returns 1 when PID is
+# gone. No subshell: the watchdog calls it every second.
+B321_STAT=()
+b321_proc_stat() {
+  local line
+  B321_STAT=()
+  { IFS= read -r line </proc/"$1"/stat; } 2>/dev/null || return 1
+  read -r -a B321_STAT <<<"${line##*) }"
+}
+
+# b321_pid_start PID: the start time of PID (clock ticks since boot); nothing when PID is gone or a
+# zombie. PID and start time together name one process: pids are reused.
+b321_pid_start() {
+  b321_proc_stat "$1" || return 0
+  case ${B321_STAT[0]:-} in Z | X | x) return 0 ;; esac
+  printf '%s\n' "${B321_STAT[19]:-}"
+}
+
+b321_boot_id() {
+  local id=""
+  { read -r id </proc/sys/kernel/random/boot_id; } 2>/dev/null || true
+  printf '%s\n' "$id"
+}
+
+# b321_run_alive RECORD: the process a run record names is still running (same boot, pid and start).
+b321_run_alive() {
+  local file=$1 pid ticks boot
+  pid=$(sed -n 's/^ *"pid": *\([0-9][0-9]*\),\{0,1\} *$/\1/p' -- "$file" | head -n 1)
+  ticks=$(sed -n 's/^ *"pid_start_ticks": *\([0-9][0-9]*\),\{0,1\} *$/\1/p' -- "$file" | head -n 1)
+  boot=$(sed -n 's/^ *"boot_id": *"\([^"]*\)".*/\1/p' -- "$file" | head -n 1)
+  [ -n "$pid" ] && [ -n "$ticks" ] && [ "$boot" = "$(b321_boot_id)" ] &&
+    [ "$(b321_pid_start "$pid")" = "$ticks" ]
+}
+
+# b321_own_group "$@": makes the script the leader of its own process group (and session), so
+# that everything it starts can be stopped as a group. A script that is not one already (started
+# by cron's wrapper in a pipe, by another program) is executed again, same pid, under setsid.
+b321_own_group() {
+  if [ -n "${B321_SETSID:-}" ]; then
+    unset B321_SETSID
+    return 0
+  fi
+  b321_proc_stat "$$" || return 0
+  [ "${B321_STAT[2]:-}" != "$$" ] || return 0
+  command -v setsid >/dev/null 2>&1 || {
+    b321_log "setsid is missing: the job's children are not stopped if it is killed"
+    return 0
+  }
+  local -a argv=()
+  mapfile -d '' -t argv </proc/$$/cmdline
+  [ "${#argv[@]}" -gt 0 ] || return 0
+  export B321_SETSID=1
+  exec setsid -- "${argv[@]}"
+}
+
+# b321_watchdog PID TICKS: runs beside the job until its main process (PID started at TICKS) is
+# gone. The exit trap stops it; if it is still there, the script died without its trap (kill -9,
+# the OOM killer): it stops the job's process group, its own included.
+b321_watchdog() {
+  local pid=$1 ticks=$2
+  set +e
+  trap - EXIT ERR
+  trap '' TERM INT HUP
+  exec </dev/null >/dev/null
+  while [ "$(b321_pid_start "$pid")" = "$ticks" ]; do
+    sleep 1 2>/dev/null
+  done
+  b321_log "the job's process $pid is gone without its exit trap (kill -9? the OOM killer?): stopping its process group"
+  kill -TERM -- "-$pid" 2>/dev/null
+  sleep 2 2>/dev/null
+  kill -KILL -- "-$pid" 2>/dev/null
+}
+
+b321_stop_watchdog() {
+  [ -n "$B321_WATCHDOG_PID" ] || return 0
+  kill -KILL "$B321_WATCHDOG_PID" 2>/dev/null || true
+  wait "$B321_WATCHDOG_PID" 2>/dev/null || true
+  B321_WATCHDOG_PID=""
+}
+
+# b321_stop_leftovers: after the cleanup, nothing the run started should still run; whatever does
+# (a child of a stage that failed, a forgotten background process) is sent TERM. Only when the
+# script leads its own session: then every other member of its group is its own.
+b321_stop_leftovers() {
+  b321_proc_stat "$$" || return 0
+  [ "${B321_STAT[3]:-}" = "$$" ] || return 0
+  trap '' TERM
+  kill -TERM -- "-$$" 2>/dev/null || true
+  trap 'b321_on_signal TERM' TERM
+}
+
+# b321_start_run: writes this run's record (see the header). A record that cannot be written (a
+# full state disk) is logged and the job goes on: its status write will fail and alert too.
+b321_start_run() {
+  local dir=$B321_STATE/runs ticks
+  ticks=$(b321_pid_start "$$")
+  B321_RUN_FILE=$dir/$B321_JOB.$$.json
+  if ! mkdir -p -- "$dir" || ! b321_replace "$B321_RUN_FILE" <<JSON; then
+{
+  "job": "$(b321_json_escape "$B321_JOB")",
+  "host": "$(b321_json_escape "$(hostname)")",
+  "pid": $$,
+  "pid_start_ticks": ${ticks:-0},
+  "boot_id": "$(b321_boot_id)",
+  "started": "$B321_STARTED"
+}
+JSON
+    b321_log "could not record the run in $dir"
+    B321_RUN_FILE=""
+  fi
+  [ -n "$ticks" ] || return 0
+  (b321_watchdog "$$" "$ticks") &
+  B321_WATCHDOG_PID=$!
+}
+
+# b321_stale_runs: earlier runs of this job that ended without a result (their record is there,
+# their process is not) become a warning of this run; b321_end_run removes their records.
+b321_stale_runs() {
+  local f started pid
+  B321_STALE_RUNS=()
+  for f in "$B321_STATE/runs/$B321_JOB".*.json; do
+    [ -f "$f" ] && [ "$f" != "$B321_RUN_FILE" ] || continue
+    [[ ${f##*/} =~ ^(.+)\.[0-9]+\.json$ ]] && [ "${BASH_REMATCH[1]}" = "$B321_JOB" ] || continue
+    ! b321_run_alive "$f" || continue
+    started=$(sed -n 's/^ *"started": *"\([^"]*\)".*/\1/p' -- "$f" | head -n 1)
+    pid=${f%.json}
+    pid=${pid##*.}
+    b321_warn "an earlier run (started ${started:-?}, pid $pid) ended without recording a result: it was killed (kill -9, the OOM killer), the host went down, or its status could not be written"
+    B321_STALE_RUNS+=("$f")
+  done
+}
+
+# b321_end_run: the status is written: this run's record and the stale ones it reported go.
+b321_end_run() {
+  rm -f -- ${B321_RUN_FILE:+"$B321_RUN_FILE"} "${B321_STALE_RUNS[@]}"
 }
 
 b321_on_err() {
@@ -206,6 +432,7 @@ b321_start() {
   # shellcheck source=/dev/null
   source "$env_file"
   : "${B321_JOB:?B321_JOB missing from $env_file}" "${B321_STATE:?B321_STATE missing from $env_file}"
+  b321_own_group
   B321_LIB=${B321_LIB:-${BASH_SOURCE[0]%/*}}
   B321_STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   B321_START_EPOCH=$(date +%s)
@@ -215,6 +442,7 @@ b321_start() {
   trap 'b321_on_signal TERM' TERM
   trap 'b321_on_signal INT' INT
   trap 'b321_on_signal HUP' HUP
+  b321_start_run
   b321_log "started"
 }
 

@@ -8,6 +8,9 @@
 # webhook (a dead-man's switch alerts when the pings stop). Checks, each configured in the env file:
 #   jobs         every registered job: last run failed, no success within maxAgeSeconds, or a last
 #                success in the future (a wrong clock); and at least one job registered
+#   runs         every registered job: a run record (<state>/runs/<job>.<pid>.json, see common.sh)
+#                whose process is gone is a run killed before it recorded a result (kill -9, the
+#                OOM killer, a reboot): a failure, named with the time the run started
 #   MONITOR_PITR_BINLOG_DIR, MONITOR_PITR_FULL_DIR, MONITOR_PITR_GRACE_SECONDS
 #                the shipped binlogs reach back to the newest full: its manifest
 #                (*_full_*.manifest.json) names binlog_file; that file and every later one must be
@@ -114,6 +117,7 @@ check_jobs() {
     status=$B321_STATE/status/$job.json
     label "$job"
     METRICS+=("backup321_job_max_age_seconds{job=\"$LABEL\"} $max_age")
+    check_runs "$job"
     if [ ! -f "$status" ]; then
       age=$((NOW - $(stat -c %Y -- "$entry")))
       if [ "$age" -gt "$max_age" ]; then
@@ -151,6 +155,21 @@ check_jobs() {
   if [ "$registered" -eq 0 ]; then
     bad registry "$dir" "no backup job is registered in $dir: nothing on this host is watched (run pulumi up, which installs the jobs and their registry entries)"
   fi
+}
+
+# check_runs JOB: each run record of JOB whose process is gone (same boot, pid and start time, see
+# common.sh) is a run that ended without a result. Its status file still shows the run before it.
+# The job's next run that does not fail reports it too, and removes the record.
+check_runs() {
+  local job=$1 f pid
+  for f in "$B321_STATE/runs/$job".*.json; do
+    [ -f "$f" ] || continue
+    [[ ${f##*/} =~ ^(.+)\.([0-9]+)\.json$ ]] && [ "${BASH_REMATCH[1]}" = "$job" ] || continue
+    pid=${BASH_REMATCH[2]}
+    ! b321_run_alive "$f" || continue
+    json_load "$f"
+    bad run "$job" "job $job: the run started at ${J[started]:-?} (pid $pid) ended without recording a result: it was killed (kill -9, the OOM killer), the host went down, or its status could not be written; the status file still shows the run before it. See syslog (tag backup321) from that time, then run b321-$job by hand"
+  done
 }
 
 check_pitr() {
