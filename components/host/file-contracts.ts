@@ -212,6 +212,23 @@ export const JOB_ENTRY_FIELDS = {
   maxAgeSeconds: field(count, "maxIntervalHours + graceHours: an older last success is an alert."),
 } satisfies Fields;
 
+/**
+ * <state>/runs/<job>.<pid>.json, written by common.sh when a run starts and removed once its status
+ * is written. One whose process is gone is a run that ended without a result: the monitor reports
+ * it, and the job's next run that does not fail warns about it and removes it.
+ */
+export const RUN_RECORD_FIELDS = {
+  job: field(text, "The job's name."),
+  host: field(text, "`hostname` of the host that runs it."),
+  pid: field(z.int().positive(), "The job script's pid (also in the file name)."),
+  pid_start_ticks: field(
+    count,
+    "Its start time, field 22 of /proc/<pid>/stat: with pid and boot_id it names one process.",
+  ),
+  boot_id: field(text, "/proc/sys/kernel/random/boot_id when it started."),
+  started: field(timestamp, "When the run started (UTC), as `started` in its status file."),
+} satisfies Fields;
+
 /** <backupDir>/<prefix>_full_<stamp>.<ext>.enc.manifest.json, written by mariadb-full.sh. */
 export const MANIFEST_FIELDS = {
   format: field(z.literal("backup321-mariadb-full/1"), "The manifest's format and version."),
@@ -291,6 +308,7 @@ const partial = (fields: Fields): Fields =>
 
 export const jobEntrySchema = z.strictObject(JOB_ENTRY_FIELDS);
 export const manifestSchema = z.strictObject(MANIFEST_FIELDS);
+export const runRecordSchema = z.strictObject(RUN_RECORD_FIELDS);
 
 /** Problems of one file against its contract, each naming the field ("" when it conforms). */
 export function contractProblems(schema: z.ZodType, value: unknown): string[] {

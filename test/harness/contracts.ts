@@ -7,6 +7,7 @@ import {
   contractProblems,
   jobEntrySchema,
   manifestSchema,
+  runRecordSchema,
   statusSchema,
 } from "../../components/host/file-contracts";
 
@@ -14,6 +15,7 @@ function contractOf(file: string, body: Record<string, unknown>) {
   if (file.endsWith(".manifest.json")) return manifestSchema;
   const dir = path.basename(path.dirname(file));
   if (dir === "jobs.d") return jobEntrySchema;
+  if (dir === "runs") return runRecordSchema;
   if (dir === "status") {
     const script = typeof body.script === "string" ? body.script : "";
     return statusSchema(script);

@@ -132,10 +132,12 @@ test("destroy keeps the password, its file and the repository", () => {
   expect(byName("usb-password-file").inputs.delete).toBeUndefined();
 });
 
-test("the S3 keys go to a 0600 file as two lines, secret", () => {
+test("the S3 keys go to a 0600 AWS credentials file, secret", () => {
   const creds = byName("cloud-s3-credentials-file").inputs;
   expect(isSecretValue(creds.stdin)).toBe(true);
-  expect(reveal(creds.stdin)).toBe("AKIAX\nSECRETX\n");
+  expect(reveal(creds.stdin)).toBe(
+    "[default]\naws_access_key_id = AKIAX\naws_secret_access_key = SECRETX\n",
+  );
   expect(String(creds.create)).toContain("chmod -- 0600");
   expect(String(creds.create)).not.toContain("SECRETX");
   // nowhere else
