@@ -504,6 +504,44 @@ describe("mariadb-full", () => {
     }
   });
 
+  test("disk too small to unpack a physical full for its verification: said before unpacking", async () => {
+    const disk = at("small-phys-disk");
+    mountTmpfs(disk, "512m");
+    const cnf = path.join(box.etc, "secrets", "phys.cnf");
+    if (!fs.existsSync(cnf))
+      createBackupUser(server, "backup_phys", "Phys0Pass", "physical", [DB], cnf);
+    const e = () =>
+      withRealAlerts(
+        box.env(
+          "mariadb-full",
+          { method: "physical", clientCnf: cnf, backupDir: `${disk}/mariadb` },
+          "phys-small",
+        ),
+      );
+    try {
+      await check({
+        ...full,
+        fault: "disk too small to verify",
+        env: e,
+        watched: () => [`${disk}/mariadb`],
+        arrange: async () => {
+          await new Promise((r) => setTimeout(r, 1100));
+          const bytes = Number(status("mariadb-full").bytes);
+          const raw = Number(status("mariadb-full").raw_bytes);
+          expect(raw).toBeGreaterThan(bytes + 8 * 1024 * 1024);
+          // Room for the backup, not for unpacking it.
+          const freeKb = Math.round((bytes + (raw - bytes) / 2) / 1024);
+          const used = Number(runOk("df", ["--output=used", "-k", disk]).stdout.split("\n")[1]);
+          runOk("mount", ["-o", `remount,size=${used + freeKb}k`, disk]);
+        },
+        error:
+          /^verify: unpacking \S+ to check it needs about \d+ MiB free in \S+small-phys-disk\/mariadb \(its raw size\), only \d+ MiB are free/,
+      });
+    } finally {
+      unmount(disk);
+    }
+  });
+
   test("concurrent run", async () => {
     const lock = path.join(box.state, "locks", "mariadb-full.lock");
     await check({

@@ -56,8 +56,19 @@ backup_logical() {
 # verify_physical FILE NAME: decrypt, decompress, extract with mbstream (chunk checksums) and check
 # the files mariadb-backup streams last. Writes "raw_bytes binlog_file binlog_pos gtid" to $WORK/info.
 verify_physical() {
-  local file=$1 name=$2 dir=$WORK/verify raw bfile bpos gtid
+  local file=$1 name=$2 dir=$WORK/verify raw bfile bpos gtid need avail
   mkdir -p -- "$dir"
+  # Unpacking needs the raw size free beside the backups: measured first (one more decrypt and
+  # decompress pass), so that a disk too small is named as such rather than failing half-way.
+  set +e
+  mdb_decrypt "$file" | mdb_decompress "$name" | wc -c >"$WORK/raw"
+  mdb_check_pipe "${PIPESTATUS[@]}" -- "verify: decrypt" "verify: decompress" "verify: measure"
+  set -e
+  read -r raw <"$WORK/raw"
+  need=$((raw / 1024 * 105 / 100 + B321_FULL_KIB))
+  avail=$(b321_free_kib "$dir")
+  [ -z "$avail" ] || [ "$avail" -ge "$need" ] ||
+    b321_fail "verify: unpacking $name to check it needs about $((need / 1024)) MiB free in $MARIADB_BACKUP_DIR (its raw size), only $((avail / 1024)) MiB are free: make room there or move the backups to a bigger disk (the unverified backup was removed)"
   set +e
   mdb_decrypt "$file" | mdb_decompress "$name" | mbstream -x -p 2 -C "$dir"
   mdb_check_pipe "${PIPESTATUS[@]}" -- "verify: decrypt" "verify: decompress" "verify: mbstream -x"
