@@ -1,5 +1,5 @@
 // Cross-checks the schema cannot express: references between sections, duplicates, roles,
-// and the rules that keep backups restorable (PITFALLS.md).
+// and the rules that keep backups restorable (docs/pitfalls.md).
 import type { Site } from "./schema";
 import type { Role } from "./model/hosts";
 import { maxIntervalHours } from "./schedule";

@@ -58,7 +58,7 @@ export interface HostArgs {
   readonly hostKey?: pulumi.Input<string>;
   /** Raised after the host was reinstalled: every command on it runs again. Defaults to 1. */
   readonly generation?: number;
-  /** Where things go on the host. Defaults to DESIGN.md's layout. */
+  /** Where things go on the host. Defaults to the layout of docs/architecture.md. */
   readonly paths: HostPaths;
   /** IANA time zone the host's cron runs in (job intervals are measured in it). Defaults to UTC. */
   readonly timezone?: string;
@@ -404,7 +404,7 @@ export interface ScheduledJobArgs {
 }
 
 /**
- * A job as DESIGN.md describes it: <etc>/<job>.env (0600), the b321-<job> entry point that runs it
+ * A job as docs/architecture.md says: <etc>/<job>.env (0600), the b321-<job> entry point that runs it
  * by hand exactly as cron does, the cron file, and <etc>/jobs.d/<job>.json, which tells the monitor
  * how often the job must succeed (so every job of every component is watched without more code).
  */

@@ -1,5 +1,6 @@
 // MariaDbBackup: the backup user, the binlog configuration and the scheduled host scripts of the
-// MariaDB backups (seeds/004): full backups, binlog shipping, restore tests, and the PITR tool.
+// MariaDB backups (source MariaDB, docs/sources.md): full backups, binlog shipping, restore tests,
+// and the PITR tool.
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import * as random from "@pulumi/random";

@@ -150,7 +150,7 @@ export interface BinlogSpec {
   readonly maxSize?: string;
 }
 
-/** The drop-in .cnf that turns binlogs on for PITR (seeds/004, 16.10.3, with the current names). */
+/** The drop-in .cnf that turns binlogs on for PITR (source MariaDB §16.10.3, with today's names). */
 export function renderBinlogDropIn(spec: BinlogSpec): string {
   return [
     "# backup321: binary logs for point-in-time recovery (managed by pulumi up).",

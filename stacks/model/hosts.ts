@@ -5,7 +5,7 @@ import { absPath, address, name, timezone } from "../primitives";
 export const roles = ["proxmox", "pbs", "restic", "mariadb", "nas", "monitor"] as const;
 export type Role = (typeof roles)[number];
 
-/** Where backup321 puts things on a host (DESIGN.md "On the host"); tests point these into a sandbox. */
+/** Where backup321 puts things on a host (docs/architecture.md); tests point these into a sandbox. */
 export const hostPaths = z
   .strictObject({
     /** Per-job config and secrets. Defaults to /etc/backup321. */

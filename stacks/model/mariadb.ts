@@ -1,4 +1,4 @@
-// The MariaDB instance, its databases and how they are backed up (seeds/004).
+// The MariaDB instance, its databases and how they are backed up (source MariaDB, docs/sources.md).
 import { z } from "zod";
 import { absPath, cron, name } from "../primitives";
 

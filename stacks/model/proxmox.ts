@@ -1,4 +1,5 @@
-// Proxmox VE: the API endpoint, vzdump jobs to PBS, and scheduled local snapshots (seeds/000 copies 1 and 2).
+// Proxmox VE: the API endpoint, vzdump jobs to PBS, and scheduled local snapshots (copies 1 and 2
+// of source 3-2-1, docs/sources.md).
 import { z } from "zod";
 import { cron, name } from "../primitives";
 

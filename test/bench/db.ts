@@ -1,7 +1,7 @@
 // npm run bench -- db: the seed's backup pipeline against this project's, on one database of 2M+
 // rows (~350 MB InnoDB) in a local MariaDB 10.11, all timed in the same run.
-//   seed backup:   mysqldump | gzip | openssl enc -aes-256-cbc          (seeds/004 backup_database.sh)
-//   seed restore:  openssl -d | gunzip | mysql                            (seeds/004 16.10.4)
+//   seed backup:   mysqldump | gzip | openssl enc -aes-256-cbc          (source MariaDB §16.10.2)
+//   seed restore:  openssl -d | gunzip | mysql                            (source MariaDB §16.10.4)
 //   ours:          mariadb-full.sh (backup + end-to-end verify + manifest) and the restore into a
 //                  scratch instance (restore + start + row counts checked), for each method
 //   copy limit:    tar of the datadir to a pipe (reads every byte once)

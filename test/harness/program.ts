@@ -7,7 +7,7 @@ import type { Host } from "../../components/host";
 import type { RunResult } from "./proc";
 import { hostPaths, type HostPaths } from "../../stacks/model/hosts";
 
-/** The host layout of DESIGN.md, as the site model's defaults give it. */
+/** The host layout of docs/architecture.md, as the site model's defaults give it. */
 export const defaultPaths: HostPaths = hostPaths.parse({});
 
 export {

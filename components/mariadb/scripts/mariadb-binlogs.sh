@@ -1,5 +1,5 @@
 #!/bin/bash
-# Binlog shipping (seeds/004 backup_binlogs.sh, without its bugs): FLUSH BINARY LOGS first, then
+# Binlog shipping (source MariaDB §16.10.3, without its bugs): FLUSH BINARY LOGS first, then
 # copy only closed binlogs, each verified (size, sha256, parses with mariadb-binlog) before it is
 # renamed into place. Shipped copies are kept back to the oldest kept full's binlog, and at least
 # MARIADB_BINLOG_KEEP_DAYS days: point-in-time recovery works from every kept full.

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Full backup of MariaDB (seeds/004 backup_database.sh, without its bugs): physical (mariadb-backup
+# Full backup of MariaDB (source MariaDB §16.10.2, without its bugs): physical (mariadb-backup
 # stream) or logical (mariadb-dump with binlog coordinates and GTID), compressed, encrypted with
 # openssl enc -aes-256-cbc -pbkdf2 and a key file. Written to *.partial, verified end to end
 # (decrypt, decompress, dump trailer or xbstream integrity), then renamed, with a manifest beside it.

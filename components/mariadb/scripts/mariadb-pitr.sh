@@ -1,5 +1,5 @@
 #!/bin/bash
-# Point-in-time recovery (seeds/004 16.10.5), run by hand as b321-mariadb-pitr:
+# Point-in-time recovery (source MariaDB §16.10.5), run by hand as b321-mariadb-pitr:
 #   b321-mariadb-pitr --until "YYYY-MM-DD HH:MM:SS" [--tz Europe/Paris]
 #                     (--target-datadir DIR | --target-socket SOCKET [--replace]) [--full NAME]
 # Restores the newest intact full consistent before --until, then replays the shipped binlogs (and

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Restore test (seeds/004 test_restore.sh, without its bugs): restores the newest intact full into
+# Restore test (source MariaDB §16.10.6, without its bugs): restores the newest intact full into
 # a scratch instance (its own datadir and socket, no network; never the live server), replays the
 # binlog events between the backup's position and the position its row counts were taken at, then
 # compares every table's row count with the manifest. Records the measured restore time (RTO).

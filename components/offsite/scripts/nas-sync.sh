@@ -1,5 +1,5 @@
 #!/bin/bash
-# backup321 NAS sync (seeds/004 §16.10.7, without its --delete): copies the source directories to
+# backup321 NAS sync (source MariaDB §16.10.7, without its --delete): copies the source directories to
 # a new dated snapshot on the NAS, <path>/<YYYYmmdd-HHMMSS>, over SSH with this host's own key.
 # Unchanged files are hard links into the previous snapshot (--link-dest), so every snapshot is
 # complete and costs only what changed; a file deleted or encrypted at the source changes only the
