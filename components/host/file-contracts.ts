@@ -131,6 +131,23 @@ export const STATUS_EXTRAS: Readonly<Record<string, ScriptStatus>> = {
       binlogs_present: field(count, "Shipped binlogs found already uploaded."),
       binlogs_uploaded: field(count, "Shipped binlogs uploaded by this run."),
       bytes: field(count, "Bytes uploaded by this run."),
+      lock_mode: field(
+        z.enum(["GOVERNANCE", "COMPLIANCE"]),
+        "Object Lock mode asked for every object (set when the bucket's lock is on).",
+      ),
+      lock_until: field(
+        timestamp,
+        "The retain-until date every object must reach: now + the lock's days, up to midnight UTC.",
+      ),
+      full_locked_until: field(timestamp, "The full's retain-until date, read back."),
+      manifest_locked_until: field(timestamp, "Its manifest's retain-until date, read back."),
+      binlogs_locked: field(count, "Uploaded binlogs whose lock was proven by this run."),
+      binlogs_locked_until: field(timestamp, "The earliest retain-until date among them."),
+      lock_set: field(count, "Objects whose retention this run set or lengthened."),
+      lock_proven: field(
+        count,
+        "Objects whose retention this run read back and found long enough.",
+      ),
     },
   },
   "pbs-guard.sh": {

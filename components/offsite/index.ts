@@ -207,6 +207,11 @@ export interface DumpUploadArgs {
   /** Job name on the host. Defaults to offsite-upload. */
   readonly job?: string;
   /**
+   * Object Lock retention set on every object the job writes (the bucket must have Object Lock
+   * enabled), proved by reading it back. Defaults to none: objects are only versioned.
+   */
+  readonly objectLock?: { readonly mode: "GOVERNANCE" | "COMPLIANCE"; readonly days: number };
+  /**
    * The binlog shipper's verified copies, sent compressed and encrypted to `<prefix>binlogs/` on
    * every run (the daily offsite increment). Defaults to none: only fulls are sent.
    */
@@ -272,6 +277,12 @@ export class DumpUpload extends pulumi.ComponentResource {
       ...(args.caBundle ? { OFFSITE_CA_BUNDLE: args.caBundle } : {}),
       ...(args.checksumCalculation
         ? { OFFSITE_CHECKSUM_CALCULATION: args.checksumCalculation }
+        : {}),
+      ...(args.objectLock
+        ? {
+            OFFSITE_LOCK_DAYS: String(args.objectLock.days),
+            OFFSITE_LOCK_MODE: args.objectLock.mode,
+          }
         : {}),
       ...(args.binlogs
         ? {

@@ -41,10 +41,43 @@ let creds: string;
 /** The test's own credentials for looking into the bucket. */
 let testCreds: string;
 
-function upload(): RunResult {
+/** The Object Lock retention the job asks for: 35 days from now, rounded up to midnight UTC. */
+const LOCK_DAYS = 35;
+/** The real aws CLI, behind the Object Lock stand-in (test/harness/aws-object-lock.py). */
+let realAws: string;
+let shimBin: string;
+let shimStore: string;
+let shimLog: string;
+
+function upload(extra: Record<string, string> = {}): RunResult {
+  fs.writeFileSync(shimLog, "");
   return run(`${box.paths.sbin}/b321-offsite-upload`, [], {
-    env: { ...process.env, B321_ALERT: `${box.root}/record-alert.sh` },
+    env: {
+      ...process.env,
+      PATH: `${shimBin}:${process.env.PATH ?? ""}`,
+      AWS_SHIM_REAL: realAws,
+      AWS_SHIM_STORE: shimStore,
+      AWS_SHIM_LOG: shimLog,
+      B321_ALERT: `${box.root}/record-alert.sh`,
+      ...extra,
+    },
   });
+}
+
+interface Store {
+  current: Record<string, string>;
+  retention: Record<string, { Mode: string; RetainUntilDate: string }>;
+}
+const store = (): Store => JSON.parse(fs.readFileSync(shimStore, "utf8")) as Store;
+/** The retention of the current version of a key, as the stand-in holds it. */
+const retention = (key: string) => store().retention[store().current[key]];
+/** The aws calls of the last run: "<service> <operation> <key>". */
+const calls = () => fs.readFileSync(shimLog, "utf8").trim().split("\n").filter(Boolean);
+
+/** The lock date asked for by a run started at `t` (ms): t + 35 days, up to the next midnight UTC. */
+function lockDate(t: number): string {
+  const day = 86_400_000;
+  return new Date(Math.ceil((t + LOCK_DAYS * day) / day) * day).toISOString().replace(".000Z", "Z");
 }
 
 /** Runs the real binlog shipper; returns the binlogs it has verified so far (name order). */
@@ -188,8 +221,18 @@ beforeAll(async () => {
       caBundle: s3.caFile,
       checksumCalculation: "when_required",
       binlogs: { dir: binlogDir, basename: server.binlogBasename, keyFile },
+      objectLock: { mode: "GOVERNANCE", days: LOCK_DAYS },
     });
   });
+  realAws = runOk("bash", ["-c", "command -v aws"]).stdout.trim();
+  // the stand-in runs the real aws CLI's own jmespath for --query
+  expect(run("python3", ["-c", "import jmespath"]).code).toBe(0);
+  shimBin = box.at("aws-shim");
+  fs.mkdirSync(shimBin);
+  fs.copyFileSync(path.join(__dirname, "../harness/aws-object-lock.py"), `${shimBin}/aws`);
+  fs.chmodSync(`${shimBin}/aws`, 0o755);
+  shimStore = box.at("aws-shim-store.json");
+  shimLog = box.at("aws-shim.log");
   steps = remoteSteps(recorded);
   creds = `${box.paths.etc}/secrets/offsite-upload-aws`;
   testCreds = box.at("test-aws-credentials");
@@ -225,6 +268,7 @@ test("the secret key reaches the host only as a 0600 credentials file", () => {
   expect(env).toContain(`OFFSITE_BINLOG_DIR='${binlogDir}'\n`);
   expect(env).toContain(`OFFSITE_BINLOG_BASENAME='mysql-bin'\n`);
   expect(env).toContain(`OFFSITE_BINLOG_KEY_FILE='${keyFile}'\n`);
+  expect(env).toContain("OFFSITE_LOCK_DAYS='35'\nOFFSITE_LOCK_MODE='GOVERNANCE'\n");
 });
 
 test("with no verified full the job fails and says why", () => {
@@ -262,11 +306,89 @@ test("the newest verified full and its manifest are uploaded to STANDARD and che
   });
 });
 
-test("a second run sends nothing when the same bytes are already there", () => {
+test("the full and its manifest are locked in GOVERNANCE until now + 35 days, on the version written", () => {
+  const key = "database/atlastech_db_full_20260208.xb.zst.enc";
+  const s = status();
+  const until = String(s.lock_until);
+  expect([
+    lockDate(Date.parse(String(s.started))),
+    lockDate(Date.parse(String(s.ended))),
+  ]).toContain(until);
+  for (const k of [key, `${key}.manifest.json`]) {
+    expect(retention(k)).toEqual({
+      Mode: "GOVERNANCE",
+      RetainUntilDate: until.replace("Z", ".000Z"),
+    });
+  }
+  expect(s).toMatchObject({
+    lock_mode: "GOVERNANCE",
+    lock_set: 2,
+    lock_proven: 2,
+    full_locked_until: until,
+    manifest_locked_until: until,
+  });
+});
+
+test("a second run sends nothing when the same bytes are already there, and proves their lock", () => {
+  const key = "database/atlastech_db_full_20260208.xb.zst.enc";
+  const before = store();
   const r = upload();
   expect(r.code).toBe(0);
   expect(r.stderr).toContain("is already there");
-  expect(status()).toMatchObject({ result: "success", bytes: 0 });
+  expect(status()).toMatchObject({ result: "success", bytes: 0, lock_set: 0, lock_proven: 2 });
+  expect(calls().filter((c) => c.startsWith("s3 cp"))).toEqual([]);
+  expect(calls().filter((c) => c.includes("object-retention"))).toEqual([
+    `s3api get-object-retention ${key}`,
+    `s3api get-object-retention ${key}.manifest.json`,
+  ]);
+  expect(store()).toEqual(before);
+});
+
+test("an object already there without a retention, or a shorter one, is locked", () => {
+  const key = "database/atlastech_db_full_20260208.xb.zst.enc";
+  const s = store();
+  // uploaded before the lock was on: no retention; the manifest locked for two days only
+  delete s.retention[s.current[key]];
+  const soon = new Date(Date.now() + 2 * 86_400_000).toISOString();
+  s.retention[s.current[`${key}.manifest.json`]] = { Mode: "GOVERNANCE", RetainUntilDate: soon };
+  fs.writeFileSync(shimStore, JSON.stringify(s));
+  const r = upload();
+  expect(r.code).toBe(0);
+  const until = String(status().lock_until);
+  expect(status()).toMatchObject({ result: "success", bytes: 0, lock_set: 2, lock_proven: 2 });
+  for (const k of [key, `${key}.manifest.json`])
+    expect(retention(k)).toEqual({
+      Mode: "GOVERNANCE",
+      RetainUntilDate: until.replace("Z", ".000Z"),
+    });
+  expect(calls().filter((c) => c.startsWith("s3 cp"))).toEqual([]);
+});
+
+test("a retention that cannot be set fails the run, with an alert naming the key", () => {
+  const newest = writeFull("atlastech_db_full_20260210.xb.zst.enc", 3000, 30);
+  const key = `database/${path.basename(newest)}`;
+  fs.rmSync(alerts, { force: true });
+  try {
+    const r = upload({ AWS_SHIM_FAIL_RETENTION: key });
+    expect(r.code).toBe(1);
+    expect(status()).toMatchObject({ result: "failed" });
+    expect(String(status().error)).toContain(
+      `could not lock s3://${BUCKET}/${key} (version ${store().current[key]}) in GOVERNANCE until`,
+    );
+    expect(String(status().error)).toContain("AccessDenied");
+    expect(fs.readFileSync(alerts, "utf8")).toContain(
+      `offsite-upload|failed|could not lock s3://${BUCKET}/${key}`,
+    );
+    expect(retention(key)).toBeUndefined();
+    // the next run finds it there and locks it, then sends and locks its manifest
+    expect(upload().code).toBe(0);
+    expect(status()).toMatchObject({ result: "success", key, lock_set: 2, lock_proven: 2 });
+    expect(retention(key)?.Mode).toBe("GOVERNANCE");
+    expect(retention(`${key}.manifest.json`)?.Mode).toBe("GOVERNANCE");
+  } finally {
+    fs.rmSync(newest);
+    fs.rmSync(`${newest}.manifest.json`);
+  }
 });
 
 test("an old newest full still goes up, but the run warns that fulls may have stopped", () => {
@@ -332,7 +454,14 @@ test("every binlog the shipper verified goes up compressed and encrypted, and de
     binlogs_uploaded: shipped.length,
     binlogs_present: 0,
     bytes: encBytes,
+    binlogs_locked: shipped.length,
+    binlogs_locked_until: status().lock_until,
   });
+  for (const b of shipped)
+    expect(retention(`database/binlogs/${b}.zst.enc`)).toEqual({
+      Mode: "GOVERNANCE",
+      RetainUntilDate: String(status().lock_until).replace("Z", ".000Z"),
+    });
 });
 
 test("a second run uploads nothing: every binlog is there with the same checksum", () => {
@@ -344,8 +473,11 @@ test("a second run uploads nothing: every binlog is there with the same checksum
     binlogs_uploaded: 0,
     binlogs_present: ship().length - 1, // ship() just closed one more, not seen by that run
     bytes: 0,
+    lock_set: 0,
   });
+  expect(status().binlogs_locked).toBe(status().binlogs_present);
   expect(keys("database/")).toEqual(before);
+  expect(calls().filter((c) => c.startsWith("s3api put-object-retention"))).toEqual([]);
 });
 
 test("a binlog being written, or copied but not verified by the shipper, is never uploaded", () => {

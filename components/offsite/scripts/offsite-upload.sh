@@ -12,6 +12,12 @@
 # proved to decrypt to the verified sum before it is sent; the object carries both sums and a binlog
 # whose plain sum is already there is skipped. Fulls weekly plus binlogs daily is the seed's design:
 # a fresh full adds its whole size again to any chunk-deduplicating store, the binlogs a few %.
+# With OFFSITE_LOCK_MODE and OFFSITE_LOCK_DAYS (the bucket has Object Lock), every object this
+# writes or finds already there is locked: its retention, set on the exact version head-object
+# proved, must reach OFFSITE_LOCK_DAYS from now (rounded up to midnight UTC); a shorter or missing
+# one is set (objects uploaded before the lock was on), then read back with get-object-retention.
+# The writer can lengthen a retention but never shorten it nor change its mode (it has no
+# s3:BypassGovernanceRetention), so an existing mode is kept.
 #
 # Env file: OFFSITE_BUCKET OFFSITE_PREFIX OFFSITE_REGION OFFSITE_CREDENTIALS (0600 AWS credentials
 # file) OFFSITE_BACKUP_DIR [OFFSITE_SSE AES256|aws:kms] [OFFSITE_KMS_KEY_ID] [OFFSITE_ENDPOINT]
@@ -19,7 +25,8 @@
 # [OFFSITE_READ_BACK 1|0, default 1] [OFFSITE_MAX_AGE_HOURS: warn when the newest verified full is
 # older, default 192: a run that only finds last month's full has nothing new to send]
 # [OFFSITE_BINLOG_DIR: the shipper's directory; binlogs are sent only when set, with
-# OFFSITE_BINLOG_KEY_FILE (0600, the fulls' openssl key) and OFFSITE_BINLOG_BASENAME (mysql-bin)].
+# OFFSITE_BINLOG_KEY_FILE (0600, the fulls' openssl key) and OFFSITE_BINLOG_BASENAME (mysql-bin)]
+# [OFFSITE_LOCK_MODE GOVERNANCE|COMPLIANCE with OFFSITE_LOCK_DAYS: Object Lock retention].
 set -Eeuo pipefail
 source "${BASH_SOURCE[0]%/*}/common.sh"
 b321_start "$@"
@@ -42,6 +49,12 @@ check_config() {
     [ "$(stat -c %a -- "$OFFSITE_BINLOG_KEY_FILE")" = 600 ] ||
       b321_fail "$OFFSITE_BINLOG_KEY_FILE must be mode 0600"
     command -v zstd > /dev/null || b321_fail "zstd is missing (apt-get install zstd)"
+  fi
+  if [ -n "${OFFSITE_LOCK_MODE:-}${OFFSITE_LOCK_DAYS:-}" ]; then
+    [[ ${OFFSITE_LOCK_MODE:-} =~ ^(GOVERNANCE|COMPLIANCE)$ ]] ||
+      b321_fail "OFFSITE_LOCK_MODE must be GOVERNANCE or COMPLIANCE, not '${OFFSITE_LOCK_MODE:-}'"
+    [[ ${OFFSITE_LOCK_DAYS:-} =~ ^[1-9][0-9]*$ ]] ||
+      b321_fail "OFFSITE_LOCK_DAYS must be a positive number of days, not '${OFFSITE_LOCK_DAYS:-}'"
   fi
   # Credentials only from the 0600 file: nothing from the environment or ~/.aws.
   unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE
@@ -74,19 +87,23 @@ newest_verified() {
 }
 
 # head_object KEY: sets REMOTE to "<size> <sha256 metadata> <storage class> <plain-sha256
-# metadata>", or "" when the object is not there; any other error (access denied, TLS, network)
-# fails the run.
+# metadata>" and REMOTE_VERSION to the current version's id ("null" without versioning), or both
+# to "" when the object is not there; any other error (access denied, TLS, network) fails the run.
 REMOTE=""
+REMOTE_VERSION=""
 head_object() {
-  local err
+  local err out
   err=$(mktemp)
-  if REMOTE=$(aws "${aws_opts[@]}" s3api head-object --bucket "$OFFSITE_BUCKET" --key "$1" \
-    --query "join(' ', [to_string(ContentLength), Metadata.sha256 || 'none', StorageClass || 'STANDARD', Metadata.\"plain-sha256\" || 'none'])" \
+  if out=$(aws "${aws_opts[@]}" s3api head-object --bucket "$OFFSITE_BUCKET" --key "$1" \
+    --query "join(' ', [to_string(ContentLength), Metadata.sha256 || 'none', StorageClass || 'STANDARD', Metadata.\"plain-sha256\" || 'none', VersionId || 'null'])" \
     --output text 2> "$err"); then
     rm -f -- "$err"
+    REMOTE=${out% *}
+    REMOTE_VERSION=${out##* }
     return 0
   fi
   REMOTE=""
+  REMOTE_VERSION=""
   if grep -q -e '(404)' -e 'Not Found' -- "$err"; then
     rm -f -- "$err"
     return 0
@@ -95,6 +112,82 @@ head_object() {
   why=$(tail -n 1 -- "$err")
   rm -f -- "$err"
   b321_fail "cannot check s3://$OFFSITE_BUCKET/$1: $why"
+}
+
+LOCK_UNTIL=""
+LOCK_SET=0
+LOCK_PROVEN=0
+LOCKED_UNTIL=""
+
+# lock_until: the retain-until date every object must reach, OFFSITE_LOCK_DAYS from now rounded
+# up to midnight UTC (so the runs of one day ask for the same date and find it already set).
+lock_until() {
+  local t=$(($(date -u +%s) + OFFSITE_LOCK_DAYS * 86400))
+  date -u -d "@$(((t + 86399) / 86400 * 86400))" +%Y-%m-%dT%H:%M:%SZ
+}
+
+# get_retention KEY VERSION: sets RETENTION to "<mode> <retain-until>" of that version, or "" when
+# it has none (NoSuchObjectLockConfiguration); any other error fails the run.
+RETENTION=""
+get_retention() {
+  local err out why
+  err=$(mktemp)
+  if out=$(aws "${aws_opts[@]}" s3api get-object-retention --bucket "$OFFSITE_BUCKET" \
+    --key "$1" --version-id "$2" --query "[Retention.Mode, Retention.RetainUntilDate]" \
+    --output text 2> "$err"); then
+    rm -f -- "$err"
+    read -r RETENTION <<< "$out"
+    RETENTION=${RETENTION//$'\t'/ }
+    return 0
+  fi
+  RETENTION=""
+  if grep -q -e NoSuchObjectLockConfiguration -- "$err"; then
+    rm -f -- "$err"
+    return 0
+  fi
+  why=$(grep -v '^$' -- "$err" | tail -n 1)
+  rm -f -- "$err"
+  b321_fail "cannot read the retention of s3://$OFFSITE_BUCKET/$1 (version $2): $why"
+}
+
+# retention_reaches: does RETENTION hold the object at least until LOCK_UNTIL?
+retention_reaches() {
+  local until=${RETENTION#* } epoch
+  [ -n "$RETENTION" ] || return 1
+  epoch=$(date -u -d "$until" +%s 2> /dev/null) || return 1
+  [ "$epoch" -ge "$(date -u -d "$LOCK_UNTIL" +%s)" ]
+}
+
+# lock_object KEY VERSION: Object Lock retention on that version (the one head_object proved) until
+# at least LOCK_UNTIL, set when missing or shorter, then proved by reading it back. Sets
+# LOCKED_UNTIL to the date read back. Nothing without OFFSITE_LOCK_MODE.
+lock_object() {
+  local key=$1 version=$2 mode=$OFFSITE_LOCK_MODE err why
+  [ -n "${OFFSITE_LOCK_MODE:-}" ] || return 0
+  [ -n "$version" ] && [ "$version" != null ] && [ "$version" != None ] ||
+    b321_fail "s3://$OFFSITE_BUCKET/$key has no version id, so it cannot be locked (is versioning on?)"
+  get_retention "$key" "$version"
+  if ! retention_reaches; then
+    # the writer cannot change a retention's mode (that needs s3:BypassGovernanceRetention)
+    [ -z "$RETENTION" ] || mode=${RETENTION%% *}
+    err=$(mktemp)
+    if ! aws "${aws_opts[@]}" s3api put-object-retention --bucket "$OFFSITE_BUCKET" --key "$key" \
+      --version-id "$version" --retention "Mode=$mode,RetainUntilDate=$LOCK_UNTIL" > /dev/null 2> "$err"; then
+      why=$(grep -v '^$' -- "$err" | tail -n 1)
+      rm -f -- "$err"
+      b321_fail "could not lock s3://$OFFSITE_BUCKET/$key (version $version) in $mode until $LOCK_UNTIL: $why"
+    fi
+    rm -f -- "$err"
+    LOCK_SET=$((LOCK_SET + 1))
+    get_retention "$key" "$version"
+    retention_reaches ||
+      b321_fail "s3://$OFFSITE_BUCKET/$key (version $version) reads back retention '${RETENTION:-none}' after locking, expected $mode until $LOCK_UNTIL or later"
+  fi
+  mode=${RETENTION%% *}
+  [ "$mode" = "$OFFSITE_LOCK_MODE" ] || [ "$mode" = COMPLIANCE ] ||
+    b321_warn "s3://$OFFSITE_BUCKET/$key is locked in $mode, not $OFFSITE_LOCK_MODE: only a user with s3:BypassGovernanceRetention can change its mode"
+  LOCK_PROVEN=$((LOCK_PROVEN + 1))
+  LOCKED_UNTIL=$(date -u -d "${RETENTION#* }" +%Y-%m-%dT%H:%M:%SZ)
 }
 
 # upload FILE KEY SHA256 [PLAIN_SHA256]: puts the file unless the same bytes are already there
@@ -108,6 +201,7 @@ upload() {
     head_object "$key"
     if [[ $REMOTE == "$size $sum "* ]]; then
       b321_log "s3://$OFFSITE_BUCKET/$key is already there ($size bytes, sha256 $sum)"
+      lock_object "$key" "$REMOTE_VERSION"
       return 1
     fi
   fi
@@ -126,6 +220,7 @@ upload() {
     [ "$back" = "$sum" ] ||
       b321_fail "s3://$OFFSITE_BUCKET/$key read back has sha256 $back, expected $sum"
   fi
+  lock_object "$key" "$REMOTE_VERSION"
   return 0
 }
 
@@ -134,11 +229,26 @@ upload_cleanup() {
   [ -z "$WORK" ] || rm -rf -- "$WORK"
 }
 
+# lock_binlog KEY: locks a binlog found already there (head_object just proved it).
+lock_binlog() {
+  lock_object "$1" "$REMOTE_VERSION"
+  note_binlog_lock
+}
+
+# note_binlog_lock: counts a proven binlog lock and keeps the earliest date (upload_binlogs' locals).
+note_binlog_lock() {
+  [ -n "${OFFSITE_LOCK_MODE:-}" ] || return 0
+  locked=$((locked + 1))
+  if [ -z "$earliest" ] || [ "$(date -u -d "$LOCKED_UNTIL" +%s)" -lt "$(date -u -d "$earliest" +%s)" ]; then
+    earliest=$LOCKED_UNTIL
+  fi
+}
+
 # upload_binlogs: every verified shipped binlog not yet in the bucket, oldest first. Sets SENT to
 # the bytes sent and counts binlogs in the status.
 SENT=0
 upload_binlogs() {
-  local f name plain actual key enc esum back uploaded=0 present=0
+  local f name plain actual key enc esum back uploaded=0 present=0 locked=0 earliest=""
   [ -d "$OFFSITE_BINLOG_DIR" ] || b321_fail "$OFFSITE_BINLOG_DIR is not a directory"
   WORK=$(mktemp -d)
   for f in "$OFFSITE_BINLOG_DIR/$OFFSITE_BINLOG_BASENAME".[0-9]*; do
@@ -160,6 +270,7 @@ upload_binlogs() {
     # There with the same plain sum, in whatever storage class the lifecycle moved it to.
     if [[ $REMOTE == *" $plain" ]]; then
       present=$((present + 1))
+      lock_binlog "$key"
       continue
     fi
     enc=$WORK/$name.zst.enc
@@ -169,12 +280,17 @@ upload_binlogs() {
     [ "$back" = "$plain" ] || b321_fail "the encrypted copy of $f does not decrypt to the verified binlog"
     esum=$(b321_sha256 "$enc")
     upload "$enc" "$key" "$esum" "$plain"
+    note_binlog_lock
     SENT=$((SENT + $(stat -c %s -- "$enc")))
     uploaded=$((uploaded + 1))
     rm -f -- "$enc"
   done
   b321_set binlogs_uploaded "$uploaded"
   b321_set binlogs_present "$present"
+  if [ -n "${OFFSITE_LOCK_MODE:-}" ]; then
+    b321_set binlogs_locked "$locked"
+    [ -z "$earliest" ] || b321_set binlogs_locked_until "$earliest"
+  fi
   b321_log "$uploaded binlog(s) uploaded to s3://$OFFSITE_BUCKET/${OFFSITE_PREFIX}binlogs/, $present already there"
 }
 
@@ -197,16 +313,28 @@ main() {
   key=${OFFSITE_PREFIX}${full##*/}
   b321_set file "$full"
   b321_set key "$key"
+  if [ -n "${OFFSITE_LOCK_MODE:-}" ]; then
+    LOCK_UNTIL=$(lock_until)
+    b321_set lock_mode "$OFFSITE_LOCK_MODE"
+    b321_set lock_until "$LOCK_UNTIL"
+  fi
   if upload "$full" "$key" "$sum"; then
     sent=$(stat -c %s -- "$full")
   fi
+  [ -z "${OFFSITE_LOCK_MODE:-}" ] || b321_set full_locked_until "$LOCKED_UNTIL"
   if upload "$manifest" "$key.manifest.json" "$(b321_sha256 "$manifest")"; then
     msize=$(stat -c %s -- "$manifest")
     sent=$((sent + msize))
   fi
+  [ -z "${OFFSITE_LOCK_MODE:-}" ] || b321_set manifest_locked_until "$LOCKED_UNTIL"
   b321_set sha256 "$sum"
   b321_log "s3://$OFFSITE_BUCKET/$key verified"
   [ -z "${OFFSITE_BINLOG_DIR:-}" ] || upload_binlogs
+  if [ -n "${OFFSITE_LOCK_MODE:-}" ]; then
+    b321_set lock_set "$LOCK_SET"
+    b321_set lock_proven "$LOCK_PROVEN"
+    b321_log "$LOCK_PROVEN object(s) locked in $OFFSITE_LOCK_MODE until $LOCK_UNTIL or later ($LOCK_SET set by this run)"
+  fi
   b321_set bytes "$((sent + SENT))"
   b321_log "$((sent + SENT)) bytes sent"
 }
