@@ -4,6 +4,8 @@
 import type { Check, Problem } from "./checks";
 import { CronExpressionParser } from "cron-parser";
 import { maxIntervalHours } from "./schedule";
+import { dumpLock } from "./model/offsite";
+import { defaultGraceHours } from "../components/host/render";
 
 const ARCHIVE = new Set(["GLACIER", "DEEP_ARCHIVE"]);
 
@@ -67,6 +69,54 @@ const newestDumpStaysHot: Check = (site) => {
 };
 
 /**
+ * The offsite copies of the fulls the host still keeps must be locked: otherwise an attacker who
+ * deletes the local fulls finds their offsite copies unlocked. The host keeps `fulls` fulls, one
+ * per full interval, so the oldest is up to fulls × the longest interval old.
+ */
+const lockCoversLocalFulls: Check = (site) => {
+  const b = site.offsite.bucket;
+  const lock = b && dumpLock(b);
+  const m = site.mariadb;
+  if (!lock || !m || !site.offsite.upload) return [];
+  const every = maxIntervalHours(m.schedules.full, site.timezone);
+  const need = Math.ceil((m.retention.fulls * every) / 24);
+  if (lock.days >= need) return [];
+  return [
+    {
+      path: "offsite.bucket.objectLock.days",
+      message: `dumps are locked for ${lock.days} day(s), but the host keeps ${m.retention.fulls} fulls made every ${every} h (${need} days), so an attacker who deletes the local fulls finds their offsite copies unlocked (at least ${need})`,
+    },
+  ];
+};
+
+/**
+ * restic's prefix is not locked (restic prunes and removes locks): an object restic's key or an
+ * attacker with it overwrites or deletes comes back only as a noncurrent version, so those must
+ * outlive the time to notice: the repository's check (or its copy when it has no check) failing or
+ * going stale, i.e. its longest interval plus the monitor's grace, and the monitor's own interval.
+ */
+const noncurrentCoversDetection: Check = (site) => {
+  const b = site.offsite.bucket;
+  if (!b) return [];
+  const monitor = maxIntervalHours(site.monitoring.schedule, site.timezone);
+  return site.restic.repositories.flatMap((r) => {
+    if (r.kind !== "s3") return [];
+    const what = r.check ? "check" : r.copyFrom ? "copy" : "backup";
+    const every = maxIntervalHours(r.check?.schedule ?? r.schedule, site.timezone);
+    const grace = defaultGraceHours(every);
+    const hours = every + grace + monitor;
+    const need = Math.ceil(hours / 24);
+    if (b.noncurrentDays >= need) return [];
+    return [
+      {
+        path: "offsite.bucket.noncurrentDays",
+        message: `an object of the restic repository "${r.name}" that is overwritten or deleted can be brought back for ${b.noncurrentDays} day(s), but a problem with the repository may go unnoticed for ${hours} h (its ${what} every ${every} h + ${grace} h grace + the monitor every ${monitor} h) (at least ${need})`,
+      },
+    ];
+  });
+};
+
+/**
  * The shortest gap, in hours, between two runs over a fortnight (UTC): how far back `keep`
  * snapshots reach at least is (keep - 1) times this. A schedule running less than twice in the
  * fortnight counts as a week apart.
@@ -111,4 +161,6 @@ export const offsiteChecks: Check[] = [
   expiryAfterTransitions,
   newestDumpStaysHot,
   nasKeepsYesterday,
+  lockCoversLocalFulls,
+  noncurrentCoversDetection,
 ];

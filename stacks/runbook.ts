@@ -8,6 +8,8 @@ import { RESTIC_S3_SECRETS, requiredSecrets } from "./secrets";
 import {
   recoveryReport,
   threeTwoOne,
+  immutableText,
+  lockText,
   ASSUMED,
   HOST_LOSS_NOT_PROMISED,
   type ScenarioReport,
@@ -87,7 +89,7 @@ export function renderCopiesDiagram(site: Site): string {
   for (const r of site.restic.repositories) {
     const where =
       r.kind === "s3"
-        ? `${bucket?.name ?? "bucket"}/${r.prefix ?? `restic/${r.name}`}${bucket?.objectLock ? " (Object Lock)" : ""}`
+        ? `${bucket?.name ?? "bucket"}/${r.prefix ?? `restic/${r.name}`}`
         : `${r.host}: ${r.disk ? `USB SSD ${r.path}` : r.path}`;
     node(`R_${id(r.name)}`, `restic ${r.name}<br/>${where}`, "db");
   }
@@ -420,10 +422,16 @@ export function renderRunbook(site: Site, stack: string): string {
     "| production | host disk | no | no | the live data |",
     ...t.locations.map(
       (l) =>
-        `| ${l.id} | ${l.medium} | ${l.offsite ? "yes" : "no"} | ${l.immutable ? "yes" : "no"} | ${l.holds.join(", ")} |`,
+        `| ${l.id} | ${l.medium} | ${l.offsite ? "yes" : "no"} | ${lockText(l)} | ${l.holds.join(", ")} |`,
     ),
     "",
-    `3-2-1: ${t.copies} copies on ${t.media} media, ${t.offsite} offsite, ${t.immutable} immutable: ${t.satisfied ? "satisfied" : "NOT satisfied"}.`,
+    `3-2-1: ${t.copies} copies on ${t.media} media, ${t.offsite} offsite, ${t.immutable} immutable${immutableText(t)}: ${t.satisfied ? "satisfied" : "NOT satisfied"}.`,
+    ...(site.offsite.bucket && site.restic.repositories.some((x) => x.kind === "s3")
+      ? [
+          "",
+          `restic data under ${site.offsite.bucket.resticPrefix} is never locked (restic deletes what it prunes): an object there that is overwritten or deleted comes back only from its noncurrent version, kept ${site.offsite.bucket.noncurrentDays} days (offsite.bucket.noncurrentDays; \`aws s3api list-object-versions --prefix ${site.offsite.bucket.resticPrefix}\`). Notice within that window or it is gone.`,
+        ]
+      : []),
     "",
     ...keysSection(site, stack),
     "",

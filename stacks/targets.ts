@@ -5,6 +5,7 @@ import { runTimesIn, scheduleWindows } from "./schedule";
 import type { Site } from "./schema";
 import type { Disk, Pbs } from "./model/pbs";
 import type { ResticRepository } from "./model/restic";
+import { dumpLock, type ObjectLock } from "./model/offsite";
 
 const HOUR = 3600_000;
 
@@ -176,11 +177,11 @@ const nasShare = (host: string): Place => ({
   host,
 });
 
+/** The bucket. Not immutable as a whole: restic's prefix is never locked (restic prunes). */
 function bucketOf(site: Site): Place | undefined {
   const b = site.offsite.bucket;
   if (!b) return undefined;
-  const immutable = b.objectLock !== undefined;
-  return { id: `s3:${b.name}`, medium: "object storage", offsite: true, immutable };
+  return { id: `s3:${b.name}`, medium: "object storage", offsite: true, immutable: false };
 }
 
 function repositoryPlace(site: Site, r: ResticRepository): Place {
@@ -465,6 +466,7 @@ export interface ThreeTwoOne {
   readonly copies: number;
   readonly media: number;
   readonly offsite: number;
+  /** Locations holding an immutable copy (see each location's lock). */
   readonly immutable: number;
   /** At least 3 copies on 2 media with 1 offsite. */
   readonly satisfied: boolean;
@@ -476,13 +478,28 @@ export interface Location {
   readonly id: string;
   readonly medium: "host disk" | "removable disk" | "NAS" | "object storage";
   readonly offsite: boolean;
+  /** It holds an immutable copy: what, and for how long, in lock. */
   readonly immutable: boolean;
   /** What it holds, sorted. */
   readonly holds: readonly string[];
+  /** The copy locked against deletion and overwrite, and how (the dumps' Object Lock). */
+  readonly lock?: ObjectLock & { readonly holds: string };
+}
+
+/** "database dumps, 35 days GOVERNANCE": what a location holds immutable, and for how long. */
+export function lockText(l: Location): string {
+  return l.lock ? `${l.lock.holds}, ${l.lock.days} days ${l.lock.mode}` : "no";
 }
 
 export function threeTwoOne(site: Site): ThreeTwoOne {
-  const locs = new Map<string, Omit<Location, "holds"> & { holds: Set<string> }>();
+  const locs = new Map<
+    string,
+    Omit<Location, "holds" | "immutable" | "lock"> & {
+      holds: Set<string>;
+      immutable: boolean;
+      lock?: Location["lock"];
+    }
+  >();
   const add = ({ id, medium, offsite, immutable }: Place, holds: string) => {
     const l = locs.get(id) ?? { id, medium, offsite, immutable, holds: new Set<string>() };
     l.holds.add(holds);
@@ -495,7 +512,15 @@ export function threeTwoOne(site: Site): ThreeTwoOne {
   if (m) add(hostDisk(m.host), "database fulls and binlogs");
   if (site.offsite.nas) add(nasShare(site.offsite.nas.host), "dated snapshots");
   const bucket = bucketOf(site);
-  if (site.offsite.upload && bucket) add(bucket, "database dumps");
+  if (site.offsite.upload && bucket) {
+    add(bucket, "database dumps");
+    const lock = dumpLock(site.offsite.bucket!);
+    if (lock)
+      Object.assign(locs.get(bucket.id)!, {
+        immutable: true,
+        lock: { ...lock, holds: "database dumps" },
+      });
+  }
   const locations = [...locs.values()]
     .map((l) => ({ ...l, holds: [...l.holds].sort() }))
     .sort((a, b) => a.id.localeCompare(b.id));
@@ -511,6 +536,14 @@ export function threeTwoOne(site: Site): ThreeTwoOne {
     satisfied: copies >= 3 && media >= 2 && offsite >= 1,
     locations,
   };
+}
+
+/** " (database dumps in s3:bucket, 35 days GOVERNANCE)": which copies are immutable, or "". */
+export function immutableText(t: ThreeTwoOne): string {
+  const locked = t.locations
+    .filter((l) => l.lock)
+    .map((l) => `${l.lock!.holds} in ${l.id}, ${l.lock!.days} days ${l.lock!.mode}`);
+  return locked.length > 0 ? ` (${locked.join("; ")})` : "";
 }
 
 /** What the plan summary and the runbook say of a lost host under targets.hostLoss: none. */
@@ -542,7 +575,12 @@ export function renderTargetsSummary(site: Site): string {
       `  (${site.timezone} changes clocks by ${r.onSite.rpoAllowanceHours} h: that much over an RPO target is allowed)`,
     );
   lines.push(
-    `3-2-1: ${t.copies} copies, ${t.media} media, ${t.offsite} offsite, ${t.immutable} immutable (${t.satisfied ? "satisfied" : "NOT satisfied"})`,
+    `3-2-1: ${t.copies} copies, ${t.media} media, ${t.offsite} offsite, ${t.immutable} immutable${immutableText(t)} (${t.satisfied ? "satisfied" : "NOT satisfied"})`,
   );
+  const b = site.offsite.bucket;
+  if (b && site.offsite.upload && !dumpLock(b))
+    lines.push(
+      `  Object Lock off (offsite.bucket.objectLock: false): the offsite dumps can be overwritten by their writer and come back only as versions, for ${b.noncurrentDays} days`,
+    );
   return lines.join("\n");
 }

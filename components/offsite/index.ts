@@ -3,7 +3,7 @@
 // prefix, the dump upload job, and the NAS sync into dated hard-linked snapshots.
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
-import type { Bucket as BucketModel } from "../../stacks/model/offsite";
+import { dumpLock, type Bucket as BucketModel } from "../../stacks/model/offsite";
 import { Host, RemoteFile, ScheduledJob, readScript } from "../host";
 import { removeFileCommand } from "../host/render";
 import {
@@ -77,11 +77,13 @@ export class OffsiteBucket extends pulumi.ComponentResource {
       `${name}-bucket`,
       {
         bucket: b.name,
-        objectLockEnabled: b.objectLock !== undefined,
+        objectLockEnabled: dumpLock(b) !== undefined,
         forceDestroy: false,
         tags: { "managed-by": "backup321" },
       },
-      { parent: this, protect: true },
+      // objectLockEnabled forces a new bucket, which protect refuses: it only counts at creation,
+      // and an existing bucket gets Object Lock from its BucketObjectLockConfiguration.
+      { parent: this, protect: true, ignoreChanges: ["objectLockEnabled"] },
     );
   }
 
@@ -131,14 +133,13 @@ export class OffsiteBucket extends pulumi.ComponentResource {
       { bucket, rules: lifecycleRules(b) },
       { parent: this, dependsOn: [versioning] },
     );
-    if (b.objectLock) {
+    if (dumpLock(b)) {
+      // Enabled, with no default retention: a default retention makes every restic PutObject fail
+      // (restic issue 2202: Content-MD5 required with Object Lock parameters), so the uploader
+      // sets a retention on each dump object itself. Needs versioning first.
       new aws.s3.BucketObjectLockConfiguration(
         `${name}-object-lock`,
-        {
-          bucket,
-          objectLockEnabled: "Enabled",
-          rule: { defaultRetention: { mode: b.objectLock.mode, days: b.objectLock.days } },
-        },
+        { bucket, objectLockEnabled: "Enabled" },
         { parent: this, dependsOn: [versioning] },
       );
     }
@@ -160,7 +161,11 @@ export class OffsiteBucket extends pulumi.ComponentResource {
       {
         name: `${writer}-${prefix.replace(/[^A-Za-z0-9]+/g, "-").replace(/-$/, "")}`,
         user: user.name,
-        policy: JSON.stringify(writerPolicy(b.name, writer, prefix)),
+        policy: JSON.stringify(
+          writerPolicy(b.name, writer, prefix, {
+            retention: writer === "dumps" && dumpLock(b) !== undefined,
+          }),
+        ),
       },
       { parent: this },
     );

@@ -145,11 +145,18 @@ export type Writer = "dumps" | "restic";
 /**
  * The least a writer needs on its own prefix.
  * dumps: put (multipart included), read back for the post-upload check, list its prefix, abort
- * its own failed multipart uploads; never delete (old dumps leave only by the lifecycle).
+ * its own failed multipart uploads; never delete (old dumps leave only by the lifecycle). With
+ * `retention` (Object Lock on), also set and read each object's retention: never
+ * s3:BypassGovernanceRetention, so it can lengthen a lock but not shorten or remove it.
  * restic: get/put/delete/list (restic removes lock files and pruned packs; with versioning the
  * deleted objects stay recoverable until the noncurrent versions expire).
  */
-export function writerPolicy(bucketName: string, writer: Writer, prefix: string): PolicyDocument {
+export function writerPolicy(
+  bucketName: string,
+  writer: Writer,
+  prefix: string,
+  opts: { readonly retention?: boolean } = {},
+): PolicyDocument {
   const arn = bucketArn(bucketName);
   const objects = `${arn}/${prefix}*`;
   const list: Statement = {
@@ -167,7 +174,13 @@ export function writerPolicy(bucketName: string, writer: Writer, prefix: string)
           {
             Sid: "WriteAndReadBackDumps",
             Effect: "Allow",
-            Action: ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
+            Action: [
+              "s3:AbortMultipartUpload",
+              "s3:GetObject",
+              ...(opts.retention ? ["s3:GetObjectRetention"] : []),
+              "s3:PutObject",
+              ...(opts.retention ? ["s3:PutObjectRetention"] : []),
+            ],
             Resource: objects,
           },
           list,

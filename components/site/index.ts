@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { Site } from "../../stacks/schema";
 import { maxIntervalHours } from "../../stacks/schedule";
 import type { Host as HostModel } from "../../stacks/model/hosts";
+import { dumpLock } from "../../stacks/model/offsite";
 import * as aws from "@pulumi/aws";
 import { Host } from "../host";
 import { DumpUpload, NasSync, OffsiteBucket } from "../offsite";
@@ -344,6 +345,7 @@ export class BackupSite extends pulumi.ComponentResource {
           accessKeyId: offsite.dumpWriter.accessKeyId,
           secretAccessKey: offsite.dumpWriter.secretAccessKey,
           kmsKeyArn: bucket.kmsKeyArn,
+          objectLock: dumpLock(bucket),
           // a missed full plus a day before the upload warns that it has nothing new
           maxAgeHours: maxIntervalHours(site.mariadb.schedules.full, site.timezone) * 2 + 24,
           // the shipped binlogs (and the key) are on the database host only

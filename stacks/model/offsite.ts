@@ -39,16 +39,44 @@ export const bucket = z.strictObject({
     .optional(),
   /** Dumps expire after this many days. Defaults to 365. */
   expireDumpsAfterDays: z.number().int().positive().default(365),
-  /** Noncurrent versions expire after this many days. Defaults to 30. */
+  /**
+   * Days an overwritten or deleted object stays recoverable as a noncurrent version: the only way
+   * back for a restic object (restic's prefix is not locked). Must cover the time to notice a
+   * problem with the cloud restic repository. Defaults to 30.
+   */
   noncurrentDays: z.number().int().positive().default(30),
-  /** Object Lock in governance/compliance mode with a default retention. */
+  /**
+   * Object Lock on what the dump uploader writes (fulls, manifests, binlogs under dumpPrefix): each
+   * object version gets a retention of `days` in `mode` (GOVERNANCE: only a user with
+   * s3:BypassGovernanceRetention can shorten it; COMPLIANCE: no one, not even the root account).
+   * Not a bucket default retention: restic cannot write to a bucket with one (restic issue 2202).
+   * `false` for an S3 service without Object Lock: the dumps are then only versioned.
+   * Defaults to GOVERNANCE for 35 days.
+   */
   objectLock: z
-    .strictObject({ mode: z.enum(["GOVERNANCE", "COMPLIANCE"]), days: z.number().int().positive() })
-    .optional(),
+    .union([
+      z.literal(false),
+      z.strictObject({
+        mode: z.enum(["GOVERNANCE", "COMPLIANCE"]).default("GOVERNANCE"),
+        /**
+         * At least the local retention of fulls (4 weekly fulls: 28 days, 29 across a clock
+         * change). Defaults to 35: one more week, so the copy of the oldest kept full is still
+         * locked for a week after the host drops it (a missed or late full).
+         */
+        days: z.number().int().positive().default(35),
+      }),
+    ])
+    .default({ mode: "GOVERNANCE", days: 35 }),
   /** KMS key ARN for default encryption; SSE-S3 when unset. */
   kmsKeyArn: z.string().optional(),
 });
 export type Bucket = z.infer<typeof bucket>;
+export type ObjectLock = Exclude<Bucket["objectLock"], false>;
+
+/** The dumps' Object Lock, or undefined when turned off. */
+export function dumpLock(b: Pick<Bucket, "objectLock">): ObjectLock | undefined {
+  return b.objectLock === false ? undefined : b.objectLock;
+}
 
 export const upload = z.strictObject({
   /** Host (by name) that uploads the newest verified full. Defaults to the MariaDB host. */

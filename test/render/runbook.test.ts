@@ -26,7 +26,18 @@ test("targets table with the computed numbers", () => {
   expect(lines).toContain(
     "| The whole site lost (offsite copies only) | 172 h | 192 h | 6.27 h | 24 h |",
   );
-  expect(lines).toContain("3-2-1: 5 copies on 4 media, 1 offsite, 0 immutable: satisfied.");
+  expect(lines).toContain(
+    "3-2-1: 5 copies on 4 media, 1 offsite, 1 immutable (database dumps in s3:atlastech-backups, 35 days GOVERNANCE): satisfied.",
+  );
+});
+
+test("which copy is immutable, and how long a deleted restic object can be brought back", () => {
+  expect(lines).toContain(
+    "| s3:atlastech-backups | object storage | yes | database dumps, 35 days GOVERNANCE | database dumps, restic cloud |",
+  );
+  expect(lines).toContain(
+    "restic data under restic/ is never locked (restic deletes what it prunes): an object there that is overwritten or deleted comes back only from its noncurrent version, kept 30 days (offsite.bucket.noncurrentDays; `aws s3api list-object-versions --prefix restic/`). Notice within that window or it is gone.",
+  );
 });
 
 test("scenario 1: rollback of every snapshotted guest", () => {

@@ -185,12 +185,12 @@ describe("the seed site (prod)", () => {
     });
   });
 
-  test("3-2-1: five copies on four media, one offsite, none immutable", () => {
+  test("3-2-1: five copies on four media, one offsite, the offsite dumps immutable", () => {
     expect(threeTwoOne(site)).toEqual({
       copies: 5,
       media: 4,
       offsite: 1,
-      immutable: 0,
+      immutable: 1,
       satisfied: true,
       locations: [
         {
@@ -218,8 +218,10 @@ describe("the seed site (prod)", () => {
           id: "s3:atlastech-backups",
           medium: "object storage",
           offsite: true,
-          immutable: false,
+          immutable: true,
           holds: ["database dumps", "restic cloud"],
+          // restic's prefix is never locked: only the dumps are
+          lock: { holds: "database dumps", mode: "GOVERNANCE", days: 35 },
         },
       ],
     });
@@ -238,7 +240,7 @@ describe("the seed site (prod)", () => {
         '    files: 170 h via restic "usb" → restic copy "cloud"',
         "    database: 25.25 h via binlog shipping → dump upload",
         "  (Europe/Paris changes clocks by 1 h: that much over an RPO target is allowed)",
-        "3-2-1: 5 copies, 4 media, 1 offsite, 0 immutable (satisfied)",
+        "3-2-1: 5 copies, 4 media, 1 offsite, 1 immutable (database dumps in s3:atlastech-backups, 35 days GOVERNANCE) (satisfied)",
       ].join("\n"),
     );
   });
@@ -255,16 +257,27 @@ describe("the seed site (prod)", () => {
     });
   });
 
-  test("Object Lock makes the cloud copy immutable", () => {
+  test("Object Lock makes the offsite dumps immutable, never restic; off, nothing is", () => {
     const raw = readStackFile("prod").config["backup321:site"] as SiteInput;
-    const locked = siteSchema.parse({
-      ...raw,
-      offsite: {
-        ...raw.offsite,
-        bucket: { ...raw.offsite?.bucket, objectLock: { mode: "COMPLIANCE", days: 30 } },
-      },
+    const withLock = (objectLock: unknown) =>
+      siteSchema.parse({
+        ...raw,
+        offsite: { ...raw.offsite, bucket: { ...raw.offsite?.bucket, objectLock } },
+      });
+    const compliance = threeTwoOne(withLock({ mode: "COMPLIANCE", days: 60 }));
+    expect(compliance.immutable).toBe(1);
+    expect(compliance.locations.find((l) => l.id === "s3:atlastech-backups")?.lock).toEqual({
+      holds: "database dumps",
+      mode: "COMPLIANCE",
+      days: 60,
     });
-    expect(threeTwoOne(locked).immutable).toBe(1);
+    const off = withLock(false);
+    expect(threeTwoOne(off).immutable).toBe(0);
+    expect(threeTwoOne(off).locations.some((l) => l.immutable || l.lock)).toBe(false);
+    expect(renderTargetsSummary(off).split("\n").slice(-2)).toEqual([
+      "3-2-1: 5 copies, 4 media, 1 offsite, 0 immutable (satisfied)",
+      "  Object Lock off (offsite.bucket.objectLock: false): the offsite dumps can be overwritten by their writer and come back only as versions, for 30 days",
+    ]);
   });
 });
 

@@ -125,6 +125,6 @@ test("the runbook is installed on every host that runs jobs", () => {
 
 test("stack outputs: threeTwoOne and recovery", () => {
   expect(program.threeTwoOne).toEqual(threeTwoOne(site));
-  expect(program.threeTwoOne).toMatchObject({ copies: 5, media: 4, offsite: 1, immutable: 0 });
+  expect(program.threeTwoOne).toMatchObject({ copies: 5, media: 4, offsite: 1, immutable: 1 });
   expect(program.recovery).toEqual(recoveryReport(site));
 });

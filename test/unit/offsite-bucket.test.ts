@@ -7,6 +7,7 @@ import type { OffsiteBucket } from "../../components/offsite";
 let recorded: Registration[];
 let locked: OffsiteBucket;
 let dumpsOnly: OffsiteBucket;
+let unlocked: OffsiteBucket;
 
 async function unwrap<T>(o: pulumi.Output<T>): Promise<{ value: T; secret: boolean }> {
   const value = await new Promise<T>((resolve) => o.apply((v) => resolve(v)));
@@ -28,18 +29,67 @@ beforeAll(async () => {
       bucket: bucketSchema.parse({ name: "site-offsite-plain" }),
       resticWriter: false,
     });
+    unlocked = new OffsiteBucket("unlocked", {
+      bucket: bucketSchema.parse({ name: "site-offsite-unlocked", objectLock: false }),
+    });
   });
+  expect(unlocked.dumpWriter).toBeDefined();
 });
 
-test("Object Lock is enabled at creation and gets its default retention", () => {
-  expect(find("locked-bucket")?.inputs).toMatchObject({ objectLockEnabled: true });
-  expect(find("locked-object-lock")?.inputs).toEqual({
-    bucket: "site-offsite-locked",
-    objectLockEnabled: "Enabled",
-    rule: { defaultRetention: { mode: "COMPLIANCE", days: 28 } },
-  });
-  expect(find("plain-object-lock")).toBeUndefined();
-  expect(find("plain-bucket")?.inputs).toMatchObject({ objectLockEnabled: false });
+test("Object Lock is on by default, enabled without a default retention; false leaves it off", () => {
+  const versioning = (b: string) => find(`${b}-versioning`)!.urn;
+  for (const b of ["locked", "plain"]) {
+    const bucket = find(`${b}-bucket`)!;
+    expect(bucket.inputs).toMatchObject({ objectLockEnabled: true });
+    expect(bucket.options.protect).toBe(true);
+    // the field forces a replacement, refused on the protected bucket: an existing bucket gets
+    // Object Lock from the configuration below instead
+    expect(bucket.options.ignoreChanges).toEqual(["objectLockEnabled"]);
+    const lock = find(`${b}-object-lock`)!;
+    expect(lock.type).toBe("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration");
+    // no rule: a bucket default retention makes restic's PutObject fail (restic issue 2202); the
+    // uploader locks each dump object itself
+    expect(lock.inputs).toEqual({ bucket: `site-offsite-${b}`, objectLockEnabled: "Enabled" });
+    expect(lock.options.dependsOn).toContain(versioning(b));
+  }
+  expect(find("unlocked-object-lock")).toBeUndefined();
+  expect(find("unlocked-bucket")?.inputs).toMatchObject({ objectLockEnabled: false });
+  expect(find("unlocked-bucket")?.options.ignoreChanges).toEqual(["objectLockEnabled"]);
+});
+
+test("the dump writer may set and read retention on its prefix, never bypass it or delete", () => {
+  const policy = (b: string) =>
+    JSON.parse(String(find(`${b}-dumps-policy`)?.inputs.policy)) as {
+      Statement: { Sid: string; Action: string | string[]; Resource: string | string[] }[];
+    };
+  expect(policy("locked").Statement).toEqual([
+    {
+      Sid: "WriteAndReadBackDumps",
+      Effect: "Allow",
+      Action: [
+        "s3:AbortMultipartUpload",
+        "s3:GetObject",
+        "s3:GetObjectRetention",
+        "s3:PutObject",
+        "s3:PutObjectRetention",
+      ],
+      Resource: "arn:aws:s3:::site-offsite-locked/database/*",
+    },
+    {
+      Sid: "ListOwnPrefix",
+      Effect: "Allow",
+      Action: "s3:ListBucket",
+      Resource: "arn:aws:s3:::site-offsite-locked",
+      Condition: { StringLike: { "s3:prefix": ["database/*"] } },
+    },
+  ]);
+  for (const b of ["locked", "plain", "unlocked"]) {
+    const text = JSON.stringify(policy(b));
+    expect(text).not.toMatch(/Bypass|Delete|s3:\*|PutObjectLegalHold|PutBucketObjectLock/);
+  }
+  // without Object Lock the writer gets no retention rights
+  expect(JSON.stringify(policy("unlocked"))).not.toContain("Retention");
+  expect(JSON.stringify(find("locked-restic-policy")?.inputs.policy)).not.toContain("Retention");
 });
 
 test("a KMS key makes default encryption aws:kms with a bucket key", () => {

@@ -71,6 +71,11 @@ test("the offsite bucket component has exactly these children (renames would rep
       "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
       "backup321-offsite-lifecycle",
     ],
+    // new: enables Object Lock on the existing bucket in place
+    [
+      "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration",
+      "backup321-offsite-object-lock",
+    ],
     ["aws:s3/bucketPolicy:BucketPolicy", "backup321-offsite-policy"],
     ["aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "backup321-offsite-public-access"],
     ["aws:iam/accessKey:AccessKey", "backup321-offsite-restic-key"],
@@ -96,8 +101,19 @@ test("the bucket is protected, never force-destroyed, and the only protected off
   expect(bucket.inputs).toMatchObject({
     bucket: "atlastech-backups",
     forceDestroy: false,
-    objectLockEnabled: false,
+    objectLockEnabled: true,
   });
+  // the existing prod bucket was made without Object Lock: the field would replace it, which
+  // protect refuses, so it is ignored and the lock configuration below enables it in place
+  expect(bucket.options.ignoreChanges).toEqual(["objectLockEnabled"]);
+  const lock = one(
+    "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration",
+    "backup321-offsite-object-lock",
+  );
+  expect(lock.inputs).toEqual({ bucket: "atlastech-backups", objectLockEnabled: "Enabled" });
+  expect(lock.options.dependsOn).toContain(
+    one("aws:s3/bucketVersioning:BucketVersioning", "backup321-offsite-versioning").urn,
+  );
   const offsite = recorded.filter((r) => r.name.startsWith("backup321-offsite"));
   expect(offsite.filter((r) => r.options.protect).map((r) => r.name)).toEqual([
     "backup321-offsite-bucket",
@@ -205,7 +221,13 @@ test("each writer is its own IAM user, scoped to its prefix; the dump uploader c
       {
         Sid: "WriteAndReadBackDumps",
         Effect: "Allow",
-        Action: ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
+        Action: [
+          "s3:AbortMultipartUpload",
+          "s3:GetObject",
+          "s3:GetObjectRetention",
+          "s3:PutObject",
+          "s3:PutObjectRetention",
+        ],
         Resource: "arn:aws:s3:::atlastech-backups/database/*",
       },
       {
@@ -277,6 +299,8 @@ test("the dump writer's secret reaches db-srv only as a secret 0600 credentials 
       "OFFSITE_BINLOG_KEY_FILE='/etc/backup321/secrets/mariadb-backup.key'",
       "OFFSITE_BUCKET='atlastech-backups'",
       "OFFSITE_CREDENTIALS='/etc/backup321/secrets/offsite-upload-aws'",
+      "OFFSITE_LOCK_DAYS='35'",
+      "OFFSITE_LOCK_MODE='GOVERNANCE'",
       "OFFSITE_MAX_AGE_HOURS='362'",
       "OFFSITE_PREFIX='database/'",
       "OFFSITE_REGION='eu-west-3'",

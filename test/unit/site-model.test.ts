@@ -305,3 +305,64 @@ describe("properties of validation", () => {
     );
   });
 });
+
+describe("the offsite copy is immutable by default, and the bucket's windows fit the site", () => {
+  type Raw = {
+    offsite: { bucket: Record<string, unknown> & { transitions: Record<string, unknown>[] } };
+    mariadb: { retention: { fulls: number } };
+    restic: { repositories: { name: string; check?: { schedule: string } }[] };
+  };
+  const prod = () => clone(stackSite("prod")) as unknown as Raw;
+
+  test("Object Lock is on by default: GOVERNANCE for 35 days; false turns it off", () => {
+    expect(parseSite(stackSite("prod")).offsite.bucket?.objectLock).toEqual({
+      mode: "GOVERNANCE",
+      days: 35,
+    });
+    const raw = prod();
+    raw.offsite.bucket.objectLock = { mode: "COMPLIANCE" };
+    expect(parseSite(raw).offsite.bucket?.objectLock).toEqual({ mode: "COMPLIANCE", days: 35 });
+    raw.offsite.bucket.objectLock = false;
+    expect(problems(raw)).toEqual([]);
+    expect(parseSite(raw).offsite.bucket?.objectLock).toBe(false);
+  });
+
+  test("the lock must last as long as the host keeps its fulls", () => {
+    const raw = prod();
+    raw.offsite.bucket.objectLock = { days: 20 };
+    // four weekly fulls; Europe/Paris makes one week 169 h long
+    const every = maxIntervalHours("0 2 * * 0", "Europe/Paris");
+    const need = Math.ceil((4 * every) / 24);
+    expect(need).toBe(29);
+    expect(problems(raw)).toEqual([
+      `backup321:site.offsite.bucket.objectLock.days: dumps are locked for 20 day(s), but the host keeps 4 fulls made every ${every} h (${need} days), so an attacker who deletes the local fulls finds their offsite copies unlocked (at least ${need})`,
+    ]);
+    raw.offsite.bucket.objectLock = { days: need };
+    expect(problems(raw)).toEqual([]);
+    raw.mariadb.retention.fulls = 6;
+    expect(problems(raw)[0]).toContain("(at least 43)");
+    raw.offsite.bucket.objectLock = false;
+    expect(problems(raw)).toEqual([]);
+  });
+
+  test("noncurrent versions outlive the time it takes to notice a broken restic repository", () => {
+    const raw = prod();
+    raw.offsite.bucket.noncurrentDays = 7;
+    // the cloud repository's check runs weekly (169 h across a clock change), 12 h grace,
+    // and the monitor runs hourly
+    const check = maxIntervalHours("0 8 * * 0", "Europe/Paris");
+    const monitor = maxIntervalHours("0 * * * *", "Europe/Paris");
+    const hours = check + 12 + monitor;
+    const need = Math.ceil(hours / 24);
+    expect(need).toBe(8);
+    expect(problems(raw)).toEqual([
+      `backup321:site.offsite.bucket.noncurrentDays: an object of the restic repository "cloud" that is overwritten or deleted can be brought back for 7 day(s), but a problem with the repository may go unnoticed for ${hours} h (its check every ${check} h + 12 h grace + the monitor every ${monitor} h) (at least ${need})`,
+    ]);
+    raw.offsite.bucket.noncurrentDays = need;
+    expect(problems(raw)).toEqual([]);
+    // without a check, the copy job is what would notice
+    delete raw.restic.repositories[1].check;
+    raw.offsite.bucket.noncurrentDays = 7;
+    expect(problems(raw)[0]).toContain("its copy every");
+  });
+});
