@@ -116,6 +116,83 @@ const noncurrentCoversDetection: Check = (site) => {
   });
 };
 
+/** Days S3 bills an object in a class at least (early deletion or transition fee), and IA's rule. */
+const MIN_DAYS: Record<string, number> = {
+  STANDARD_IA: 30,
+  ONEZONE_IA: 30,
+  GLACIER_IR: 90,
+  GLACIER: 90,
+  DEEP_ARCHIVE: 180,
+};
+const IA = new Set(["STANDARD_IA", "ONEZONE_IA"]);
+/** S3's transition waterfall: an object only ever moves to a colder class (a higher rank). */
+const RANK: Record<string, number> = {
+  STANDARD_IA: 1,
+  ONEZONE_IA: 2,
+  GLACIER_IR: 3,
+  GLACIER: 4,
+  DEEP_ARCHIVE: 5,
+};
+
+/**
+ * S3 refuses a move to an IA class before 30 days, and another move within 30 days of it; every
+ * class bills a minimum duration (IA 30, GLACIER and GLACIER_IR 90, DEEP_ARCHIVE 180 days), so no
+ * object should leave it earlier, by a later transition or by the dumps' expiry (noncurrent versions
+ * are never transitioned, so only current ones are counted).
+ */
+const transitionsPayOff: Check = (site) => {
+  const b = site.offsite.bucket;
+  if (!b) return [];
+  const ts = b.transitions ?? [];
+  const out: Problem[] = [];
+  const overlap = (x: string, y: string) => x.startsWith(y) || y.startsWith(x);
+  ts.forEach((t, i) => {
+    const path = `offsite.bucket.transitions[${i}].days`;
+    if (IA.has(t.storageClass) && t.days < 30)
+      out.push({
+        path,
+        message: `S3 refuses a move to ${t.storageClass} before 30 days (at least 30)`,
+      });
+    // the move just before this one, for objects under both prefixes
+    const before = ts
+      .map((p, j) => ({ p, j }))
+      .filter(
+        ({ p, j }) =>
+          j !== i &&
+          p.days < t.days &&
+          RANK[p.storageClass] < RANK[t.storageClass] &&
+          overlap(p.prefix, t.prefix),
+      )
+      .sort((x, y) => y.p.days - x.p.days)[0];
+    if (before) {
+      const min = MIN_DAYS[before.p.storageClass];
+      const gap = t.days - before.p.days;
+      if (gap < min)
+        out.push({
+          path,
+          message: `objects under ${t.prefix.length > before.p.prefix.length ? t.prefix : before.p.prefix} would move from ${before.p.storageClass} (transitions[${before.j}], day ${before.p.days}) to ${t.storageClass} after ${gap} day(s), but ${IA.has(before.p.storageClass) ? `S3 requires ${min} days in ${before.p.storageClass} first` : `${before.p.storageClass} bills at least ${min} days`} (at least ${before.p.days + min})`,
+        });
+    }
+    // objects under this prefix stay in its class until the dumps expire, unless a later move
+    // covers all of them
+    const later = ts.some(
+      (p) =>
+        p.days > t.days &&
+        RANK[p.storageClass] > RANK[t.storageClass] &&
+        t.prefix.startsWith(p.prefix),
+    );
+    if (later || !t.prefix.startsWith(b.dumpPrefix)) return;
+    const min = MIN_DAYS[t.storageClass];
+    const gap = b.expireDumpsAfterDays - t.days;
+    if (gap >= 0 && gap < min)
+      out.push({
+        path,
+        message: `${t.prefix === b.dumpPrefix ? "dumps" : `objects under ${t.prefix}`} would expire ${gap} day(s) after moving to ${t.storageClass}, which bills at least ${min} days, so the early deletion fee pays for data that is gone (at most ${b.expireDumpsAfterDays - min}, or expireDumpsAfterDays at least ${t.days + min})`,
+      });
+  });
+  return out;
+};
+
 /**
  * The shortest gap, in hours, between two runs over a fortnight (UTC): how far back `keep`
  * snapshots reach at least is (keep - 1) times this. A schedule running less than twice in the
@@ -163,4 +240,5 @@ export const offsiteChecks: Check[] = [
   nasKeepsYesterday,
   lockCoversLocalFulls,
   noncurrentCoversDetection,
+  transitionsPayOff,
 ];

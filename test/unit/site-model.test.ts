@@ -365,4 +365,38 @@ describe("the offsite copy is immutable by default, and the bucket's windows fit
     raw.offsite.bucket.noncurrentDays = 7;
     expect(problems(raw)[0]).toContain("its copy every");
   });
+
+  test("S3's IA rules: 30 days before a move to IA, 30 more before a later archive move", () => {
+    const raw = prod();
+    raw.offsite.bucket.transitions = [
+      { prefix: "database/", days: 10, storageClass: "STANDARD_IA" },
+      { prefix: "database/", days: 30, storageClass: "GLACIER" },
+    ];
+    expect(problems(raw)).toEqual([
+      "backup321:site.offsite.bucket.transitions[0].days: S3 refuses a move to STANDARD_IA before 30 days (at least 30)",
+      "backup321:site.offsite.bucket.transitions[1].days: objects under database/ would move from STANDARD_IA (transitions[0], day 10) to GLACIER after 20 day(s), but S3 requires 30 days in STANDARD_IA first (at least 40)",
+    ]);
+    raw.offsite.bucket.transitions = [
+      { prefix: "database/", days: 30, storageClass: "ONEZONE_IA" },
+      { prefix: "database/", days: 60, storageClass: "GLACIER" },
+    ];
+    expect(problems(raw)).toEqual([]);
+  });
+
+  test("no archive class is left before its minimum storage duration", () => {
+    const raw = prod();
+    raw.offsite.bucket.transitions = [{ prefix: "database/", days: 300, storageClass: "GLACIER" }];
+    expect(problems(raw)).toEqual([
+      "backup321:site.offsite.bucket.transitions[0].days: dumps would expire 65 day(s) after moving to GLACIER, which bills at least 90 days, so the early deletion fee pays for data that is gone (at most 275, or expireDumpsAfterDays at least 390)",
+    ]);
+    raw.offsite.bucket.transitions = [
+      { prefix: "database/", days: 30, storageClass: "GLACIER_IR" },
+      { prefix: "database/binlogs/", days: 60, storageClass: "DEEP_ARCHIVE" },
+    ];
+    raw.offsite.bucket.expireDumpsAfterDays = 200;
+    expect(problems(raw)).toEqual([
+      "backup321:site.offsite.bucket.transitions[1].days: objects under database/binlogs/ would move from GLACIER_IR (transitions[0], day 30) to DEEP_ARCHIVE after 30 day(s), but GLACIER_IR bills at least 90 days (at least 120)",
+      "backup321:site.offsite.bucket.transitions[1].days: objects under database/binlogs/ would expire 140 day(s) after moving to DEEP_ARCHIVE, which bills at least 180 days, so the early deletion fee pays for data that is gone (at most 20, or expireDumpsAfterDays at least 240)",
+    ]);
+  });
 });
