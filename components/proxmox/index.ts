@@ -268,6 +268,8 @@ export class ProxmoxBackups extends pulumi.ComponentResource {
       {
         create: `${shq(hook.path)} install ${shq(conf)}`,
         delete: `[ ! -x ${shq(hook.path)} ] || ${shq(hook.path)} remove ${shq(conf)}`,
+        // The line in vzdump.conf is this command's: a newer one that claimed it keeps it.
+        owns: `vzdump-conf:${conf}`,
         runAgainOn: [hook.contentHash],
         dependsOn: [hook],
       },
