@@ -323,6 +323,8 @@ export function statusSchema(script: string): z.ZodType {
 const partial = (fields: Fields): Fields =>
   Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, v.optional()]));
 
+/** The fields common.sh writes for any script, its own extras unchecked (a job outside this repo). */
+export const commonStatusSchema = z.looseObject(STATUS_FIELDS);
 export const jobEntrySchema = z.strictObject(JOB_ENTRY_FIELDS);
 export const manifestSchema = z.strictObject(MANIFEST_FIELDS);
 export const runRecordSchema = z.strictObject(RUN_RECORD_FIELDS);
