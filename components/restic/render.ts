@@ -1,7 +1,7 @@
 // Pure functions for restic repositories: the repository URL, forget's keep flags, the env file of
 // each job, and the install-once command of the password file.
 import type { RetentionPolicy } from "../../stacks/primitives";
-import { dirname, shq } from "../host/render";
+import { dirname, IN_PROGRESS_PATTERNS, shq } from "../host/render";
 
 /** Where a repository lives. */
 export type ResticLocation =
@@ -146,13 +146,18 @@ export function backupEnv(spec: BackupEnvSpec): Record<string, string> {
   };
 }
 
-/** The exclude file: one restic pattern a line. */
+/** The exclude file: one restic pattern a line, backup321's own unfinished files first. */
 export function renderExcludeFile(excludes: readonly string[]): string {
   for (const e of excludes) {
     if (/[\n\r]/.test(e)) throw new Error(`exclude "${e}" must be one line`);
   }
   return (
-    ["# backup321: restic --exclude-file (managed by pulumi up)", ...excludes].join("\n") + "\n"
+    [
+      "# backup321: restic --exclude-file (managed by pulumi up)",
+      "# files backup321's jobs are still writing",
+      ...IN_PROGRESS_PATTERNS,
+      ...(excludes.length > 0 ? ["# the model's excludes", ...excludes] : []),
+    ].join("\n") + "\n"
   );
 }
 

@@ -303,6 +303,16 @@ test("a rotation whose old key cannot be removed leaves the new password on disk
 });
 
 test("backup: one snapshot with the stable host and tags, excludes applied, status filled", () => {
+  // what a full backup leaves while it runs (the same names the jobs use): never in a snapshot
+  const db = `${src}/var/backups/mariadb`;
+  fs.mkdirSync(`${db}/.b321-full.x1Yz/verify`, { recursive: true });
+  fs.writeFileSync(`${db}/.b321-full.x1Yz/verify/ibdata1`, "half");
+  fs.writeFileSync(`${db}/atlastech_db_full_20261204T020000Z.xb.zst.enc.partial`, "half");
+  fs.writeFileSync(
+    `${db}/atlastech_db_full_20261204T020000Z.xb.zst.enc.partial.manifest.json`,
+    "{",
+  );
+  fs.writeFileSync(`${db}/mysql-bin.000007.b321-partial`, "half");
   const r = job("restic-usb");
   expect(r.stderr).toContain("finished: success");
   expect(r.code).toBe(0);
@@ -317,6 +327,9 @@ test("backup: one snapshot with the stable host and tags, excludes applied, stat
   const listed = restic("usb", ["ls", "latest"]).stdout;
   expect(listed).toContain(`${src}/etc/app.conf`);
   expect(listed).not.toContain("scratch.tmp");
+  expect(listed).toContain(`${src}/var/backups/mariadb`);
+  expect(listed).not.toMatch(/partial|\.b321-full/);
+  fs.rmSync(`${src}/var`, { recursive: true });
 });
 
 test("forget keeps the tier's count per host and tag set, and leaves other groups alone", () => {

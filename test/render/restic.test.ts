@@ -120,8 +120,11 @@ test("repository and backup env files are exact", () => {
 });
 
 test("exclude file", () => {
+  const own = "*.partial\n*.partial.manifest.json\n.b321-full.*\n*.b321-partial\n";
   expect(renderExcludeFile(["/root/.cache", "*.tmp"])).toBe(
-    "# backup321: restic --exclude-file (managed by pulumi up)\n/root/.cache\n*.tmp\n",
+    "# backup321: restic --exclude-file (managed by pulumi up)\n" +
+      `# files backup321's jobs are still writing\n${own}` +
+      "# the model's excludes\n/root/.cache\n*.tmp\n",
   );
   expect(() => renderExcludeFile(["a\nb"])).toThrow("must be one line");
 });
