@@ -31,6 +31,7 @@ import { startSshd, type Sshd } from "../harness/sshd";
 import { installProxmoxShims, type ProxmoxShims } from "../harness/proxmoxShims";
 import { startWebhookReceiver, type WebhookReceiver } from "../harness/webhook";
 import { createBackupUser, installScripts, seedSchema, type Install } from "./mariadb-fixture";
+import { expectFileContracts } from "../harness/contracts";
 
 const ROOT = path.join(__dirname, "..", "..");
 const DB = "atlastech_db";
@@ -271,7 +272,13 @@ afterAll(async () => {
     fs.writeFileSync(path.join(os.tmpdir(), "backup321-faults-table.txt"), `${text}\n`);
   }
   await Promise.all([server?.stop(), s3?.stop(), hook?.stop()]);
-  if (root) fs.rmSync(root, { recursive: true, force: true });
+  if (root) {
+    try {
+      expectFileContracts(root);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  }
 }, 120_000);
 
 describe("mariadb-full", () => {
@@ -462,6 +469,26 @@ describe("mariadb-full", () => {
       }
     } finally {
       server.sql("DROP TABLE atlastech_db.journal");
+    }
+  });
+
+  test("backup dir read-only (a disk remounted after I/O errors): the error says so", async () => {
+    const disk = at("ro-disk");
+    mountTmpfs(disk, "64m");
+    try {
+      const e = () =>
+        withRealAlerts(box.env("mariadb-full", { backupDir: `${disk}/mariadb` }, "ro"));
+      await check({
+        ...full,
+        fault: "backup dir read-only",
+        env: e,
+        watched: () => [`${disk}/mariadb`],
+        arrange: () => void runOk("mount", ["-o", "remount,ro", disk]),
+        restore: () => void runOk("mount", ["-o", "remount,rw", disk]),
+        error: /ro-disk\/mariadb is on a read-only file system \(after disk errors\? see dmesg/,
+      });
+    } finally {
+      unmount(disk);
     }
   });
 

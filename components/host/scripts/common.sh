@@ -238,6 +238,17 @@ b321_full_dirs() {
   done < <(b321_full_now)
 }
 
+# b321_readonly_dirs: "; DIR is on a read-only file system" for each watched DIR mounted read-only
+# (a disk with I/O errors is remounted so): the failing command alone would only say "exited 1".
+b321_readonly_dirs() {
+  local dir opts
+  for dir in "${B321_SPACE_DIRS[@]}"; do
+    opts=$(findmnt -n -o OPTIONS --target "$dir" 2>/dev/null) || continue
+    [[ ,$opts, == *,ro,* ]] || continue
+    printf '; %s is on a read-only file system (after disk errors? see dmesg, then mount -o remount,rw)' "$dir"
+  done
+}
+
 b321_on_exit() {
   local rc=$? result=success full="" write_error=""
   trap - EXIT
@@ -249,6 +260,7 @@ b321_on_exit() {
     result=failed
     [ -n "$B321_ERROR" ] || B321_ERROR="exited with code $rc"
     B321_ERROR+=$(b321_full_dirs "$full")
+    B321_ERROR+=$(b321_readonly_dirs)
   else
     b321_stale_runs
     [ -z "$B321_WARNING" ] || result=warning
