@@ -46,7 +46,7 @@ const expiryAfterTransitions: Check = (site) => {
 
 /**
  * The newest full must stay readable without a restore request: a dump archived before the next
- * full exists leaves no hot offsite copy for a restore test or a disaster (PITFALLS.md, Glacier).
+ * full exists leaves no hot offsite copy for a restore test or a disaster (docs/pitfalls.md, Glacier).
  * The binlogs uploaded under <dumpPrefix>binlogs/ are younger than the full they extend, so the
  * dumps' rule keeps them hot as long as that full, and expires them no earlier; a rule of their own
  * (any prefix inside the dump prefix) is held to the same bound.

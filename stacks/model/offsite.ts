@@ -1,5 +1,5 @@
 // The offsite S3 bucket (dumps under their own prefix go to Glacier; restic data never does),
-// the dump upload job and the NAS sync (seeds/004 §16.10.7).
+// the dump upload job and the NAS sync (source MariaDB §16.10.7, docs/sources.md).
 import { z } from "zod";
 import { absPath, cron, keyPrefix, name } from "../primitives";
 

@@ -1,8 +1,8 @@
 #!/bin/bash
-# backup321 dump upload (seeds/004 §16.10.7, without its traps): sends the newest VERIFIED full
+# backup321 dump upload (source MariaDB §16.10.7, without its traps): sends the newest VERIFIED full
 # backup and its manifest to the bucket's dump prefix, then proves the copy: size and sha256 from
 # head-object, and the object read back and hashed. Uploads go to STANDARD: the bucket's lifecycle
-# moves dumps to Glacier later, so recent dumps stay readable for restore tests (PITFALLS.md).
+# moves dumps to Glacier later, so recent dumps stay readable for restore tests (docs/pitfalls.md).
 # A full counts only with its <file>.manifest.json (written by the full backup after it verified
 # the file) whose "sha256" matches the file. Already uploaded with the same checksum: nothing sent.
 # Then every binlog the shipper verified (a closed copy with its <name>.sha256 beside it, the sum
