@@ -164,6 +164,7 @@ export class OffsiteBucket extends pulumi.ComponentResource {
         policy: JSON.stringify(
           writerPolicy(b.name, writer, prefix, {
             retention: writer === "dumps" && dumpLock(b) !== undefined,
+            ...(b.kmsKeyArn ? { kms: { keyArn: b.kmsKeyArn, region: b.region } } : {}),
           }),
         ),
       },

@@ -155,10 +155,26 @@ export function writerPolicy(
   bucketName: string,
   writer: Writer,
   prefix: string,
-  opts: { readonly retention?: boolean } = {},
+  opts: {
+    readonly retention?: boolean;
+    /** The bucket's SSE-KMS key: S3 uses it on the writer's behalf (puts, multipart, reads). */
+    readonly kms?: { readonly keyArn: string; readonly region: string };
+  } = {},
 ): PolicyDocument {
   const arn = bucketArn(bucketName);
   const objects = `${arn}/${prefix}*`;
+  // Only through S3 in the bucket's region: the key cannot be used directly with these credentials.
+  const kms: Statement[] = opts.kms
+    ? [
+        {
+          Sid: "BucketKmsKeyThroughS3",
+          Effect: "Allow",
+          Action: ["kms:Decrypt", "kms:GenerateDataKey"],
+          Resource: opts.kms.keyArn,
+          Condition: { StringEquals: { "kms:ViaService": `s3.${opts.kms.region}.amazonaws.com` } },
+        },
+      ]
+    : [];
   const list: Statement = {
     Sid: "ListOwnPrefix",
     Effect: "Allow",
@@ -184,6 +200,7 @@ export function writerPolicy(
             Resource: objects,
           },
           list,
+          ...kms,
         ],
       };
     case "restic":
@@ -203,6 +220,7 @@ export function writerPolicy(
             Action: "s3:GetBucketLocation",
             Resource: arn,
           },
+          ...kms,
         ],
       };
     default: {

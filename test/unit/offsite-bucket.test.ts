@@ -82,6 +82,7 @@ test("the dump writer may set and read retention on its prefix, never bypass it 
       Resource: "arn:aws:s3:::site-offsite-locked",
       Condition: { StringLike: { "s3:prefix": ["database/*"] } },
     },
+    KMS_THROUGH_S3,
   ]);
   for (const b of ["locked", "plain", "unlocked"]) {
     const text = JSON.stringify(policy(b));
@@ -90,6 +91,22 @@ test("the dump writer may set and read retention on its prefix, never bypass it 
   // without Object Lock the writer gets no retention rights
   expect(JSON.stringify(policy("unlocked"))).not.toContain("Retention");
   expect(JSON.stringify(find("locked-restic-policy")?.inputs.policy)).not.toContain("Retention");
+});
+
+const KMS_THROUGH_S3 = {
+  Sid: "BucketKmsKeyThroughS3",
+  Effect: "Allow",
+  Action: ["kms:Decrypt", "kms:GenerateDataKey"],
+  Resource: "arn:aws:kms:eu-west-3:123456789012:key/abcd",
+  Condition: { StringEquals: { "kms:ViaService": "s3.eu-west-3.amazonaws.com" } },
+};
+
+test("with SSE-KMS both writers may use the key, through S3 in the bucket's region only", () => {
+  const statements = (name: string) =>
+    (JSON.parse(String(find(name)?.inputs.policy)) as { Statement: { Sid: string }[] }).Statement;
+  expect(statements("locked-dumps-policy")).toContainEqual(KMS_THROUGH_S3);
+  expect(statements("locked-restic-policy")).toContainEqual(KMS_THROUGH_S3);
+  expect(JSON.stringify(find("plain-dumps-policy")?.inputs.policy)).not.toContain("kms:");
 });
 
 test("a KMS key makes default encryption aws:kms with a bucket key", () => {
