@@ -131,6 +131,10 @@ export const STATUS_EXTRAS: Readonly<Record<string, ScriptStatus>> = {
       binlogs_present: field(count, "Shipped binlogs found already uploaded."),
       binlogs_uploaded: field(count, "Shipped binlogs uploaded by this run."),
       bytes: field(count, "Bytes uploaded by this run."),
+      read_back: field(
+        count,
+        "Objects downloaded and hashed by this run: each upload, and each object found already there that this host had not read back yet (`<state>/offsite-verified/`).",
+      ),
       lock_mode: field(
         z.enum(["GOVERNANCE", "COMPLIANCE"]),
         "Object Lock mode asked for every object (set when the bucket's lock is on).",

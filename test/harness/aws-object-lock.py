@@ -14,7 +14,8 @@
 # 255 as aws CLI v1 does for a service error (v2: 254).
 # Env: AWS_SHIM_REAL (the real aws), AWS_SHIM_STORE (JSON store), AWS_SHIM_LOG (one line per
 # call), AWS_SHIM_FAIL_RETENTION (a key whose PutObjectRetention is denied, like a policy without
-# s3:PutObjectRetention on it).
+# s3:PutObjectRetention on it), AWS_SHIM_HEAD_FORBIDDEN (a HEAD of a missing key answers 403, as
+# to a writer without s3:ListBucket).
 import datetime
 import json
 import os
@@ -131,6 +132,10 @@ def main():
             else:
                 rest.append(a)
         r = subprocess.run([REAL, *rest, "--output", "json"], capture_output=True, text=True)
+        if r.returncode != 0 and "(404)" in r.stderr and os.environ.get("AWS_SHIM_HEAD_FORBIDDEN"):
+            # S3 answers a HEAD of a missing key with 403 to a caller without s3:ListBucket on it
+            # (HeadObject, "Permissions" in the S3 API reference)
+            fail("403", "HeadObject", "Forbidden")
         if r.returncode != 0:
             sys.stderr.write(r.stderr)
             return r.returncode

@@ -364,6 +364,50 @@ test("an object already there without a retention, or a shorter one, is locked",
   expect(calls().filter((c) => c.startsWith("s3 cp"))).toEqual([]);
 });
 
+test("an object found already there counts once this host read it back: changed bytes under the same metadata are caught", () => {
+  const key = "database/atlastech_db_full_20260208.xb.zst.enc";
+  const markers = `${box.paths.state}/offsite-verified`;
+  // the first runs read back what they uploaded, and said so per key
+  expect(fs.readdirSync(markers)).toHaveLength(2);
+  expect(upload().code).toBe(0);
+  expect(status()).toMatchObject({ result: "success", read_back: 0 });
+  // the object's bytes change in the bucket; its size and the sha256 this job wrote stay
+  const object = path.join(s3.directory, BUCKET, `${key}._S3rver_object`);
+  const original = fs.readFileSync(object);
+  const changed = Buffer.from(original);
+  changed[changed.length >> 1] ^= 0xff;
+  fs.writeFileSync(object, changed);
+  fs.rmSync(markers, { recursive: true });
+  try {
+    const r = upload();
+    expect(r.code).not.toBe(0);
+    expect(String(status().error)).toContain(
+      `s3://${BUCKET}/${key} read back has sha256 ${sha256Of(changed)}, expected ${sha256Of(original)}`,
+    );
+  } finally {
+    fs.writeFileSync(object, original);
+  }
+  // whole again: read back once (the full and its manifest), then trusted by its marker
+  expect(upload().code).toBe(0);
+  expect(status()).toMatchObject({ result: "success", read_back: 2 });
+  expect(upload().code).toBe(0);
+  expect(status()).toMatchObject({ result: "success", read_back: 0 });
+});
+
+test("a HEAD answered 403 (a writer that cannot list the key) is taken as absent: the upload proves access", () => {
+  const newer = writeFull("atlastech_db_full_20260211.xb.zst.enc", 2048, 0);
+  try {
+    const r = upload({ AWS_SHIM_HEAD_FORBIDDEN: "1" });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain("HEAD forbidden, taken as absent");
+    expect(status()).toMatchObject({ result: "success", key: `database/${path.basename(newer)}` });
+    expect(head(`database/${path.basename(newer)}`).ContentLength).toBe(2048);
+  } finally {
+    fs.rmSync(newer);
+    fs.rmSync(`${newer}.manifest.json`);
+  }
+});
+
 test("a retention that cannot be set fails the run, with an alert naming the key", () => {
   const newest = writeFull("atlastech_db_full_20260210.xb.zst.enc", 3000, 30);
   const key = `database/${path.basename(newest)}`;

@@ -1,7 +1,9 @@
 #!/bin/bash
 # backup321 dump upload (source MariaDB §16.10.7, without its traps): sends the newest VERIFIED full
-# backup and its manifest to the bucket's dump prefix, then proves the copy: size and sha256 from
-# head-object, and the object read back and hashed. Uploads go to STANDARD: the bucket's lifecycle
+# backup and its manifest to the bucket's dump prefix, then proves the copy: its size from
+# head-object, and the object read back and hashed (the sha256 in its metadata is only what this
+# job wrote there). An object found already there counts once this host has read it back: a marker
+# per key in <state>/offsite-verified/ records that read-back, and a key without one is read again. Uploads go to STANDARD: the bucket's lifecycle
 # moves dumps to Glacier later, so recent dumps stay readable for restore tests (docs/pitfalls.md).
 # A full counts only with its <file>.manifest.json (written by the full backup after it verified
 # the file) whose "sha256" matches the file. Already uploaded with the same checksum: nothing sent.
@@ -91,6 +93,7 @@ newest_verified() {
 # to "" when the object is not there; any other error (access denied, TLS, network) fails the run.
 REMOTE=""
 REMOTE_VERSION=""
+HEAD_FORBIDDEN=0
 head_object() {
   local err out
   err=$(mktemp)
@@ -106,6 +109,14 @@ head_object() {
   REMOTE_VERSION=""
   if grep -q -e '(404)' -e 'Not Found' -- "$err"; then
     rm -f -- "$err"
+    return 0
+  fi
+  # S3 answers 403, not 404, for a missing key to a writer that cannot list it: taken as absent,
+  # and the upload that follows proves (or refutes) the writer's access.
+  if grep -q -e '(403)' -e 'Forbidden' -- "$err"; then
+    rm -f -- "$err"
+    HEAD_FORBIDDEN=1
+    b321_log "s3://$OFFSITE_BUCKET/$1: HEAD forbidden, taken as absent"
     return 0
   fi
   local why
@@ -190,6 +201,25 @@ lock_object() {
   LOCKED_UNTIL=$(date -u -d "${RETENTION#* }" +%Y-%m-%dT%H:%M:%SZ)
 }
 
+# read_back KEY SHA256 SIZE VERSION: downloads the object and hashes it, unless this host already
+# did for that version (its marker in VERIFIED_DIR); then records the marker. OFFSITE_READ_BACK=0
+# turns read-backs off (each object is then proven by its HEAD alone).
+VERIFIED_DIR=""
+READ_BACK=0
+read_back() {
+  local key=$1 sum=$2 size=$3 version=$4 marker back
+  [ "${OFFSITE_READ_BACK:-1}" = 1 ] || return 0
+  marker=$VERIFIED_DIR/$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)
+  [ "$(cat -- "$marker" 2>/dev/null)" != "$key $size $sum $version" ] || return 0
+  back=$(aws "${aws_opts[@]}" s3 cp --only-show-errors -- "s3://$OFFSITE_BUCKET/$key" - | sha256sum | cut -d' ' -f1) ||
+    b321_fail "could not read s3://$OFFSITE_BUCKET/$key back"
+  [ "$back" = "$sum" ] ||
+    b321_fail "s3://$OFFSITE_BUCKET/$key read back has sha256 $back, expected $sum (the object's bytes differ from what was uploaded)"
+  READ_BACK=$((READ_BACK + 1))
+  printf '%s\n' "$key $size $sum $version" | b321_replace "$marker" ||
+    b321_fail "could not record the read-back of $key in $marker"
+}
+
 # upload FILE KEY SHA256 [PLAIN_SHA256]: puts the file unless the same bytes are already there
 # (checked by the caller for binlogs), then proves it.
 upload() {
@@ -201,6 +231,7 @@ upload() {
     head_object "$key"
     if [[ $REMOTE == "$size $sum "* ]]; then
       b321_log "s3://$OFFSITE_BUCKET/$key is already there ($size bytes, sha256 $sum)"
+      read_back "$key" "$sum" "$size" "$REMOTE_VERSION"
       lock_object "$key" "$REMOTE_VERSION"
       return 1
     fi
@@ -209,17 +240,11 @@ upload() {
     sse+=(--sse-kms-key-id "$OFFSITE_KMS_KEY_ID")
   aws "${aws_opts[@]}" s3 cp --only-show-errors "${sse[@]}" --storage-class STANDARD \
     --metadata "$meta" -- "$file" "s3://$OFFSITE_BUCKET/$key" ||
-    b321_fail "upload of $file to s3://$OFFSITE_BUCKET/$key failed"
+    b321_fail "upload of $file to s3://$OFFSITE_BUCKET/$key failed$([ "$HEAD_FORBIDDEN" = 0 ] || echo " (and its HEAD was forbidden: check the writer's key and policy)")"
   head_object "$key"
   [ "$REMOTE" = "$size $sum STANDARD ${plain:-none}" ] ||
     b321_fail "s3://$OFFSITE_BUCKET/$key after upload is '$REMOTE', expected '$size $sum STANDARD ${plain:-none}'"
-  if [ "${OFFSITE_READ_BACK:-1}" = 1 ]; then
-    local back
-    back=$(aws "${aws_opts[@]}" s3 cp --only-show-errors -- "s3://$OFFSITE_BUCKET/$key" - | sha256sum | cut -d' ' -f1) ||
-      b321_fail "could not read s3://$OFFSITE_BUCKET/$key back"
-    [ "$back" = "$sum" ] ||
-      b321_fail "s3://$OFFSITE_BUCKET/$key read back has sha256 $back, expected $sum"
-  fi
+  read_back "$key" "$sum" "$size" "$REMOTE_VERSION"
   lock_object "$key" "$REMOTE_VERSION"
   return 0
 }
@@ -248,7 +273,7 @@ note_binlog_lock() {
 # the bytes sent and counts binlogs in the status.
 SENT=0
 upload_binlogs() {
-  local f name plain actual key enc esum back uploaded=0 present=0 locked=0 earliest=""
+  local f name plain actual key enc esum back rsize rsum uploaded=0 present=0 locked=0 earliest=""
   [ -d "$OFFSITE_BINLOG_DIR" ] || b321_fail "$OFFSITE_BINLOG_DIR is not a directory"
   WORK=$(mktemp -d)
   for f in "$OFFSITE_BINLOG_DIR/$OFFSITE_BINLOG_BASENAME".[0-9]*; do
@@ -270,6 +295,8 @@ upload_binlogs() {
     # There with the same plain sum, in whatever storage class the lifecycle moved it to.
     if [[ $REMOTE == *" $plain" ]]; then
       present=$((present + 1))
+      read -r rsize rsum _ <<<"$REMOTE"
+      read_back "$key" "$rsum" "$rsize" "$REMOTE_VERSION"
       lock_binlog "$key"
       continue
     fi
@@ -300,6 +327,8 @@ main() {
   command -v aws > /dev/null || b321_fail "the aws CLI is missing (apt-get install awscli)"
   b321_lock offsite-upload
   b321_cleanup upload_cleanup
+  VERIFIED_DIR=$B321_STATE/offsite-verified
+  mkdir -p -- "$VERIFIED_DIR"
   full=$(newest_verified) || b321_fail "no verified full backup in $OFFSITE_BACKUP_DIR (a full counts once its .manifest.json is written)"
   manifest=$full.manifest.json
   local age_hours=$((($(date +%s) - $(stat -c %Y -- "$manifest")) / 3600))
@@ -336,7 +365,8 @@ main() {
     b321_log "$LOCK_PROVEN object(s) locked in $OFFSITE_LOCK_MODE until $LOCK_UNTIL or later ($LOCK_SET set by this run)"
   fi
   b321_set bytes "$((sent + SENT))"
-  b321_log "$((sent + SENT)) bytes sent"
+  b321_set read_back "$READ_BACK"
+  b321_log "$((sent + SENT)) bytes sent, $READ_BACK object(s) read back"
 }
 
 main
