@@ -353,6 +353,13 @@ b321_watchdog() {
   trap - EXIT ERR
   trap '' TERM INT HUP
   exec </dev/null >/dev/null
+  # It outlives nothing it needs, but its `sleep` may outlive it by a second: holding a copy of a
+  # lock the job inherited (flock LOCK job) would make the next run find the lock taken.
+  local fd
+  for fd in /proc/"$BASHPID"/fd/*; do
+    fd=${fd##*/}
+    [ "$fd" -le 2 ] || [ "$fd" = 255 ] || eval "exec $fd>&-" 2>/dev/null
+  done
   while [ "$(b321_pid_start "$pid")" = "$ticks" ]; do
     sleep 1 2>/dev/null
   done
