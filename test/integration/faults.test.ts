@@ -1093,7 +1093,7 @@ describe("proxmox and pbs (recording shims)", () => {
         error: /is not mounted: datastore usb-ssd is offline/,
       });
       const ds = (shims.pbsState().datastores as Record<string, unknown>[])[0];
-      expect(ds["maintenance-mode"]).toBe("offline");
+      expect(ds["maintenance-mode"]).toBe("type=offline");
     } finally {
       unmount(mnt);
     }

@@ -173,7 +173,7 @@ retention_reaches() {
 # at least LOCK_UNTIL, set when missing or shorter, then proved by reading it back. Sets
 # LOCKED_UNTIL to the date read back. Nothing without OFFSITE_LOCK_MODE.
 lock_object() {
-  local key=$1 version=$2 mode=$OFFSITE_LOCK_MODE err why
+  local key=$1 version=$2 mode=${OFFSITE_LOCK_MODE:-} err why
   [ -n "${OFFSITE_LOCK_MODE:-}" ] || return 0
   [ -n "$version" ] && [ "$version" != null ] && [ "$version" != None ] ||
     b321_fail "s3://$OFFSITE_BUCKET/$key has no version id, so it cannot be locked (is versioning on?)"
