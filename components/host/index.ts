@@ -405,7 +405,7 @@ export interface ScheduledJobArgs {
 
 /**
  * A job as docs/architecture.md says: <etc>/<job>.env (0600), the b321-<job> entry point that runs it
- * by hand exactly as cron does, the cron file, and <etc>/jobs.d/<job>.json, which tells the monitor
+ * by hand with the env file cron uses, the cron file, and <etc>/jobs.d/<job>.json, which tells the monitor
  * how often the job must succeed (so every job of every component is watched without more code).
  */
 export class ScheduledJob extends pulumi.ComponentResource {

@@ -188,7 +188,7 @@ export function cronFileName(job: string): string {
 
 /** The b321-<job> entry point: runs the job's script with its config file. */
 export function renderEntryPoint(script: string, envFile: string): string {
-  return `#!/bin/bash\n# Managed by backup321. Runs this job by hand, exactly as cron does.\nexec ${shq(script)} ${shq(envFile)} "$@"\n`;
+  return `#!/bin/bash\n# Managed by backup321. Runs this job by hand: the script and env file cron uses (cron adds a lock and syslog).\nexec ${shq(script)} ${shq(envFile)} "$@"\n`;
 }
 
 /**

@@ -249,21 +249,7 @@ test("a symlink at the source is stored inert on the NAS (nothing is written thr
 });
 
 test("the sync key can add snapshots but cannot delete or rewrite older ones, nor get a shell", () => {
-  const keyFile = `${box.paths.etc}/secrets/nas-sync_ed25519`;
-  const ssh = [
-    "-i",
-    keyFile,
-    "-p",
-    String(sshd.port),
-    "-o",
-    "BatchMode=yes",
-    "-o",
-    "IdentitiesOnly=yes",
-    "-o",
-    "StrictHostKeyChecking=yes",
-    "-o",
-    `UserKnownHostsFile=${box.paths.etc}/nas-sync.known_hosts`,
-  ];
+  const ssh = syncSsh();
   const oldest = snapshots()[0];
   const victim = `${nasRoot}/${oldest}${src.binlogs}/mysql-bin.000001.zst.enc`;
   const shell = run("ssh", [...ssh, "root@127.0.0.1", `rm -rf ${nasRoot}`]);
