@@ -17,6 +17,7 @@ import { parseSite, SiteError, SITE_KEY } from "../stacks/load";
 import { parseFileMarker } from "../components/host/render";
 import { renderRunbook } from "../stacks/runbook";
 import { renderTargetsSummary } from "../stacks/targets";
+import { planWarnings } from "../stacks/warnings";
 import type { Site } from "../stacks/schema";
 
 interface Options {
@@ -130,6 +131,8 @@ function summarize(
   for (const [h, n] of count(files.map((f) => f.host)))
     lines.push(`  ${String(n).padStart(4)}  ${h}`);
   lines.push("", renderTargetsSummary(site));
+  const warnings = planWarnings(site);
+  if (warnings.length > 0) lines.push("", "Warnings:", ...warnings.map((w) => `  - ${w}`));
   lines.push("", `Written to ${opts.outDir}/ (plan.json, RUNBOOK.md, hosts/<host>/<path>)`);
   return lines.join("\n");
 }

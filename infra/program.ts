@@ -6,6 +6,7 @@ import { requiredSecrets } from "../stacks/secrets";
 import { BackupSite } from "../components/site";
 import { recoveryReport, threeTwoOne as countCopies } from "../stacks/targets";
 import { renderRunbook } from "../stacks/runbook";
+import { planWarnings } from "../stacks/warnings";
 
 /** Loads and validates the site, builds it, and returns the stack outputs. */
 export function backupProgram() {
@@ -23,5 +24,7 @@ export function backupProgram() {
     threeTwoOne: countCopies(site),
     /** Worst-case RPO and estimated RTO per scenario, with the targets they are checked against. */
     recovery: recoveryReport(site),
+    /** What the model allows but an operator should know (stacks/warnings.ts). */
+    warnings: planWarnings(site),
   };
 }

@@ -46,6 +46,13 @@ describe.each(["prod", "dev"])("npm run plan -- --stack %s", (stack) => {
     expect(result.stdout.length).toBeLessThan(8000);
   });
 
+  test("warns when syslog is the only alert channel (dev), and only then", () => {
+    const warning =
+      "alerts go to syslog only (backup321:site.monitoring has no email and no webhookSecret)";
+    if (stack === "dev") expect(result.stdout).toContain(`Warnings:\n  - ${warning}`);
+    else expect(result.stdout).not.toContain(warning);
+  });
+
   test("plan.json lists every resource with type, name, parent, options and inputs", () => {
     const planJson = JSON.parse(fs.readFileSync(path.join(result.out, "plan.json"), "utf8")) as {
       type: string;

@@ -1,0 +1,13 @@
+// Plan-time warnings: what the model allows but an operator should know before relying on it.
+// Printed by the offline plan and exported as the stack output `warnings`.
+import type { Site } from "./schema";
+
+export function planWarnings(site: Site): string[] {
+  const out: string[] = [];
+  const m = site.monitoring;
+  if (m.email.length === 0 && !m.webhookSecret)
+    out.push(
+      "alerts go to syslog only (backup321:site.monitoring has no email and no webhookSecret): a host without a running syslog daemon (rsyslog, or journald's forwarding) loses every alert, and nobody is paged; set monitoring.email or monitoring.webhookSecret",
+    );
+  return out;
+}
