@@ -1,7 +1,7 @@
 // Cross-checks of the offsite section: the bucket's prefixes and lifecycle, the writers' scopes and
 // the NAS snapshots' reach. The rule that restic data is never archived is resticNeverArchived in
 // checks.ts.
-import type { Check, Problem } from "./checks";
+import type { Check, Problem } from "./problem";
 import { CronExpressionParser } from "cron-parser";
 import { maxIntervalHours } from "./schedule";
 import { dumpLock } from "./model/offsite";

@@ -1,6 +1,6 @@
 // Cross-checks of the Proxmox VE and PBS sections: schedules PVE can run, retention that the
 // datastore's own prune does not undercut, datastores that vanish with their disk.
-import type { Check, Problem } from "./checks";
+import type { Check, Problem } from "./problem";
 import { keepOptions, type RetentionPolicy } from "./primitives";
 import { calendarProblem } from "./calendar";
 

@@ -1,6 +1,6 @@
 // Cross-checks of restic repositories beyond references (checks.ts): where the data goes, what a
 // copy chain looks like, and what a backup must never contain.
-import type { Check, Problem } from "./checks";
+import type { Check, Problem } from "./problem";
 import { resticS3Prefix, type ResticRepository } from "./model/restic";
 
 const under = (p: string, dir: string): boolean => p === dir || p.startsWith(`${dir}/`);

@@ -1,6 +1,6 @@
 // The promises of the site (targets:) against what its schedules, copies and sizes can deliver:
 // a plan that cannot keep a target fails, with the numbers and what to change.
-import type { Check, Problem } from "./checks";
+import type { Check, Problem } from "./problem";
 import { recoveryReport, type Scenario, type ScenarioReport, type Unprotected } from "./targets";
 
 const WHEN: Record<Scenario, string> = {

@@ -7,15 +7,7 @@ import { resticChecks } from "./checks-restic";
 import { proxmoxChecks } from "./checks-proxmox";
 import { targetsChecks } from "./checks-targets";
 import { offsiteChecks } from "./checks-offsite";
-
-export interface Problem {
-  /** Path under backup321:site, e.g. "mariadb.host". */
-  readonly path: string;
-  /** What is wrong, then in parentheses what would be valid. */
-  readonly message: string;
-}
-
-export type Check = (site: Site) => Problem[];
+import type { Check, Problem } from "./problem";
 
 function duplicates(path: string, names: string[]): Problem[] {
   const seen = new Set<string>();

@@ -1,7 +1,8 @@
 // Turns the raw config value into a validated Site, or a list of every problem found.
 import { z } from "zod";
 import { siteSchema, type Site } from "./schema";
-import { crossCheck, crossChecks, type Check, type Problem } from "./checks";
+import { crossCheck, crossChecks } from "./checks";
+import type { Check, Problem } from "./problem";
 
 export const SITE_KEY = "backup321:site";
 
