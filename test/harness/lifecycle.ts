@@ -112,6 +112,9 @@ export async function startTarget(label: string): Promise<Target> {
         ? fs.readdirSync(path.join(h.paths.etc, "secrets")).map((f) => `etc/backup321/secrets/${f}`)
         : [],
       [`${state}/owners`],
+      // the fingerprint of a key that differs between two deployments; the jobs, run after every
+      // comparison, fail when it does not match the key file beside it
+      [[/^MARIADB_KEY_FINGERPRINT=.*$/gm, "MARIADB_KEY_FINGERPRINT=(of the key file)"]],
     );
   };
   return {

@@ -25,6 +25,8 @@ export function managedTree(
   opaque: readonly string[] = [],
   /** Directories whose files are named by a hash of paths: listed by their content instead. */
   byContent: readonly string[] = [],
+  /** Lines derived from an opaque secret (a key's fingerprint): replaced before hashing. */
+  masks: readonly (readonly [RegExp, string])[] = [],
 ): Record<string, TreeEntry> {
   const out: Record<string, TreeEntry> = {};
   const skip = new Set(exclude.map((p) => p.replace(/^\/+/, "")));
@@ -45,7 +47,10 @@ export function managedTree(
       if (rel !== "") out[rel] = { type: "dir", mode, owner };
       for (const name of fs.readdirSync(abs).sort()) walk(rel === "" ? name : `${rel}/${name}`);
     } else {
-      const text = fs.readFileSync(abs).toString("latin1").split(base).join("BASE");
+      const text = masks.reduce(
+        (t, [re, by]) => t.replace(re, by),
+        fs.readFileSync(abs).toString("latin1").split(base).join("BASE"),
+      );
       const dir = path.dirname(rel);
       const key = byContent.includes(dir) ? `${dir}/{${text.trim()}}` : rel;
       out[key] = {
