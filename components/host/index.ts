@@ -184,7 +184,7 @@ export class Host extends pulumi.ComponentResource {
     );
   }
 
-  /** Where the cron wrapper is installed. */
+  /** Where the cron wrapper is installed: cron and the b321-<job> entry points run every job through it. */
   get cronWrapper(): string {
     return `${this.paths.lib}/b321-cron.sh`;
   }
@@ -405,8 +405,9 @@ export interface ScheduledJobArgs {
 
 /**
  * A job as docs/architecture.md says: <etc>/<job>.env (0600), the b321-<job> entry point that runs it
- * by hand with the env file cron uses, the cron file, and <etc>/jobs.d/<job>.json, which tells the monitor
- * how often the job must succeed (so every job of every component is watched without more code).
+ * by hand as cron does (the same wrapper, lock and syslog; the output shown too), the cron file, and
+ * <etc>/jobs.d/<job>.json, which tells the monitor how often the job must succeed (so every job of
+ * every component is watched without more code).
  */
 export class ScheduledJob extends pulumi.ComponentResource {
   public readonly envFile: string;
@@ -448,7 +449,13 @@ export class ScheduledJob extends pulumi.ComponentResource {
       {
         host,
         path: this.entryPoint,
-        content: renderEntryPoint(args.script, this.envFile),
+        content: renderEntryPoint({
+          job,
+          script: args.script,
+          envFile: this.envFile,
+          wrapper: host.cronWrapper,
+          stateDir: p.state,
+        }),
         mode: "0755",
         dependsOn: host.base,
       },

@@ -186,9 +186,33 @@ export function cronFileName(job: string): string {
   return `backup321-${job}`;
 }
 
-/** The b321-<job> entry point: runs the job's script with its config file. */
-export function renderEntryPoint(script: string, envFile: string): string {
-  return `#!/bin/bash\n# Managed by backup321. Runs this job by hand: the script and env file cron uses (cron adds a lock and syslog).\nexec ${shq(script)} ${shq(envFile)} "$@"\n`;
+export interface EntryPointSpec {
+  readonly job: string;
+  /** The job's script and its env file, as cron runs them. */
+  readonly script: string;
+  readonly envFile: string;
+  /** Where b321-cron is installed, and the host's state dir (the job's lock is kept there). */
+  readonly wrapper: string;
+  readonly stateDir: string;
+}
+
+/**
+ * The b321-<job> entry point: runs the job by hand exactly as cron does, through the cron wrapper
+ * (the job's lock, output to syslog) with its script and env file, and shows the output on the
+ * terminal too (--tee). A run of the job already going, by cron or by hand, makes it exit 75.
+ * Extra arguments go to the script (b321-mariadb-pitr --until ...).
+ */
+export function renderEntryPoint(spec: EntryPointSpec): string {
+  cronFileName(spec.job);
+  const argv = [spec.wrapper, "--tee", spec.job, spec.script, spec.envFile].map(shq).join(" ");
+  return [
+    "#!/bin/bash",
+    `# Managed by backup321. Runs the job ${spec.job} by hand, as cron runs it: one run of the job at a time`,
+    "# (exit 75 while another one is going), output to syslog (tag backup321) and to this terminal.",
+    `export B321_STATE_DIR=${shq(spec.stateDir)}`,
+    `exec ${argv} "$@"`,
+    "",
+  ].join("\n");
 }
 
 /**

@@ -307,7 +307,13 @@ export class MariaDbBackup extends pulumi.ComponentResource {
       {
         host,
         path: entryPoint,
-        content: renderEntryPoint(`${p.lib}/${SCRIPTS.pitr}`, envFile),
+        content: renderEntryPoint({
+          job: "mariadb-pitr",
+          script: `${p.lib}/${SCRIPTS.pitr}`,
+          envFile,
+          wrapper: host.cronWrapper,
+          stateDir: p.state,
+        }),
         mode: "0755",
         dependsOn: needs,
       },

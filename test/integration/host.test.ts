@@ -2,7 +2,10 @@
 // over real SSH against a sandbox root: twice (the second run changes nothing), then deleted. Every
 // install records its resource as the owner of its path, and a delete leaves alone a path that a
 // newer resource (the same file renamed in the model) wrote since.
+import { spawn } from "node:child_process";
+import * as dgram from "node:dgram";
 import * as fs from "node:fs";
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { startSshd, type Sshd } from "../harness/sshd";
 import { makeSandbox, type Sandbox } from "../harness/sandbox";
@@ -15,7 +18,7 @@ import {
   type RemoteStep,
   sandboxHost,
 } from "../harness/program";
-import { run } from "../harness/proc";
+import { run, runAsync, waitFor, type RunResult } from "../harness/proc";
 
 const SECRET = "s3cr3t-value-that-must-not-leak";
 
@@ -23,6 +26,27 @@ let sshd: Sshd;
 let box: Sandbox;
 let steps: RemoteStep[];
 const owners = () => `${box.paths.state}/owners`;
+
+/**
+ * Syslog as the scripts reach it: `logger` on PATH is the real logger sending to a UDP receiver
+ * here instead of /dev/log (there is no syslog daemon in the test machine).
+ */
+interface SyslogMessage {
+  readonly priority: number;
+  readonly tag: string;
+  readonly pid: string;
+  readonly text: string;
+}
+let syslog: dgram.Socket;
+const logged: SyslogMessage[] = [];
+let loggerShim: string;
+const withSyslog = (env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
+  ...process.env,
+  ...env,
+  PATH: `${loggerShim}:${env.PATH ?? process.env.PATH}`,
+});
+const USER_INFO = 14;
+const USER_WARNING = 12;
 
 function statOf(p: string): string {
   const s = fs.statSync(p);
@@ -32,6 +56,20 @@ function statOf(p: string): string {
 beforeAll(async () => {
   sshd = await startSshd();
   box = makeSandbox();
+  syslog = dgram.createSocket("udp4");
+  syslog.on("message", (b) => {
+    // RFC 5424: <PRI>1 TIMESTAMP HOST APP PROCID MSGID [SD] MSG
+    const m = /^<(\d+)>1 \S+ \S+ (\S+) (\S+) \S+ (?:-|\[[^\]]*\]) ?([\s\S]*)$/.exec(b.toString());
+    if (m) logged.push({ priority: Number(m[1]), tag: m[2], pid: m[3], text: m[4] });
+  });
+  await new Promise<void>((r) => syslog.bind(0, "127.0.0.1", r));
+  loggerShim = box.at("logger-shim");
+  fs.mkdirSync(loggerShim);
+  fs.writeFileSync(
+    path.join(loggerShim, "logger"),
+    `#!/bin/sh\nexec /usr/bin/logger --server 127.0.0.1 --port ${syslog.address().port} --udp "$@"\n`,
+    { mode: 0o755 },
+  );
   const recorded = await runMocked(async () => {
     const { RemoteFile, ScheduledJob } = await import("../../components/host");
     const host = await sandboxHost("h", "sandbox", sshd, box.paths);
@@ -51,6 +89,9 @@ beforeAll(async () => {
         "set -Eeuo pipefail",
         'source "${BASH_SOURCE[0]%/*}/common.sh"',
         'b321_start "$@"',
+        'args="demo args:"; for a in "${@:2}"; do args+=" [$a]"; done; echo "$args"',
+        // Holds the run (and the job's lock) while the file DEMO_HOLD exists.
+        'while [ -n "${DEMO_HOLD:-}" ] && [ -e "$DEMO_HOLD" ]; do sleep 0.1; done',
         'b321_set bytes "$(wc -c < "$DEMO_FILE")"',
         '[ "${DEMO_FAIL:-0}" = 0 ] || b321_fail "asked to fail"',
         "",
@@ -69,6 +110,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await sshd?.stop();
+  await new Promise<void>((r) => (syslog ? syslog.close(() => r()) : r()));
   box?.remove();
 });
 
@@ -183,6 +225,149 @@ test("the cron wrapper never lets two runs of a job overlap", () => {
   expect(r.code).toBe(75);
   const free = run(`${box.paths.lib}/b321-cron.sh`, ["demo", "/bin/sh", "-c", "exit 4"], { env });
   expect(free.code).toBe(4);
+});
+
+const statusOf = () =>
+  JSON.parse(fs.readFileSync(`${box.paths.state}/status/demo.json`, "utf8")) as Record<
+    string,
+    unknown
+  >;
+const lockFile = () => `${box.paths.state}/locks/cron-demo.lock`;
+/** Whether a run holds the job's lock (the probe takes it for a moment when it is free). */
+const lockHeld = () => run("flock", ["-n", lockFile(), "true"]).code !== 0;
+const running = () =>
+  fs.existsSync(`${box.paths.state}/runs`) &&
+  fs.readdirSync(`${box.paths.state}/runs`).some((f) => /^demo\.\d+\.json$/.test(f));
+
+/** The job's cron line and environment, read from the installed cron file, to run as cron does. */
+function cronRun(extra: NodeJS.ProcessEnv = {}): { command: string; env: NodeJS.ProcessEnv } {
+  const lines = fs.readFileSync(`${box.paths.cron}/backup321-demo`, "utf8").split("\n");
+  const vars = Object.fromEntries(
+    lines
+      .filter((l) => /^[A-Z_][A-Z0-9_]*=/.test(l))
+      .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+  );
+  // minute hour day month weekday user command
+  const line = lines.find((l) => /^[0-9*]/.test(l)) as string;
+  const command = (/^(?:\S+\s+){6}(.*)$/.exec(line) as RegExpExecArray)[1];
+  return { command, env: withSyslog({ ...vars, ...extra }) };
+}
+
+/** The lines of syslog from `since` on, once `done` is among them. */
+async function loggedUntil(since: number, done: (m: SyslogMessage) => boolean) {
+  await waitFor("the line in syslog", () => logged.slice(since).some(done), 20_000);
+  return logged.slice(since);
+}
+
+test("a by-hand run goes to syslog as cron's does, and to the terminal; extra arguments reach the script", async () => {
+  const since = logged.length;
+  const r = run(`${box.paths.sbin}/b321-demo`, ["--until", "2026-12-04 02:00:00"], {
+    env: withSyslog(),
+  });
+  expect(r.code).toBe(0);
+  expect(statusOf()).toMatchObject({ result: "success" });
+  // on the terminal as before: stdout on stdout, stderr on stderr
+  expect(r.stdout).toBe("demo args: [--until] [2026-12-04 02:00:00]\n");
+  expect(r.stderr).toMatch(/ backup321\[demo\]: started\n/);
+  expect(r.stderr).toMatch(/ backup321\[demo\]: finished: success\n$/);
+  // and every one of those lines in syslog, tag backup321, one run (one pid), nothing else
+  const shown = `${r.stdout}${r.stderr}`.trimEnd().split("\n");
+  await waitFor("every line in syslog", () => logged.length - since >= shown.length, 20_000);
+  const mine = logged.slice(since);
+  expect(mine.map((m) => m.text).sort()).toEqual([...shown].sort());
+  expect(new Set(mine.map((m) => `${m.tag} ${m.priority} ${m.pid}`))).toEqual(
+    new Set([`backup321 ${USER_INFO} ${mine[0].pid}`]),
+  );
+  expect(mine[0].pid).toMatch(/^\d+$/);
+});
+
+test("by hand and by cron, a job runs once at a time: the second run is refused with 75 and says why", async () => {
+  const hold = box.at("hold");
+  // cron's run holds the job: a run by hand is refused, and leaves no trace in the status
+  fs.writeFileSync(hold, "");
+  let since = logged.length;
+  const cron = cronRun({ DEMO_HOLD: hold });
+  const byCron = runAsync("bash", ["-c", cron.command], { env: cron.env });
+  try {
+    await waitFor("cron's run of the job", running);
+    expect(lockHeld()).toBe(true);
+    const statusBefore = fs.readFileSync(`${box.paths.state}/status/demo.json`, "utf8");
+    const refused = run(`${box.paths.sbin}/b321-demo`, [], { env: withSyslog() });
+    expect(refused.code).toBe(75);
+    expect(refused.stdout).toBe("");
+    expect(refused.stderr).toBe(
+      `b321-demo: not started: demo is already running (by cron or by hand; it holds ${lockFile()}). Try again once it has finished.\n`,
+    );
+    expect(fs.readFileSync(`${box.paths.state}/status/demo.json`, "utf8")).toBe(statusBefore);
+    expect(await loggedUntil(since, (m) => m.text.includes("not started by hand"))).toContainEqual(
+      expect.objectContaining({
+        tag: "backup321",
+        priority: USER_WARNING,
+        text: "[demo] not started by hand: another run of it is still going",
+      }),
+    );
+  } finally {
+    fs.rmSync(hold, { force: true });
+  }
+  const cronDone: RunResult = await byCron.done;
+  expect(cronDone).toEqual({ code: 0, stdout: "", stderr: "" }); // cron's output: syslog only
+  expect(statusOf()).toMatchObject({ result: "success" });
+  expect(
+    (await loggedUntil(since, (m) => m.text.endsWith("finished: success"))).map((m) => m.text),
+  ).toContain("demo args:");
+
+  // a run by hand holds the job: cron's run is skipped
+  fs.writeFileSync(hold, "");
+  since = logged.length;
+  const byHand = runAsync(`${box.paths.sbin}/b321-demo`, [], {
+    env: withSyslog({ DEMO_HOLD: hold }),
+  });
+  try {
+    await waitFor("the run by hand", running);
+    expect(lockHeld()).toBe(true);
+    const skipped = run("bash", ["-c", cronRun().command], { env: cronRun().env });
+    expect(skipped).toEqual({ code: 75, stdout: "", stderr: "" });
+    expect(await loggedUntil(since, (m) => m.text.includes("skipped"))).toContainEqual(
+      expect.objectContaining({
+        priority: USER_WARNING,
+        text: "[demo] skipped: another run of it (by cron or by hand) is still going",
+      }),
+    );
+  } finally {
+    fs.rmSync(hold, { force: true });
+  }
+  expect((await byHand.done).code).toBe(0);
+  expect(lockHeld()).toBe(false);
+});
+
+test("Ctrl-C on a run by hand stops the job, whose last lines still reach the terminal and syslog", async () => {
+  const hold = box.at("hold");
+  fs.writeFileSync(hold, "");
+  const since = logged.length;
+  // its own process group, as a shell gives a command typed at a terminal: Ctrl-C signals the group
+  const child = spawn(`${box.paths.sbin}/b321-demo`, [], {
+    env: withSyslog({ DEMO_HOLD: hold }),
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr += d));
+  child.stdout.resume();
+  const closed = new Promise<number | null>((r) => child.on("close", (code) => r(code)));
+  try {
+    await waitFor("the run by hand", running);
+    expect(lockHeld()).toBe(true);
+    process.kill(-(child.pid as number), "SIGINT");
+    expect(await closed).toBe(1);
+  } finally {
+    fs.rmSync(hold, { force: true });
+  }
+  expect(statusOf()).toMatchObject({ result: "failed", error: "interrupted by signal INT" });
+  expect(stderr).toMatch(/ backup321\[demo\]: finished: failed\n$/);
+  expect(
+    (await loggedUntil(since, (m) => m.text.endsWith("finished: failed"))).map((m) => m.pid),
+  ).toContain(String(child.pid));
+  expect(lockHeld()).toBe(false);
 });
 
 test("deletes remove every file and can run twice", () => {

@@ -128,7 +128,25 @@ test("cron file and entry point", () => {
   ).toThrow("must have five fields");
   expect(cronFileName("restic-usb")).toBe("backup321-restic-usb");
   expect(() => cronFileName("a.b")).toThrow('job name "a.b" must be letters, digits, - or _');
-  expect(renderEntryPoint("/lib/x.sh", "/etc/x.env")).toMatchSnapshot();
+  // The entry point runs what the cron line runs, through the same wrapper (--tee: the terminal
+  // gets the output too), and passes its own arguments on.
+  const entry = renderEntryPoint({
+    job: "restic-usb",
+    script: "/usr/local/lib/backup321/restic-backup.sh",
+    envFile: "/etc/backup321/restic-usb.env",
+    wrapper: "/usr/local/lib/backup321/b321-cron.sh",
+    stateDir: "/var/lib/backup321",
+  });
+  expect(entry).toMatchSnapshot();
+  expect(entry.split("\n").slice(-3)).toEqual([
+    "export B321_STATE_DIR='/var/lib/backup321'",
+    `exec '/usr/local/lib/backup321/b321-cron.sh' '--tee' 'restic-usb' '/usr/local/lib/backup321/restic-backup.sh' '/etc/backup321/restic-usb.env' "$@"`,
+    "",
+  ]);
+  expect(cron).toContain("B321_STATE_DIR=/var/lib/backup321\n");
+  expect(() =>
+    renderEntryPoint({ job: "a b", script: "/x", envFile: "/e", wrapper: "/w", stateDir: "/s" }),
+  ).toThrow('job name "a b" must be letters, digits, - or _');
 });
 
 test("install command: an existing directory keeps its mode, a missing one gets dirMode", () => {

@@ -288,7 +288,7 @@ test("the cron file runs the job through the wrapper, and the entry point runs i
     ].join("\n"),
   );
   expect(byName("full-bin-file").inputs.stdin).toContain(
-    "exec '/usr/local/lib/backup321/mariadb-full.sh' '/etc/backup321/mariadb-full.env' \"$@\"",
+    "exec '/usr/local/lib/backup321/b321-cron.sh' '--tee' 'mariadb-full' '/usr/local/lib/backup321/mariadb-full.sh' '/etc/backup321/mariadb-full.env' \"$@\"",
   );
 });
 

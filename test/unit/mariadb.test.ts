@@ -202,7 +202,7 @@ test("cron schedules and env of the jobs; PITR has an entry point but no cron", 
   expect(env).toContain("MARIADB_TZ='Europe/Paris'");
   expect(env).not.toContain("mock-password");
   expect(String(byName("mdb-pitr-bin-file").inputs.stdin)).toContain(
-    "exec '/usr/local/lib/backup321/mariadb-pitr.sh' '/etc/backup321/mariadb-pitr.env' \"$@\"",
+    "exec '/usr/local/lib/backup321/b321-cron.sh' '--tee' 'mariadb-pitr' '/usr/local/lib/backup321/mariadb-pitr.sh' '/etc/backup321/mariadb-pitr.env' \"$@\"",
   );
 });
 

@@ -1,17 +1,52 @@
 #!/bin/bash
-# Run by /etc/cron.d/backup321-<job>: b321-cron JOB PROGRAM [ARGS...]
-# Holds a per-job lock so runs never overlap, and sends all output to syslog (tag backup321).
+# b321-cron [--tee] JOB PROGRAM [ARGS...]: runs one job's program the way every run of it goes.
+# Run by /etc/cron.d/backup321-<job>, and by the b321-<job> entry point (with --tee) when a person
+# runs the job by hand. It holds the job's lock, <state>/locks/cron-<job>.lock, so two runs of a job
+# never overlap, whoever started them: a run that finds the lock taken does nothing and exits 75
+# (EX_TEMPFAIL: the job is already running; try again once it has finished). All output goes to
+# syslog (tag backup321).
+# --tee: the output also goes where it went before (the terminal of the person who typed b321-<job>:
+# stdout to stdout, stderr to stderr), and the program replaces the wrapper, so it keeps its pid and
+# the terminal's process group: Ctrl-C reaches the job, whose exit trap still gets its last lines
+# out (the copies ignore the terminal's signals).
 set -Eeuo pipefail
 
+# copy_out FD PID: reads the job's output and writes it to FD and to syslog. The terminal's signals
+# are ignored (they are the job's to handle), and the job's lock is not held here: a copy that
+# outlives the job must not keep the next run out. Output that FD no longer takes (a closed
+# terminal, `| head`) still reaches syslog.
+copy_out() {
+  local fd=$1 pid=$2
+  trap '' INT QUIT TERM HUP
+  exec 9>&- >&"$fd"
+  tee -p >(logger -t backup321 -p user.info --id="$pid" --)
+}
+
 main() {
-  local job=$1 state
+  local tee=0 job state lock
+  if [ "${1:-}" = --tee ]; then
+    tee=1
+    shift
+  fi
+  job=$1
   shift
   state=${B321_STATE_DIR:-/var/lib/backup321}
+  lock=$state/locks/cron-$job.lock
   mkdir -p -- "$state/locks"
-  exec 9>>"$state/locks/cron-$job.lock"
+  exec 9>>"$lock"
   if ! flock -n 9; then
-    logger -t backup321 -p user.warning -- "[$job] skipped: the previous run is still going"
+    if [ "$tee" = 1 ]; then
+      logger -t backup321 -p user.warning -- "[$job] not started by hand: another run of it is still going"
+      echo "b321-$job: not started: $job is already running (by cron or by hand; it holds $lock). Try again once it has finished." >&2
+    else
+      logger -t backup321 -p user.warning -- "[$job] skipped: another run of it (by cron or by hand) is still going"
+    fi
     exit 75
+  fi
+  if [ "$tee" = 1 ]; then
+    exec 3>&1 4>&2
+    exec > >(copy_out 3 $$) 2> >(copy_out 4 $$)
+    exec "$@" 3>&- 4>&-
   fi
   local rc
   set +e
