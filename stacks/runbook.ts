@@ -346,10 +346,9 @@ function totalLossSection(site: Site, stack: string): string[] {
     const glacier = (bucket.transitions ?? []).find((t) => t.prefix === bucket.dumpPrefix);
     // The upload sends the shipped binlogs only from the database host (where they are).
     const binlogs = (upload.host ?? m.host) === m.host;
-    const etc = hostOf(site, m.host)?.paths.etc ?? "/etc/backup321";
     out.push(
       binlogs
-        ? `4. The database: fetch the newest full from s3://${bucket.name}/${bucket.dumpPrefix} into ${m.backupDir} on ${m.host} and the binlogs uploaded since (${upload.schedule}; compressed and encrypted with the MariaDB backup key) into ${m.binlogBackupDir}, then replay as in scenario 3:`
+        ? `4. The database: fetch the newest full from s3://${bucket.name}/${bucket.dumpPrefix} into ${m.backupDir} on ${m.host} and the binlogs uploaded since (${upload.schedule}) into ${m.binlogBackupDir} as they are (the shipper's copies, encrypted with the MariaDB backup key: the PITR decrypts them), then replay as in scenario 3:`
         : `4. The database: fetch the newest full from s3://${bucket.name}/${bucket.dumpPrefix} into ${m.backupDir} on ${m.host}, then replay as in scenario 3 (binlogs after that full were lost with the site):`,
       "",
       "```sh",
@@ -357,8 +356,8 @@ function totalLossSection(site: Site, stack: string): string[] {
       `aws s3 cp s3://${bucket.name}/${bucket.dumpPrefix}<newest> ${m.backupDir}/ --region ${bucket.region}   # the full and its .manifest.json`,
       ...(binlogs
         ? [
-            `aws s3 cp --recursive s3://${bucket.name}/${bucket.dumpPrefix}binlogs/ /root/binlogs.enc/ --region ${bucket.region}`,
-            `install -d -m 0700 ${m.binlogBackupDir}; for f in /root/binlogs.enc/*.zst.enc; do openssl enc -aes-256-cbc -d -pbkdf2 -pass file:${etc}/secrets/mariadb-backup.key -in "$f" | zstd -d -q -c > "${m.binlogBackupDir}/$(basename "$f" .zst.enc)"; done`,
+            `install -d -m 0700 ${m.binlogBackupDir}`,
+            `aws s3 cp --recursive s3://${bucket.name}/${bucket.dumpPrefix}binlogs/ ${m.binlogBackupDir}/ --region ${bucket.region}`,
           ]
         : []),
       ...(glacier

@@ -31,7 +31,7 @@ function typeName(s: JsonSchema): string {
   if (s.enum) return s.enum.map((v) => `\`${JSON.stringify(v)}\``).join(" or ");
   if (s.format === "date-time") return "UTC time";
   if (s.type === "object") return "object";
-  if (s.pattern) return "hex string";
+  if (s.pattern) return /^\^\[0-9a-f\]\{\d+\}\$$/.test(s.pattern) ? "hex string" : "string";
   const bound = s.minimum === 0 ? " ≥ 0" : s.exclusiveMinimum === 0 ? " > 0" : "";
   return `${s.type ?? "any"}${bound}`;
 }

@@ -61,6 +61,9 @@ const resticRepoFields = {
   snapshots: field(count, "Snapshots in the repository after the run."),
 };
 
+/** A binlog's identity (common.sh): its name, when its first event was written, its server id. */
+const BINLOG_IDENTITY = /^.+\.[0-9]+\.[0-9]{8}T[0-9]{6}Z\.s[0-9]+$/;
+
 /** The extra fields of each script's status file (b321_set KEY VALUE). */
 export const STATUS_EXTRAS: Readonly<Record<string, ScriptStatus>> = {
   "mariadb-full.sh": {
@@ -82,7 +85,10 @@ export const STATUS_EXTRAS: Readonly<Record<string, ScriptStatus>> = {
   "mariadb-binlogs.sh": {
     fields: {
       shipped: field(count, "Closed binlogs copied to the binlog backup directory by this run."),
-      newest: field(text, "The newest closed binlog shipped."),
+      newest: field(
+        z.string().regex(BINLOG_IDENTITY),
+        "The identity of the newest closed binlog (its copy is `<identity>.zst.enc`).",
+      ),
       bytes,
       pruned: field(count, "Shipped binlogs removed because no kept full needs them."),
     },
@@ -280,6 +286,10 @@ export const MANIFEST_FIELDS = {
   duration_seconds: field(count, "How long the backup took, verification included."),
   binlog_file: field(text, "The binlog the full is consistent with: PITR replays from here."),
   binlog_position: field(count, "The position in binlog_file."),
+  binlog_identity: field(
+    z.union([z.literal(""), z.string().regex(BINLOG_IDENTITY)]),
+    "binlog_file's identity, `<name>.<start YYYYmmddTHHMMSSZ>.s<server id>` from its header: the shipped copy PITR starts from (a rebuilt server reuses names). Empty when the header could not be read: PITR then takes the latest binlog of that name started before `consistent_before_epoch`.",
+  ),
   gtid: field(text, "The GTID position at that point (empty when GTIDs are off)."),
   counted_binlog_file: field(text, "Binlog of the snapshot in which rows were counted."),
   counted_binlog_position: field(count, "Its position."),

@@ -247,7 +247,7 @@ export function readinessCommand(tools: readonly string[]): string {
 
 /**
  * Names of what backup321's jobs are still writing: a full's `.partial` and its manifest, its work
- * directory, a binlog being shipped, a PITR datadir being built. A copy taken meanwhile (restic, the
+ * directory, a binlog being shipped, a PITR datadir being built, binlogs decrypted for a replay. A copy taken meanwhile (restic, the
  * NAS) must leave them out: they are incomplete, and the finished files follow on the next run.
  */
 export const IN_PROGRESS_PATTERNS: readonly string[] = [
@@ -255,6 +255,7 @@ export const IN_PROGRESS_PATTERNS: readonly string[] = [
   "*.partial.manifest.json",
   ".b321-full.*",
   "*.b321-partial",
+  ".b321-replay.*",
 ];
 
 /** An AWS shared credentials file (what AWS_SHARED_CREDENTIALS_FILE points to, for the aws CLI and restic alike): a 0600 secret. */

@@ -218,16 +218,15 @@ export interface DumpUploadArgs {
    */
   readonly objectLock?: { readonly mode: "GOVERNANCE" | "COMPLIANCE"; readonly days: number };
   /**
-   * The binlog shipper's verified copies, sent compressed and encrypted to `<prefix>binlogs/` on
-   * every run (the daily offsite increment). Defaults to none: only fulls are sent.
+   * The binlog shipper's verified copies (compressed and encrypted by the shipper, named by the
+   * binlog's identity), sent as they are to `<prefix>binlogs/` on every run (the daily offsite
+   * increment). Defaults to none: only fulls are sent.
    */
   readonly binlogs?: {
-    /** Directory of the shipped binlogs (each verified copy has its `<name>.sha256`). */
+    /** Directory of the shipped binlogs (each verified copy has its `<copy>.sha256`). */
     readonly dir: string;
     /** The server's binlog basename (full path or file name, e.g. /var/log/mysql/mysql-bin). */
     readonly basename: string;
-    /** The 0600 openssl key file the fulls are encrypted with. */
-    readonly keyFile: string;
   };
 }
 
@@ -296,7 +295,6 @@ export class DumpUpload extends pulumi.ComponentResource {
               args.binlogs.basename.lastIndexOf("/") + 1,
             ),
             OFFSITE_BINLOG_DIR: args.binlogs.dir,
-            OFFSITE_BINLOG_KEY_FILE: args.binlogs.keyFile,
           }
         : {}),
     };

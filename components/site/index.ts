@@ -48,7 +48,7 @@ export class BackupSite extends pulumi.ComponentResource {
     const { site } = args;
     this.hosts = this.connectHosts(name, args);
     const mariadb = this.buildMariaDb(name, site);
-    this.offsiteBucket = this.buildOffsite(name, site, mariadb);
+    this.offsiteBucket = this.buildOffsite(name, site);
     this.restic = this.buildRestic(name, args);
     this.pbs = this.buildPbs(name, site);
     this.proxmox = this.buildProxmox(name, args);
@@ -309,11 +309,7 @@ export class BackupSite extends pulumi.ComponentResource {
   }
 
   /** The bucket (own aws provider in the model's region), the dump upload and the NAS sync. */
-  private buildOffsite(
-    name: string,
-    site: Site,
-    mariadb: MariaDbBackup | undefined,
-  ): OffsiteBucket | undefined {
+  private buildOffsite(name: string, site: Site): OffsiteBucket | undefined {
     const { bucket, upload, nas } = site.offsite;
     let offsite: OffsiteBucket | undefined;
     if (bucket) {
@@ -348,15 +344,9 @@ export class BackupSite extends pulumi.ComponentResource {
           objectLock: dumpLock(bucket),
           // a missed full plus a day before the upload warns that it has nothing new
           maxAgeHours: maxIntervalHours(site.mariadb.schedules.full, site.timezone) * 2 + 24,
-          // the shipped binlogs (and the key) are on the database host only
-          ...(uploadHost === m.host && mariadb
-            ? {
-                binlogs: {
-                  dir: m.binlogBackupDir,
-                  basename: m.binlogBasename,
-                  keyFile: mariadb.keyFile,
-                },
-              }
+          // the shipped binlogs (encrypted by the shipper) are on the database host only
+          ...(uploadHost === m.host
+            ? { binlogs: { dir: m.binlogBackupDir, basename: m.binlogBasename } }
             : {}),
         },
         { parent: this },

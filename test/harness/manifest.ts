@@ -23,6 +23,7 @@ export function manifestFixture(fields: Partial<Manifest> = {}): string {
     duration_seconds: 1,
     binlog_file: "mysql-bin.000001",
     binlog_position: 4,
+    binlog_identity: "mysql-bin.000001.20261115T015000Z.s1",
     gtid: "",
     counted_binlog_file: "mysql-bin.000001",
     counted_binlog_position: 4,

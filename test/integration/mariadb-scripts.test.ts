@@ -32,6 +32,40 @@ function manifestOf(file: string): Record<string, unknown> {
 }
 
 const reEscape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+const shippedDir = () => path.join(root, "binlogs");
+
+/** A shipped copy: <name>.<start>.s<server id>.zst.enc, as the shipper names it. */
+interface Copy {
+  readonly file: string;
+  readonly name: string;
+  readonly seq: number;
+  readonly start: string;
+}
+
+function shippedCopies(dir = shippedDir()): Copy[] {
+  return fs
+    .readdirSync(dir)
+    .map((f) => /^(mysql-bin\.(\d+))\.(\d{8}T\d{6}Z)\.s\d+\.zst\.enc$/.exec(f))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ file: path.join(dir, m[0]), name: m[1], seq: Number(m[2]), start: m[3] }))
+    .sort((a, b) => a.start.localeCompare(b.start) || a.seq - b.seq);
+}
+
+/** sha256 of a shipped copy once decrypted with the stack's key and decompressed. */
+function openedSha(copy: string): string {
+  const r = run("bash", [
+    "-c",
+    'openssl enc -aes-256-cbc -d -pbkdf2 -pass "file:$1" -in "$2" | zstd -d -q -c | sha256sum',
+    "-",
+    box.keyFile,
+    copy,
+  ]);
+  expect(r.code).toBe(0);
+  return r.stdout.split(" ")[0];
+}
+
+const sha256Of = (file: string) => run("sha256sum", [file]).stdout.split(" ")[0];
+const serverBinlog = (name: string) => path.join(path.dirname(server.binlogBasename), name);
 
 /** Changes bytes in the middle of a file, keeping its size; returns the original bytes. */
 function corrupt(file: string): Buffer {
@@ -176,32 +210,33 @@ test("logical gzip full is the seed's format: its documented decrypt | gunzip | 
   server.sql("DROP DATABASE seed_restore");
 });
 
-test("binlog shipping copies only closed binlogs, verified, and ships each once", () => {
+test("binlog shipping copies only closed binlogs, encrypted, verified, and ships each once", () => {
   const env = box.env("mariadb-binlogs");
   server.sql(`INSERT INTO ${DB}.clients (nom) VALUES ('after-full')`);
   const r = box.runScript("mariadb-binlogs.sh", env);
   expect(r.code).toBe(0);
   const active = server.sql("SHOW MASTER STATUS").split("\t")[0];
-  const dest = path.join(root, "binlogs");
-  const shipped = fs.readdirSync(dest).filter((f) => /^mysql-bin\.\d+$/.test(f));
-  expect(shipped).not.toContain(active);
+  const copies = shippedCopies();
+  expect(copies.map((c) => c.name)).not.toContain(active);
   const closed = server
     .sql("SHOW BINARY LOGS")
     .trim()
     .split("\n")
     .map((l) => l.split("\t")[0])
     .filter((f) => f !== active);
-  expect(shipped.sort()).toEqual(closed.sort());
-  for (const f of shipped) {
-    const recorded = fs.readFileSync(path.join(dest, `${f}.sha256`), "utf8").split(" ")[0];
-    expect(run("sha256sum", [path.join(dest, f)]).stdout.split(" ")[0]).toBe(recorded);
-    expect(
-      run("cmp", [path.join(dest, f), path.join(path.dirname(server.binlogBasename), f)]).code,
-    ).toBe(0);
+  expect(copies.map((c) => c.name).sort()).toEqual(closed.sort());
+  // Nothing plain at rest: only encrypted copies and their sums, no binlog header among them.
+  expect(fs.readdirSync(shippedDir()).filter((f) => !/\.zst\.enc(\.sha256)?$/.test(f))).toEqual([]);
+  for (const c of copies) {
+    expect(fs.readFileSync(c.file).subarray(0, 4).toString("hex")).not.toBe("fe62696e");
+    const recorded = fs.readFileSync(`${c.file}.sha256`, "utf8").split(" ")[0];
+    expect(sha256Of(c.file)).toBe(recorded);
+    expect(openedSha(c.file)).toBe(sha256Of(serverBinlog(c.name)));
   }
   expect(box.status("mariadb-binlogs")).toMatchObject({
     result: "success",
     shipped: closed.length,
+    newest: path.basename(copies.at(-1)!.file, ".zst.enc"),
   });
   const again = box.runScript("mariadb-binlogs.sh", env);
   expect(again.code).toBe(0);
@@ -359,7 +394,11 @@ describe("a failed PITR leaves nothing at the target: only a complete datadir ge
       `${parent}/db`,
     ]);
     expect(r.stderr).toMatch(/restoring .*_full_/);
-    expectFailed(r, "mariadb-pitr", /no binlog from mysql-bin\.\d+ found to replay/);
+    expectFailed(
+      r,
+      "mariadb-pitr",
+      /binlog mysql-bin\.\d+ \(the full's, started \d{8}T\d{6}Z\) is in neither .* nor the server's binlogs/,
+    );
     expect(fs.readdirSync(parent)).toEqual([]);
   });
 
@@ -540,30 +579,25 @@ test("retention keeps the configured count of verified fulls, newest included", 
 });
 
 test("shipped binlogs are pruned only when older than the oldest kept full and the configured days", () => {
-  const dest = path.join(root, "binlogs");
   const oldest = fulls(backups())[0];
-  const need = Number(String(manifestOf(oldest).binlog_file).split(".")[1]);
-  const shipped = () =>
-    fs
-      .readdirSync(dest)
-      .filter((f) => /^mysql-bin\.\d+$/.test(f))
-      .map((f) => Number(f.split(".")[1]))
-      .sort((a, b) => a - b);
-  const initial = shipped();
+  const need = String(manifestOf(oldest).binlog_identity);
+  expect(need).toMatch(/^mysql-bin\.\d+\.\d{8}T\d{6}Z\.s\d+$/);
+  const ids = () => shippedCopies().map((c) => path.basename(c.file, ".zst.enc"));
+  const initial = ids();
   // Recent copies stay whatever the fulls say (MARIADB_BINLOG_KEEP_DAYS = 7).
   expect(box.runScript("mariadb-binlogs.sh", box.env("mariadb-binlogs")).code).toBe(0);
-  const before = shipped();
+  const before = ids();
   expect(before.slice(0, initial.length)).toEqual(initial);
-  expect(before[0]).toBeLessThan(need);
+  const at = before.indexOf(need);
+  expect(at).toBeGreaterThan(0);
   // Old copies go, except those the oldest kept full needs.
-  for (const f of fs.readdirSync(dest)) run("touch", ["-d", "30 days ago", path.join(dest, f)]);
+  for (const f of fs.readdirSync(shippedDir()))
+    run("touch", ["-d", "30 days ago", path.join(shippedDir(), f)]);
   expect(box.runScript("mariadb-binlogs.sh", box.env("mariadb-binlogs")).code).toBe(0);
-  const after = shipped();
+  const after = ids();
   expect(after[0]).toBe(need);
-  expect(box.status("mariadb-binlogs").pruned).toBe(before.filter((n) => n < need).length);
-  expect(
-    fs.existsSync(path.join(dest, `mysql-bin.${String(need - 1).padStart(6, "0")}.sha256`)),
-  ).toBe(false);
+  expect(box.status("mariadb-binlogs").pruned).toBe(at);
+  expect(fs.existsSync(path.join(shippedDir(), `${before[at - 1]}.zst.enc.sha256`))).toBe(false);
 });
 
 describe("a corrupt full is never relied on: skipped with an alert, never counted, never deleted", () => {
@@ -714,6 +748,77 @@ describe("a key file that is not the stack's key stops every job that encrypts o
       fs.writeFileSync(box.keyFile, saved);
     }
     expect(box.runScript("mariadb-full.sh", env("mariadb-full")).code).toBe(0);
+  });
+});
+
+describe("a rebuilt server numbers its binlogs from 000001 again: shipping and PITR follow identities", () => {
+  const fullsDir = () => path.join(root, "reuse-fulls");
+  const copiesDir = () => path.join(root, "reuse-binlogs");
+  const env = (job: string) =>
+    box.env(job, { backupDir: fullsDir(), binlogBackupDir: copiesDir(), keepFulls: 2 }, "reuse");
+  const ship = () =>
+    expect(box.runScript("mariadb-binlogs.sh", env("mariadb-binlogs")).code).toBe(0);
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  let old: Map<string, string>;
+  let before: Record<string, number>;
+  let until = "";
+
+  test("the old history's copies are never overwritten by the new server's same names", async () => {
+    expect(box.runScript("mariadb-full.sh", env("mariadb-full")).code).toBe(0);
+    server.sql(`INSERT INTO ${DB}.clients (nom) VALUES ('old-history')`);
+    ship();
+    before = tableCounts(server.sql, DB);
+    await sleep(1100);
+    until = new Date().toISOString().slice(0, 19).replace("T", " ");
+    await sleep(1100);
+    old = new Map(shippedCopies(copiesDir()).map((c) => [c.file, sha256Of(c.file)]));
+    // The rebuild: the server's binlogs start again at 000001, the data moves on.
+    server.sql("RESET MASTER");
+    server.sql(`DELETE FROM ${DB}.commandes WHERE id <= 100; FLUSH BINARY LOGS;`);
+    server.sql(`INSERT INTO ${DB}.clients (nom) VALUES ('new-history'); FLUSH BINARY LOGS;`);
+    ship();
+    const copies = shippedCopies(copiesDir());
+    for (const [file, sha] of old) expect({ file, sha: sha256Of(file) }).toEqual({ file, sha });
+    const reused = copies.filter((c) => !old.has(c.file));
+    expect(reused.map((c) => c.name)).toEqual([1, 2, 3].map((n) => `mysql-bin.00000${n}`));
+    const oldNames = [...old.keys()].map((f) => path.basename(f).split(".").slice(0, 2).join("."));
+    expect(oldNames).toContain("mysql-bin.000001");
+  });
+
+  test("PITR from the old history's full replays the old history only, and comes back exact", async () => {
+    const target = path.join(root, "pitr-reuse");
+    const r = box.runScript("mariadb-pitr.sh", env("mariadb-pitr"), [
+      "--until",
+      until,
+      "--tz",
+      "UTC",
+      "--target-datadir",
+      target,
+    ]);
+    expect(r.stderr).toContain("finished: success");
+    const restored = await startOn(target);
+    try {
+      expect(tableCounts(restored.sql, DB)).toEqual(before);
+    } finally {
+      await restored.stop();
+    }
+  });
+
+  test("pruning keeps every copy the old full needs, whatever the new history's numbers", () => {
+    expect(box.runScript("mariadb-full.sh", env("mariadb-full")).code).toBe(0);
+    const [oldest] = fulls(fullsDir());
+    const need = String(manifestOf(oldest).binlog_identity);
+    for (const f of fs.readdirSync(copiesDir()))
+      run("touch", ["-d", "30 days ago", path.join(copiesDir(), f)]);
+    ship();
+    const left = shippedCopies(copiesDir()).map((c) => path.basename(c.file, ".zst.enc"));
+    expect(left[0]).toBe(need);
+    // The old history from the full's binlog on, then the whole new one.
+    const oldIds = [...old.keys()].map((f) => path.basename(f, ".zst.enc"));
+    expect(left.slice(0, oldIds.length - oldIds.indexOf(need))).toEqual(
+      oldIds.slice(oldIds.indexOf(need)),
+    );
+    expect(left.some((id) => id.startsWith("mysql-bin.000001.") && id !== oldIds[0])).toBe(true);
   });
 });
 

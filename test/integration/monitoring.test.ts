@@ -173,9 +173,14 @@ const manifest = (binlogFile: string, binlogPosition: number) =>
   manifestFixture({
     binlog_file: binlogFile,
     binlog_position: binlogPosition,
+    binlog_identity: copyId(binlogFile, 1),
     counted_binlog_file: binlogFile,
     counted_binlog_position: binlogPosition,
   });
+
+/** The identity of a binlog of the first server (history 1) or of its rebuilt successor (2). */
+const copyId = (name: string, history: 1 | 2) =>
+  `${name}.${history === 1 ? "20261115" : "20261201"}T0${name.slice(-1)}0000Z.s1`;
 
 /** Everything fine: fresh successes, binlogs from the newest full on without a gap, no lock. */
 function baseline(): void {
@@ -201,10 +206,11 @@ function baseline(): void {
   const dayAgo = new Date(Date.now() - 24 * HOUR);
   fs.utimesSync(`${full}/atlastech_db_full_20261115T020000Z.manifest.json`, dayAgo, dayAgo);
   for (const n of ["000004", "000005", "000006"]) {
-    fs.writeFileSync(`${bin}/mysql-bin.${n}.zst`, "x");
-    fs.writeFileSync(`${bin}/mysql-bin.${n}.zst.sha256`, "x");
+    fs.writeFileSync(`${bin}/${copyId(`mysql-bin.${n}`, 1)}.zst.enc`, "x");
+    fs.writeFileSync(`${bin}/${copyId(`mysql-bin.${n}`, 1)}.zst.enc.sha256`, "x");
   }
-  fs.writeFileSync(`${bin}/mysql-bin.000007.zst.partial`, "x"); // being written: ignored
+  // being written: ignored
+  fs.writeFileSync(`${bin}/${copyId("mysql-bin.000007", 1)}.zst.enc.b321-partial`, "x");
   fs.rmSync(`${repo}/locks`, { recursive: true, force: true });
   fs.mkdirSync(`${repo}/locks`);
   fs.rmSync(mailLog, { force: true });
@@ -373,7 +379,10 @@ test("a job that never ran alerts once its interval + grace has passed since it 
 
 test("a gap in the shipped binlogs after the newest full alerts (PITR gap)", async () => {
   baseline();
-  fs.rmSync(box.at("backups/binlogs/mysql-bin.000005.zst"));
+  const bin = box.at("backups/binlogs");
+  fs.rmSync(`${bin}/${copyId("mysql-bin.000005", 1)}.zst.enc`);
+  // A rebuilt server's binlog of the same name is another binlog: it fills no gap.
+  fs.writeFileSync(`${bin}/${copyId("mysql-bin.000005", 2)}.zst.enc`, "x");
   const r = await monitor();
   expect(r.code).toBe(1);
   await waitFor("the alert", () => received.length === 1, 20_000);
@@ -384,8 +393,8 @@ test("a gap in the shipped binlogs after the newest full alerts (PITR gap)", asy
 
 test("the newest full's own binlog missing alerts, unless the full is younger than the grace", async () => {
   baseline();
-  fs.rmSync(box.at("backups/binlogs/mysql-bin.000004.zst"));
-  fs.rmSync(box.at("backups/binlogs/mysql-bin.000004.zst.sha256"));
+  fs.rmSync(box.at(`backups/binlogs/${copyId("mysql-bin.000004", 1)}.zst.enc`));
+  fs.rmSync(box.at(`backups/binlogs/${copyId("mysql-bin.000004", 1)}.zst.enc.sha256`));
   const r = await monitor();
   expect(r.code).toBe(1);
   expect(r.status.error).toContain("mysql-bin.000004 missing");

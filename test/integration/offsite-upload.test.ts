@@ -80,15 +80,19 @@ function lockDate(t: number): string {
   return new Date(Math.ceil((t + LOCK_DAYS * day) / day) * day).toISOString().replace(".000Z", "Z");
 }
 
-/** Runs the real binlog shipper; returns the binlogs it has verified so far (name order). */
+/** Runs the real binlog shipper; returns the copies it has verified so far (key order). */
 function ship(): string[] {
   const r = mdb.runScript("mariadb-binlogs.sh", mdb.env("mariadb-binlogs"));
   expect(r.code).toBe(0);
   return fs
     .readdirSync(binlogDir)
-    .filter((f) => /^mysql-bin\.\d+$/.test(f))
+    .filter((f) => /^mysql-bin\.\d+\.\d{8}T\d{6}Z\.s\d+\.zst\.enc$/.test(f))
     .sort();
 }
+
+/** The server's binlog a shipped copy was made from. */
+const serverBinlogOf = (copy: string) =>
+  path.join(path.dirname(server.binlogBasename), copy.split(".").slice(0, 2).join("."));
 
 /** The object keys under a prefix of the bucket. */
 function keys(prefix: string): string[] {
@@ -220,7 +224,7 @@ beforeAll(async () => {
       endpoint: s3.endpoint,
       caBundle: s3.caFile,
       checksumCalculation: "when_required",
-      binlogs: { dir: binlogDir, basename: server.binlogBasename, keyFile },
+      binlogs: { dir: binlogDir, basename: server.binlogBasename },
       objectLock: { mode: "GOVERNANCE", days: LOCK_DAYS },
     });
   });
@@ -267,7 +271,8 @@ test("the secret key reaches the host only as a 0600 credentials file", () => {
   expect(env).toContain(`OFFSITE_ENDPOINT='${s3.endpoint}'`);
   expect(env).toContain(`OFFSITE_BINLOG_DIR='${binlogDir}'\n`);
   expect(env).toContain(`OFFSITE_BINLOG_BASENAME='mysql-bin'\n`);
-  expect(env).toContain(`OFFSITE_BINLOG_KEY_FILE='${keyFile}'\n`);
+  // the shipper encrypted the binlogs: the upload host needs no key to send them
+  expect(env).not.toContain("KEY_FILE");
   expect(env).toContain("OFFSITE_LOCK_DAYS='35'\nOFFSITE_LOCK_MODE='GOVERNANCE'\n");
 });
 
@@ -463,7 +468,7 @@ test("a full changed after its verification is refused", () => {
   fs.rmSync(`${file}.manifest.json`);
 });
 
-test("every binlog the shipper verified goes up compressed and encrypted, and decrypts to its bytes", () => {
+test("every binlog the shipper verified goes up as the shipper encrypted it, and decrypts to its bytes", () => {
   for (let i = 1; i <= 3; i++) {
     server.sql(`INSERT INTO atlastech_db.t VALUES (${i}, REPEAT(MD5(${i}), 2))`);
     server.sql("FLUSH BINARY LOGS");
@@ -471,18 +476,20 @@ test("every binlog the shipper verified goes up compressed and encrypted, and de
   const shipped = ship();
   expect(shipped.length).toBeGreaterThanOrEqual(4);
   const active = server.sql("SHOW MASTER STATUS").split("\t")[0];
-  expect(shipped).not.toContain(active);
+  expect(shipped.filter((b) => b.startsWith(`${active}.`))).toEqual([]);
   const r = upload();
   expect(r.code).toBe(0);
-  expect(keys("database/binlogs/")).toEqual(shipped.map((b) => `database/binlogs/${b}.zst.enc`));
+  expect(keys("database/binlogs/")).toEqual(shipped.map((b) => `database/binlogs/${b}`));
   let encBytes = 0;
   for (const b of shipped) {
-    const key = `database/binlogs/${b}.zst.enc`;
-    const got = box.at(`got-${b}.zst.enc`);
+    const key = `database/binlogs/${b}`;
+    const got = box.at(`got-${b}`);
     expect(aws(["s3", "cp", `s3://${BUCKET}/${key}`, got]).code).toBe(0);
+    // the shipper's copy, byte for byte
+    expect(sha(got)).toBe(sha(`${binlogDir}/${b}`));
     expect(head(key)).toMatchObject({
       ContentLength: fs.statSync(got).size,
-      Metadata: { sha256: sha(got), "plain-sha256": sha(`${binlogDir}/${b}`) },
+      Metadata: { sha256: sha(got) },
     });
     encBytes += fs.statSync(got).size;
     // not the plain binlog: encrypted with the fulls' key
@@ -491,7 +498,7 @@ test("every binlog the shipper verified goes up compressed and encrypted, and de
       "-c",
       `openssl enc -aes-256-cbc -d -pbkdf2 -pass "file:${keyFile}" -in "${got}" | zstd -d -q -c | sha256sum`,
     ]).stdout.split(" ")[0];
-    expect(plain).toBe(sha(`${binlogDir}/${b}`));
+    expect(plain).toBe(sha(serverBinlogOf(b)));
   }
   expect(status()).toMatchObject({
     result: "success",
@@ -502,7 +509,7 @@ test("every binlog the shipper verified goes up compressed and encrypted, and de
     binlogs_locked_until: status().lock_until,
   });
   for (const b of shipped)
-    expect(retention(`database/binlogs/${b}.zst.enc`)).toEqual({
+    expect(retention(`database/binlogs/${b}`)).toEqual({
       Mode: "GOVERNANCE",
       RetainUntilDate: String(status().lock_until).replace("Z", ".000Z"),
     });
@@ -528,8 +535,9 @@ test("a binlog being written, or copied but not verified by the shipper, is neve
   const active = server.sql("SHOW MASTER STATUS").split("\t")[0];
   const live = path.join(path.dirname(server.binlogBasename), active);
   // the shipper's copy in progress, and a copy without its .sha256 (not verified)
-  fs.copyFileSync(live, `${binlogDir}/${active}.b321-partial`);
-  fs.copyFileSync(live, `${binlogDir}/${active}`);
+  const unverified = `${binlogDir}/${active}.20991231T000000Z.s1.zst.enc`;
+  fs.copyFileSync(live, `${unverified}.b321-partial`);
+  fs.copyFileSync(live, unverified);
   try {
     const r = upload();
     expect(r.code).toBe(0);
@@ -539,8 +547,8 @@ test("a binlog being written, or copied but not verified by the shipper, is neve
     // the one ship() closed in the previous test went up; nothing else
     expect(status()).toMatchObject({ result: "success", binlogs_uploaded: 1 });
   } finally {
-    fs.rmSync(`${binlogDir}/${active}.b321-partial`);
-    fs.rmSync(`${binlogDir}/${active}`);
+    fs.rmSync(`${unverified}.b321-partial`);
+    fs.rmSync(unverified);
   }
 });
 
@@ -560,12 +568,35 @@ test("a shipped binlog changed after the shipper verified it is refused, with a 
       `shipped binlog ${file} has sha256 ${sha(file)} but the shipper verified ${sha256Of(good)} (changed since it was verified)`,
     );
     expect(fs.readFileSync(alerts, "utf8")).toContain("offsite-upload|failed|shipped binlog");
-    expect(keys("database/binlogs/")).not.toContain(`database/binlogs/${newest}.zst.enc`);
+    expect(keys("database/binlogs/")).not.toContain(`database/binlogs/${newest}`);
   } finally {
     fs.writeFileSync(file, good);
   }
   expect(upload().code).toBe(0);
-  expect(keys("database/binlogs/")).toContain(`database/binlogs/${newest}.zst.enc`);
+  expect(keys("database/binlogs/")).toContain(`database/binlogs/${newest}`);
+});
+
+test("an object already there with other bytes is never overwritten: the run fails naming both", () => {
+  server.sql("INSERT INTO atlastech_db.t VALUES (101, 'next')");
+  const shipped = ship();
+  const newest = shipped[shipped.length - 1];
+  const key = `database/binlogs/${newest}`;
+  const other = box.at("other-bytes");
+  fs.writeFileSync(other, "another binlog under the same name");
+  expect(aws(["s3", "cp", other, `s3://${BUCKET}/${key}`]).code).toBe(0);
+  const r = upload();
+  expect(r.code).toBe(1);
+  expect(String(status().error)).toMatch(
+    new RegExp(
+      `^s3://${BUCKET}/${key.replace(/\./g, "\\.")} exists with other bytes .* it is never overwritten`,
+    ),
+  );
+  const back = box.at("back");
+  expect(aws(["s3", "cp", `s3://${BUCKET}/${key}`, back]).code).toBe(0);
+  expect(fs.readFileSync(back, "utf8")).toBe("another binlog under the same name");
+  expect(aws(["s3", "rm", `s3://${BUCKET}/${key}`]).code).toBe(0);
+  expect(upload().code).toBe(0);
+  expect(keys("database/binlogs/")).toContain(key);
 });
 
 test("a credentials file readable by others is refused", () => {

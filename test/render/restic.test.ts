@@ -120,7 +120,7 @@ test("repository and backup env files are exact", () => {
 });
 
 test("exclude file", () => {
-  const own = "*.partial\n*.partial.manifest.json\n.b321-full.*\n*.b321-partial\n";
+  const own = "*.partial\n*.partial.manifest.json\n.b321-full.*\n*.b321-partial\n.b321-replay.*\n";
   expect(renderExcludeFile(["/root/.cache", "*.tmp"])).toBe(
     "# backup321: restic --exclude-file (managed by pulumi up)\n" +
       `# files backup321's jobs are still writing\n${own}` +

@@ -296,7 +296,6 @@ test("the dump writer's secret reaches db-srv only as a secret 0600 credentials 
       "OFFSITE_BACKUP_DIR='/backups/database'",
       "OFFSITE_BINLOG_BASENAME='mysql-bin'",
       "OFFSITE_BINLOG_DIR='/backups/binlogs'",
-      "OFFSITE_BINLOG_KEY_FILE='/etc/backup321/secrets/mariadb-backup.key'",
       "OFFSITE_BUCKET='atlastech-backups'",
       "OFFSITE_CREDENTIALS='/etc/backup321/secrets/offsite-upload-aws'",
       "OFFSITE_LOCK_DAYS='35'",

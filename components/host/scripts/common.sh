@@ -492,3 +492,63 @@ b321_sha256() {
     sha256sum -- "$f" | cut -d' ' -f1
   fi
 }
+
+# Binlog identity. A server numbers its binlogs from .000001 again after a rebuild, so a name does
+# not identify a binlog; its identity does: <name>.<start>.s<server id>, the start being when its
+# first event was written (UTC, YYYYmmddTHHMMSSZ), both read from its header. Shipped copies are
+# named <identity>.zst.enc (compressed, encrypted), so a reused name never overwrites another
+# history, and the order of the histories is their start times', never their numbers'.
+B321_BINLOG_ID_RE='^(.+)\.([0-9]+)\.([0-9]{8}T[0-9]{6}Z)\.s([0-9]+)$'
+
+# b321_binlog_identity FILE: prints the identity of a binlog file; fails when FILE is no binlog.
+b321_binlog_identity() {
+  local f=$1 magic ts sid
+  magic=$(od -An -tx1 -N4 -- "$f" 2>/dev/null | tr -d ' \n') && [ "$magic" = fe62696e ] || return 1
+  ts=$(od -An -tu4 --endian=little -j4 -N4 -- "$f" | tr -d ' \n')
+  sid=$(od -An -tu4 --endian=little -j9 -N4 -- "$f" | tr -d ' \n')
+  [[ $ts =~ ^[0-9]+$ && $sid =~ ^[0-9]+$ ]] || return 1
+  printf '%s.%s.s%s\n' "${f##*/}" "$(date -u -d "@$ts" +%Y%m%dT%H%M%SZ)" "$sid"
+}
+
+# b321_binlog_stamp ID_OR_PATH: the start stamp of an identity or of a shipped copy's path.
+b321_binlog_stamp() {
+  local id=${1##*/}
+  id=${id%.zst.enc}
+  [[ $id =~ $B321_BINLOG_ID_RE ]] && printf '%s\n' "${BASH_REMATCH[3]}"
+}
+
+# b321_binlog_chain NAME START: reads "identity path" lines (the same identity may come twice: the
+# first line wins) and prints "name path" for the binlog NAME that started at START, then for each
+# binlog after it in the same history, in order. START is a stamp, or ~STAMP for the latest NAME
+# started at or before STAMP (a manifest that names only the file). Prints "NONE" when that binlog
+# is not there, "GAP name" for each number missing from the history; the history ends where the
+# numbering starts again (a rebuilt server).
+b321_binlog_chain() {
+  local name=$1 start=$2 id path
+  while read -r id path; do
+    [[ $id =~ $B321_BINLOG_ID_RE ]] || continue
+    printf '%s %d %s %s %s\n' "${BASH_REMATCH[3]}" "$((10#${BASH_REMATCH[2]}))" \
+      "${BASH_REMATCH[1]}.${BASH_REMATCH[2]}" "${BASH_REMATCH[4]}" "$path"
+  done | LC_ALL=C sort -k1,1 -k2,2n -s | awk -v want="$name" -v start="$start" '
+    {
+      n++; s[n] = $1; q[n] = $2; nm[n] = $3; sid[n] = $4
+      p = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ [^ ]+ /, "", p); path[n] = p
+    }
+    END {
+      at = 0
+      for (i = 1; i <= n; i++)
+        if (nm[i] == want && (start ~ /^~/ ? s[i] <= substr(start, 2) : s[i] == start)) at = i
+      if (!at) { print "NONE"; exit }
+      print nm[at], path[at]
+      base = nm[at]; sub(/\.[0-9]+$/, "", base)
+      width = length(nm[at]) - length(base) - 1
+      prev = at
+      for (i = at + 1; i <= n; i++) {
+        if (s[i] == s[prev] && nm[i] == nm[prev] && sid[i] == sid[prev]) continue
+        if (q[i] <= q[prev] || substr(nm[i], 1, length(base) + 1) != base ".") break
+        for (m = q[prev] + 1; m < q[i]; m++) printf "GAP %s.%0" width "d\n", base, m
+        print nm[i], path[i]
+        prev = i
+      }
+    }'
+}

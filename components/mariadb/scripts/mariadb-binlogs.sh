@@ -1,8 +1,10 @@
 #!/bin/bash
 # Binlog shipping (source MariaDB §16.10.3, without its bugs): FLUSH BINARY LOGS first, then
-# copy only closed binlogs, each verified (size, sha256, parses with mariadb-binlog) before it is
-# renamed into place. Shipped copies are kept back to the oldest kept full's binlog, and at least
-# MARIADB_BINLOG_KEEP_DAYS days: point-in-time recovery works from every kept full.
+# copy only closed binlogs, each compressed and encrypted like the fulls and named by its identity
+# (common.sh: a rebuilt server reuses the names, never the identities), and verified (the copy
+# decrypts to the source's sha256, the source parses with mariadb-binlog) before it is renamed into
+# place with its <copy>.sha256. Shipped copies are kept back to the oldest kept full's binlog, and
+# at least MARIADB_BINLOG_KEEP_DAYS days: point-in-time recovery works from every kept full.
 set -Eeuo pipefail
 # shellcheck source=../../host/scripts/common.sh
 source "${BASH_SOURCE[0]%/*}/common.sh"
@@ -17,47 +19,63 @@ binlogs_cleanup() {
 }
 
 SHIPPED_SIZE=0
+SHIPPED_ID=""
 
-# ship SRC: copies one closed binlog to DEST, verified. SHIPPED_SIZE: its size, 0 when already there.
+# ship SRC: copies one closed binlog to DEST, verified. SHIPPED_SIZE: its size, 0 when already
+# there; SHIPPED_ID: its identity.
 ship() {
-  local src=$1 name dst size sha
+  local src=$1 name id dst size sha
   name=${src##*/}
-  dst=$DEST/$name
-  size=$(stat -c %s -- "$src")
-  if [ -f "$dst" ] && [ -f "$dst.sha256" ] && [ "$(stat -c %s -- "$dst")" = "$size" ]; then
+  id=$(b321_binlog_identity "$src") || b321_fail "$src has no binlog header: not a binlog"
+  SHIPPED_ID=$id
+  dst=$DEST/$id.zst.enc
+  if [ -f "$dst" ] && [ -f "$dst.sha256" ]; then
     SHIPPED_SIZE=0
     return 0
   fi
-  cp -- "$src" "$dst.b321-partial"
-  [ "$(stat -c %s -- "$dst.b321-partial")" = "$size" ] || b321_fail "copy of $name is truncated"
+  size=$(stat -c %s -- "$src")
   sha=$(b321_sha256 "$src")
-  [ "$(b321_sha256 "$dst.b321-partial")" = "$sha" ] || b321_fail "copy of $name differs from the source"
-  mariadb-binlog -- "$dst.b321-partial" >/dev/null 2>"$DEST/.mariadb-binlog.err" ||
-    b321_fail "copy of $name does not parse: $(head -n 2 -- "$DEST/.mariadb-binlog.err" | tr '\n' ' ')"
+  mariadb-binlog -- "$src" >/dev/null 2>"$DEST/.mariadb-binlog.err" ||
+    b321_fail "$name does not parse: $(head -n 2 -- "$DEST/.mariadb-binlog.err" | tr '\n' ' ')"
   rm -f -- "$DEST/.mariadb-binlog.err"
-  printf '%s  %s\n' "$sha" "$name" >"$dst.sha256"
+  set +e
+  zstd -q -c -- "$src" | mdb_encrypt >"$dst.b321-partial"
+  mdb_check_pipe "${PIPESTATUS[@]}" -- "compressing $name" "encrypting $name"
+  set -e
+  [ "$(mdb_decrypt "$dst.b321-partial" | zstd -d -q -c | sha256sum | cut -d' ' -f1)" = "$sha" ] ||
+    b321_fail "the encrypted copy of $name does not decrypt to the binlog (sha256 $sha)"
+  printf '%s  %s\n' "$(b321_sha256 "$dst.b321-partial")" "${dst##*/}" >"$dst.sha256.b321-partial"
   mv -- "$dst.b321-partial" "$dst"
+  mv -- "$dst.sha256.b321-partial" "$dst.sha256"
   SHIPPED_SIZE=$size
 }
 
-# prune: removes shipped binlogs older than the oldest kept full's binlog AND older than the
-# configured days. Never one a kept full needs; with no full yet, nothing is removed.
+# prune: removes shipped binlogs that started before the oldest kept full's binlog AND are older
+# than the configured days. Never one a kept full needs, whatever its name; with no full yet, or
+# when that full's binlog cannot be found, nothing is removed.
 prune() {
-  local oldest need f name seq removed=0
+  local oldest name start first f s removed=0
   # Every full counts here, intact or not (the full and restore-test jobs check them): keeping a
   # few binlogs too many is cheap, and reading every full each hour is not.
   oldest=$(mdb_fulls | head -n 1)
-  if [ -z "$oldest" ]; then
+  [ -z "$oldest" ] || read -r name start < <(mdb_binlog_start "$oldest.manifest.json")
+  if [[ ${start:-} == "~"* ]]; then
+    first=$(mdb_binlog_candidates | b321_binlog_chain "$name" "$start" | head -n 1)
+    start=""
+    if [ "$first" != NONE ]; then
+      f=${first#* }
+      [[ $f == *.zst.enc ]] || f=$(b321_binlog_identity "$f") || f=""
+      start=$(b321_binlog_stamp "$f") || start=""
+    fi
+  fi
+  if [ -z "${start:-}" ]; then
     b321_set pruned 0
     return 0
   fi
-  need=$(mdb_binlog_seq "$(mdb_manifest_get "$oldest.manifest.json" binlog_file)")
-  for f in "$DEST/${MARIADB_BINLOG_BASENAME##*/}".[0-9]*; do
+  for f in "$DEST"/*.zst.enc; do
     [ -f "$f" ] || continue
-    name=${f##*/}
-    [[ $name =~ \.[0-9]+$ ]] || continue
-    seq=$(mdb_binlog_seq "$name")
-    [ "$seq" -lt "$need" ] || continue
+    s=$(b321_binlog_stamp "$f") || continue
+    [[ $s < $start ]] || continue
     [ -n "$(find "$f" -maxdepth 0 -mtime "+$MARIADB_BINLOG_KEEP_DAYS")" ] || continue
     rm -f -- "$f.sha256" "$f"
     removed=$((removed + 1))
@@ -77,16 +95,18 @@ main() {
   mapfile -t logs < <(mdb_sql "SHOW BINARY LOGS" | cut -f1)
   [ "${#logs[@]}" -ge 2 ] || b321_fail "SHOW BINARY LOGS lists ${#logs[@]} binlog(s) after a flush (is log_bin on?)"
   local dir=${MARIADB_BINLOG_BASENAME%/*} base=${MARIADB_BINLOG_BASENAME##*/}
-  local i f name shipped=0 bytes=0 newest_shipped="" first_seq
-  # A gap: the server dropped binlogs the shipper never copied (PITR cannot cross it).
-  for f in "$DEST/$base".[0-9]*; do
-    [ -f "$f" ] && [[ $f =~ \.[0-9]+$ ]] && newest_shipped=${f##*/}
+  local i f s name shipped=0 bytes=0 newest="" newest_start="" newest_id="" first_start
+  # A gap: the server dropped binlogs the shipper never copied (PITR cannot cross it). The newest
+  # copy by start time, not by number: an older history's higher numbers are no gap.
+  for f in "$DEST/$base".*.zst.enc; do
+    s=$(b321_binlog_stamp "$f") || continue
+    [[ $s < $newest_start ]] || { newest_start=$s; newest=${f##*/}; }
   done
-  first_seq=$(mdb_binlog_seq "${logs[0]}")
   for ((i = 0; i < ${#logs[@]} - 1; i++)); do
     name=${logs[$i]}
     [[ $name == "$base".* ]] || b321_fail "binlog $name does not match $MARIADB_BINLOG_BASENAME"
     ship "$dir/$name"
+    newest_id=$SHIPPED_ID
     if [ "$SHIPPED_SIZE" != 0 ]; then
       shipped=$((shipped + 1))
       bytes=$((bytes + SHIPPED_SIZE))
@@ -94,11 +114,18 @@ main() {
   done
   b321_set shipped "$shipped"
   b321_set bytes "$bytes"
-  b321_set newest "${logs[-2]}"
-  b321_log "shipped $shipped binlog(s), $bytes bytes; newest closed ${logs[-2]}"
+  b321_set newest "$newest_id"
+  b321_log "shipped $shipped binlog(s), $bytes bytes; newest closed $newest_id"
   prune
-  if [ -n "$newest_shipped" ] && [ "$first_seq" -gt $(($(mdb_binlog_seq "$newest_shipped") + 1)) ]; then
-    b321_fail "binlogs after $newest_shipped were purged by the server before being shipped: point-in-time recovery has a gap until the next full (raise binlogExpireDays or ship more often)"
+  [ -n "$newest" ] || return 0
+  # The server's oldest binlog, in the same history as the newest copy (it started later), must
+  # follow that copy's number.
+  [[ ${newest%.zst.enc} =~ $B321_BINLOG_ID_RE ]]
+  name=${BASH_REMATCH[1]}.${BASH_REMATCH[2]}
+  first_start=$(b321_binlog_stamp "$(b321_binlog_identity "$dir/${logs[0]}")") || first_start=""
+  if ! [[ $first_start < $newest_start ]] &&
+    [ "$(mdb_binlog_seq "${logs[0]}")" -gt $(($(mdb_binlog_seq "$name") + 1)) ]; then
+    b321_fail "binlogs after $name were purged by the server before being shipped: point-in-time recovery has a gap until the next full (raise binlogExpireDays or ship more often)"
   fi
 }
 

@@ -125,13 +125,17 @@ count_rows() {
 
 # write_manifest OUT NAME SHA BYTES RAW BFILE BPOS GTID COUNTS STARTED CONSISTENT DURATION: the
 # manifest beside the full (its fields: components/host/file-contracts.ts MANIFEST_FIELDS).
+# binlog_identity: the identity of binlog_file (common.sh), which PITR and pruning follow.
 # key_fingerprint: mdb_key_fingerprint of the key that encrypted the full (the stack's, checked by
 # mdb_require_key), so a full made with another key is skipped, and named, before a restore needs it.
 write_manifest() {
   local out=$1 name=$2 sha=$3 bytes=$4 raw=$5 bfile=$6 bpos=$7 gtid=$8 counts=$9
   local started=${10} consistent=${11} duration=${12}
-  local cfile cpos kfp
+  local cfile cpos kfp bid
   kfp=$(mdb_key_fingerprint) || b321_fail "cannot read $MARIADB_KEY_FILE"
+  # The binlog's identity, not only its name: a rebuilt server reuses the names (common.sh).
+  bid=$(b321_binlog_identity "${MARIADB_BINLOG_BASENAME%/*}/$bfile") ||
+    b321_warn "cannot read the header of the binlog $bfile in ${MARIADB_BINLOG_BASENAME%/*} (is MARIADB_BINLOG_BASENAME the server's log_bin basename?): PITR will find it by name and time"
   cfile=$(awk '$1 == "binlog_snapshot_file" { print $2 }' "$counts")
   cpos=$(awk '$1 == "binlog_snapshot_position" { print $2 }' "$counts")
   [ -n "$cfile" ] && [ -n "$cpos" ] || b321_fail "the count snapshot has no binlog position"
@@ -153,6 +157,7 @@ write_manifest() {
     echo "  \"duration_seconds\": $duration,"
     echo "  \"binlog_file\": \"$bfile\","
     echo "  \"binlog_position\": $bpos,"
+    echo "  \"binlog_identity\": \"$bid\","
     echo "  \"gtid\": \"$gtid\","
     echo "  \"counted_binlog_file\": \"$cfile\","
     echo "  \"counted_binlog_position\": $cpos,"

@@ -114,6 +114,8 @@ mdb_check_pipe() {
     fi
   done
   for i in "${!codes[@]}"; do
+    # 141 is SIGPIPE: that stage died because a later one stopped reading; blame the later one.
+    if [ "${codes[$i]}" = 141 ] && [[ " ${codes[*]:i+1} " =~ \ [1-9][0-9]*\  ]]; then continue; fi
     [ "${codes[$i]}" = 0 ] || b321_fail "${names[$i]:-stage $i} failed (exit ${codes[$i]})"
   done
 }
@@ -324,72 +326,95 @@ mdb_load_dump() {
   set -e
 }
 
-# mdb_binlogs_from FIRST_FILE [LAST_FILE]: absolute paths of the binlogs to replay, in order, from
-# the shipped copies and, for files not shipped yet, the server's own binlog directory (read only).
-# Fails on a gap: replaying past a missing binlog would silently lose changes.
-# The server's own binlogs are used only when they continue the shipped history: its copy of the
-# newest shipped binlog has the same sha256. On a host rebuilt after a loss, the new server's
-# binlogs carry the same names but another history, and must never be replayed after the old ones.
-mdb_binlogs_from() {
-  local first=$1 last=${2:-} base dir name seq prev="" f newest="" candidates=()
-  base=${MARIADB_BINLOG_BASENAME##*/}
-  dir=${MARIADB_BINLOG_BASENAME%/*}
-  local first_seq last_seq=999999999
-  first_seq=$(mdb_binlog_seq "$first")
-  [ -z "$last" ] || last_seq=$(mdb_binlog_seq "$last")
-  for f in "$MARIADB_BINLOG_BACKUP_DIR/$base".[0-9]*; do
-    [[ -f $f && ${f##*/} =~ ^.+\.[0-9]+$ ]] || continue
-    [ -n "$newest" ] && [ "$(mdb_binlog_seq "${f##*/}")" -le "$(mdb_binlog_seq "${newest##*/}")" ] ||
-      newest=$f
-  done
-  if [ -z "$newest" ] || { [ -f "$dir/${newest##*/}" ] && [ -f "$newest.sha256" ] &&
-    [ "$(b321_sha256 "$dir/${newest##*/}")" = "$(cut -d' ' -f1 -- "$newest.sha256")" ]; }; then
-    candidates=("$dir/$base".[0-9]*)
-  else
-    b321_log "the server's binlogs in $dir do not continue the shipped ones (${newest##*/} differs or is gone): replaying shipped copies only"
+# mdb_binlog_start MANIFEST: "name start" of the binlog a full is consistent with, for
+# b321_binlog_chain: its recorded identity, or for a manifest without one, the latest binlog of that
+# name started before the full's consistent point.
+mdb_binlog_start() {
+  local manifest=$1 id file epoch
+  id=$(mdb_manifest_get "$manifest" binlog_identity)
+  if [[ $id =~ $B321_BINLOG_ID_RE ]]; then
+    printf '%s %s\n' "${BASH_REMATCH[1]}.${BASH_REMATCH[2]}" "${BASH_REMATCH[3]}"
+    return 0
   fi
-  {
-    for f in "$MARIADB_BINLOG_BACKUP_DIR/$base".[0-9]* "${candidates[@]}"; do
-      [ -f "$f" ] || continue
-      name=${f##*/}
-      [[ $name =~ ^.+\.[0-9]+$ ]] || continue
-      printf '%s %s\n' "$(mdb_binlog_seq "$name")" "$f"
-    done
-  } | LC_ALL=C sort -n -k1,1 -s | while read -r seq f; do
-    [ "$seq" -ge "$first_seq" ] && [ "$seq" -le "$last_seq" ] || continue
-    [ "$seq" != "$prev" ] || continue
-    if [ -n "$prev" ] && [ "$seq" -ne $((prev + 1)) ]; then
-      echo "GAP $((prev + 1))"
-      break
-    fi
-    if [ -z "$prev" ] && [ "$seq" -ne "$first_seq" ]; then
-      echo "GAP $first_seq"
-      break
-    fi
-    prev=$seq
-    printf '%s\n' "$f"
+  file=$(mdb_manifest_get "$manifest" binlog_file)
+  epoch=$(mdb_manifest_get "$manifest" consistent_before_epoch)
+  printf '%s ~%s\n' "${file##*/}" "$(date -u -d "@${epoch:-0}" +%Y%m%dT%H%M%SZ)"
+}
+
+# mdb_binlog_candidates: "identity path" of every binlog PITR may replay: the server's own first
+# (read only; the active one is not shipped yet), then the shipped copies. A copy of the same
+# identity is the same binlog; a reused name from another history is another identity.
+mdb_binlog_candidates() {
+  local f id
+  for f in "$MARIADB_BINLOG_BASENAME".[0-9]*; do
+    [[ -f $f && $f =~ \.[0-9]+$ ]] || continue
+    id=$(b321_binlog_identity "$f") && printf '%s %s\n' "$id" "$f"
+  done
+  for f in "$MARIADB_BINLOG_BACKUP_DIR"/*.zst.enc; do
+    [ -f "$f" ] || continue
+    id=${f##*/}
+    printf '%s %s\n' "${id%.zst.enc}" "$f"
   done
 }
 
-# mdb_replay SOCKET START_FILE START_POS STOP_OPTION [LAST_FILE]: replays binlog events from
-# START_FILE:START_POS up to STOP_OPTION (--stop-datetime=... read in $TZ, or --stop-position=N of
-# LAST_FILE) into the server on SOCKET as root. MDB_REPLAY_TZ: zone of --stop-datetime (default UTC);
+MDB_REPLAY_DIR=""
+mdb_remove_replay_dir() {
+  [ -z "$MDB_REPLAY_DIR" ] || rm -rf -- "$MDB_REPLAY_DIR"
+}
+
+# mdb_open_binlog PATH NAME: sets MDB_OPENED to a plain binlog file: a server binlog as it is, a
+# shipped copy (*.zst.enc) checked against its .sha256 when it has one, then decrypted and
+# decompressed (zstd checks its own checksum) into a private directory removed on exit.
+MDB_OPENED=""
+mdb_open_binlog() {
+  local f=$1 name=$2 out want
+  MDB_OPENED=$f
+  [[ $f == *.zst.enc ]] || return 0
+  if [ -z "$MDB_REPLAY_DIR" ]; then
+    local parent=${MARIADB_SCRATCH_DIR:-$MARIADB_BINLOG_BACKUP_DIR}
+    mkdir -p -- "$parent" && MDB_REPLAY_DIR=$(mktemp -d "$parent/.b321-replay.XXXXXX") ||
+      b321_fail "cannot make a directory for the decrypted binlogs in $parent"
+    b321_cleanup mdb_remove_replay_dir
+    b321_watch_space "$MDB_REPLAY_DIR"
+  fi
+  if [ -f "$f.sha256" ]; then
+    want=$(cut -d' ' -f1 -- "$f.sha256")
+    [ "$(b321_sha256 "$f")" = "$want" ] ||
+      b321_fail "the shipped binlog $f does not match its $f.sha256: it is corrupted (restore it from the bucket or the NAS)"
+  fi
+  out=$MDB_REPLAY_DIR/$name
+  set +e
+  mdb_decrypt "$f" | zstd -d -q -c >"$out"
+  mdb_check_pipe "${PIPESTATUS[@]}" -- "decrypting $f (wrong key or corrupted file?)" "decompressing $f"
+  set -e
+  MDB_OPENED=$out
+}
+
+# mdb_replay SOCKET MANIFEST STOP_OPTION [LAST_FILE [FROM_POS]]: replays binlog events from the
+# position a full is consistent with (or FROM_POS) up to STOP_OPTION (--stop-datetime=... read in
+# $TZ, or --stop-position=N of LAST_FILE) into the server on SOCKET as root, following the full's
+# binlog history by identity. MDB_REPLAY_TZ: zone of --stop-datetime (default UTC);
 # MDB_REPLAY_DATABASE: replay only that database's events (a logical restore of one database).
+# Fails on a gap: replaying past a missing binlog would silently lose changes.
 mdb_replay() {
-  local socket=$1 start_file=$2 start_pos=$3 stop=$4 last=${5:-}
+  local socket=$1 manifest=$2 stop=$3 last=${4:-} name start line
+  local start_pos=${5:-$(mdb_manifest_get "$manifest" binlog_position)}
   local -a files=()
-  local f
-  while IFS= read -r f; do
-    case $f in
-      GAP\ *) b321_fail "binlog number ${f#GAP } is missing from $MARIADB_BINLOG_BACKUP_DIR and the server: cannot replay past it" ;;
-      *) files+=("$f") ;;
+  read -r name start < <(mdb_binlog_start "$manifest")
+  while IFS= read -r line; do
+    case $line in
+      NONE) b321_fail "binlog $name (the full's, started ${start#\~}) is in neither $MARIADB_BINLOG_BACKUP_DIR nor the server's binlogs: cannot replay from it" ;;
+      GAP\ *) b321_fail "binlog ${line#GAP } is missing from $MARIADB_BINLOG_BACKUP_DIR and the server: cannot replay past it" ;;
     esac
-  done < <(mdb_binlogs_from "$start_file" "$last")
-  [ "${#files[@]}" -gt 0 ] || b321_fail "no binlog from $start_file found to replay"
+    mdb_open_binlog "${line#* }" "${line%% *}"
+    files+=("$MDB_OPENED")
+    [ "${line%% *}" != "$last" ] || break
+  done < <(mdb_binlog_candidates | b321_binlog_chain "$name" "$start")
+  [ "${#files[@]}" -gt 0 ] || b321_fail "no binlog from $name found to replay"
   if [ -n "$last" ] && [ "${files[-1]##*/}" != "$last" ]; then
     b321_fail "binlog $last is missing: cannot replay up to it"
   fi
-  b321_log "replaying ${#files[@]} binlog(s) from $start_file:$start_pos ($stop)"
+  b321_log "replaying ${#files[@]} binlog(s) from $name:$start_pos ($stop)"
   set +e
   local -a filter=()
   [ -z "${MDB_REPLAY_DATABASE:-}" ] || filter=("--database=$MDB_REPLAY_DATABASE")

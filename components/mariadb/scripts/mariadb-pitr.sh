@@ -165,8 +165,7 @@ main() {
     mdb_load_dump "$file" "$databases" "$target_socket"
     socket=$target_socket
   fi
-  mdb_replay "$socket" "$(mdb_manifest_get "$manifest" binlog_file)" \
-    "$(mdb_manifest_get "$manifest" binlog_position)" "--stop-datetime=$until"
+  mdb_replay "$socket" "$manifest" "--stop-datetime=$until"
   t1=$(date +%s)
   b321_set restore_seconds "$((t1 - t0))"
   if [ -n "$target_dir" ]; then

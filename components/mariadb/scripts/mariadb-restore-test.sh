@@ -42,7 +42,7 @@ main() {
   cfile=$(mdb_manifest_get "$manifest" counted_binlog_file)
   cpos=$(mdb_manifest_get "$manifest" counted_binlog_position)
   if [ "$bfile:$bpos" != "$cfile:$cpos" ]; then
-    mdb_replay "$MDB_SCRATCH_SOCKET" "$bfile" "$bpos" "--stop-position=$cpos" "$cfile"
+    mdb_replay "$MDB_SCRATCH_SOCKET" "$manifest" "--stop-position=$cpos" "$cfile"
   fi
   t1=$(date +%s)
   b321_set restore_seconds "$((t1 - t0))"

@@ -13,8 +13,8 @@
 #                OOM killer, a reboot): a failure, named with the time the run started
 #   MONITOR_PITR_BINLOG_DIR, MONITOR_PITR_FULL_DIR, MONITOR_PITR_GRACE_SECONDS
 #                the shipped binlogs reach back to the newest full: its manifest
-#                (*_full_*.manifest.json) names binlog_file; that file and every later one must be
-#                there, without a gap in the sequence numbers
+#                (*_full_*.manifest.json) names binlog_file and its identity; that binlog and every
+#                later one of its history must be there, without a gap in the numbers
 #   MONITOR_RESTIC_REPOS, MONITOR_STALE_LOCK_SECONDS
 #                no lock in <repo>/locks older than the limit (a live restic refreshes its lock)
 #   MONITOR_MOUNTS, MONITOR_DISK_FULL_PERCENT
@@ -175,8 +175,8 @@ check_runs() {
 check_pitr() {
   local binlog_dir=${MONITOR_PITR_BINLOG_DIR:-} full_dir=${MONITOR_PITR_FULL_DIR:-}
   [ -n "$binlog_dir" ] && [ -n "$full_dir" ] || return 0
-  local grace=${MONITOR_PITR_GRACE_SECONDS:-7200} manifest file pos base start f name rest num
-  local -A have=()
+  local grace=${MONITOR_PITR_GRACE_SECONDS:-7200} manifest file pos id start line f
+  local -a missing=()
   manifest=$(find "$full_dir" -maxdepth 1 -type f -name '*_full_*.manifest.json' -printf '%T@ %p\n' \
     2>/dev/null | sort -n | tail -n 1 | cut -d' ' -f2-)
   if [ -z "$manifest" ]; then
@@ -184,32 +184,26 @@ check_pitr() {
     return 0
   fi
   file=$(json_str "$manifest" binlog_file)
-  pos=$(json_str "$manifest" binlog_position)
-  [ -n "$pos" ] || pos=$(json_num "$manifest" binlog_position)
   file=${file##*/}
-  if ! [[ $file =~ ^(.+)\.([0-9]+)$ ]]; then
+  pos=$(json_num "$manifest" binlog_position)
+  if ! [[ $file =~ ^.+\.[0-9]+$ ]]; then
     bad pitr "$binlog_dir" "the newest full $manifest records no binlog_file, so point-in-time recovery from it is impossible"
     return 0
   fi
-  base=${BASH_REMATCH[1]}
-  start=$((10#${BASH_REMATCH[2]}))
-  for f in "$binlog_dir/$base".*; do
-    [ -f "$f" ] || continue
-    name=${f##*/}
-    # the binlogs themselves (maybe compressed, encrypted), not their checksums or half-written copies
-    case $name in *.partial | *.tmp | *.b321.* | *.sha256 | *.md5 | *.json) continue ;; esac
-    rest=${name#"$base".}
-    num=${rest%%.*}
-    [[ $num =~ ^[0-9]+$ ]] && have[$((10#$num))]=1
-  done
-  local max=$start n missing=()
-  for n in "${!have[@]}"; do [ "$n" -le "$max" ] || max=$n; done
-  for ((n = start; n <= max; n++)); do
-    [ -n "${have[$n]:-}" ] || missing+=("$(printf '%s.%06d' "$base" "$n")")
-  done
-  local first=${missing[0]:-}
-  if [ ${#missing[@]} -eq 1 ] && [ "$first" = "$(printf '%s.%06d' "$base" "$start")" ] &&
-    [ $((NOW - $(stat -c %Y -- "$manifest"))) -le "$grace" ]; then
+  # Its identity, or for an older manifest the latest binlog of that name before the full.
+  id=$(json_str "$manifest" binlog_identity)
+  if ! start=$(b321_binlog_stamp "$id"); then
+    start="~$(date -u -d "@$(json_num "$manifest" consistent_before_epoch)" +%Y%m%dT%H%M%SZ)"
+  fi
+  while IFS= read -r line; do
+    case $line in
+      NONE) missing+=("$file") ;;
+      GAP\ *) missing+=("${line#GAP }") ;;
+    esac
+  done < <(for f in "$binlog_dir"/*.zst.enc; do
+    [ -f "$f" ] && f=${f##*/} && printf '%s %s\n' "${f%.zst.enc}" "$f"
+  done | b321_binlog_chain "$file" "$start")
+  if [ "${missing[*]}" = "$file" ] && [ $((NOW - $(stat -c %Y -- "$manifest"))) -le "$grace" ]; then
     # the full is newer than one shipping interval: its first binlog may not be shipped yet
     ok pitr "$binlog_dir"
     return 0

@@ -7,13 +7,13 @@
 # moves dumps to Glacier later, so recent dumps stay readable for restore tests (docs/pitfalls.md).
 # A full counts only with its <file>.manifest.json (written by the full backup after it verified
 # the file) whose "sha256" matches the file. Already uploaded with the same checksum: nothing sent.
-# Then every binlog the shipper verified (a closed copy with its <name>.sha256 beside it, the sum
-# matching; never a *.b321-partial nor the server's active binlog, which the shipper never copies)
-# goes to <prefix>binlogs/<name>.zst.enc, compressed and encrypted like the fulls (the shipped copies
-# are plain), so a day's changes leave the site daily without a new full. The encrypted copy is
-# proved to decrypt to the verified sum before it is sent; the object carries both sums and a binlog
-# whose plain sum is already there is skipped. Fulls weekly plus binlogs daily is the seed's design:
-# a fresh full adds its whole size again to any chunk-deduplicating store, the binlogs a few %.
+# Then every binlog the shipper verified (its compressed and encrypted copy, named by the binlog's
+# identity, with the <copy>.sha256 the shipper wrote after proving it decrypts to the binlog; never
+# a *.b321-partial) goes as it is to <prefix>binlogs/<copy name>, so a day's changes leave the site
+# daily without a new full, and this host needs no key to read them. An object already there with
+# the same bytes is proved and skipped; one with other bytes is never overwritten: the run fails.
+# Fulls weekly plus binlogs daily is the seed's design: a fresh full adds its whole size again to any
+# chunk-deduplicating store, the binlogs a few %.
 # With OFFSITE_LOCK_MODE and OFFSITE_LOCK_DAYS (the bucket has Object Lock), every object this
 # writes or finds already there is locked: its retention, set on the exact version head-object
 # proved, must reach OFFSITE_LOCK_DAYS from now (rounded up to midnight UTC); a shorter or missing
@@ -27,7 +27,7 @@
 # [OFFSITE_READ_BACK 1|0, default 1] [OFFSITE_MAX_AGE_HOURS: warn when the newest verified full is
 # older, default 192: a run that only finds last month's full has nothing new to send]
 # [OFFSITE_BINLOG_DIR: the shipper's directory; binlogs are sent only when set, with
-# OFFSITE_BINLOG_KEY_FILE (0600, the fulls' openssl key) and OFFSITE_BINLOG_BASENAME (mysql-bin)]
+# OFFSITE_BINLOG_BASENAME (mysql-bin)]
 # [OFFSITE_LOCK_MODE GOVERNANCE|COMPLIANCE with OFFSITE_LOCK_DAYS: Object Lock retention].
 set -Eeuo pipefail
 source "${BASH_SOURCE[0]%/*}/common.sh"
@@ -46,11 +46,6 @@ check_config() {
   [ -d "$OFFSITE_BACKUP_DIR" ] || b321_fail "$OFFSITE_BACKUP_DIR is not a directory"
   if [ -n "${OFFSITE_BINLOG_DIR:-}" ]; then
     [ -n "${OFFSITE_BINLOG_BASENAME:-}" ] || b321_fail "OFFSITE_BINLOG_BASENAME is missing from the env file"
-    [ -s "${OFFSITE_BINLOG_KEY_FILE:-}" ] ||
-      b321_fail "OFFSITE_BINLOG_KEY_FILE is missing or empty: binlogs never leave the site unencrypted"
-    [ "$(stat -c %a -- "$OFFSITE_BINLOG_KEY_FILE")" = 600 ] ||
-      b321_fail "$OFFSITE_BINLOG_KEY_FILE must be mode 0600"
-    command -v zstd > /dev/null || b321_fail "zstd is missing (apt-get install zstd)"
   fi
   if [ -n "${OFFSITE_LOCK_MODE:-}${OFFSITE_LOCK_DAYS:-}" ]; then
     [[ ${OFFSITE_LOCK_MODE:-} =~ ^(GOVERNANCE|COMPLIANCE)$ ]] ||
@@ -88,8 +83,7 @@ newest_verified() {
   return 1
 }
 
-# head_object KEY: sets REMOTE to "<size> <sha256 metadata> <storage class> <plain-sha256
-# metadata>" and REMOTE_VERSION to the current version's id ("null" without versioning), or both
+# head_object KEY: sets REMOTE to "<size> <sha256 metadata> <storage class>" and REMOTE_VERSION to the current version's id ("null" without versioning), or both
 # to "" when the object is not there; any other error (access denied, TLS, network) fails the run.
 REMOTE=""
 REMOTE_VERSION=""
@@ -98,7 +92,7 @@ head_object() {
   local err out
   err=$(mktemp)
   if out=$(aws "${aws_opts[@]}" s3api head-object --bucket "$OFFSITE_BUCKET" --key "$1" \
-    --query "join(' ', [to_string(ContentLength), Metadata.sha256 || 'none', StorageClass || 'STANDARD', Metadata.\"plain-sha256\" || 'none', VersionId || 'null'])" \
+    --query "join(' ', [to_string(ContentLength), Metadata.sha256 || 'none', StorageClass || 'STANDARD', VersionId || 'null'])" \
     --output text 2> "$err"); then
     rm -f -- "$err"
     REMOTE=${out% *}
@@ -220,45 +214,35 @@ read_back() {
     b321_fail "could not record the read-back of $key in $marker"
 }
 
-# upload FILE KEY SHA256 [PLAIN_SHA256]: puts the file unless the same bytes are already there
-# (checked by the caller for binlogs), then proves it.
+# upload FILE KEY SHA256: puts the file unless the same bytes are already there, then proves it;
+# returns 1 when they were. An object of that key with other bytes is never overwritten (a key
+# names one full, manifest or binlog identity, so one of the two is not what it claims): the run
+# fails naming both.
 upload() {
-  local file=$1 key=$2 sum=$3 plain=${4:-} size sse=(--sse "${OFFSITE_SSE:-AES256}")
-  local meta="sha256=$sum"
-  [ -z "$plain" ] || meta+=",plain-sha256=$plain"
+  local file=$1 key=$2 sum=$3 size sse=(--sse "${OFFSITE_SSE:-AES256}")
   size=$(stat -c %s -- "$file")
-  if [ -z "$plain" ]; then
-    head_object "$key"
-    if [[ $REMOTE == "$size $sum "* ]]; then
-      b321_log "s3://$OFFSITE_BUCKET/$key is already there ($size bytes, sha256 $sum)"
-      read_back "$key" "$sum" "$size" "$REMOTE_VERSION"
-      lock_object "$key" "$REMOTE_VERSION"
-      return 1
-    fi
+  head_object "$key"
+  if [[ $REMOTE == "$size $sum "* ]]; then
+    b321_log "s3://$OFFSITE_BUCKET/$key is already there ($size bytes, sha256 $sum)"
+    read_back "$key" "$sum" "$size" "$REMOTE_VERSION"
+    lock_object "$key" "$REMOTE_VERSION"
+    return 1
   fi
+  [ -z "$REMOTE" ] ||
+    b321_fail "s3://$OFFSITE_BUCKET/$key exists with other bytes (size, sha256 and class: $REMOTE) than $file ($size, $sum): it is never overwritten; compare the two, keep the good one, and remove the other by hand"
   [ "${OFFSITE_SSE:-AES256}" != aws:kms ] || [ -z "${OFFSITE_KMS_KEY_ID:-}" ] ||
     sse+=(--sse-kms-key-id "$OFFSITE_KMS_KEY_ID")
   aws "${aws_opts[@]}" s3 cp --only-show-errors "${sse[@]}" --storage-class STANDARD \
-    --metadata "$meta" -- "$file" "s3://$OFFSITE_BUCKET/$key" ||
+    --metadata "sha256=$sum" -- "$file" "s3://$OFFSITE_BUCKET/$key" ||
     b321_fail "upload of $file to s3://$OFFSITE_BUCKET/$key failed$([ "$HEAD_FORBIDDEN" = 0 ] || echo " (and its HEAD was forbidden: check the writer's key and policy)")"
   head_object "$key"
-  [ "$REMOTE" = "$size $sum STANDARD ${plain:-none}" ] ||
-    b321_fail "s3://$OFFSITE_BUCKET/$key after upload is '$REMOTE', expected '$size $sum STANDARD ${plain:-none}'"
+  [ "$REMOTE" = "$size $sum STANDARD" ] ||
+    b321_fail "s3://$OFFSITE_BUCKET/$key after upload is '$REMOTE', expected '$size $sum STANDARD'"
   read_back "$key" "$sum" "$size" "$REMOTE_VERSION"
   lock_object "$key" "$REMOTE_VERSION"
   return 0
 }
 
-WORK=""
-upload_cleanup() {
-  [ -z "$WORK" ] || rm -rf -- "$WORK"
-}
-
-# lock_binlog KEY: locks a binlog found already there (head_object just proved it).
-lock_binlog() {
-  lock_object "$1" "$REMOTE_VERSION"
-  note_binlog_lock
-}
 
 # note_binlog_lock: counts a proven binlog lock and keeps the earliest date (upload_binlogs' locals).
 note_binlog_lock() {
@@ -273,44 +257,30 @@ note_binlog_lock() {
 # the bytes sent and counts binlogs in the status.
 SENT=0
 upload_binlogs() {
-  local f name plain actual key enc esum back rsize rsum uploaded=0 present=0 locked=0 earliest=""
+  local f name sum actual key uploaded=0 present=0 locked=0 earliest=""
   [ -d "$OFFSITE_BINLOG_DIR" ] || b321_fail "$OFFSITE_BINLOG_DIR is not a directory"
-  WORK=$(mktemp -d)
-  for f in "$OFFSITE_BINLOG_DIR/$OFFSITE_BINLOG_BASENAME".[0-9]*; do
+  for f in "$OFFSITE_BINLOG_DIR/$OFFSITE_BINLOG_BASENAME".*.zst.enc; do
     name=${f##*/}
-    [[ $name =~ \.[0-9]+$ ]] && [ -f "$f" ] || continue
+    b321_binlog_stamp "$name" >/dev/null && [ -f "$f" ] || continue
     # No .sha256 yet: the shipper has not verified it (it writes the sum just before the rename).
     [ -f "$f.sha256" ] || continue
     # The shipper's prune may remove an old one (already uploaded) while this runs: skip it then.
-    if ! plain=$(sed -n '1s/^\([0-9a-f]\{64\}\)  .*/\1/p' -- "$f.sha256") ||
+    if ! sum=$(sed -n '1s/^\([0-9a-f]\{64\}\)  .*/\1/p' -- "$f.sha256") ||
       ! actual=$(b321_sha256 "$f"); then
       [ -e "$f" ] && [ -e "$f.sha256" ] || continue
       b321_fail "cannot read the shipped binlog $f"
     fi
-    [ -n "$plain" ] || b321_fail "$f.sha256 holds no sha256"
-    [ "$actual" = "$plain" ] ||
-      b321_fail "shipped binlog $f has sha256 $actual but the shipper verified $plain (changed since it was verified)"
-    key=${OFFSITE_PREFIX}binlogs/$name.zst.enc
-    head_object "$key"
-    # There with the same plain sum, in whatever storage class the lifecycle moved it to.
-    if [[ $REMOTE == *" $plain" ]]; then
+    [ -n "$sum" ] || b321_fail "$f.sha256 holds no sha256"
+    [ "$actual" = "$sum" ] ||
+      b321_fail "shipped binlog $f has sha256 $actual but the shipper verified $sum (changed since it was verified)"
+    key=${OFFSITE_PREFIX}binlogs/$name
+    if upload "$f" "$key" "$sum"; then
+      SENT=$((SENT + $(stat -c %s -- "$f")))
+      uploaded=$((uploaded + 1))
+    else
       present=$((present + 1))
-      read -r rsize rsum _ <<<"$REMOTE"
-      read_back "$key" "$rsum" "$rsize" "$REMOTE_VERSION"
-      lock_binlog "$key"
-      continue
     fi
-    enc=$WORK/$name.zst.enc
-    zstd -q -c -- "$f" | openssl enc -aes-256-cbc -salt -pbkdf2 -pass "file:$OFFSITE_BINLOG_KEY_FILE" > "$enc" ||
-      b321_fail "could not compress and encrypt $f"
-    back=$(openssl enc -aes-256-cbc -d -pbkdf2 -pass "file:$OFFSITE_BINLOG_KEY_FILE" -in "$enc" | zstd -d -q -c | sha256sum | cut -d' ' -f1)
-    [ "$back" = "$plain" ] || b321_fail "the encrypted copy of $f does not decrypt to the verified binlog"
-    esum=$(b321_sha256 "$enc")
-    upload "$enc" "$key" "$esum" "$plain"
     note_binlog_lock
-    SENT=$((SENT + $(stat -c %s -- "$enc")))
-    uploaded=$((uploaded + 1))
-    rm -f -- "$enc"
   done
   b321_set binlogs_uploaded "$uploaded"
   b321_set binlogs_present "$present"
@@ -326,7 +296,6 @@ main() {
   check_config
   command -v aws > /dev/null || b321_fail "the aws CLI is missing (apt-get install awscli)"
   b321_lock offsite-upload
-  b321_cleanup upload_cleanup
   VERIFIED_DIR=$B321_STATE/offsite-verified
   mkdir -p -- "$VERIFIED_DIR"
   full=$(newest_verified) || b321_fail "no verified full backup in $OFFSITE_BACKUP_DIR (a full counts once its .manifest.json is written)"
