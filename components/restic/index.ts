@@ -176,7 +176,8 @@ export class ResticRepository extends pulumi.ComponentResource {
     const password = new random.RandomPassword(
       `${name}-password`,
       { length: 48, special: false },
-      { parent: this, retainOnDelete: true, additionalSecretOutputs: ["result"] },
+      // Protected like the MariaDB key: it is what opens the repository's data.
+      { parent: this, protect: true, retainOnDelete: true, additionalSecretOutputs: ["result"] },
     );
     this.password = pulumi.secret(password.result);
     const secretFiles = this.installFiles(name, args, files);

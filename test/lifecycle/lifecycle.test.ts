@@ -74,6 +74,13 @@ test("a new version of a shipped script is an update of that file on every host"
 
 const RANDOM = "random:index/randomPassword:RandomPassword";
 
+async function protectedUrns(): Promise<string[]> {
+  const state = JSON.parse(sc.stack.cli(["stack", "export"]).stdout) as {
+    deployment: { resources: { urn: string; protect?: boolean }[] };
+  };
+  return state.deployment.resources.filter((r) => r.protect).map((r) => r.urn);
+}
+
 function restic(repo: string, passwordFile: string, ...args: string[]) {
   return run("restic", ["--repo", repo, "--password-file", passwordFile, "--no-cache", ...args]);
 }
@@ -85,6 +92,10 @@ test("rotating the restic password adds a key and removes the old one: the repos
   const snapshots = JSON.parse(restic(repo, pwFile, "snapshots", "--json").stdout).length;
   expect(snapshots).toBeGreaterThan(0);
   const urn = await sc.stack.urn(RANDOM, "backup321-restic-local-password");
+  // Protected: a replacement is refused until it is unprotected (README "Rotations").
+  await expect(sc.stack.up({ replace: [urn] })).rejects.toThrow(/protect/);
+  expect(fs.readFileSync(pwFile, "utf8")).toBe(before);
+  expect(sc.stack.cli(["state", "unprotect", urn, "--yes"]).code).toBe(0);
   await sc.converge(
     () => undefined,
     [
@@ -96,6 +107,7 @@ test("rotating the restic password adds a key and removes the old one: the repos
     { replace: [urn] },
   );
   expect(fs.readFileSync(pwFile, "utf8")).not.toBe(before);
+  expect(await protectedUrns()).toContain(urn);
   const keys = JSON.parse(restic(repo, pwFile, "key", "list", "--json").stdout) as unknown[];
   expect(keys).toHaveLength(1);
   // keep-daily=5 keeps one snapshot a day: the same count, now opened with the new password.
@@ -171,6 +183,10 @@ test("a restic repository added and one removed: the removed one's data and pass
   expect(fs.existsSync(path.join(docsRepo, "config"))).toBe(true);
   const docs = "backup321-restic-docs";
   const extra = "backup321-restic-extra";
+  // README "Rotations": a removed repository's password is unprotected first.
+  const docsUrn = await sc.stack.urn(RANDOM, `${docs}-password`);
+  expect(await protectedUrns()).toContain(docsUrn);
+  expect(sc.stack.cli(["state", "unprotect", docsUrn, "--yes"]).code).toBe(0);
   await sc.converge(
     (s) => {
       const r = repos(s);

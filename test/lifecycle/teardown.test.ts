@@ -158,7 +158,8 @@ test("pulumi destroy removes every managed file, cron entry and the backup user;
   expect(query.stdout.trim()).toBe(held.trim());
   // The MariaDB key is protected: destroy removes the rest, then stops at it.
   await expect(sc.stack.destroy()).rejects.toThrow(/protected/);
-  expect(await sc.stack.urn(RANDOM, "backup321-mariadb-key")).toContain("mariadb-key");
+  for (const key of ["backup321-mariadb-key", "backup321-restic-local-password"])
+    expect(await sc.stack.urn(RANDOM, key)).toContain(key);
   expect(sc.stack.cli(["state", "unprotect", "--all", "--yes"]).code).toBe(0);
   const steps = await sc.stack.destroy();
   expect(changes(steps).filter((s) => s.op !== "delete")).toEqual([]);

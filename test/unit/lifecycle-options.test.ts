@@ -254,7 +254,7 @@ describe.each(STACKS)("the %s stack", (stack) => {
     }
   });
 
-  test("generated secrets: the MariaDB key and PBS key bytes protected, restic passwords retained", () => {
+  test("generated secrets: the MariaDB key, PBS key bytes and restic passwords protected; the passwords retained too", () => {
     const generated = stacks
       .get(stack)!
       .recorded.filter(
@@ -267,7 +267,8 @@ describe.each(STACKS)("the %s stack", (stack) => {
         { protect: r.options.protect, retainOnDelete: r.options.retainOnDelete },
       ])
       .sort(([a], [b]) => String(a).localeCompare(String(b)));
-    const kept = { protect: false, retainOnDelete: true };
+    // A removed repository's password leaves the state (once unprotected), its file stays.
+    const kept = { protect: true, retainOnDelete: true };
     const protect = { protect: true, retainOnDelete: false };
     // The backup user's password is neither: a new one is an update (ALTER USER, then its option file).
     const neither = { protect: false, retainOnDelete: false };
@@ -394,5 +395,7 @@ test("prod: the S3 bucket is protected, and the only protected resource besides 
     "backup321-mariadb-key-file-file",
     "backup321-offsite-bucket",
     "backup321-proxmox-usb-ssd-key",
+    "backup321-restic-cloud-password",
+    "backup321-restic-usb-password",
   ]);
 });
