@@ -543,6 +543,63 @@ test("healthchecks style: alerts go to <url>/fail, success pings to <url>", asyn
   }
 });
 
+/** What node_exporter's textfile collector finds (temp files left out). */
+const textfiles = () =>
+  fs
+    .readdirSync(box.at("textfile"))
+    .filter((f) => !f.startsWith("."))
+    .sort();
+
+test("node_exporter gets the metrics of the jobs still on the host: a job removed loses its copy", async () => {
+  baseline();
+  // A job this host no longer runs: common.sh wrote its metrics, saying it succeeded.
+  jobRuns("gone-daily", DAILY, [{ ago: 2 * HOUR }]);
+  expect(fs.readFileSync(`${box.paths.state}/metrics/gone-daily.prom`, "utf8")).toContain(
+    'backup321_job_success{job="gone-daily"} 1',
+  );
+  // A one-off job (a restic init, PITR): not registered, but its env file is installed.
+  jobRuns("oneoff-init", DAILY, [{ ago: 3 * HOUR }]);
+  const oneoffEnv = `${box.paths.etc}/oneoff-init.env`;
+  fs.copyFileSync(box.at("standin/oneoff-init/job.env"), oneoffEnv);
+  // another collector's file in the same directory
+  fs.writeFileSync(box.at("textfile/node_custom.prom"), "node_custom 1\n");
+  expect((await monitor()).code).toBe(0);
+  const onHost = [
+    "backup321-demo-daily.prom",
+    "backup321-mariadb-restore-test.prom",
+    "backup321-monitor-checks.prom",
+    "backup321-monitor.prom",
+    "backup321-oneoff-init.prom",
+  ];
+  expect(textfiles()).toEqual([...onHost, "node_custom.prom"]);
+  expect(fs.readFileSync(box.at("textfile/backup321-demo-daily.prom"), "utf8")).toBe(
+    fs.readFileSync(`${box.paths.state}/metrics/demo-daily.prom`, "utf8"),
+  );
+  // demo-daily and the one-off leave the host (pulumi up removes their registry entry and env
+  // file): their copies go at the next run, the others stay
+  const moved = [`${box.paths.etc}/jobs.d/demo-daily.json`, `${box.paths.etc}/demo-daily.env`];
+  for (const f of moved) fs.renameSync(f, `${f}.aside`);
+  fs.rmSync(oneoffEnv);
+  try {
+    const r = await monitor();
+    expect(r.code).toBe(0);
+    const gone = ["backup321-demo-daily.prom", "backup321-oneoff-init.prom"];
+    expect(textfiles()).toEqual([...onHost.filter((f) => !gone.includes(f)), "node_custom.prom"]);
+    for (const g of gone)
+      expect(r.stderr).toContain(
+        `removed ${box.at(`textfile/${g}`)}: its job is no longer on this host`,
+      );
+  } finally {
+    for (const f of moved) fs.renameSync(`${f}.aside`, f);
+  }
+  // back on the host: copied again
+  expect((await monitor()).code).toBe(0);
+  expect(textfiles()).toEqual([
+    ...onHost.filter((f) => f !== "backup321-oneoff-init.prom"),
+    "node_custom.prom",
+  ]);
+});
+
 test("deletes remove the monitor, its registry entry and the webhook secret", () => {
   applyDeletes(sshd, steps);
   for (const f of [

@@ -24,13 +24,19 @@
 #   MONITOR_RESTORE_JOBS, MONITOR_RTO_SECONDS
 #                the last restore test succeeded and its restore_seconds is within the RTO
 #   channels     the alert channels of alert.env can deliver (sendmail exists, the URL file is there)
-# Metrics: <state>/metrics/monitor-checks.prom, and every *.prom copied to MONITOR_TEXTFILE_DIR.
+# Metrics: <state>/metrics/monitor-checks.prom. With MONITOR_TEXTFILE_DIR, the metrics of every job
+# still on this host (registered in jobs.d, or with its <etc>/<job>.env: the one-off jobs, restic
+# init and PITR) and the monitor's checks are copied there as backup321-<name>.prom for
+# node_exporter, and any other backup321-*.prom there is removed: a job removed from the host must
+# not go on being reported as it last ran.
 set -Eeuo pipefail
 # shellcheck source=../../host/scripts/common.sh
 source "${BASH_SOURCE[0]%/*}/common.sh"
 
 PROBLEMS=()
 CHECKS=0
+# The jobs registered in jobs.d (by their name, or the entry's file name when it is unreadable).
+declare -A REGISTERED=()
 METRICS=()
 NOW=0
 # Clocks drift a little between a job's run and the monitor's: beyond this, a time is wrong.
@@ -106,6 +112,7 @@ check_jobs() {
     json_load "$entry"
     job=${J[job]:-}
     max_age=${J[maxAgeSeconds]:-}
+    REGISTERED[${job:-$(basename -- "$entry" .json)}]=1
     if [ -z "$job" ] || ! [[ $max_age =~ ^[0-9]+$ ]]; then
       bad registry "$entry" "job registry entry $entry is unreadable (reinstall with pulumi up)"
       continue
@@ -357,15 +364,26 @@ write_metrics() {
          { print }' > "$tmp"
   chmod 0644 -- "$tmp"
   mv -f -- "$tmp" "$file"
-  local target=${MONITOR_TEXTFILE_DIR:-} f
+  local target=${MONITOR_TEXTFILE_DIR:-} f name job
+  local -A copied=()
   [ -n "$target" ] || return 0
   mkdir -p -- "$target"
   for f in "$dir"/*.prom; do
     [ -f "$f" ] || continue
+    name=${f##*/}
+    job=${name%.prom}
+    [ -n "${REGISTERED[$job]:-}" ] || [ -f "${B321_ETC:-/etc/backup321}/$job.env" ] ||
+      [ "$job" = "$B321_JOB" ] || [ "$f" = "$file" ] || continue
     tmp=$(mktemp -- "$target/.backup321.XXXXXX")
     cp -- "$f" "$tmp"
     chmod 0644 -- "$tmp"
-    mv -f -- "$tmp" "$target/backup321-${f##*/}"
+    mv -f -- "$tmp" "$target/backup321-$name"
+    copied[backup321-$name]=1
+  done
+  for f in "$target"/backup321-*.prom; do
+    [ -f "$f" ] && [ -z "${copied[${f##*/}]:-}" ] || continue
+    rm -f -- "$f"
+    b321_log "removed $f: its job is no longer on this host"
   done
 }
 
