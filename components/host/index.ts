@@ -58,6 +58,8 @@ export interface HostArgs {
   readonly hostKey?: pulumi.Input<string>;
   /** Raised after the host was reinstalled: every command on it runs again. Defaults to 1. */
   readonly generation?: number;
+  /** Rebuild mode: the host's cron files are installed with their job lines commented out. Defaults to false. */
+  readonly disarmed?: boolean;
   /** Where things go on the host. Defaults to the layout of docs/architecture.md. */
   readonly paths: HostPaths;
   /** IANA time zone the host's cron runs in (job intervals are measured in it). Defaults to UTC. */
@@ -118,6 +120,7 @@ export class Host extends pulumi.ComponentResource {
   public readonly hostName: string;
   public readonly user: string;
   public readonly generation: number;
+  public readonly disarmed: boolean;
   public readonly paths: HostPaths;
   public readonly timezone: string;
   public readonly ready: command.remote.Command;
@@ -129,6 +132,7 @@ export class Host extends pulumi.ComponentResource {
     this.hostName = args.hostName;
     this.user = args.user ?? "root";
     this.generation = args.generation ?? 1;
+    this.disarmed = args.disarmed ?? false;
     this.paths = args.paths;
     this.timezone = args.timezone ?? "UTC";
     this.connection = pulumi.secret(
@@ -292,6 +296,12 @@ export interface RemoteFileArgs {
   readonly dependsOn?: pulumi.Input<pulumi.Resource>[];
   /** Never removed, not even by `pulumi destroy` (keys and passwords that open backups). Defaults to false. */
   readonly keep?: boolean;
+  /**
+   * Other files (absolute paths) that go when this one is deleted, under the same owner guard: what
+   * the file brought about on the host, e.g. a job's status and metrics with its registry entry.
+   * Defaults to none.
+   */
+  readonly removeWith?: readonly string[];
 }
 
 /**
@@ -326,7 +336,9 @@ export class RemoteFile extends pulumi.ComponentResource {
         marker: fileMarker(args.host.hostName, args.path),
         create: install,
         // Files that open backups (keys, passwords) are never removed by a delete.
-        delete: args.keep ? undefined : removeFileCommand(args.path),
+        delete: args.keep
+          ? undefined
+          : [args.path, ...(args.removeWith ?? [])].map(removeFileCommand).join("\n"),
         // A kept file is never deleted: nothing to guard.
         owns: args.keep ? undefined : args.path,
         stdin: content,
@@ -372,6 +384,7 @@ export class CronJob extends pulumi.ComponentResource {
       wrapper: host.cronWrapper,
       stateDir: host.paths.state,
       user: args.user ?? "root",
+      disarmed: host.disarmed,
     });
     this.file = new RemoteFile(
       `${name}-crontab`,
@@ -401,6 +414,8 @@ export interface ScheduledJobArgs {
   readonly dependsOn?: pulumi.Input<pulumi.Resource>[];
   /** Hours the monitor allows past the job's interval before its last success is stale. Defaults to a quarter of the interval, 1 to 12 h. */
   readonly graceHours?: number;
+  /** Files the job's runs write besides its status and metrics file (absolute paths): removed with the job. Defaults to none. */
+  readonly alsoWrites?: readonly string[];
 }
 
 /**
@@ -408,6 +423,12 @@ export interface ScheduledJobArgs {
  * by hand as cron does (the same wrapper, lock and syslog; the output shown too), the cron file, and
  * <etc>/jobs.d/<job>.json, which tells the monitor how often the job must succeed (so every job of
  * every component is watched without more code).
+ *
+ * The job's status and metrics files go with its registry entry: a job removed from the model (or a
+ * destroyed site) leaves no metrics saying it last succeeded, and a job added again later starts as
+ * one that never ran. The cron file depends on the entry, so it is removed first: no run of the job
+ * starts once its results are gone. A newer resource that registered the same job (create before
+ * delete) keeps all of it (owner stamps).
  */
 export class ScheduledJob extends pulumi.ComponentResource {
   public readonly envFile: string;
@@ -461,18 +482,6 @@ export class ScheduledJob extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    const cron = new CronJob(
-      `${name}-cron`,
-      {
-        host,
-        job,
-        schedule: args.schedule,
-        command: args.script,
-        args: [this.envFile],
-        dependsOn: [env, bin, ...(args.dependsOn ?? [])],
-      },
-      { parent: this },
-    );
     const registry = new RemoteFile(
       `${name}-registry`,
       {
@@ -488,7 +497,20 @@ export class ScheduledJob extends pulumi.ComponentResource {
           ),
         ),
         mode: "0644",
+        removeWith: [this.statusFile, `${p.state}/metrics/${job}.prom`, ...(args.alsoWrites ?? [])],
         dependsOn: host.base,
+      },
+      { parent: this },
+    );
+    const cron = new CronJob(
+      `${name}-cron`,
+      {
+        host,
+        job,
+        schedule: args.schedule,
+        command: args.script,
+        args: [this.envFile],
+        dependsOn: [env, bin, registry, ...(args.dependsOn ?? [])],
       },
       { parent: this },
     );

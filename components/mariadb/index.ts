@@ -298,6 +298,8 @@ export class MariaDbBackup extends pulumi.ComponentResource {
         ),
         mode: "0600",
         dirMode: "0700",
+        // what its runs write goes with the job (see ScheduledJob)
+        removeWith: [`${p.state}/status/mariadb-pitr.json`, `${p.state}/metrics/mariadb-pitr.prom`],
         dependsOn: host.base,
       },
       { parent: this },

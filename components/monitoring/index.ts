@@ -2,7 +2,7 @@
 // every registered job and of the site's extra checks, and the runbook beside them.
 import * as pulumi from "@pulumi/pulumi";
 import { Host, RemoteFile, ScheduledJob, readScript } from "../host";
-import { monitorEnv, renderAlertEnv, type MonitorChecks } from "./render";
+import { monitorEnv, renderAlertEnv, textfileDirCommands, type MonitorChecks } from "./render";
 
 export interface MonitorArgs {
   readonly host: Host;
@@ -47,6 +47,20 @@ export class Monitor extends pulumi.ComponentResource {
       },
       { parent: this },
     );
+    // The copies for node_exporter go with the monitor (after its cron file: no run copies again).
+    const textfile =
+      args.checks.textfileDir === undefined
+        ? []
+        : [
+            host.command(
+              `${name}-textfile`,
+              {
+                ...textfileDirCommands(args.checks.textfileDir),
+                owns: `${args.checks.textfileDir}/backup321-*.prom`,
+              },
+              { parent: this },
+            ),
+          ];
     this.job = new ScheduledJob(
       `${name}-job`,
       {
@@ -55,7 +69,8 @@ export class Monitor extends pulumi.ComponentResource {
         schedule: args.schedule ?? "0 * * * *",
         script: script.path,
         env: monitorEnv(args.checks),
-        dependsOn: [script, ...channels],
+        dependsOn: [script, ...channels, ...textfile],
+        alsoWrites: [`${p.state}/metrics/monitor-checks.prom`],
       },
       { parent: this },
     );

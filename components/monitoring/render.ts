@@ -2,7 +2,7 @@
 // the alert channels' env file.
 import type { Site } from "../../stacks/schema";
 import { maxIntervalHours } from "../../stacks/schedule";
-import { defaultGraceHours, renderEnvFile } from "../host/render";
+import { defaultGraceHours, renderEnvFile, shq } from "../host/render";
 
 /** The job name of the MariaDB restore test; it records restore_seconds in its status file. */
 export const MARIADB_RESTORE_TEST_JOB = "mariadb-restore-test";
@@ -82,6 +82,20 @@ export function monitorEnv(c: MonitorChecks): Record<string, string | number> {
     MONITOR_RESTORE_JOBS: c.restoreJobs.join(" "),
     MONITOR_RTO_SECONDS: hours(c.rtoHours),
     MONITOR_TEXTFILE_DIR: c.textfileDir ?? "",
+  };
+}
+
+/**
+ * The node_exporter textfile directory the monitor copies its host's metrics to, as
+ * backup321-<name>.prom: made (readable by node_exporter) when missing, and emptied of those copies
+ * when the monitor goes, since nothing would refresh or remove them any more.
+ */
+export function textfileDirCommands(dir: string): { create: string; delete: string } {
+  if (!dir.startsWith("/")) throw new Error(`textfile directory "${dir}" must be absolute`);
+  const d = shq(dir);
+  return {
+    create: `[ -d ${d} ] || install -d -m 0755 -- ${d}`,
+    delete: `rm -f -- ${d}/backup321-*.prom ${d}/.backup321.*`,
   };
 }
 

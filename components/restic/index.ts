@@ -316,6 +316,11 @@ export class ResticRepository extends pulumi.ComponentResource {
         content: renderEnvFile(`backup321 restic init of ${args.repo}`, envVars),
         mode: "0600",
         dirMode: "0700",
+        // what its runs write goes with the job (see ScheduledJob)
+        removeWith: [
+          `${host.paths.state}/status/${job}.json`,
+          `${host.paths.state}/metrics/${job}.prom`,
+        ],
         dependsOn: host.base,
       },
       { parent: this },

@@ -612,3 +612,14 @@ test("deletes remove the monitor, its registry entry and the webhook secret", ()
     expect(fs.existsSync(f)).toBe(false);
   }
 });
+
+test("deletes take every job's status and metrics with it, and the monitor's copies for node_exporter", () => {
+  const state = (dir: string) =>
+    fs.existsSync(`${box.paths.state}/${dir}`)
+      ? fs.readdirSync(`${box.paths.state}/${dir}`).sort()
+      : [];
+  // Only what no resource of this deploy wrote stays: the stand-ins of jobs deployed elsewhere.
+  expect(state("metrics")).toEqual(["gone-daily.prom", "oneoff-init.prom"]);
+  expect(state("status")).toEqual(["gone-daily.json", "oneoff-init.json"]);
+  expect(textfiles()).toEqual(["node_custom.prom"]);
+});

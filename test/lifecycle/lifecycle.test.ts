@@ -157,15 +157,30 @@ test("the db host's SSH user changes from root to a sudo user and back: every co
 
 test("a removed job leaves nothing of it on the host, and touches nothing else", async () => {
   const job = "backup321-restic-docs-check";
+  // What its runs wrote: metrics that would go on saying it succeeded, and its status.
+  const state = sc.target.files.paths.state;
+  const results = (j: string) => [`${state}/metrics/${j}.prom`, `${state}/status/${j}.json`];
+  for (const f of results("restic-docs-check"))
+    expect({ f, exists: fs.existsSync(f) }).toEqual({ f, exists: true });
+  expect(fs.readFileSync(`${state}/metrics/restic-docs-check.prom`, "utf8")).toContain(
+    'backup321_job_success{job="restic-docs-check"} 1',
+  );
+  const others = results("restic-docs").map((f) => fs.readFileSync(f, "utf8"));
   await sc.converge(
     (s) => {
       delete repos(s).find((r) => r.name === "docs")!.check;
     },
     [...["env", "bin", "cron-crontab", "registry"].map((f) => `delete ${job}-${f}-file`)],
+    { runJobs: false },
   );
   expect(fs.existsSync(path.join(sc.target.files.paths.cron, "backup321-restic-docs-check"))).toBe(
     false,
   );
+  for (const f of results("restic-docs-check"))
+    expect({ f, exists: fs.existsSync(f) }).toEqual({ f, exists: false });
+  // the repository's backup job, still there, keeps its own as they were
+  expect(results("restic-docs").map((f) => fs.readFileSync(f, "utf8"))).toEqual(others);
+  sc.jobsGreen();
 });
 
 test("the files host is reached as a sudo user", () => {

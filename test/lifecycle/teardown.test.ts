@@ -178,6 +178,14 @@ test("pulumi destroy removes every managed file, cron entry and the backup user;
   }
   for (const h of [sc.target.db, sc.target.files]) {
     expect(fs.readdirSync(h.paths.cron).filter((f) => f.startsWith("backup321"))).toEqual([]);
+    // nor any job's status or metrics (PITR and restic init included): nothing reports a job gone
+    for (const d of ["status", "metrics"]) {
+      const dir = path.join(h.paths.state, d);
+      expect({ dir, left: fs.existsSync(dir) ? fs.readdirSync(dir) : [] }).toEqual({
+        dir,
+        left: [],
+      });
+    }
   }
   expect(sc.backupFiles()).toEqual(survived);
   expect(

@@ -3,7 +3,16 @@
 import { readStackFile } from "../../infra/stackFile";
 import { parseSite } from "../../stacks/load";
 import { defaultGraceHours, jobEntry, renderJobEntry } from "../../components/host/render";
-import { monitorChecksFor, monitorEnv, renderAlertEnv } from "../../components/monitoring/render";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { run } from "../harness/proc";
+import {
+  monitorChecksFor,
+  monitorEnv,
+  renderAlertEnv,
+  textfileDirCommands,
+} from "../../components/monitoring/render";
 
 const prod = parseSite(readStackFile("prod").config["backup321:site"]);
 
@@ -114,4 +123,25 @@ test("job registry entry: interval from the cron in the host's zone, plus grace"
   );
   expect(jobEntry("x", "0 * * * *", "UTC", 1, 0.5).maxAgeSeconds).toBe(5400);
   expect(() => jobEntry("bad name", "0 * * * *", "UTC", 1)).toThrow(/job name "bad name"/);
+});
+
+test("the textfile directory: made readable when missing; its delete removes backup321's copies only", () => {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), "b321-textfile-"));
+  try {
+    // a name bash would otherwise split or expand
+    const dir = path.join(base, "node exporter's $HOME *");
+    const c = textfileDirCommands(dir);
+    expect(run("bash", ["-c", `umask 077\n${c.create}`]).code).toBe(0);
+    expect(fs.statSync(dir).mode & 0o777).toBe(0o755);
+    const names = ["backup321-a.prom", "backup321-b-check.prom", ".backup321.Xy12ab", "node.prom"];
+    for (const n of [...names, "backup321-notes.txt"]) fs.writeFileSync(path.join(dir, n), "x");
+    fs.mkdirSync(path.join(base, "node exporter's $HOME * sibling"));
+    expect(run("bash", ["-c", `set -eu\n${c.delete}`]).code).toBe(0);
+    expect(fs.readdirSync(dir).sort()).toEqual(["backup321-notes.txt", "node.prom"]);
+    // twice: nothing left to remove is no error
+    expect(run("bash", ["-c", `set -eu\n${c.delete}`]).code).toBe(0);
+    expect(() => textfileDirCommands("relative")).toThrow("must be absolute");
+  } finally {
+    fs.rmSync(base, { recursive: true, force: true });
+  }
 });

@@ -194,13 +194,27 @@ describe.each(STACKS)("the %s stack", (stack) => {
       expect([c.name, unwrap(c.delete!, release) !== undefined]).toEqual([c.name, true]);
       expect([c.name, unwrap(body(c, c.create), claim) !== undefined]).toEqual([c.name, true]);
       if (c.file !== undefined) {
-        // A RemoteFile owns its path, in the host's owners directory, and removes only that file.
+        // A RemoteFile owns its path, in the host's owners directory, and removes that file. A
+        // job's registry entry (a one-off job's env file: PITR, restic init) takes what the job's
+        // runs wrote with it, and nothing else.
         expect(owns).toBe(c.file);
+        const state = c.host.paths.state;
+        const job =
+          /\/jobs\.d\/([^/]+)\.json$/.exec(c.file)?.[1] ??
+          /\/(mariadb-pitr|restic-[^/]+-init)\.env$/.exec(c.file)?.[1];
+        const results =
+          job === undefined
+            ? []
+            : [
+                `${state}/status/${job}.json`,
+                `${state}/metrics/${job}.prom`,
+                ...(job === "monitor" ? [`${state}/metrics/monitor-checks.prom`] : []),
+              ];
         expect(c.delete).toBe(
           asHost(
             c.host,
             releaseCommand(
-              removeFileCommand(c.file),
+              [c.file, ...results].map(removeFileCommand).join("\n"),
               ownerStampFile(`${c.host.paths.state}/owners`, c.file),
               `${c.name} ${c.file}`,
             ),
