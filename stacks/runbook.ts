@@ -216,7 +216,7 @@ function pbsSection(site: Site): string[] {
     `pct stop <ctid>; pct restore <ctid> ${storage}:backup/ct/<ctid>/<YYYY-MM-DDTHH:MM:SSZ> --force 1`,
     "```",
     "",
-    `If ${px.host} itself was reinstalled: \`${rebuildCommand(site, px.host)}\` first (it adds the PBS storage and its key back). Check the datastore on ${site.pbs.host}:`,
+    `If ${px.host} itself was reinstalled: \`${rebuildCommand(site, px.host)}\` first (it adds the PBS storage and its key back, its jobs disarmed), then \`${rearmCommand(site, px.host)}\` once the guests are back. Check the datastore on ${site.pbs.host}:`,
     "",
     "```sh",
     ...site.pbs.datastores.map(
@@ -244,7 +244,7 @@ function databaseSection(site: Site): string[] {
     ...(nas
       ? [
           "",
-          `If ${m.host} lost its disks, reinstall it at the same address, run \`${rebuildCommand(site, m.host)}\`, and copy the newest NAS snapshot back first:`,
+          `If ${m.host} lost its disks, reinstall it at the same address, run \`${rebuildCommand(site, m.host)}\` (its jobs come back disarmed: nothing runs over the restore), copy the newest NAS snapshot back first, run the recovery above, and only then re-arm the jobs with \`${rearmCommand(site, m.host)}\`:`,
           "",
           "```sh",
           `rsync -a ${nas.host}:${nas.path}/<newest>/ /  # dated snapshots of ${(nas.sources ?? [m.backupDir, m.binlogBackupDir]).join(", ")}`,
@@ -258,11 +258,19 @@ function databaseSection(site: Site): string[] {
 /**
  * The one command that reinstalls everything on a rebuilt host with the same stack: remote commands
  * have no drift detection, so the host's generation is raised and every command on it runs again.
+ * The host comes back disarmed: no job runs over what is being restored until rearmCommand.
  */
 export function rebuildCommand(site: Site, host: string): string {
   const i = site.hosts.findIndex((h) => h.name === host);
   const next = site.hosts[i].generation + 1;
-  return `pulumi config set --path 'backup321:site.hosts[${i}].generation' ${next} && pulumi up --yes`;
+  const key = `backup321:site.hosts[${i}]`;
+  return `pulumi config set --path '${key}.generation' ${next} && pulumi config set --path '${key}.disarmed' true && pulumi up --yes`;
+}
+
+/** Schedules a rebuilt host's jobs again, once its restore is done. */
+export function rearmCommand(site: Site, host: string): string {
+  const i = site.hosts.findIndex((h) => h.name === host);
+  return `pulumi config set --path 'backup321:site.hosts[${i}].disarmed' false && pulumi up --yes`;
 }
 
 function totalLossSection(site: Site, stack: string): string[] {
@@ -283,11 +291,12 @@ function totalLossSection(site: Site, stack: string): string[] {
     "From a laptop with this repository, Pulumi, restic and the AWS CLI:",
     "",
     "```sh",
-    "export PULUMI_CONFIG_PASSPHRASE='<from the escrow>'",
+    "( umask 077; read -rs -p 'stack passphrase (from the escrow): ' p; printf '%s\\n' \"$p\" > /root/.b321-passphrase )",
+    "export PULUMI_CONFIG_PASSPHRASE_FILE=/root/.b321-passphrase   # a path: the passphrase stays in the 0600 file",
     `pulumi login <state backend>; pulumi stack select ${stack}`,
     "```",
     "",
-    "1. Reinstall the hosts with the addresses in the site model, then tell `pulumi up` they are new (scripts, keys, PBS storage):",
+    "1. Reinstall the hosts with the addresses in the site model, then tell `pulumi up` they are new (scripts, keys, PBS storage); they come back disarmed, so no job writes over the restores below (step 5 re-arms them):",
     "",
     "```sh",
     ...site.hosts.map((h) => rebuildCommand(site, h.name)),
@@ -353,24 +362,38 @@ function totalLossSection(site: Site, stack: string): string[] {
       "",
       "```sh",
       `aws s3 ls s3://${bucket.name}/${bucket.dumpPrefix} --region ${bucket.region}`,
-      `aws s3 cp s3://${bucket.name}/${bucket.dumpPrefix}<newest> ${m.backupDir}/ --region ${bucket.region}   # the full and its .manifest.json`,
+      ...(glacier
+        ? [
+            `# older than ${glacier.days} days, it is in ${glacier.storageClass}: ask for it first and wait (hours) before the copies below:`,
+            `aws s3api restore-object --bucket ${bucket.name} --key ${bucket.dumpPrefix}<newest> --restore-request 'Days=7,GlacierJobParameters={Tier=Standard}' --region ${bucket.region}`,
+          ]
+        : []),
+      `aws s3 cp s3://${bucket.name}/${bucket.dumpPrefix}<newest> ${m.backupDir}/ --region ${bucket.region}`,
+      `aws s3 cp s3://${bucket.name}/${bucket.dumpPrefix}<newest>.manifest.json ${m.backupDir}/ --region ${bucket.region}`,
       ...(binlogs
         ? [
             `install -d -m 0700 ${m.binlogBackupDir}`,
             `aws s3 cp --recursive s3://${bucket.name}/${bucket.dumpPrefix}binlogs/ ${m.binlogBackupDir}/ --region ${bucket.region}`,
           ]
         : []),
-      ...(glacier
-        ? [
-            `# older than ${glacier.days} days, it is in ${glacier.storageClass}: ask for it first and wait (hours):`,
-            `aws s3api restore-object --bucket ${bucket.name} --key ${bucket.dumpPrefix}<file> --restore-request 'Days=7,GlacierJobParameters={Tier=Standard}'`,
-          ]
-        : []),
       ...pitrSteps(site, m.host, m.service),
       "```",
+      "",
     );
   }
-  out.push("");
+  out.push(
+    "5. Once every restore above is done and checked, schedule the jobs again:",
+    "",
+    "```sh",
+    [
+      ...site.hosts.map(
+        (_, i) => `pulumi config set --path 'backup321:site.hosts[${i}].disarmed' false`,
+      ),
+      "pulumi up --yes",
+    ].join(" && "),
+    "```",
+    "",
+  );
   return out;
 }
 

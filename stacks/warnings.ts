@@ -9,5 +9,11 @@ export function planWarnings(site: Site): string[] {
     out.push(
       "alerts go to syslog only (backup321:site.monitoring has no email and no webhookSecret): a host without a running syslog daemon (rsyslog, or journald's forwarding) loses every alert, and nobody is paged; set monitoring.email or monitoring.webhookSecret",
     );
+  site.hosts.forEach((h, i) => {
+    if (h.disarmed)
+      out.push(
+        `${h.name} is disarmed (backup321:site.hosts[${i}].disarmed): none of its jobs is scheduled and its monitor does not run; set it back to false once its restore is done`,
+      );
+  });
   return out;
 }

@@ -157,7 +157,12 @@ export interface CronSpec {
   /** The host's state dir: the wrapper keeps its per-job lock there. */
   readonly stateDir: string;
   readonly user: string;
+  /** Rebuild mode: the job line is written commented out (installed, never scheduled). */
+  readonly disarmed?: boolean;
 }
+
+/** What a disarmed host's cron lines start with (after "# "). */
+export const DISARMED = "disarmed for a rebuild (site.hosts[].disarmed), not scheduled:";
 
 /**
  * /etc/cron.d/backup321-<job>. The wrapper holds a per-job flock (runs never overlap) and sends
@@ -174,7 +179,7 @@ export function renderCronFile(spec: CronSpec): string {
     "SHELL=/bin/bash",
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     `B321_STATE_DIR=${spec.stateDir}`,
-    `${spec.schedule.trim().split(/\s+/).join(" ")} ${spec.user} ${argv}`,
+    `${spec.disarmed ? `# ${DISARMED} ` : ""}${spec.schedule.trim().split(/\s+/).join(" ")} ${spec.user} ${argv}`,
     "",
   ].join("\n");
 }

@@ -213,6 +213,7 @@ export class BackupSite extends pulumi.ComponentResource {
             privateKey: secret(h),
             hostKey: h.hostKey,
             generation: h.generation,
+            disarmed: h.disarmed,
             paths: h.paths,
             timezone: h.timezone ?? args.site.timezone,
             installLibrary: !isStorageOnly(h),

@@ -50,5 +50,12 @@ export const host = z.strictObject({
    * it again (remote commands have no drift detection, so nothing else tells the engine). Defaults to 1.
    */
   generation: z.number().int().positive("must be a positive whole number (e.g. 2)").default(1),
+  /**
+   * Rebuild mode: every job of the host is installed but none is scheduled (its cron lines are
+   * commented out), so nothing writes over the backups while they are being restored. The entry
+   * points still run by hand. Set it back to false (or remove it) once the restore is done; RUNBOOK.md
+   * says when. Defaults to false.
+   */
+  disarmed: z.boolean().default(false),
 });
 export type Host = z.infer<typeof host>;

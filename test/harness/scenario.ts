@@ -18,7 +18,13 @@ import { treeDiff } from "./tree";
 import { clone } from "./sites";
 import type { SiteInput } from "../../stacks/schema";
 
-export type HostInput = { name: string; user?: string; port?: number; generation?: number };
+export type HostInput = {
+  name: string;
+  user?: string;
+  port?: number;
+  generation?: number;
+  disarmed?: boolean;
+};
 export type RepoInput = {
   name: string;
   host: string;

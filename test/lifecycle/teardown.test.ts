@@ -101,7 +101,8 @@ test("a wiped db host comes back with its generation raised, then its database f
   const fresh = await startMariaDb({ dir: target.mariadb.dir });
   sc.target = { ...target, mariadb: fresh };
 
-  // RUNBOOK.md's command raises the generation: every command on the host runs again.
+  // RUNBOOK.md's command raises the generation (every command on the host runs again) and disarms
+  // the host: its jobs are installed but none is scheduled while its data comes back.
   const all = await sc.commandsOf([
     "backup321-db-",
     "backup321-mariadb-",
@@ -111,11 +112,23 @@ test("a wiped db host comes back with its generation raised, then its database f
   await sc.converge(
     (s) => {
       host(s, "db").generation = 2;
+      host(s, "db").disarmed = true;
     },
     all,
     { runJobs: false },
   );
   expect(sc.backupFiles()).toEqual(survived);
+  const cronDir = target.db.paths.cron;
+  const cronFiles = fs.readdirSync(cronDir).filter((f) => f.startsWith("backup321-"));
+  expect(cronFiles.length).toBeGreaterThan(3);
+  const scheduled = () =>
+    cronFiles.filter((f) =>
+      fs
+        .readFileSync(path.join(cronDir, f), "utf8")
+        .split("\n")
+        .some((l) => /^[0-9*]/.test(l)),
+    );
+  expect(scheduled()).toEqual([]);
 
   // The database from the disk: the newest full plus the shipped binlogs, to the moment before.
   const into = `${fresh.dir}/data.restored`;
@@ -134,7 +147,14 @@ test("a wiped db host comes back with its generation raised, then its database f
   run("chown", ["-R", "mysql:mysql", fresh.datadir]);
   await fresh.start();
   expect(table(fresh)).toBe(before);
-  sc.jobsGreen();
+  // RUNBOOK.md's re-arm, once the restore is done: only the cron files change.
+  await sc.converge(
+    (s) => {
+      host(s, "db").disarmed = false;
+    },
+    all.filter((u) => u.endsWith("-crontab-file")),
+  );
+  expect(scheduled()).toEqual(cronFiles);
 });
 
 test("pulumi destroy removes every managed file, cron entry and the backup user; backups and keys stay", async () => {

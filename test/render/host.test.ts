@@ -16,6 +16,7 @@ import {
   releaseCommand,
   removeFileCommand,
   renderCronFile,
+  DISARMED,
   renderEntryPoint,
   renderEnvFile,
   shq,
@@ -126,6 +127,20 @@ test("cron file and entry point", () => {
       user: "root",
     }),
   ).toThrow("must have five fields");
+  // Rebuild mode: the same file, its job line commented out (installed, never scheduled).
+  const spec = {
+    job: "restic-usb",
+    schedule: "0 3 * * *",
+    command: "/x",
+    args: [],
+    wrapper: "/w",
+    stateDir: "/s",
+    user: "root",
+  };
+  const disarmed = renderCronFile({ ...spec, disarmed: true }).split("\n");
+  const armed = renderCronFile(spec).split("\n");
+  expect(disarmed[5]).toBe(`# ${DISARMED} ${armed[5]}`);
+  expect(disarmed.filter((l, i) => l !== armed[i])).toEqual([disarmed[5]]);
   expect(cronFileName("restic-usb")).toBe("backup321-restic-usb");
   expect(() => cronFileName("a.b")).toThrow('job name "a.b" must be letters, digits, - or _');
   // The entry point runs what the cron line runs, through the same wrapper (--tee: the terminal

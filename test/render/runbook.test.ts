@@ -124,8 +124,34 @@ test("scenario 4: the exact restic repository, password from the stack state, Gl
   expect(lines).toContain(
     "docker exec pbs proxmox-backup-manager datastore create usb-ssd /mnt/usb-ssd/pbs --reuse-datastore true",
   );
-  expect(lines).toContain(
-    "aws s3api restore-object --bucket atlastech-backups --key database/<file> --restore-request 'Days=7,GlacierJobParameters={Tier=Standard}'",
+  // Glacier: asked for first, in the bucket's region, then the full and its manifest are copied.
+  const at = (l: string) => lines.indexOf(l);
+  const restore =
+    "aws s3api restore-object --bucket atlastech-backups --key database/<newest> --restore-request 'Days=7,GlacierJobParameters={Tier=Standard}' --region eu-west-3";
+  const full =
+    "aws s3 cp s3://atlastech-backups/database/<newest> /backups/database/ --region eu-west-3";
+  const manifest =
+    "aws s3 cp s3://atlastech-backups/database/<newest>.manifest.json /backups/database/ --region eu-west-3";
+  expect([at(restore), at(full), at(manifest)].every((i) => i > 0)).toBe(true);
+  expect(at(restore)).toBeLessThan(at(full));
+});
+
+test("a rebuilt host comes back disarmed, and is re-armed only after its restore", () => {
+  const db = prod.hosts.findIndex((h) => h.name === "db-srv");
+  const rebuild = `pulumi config set --path 'backup321:site.hosts[${db}].generation' 2 && pulumi config set --path 'backup321:site.hosts[${db}].disarmed' true && pulumi up --yes`;
+  const rebuilds = lines.filter((l) => l === rebuild);
+  expect(rebuilds).toHaveLength(1); // scenario 4, step 1
+  const rearm = lines.find((l) => l.includes(".disarmed' false") && l.endsWith("pulumi up --yes"));
+  expect(rearm).toBeDefined();
+  for (let i = 0; i < prod.hosts.length; i++)
+    expect(rearm).toContain(`pulumi config set --path 'backup321:site.hosts[${i}].disarmed' false`);
+  // after every restore step of scenario 4
+  const pitr =
+    lines.length - 1 - [...lines].reverse().findIndex((l) => l.includes("b321-mariadb-pitr"));
+  expect(lines.indexOf(rearm!)).toBeGreaterThan(pitr);
+  // scenario 3's rebuild names the re-arm after the recovery
+  expect(md).toMatch(
+    /disarmed: nothing runs over the restore.*only then re-arm the jobs with `pulumi config set --path 'backup321:site\.hosts\[\d\]\.disarmed' false && pulumi up --yes`/,
   );
 });
 
@@ -175,6 +201,11 @@ test("secrets reach the operator through 0600 files, never an export of a litera
   ).toBe(true);
   expect(restic.filter((l) => l.includes("> /root/"))).toHaveLength(2);
   expect(md).not.toMatch(/export AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY)/);
+  // the stack passphrase is read without echo into a 0600 file, never exported
+  expect(md).not.toMatch(/export PULUMI_CONFIG_PASSPHRASE=/);
+  expect(lines).toContain(
+    "( umask 077; read -rs -p 'stack passphrase (from the escrow): ' p; printf '%s\\n' \"$p\" > /root/.b321-passphrase )",
+  );
   expect(md).not.toContain("chmod 600 /root/restic");
 });
 
