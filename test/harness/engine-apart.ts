@@ -11,6 +11,7 @@ export interface ApartRequest {
   readonly stackName: string;
   readonly envVars: Record<string, string>;
   readonly continueOnError?: boolean;
+  readonly replace?: string[];
 }
 
 export interface ApartOutcome {
@@ -33,7 +34,12 @@ async function main(req: ApartRequest): Promise<ApartOutcome> {
     if (m) steps.push({ op: m.op, urn: m.urn, type: m.type, name: m.urn.split("::").pop() ?? "" });
   };
   try {
-    await stack.up({ color: "never", onEvent, continueOnError: req.continueOnError });
+    await stack.up({
+      color: "never",
+      onEvent,
+      continueOnError: req.continueOnError,
+      replace: req.replace,
+    });
     return { ok: true, steps };
   } catch (e) {
     return { ok: false, error: e instanceof Error ? e.message : String(e), steps };

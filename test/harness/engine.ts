@@ -61,7 +61,10 @@ export interface EngineStack {
    * `pulumi up` in a process of its own, for an update meant to fail (a host unreachable): what the
    * engine did, and its error.
    */
-  upApart(opts?: { continueOnError?: boolean }): Promise<{ error?: string; steps: Step[] }>;
+  upApart(opts?: {
+    continueOnError?: boolean;
+    replace?: string[];
+  }): Promise<{ error?: string; steps: Step[] }>;
   destroy(): Promise<Step[]>;
   /** `pulumi stack export --show-secrets`: the deployment's resources. */
   resources(): Promise<{ urn: string; type: string; outputs?: Record<string, unknown> }[]>;
@@ -158,6 +161,7 @@ export async function engineStack(name: string): Promise<EngineStack> {
         stackName: name,
         envVars,
         continueOnError: opts.continueOnError,
+        replace: opts.replace,
       };
       const tsx = path.join(ROOT, "node_modules", ".bin", "tsx");
       const r = run(tsx, [path.join(__dirname, "engine-apart.ts"), JSON.stringify(request)], {

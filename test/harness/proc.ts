@@ -21,8 +21,10 @@ export function run(
     timeout: opts.timeoutMs ?? 600_000,
     maxBuffer: 256 * 1024 * 1024,
   });
-  if (r.error) throw r.error;
-  return { code: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
+  // EPIPE: the program exited before reading its input (a client that could not connect): that is
+  // its result, not the caller's error.
+  if (r.error && (r.error as NodeJS.ErrnoException).code !== "EPIPE") throw r.error;
+  return { code: r.status ?? 128, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
 }
 
 /** Same as run, but throws with the output when the exit code is not 0. */
