@@ -15,7 +15,7 @@ import {
 } from "./mockRuntime";
 import { parseSite, SiteError, SITE_KEY } from "../stacks/load";
 import { parseFileMarker } from "../components/host/render";
-import { renderRunbook } from "../stacks/runbook";
+import { renderRunbook } from "../components/site/runbook";
 import { renderTargetsSummary } from "../stacks/targets";
 import { planWarnings } from "../stacks/warnings";
 import type { Site } from "../stacks/schema";

@@ -5,7 +5,8 @@ import { loadSite } from "../stacks/config";
 import { requiredSecrets } from "../stacks/secrets";
 import { BackupSite } from "../components/site";
 import { recoveryReport, threeTwoOne as countCopies } from "../stacks/targets";
-import { renderRunbook } from "../stacks/runbook";
+import { renderRunbook } from "../components/site/runbook";
+import { SITE_RESOURCE } from "../components/site/names";
 import { planWarnings } from "../stacks/warnings";
 
 /** Loads and validates the site, builds it, and returns the stack outputs. */
@@ -13,7 +14,7 @@ export function backupProgram() {
   const { site, secret } = loadSite();
   const secrets = Object.fromEntries(requiredSecrets(site).map(({ key }) => [key, secret(key)]));
   const runbook = renderRunbook(site, pulumi.getStack());
-  const backup = new BackupSite("backup321", { site, secrets, runbook });
+  const backup = new BackupSite(SITE_RESOURCE, { site, secrets, runbook });
   return {
     summary: backup.summary,
     /** PBS client encryption keys by PVE storage id (secret): escrow them, backups are unreadable without. */

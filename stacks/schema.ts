@@ -8,7 +8,7 @@ import { pbs } from "./model/pbs";
 import { restic } from "./model/restic";
 import { offsite } from "./model/offsite";
 import { monitoring } from "./model/monitoring";
-import { escrow, sizes } from "./model/recovery";
+import { escrow, sizes, stateBackend } from "./model/recovery";
 
 export const siteSchema = z.strictObject({
   /** Short site name, used in tags, hostnames of snapshots and alert subjects. */
@@ -45,6 +45,8 @@ export const siteSchema = z.strictObject({
   sizes: sizes.optional(),
   /** Where the stack passphrase and state access are kept offline (RUNBOOK.md). Defaults to unstated. */
   escrow: escrow.optional(),
+  /** Where the Pulumi state is (`pulumi login` URL), for RUNBOOK.md's recovery. Defaults to unstated. */
+  stateBackend: stateBackend.optional(),
 });
 
 /** The site as written in Pulumi.<stack>.yaml. */

@@ -9,6 +9,10 @@ export function planWarnings(site: Site): string[] {
     out.push(
       "alerts go to syslog only (backup321:site.monitoring has no email and no webhookSecret): a host without a running syslog daemon (rsyslog, or journald's forwarding) loses every alert, and nobody is paged; set monitoring.email or monitoring.webhookSecret",
     );
+  if (!site.stateBackend)
+    out.push(
+      "RUNBOOK.md cannot say where the Pulumi state is (backup321:site.stateBackend is not set): without it a rebuild cannot read the stack; set it to the URL `pulumi login` takes (e.g. s3://ops-pulumi-state)",
+    );
   site.hosts.forEach((h, i) => {
     if (h.disarmed)
       out.push(

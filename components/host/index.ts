@@ -12,6 +12,7 @@ import {
   cronFileName,
   installFileCommand,
   jobEntry,
+  jobFiles,
   layoutCommand,
   readinessCommand,
   ownerStampFile,
@@ -441,10 +442,12 @@ export class ScheduledJob extends pulumi.ComponentResource {
     super("backup321:host:ScheduledJob", name, {}, opts);
     const { host, job } = args;
     const p = host.paths;
-    this.envFile = `${p.etc}/${job}.env`;
-    this.entryPoint = `${p.sbin}/b321-${job}`;
-    this.statusFile = `${p.state}/status/${job}.json`;
-    this.registryFile = `${p.etc}/jobs.d/${job}.json`;
+    ({
+      envFile: this.envFile,
+      entryPoint: this.entryPoint,
+      statusFile: this.statusFile,
+      registryFile: this.registryFile,
+    } = jobFiles(p, job));
     const env = new RemoteFile(
       `${name}-env`,
       {

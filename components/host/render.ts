@@ -2,6 +2,7 @@
 import { createHash } from "node:crypto";
 import type { z } from "zod";
 import type { jobEntrySchema } from "./file-contracts";
+import type { HostPaths } from "../../stacks/model/hosts";
 
 /** Quotes a string for bash: the result is one word whatever it contains. */
 export function shq(s: string): string {
@@ -133,6 +134,16 @@ export function asRoot(user: string, command: string): string {
 }
 
 /** An env file sourced by bash: sorted keys, every value single-quoted. No secret goes here. */
+/** Where a job's files are on its host (RUNBOOK.md's steps source its env file too). */
+export function jobFiles(p: HostPaths, job: string) {
+  return {
+    envFile: `${p.etc}/${job}.env`,
+    entryPoint: `${p.sbin}/b321-${job}`,
+    statusFile: `${p.state}/status/${job}.json`,
+    registryFile: `${p.etc}/jobs.d/${job}.json`,
+  };
+}
+
 export function renderEnvFile(
   header: string,
   vars: Readonly<Record<string, string | number | boolean>>,

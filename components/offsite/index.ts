@@ -23,6 +23,7 @@ import {
   writerUserName,
   renderCredentialsFile,
   type Writer,
+  UPLOAD_JOB,
 } from "./render";
 
 /** An access key of one writer; the secret half is a secret output. */
@@ -241,7 +242,7 @@ export class DumpUpload extends pulumi.ComponentResource {
   constructor(name: string, args: DumpUploadArgs, opts?: pulumi.ComponentResourceOptions) {
     super("backup321:offsite:DumpUpload", name, {}, opts);
     const { host } = args;
-    const jobName = args.job ?? "offsite-upload";
+    const jobName = args.job ?? UPLOAD_JOB;
     const script = `${host.paths.lib}/offsite-upload.sh`;
     this.credentialsFile = `${host.paths.etc}/secrets/${jobName}-aws`;
     const scriptFile = new RemoteFile(

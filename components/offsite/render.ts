@@ -24,6 +24,9 @@ export interface LifecycleRule {
 /** Days after which an incomplete multipart upload is aborted (its parts are billed until then). */
 export const ABORT_MULTIPART_DAYS = 7;
 
+/** The dump upload's job name (its env file names the bucket, region and key file). */
+export const UPLOAD_JOB = "offsite-upload";
+
 /** What the lifecycle needs from the bucket model (defaults filled by stacks/). */
 export type LifecycleSpec = Pick<
   Bucket,
@@ -196,6 +199,8 @@ export function writerPolicy(
               ...(opts.retention ? ["s3:GetObjectRetention"] : []),
               "s3:PutObject",
               ...(opts.retention ? ["s3:PutObjectRetention"] : []),
+              // RUNBOOK.md's recovery brings a full back from Glacier with this key
+              "s3:RestoreObject",
             ],
             Resource: objects,
           },

@@ -22,6 +22,7 @@ import {
   resticFiles,
   type ResticFiles,
   type ResticLocation,
+  resticJob,
 } from "./render";
 
 export type { ResticLocation };
@@ -285,7 +286,7 @@ export class ResticRepository extends pulumi.ComponentResource {
   }
 
   private initEnvPath(args: ResticRepositoryArgs): string {
-    return `${args.scripts.host.paths.etc}/restic-${args.repo}-init.env`;
+    return `${args.scripts.host.paths.etc}/${resticJob(args.repo)}-init.env`;
   }
 
   /** restic init when the repository is missing (a copy target with its source's chunker parameters). */
@@ -296,7 +297,7 @@ export class ResticRepository extends pulumi.ComponentResource {
     dependsOn: pulumi.Resource[],
   ): command.remote.Command {
     const host = args.scripts.host;
-    const job = `restic-${args.repo}-init`;
+    const job = `${resticJob(args.repo)}-init`;
     const envPath = this.initEnvPath(args);
     const envVars = {
       ...common,
@@ -353,7 +354,7 @@ export class ResticRepository extends pulumi.ComponentResource {
   ): string[] {
     const host = args.scripts.host;
     const copy = args.copyFrom !== undefined;
-    const main = `restic-${args.repo}`;
+    const main = resticJob(args.repo);
     new ScheduledJob(
       `${name}-${copy ? "copy" : "backup"}`,
       {
@@ -382,7 +383,7 @@ export class ResticRepository extends pulumi.ComponentResource {
     );
     const jobs = [main];
     if (args.check) {
-      const job = `restic-${args.repo}-check`;
+      const job = `${resticJob(args.repo)}-check`;
       new ScheduledJob(
         `${name}-check`,
         {

@@ -1,6 +1,8 @@
 // Pure functions for restic repositories: the repository URL, forget's keep flags, the env file of
 // each job, and the install-once command of the password file.
 import type { RetentionPolicy } from "../../stacks/primitives";
+import { resticS3Prefix, type ResticRepository as ResticModel } from "../../stacks/model/restic";
+import type { Bucket } from "../../stacks/model/offsite";
 import { dirname, IN_PROGRESS_PATTERNS, shq } from "../host/render";
 
 /** Where a repository lives. */
@@ -22,6 +24,21 @@ export type ResticLocation =
       /** AWS region, used when no endpoint is given. */
       readonly region?: string;
     };
+
+/** Where the model puts a repository: its directory, or its prefix in the offsite bucket. */
+export function resticLocation(r: ResticModel, bucket: Bucket | undefined): ResticLocation {
+  if (r.kind === "local")
+    return { kind: "local", path: r.path ?? "", mountpoint: r.disk?.mountpoint };
+  if (!bucket)
+    throw new Error(`backup321:site.offsite.bucket: needed by restic repository ${r.name}`);
+  return {
+    kind: "s3",
+    bucket: bucket.name,
+    region: bucket.region,
+    prefix: resticS3Prefix(r, bucket.resticPrefix),
+    endpoint: r.endpoint,
+  };
+}
 
 /** The restic repository string: a directory, or s3:<endpoint>/<bucket>/<prefix>. */
 export function repositoryUrl(loc: ResticLocation): string {
@@ -59,6 +76,9 @@ export function forgetArgs(policy: RetentionPolicy): string[] {
   if (args.length === 0) throw new Error("the retention tier keeps nothing (set e.g. keepDaily)");
   return args;
 }
+
+/** The job that backs up (or copies into) a repository; its init and check jobs add a suffix. */
+export const resticJob = (repo: string): string => `restic-${repo}`;
 
 /** The files of a repository on its host. */
 export interface ResticFiles {

@@ -8,7 +8,8 @@ import * as aws from "@pulumi/aws";
 import { Host } from "../host";
 import { DumpUpload, NasSync, OffsiteBucket } from "../offsite";
 import { ResticRepository, ResticScripts, type ResticLocation } from "../restic";
-import { resticS3Prefix, type ResticRepository as ResticModel } from "../../stacks/model/restic";
+import { resticLocation } from "../restic/render";
+import type { ResticRepository as ResticModel } from "../../stacks/model/restic";
 import { RESTIC_S3_SECRETS } from "../../stacks/secrets";
 import { ProxmoxBackupServer } from "../pbs";
 import { ProxmoxBackups } from "../proxmox";
@@ -26,7 +27,7 @@ export interface BackupSiteArgs {
   readonly site: Site;
   /** Stack secrets by config key, as listed by stacks/secrets.ts requiredSecrets(). */
   readonly secrets: Readonly<Record<string, pulumi.Input<string>>>;
-  /** RUNBOOK.md (stacks/runbook.ts), installed on every host that runs jobs. Defaults to none. */
+  /** RUNBOOK.md (components/site/runbook), installed on every host that runs jobs. Defaults to none. */
   readonly runbook?: string;
 }
 
@@ -268,18 +269,9 @@ export class BackupSite extends pulumi.ComponentResource {
   }
 
   private resticLocation(r: ResticModel, site: Site): ResticLocation {
-    if (r.kind === "local")
-      return { kind: "local", path: r.path ?? "", mountpoint: r.disk?.mountpoint };
-    const bucket = site.offsite.bucket;
-    if (!bucket)
+    if (r.kind === "s3" && !site.offsite.bucket)
       throw new pulumi.ResourceError(`backup321:site.offsite.bucket: needed by ${r.name}`, this);
-    return {
-      kind: "s3",
-      bucket: bucket.name,
-      region: bucket.region,
-      prefix: resticS3Prefix(r, bucket.resticPrefix),
-      endpoint: r.endpoint,
-    };
+    return resticLocation(r, site.offsite.bucket);
   }
 
   /**

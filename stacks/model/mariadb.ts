@@ -45,6 +45,20 @@ export const mariadb = z.strictObject({
     .string()
     .regex(/^[^\n\r]+$/, "must be one line (e.g. service mariadb restart)")
     .optional(),
+  /**
+   * Commands run as root to stop and start the server: RUNBOOK.md's recovery swaps the datadir
+   * between them. Default to `systemctl stop|start <service>`.
+   */
+  stopCommand: z
+    .string()
+    .regex(/^[^\n\r]+$/, "must be one line (e.g. service mariadb stop)")
+    .optional(),
+  startCommand: z
+    .string()
+    .regex(/^[^\n\r]+$/, "must be one line (e.g. service mariadb start)")
+    .optional(),
+  /** The server's datadir: a recovery is built beside it, then swapped in. Defaults to /var/lib/mysql. */
+  datadir: absPath.default("/var/lib/mysql"),
   /** The server's unix socket (root logs in through it). Defaults to /run/mysqld/mysqld.sock. */
   socket: absPath.default("/run/mysqld/mysqld.sock"),
   schedules: z
@@ -74,3 +88,9 @@ export const mariadb = z.strictObject({
     .prefault({}),
 });
 export type MariaDb = z.infer<typeof mariadb>;
+
+/** The command that stops or starts the server: the model's, or systemctl on its service. */
+export function serviceCommand(m: MariaDb, verb: "stop" | "start"): string {
+  const own = verb === "stop" ? m.stopCommand : m.startCommand;
+  return own ?? `systemctl ${verb} ${m.service}`;
+}

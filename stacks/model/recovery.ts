@@ -27,3 +27,14 @@ export type Sizes = z.infer<typeof sizes>;
 export const escrow = z
   .string()
   .min(10, "say where, e.g. 'sealed envelope in the office safe, and the CTO's password manager'");
+
+/**
+ * The Pulumi state backend (`pulumi login <url>`): without it the stack and its secrets cannot be
+ * read when the ops laptop is gone. RUNBOOK.md's recovery starts with it.
+ */
+export const stateBackend = z
+  .string()
+  .regex(
+    /^(file|s3|azblob|gs|https):\/\/\S+$/,
+    "must be the URL `pulumi login` takes (e.g. s3://ops-pulumi-state, file:///srv/pulumi-state, https://api.pulumi.com)",
+  );

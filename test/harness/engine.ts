@@ -10,6 +10,7 @@ import {
   type EngineEvent,
   type Stack,
 } from "@pulumi/pulumi/automation";
+import { parseDocument } from "yaml";
 import { backupProgram } from "../../infra/program";
 import { SITE_KEY } from "../../stacks/load";
 import { run } from "./proc";
@@ -70,6 +71,15 @@ export interface EngineStack {
   resources(): Promise<{ urn: string; type: string; outputs?: Record<string, unknown> }[]>;
   /** The URN of the resource of that type and name. */
   urn(type: string, name: string): Promise<string>;
+  /** The backend's URL (`pulumi login`). */
+  readonly backendUrl: string;
+  /**
+   * The operator's laptop for RUNBOOK.md's steps: HOME holds the stack passphrase in
+   * .b321-passphrase, `pulumi` is the real CLI except `up`, which runs this stack's program through
+   * the Automation API in a process of its own (no Node.js language host is built here). Each `up`
+   * appends its outcome to `ups`.
+   */
+  laptop(): { env: NodeJS.ProcessEnv; cwd: string; ups: () => ApartOutcome[] };
   /** Runs the engine's CLI on this stack (what the Automation API does not cover). */
   cli(args: readonly string[]): { code: number; stdout: string; stderr: string };
   /** Removes the backend, workspace and passphrase (the stack must be destroyed or abandoned). */
@@ -134,15 +144,19 @@ export async function engineStack(name: string): Promise<EngineStack> {
     stack,
     name,
     async configure(site, secrets) {
-      const config: Record<string, { value: string; secret?: boolean }> = {
-        [SITE_KEY]: { value: JSON.stringify(site) },
-      };
+      const config: Record<string, { value: string; secret?: boolean }> = {};
       for (const [k, v] of Object.entries(secrets))
         config[`backup321:${k}`] = { value: v, secret: true };
       const current = await stack.getAllConfig();
-      const stale = Object.keys(current).filter((k) => !(k in config));
+      const stale = Object.keys(current).filter((k) => !(k in config) && k !== SITE_KEY);
       if (stale.length > 0) await stack.removeAllConfig(stale);
       await stack.setAllConfig(config);
+      // The model as an object, the way a user's Pulumi.<stack>.yaml holds it: RUNBOOK.md's
+      // `pulumi config set --path` edits inside it (a JSON string would be replaced whole).
+      const file = path.join(stack.workspace.workDir, `Pulumi.${name}.yaml`);
+      const doc = parseDocument(fs.readFileSync(file, "utf8"));
+      doc.setIn(["config", SITE_KEY], doc.createNode(site));
+      fs.writeFileSync(file, doc.toString());
     },
     async preview(opts = {}) {
       const c = collector();
@@ -177,6 +191,55 @@ export async function engineStack(name: string): Promise<EngineStack> {
       return c.steps;
     },
     resources: exported,
+    backendUrl: `file://${backend}`,
+    laptop() {
+      const home = fs.mkdtempSync(path.join(dir, "laptop-"));
+      fs.copyFileSync(passphrase, path.join(home, ".b321-passphrase"));
+      const wrappers = path.join(home, "bin");
+      fs.mkdirSync(wrappers);
+      const request: ApartRequest = {
+        root: path.dirname(bin),
+        workDir: stack.workspace.workDir,
+        stackName: name,
+        envVars,
+      };
+      fs.writeFileSync(path.join(home, "request.json"), JSON.stringify(request));
+      const ups = path.join(home, "ups.jsonl");
+      const tsx = path.join(ROOT, "node_modules", ".bin", "tsx");
+      fs.writeFileSync(
+        path.join(wrappers, "pulumi"),
+        [
+          "#!/bin/bash",
+          'if [ "${1:-}" = up ]; then',
+          `  out=$(cd ${ROOT} && ${tsx} ${path.join(__dirname, "engine-apart.ts")} "$(cat ${home}/request.json)") || exit 1`,
+          `  printf '%s\n' "\${out##*$'\n'}" >> ${ups}`,
+          `  printf '%s\n' "\${out##*$'\n'}" | jq -e .ok > /dev/null || { printf '%s\n' "\${out##*$'\n'}" | jq -r .error >&2; exit 1; }`,
+          "  exit 0",
+          "fi",
+          `exec ${path.join(bin, "pulumi")} "$@"`,
+          "",
+        ].join("\n"),
+        { mode: 0o755 },
+      );
+      return {
+        cwd: stack.workspace.workDir,
+        env: {
+          PATH: `${wrappers}:${bin}:${process.env.PATH ?? ""}`,
+          HOME: home,
+          PULUMI_HOME: path.join(home, ".pulumi"),
+          PULUMI_SKIP_UPDATE_CHECK: "true",
+          PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+        },
+        ups: () =>
+          fs.existsSync(ups)
+            ? fs
+                .readFileSync(ups, "utf8")
+                .trim()
+                .split("\n")
+                .map((l) => JSON.parse(l) as ApartOutcome)
+            : [],
+      };
+    },
     cli: (args) =>
       run(path.join(bin, "pulumi"), [...args, "--stack", name, "--non-interactive"], {
         cwd: stack.workspace.workDir,

@@ -8,6 +8,8 @@ import { freePort, run, runOk, waitFor, type RunResult } from "./proc";
 
 export interface MariaDbServer {
   readonly dir: string;
+  /** `<ctl> stop` and `<ctl> start`: the server's service commands for a host's model. */
+  readonly ctl: string;
   readonly datadir: string;
   readonly socket: string;
   readonly port: number;
@@ -70,6 +72,35 @@ export async function startMariaDb(opts: MariaDbOptions = {}): Promise<MariaDbSe
     "--innodb-log-file-size=256M",
     ...(opts.extraArgs ?? []),
   ];
+  // The server's own stop and start commands, as a host's service manager would run them (RUNBOOK.md's
+  // recovery swaps the datadir between them): a server they start is found again by its pid file.
+  const ctl = path.join(dir, "ctl");
+  const pidFile = path.join(dir, "mysqld.pid");
+  const q = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+  fs.writeFileSync(
+    ctl,
+    [
+      "#!/bin/bash",
+      "set -eu",
+      "case ${1:-} in",
+      "  stop)",
+      `    pid=$(cat ${q(pidFile)} 2> /dev/null) || exit 0`,
+      '    kill "$pid" 2> /dev/null || exit 0',
+      // a zombie is gone too: the test process reaps its own child only once this returns
+      '    while kill -0 "$pid" 2> /dev/null && ! grep -q "^State:.*zombie" "/proc/$pid/status" 2> /dev/null; do sleep 0.2; done ;;',
+      "  start)",
+      `    setsid mariadbd ${args.map(q).join(" ")} < /dev/null > /dev/null 2>&1 &`,
+      "    for _ in $(seq 300); do",
+      `      mariadb --no-defaults --socket=${q(socket)} -uroot -e 'SELECT 1' > /dev/null 2>&1 && exit 0`,
+      "      sleep 0.2",
+      "    done",
+      '    echo "mariadbd did not start (see error.log)" >&2; exit 1 ;;',
+      '  *) echo "usage: ctl stop|start" >&2; exit 2 ;;',
+      "esac",
+      "",
+    ].join("\n"),
+    { mode: 0o755 },
+  );
   let proc: ChildProcess | undefined;
   const clientArgs = () => ["--no-defaults", `--socket=${socket}`, "-uroot"];
   const trySql = (query: string, database?: string) =>
@@ -82,23 +113,27 @@ export async function startMariaDb(opts: MariaDbOptions = {}): Promise<MariaDbSe
       throw new Error(`SQL failed (${r.code}): ${r.stderr}\n${query.slice(0, 500)}`);
     return r.stdout;
   };
-  const isUp = () => proc !== undefined && proc.exitCode === null && trySql("SELECT 1").code === 0;
+  const isUp = () => trySql("SELECT 1").code === 0;
   const start = async () => {
     proc = spawn("mariadbd", args, { stdio: "ignore" });
     await waitFor(`mariadbd on ${socket}`, isUp, 60_000);
   };
   const kill = async () => {
     const p = proc;
-    if (!p || p.exitCode !== null) return;
-    p.kill("SIGTERM");
-    // A server that has not shut down after a minute is killed: a test must never hang here.
-    const hard = setTimeout(() => p.kill("SIGKILL"), 60_000);
-    await new Promise((r) => (p.exitCode !== null ? r(null) : p.once("exit", r)));
-    clearTimeout(hard);
+    if (p && p.exitCode === null) {
+      p.kill("SIGTERM");
+      // A server that has not shut down after a minute is killed: a test must never hang here.
+      const hard = setTimeout(() => p.kill("SIGKILL"), 60_000);
+      await new Promise((r) => (p.exitCode !== null ? r(null) : p.once("exit", r)));
+      clearTimeout(hard);
+    }
+    // one that `ctl start` started
+    if (fs.existsSync(ctl)) run(ctl, ["stop"], { timeoutMs: 60_000 });
   };
   await start();
   return {
     dir,
+    ctl,
     datadir,
     socket,
     port,

@@ -65,6 +65,7 @@ export class Scenario {
     s.secrets = lifecycleSecrets(s.servers);
     // One stack name everywhere: the fresh deploys it is compared with use it too.
     s.stack = await engineStack("lifecycle");
+    s.site.stateBackend = s.stack.backendUrl;
     await s.stack.configure(s.site, s.secrets);
     return s;
   }

@@ -18,7 +18,7 @@ import {
   sandboxHost,
 } from "../harness/program";
 import { run } from "../harness/proc";
-import { seedSchema, tableCounts } from "./mariadb-fixture";
+import { sandboxMariaDbModel, seedSchema, tableCounts } from "./mariadb-fixture";
 
 const DB = "atlastech_db";
 let sshd: Sshd;
@@ -74,14 +74,7 @@ beforeAll(async () => {
       timezone: "Europe/Paris",
       socket: server.socket,
       restartCommand: `echo restart >> ${box.at("restarts.log")}`,
-      config: mariadb.parse({
-        host: "db-srv",
-        databases: [DB],
-        backupDir: box.at("backups/database"),
-        binlogBackupDir: box.at("backups/binlogs"),
-        binlogBasename: server.binlogBasename,
-        confDir: box.at("etc/mysql/mariadb.conf.d"),
-      }),
+      config: mariadb.parse(sandboxMariaDbModel(box.at, server, DB)),
     });
   });
   steps = remoteSteps(recorded);

@@ -18,6 +18,22 @@ import { run, waitFor, type RunResult } from "../harness/proc";
 const ROOT = path.join(__dirname, "..", "..");
 
 /** The eight tables of the seed's atlastech_db, with a view, a routine, a trigger and an event. */
+/** The model of a sandboxed host's database (its dirs under `at`), as Pulumi.<stack>.yaml writes it. */
+export function sandboxMariaDbModel(
+  at: (p: string) => string,
+  server: MariaDbServer,
+  db: string,
+): { [k: string]: unknown } {
+  return {
+    host: "db-srv",
+    databases: [db],
+    backupDir: at("backups/database"),
+    binlogBackupDir: at("backups/binlogs"),
+    binlogBasename: server.binlogBasename,
+    confDir: at("etc/mysql/mariadb.conf.d"),
+  };
+}
+
 export function seedSchema(db: string, scale = 1): string {
   const n = (k: number) => Math.max(1, Math.round(k * scale));
   return `

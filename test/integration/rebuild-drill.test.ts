@@ -1,14 +1,16 @@
-// The rebuild drill: host A runs the MariaDB component (its commands from a mock run, executed over
-// SSH), takes a full and ships binlogs after more writes; then A is lost (server stopped, datadir
-// and binlogs gone). A brand-new host B gets the component from a new mock run of the same stack,
-// the backups that survived on the NAS/USB are copied onto it, and the PITR entry point rebuilds
-// the database: every table's row count and CHECKSUM TABLE equal A's last shipped state.
+// The site-loss drill: host A runs the MariaDB component and the dump upload (their commands from a
+// mock run, executed over SSH), takes a full, ships binlogs after more writes and uploads both to
+// the bucket (s3rver); then the site is lost (server, datadir, backups gone). A brand-new host B gets
+// the same components from a new mock run of the same stack, and RUNBOOK.md's total-loss blocks are
+// pasted on it as printed: the download from the bucket, then the point-in-time recovery swapped
+// into B's server. Every table's row count and CHECKSUM TABLE equal A's last shipped state.
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
 import { startSshd, type Sshd } from "../harness/sshd";
 import { makeSandbox, type Sandbox } from "../harness/sandbox";
 import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
+import { startS3rver, type S3rverServer } from "../harness/s3rver";
 import {
   applyCreates,
   remoteSteps,
@@ -16,34 +18,72 @@ import {
   type Registration,
   sandboxHost,
 } from "../harness/program";
-import { run, runOk } from "../harness/proc";
-import { seedSchema, startOn, tableCounts } from "./mariadb-fixture";
+import { run } from "../harness/proc";
+import { sandboxMariaDbModel, seedSchema, tableCounts } from "./mariadb-fixture";
+import { scenarios } from "../../components/site/runbook/scenarios";
+import { stepScript } from "../../components/site/runbook/steps";
+import { parseSite } from "../../stacks/load";
+import type { Site } from "../../stacks/schema";
 
 const DB = "atlastech_db";
+const BUCKET = "atlastech-backups";
+// s3rver checks signatures against its fixed key pair.
+const S3RVER_KEY = "S3RVER";
 let sshd: Sshd;
+let s3: S3rverServer;
 const boxes: Sandbox[] = [];
 const servers: MariaDbServer[] = [];
 
-/** The MariaDB component for one host of the stack, as a mock run of `pulumi up` registers it. */
+/** The site model of the drill: one database host whose dumps go to the bucket. */
+function drillSite(box: Sandbox, server: MariaDbServer): Site {
+  return parseSite({
+    name: "atlastech",
+    targets: { hostLoss: "none", siteLoss: { rpoHours: 48, rtoHours: 24 } },
+    hosts: [{ name: "db-srv", address: "127.0.0.1", roles: ["mariadb"], paths: box.paths }],
+    mariadb: {
+      ...sandboxMariaDbModel(box.at, server, DB),
+      socket: server.socket,
+      datadir: server.datadir,
+      stopCommand: `${server.ctl} stop`,
+      startCommand: `${server.ctl} start`,
+    },
+    offsite: {
+      bucket: { name: BUCKET, region: "us-east-1", objectLock: false },
+      upload: { schedule: "30 5 * * *" },
+    },
+    monitoring: {},
+  });
+}
+
+/** The components of the database host, as a mock run of `pulumi up` registers them. */
 async function componentFor(box: Sandbox, server: MariaDbServer): Promise<Registration[]> {
+  const site = drillSite(box, server);
   return runMocked(async () => {
     const { MariaDbBackup } = await import("../../components/mariadb");
-    const { mariadb } = await import("../../stacks/model/mariadb");
+    const { DumpUpload } = await import("../../components/offsite");
     const host = await sandboxHost("db", "db-srv", sshd, box.paths);
+    const m = site.mariadb!;
     new MariaDbBackup("mdb", {
       host,
       siteName: "atlastech",
       timezone: "UTC",
       socket: server.socket,
       restartCommand: "true",
-      config: mariadb.parse({
-        host: "db-srv",
-        databases: [DB],
-        backupDir: box.at("backups/database"),
-        binlogBackupDir: box.at("backups/binlogs"),
-        binlogBasename: server.binlogBasename,
-        confDir: box.at("etc/mysql/mariadb.conf.d"),
-      }),
+      config: m,
+    });
+    new DumpUpload("upload", {
+      host,
+      bucket: BUCKET,
+      region: "us-east-1",
+      prefix: site.offsite.bucket!.dumpPrefix,
+      backupDir: m.backupDir,
+      schedule: site.offsite.upload!.schedule,
+      accessKeyId: S3RVER_KEY,
+      secretAccessKey: pulumi.secret(S3RVER_KEY),
+      endpoint: s3.endpoint,
+      caBundle: s3.caFile,
+      checksumCalculation: "when_required",
+      binlogs: { dir: m.binlogBackupDir, basename: server.binlogBasename },
     });
   });
 }
@@ -65,16 +105,17 @@ function entry(box: Sandbox, job: string, args: string[] = []): void {
 }
 
 beforeAll(async () => {
-  sshd = await startSshd();
+  [sshd, s3] = await Promise.all([startSshd(), startS3rver({ bucket: BUCKET })]);
 }, 60_000);
 
 afterAll(async () => {
   await sshd?.stop();
+  await s3?.stop();
   for (const s of servers) await s.stop();
   for (const b of boxes) b.remove();
 });
 
-test("a brand-new host rebuilt from the stack restores the lost host's database exactly", async () => {
+test("the site is lost: RUNBOOK.md's total-loss blocks, pasted on a brand-new host, restore the database exactly", async () => {
   // Host A, as it ran until the disaster.
   const boxA = makeSandbox("b321-drill-a-");
   boxes.push(boxA);
@@ -82,8 +123,7 @@ test("a brand-new host rebuilt from the stack restores the lost host's database 
   servers.push(a);
   a.sql(seedSchema(DB));
   const recordedA = await componentFor(boxA, a);
-  const stepsA = remoteSteps(recordedA);
-  applyCreates(sshd, stepsA);
+  applyCreates(sshd, remoteSteps(recordedA));
   entry(boxA, "mariadb-full");
   // Work after the full, covered only by the shipped binlogs.
   a.sql(
@@ -95,19 +135,17 @@ test("a brand-new host rebuilt from the stack restores the lost host's database 
     DB,
   );
   entry(boxA, "mariadb-binlogs");
+  entry(boxA, "offsite-upload");
   const before = state(a.sql);
   expect(Object.keys(before)).toContain("factures");
   const keyA = fs.readFileSync(`${boxA.paths.etc}/secrets/mariadb-backup.key`, "utf8");
 
-  // The disaster: host A is gone (server, datadir, binlogs); its backups survived on the NAS/USB.
-  const nas = fs.mkdtempSync(path.join(os.tmpdir(), "b321-drill-nas-"));
-  const survived = path.join(nas, "backups");
-  runOk("cp", ["-a", boxA.at("backups"), survived]);
+  // The disaster: the whole site is gone; only the bucket (and the stack) remain.
   await a.stop();
   expect(fs.existsSync(a.datadir)).toBe(false);
   boxA.remove();
 
-  // Host B: an empty machine with a fresh MariaDB, the component applied from a new mock run.
+  // Host B: an empty machine with a fresh MariaDB, the components applied from a new mock run.
   const boxB = makeSandbox("b321-drill-b-");
   boxes.push(boxB);
   const b = await startMariaDb();
@@ -121,14 +159,33 @@ test("a brand-new host rebuilt from the stack restores the lost host's database 
       ?.urn;
   expect(keyUrn(recordedB)).toBeDefined();
   expect(keyUrn(recordedB)).toBe(keyUrn(recordedA));
-  const keyB = fs.readFileSync(`${boxB.paths.etc}/secrets/mariadb-backup.key`, "utf8");
-  expect(keyB).toBe(keyA);
+  expect(fs.readFileSync(`${boxB.paths.etc}/secrets/mariadb-backup.key`, "utf8")).toBe(keyA);
   expect(b.sql(`SHOW DATABASES LIKE '${DB}'`).trim()).toBe("");
+  // B ran a while before the restore: its own binlogs carry the same names as A's and go past
+  // them. They belong to another history and must not be replayed after A's.
+  b.sql(
+    "CREATE DATABASE only_on_b; CREATE TABLE only_on_b.t (id INT); INSERT INTO only_on_b.t VALUES (1)",
+  );
+  for (let i = 0; i < 8; i++) b.sql("FLUSH BINARY LOGS");
+  b.sql("INSERT INTO only_on_b.t VALUES (2)");
 
-  // The restore from the NAS: the surviving backup and binlog dirs onto B.
-  runOk("cp", ["-a", `${survived}/.`, boxB.at("backups")]);
-  fs.rmSync(nas, { recursive: true, force: true });
-  // The full alone does not hold the later work: only the shipped binlogs do.
+  // RUNBOOK.md's total loss, the database's blocks, pasted on B as printed (inputs as printed too).
+  const steps = scenarios(drillSite(boxB, b), "prod").find((x) =>
+    x.title.startsWith("total loss"),
+  )!.steps;
+  const fetch = steps.findIndex((x) => x.say.startsWith("fetch the newest full"));
+  expect(steps[fetch + 1].inputs?.map((i) => i.name)).toEqual(["UNTIL"]);
+  await new Promise((r) => setTimeout(r, 1100)); // "now" after the last shipped change
+  for (const step of steps.slice(fetch, fetch + 2)) {
+    expect(step.on).toBe("db-srv");
+    const r = run("bash", ["-c", stepScript(step)]);
+    expect({ step: step.say, code: r.code, stderr: r.code === 0 ? "" : r.stderr }).toEqual({
+      step: step.say,
+      code: 0,
+      stderr: "",
+    });
+  }
+  // The full alone does not hold the later work: only the binlogs from the bucket do.
   const manifests = fs
     .readdirSync(boxB.at("backups/database"))
     .filter((f) => f.endsWith(".manifest.json"));
@@ -137,24 +194,12 @@ test("a brand-new host rebuilt from the stack restores the lost host's database 
     fs.readFileSync(boxB.at(`backups/database/${manifests[0]}`), "utf8"),
   ) as { tables: Record<string, number> };
   expect(Object.keys(manifest.tables)).not.toContain(`${DB}.factures`);
-  expect(fs.readdirSync(boxB.at("backups/binlogs")).length).toBeGreaterThan(0);
-  // B ran a while before the restore: its own binlogs carry the same names as A's and go past
-  // them. They belong to another history and must not be replayed after A's.
-  b.sql(
-    "CREATE DATABASE only_on_b; CREATE TABLE only_on_b.t (id INT); INSERT INTO only_on_b.t VALUES (1)",
-  );
-  for (let i = 0; i < 8; i++) b.sql("FLUSH BINARY LOGS");
-  b.sql("INSERT INTO only_on_b.t VALUES (2)");
-  const target = boxB.at("restored");
-  const until = new Date(Date.now() + 60_000).toISOString().slice(0, 19).replace("T", " ");
-  entry(boxB, "mariadb-pitr", ["--until", until, "--tz", "UTC", "--target-datadir", target]);
-  const restored = await startOn(target);
-  try {
-    expect(state(restored.sql)).toEqual(before);
-    expect(restored.sql("SHOW DATABASES LIKE 'only_on_b'").trim()).toBe("");
-    expect(restored.sql(`SHOW TRIGGERS FROM ${DB}`)).toContain("commandes_total");
-    expect(restored.sql(`SHOW CREATE VIEW ${DB}.v_employes`)).toContain("v_employes");
-  } finally {
-    await restored.stop();
-  }
+  // B's server now runs on the recovered datadir; its empty one is kept aside.
+  expect(state(b.sql)).toEqual(before);
+  expect(b.sql("SHOW DATABASES LIKE 'only_on_b'").trim()).toBe("");
+  expect(b.sql(`SHOW TRIGGERS FROM ${DB}`)).toContain("commandes_total");
+  expect(b.sql(`SHOW CREATE VIEW ${DB}.v_employes`)).toContain("v_employes");
+  expect(
+    fs.readdirSync(path.dirname(b.datadir)).filter((d) => d.startsWith("data.before-pitr-")),
+  ).toHaveLength(1);
 }, 600_000);

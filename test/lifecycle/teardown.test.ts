@@ -3,16 +3,21 @@
 // generation (then its database restored from the disk that survived), and `pulumi destroy`.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { changes, summarize } from "../harness/engine";
+import { changes, summarize, type EngineStack } from "../harness/engine";
 import { DATABASE } from "../harness/lifecycle";
 import { startSshd } from "../harness/sshd";
 import { startMariaDb } from "../harness/mariadb";
 import { freePort, run } from "../harness/proc";
 import { clone } from "../harness/sites";
 import { FILE, host, mariadb, repos, Scenario } from "../harness/scenario";
-import { stateFilter } from "../../stacks/runbook";
+import { keySteps } from "../../components/site/runbook/keys";
+import { scenarios } from "../../components/site/runbook/scenarios";
+import { LAPTOP, stepScript, type Step } from "../../components/site/runbook/steps";
+import { parseSite } from "../../stacks/load";
+import type { SiteInput } from "../../stacks/schema";
 
 let sc: Scenario;
+type Laptop = ReturnType<EngineStack["laptop"]>;
 
 beforeAll(async () => {
   sc = await Scenario.start("teardown");
@@ -76,7 +81,29 @@ const utcNow = () => new Date().toISOString().slice(0, 19).replace("T", " ");
 const table = (m: { sql(q: string): string }) =>
   m.sql(`SELECT id, v FROM ${DATABASE}.t ORDER BY id`);
 
-test("a wiped db host comes back with its generation raised, then its database from the surviving disk", async () => {
+/** RUNBOOK.md's scenario whose title starts so, rendered from the model deployed now. */
+function scenario(title: string) {
+  const found = scenarios(parseSite(sc.site), sc.stack.name).find((x) => x.title.startsWith(title));
+  if (!found) throw new Error(`RUNBOOK.md has no scenario "${title}"`);
+  // the very blocks the hosts' RUNBOOK.md prints
+  const installed = fs.readFileSync(path.join(sc.target.files.paths.etc, "RUNBOOK.md"), "utf8");
+  for (const step of found.steps) expect(installed).toContain(stepScript(step));
+  return found;
+}
+
+/** One step pasted as RUNBOOK.md prints it: on the operator's laptop, or as root on its host. */
+function paste(step: Step, laptop: Laptop, values: Record<string, string> = {}) {
+  const on = step.on === LAPTOP ? { env: { ...process.env, ...laptop.env }, cwd: laptop.cwd } : {};
+  const r = run("bash", ["-c", stepScript(step, values)], { ...on, timeoutMs: 600_000 });
+  expect({ step: step.say, code: r.code, stderr: r.code === 0 ? "" : r.stderr }).toEqual({
+    step: step.say,
+    code: 0,
+    stderr: "",
+  });
+  return r.stdout;
+}
+
+test("the db host is lost: RUNBOOK.md's scenario, pasted as printed, brings back its database exactly", async () => {
   const { target } = sc;
   // A change after the newest full, shipped as a binlog: only the binlogs carry it.
   target.mariadb.sql(`INSERT INTO ${DATABASE}.t VALUES (10, 'after the full')`);
@@ -86,6 +113,9 @@ test("a wiped db host comes back with its generation raised, then its database f
   const until = utcNow();
   const before = table(target.mariadb);
   const survived = sc.backupFiles();
+  const lost = scenario("db is lost");
+  expect(lost.steps.map((s) => s.on)).toEqual([LAPTOP, LAPTOP, "db", "db", LAPTOP]);
+  const [login, rebuild, newest, pitr, rearm] = lost.steps;
 
   // The host dies: its root is wiped (the backup disk survives), it comes back at the same address
   // with a new host key, an empty MariaDB and nothing of backup321.
@@ -101,22 +131,30 @@ test("a wiped db host comes back with its generation raised, then its database f
   const fresh = await startMariaDb({ dir: target.mariadb.dir });
   sc.target = { ...target, mariadb: fresh };
 
-  // RUNBOOK.md's command raises the generation (every command on the host runs again) and disarms
-  // the host: its jobs are installed but none is scheduled while its data comes back.
+  // The rebuild raises the generation (every command on the host runs again) and disarms the
+  // host: its jobs are installed but none is scheduled while its data comes back.
   const all = await sc.commandsOf([
     "backup321-db-",
     "backup321-mariadb-",
     "backup321-restic-db-",
     "backup321-restic-local-",
   ]);
-  await sc.converge(
-    (s) => {
-      host(s, "db").generation = 2;
-      host(s, "db").disarmed = true;
-    },
-    all,
-    { runJobs: false },
+  const laptop = sc.stack.laptop();
+  paste(login, laptop);
+  paste(rebuild, laptop);
+  const [rebuilt] = laptop.ups();
+  // (and the other host's RUNBOOK.md, whose rebuild command now names the next generation)
+  expect(summarize(rebuilt.steps)).toEqual(
+    [...all, FILE("backup321-storage-monitor-runbook")].sort(),
   );
+  // `pulumi config set --path` edited inside the model, nothing else
+  const model = (s: SiteInput) => JSON.parse(JSON.stringify(s)) as unknown;
+  sc.site = clone(sc.site);
+  Object.assign(host(sc.site, "db"), { generation: 2, disarmed: true });
+  expect(JSON.parse(sc.stack.cli(["config", "get", "backup321:site"]).stdout)).toEqual(
+    model(sc.site),
+  );
+  await sc.matchesFresh();
   expect(sc.backupFiles()).toEqual(survived);
   const cronDir = target.db.paths.cron;
   const cronFiles = fs.readdirSync(cronDir).filter((f) => f.startsWith("backup321-"));
@@ -130,31 +168,41 @@ test("a wiped db host comes back with its generation raised, then its database f
     );
   expect(scheduled()).toEqual([]);
 
-  // The database from the disk: the newest full plus the shipped binlogs, to the moment before.
-  const into = `${fresh.dir}/data.restored`;
-  const pitr = run(path.join(target.db.paths.sbin, "b321-mariadb-pitr"), [
-    "--until",
-    until,
-    "--tz",
-    "UTC",
-    "--target-datadir",
-    into,
-  ]);
-  expect(pitr.stderr).toContain("finished: success");
-  await fresh.kill();
-  fs.renameSync(fresh.datadir, `${fresh.dir}/data.empty`);
-  fs.renameSync(into, fresh.datadir);
-  run("chown", ["-R", "mysql:mysql", fresh.datadir]);
-  await fresh.start();
+  // The database from the disk: the newest full plus the shipped binlogs, to the moment before,
+  // swapped in with the server's own stop and start.
+  const full = survived.filter((f) => /_full_.*\.enc$/.test(f)).pop()!;
+  expect(paste(newest, laptop)).toContain(`${path.basename(full)}: taken `);
+  paste(pitr, laptop, { UNTIL: until });
   expect(table(fresh)).toBe(before);
-  // RUNBOOK.md's re-arm, once the restore is done: only the cron files change.
-  await sc.converge(
-    (s) => {
-      host(s, "db").disarmed = false;
-    },
-    all.filter((u) => u.endsWith("-crontab-file")),
+  const datadirs = fs.readdirSync(fresh.dir).filter((d) => d.startsWith("data"));
+  expect(datadirs).toEqual(["data", expect.stringMatching(/^data\.before-pitr-\d{8}T\d{6}$/)]);
+
+  // The re-arm, once the restore is done: only the cron files change, and every job runs green.
+  paste(rearm, laptop);
+  expect(summarize(laptop.ups()[1].steps)).toEqual(
+    all.filter((u) => u.endsWith("-crontab-file")).sort(),
   );
+  host(sc.site, "db").disarmed = false;
+  await sc.matchesFresh();
   expect(scheduled()).toEqual(cronFiles);
+  sc.jobsGreen();
+});
+
+test("files are lost: RUNBOOK.md's restic restore, pasted as printed, brings them back, and refuses to run twice over them", () => {
+  // (the files host is "storage" since the rename above)
+  const step = scenario("files are lost").steps.find((s) => s.say.includes("repository docs"))!;
+  expect(step.on).toBe("storage");
+  const laptop = sc.stack.laptop();
+  const into = path.join(sc.target.base, "restore", "docs");
+  paste(step, laptop, { TARGET: into });
+  const original = path.join(sc.target.files.root, "data", "report.txt");
+  expect(fs.readFileSync(path.join(into, original), "utf8")).toBe(
+    fs.readFileSync(original, "utf8"),
+  );
+  expect(fs.existsSync(`${into}.partial`)).toBe(false);
+  const again = run("bash", ["-c", stepScript(step, { TARGET: into })]);
+  expect(again.code).not.toBe(0);
+  expect(again.stderr).toContain(`${into} exists: restored already`);
 });
 
 test("pulumi destroy removes every managed file, cron entry and the backup user; backups and keys stay", async () => {
@@ -165,17 +213,23 @@ test("pulumi destroy removes every managed file, cron entry and the backup user;
   for (const key of ["backup321-mariadb-key", "backup321-restic-local-password"]) {
     expect(escrow.stdout).toContain(`::${key}"`);
   }
-  // RUNBOOK.md's query of a restic password, on this export, gives what the host holds
-  const query = run(
-    "jq",
-    ["-r", stateFilter("backup321-restic-local-password", ".outputs.result | reveal")],
-    {
-      input: escrow.stdout,
-    },
-  );
-  const held = fs.readFileSync(`${sc.target.db.paths.etc}/secrets/restic-local.password`, "utf8");
-  expect(held.trim().length).toBeGreaterThan(16);
-  expect(query.stdout.trim()).toBe(held.trim());
+  // RUNBOOK.md's key queries, pasted on the laptop, write what the hosts hold, each file 0600
+  const laptop = sc.stack.laptop();
+  const site = parseSite(sc.site);
+  for (const step of keySteps(site, sc.stack.name)) paste(step, laptop);
+  const keys = path.join(laptop.env.HOME!, "b321-keys");
+  const held = {
+    "restic-local.password": `${sc.target.db.paths.etc}/secrets/restic-local.password`,
+    "restic-docs.password": `${sc.target.files.paths.etc}/secrets/restic-docs.password`,
+    "mariadb.key": `${sc.target.db.paths.etc}/secrets/mariadb-backup.key`,
+  };
+  expect(fs.readdirSync(keys).sort()).toEqual(Object.keys(held).sort());
+  for (const [file, on] of Object.entries(held)) {
+    const key = fs.readFileSync(on, "utf8").trim();
+    expect(key.length).toBeGreaterThan(16);
+    expect(fs.readFileSync(path.join(keys, file), "utf8").trim()).toBe(key);
+    expect((fs.statSync(path.join(keys, file)).mode & 0o777).toString(8)).toBe("600");
+  }
   // The MariaDB key is protected: destroy removes the rest, then stops at it.
   await expect(sc.stack.destroy()).rejects.toThrow(/protected/);
   for (const key of ["backup321-mariadb-key", "backup321-restic-local-password"])

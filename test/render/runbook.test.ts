@@ -6,7 +6,13 @@ import * as path from "node:path";
 import { readStackFile } from "../../infra/stackFile";
 import { parseSite } from "../../stacks/load";
 import { siteSchema, type SiteInput } from "../../stacks/schema";
-import { renderCopiesDiagram, renderRunbook, resticRepoUrl } from "../../stacks/runbook";
+import { renderCopiesDiagram, renderRunbook } from "../../components/site/runbook";
+import { keySteps } from "../../components/site/runbook/keys";
+import { resticRestoreStep, scenarios } from "../../components/site/runbook/scenarios";
+import { LAPTOP, stepScript, type Step } from "../../components/site/runbook/steps";
+import { writerPolicy } from "../../components/offsite/render";
+import { pbsStorageId } from "../../components/proxmox/render";
+import { planWarnings } from "../../stacks/warnings";
 import { repositoryUrl } from "../../components/restic/render";
 import { resticS3Prefix } from "../../stacks/model/restic";
 
@@ -40,118 +46,183 @@ test("which copy is immutable, and how long a deleted restic object can be broug
   );
 });
 
+/** The scenario whose title starts so, and its steps. */
+const scenario = (title: string, site = prod) => {
+  const found = scenarios(site, "prod").find((x) => x.title.startsWith(title));
+  if (!found) throw new Error(`no scenario "${title}"`);
+  return found;
+};
+const block = (step: Step) => stepScript(step).split("\n");
+
+test("RUNBOOK.md prints each step's block exactly as the scenario tests run it", () => {
+  const all = scenarios(prod, "prod");
+  expect(all.map((x) => x.title)).toEqual([
+    "a configuration mistake — roll a guest back to a snapshot",
+    "a VM or container is lost — restore it from PBS",
+    "the database is lost or damaged — newest full plus binlogs (point in time)",
+    "db-srv is lost — rebuild it, then its database",
+    "files are lost — restore them from restic",
+    "total loss — restore from the cloud",
+  ]);
+  for (const [i, x] of all.entries()) {
+    expect(lines).toContain(`## Scenario ${i + 1}: ${x.title}`);
+    for (const step of x.steps) expect(md).toContain(`\n\`\`\`sh\n${stepScript(step)}\n\`\`\`\n`);
+  }
+  // an input bound by the operator (or a test) is one shell word, whatever it holds
+  const pitr = scenario("the database").steps[1];
+  expect(stepScript(pitr, { UNTIL: "2026-12-04 10:00:00" })).toContain(
+    "  UNTIL='2026-12-04 10:00:00'   # ",
+  );
+  expect(() => stepScript(pitr, { UNTL: "x" })).toThrow(/has no input UNTL/);
+});
+
 test("scenario 1: rollback of every snapshotted guest", () => {
-  for (const l of [
-    "qm listsnapshot 100",
-    "qm rollback 100 <snapshot>   # then: qm start 100",
-    "qm rollback 101 <snapshot>   # then: qm start 101",
-    "pct rollback 200 <snapshot>   # then: pct start 200",
-  ])
-    expect(lines).toContain(l);
+  const [list, rollback] = scenario("a configuration mistake").steps;
+  expect(block(list)).toEqual(
+    expect.arrayContaining(["  qm listsnapshot 100", "  pct listsnapshot 200"]),
+  );
+  expect(rollback.inputs?.map((i) => i.name)).toEqual(["GUEST", "SNAPSHOT"]);
 });
 
-test("scenario 2: restore from the PBS storage on PVE", () => {
-  expect(lines).toContain(
-    "qm stop <vmid>; qmrestore pbs-usb-ssd:backup/vm/<vmid>/<YYYY-MM-DDTHH:MM:SSZ> <vmid> --force 1",
+test("scenario 2: restore from the PBS storage on PVE, the newest backup unless one is named", () => {
+  const steps = scenario("a VM or container is lost").steps;
+  expect(steps.map((x) => x.on)).toEqual([LAPTOP, LAPTOP, "docker-srv", "proxmox-srv", LAPTOP]);
+  expect(block(steps[2])).toContain(
+    "  docker exec pbs proxmox-backup-client snapshot list --repository localhost:usb-ssd",
   );
-  expect(lines).toContain(
-    "pct stop <ctid>; pct restore <ctid> pbs-usb-ssd:backup/ct/<ctid>/<YYYY-MM-DDTHH:MM:SSZ> --force 1",
-  );
-  expect(lines).toContain(
-    "docker exec pbs proxmox-backup-client snapshot list --repository localhost:usb-ssd",
+  expect(stepScript(steps[3])).toContain(
+    `BACKUP="$(pvesm list ${pbsStorageId("usb-ssd")} --vmid "$GUEST" |`,
   );
 });
 
-test("scenario 3: point in time from the newest full", () => {
-  // into a fresh datadir, never over the live one, then swapped with the broken one kept aside
-  expect(lines).toContain(
-    "  /usr/local/sbin/b321-mariadb-pitr --until 'YYYY-MM-DD HH:MM:SS' --tz Europe/Paris --target-datadir /var/lib/mysql.pitr   # newest full before that time + binlogs",
-  );
-  expect(lines).toContain("  mv -T /var/lib/mysql /var/lib/mysql.broken");
-  expect(lines).toContain("  mv -T /var/lib/mysql.pitr /var/lib/mysql");
-  expect(lines).toContain("On db-srv, as root; times are Europe/Paris:");
-});
-
-describe("scenario 3's block, pasted into an interactive shell, stops at its first failure", () => {
-  const start = lines.findIndex((l) => l.startsWith("## Scenario 3"));
-  const open = lines.indexOf("```sh", start);
-  const block = lines.slice(open + 1, lines.indexOf("```", open + 1)).join("\n");
-  // Every command of the block recorded instead of run; the one named in FAIL fails.
+describe("the point-in-time block, pasted into an interactive shell", () => {
+  // The server's stop/start and the PITR script recorded instead of run (the PITR leaves its result
+  // directory, as the script's final rename does); mv and chown are real, on a temp datadir.
   const fakes = [
-    'fake() { echo "$1" >> "$CALLS"; [ "$1" != "$FAIL" ]; }',
-    'function /usr/local/sbin/b321-mariadb-pitr { fake pitr "$@"; }',
-    ...["systemctl", "mv", "chown", "ls"].map((c) => `${c}() { fake ${c} "$@"; }`),
+    'fake() { echo "$*" >> "$CALLS"; [ "$*" != "$FAIL" ]; }',
+    'function /usr/local/sbin/b321-mariadb-pitr { fake pitr && mkdir "${@: -1}" && echo restored > "${@: -1}/marker"; }',
+    'systemctl() { fake systemctl "$@"; }',
   ].join("\n");
-  const paste = (fail: string) => {
-    const calls = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "b321-runbook-")), "calls");
-    const r = spawnSync("bash", ["--norc", "--noprofile", "-i"], {
-      input: `${fakes}\n${block}\necho the shell is still open\n`,
-      env: { ...process.env, CALLS: calls, FAIL: fail },
-      encoding: "utf8",
-    });
-    expect(r.stdout).toContain("the shell is still open");
-    const ran = fs.readFileSync(calls, "utf8").trim().split("\n");
-    fs.rmSync(path.dirname(calls), { recursive: true });
-    return ran;
+  const setup = () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "b321-runbook-"));
+    fs.mkdirSync(path.join(dir, "mysql"));
+    fs.writeFileSync(path.join(dir, "mysql", "marker"), "old\n");
+    const raw = prodRaw();
+    (raw.mariadb as { datadir?: string }).datadir = path.join(dir, "mysql");
+    const step = scenario("the database", parseSite(raw)).steps[1];
+    const paste = (fail = "") => {
+      const calls = path.join(dir, "calls");
+      fs.rmSync(calls, { force: true });
+      const r = spawnSync("bash", ["--norc", "--noprofile", "-i"], {
+        input: `${fakes}\n${stepScript(step, { UNTIL: "2026-12-04 10:00:00" })}\necho the shell is still open\n`,
+        env: { ...process.env, CALLS: calls, FAIL: fail },
+        encoding: "utf8",
+      });
+      expect(r.stdout).toContain("the shell is still open");
+      return fs.existsSync(calls) ? fs.readFileSync(calls, "utf8").trim().split("\n") : [];
+    };
+    const dirs = () => {
+      const out: Record<string, string> = {};
+      for (const d of fs.readdirSync(dir).filter((x) => x.startsWith("mysql")))
+        out[d.replace(/-\d{8}T\d{6}$/, "-<time>")] = fs
+          .readFileSync(path.join(dir, d, "marker"), "utf8")
+          .trim();
+      return out;
+    };
+    return { dir, paste, dirs };
   };
 
   test("a failed PITR: nothing is stopped or moved", () => {
-    expect(paste("pitr")).toEqual(["ls", "pitr"]);
+    const t = setup();
+    expect(t.paste("pitr")).toEqual(["pitr"]);
+    expect(t.dirs()).toEqual({ mysql: "old" });
   });
 
-  test("the server does not stop: nothing is moved", () => {
-    expect(paste("systemctl")).toEqual(["ls", "pitr", "systemctl"]);
+  test("the server does not stop: nothing is moved; pasted again, the finished recovery is reused", () => {
+    const t = setup();
+    expect(t.paste("systemctl stop mariadb")).toEqual(["pitr", "systemctl stop mariadb"]);
+    expect(t.dirs()).toEqual({ mysql: "old", "mysql.pitr-20261204100000": "restored" });
+    expect(t.paste()).toEqual(["systemctl stop mariadb", "systemctl start mariadb"]);
+    expect(t.dirs()).toEqual({ mysql: "restored", "mysql.before-pitr-<time>": "old" });
   });
 
-  test("the broken datadir cannot be set aside: the restored one is not moved in", () => {
-    expect(paste("mv")).toEqual(["ls", "pitr", "systemctl", "mv"]);
-  });
-
-  test("all well: restore, stop, swap, start", () => {
-    expect(paste("")).toEqual(["ls", "pitr", "systemctl", "mv", "mv", "chown", "systemctl"]);
+  test("all well: restore, stop, swap (the old datadir kept aside), start", () => {
+    const t = setup();
+    expect(t.paste()).toEqual(["pitr", "systemctl stop mariadb", "systemctl start mariadb"]);
+    expect(t.dirs()).toEqual({ mysql: "restored", "mysql.before-pitr-<time>": "old" });
   });
 });
 
-test("scenario 4: the exact restic repository, password from the stack state, Glacier retrieval", () => {
-  const url = "s3:s3.eu-west-3.amazonaws.com/atlastech-backups/restic/cloud";
-  expect(resticRepoUrl(prod, "cloud")).toBe(url);
-  expect(lines).toContain(
-    `restic -r ${url} --password-file /root/restic-cloud.pass restore latest --tag system,pbs-datastore --target /restore`,
+test("a total loss: the newest full comes back from Glacier first, then everything the copies hold", () => {
+  const steps = scenario("total loss").steps;
+  const dumps = steps.find((x) => x.say.startsWith("fetch the newest full"))!;
+  const sh = stepScript(dumps);
+  expect(dumps.on).toBe("db-srv");
+  expect(sh).toContain(". /etc/backup321/offsite-upload.env");
+  expect(sh.indexOf("s3api restore-object")).toBeGreaterThan(0);
+  expect(sh.indexOf("s3api restore-object")).toBeLessThan(
+    sh.indexOf('s3 s3 cp "s3://$OFFSITE_BUCKET/$key" /backups/database/'),
   );
-  expect(lines).toContain(
-    "rsync -a /restore/mnt/usb-ssd/pbs/ /mnt/usb-ssd/pbs/   # the USB SSD mounted first",
+  expect(sh).toContain('s3 s3 cp "s3://$OFFSITE_BUCKET/$key.manifest.json" /backups/database/');
+  // the dump writer's key may ask for it back
+  const policy = JSON.stringify(writerPolicy("atlastech-backups", "dumps", "database/"));
+  expect(policy).toContain("s3:RestoreObject");
+  // no --until to make up: now, in the site's zone
+  const pitr = steps[steps.indexOf(dumps) + 1];
+  expect(pitr.inputs).toEqual([
+    expect.objectContaining({
+      name: "UNTIL",
+      value: `"$(TZ=Europe/Paris date '+%Y-%m-%d %H:%M:%S')"`,
+    }),
+  ]);
+  // the PBS datastore goes back into the one `pulumi up` created, no second `datastore create`
+  expect(md).not.toContain("datastore create");
+  expect(steps.map((x) => stepScript(x)).join("\n")).toContain(
+    "rsync -a /restore/cloud/mnt/usb-ssd/pbs/ /mnt/usb-ssd/pbs/",
   );
-  expect(lines).toContain(
-    "docker exec pbs proxmox-backup-manager datastore create usb-ssd /mnt/usb-ssd/pbs --reuse-datastore true",
-  );
-  // Glacier: asked for first, in the bucket's region, then the full and its manifest are copied.
-  const at = (l: string) => lines.indexOf(l);
-  const restore =
-    "aws s3api restore-object --bucket atlastech-backups --key database/<newest> --restore-request 'Days=7,GlacierJobParameters={Tier=Standard}' --region eu-west-3";
-  const full =
-    "aws s3 cp s3://atlastech-backups/database/<newest> /backups/database/ --region eu-west-3";
-  const manifest =
-    "aws s3 cp s3://atlastech-backups/database/<newest>.manifest.json /backups/database/ --region eu-west-3";
-  expect([at(restore), at(full), at(manifest)].every((i) => i > 0)).toBe(true);
-  expect(at(restore)).toBeLessThan(at(full));
 });
 
 test("a rebuilt host comes back disarmed, and is re-armed only after its restore", () => {
   const db = prod.hosts.findIndex((h) => h.name === "db-srv");
-  const rebuild = `pulumi config set --path 'backup321:site.hosts[${db}].generation' 2 && pulumi config set --path 'backup321:site.hosts[${db}].disarmed' true && pulumi up --yes`;
-  const rebuilds = lines.filter((l) => l === rebuild);
-  expect(rebuilds).toHaveLength(1); // scenario 4, step 1
-  const rearm = lines.find((l) => l.includes(".disarmed' false") && l.endsWith("pulumi up --yes"));
-  expect(rearm).toBeDefined();
+  const lost = scenario("db-srv is lost").steps;
+  expect(lost.map((x) => x.on)).toEqual([LAPTOP, LAPTOP, "db-srv", "db-srv", LAPTOP]);
+  expect(block(lost[1]).slice(3)).toEqual([
+    `  pulumi config set --path 'backup321:site.hosts[${db}].generation' 2 --type int`,
+    `  pulumi config set --path 'backup321:site.hosts[${db}].disarmed' true --type bool`,
+    "  pulumi up --yes",
+    ")",
+  ]);
+  expect(block(lost[4]).slice(3)).toEqual([
+    `  pulumi config set --path 'backup321:site.hosts[${db}].disarmed' false --type bool`,
+    "  pulumi up --yes",
+    ")",
+  ]);
+  // a total loss rebuilds every host in one `pulumi up` and re-arms them all last
+  const total = scenario("total loss").steps;
+  const rebuild = stepScript(total.find((x) => x.say.startsWith("tell `pulumi up`"))!);
   for (let i = 0; i < prod.hosts.length; i++)
-    expect(rearm).toContain(`pulumi config set --path 'backup321:site.hosts[${i}].disarmed' false`);
-  // after every restore step of scenario 4
-  const pitr =
-    lines.length - 1 - [...lines].reverse().findIndex((l) => l.includes("b321-mariadb-pitr"));
-  expect(lines.indexOf(rearm!)).toBeGreaterThan(pitr);
-  // scenario 3's rebuild names the re-arm after the recovery
-  expect(md).toMatch(
-    /disarmed: nothing runs over the restore.*only then re-arm the jobs with `pulumi config set --path 'backup321:site\.hosts\[\d\]\.disarmed' false && pulumi up --yes`/,
+    expect(rebuild).toContain(`'backup321:site.hosts[${i}].disarmed' true --type bool`);
+  expect(rebuild.match(/pulumi up --yes/g)).toHaveLength(1);
+  expect(stepScript(total.at(-1)!)).toContain("pulumi up --yes");
+  expect(total.at(-1)!.say).toMatch(/^once every restore above is done/);
+});
+
+test("each scenario says what must have survived: the state backend, the escrow, a NAS login that can read", () => {
+  const lost = scenario("db-srv is lost");
+  expect(lost.needs[0]).toBe(
+    `the Pulumi state (s3://atlastech-pulumi-state?region=eu-west-3) and the escrowed passphrase (${prod.escrow})`,
+  );
+  expect(lost.needs[1]).toContain(
+    "read with a NAS login allowed to read it: the sync key only writes",
+  );
+  expect(stepScript(lost.steps[0])).toContain(
+    "pulumi login 's3://atlastech-pulumi-state?region=eu-west-3'",
+  );
+  // a model that does not say where its state is: a plan-time warning naming the key
+  const raw = prodRaw();
+  delete (raw as { stateBackend?: string }).stateBackend;
+  expect(planWarnings(parseSite(raw)).find((w) => w.includes("stateBackend"))).toMatch(
+    /backup321:site\.stateBackend is not set/,
   );
 });
 
@@ -164,14 +235,6 @@ test("where the keys are: the escrow and every stack secret by key, never a valu
     "  - `backup321:proxmoxApiToken`: Proxmox VE API token (user@realm!id=secret)",
   );
   expect(md).not.toMatch(/secure:|plan-placeholder|v1:/);
-});
-
-test("an S3 endpoint override goes into the repository URL", () => {
-  const raw = prodRaw();
-  raw.restic!.repositories![1].endpoint = "https://127.0.0.1:9000";
-  expect(resticRepoUrl(siteSchema.parse(raw), "cloud")).toBe(
-    "s3:127.0.0.1:9000/atlastech-backups/restic/cloud",
-  );
 });
 
 test("a custom offsite.bucket.resticPrefix is the runbook's repository URL, the one the jobs use", () => {
@@ -188,25 +251,34 @@ test("a custom offsite.bucket.resticPrefix is the runbook's repository URL, the 
     prefix: resticS3Prefix(cloud, b.resticPrefix),
   });
   expect(jobs).toBe("s3:https://s3.eu-west-3.amazonaws.com/atlastech-backups/site-a/restic/cloud");
-  expect(resticRepoUrl(site, "cloud")).toBe(jobs.replace("s3:https://", "s3:"));
-  expect(renderRunbook(site, "prod")).toContain(
-    `restic -r ${resticRepoUrl(site, "cloud")} --password-file`,
+  expect(renderRunbook(site, "prod")).toContain(`restic repository cloud, \`${jobs}\``);
+  // and the restore itself reads the job's own env file, so it opens what the jobs wrote
+  expect(stepScript(resticRestoreStep(site, "cloud"))).toContain(
+    ". /etc/backup321/restic-cloud.env",
   );
 });
 
 test("secrets reach the operator through 0600 files, never an export of a literal", () => {
-  const restic = lines.filter((l) => /restic-cloud\.(pass|aws)/.test(l));
-  expect(
-    restic.filter((l) => l.includes("> /root/")).every((l) => l.startsWith("( umask 077; ")),
-  ).toBe(true);
-  expect(restic.filter((l) => l.includes("> /root/"))).toHaveLength(2);
   expect(md).not.toMatch(/export AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY)/);
   // the stack passphrase is read without echo into a 0600 file, never exported
   expect(md).not.toMatch(/export PULUMI_CONFIG_PASSPHRASE=/);
-  expect(lines).toContain(
-    "( umask 077; read -rs -p 'stack passphrase (from the escrow): ' p; printf '%s\\n' \"$p\" > /root/.b321-passphrase )",
+  expect(md).toContain(
+    `( umask 077; read -rs -p 'stack passphrase (from the escrow): ' p; echo >&2; printf '%s\\n' "$p" > "$HOME/.b321-passphrase" )`,
   );
-  expect(md).not.toContain("chmod 600 /root/restic");
+  // every key query writes into a file under umask 077
+  const keys = keySteps(prod, "prod").map((x) => block(x));
+  for (const b of keys) {
+    const writes = b.filter((l) => l.includes('> "$HOME/b321-keys/'));
+    expect(writes.length).toBeGreaterThan(0);
+    expect(b.indexOf("  umask 077")).toBeLessThan(b.indexOf(writes[0]));
+  }
+  expect(
+    keys
+      .flat()
+      .filter((l) => l.includes('> "$HOME/b321-keys/'))
+      .map((l) => l.split("/").pop()),
+  ).toEqual(['restic-usb.password"', 'restic-cloud.password"', 'restic-s3.aws"', 'mariadb.key"']);
+  expect(md).not.toContain("chmod 600");
 });
 
 test("the copies diagram: every copy and the schedule that makes it", () => {

@@ -4,7 +4,7 @@
 import { readStackFile } from "../../infra/stackFile";
 import { runMocked, reveal, isSecretValue, type Registration } from "../harness/program";
 import { parseSite } from "../../stacks/load";
-import { renderRunbook } from "../../stacks/runbook";
+import { renderRunbook } from "../../components/site/runbook";
 import { threeTwoOne, recoveryReport } from "../../stacks/targets";
 
 let recorded: Registration[];

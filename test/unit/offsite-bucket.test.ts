@@ -72,6 +72,7 @@ test("the dump writer may set and read retention on its prefix, never bypass it 
         "s3:GetObjectRetention",
         "s3:PutObject",
         "s3:PutObjectRetention",
+        "s3:RestoreObject",
       ],
       Resource: "arn:aws:s3:::site-offsite-locked/database/*",
     },

@@ -227,6 +227,7 @@ test("each writer is its own IAM user, scoped to its prefix; the dump uploader c
           "s3:GetObjectRetention",
           "s3:PutObject",
           "s3:PutObjectRetention",
+          "s3:RestoreObject", // RUNBOOK.md brings a full back from Glacier
         ],
         Resource: "arn:aws:s3:::atlastech-backups/database/*",
       },

@@ -1,0 +1,66 @@
+// Reading the stack's generated keys from its state, for a restore done away from the rebuilt
+// hosts: each query writes one 0600 file, so no key reaches a variable, argv or the terminal.
+import type { Site } from "../../../stacks/schema";
+import { RESTIC_S3_SECRETS } from "../../../stacks/secrets";
+import { SITE_RESOURCE } from "../names";
+import { LAPTOP, USE_PASSPHRASE, type Step } from "./steps";
+
+/** jq's reveal: a secret output of `pulumi stack export --show-secrets` is {"plaintext": JSON}. */
+const REVEAL =
+  'def reveal: if type == "object" and has("plaintext") then .plaintext | fromjson else . end;';
+
+/** The jq filter printing EXPR (`reveal` defined) of the resource named RESOURCE in an export. */
+export function stateFilter(resource: string, expr: string): string {
+  return `${REVEAL} .deployment.resources[] | select(.urn | endswith("::${resource}")) | ${expr}`;
+}
+
+const KEYS = "$HOME/b321-keys";
+
+/** One key into its file, refusing an empty result (a resource not in the state). */
+function query(resource: string, expr: string, file: string): string[] {
+  return [
+    `pulumi stack export --show-secrets | jq -r '${stateFilter(resource, expr)}' > "${KEYS}/${file}"`,
+    `[ -s "${KEYS}/${file}" ] || { echo "no ${resource} in the stack state" >&2; exit 1; }`,
+  ];
+}
+
+/** The keys a restore may need, each with its exact query. */
+export function keySteps(site: Site, stack: string): Step[] {
+  const cloud = site.restic.repositories.filter((r) => r.kind === "s3");
+  const ownEndpoint = cloud.some((r) => r.endpoint !== undefined);
+  const sh = [
+    USE_PASSPHRASE,
+    `pulumi stack select ${stack}`,
+    "umask 077",
+    `mkdir -p "${KEYS}"`,
+    ...site.restic.repositories.flatMap((r) =>
+      query(
+        `${SITE_RESOURCE}-restic-${r.name}-password`,
+        ".outputs.result | reveal",
+        `restic-${r.name}.password`,
+      ),
+    ),
+  ];
+  if (cloud.length > 0)
+    sh.push(
+      ...(ownEndpoint
+        ? [
+            `printf '[default]\\naws_access_key_id = %s\\naws_secret_access_key = %s\\n' "$(pulumi config get backup321:${RESTIC_S3_SECRETS.accessKeyId})" "$(pulumi config get backup321:${RESTIC_S3_SECRETS.secretAccessKey})" > "${KEYS}/restic-s3.aws"`,
+          ]
+        : query(
+            `${SITE_RESOURCE}-offsite-restic-key`,
+            '"[default]\\naws_access_key_id = \\(.id)\\naws_secret_access_key = \\(.outputs.secret | reveal)"',
+            "restic-s3.aws",
+          )),
+    );
+  if (site.mariadb)
+    sh.push(...query(`${SITE_RESOURCE}-mariadb-key`, ".outputs.result | reveal", "mariadb.key"));
+  sh.push(`ls -l "${KEYS}"`);
+  return [
+    {
+      on: LAPTOP,
+      say: `every generated key into ${KEYS}/ (restic: \`--password-file\`; S3: \`AWS_SHARED_CREDENTIALS_FILE\`; MariaDB: the fulls' and binlogs' \`openssl -pass file:\`). Shred the directory when done.`,
+      sh,
+    },
+  ];
+}

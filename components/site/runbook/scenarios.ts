@@ -1,0 +1,447 @@
+// The recovery scenarios of a site, as steps (steps.ts). Each fact comes from the component that
+// owns it: the PBS storage id (proxmox), a job's env file (host), a repository's job (restic), the
+// upload's job (offsite). The steps read paths and URLs from the env files `pulumi up` installs, so
+// what they touch is what the jobs touched.
+import type { Site } from "../../../stacks/schema";
+import { serviceCommand } from "../../../stacks/model/mariadb";
+import { ASSUMED } from "../../../stacks/targets";
+import { jobFiles } from "../../host/render";
+import { pbsStorageId } from "../../proxmox/render";
+import { repositoryUrl, resticJob, resticLocation } from "../../restic/render";
+import { UPLOAD_JOB } from "../../offsite/render";
+import { LAPTOP, PASSPHRASE, USE_PASSPHRASE, type Scenario, type Step } from "./steps";
+
+const hostOf = (site: Site, name: string) => {
+  const h = site.hosts.find((x) => x.name === name);
+  if (!h) throw new Error(`unknown host ${name}`);
+  return h;
+};
+const hostKey = (site: Site, name: string) =>
+  `backup321:site.hosts[${site.hosts.findIndex((h) => h.name === name)}]`;
+
+/** Opens the stack from a laptop that has only this repository and the escrow. */
+export function loginStep(site: Site, stack: string): Step {
+  return {
+    on: LAPTOP,
+    say: "open the stack with the escrowed passphrase (asked once, kept in a 0600 file).",
+    sh: [
+      `if [ ! -s "${PASSPHRASE}" ]; then`,
+      `  ( umask 077; read -rs -p 'stack passphrase (from the escrow): ' p; echo >&2; printf '%s\\n' "$p" > "${PASSPHRASE}" )`,
+      "fi",
+      USE_PASSPHRASE,
+      `pulumi login '${site.stateBackend ?? "<state backend: set stateBackend in the site model>"}'`,
+      `pulumi stack select ${stack}`,
+      "pulumi config --show-secrets > /dev/null   # the passphrase opens the stack",
+    ],
+  };
+}
+
+/**
+ * Reinstalls everything on rebuilt hosts with the same stack: remote commands have no drift
+ * detection, so each host's generation is raised and every command on it runs again. The hosts
+ * come back disarmed: no job runs over what is being restored until rearmStep.
+ */
+export function rebuildStep(site: Site, hosts: readonly string[]): Step {
+  return {
+    on: LAPTOP,
+    say: `tell \`pulumi up\` that ${hosts.join(", ")} ${hosts.length > 1 ? "are" : "is"} new: scripts, keys and settings go back, every job disarmed.`,
+    sh: [
+      USE_PASSPHRASE,
+      ...hosts.flatMap((h) => [
+        `pulumi config set --path '${hostKey(site, h)}.generation' ${hostOf(site, h).generation + 1} --type int`,
+        `pulumi config set --path '${hostKey(site, h)}.disarmed' true --type bool`,
+      ]),
+      "pulumi up --yes",
+    ],
+  };
+}
+
+/** Schedules rebuilt hosts' jobs again, once their restores are done and checked. */
+export function rearmStep(site: Site, hosts: readonly string[]): Step {
+  return {
+    on: LAPTOP,
+    say: "once every restore above is done and checked, schedule the jobs again.",
+    sh: [
+      USE_PASSPHRASE,
+      ...hosts.map(
+        (h) => `pulumi config set --path '${hostKey(site, h)}.disarmed' false --type bool`,
+      ),
+      "pulumi up --yes",
+    ],
+  };
+}
+
+function rollbackScenario(site: Site): Scenario | undefined {
+  const px = site.proxmox;
+  if (!px?.snapshots) return undefined;
+  const s = px.snapshots;
+  const guests = [
+    ...s.vms.map((v) => ["qm", v] as const),
+    ...s.containers.map((c) => ["pct", c] as const),
+  ];
+  return {
+    title: "a configuration mistake — roll a guest back to a snapshot",
+    intro: [
+      `RPO: the snapshot interval (${s.schedule}, ${s.keep} kept per guest). RTO: about ${ASSUMED.rollbackHours * 60} minutes.`,
+    ],
+    needs: [],
+    steps: [
+      {
+        on: px.host,
+        say: "the snapshots of every guest, newest last.",
+        sh: guests.map(([tool, id]) => `${tool} listsnapshot ${id}`),
+      },
+      {
+        on: px.host,
+        say: "roll the guest back and start it.",
+        inputs: [
+          {
+            name: "GUEST",
+            value: String(guests[0]?.[1] ?? "<vmid>"),
+            say: "the VM or container id",
+          },
+          { name: "SNAPSHOT", value: "'<snapshot>'", say: "its snapshot's name, from the list" },
+        ],
+        sh: [
+          'if qm status "$GUEST" > /dev/null 2>&1; then tool=qm; else tool=pct; fi',
+          '"$tool" rollback "$GUEST" "$SNAPSHOT"',
+          '"$tool" status "$GUEST" | grep -q running || "$tool" start "$GUEST"',
+        ],
+      },
+    ],
+  };
+}
+
+function pbsScenario(site: Site, stack: string): Scenario | undefined {
+  const px = site.proxmox;
+  if (!px || px.jobs.length === 0 || !site.pbs) return undefined;
+  const storage = pbsStorageId(px.jobs[0].datastore);
+  const prefix = site.pbs.commandPrefix ? `${site.pbs.commandPrefix} ` : "";
+  return {
+    title: "a VM or container is lost — restore it from PBS",
+    intro: [
+      `Backups: ${px.jobs.map((j) => `vzdump job ${j.id} (${j.schedule}) to datastore ${j.datastore} (PVE storage ${pbsStorageId(j.datastore)})`).join("; ")}.`,
+      `Steps 1, 2 and 5 only if ${px.host} itself was reinstalled: they add the PBS storage and its key back with its jobs disarmed, then re-arm them once the guests are back.`,
+    ],
+    needs: [`the PBS datastore on ${site.pbs.host} ("total loss" brings it back from the cloud)`],
+    steps: [
+      loginStep(site, stack),
+      rebuildStep(site, [px.host]),
+      {
+        on: site.pbs.host,
+        say: "the datastore's snapshots are there.",
+        sh: site.pbs.datastores.map(
+          (d) => `${prefix}proxmox-backup-client snapshot list --repository localhost:${d.name}`,
+        ),
+      },
+      {
+        on: px.host,
+        say: "restore the guest from its newest backup (or the one you name).",
+        inputs: [
+          { name: "GUEST", value: "'<vmid>'", say: "the VM or container id" },
+          {
+            name: "BACKUP",
+            value: `"$(pvesm list ${storage} --vmid "$GUEST" | awk 'NR > 1 { v = $1 } END { print v }')"`,
+            say: "its newest backup; or one of `pvesm list` by volume id",
+          },
+        ],
+        sh: [
+          '[ -n "$BACKUP" ] || { echo "no backup of $GUEST in the storage" >&2; exit 1; }',
+          "case $BACKUP in",
+          '  */ct/*) pct stop "$GUEST" 2> /dev/null || true; pct restore "$GUEST" "$BACKUP" --force 1; pct start "$GUEST" ;;',
+          '  *) qm stop "$GUEST" 2> /dev/null || true; qmrestore "$BACKUP" "$GUEST" --force 1; qm start "$GUEST" ;;',
+          "esac",
+        ],
+      },
+      rearmStep(site, [px.host]),
+    ],
+  };
+}
+
+/** The newest verified full and the binlog position its replay starts from. */
+function newestFullStep(site: Site): Step {
+  const m = site.mariadb!;
+  return {
+    on: m.host,
+    say: "the newest verified full, and where its binlog replay starts.",
+    sh: [
+      `manifest=$(ls -t ${m.backupDir}/*_full_*.manifest.json | head -n 1)`,
+      `jq -r '"\\(.file): taken \\(.started), replay from \\(.binlog_file):\\(.binlog_position) (\\(.binlog_identity))"' "$manifest"`,
+    ],
+  };
+}
+
+/**
+ * Point-in-time recovery into a fresh datadir beside the live one, then the swap. The datadir it
+ * replaces is kept aside, never deleted; a recovery already built for the same moment is reused, so
+ * pasting the block again after a failure goes on where it stopped.
+ */
+export function pitrStep(site: Site, until: { value: string; say: string }): Step {
+  const m = site.mariadb!;
+  const sbin = hostOf(site, m.host).paths.sbin;
+  return {
+    on: m.host,
+    say: "recover into a fresh datadir (the newest full before that moment, then the binlogs), then swap it in; the old datadir is kept aside.",
+    inputs: [{ name: "UNTIL", ...until }],
+    sh: [
+      `pitr=${m.datadir}.pitr-$(printf %s "$UNTIL" | tr -dc 0-9)   # one per moment: a second paste reuses a finished one`,
+      `[ -d "$pitr" ] || ${sbin}/b321-mariadb-pitr --until "$UNTIL" --tz ${site.timezone} --target-datadir "$pitr"`,
+      serviceCommand(m, "stop"),
+      `if [ -e ${m.datadir} ]; then mv -T ${m.datadir} "${m.datadir}.before-pitr-$(date +%Y%m%dT%H%M%S)"; fi`,
+      `mv -T "$pitr" ${m.datadir}`,
+      `chown -R mysql:mysql ${m.datadir}`,
+      serviceCommand(m, "start"),
+    ],
+  };
+}
+
+const UNTIL_PAST = {
+  value: "'YYYY-MM-DD HH:MM:SS'",
+  say: "the moment to recover to (every change before it comes back)",
+};
+
+function databaseScenario(site: Site): Scenario | undefined {
+  const m = site.mariadb;
+  if (!m) return undefined;
+  return {
+    title: "the database is lost or damaged — newest full plus binlogs (point in time)",
+    intro: [
+      `Fulls ${m.schedules.full} in ${m.backupDir}, binlogs shipped ${m.schedules.binlogs} to ${m.binlogBackupDir}, restore-tested ${m.schedules.restoreTest}. Times are ${site.timezone}.`,
+      `If ${m.host} lost its disks: reinstall it at the same address and follow "${m.host} is lost" instead.`,
+    ],
+    needs: [`the backup disk of ${m.host} (${m.backupDir}, ${m.binlogBackupDir})`],
+    steps: [
+      newestFullStep(site),
+      pitrStep(site, { ...UNTIL_PAST, say: `${UNTIL_PAST.say}, ${site.timezone}` }),
+    ],
+  };
+}
+
+/**
+ * Restores a restic repository's newest snapshot under TARGET (the files keep their full paths),
+ * with the repository, password file, S3 key file and CA bundle of the job's own env file. A failed
+ * restore leaves only TARGET.partial.
+ */
+export function resticRestoreStep(
+  site: Site,
+  repoName: string,
+  target = `/restore/${repoName}`,
+): Step {
+  const r = site.restic.repositories.find((x) => x.name === repoName);
+  if (!r) throw new Error(`unknown restic repository ${repoName}`);
+  const src = r.copyFrom ? site.restic.repositories.find((x) => x.name === r.copyFrom) : undefined;
+  const tags = (src ?? r).tags;
+  const tag = tags.length > 0 ? ` --tag ${tags.join(",")}` : "";
+  const env = jobFiles(hostOf(site, r.host).paths, resticJob(r.name)).envFile;
+  return {
+    on: r.host,
+    say: `restore the newest snapshot of restic repository ${r.name}, \`${repositoryUrl(resticLocation(r, site.offsite.bucket))}\` (${(src ?? r).paths.join(", ")}).`,
+    inputs: [
+      {
+        name: "TARGET",
+        value: target,
+        say: "a new directory: the files come back under it with their full paths",
+      },
+    ],
+    sh: [
+      `. ${env}   # the repository and the paths of its 0600 key files, no secret`,
+      '[ -z "$REPO_MOUNT" ] || mountpoint -q "$REPO_MOUNT" || { echo "mount the backup disk at $REPO_MOUNT first" >&2; exit 1; }',
+      '[ ! -e "$TARGET" ] || { echo "$TARGET exists: restored already (move it away to restore again)" >&2; exit 1; }',
+      'export RESTIC_REPOSITORY="$REPO_URL" RESTIC_PASSWORD_FILE="$REPO_PASSWORD_FILE" RESTIC_CACHE_DIR="$RESTIC_CACHE"',
+      'if [ -n "$REPO_S3_CREDENTIALS" ]; then export AWS_SHARED_CREDENTIALS_FILE="$REPO_S3_CREDENTIALS"; fi',
+      'if [ -n "$REPO_CACERT" ]; then export RESTIC_CACERT="$REPO_CACERT"; fi',
+      `"$RESTIC_BIN" snapshots${tag}`,
+      'rm -rf -- "$TARGET.partial"',
+      `"$RESTIC_BIN" restore latest${tag} --target "$TARGET.partial" --verify`,
+      'mv -T -- "$TARGET.partial" "$TARGET"',
+    ],
+  };
+}
+
+function filesScenario(site: Site): Scenario | undefined {
+  const repos = site.restic.repositories;
+  if (repos.length === 0) return undefined;
+  return {
+    title: "files are lost — restore them from restic",
+    intro: [
+      "Each block restores one repository's newest snapshot into a new directory; copy back what you need from there (`rsync -a /restore/<repository>/<path>/ /<path>/`).",
+    ],
+    needs: repos.map(
+      (r) =>
+        `${r.name}: ${r.kind === "s3" ? "the bucket" : `the backup disk of ${r.host} (${r.path})`}`,
+    ),
+    steps: repos.map((r) => resticRestoreStep(site, r.name)),
+  };
+}
+
+function hostLossScenario(site: Site, stack: string): Scenario | undefined {
+  const m = site.mariadb;
+  if (!m) return undefined;
+  const nas = site.offsite.nas;
+  return {
+    title: `${m.host} is lost — rebuild it, then its database`,
+    intro: [
+      `Reinstall ${m.host} at ${hostOf(site, m.host).address} first. Its jobs come back disarmed: nothing runs over the restore, and the server's new binlogs never overwrite the shipped history.`,
+    ],
+    needs: [
+      `the Pulumi state (${site.stateBackend ?? "stateBackend: not stated"}) and the escrowed passphrase (${site.escrow ?? "escrow: not stated"})`,
+      nas
+        ? `${m.backupDir} and ${m.binlogBackupDir}: the backup disk of ${m.host}, or the newest NAS snapshot (${nas.host}:${nas.path}/latest/, read with a NAS login allowed to read it: the sync key only writes) copied back into them before step 4`
+        : `${m.backupDir} and ${m.binlogBackupDir}: the backup disk of ${m.host}`,
+    ],
+    steps: [
+      loginStep(site, stack),
+      rebuildStep(site, [m.host]),
+      newestFullStep(site),
+      pitrStep(site, {
+        ...UNTIL_PAST,
+        say: `${UNTIL_PAST.say}, ${site.timezone}; the newest shipped binlog's end is the latest possible`,
+      }),
+      rearmStep(site, [m.host]),
+    ],
+  };
+}
+
+/** The newest full, its manifest and the shipped binlogs from the bucket, with the upload's key. */
+function downloadDumpsStep(site: Site): Step | undefined {
+  const m = site.mariadb;
+  const { upload, bucket } = site.offsite;
+  if (!m || !upload || !bucket) return undefined;
+  const uploadHost = upload.host ?? m.host;
+  // The upload sends the shipped binlogs only from the database host (where they are).
+  const here = uploadHost === m.host;
+  const into = here ? m.backupDir : "/restore/database";
+  const env = jobFiles(hostOf(site, uploadHost).paths, UPLOAD_JOB).envFile;
+  return {
+    on: uploadHost,
+    say: here
+      ? "fetch the newest full, its manifest and every shipped binlog from the bucket (Glacier: the first paste asks for the full, paste again once it is back)."
+      : `fetch the newest full and its manifest from the bucket, then copy them into ${m.backupDir} on ${m.host} (the binlogs after that full were lost with the site).`,
+    sh: [
+      `. ${env}   # the bucket, its region or endpoint, the path of the 0600 key file`,
+      'export AWS_SHARED_CREDENTIALS_FILE="$OFFSITE_CREDENTIALS"',
+      's3() { aws --region "$OFFSITE_REGION" ${OFFSITE_ENDPOINT:+--endpoint-url "$OFFSITE_ENDPOINT"} ${OFFSITE_CA_BUNDLE:+--ca-bundle "$OFFSITE_CA_BUNDLE"} "$@"; }',
+      `newest=$(s3 s3 ls "s3://$OFFSITE_BUCKET/$OFFSITE_PREFIX" | awk '{ print $4 }' | grep '_full_.*\\.enc$' | sort | tail -n 1)`,
+      '[ -n "$newest" ] || { echo "no full in s3://$OFFSITE_BUCKET/$OFFSITE_PREFIX" >&2; exit 1; }',
+      "key=$OFFSITE_PREFIX$newest",
+      'class=$(s3 s3api head-object --bucket "$OFFSITE_BUCKET" --key "$key" --query StorageClass --output text)',
+      "case $class in",
+      "  GLACIER | DEEP_ARCHIVE)",
+      '    state=$(s3 s3api head-object --bucket "$OFFSITE_BUCKET" --key "$key" --query Restore --output text)',
+      `    [ "$state" != None ] || s3 s3api restore-object --bucket "$OFFSITE_BUCKET" --key "$key" --restore-request 'Days=7,GlacierJobParameters={Tier=Standard}'`,
+      `    case $state in *'ongoing-request="false"'*) ;; *) echo "$newest is in $class: asked for it back (hours); paste this block again later" >&2; exit 1 ;; esac ;;`,
+      "esac",
+      `install -d -m 0700 ${into}`,
+      `s3 s3 cp "s3://$OFFSITE_BUCKET/$key" ${into}/`,
+      `s3 s3 cp "s3://$OFFSITE_BUCKET/$key.manifest.json" ${into}/`,
+      ...(here
+        ? [
+            `install -d -m 0700 ${m.binlogBackupDir}`,
+            `s3 s3 cp --recursive --ignore-glacier-warnings "s3://$OFFSITE_BUCKET/\${OFFSITE_PREFIX}binlogs/" ${m.binlogBackupDir}/   # the shipper's encrypted copies, as they are`,
+          ]
+        : [`rsync -a ${into}/ root@${hostOf(site, m.host).address}:${m.backupDir}/`]),
+    ],
+  };
+}
+
+function totalLossScenario(site: Site, stack: string): Scenario {
+  const cloud = site.restic.repositories.filter((r) => r.kind === "s3");
+  const dumps = downloadDumpsStep(site);
+  const title = "total loss — restore from the cloud";
+  if (cloud.length === 0 && !dumps)
+    return {
+      title,
+      intro: [
+        "This site has no offsite copy: a total loss cannot be recovered. Add an s3 restic repository or the dump upload.",
+      ],
+      needs: [],
+      steps: [],
+    };
+  // every host, the NAS too: the sync's authorized key goes back with its generation
+  const hosts = site.hosts;
+  const disks = [
+    ...(site.pbs?.datastores ?? []).flatMap((d, i) =>
+      d.disk ? [`backup321:site.pbs.datastores[${i}].disk.uuid`] : [],
+    ),
+    ...site.restic.repositories.flatMap((r, i) =>
+      r.disk ? [`backup321:site.restic.repositories[${i}].disk.uuid`] : [],
+    ),
+  ];
+  const steps: Step[] = [loginStep(site, stack)];
+  if (disks.length > 0)
+    steps.push({
+      on: LAPTOP,
+      say: `a replaced USB disk has a new file system UUID: set it (\`blkid\` on its host) before the rebuild, for each disk that is new (${disks.join(", ")}).`,
+      inputs: [
+        { name: "KEY", value: `'${disks[0]}'`, say: "the disk's config key" },
+        { name: "UUID", value: "'<uuid from blkid>'", say: "the new disk's UUID" },
+      ],
+      sh: [
+        `case $UUID in "<"*) echo "no new disk: nothing to set"; exit 0 ;; esac`,
+        USE_PASSPHRASE,
+        'pulumi config set --path "$KEY" "$UUID"',
+      ],
+    });
+  steps.push(
+    rebuildStep(
+      site,
+      hosts.map((h) => h.name),
+    ),
+  );
+  for (const r of cloud) steps.push(resticRestoreStep(site, r.name));
+  const pbs = site.pbs;
+  for (const r of cloud) {
+    const src = r.copyFrom
+      ? site.restic.repositories.find((x) => x.name === r.copyFrom)
+      : undefined;
+    const inRepo = (pbs?.datastores ?? []).filter((d) =>
+      (src ?? r).paths.some((p) => d.path === p || d.path.startsWith(`${p}/`)),
+    );
+    if (!pbs || inRepo.length === 0) continue;
+    const dest = (p: string) =>
+      r.host === pbs.host ? p : `root@${hostOf(site, pbs.host).address}:${p}`;
+    steps.push({
+      on: r.host,
+      say: `put the PBS datastore${inRepo.length > 1 ? "s" : ""} back on ${pbs.host} (\`pulumi up\` created ${inRepo.length > 1 ? "them" : "it"} empty on the mounted disk), then restore the guests as in "a VM or container is lost".`,
+      sh: inRepo.map((d) => `rsync -a /restore/${r.name}${d.path}/ ${dest(d.path)}/`),
+    });
+  }
+  if (dumps) {
+    steps.push(dumps);
+    steps.push(
+      pitrStep(site, {
+        value: `"$(TZ=${site.timezone} date '+%Y-%m-%d %H:%M:%S')"`,
+        say: `now: everything the copies hold (or an earlier moment, ${site.timezone})`,
+      }),
+    );
+  }
+  steps.push(
+    rearmStep(
+      site,
+      hosts.map((h) => h.name),
+    ),
+  );
+  return {
+    title,
+    intro: [
+      "Every host is reinstalled with the address in the site model; the laptop has this repository, Pulumi and jq; the hosts have restic and the AWS CLI.",
+    ],
+    needs: [
+      `the Pulumi state (${site.stateBackend ?? "stateBackend: not stated in the site model"}) and the escrowed passphrase (${site.escrow ?? "escrow: not stated"})`,
+      `the bucket ${site.offsite.bucket?.name ?? ""}`.trim(),
+    ],
+    steps,
+  };
+}
+
+/** Every scenario of the site, in RUNBOOK.md's order. */
+export function scenarios(site: Site, stack: string): Scenario[] {
+  return [
+    rollbackScenario(site),
+    pbsScenario(site, stack),
+    databaseScenario(site),
+    hostLossScenario(site, stack),
+    filesScenario(site),
+    totalLossScenario(site, stack),
+  ].filter((s): s is Scenario => s !== undefined);
+}
