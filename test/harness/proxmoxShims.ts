@@ -3,7 +3,14 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-export const SHIM_TOOLS = ["qm", "pct", "pvesh", "proxmox-backup-manager"] as const;
+export const SHIM_TOOLS = [
+  "qm",
+  "pct",
+  "pvesh",
+  "pvesm",
+  "qmrestore",
+  "proxmox-backup-manager",
+] as const;
 
 export interface ProxmoxShims {
   readonly root: string;
@@ -24,6 +31,14 @@ export interface ProxmoxShims {
   lockGuest(kind: "qemu" | "lxc", id: number, lock: string | undefined): void;
   /** Puts a guest on storage that can or cannot take snapshots. */
   snapshotFeature(kind: "qemu" | "lxc", id: number, available: boolean): void;
+  /** Starts or stops a guest. */
+  setRunning(kind: "qemu" | "lxc", id: number, running: boolean): void;
+  isRunning(kind: "qemu" | "lxc", id: number): boolean;
+  /** A vzdump backup in a PVE storage (pvesm list), e.g. pbs-usb-ssd:backup/vm/100/<time>. */
+  addBackup(volid: string, vmid: number): void;
+  /** What happened to a guest: the snapshot it was rolled back to, the archive it was restored from. */
+  rolledBackTo(kind: "qemu" | "lxc", id: number): string | undefined;
+  restoredFrom(kind: "qemu" | "lxc", id: number): string | undefined;
 }
 
 export function installProxmoxShims(root: string): ProxmoxShims {
@@ -67,6 +82,20 @@ export function installProxmoxShims(root: string): ProxmoxShims {
       if (lock === undefined) fs.rmSync(f, { force: true });
       else fs.writeFileSync(f, lock);
     },
+    setRunning: (kind, id, running) => {
+      const f = guest(kind, id).replace(/\.json$/, ".running");
+      if (running) fs.writeFileSync(f, "");
+      else fs.rmSync(f, { force: true });
+    },
+    isRunning: (kind, id) => fs.existsSync(guest(kind, id).replace(/\.json$/, ".running")),
+    addBackup: (volid, vmid) => {
+      const f = path.join(state, "storage.json");
+      const all = fs.existsSync(f) ? (JSON.parse(fs.readFileSync(f, "utf8")) as unknown[]) : [];
+      const format = volid.includes("/ct/") ? "pbs-ct" : "pbs-vm";
+      fs.writeFileSync(f, JSON.stringify([...all, { volid, vmid, format, size: 34359738368 }]));
+    },
+    rolledBackTo: (kind, id) => readMark(guest(kind, id).replace(/\.json$/, ".rolledback")),
+    restoredFrom: (kind, id) => readMark(guest(kind, id).replace(/\.json$/, ".restored")),
     snapshotFeature: (kind, id, available) => {
       const f = guest(kind, id).replace(/\.json$/, ".nosnap");
       if (available) fs.rmSync(f, { force: true });
@@ -74,3 +103,6 @@ export function installProxmoxShims(root: string): ProxmoxShims {
     },
   };
 }
+
+const readMark = (f: string): string | undefined =>
+  fs.existsSync(f) ? fs.readFileSync(f, "utf8").trim() : undefined;

@@ -1,6 +1,6 @@
 #!/bin/bash
-# Test stand-in for the Proxmox CLIs (qm, pct, pvesh, proxmox-backup-manager), installed as symlinks
-# named after each tool in <root>/bin. Records every call in <root>/calls.log, one JSON array
+# Test stand-in for the Proxmox CLIs (qm, pct, pvesh, pvesm, qmrestore, proxmox-backup-manager),
+# installed as symlinks named after each tool in <root>/bin. Records every call in <root>/calls.log, one JSON array
 # [tool, args...] per line and answers like the real CLIs, with compact JSON for
 # --output-format json, keeping its state as JSON files in <root>/state (jq).
 # Each answer cites the source it imitates: proxmox-backup 3.2.4 (github.com/proxmox/proxmox-backup,
@@ -217,6 +217,11 @@ guest_file() {
 
 guest_main() {
   local kind=$1 cmd=${2:-} id=${3:-} name=${4:-} file desc="" type
+  # a restore creates the guest when it is gone
+  if [ "$cmd" = restore ]; then
+    restore_guest "$kind" "$id" "$name"
+    return
+  fi
   file=$(guest_file "$kind" "$id")
   [ -e "$file" ] || die "Configuration file 'nodes/pve/$([ "$kind" = qemu ] && echo qemu-server || echo lxc)/$id.conf' does not exist"
   # guest_type: QemuConfig.pm "VM", pve-container's LXC/Config.pm "CT"
@@ -247,8 +252,47 @@ guest_main() {
     listsnapshot)
       jq -r '.[] | "`-> \(.name)  \(.snaptime | todate)  \(.description)"' "$file"
       echo '    `-> current  You are here!' ;;
+    # qm/pct status: "status: running" or "status: stopped" (PVE::CLI::qm / pct status).
+    status)
+      if [ -e "${file%.json}.running" ]; then echo "status: running"; else echo "status: stopped"; fi ;;
+    start)
+      [ ! -e "${file%.json}.running" ] || die "$type $id already running"
+      : > "${file%.json}.running" ;;
+    stop) rm -f -- "${file%.json}.running" ;;
+    # AbstractConfig.pm snapshot_rollback: check_lock, "snapshot '<name>' does not exist", then the
+    # guest is stopped (no vmstate here) and its disks rolled back; newer snapshots are kept.
+    rollback)
+      [ ! -s "${file%.json}.lock" ] || die "$type is locked ($(cat -- "${file%.json}.lock"))"
+      jq -e --arg n "$name" 'any(.[]; .name == $n)' "$file" >/dev/null || die "snapshot '$name' does not exist"
+      rm -f -- "${file%.json}.running"
+      printf '%s\n' "$name" > "${file%.json}.rolledback" ;;
     *) die "$TOOL shim: unsupported '$cmd'" ;;
   esac
+}
+
+# restore_guest KIND ID ARCHIVE (qmrestore ARCHIVE ID --force 1, pct restore ID ARCHIVE --force 1;
+# qemu-server API2/Qemu.pm and pve-container API2/LXC.pm create_vm with a restore): the archive
+# must be a volume of the storage and the guest stopped; its config is replaced (snapshots gone).
+restore_guest() {
+  local kind=$1 id=$2 archive=$3 file
+  file=$(guest_file "$kind" "$id")
+  jq -e --arg v "$archive" 'any(.[]; .volid == $v)' "$STATE/storage.json" > /dev/null 2>&1 ||
+    die "volume '$archive' does not exist"
+  [ ! -e "${file%.json}.running" ] || die "unable to restore $([ "$kind" = qemu ] && echo VM || echo CT) $id - $([ "$kind" = qemu ] && echo VM || echo CT) is running"
+  echo '[]' > "$file"
+  printf '%s\n' "$archive" > "${file%.json}.restored"
+}
+
+# pvesm list STORAGE --vmid ID (PVE/CLI/pvesm.pm print_content): a header, then one line per
+# volume sorted by volid: Volid, Format, Type, Size, VMID.
+pvesm_main() {
+  [ "${1:-}" = list ] && [ "${3:-}" = --vmid ] || die "pvesm shim: only list STORAGE --vmid ID"
+  local storage=$2 vmid=$4
+  printf '%-60s %-8s %-10s %12s %s\n' Volid Format Type Size VMID
+  jq -r --arg s "$storage:" --arg id "$vmid" '
+    [.[] | select((.volid | startswith($s)) and (.vmid | tostring) == $id)] | sort_by(.volid)[]
+    | [.volid, .format, "backup", (.size | tostring), (.vmid | tostring)] | @tsv' \
+    "$STATE/storage.json" 2> /dev/null | awk -F'\t' '{ printf "%-60s %-8s %-10s %12s %s\n", $1, $2, $3, $4, $5 }'
 }
 
 pvesh_main() {
@@ -295,5 +339,8 @@ case "$TOOL" in
   qm) guest_main qemu "$@" ;;
   pct) guest_main lxc "$@" ;;
   pvesh) pvesh_main "$@" ;;
+  pvesm) pvesm_main "$@" ;;
+  qmrestore) [ "${3:-}" = --force ] || die "qmrestore shim: only ARCHIVE VMID --force 1"
+    restore_guest qemu "$2" "$1" ;;
   *) die "unknown tool $TOOL" ;;
 esac
