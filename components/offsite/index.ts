@@ -24,6 +24,7 @@ import {
   renderCredentialsFile,
   type Writer,
   UPLOAD_JOB,
+  NAS_JOB,
 } from "./render";
 
 /** An access key of one writer; the secret half is a secret output. */
@@ -364,7 +365,7 @@ export class NasSync extends pulumi.ComponentResource {
   constructor(name: string, args: NasSyncArgs, opts?: pulumi.ComponentResourceOptions) {
     super("backup321:offsite:NasSync", name, {}, opts);
     const { host, nas } = args;
-    const jobName = args.job ?? "nas-sync";
+    const jobName = args.job ?? NAS_JOB;
     const nasUser = args.nasUser ?? nas.user;
     const nasPort = args.nasPort ?? 22;
     const home = args.nasHome ?? (nasUser === "root" ? "/root" : `/home/${nasUser}`);

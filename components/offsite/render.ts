@@ -27,6 +27,9 @@ export const ABORT_MULTIPART_DAYS = 7;
 /** The dump upload's job name (its env file names the bucket, region and key file). */
 export const UPLOAD_JOB = "offsite-upload";
 
+/** The NAS sync's job name (its env file names the NAS, its pinned host key and the sync key). */
+export const NAS_JOB = "nas-sync";
+
 /** What the lifecycle needs from the bucket model (defaults filled by stacks/). */
 export type LifecycleSpec = Pick<
   Bucket,

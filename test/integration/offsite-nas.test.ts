@@ -13,6 +13,9 @@ import {
   runMocked,
   type RemoteStep,
 } from "../harness/program";
+import { nasFetchStep } from "../../components/site/runbook/scenarios";
+import { stepScript } from "../../components/site/runbook/steps";
+import { parseSite } from "../../stacks/load";
 import { run, runOk, type RunResult } from "../harness/proc";
 import { authorizedKeyLine } from "../../components/offsite/render";
 
@@ -517,6 +520,55 @@ test("an unreachable NAS fails the job with a clear status, and no snapshot is m
   } finally {
     fs.writeFileSync(envFile, env);
   }
+});
+
+test("RUNBOOK.md's NAS step brings the newest snapshot back with the sync key, read-only, adding only what the disk lacks", () => {
+  const site = parseSite({
+    name: "atlastech",
+    targets: { hostLoss: "none" },
+    hosts: [
+      { name: "db", address: "127.0.0.1", roles: ["mariadb"], paths: box.paths },
+      { name: "nas", address: "127.0.0.1", roles: ["nas"] },
+    ],
+    mariadb: {
+      host: "db",
+      databases: ["atlastech_db"],
+      backupDir: src.db,
+      binlogBackupDir: src.binlogs,
+    },
+    offsite: { nas: { host: "nas", path: nasRoot, schedule: "45 1 * * *" } },
+    monitoring: {},
+  });
+  const step = nasFetchStep(site);
+  expect(step.on).toBe("db");
+  const latest = fs.readlinkSync(`${nasRoot}/latest`);
+  const held = (dir: string) =>
+    fs.readdirSync(`${nasRoot}/${latest}${dir}`).map((f) => `${dir}/${f}`);
+  const [gone, changed] = [...held(src.binlogs), ...held(src.db)];
+  const saved = read(`${nasRoot}/${latest}${gone}`);
+  fs.rmSync(gone);
+  fs.writeFileSync(changed, "NEWER ON THE DISK\n");
+  const into = box.at("restore/nas");
+  const r = run("bash", ["-c", stepScript(step, { TARGET: into })]);
+  expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+  expect(read(gone)).toBe(saved);
+  expect(read(changed)).toBe("NEWER ON THE DISK\n");
+  expect(read(`${into}${gone}`)).toBe(saved);
+  expect(fs.existsSync(`${into}.partial`)).toBe(false);
+  const again = run("bash", ["-c", stepScript(step, { TARGET: into })]);
+  expect(again.stderr).toContain(`${into} exists: fetched already`);
+  // the key reads the newest snapshot only: an older one is refused
+  const older = snapshots().find((d) => d !== latest)!;
+  const old = run("rsync", [
+    "-a",
+    "--timeout=600",
+    "-e",
+    `ssh ${syncSsh().join(" ")}`,
+    `root@127.0.0.1:${nasRoot}/${older}/`,
+    box.at("old/"),
+  ]);
+  expect(old.code).not.toBe(0);
+  expect(refusals().at(-1)).toContain(`rsync source . ${nasRoot}/${older}/`);
 });
 
 test("deletes remove the key line and the receiver, never the snapshots", () => {

@@ -185,14 +185,15 @@ test("a total loss: the newest full comes back from Glacier first, then everythi
 test("a rebuilt host comes back disarmed, and is re-armed only after its restore", () => {
   const db = prod.hosts.findIndex((h) => h.name === "db-srv");
   const lost = scenario("db-srv is lost").steps;
-  expect(lost.map((x) => x.on)).toEqual([LAPTOP, LAPTOP, "db-srv", "db-srv", LAPTOP]);
+  expect(lost.map((x) => x.on)).toEqual([LAPTOP, LAPTOP, "db-srv", "db-srv", "db-srv", LAPTOP]);
+  expect(lost[2].say).toMatch(/^bring back the newest NAS snapshot/);
   expect(block(lost[1]).slice(3)).toEqual([
     `  pulumi config set --path 'backup321:site.hosts[${db}].generation' 2 --type int`,
     `  pulumi config set --path 'backup321:site.hosts[${db}].disarmed' true --type bool`,
     "  pulumi up --yes",
     ")",
   ]);
-  expect(block(lost[4]).slice(3)).toEqual([
+  expect(block(lost[5]).slice(3)).toEqual([
     `  pulumi config set --path 'backup321:site.hosts[${db}].disarmed' false --type bool`,
     "  pulumi up --yes",
     ")",
@@ -207,13 +208,13 @@ test("a rebuilt host comes back disarmed, and is re-armed only after its restore
   expect(total.at(-1)!.say).toMatch(/^once every restore above is done/);
 });
 
-test("each scenario says what must have survived: the state backend, the escrow, a NAS login that can read", () => {
+test("each scenario says what must have survived: the state backend, the escrow, the NAS", () => {
   const lost = scenario("db-srv is lost");
   expect(lost.needs[0]).toBe(
     `the Pulumi state (s3://atlastech-pulumi-state?region=eu-west-3) and the escrowed passphrase (${prod.escrow})`,
   );
   expect(lost.needs[1]).toContain(
-    "read with a NAS login allowed to read it: the sync key only writes",
+    "or the NAS (nas:/backups/atlastech), whose newest snapshot step 3 brings back with the host's own sync key",
   );
   expect(stepScript(lost.steps[0])).toContain(
     "pulumi login 's3://atlastech-pulumi-state?region=eu-west-3'",

@@ -7,6 +7,8 @@
 #                    nas-sync.sh's rsync sends (hard links from a snapshot under ROOT allowed)
 #   finish <id>      accept <id>.partial as a snapshot named by the NAS's clock, point ROOT/latest at
 #                    it, keep the KEEP newest
+#   rsync --server --sender
+#                    send ROOT/latest/ back, read-only (a rebuilt source host restores from it)
 # The sender decides nothing about retention: the NAS names each snapshot with its own UTC time at
 # finish, refuses an empty snapshot (no non-empty file) and a second one less than MIN_INTERVAL
 # minutes after the last accepted one, removes only accepted snapshots beyond the KEEP newest, and
@@ -73,6 +75,17 @@ too_frequent() {
     [ -n "$(find "$root/.finished" -type f -mmin -"$min_interval" | head -n 1)" ]
 }
 
+# check_options FLAGS OPTIONS TIMEOUT: OPTIONS is FLAGS followed by the client's capability letters
+# only, TIMEOUT is --timeout=<seconds>.
+check_options() {
+  case ${2#"$1"} in
+    "$2" | "" | *[!A-Za-z]*) refuse "rsync options $2" ;;
+  esac
+  case ${3#--timeout=} in
+    "$3" | "" | *[!0-9]*) refuse "rsync option $3" ;;
+  esac
+}
+
 # Exactly what nas-sync.sh's rsync (-a --relative --stats --timeout=N [--link-dest=S]) sends:
 #   rsync --server -logDtprRe.<caps> --timeout=N --stats [--link-dest ROOT/<snapshot>] . ROOT/<id>.partial/
 # (<caps>: the client's capability letters). Nothing else: no other option, short or long.
@@ -83,12 +96,7 @@ receive() {
   set +f
   [ $# -eq 7 ] || [ $# -eq 9 ] || refuse "rsync command line of $# words"
   [ "$1" = rsync ] && [ "$2" = --server ] || refuse "not an rsync server command"
-  case ${3#-logDtprRe.} in
-    "$3" | "" | *[!A-Za-z]*) refuse "rsync options $3" ;;
-  esac
-  case ${4#--timeout=} in
-    "$4" | "" | *[!0-9]*) refuse "rsync option $4" ;;
-  esac
+  check_options -logDtprRe. "$3" "$4"
   [ "$5" = --stats ] || refuse "rsync option $5"
   flags=$3 timeout=$4
   link=""
@@ -174,9 +182,31 @@ finish() {
   [ "$n" -eq 0 ] || printf 'warning: refused %s upload(s) since the last snapshot (see %s/.refused on the NAS)\n' "$n" "$root"
 }
 
+# Reading back the newest snapshot, for a rebuilt source host (RUNBOOK.md): exactly what
+# `rsync -a --timeout=N <nas>:ROOT/latest/ DIR/` sends, read-only (--sender):
+#   rsync --server --sender -logDtpre.<caps> --timeout=N . ROOT/latest/
+# The key can read only what its own host sent, and nothing older than the newest snapshot.
+send() {
+  set -f
+  # shellcheck disable=SC2086  # the command is split into words on purpose; globbing is off
+  set -- $cmd
+  set +f
+  [ $# -eq 7 ] || refuse "rsync command line of $# words"
+  if [ "$1" != rsync ] || [ "$2" != --server ] || [ "$3" != --sender ]; then
+    refuse "not an rsync sender command"
+  fi
+  check_options -logDtpre. "$4" "$5"
+  if [ "$6" != . ] || [ "$7" != "$root/latest/" ]; then
+    refuse "rsync source $6 $7"
+  fi
+  [ -n "$(latest)" ] || refuse "no snapshot to read"
+  exec rsync --server --sender "$4" "$5" . "$root/latest/"
+}
+
 case $cmd in
   latest) latest ;;
   "finish "*) finish "${cmd#finish }" ;;
+  "rsync --server --sender "*) send ;;
   "rsync --server "*) receive ;;
   *) refuse "command '${cmd%% *}'" ;;
 esac

@@ -8,7 +8,7 @@ import { ASSUMED } from "../../../stacks/targets";
 import { jobFiles } from "../../host/render";
 import { pbsStorageId } from "../../proxmox/render";
 import { repositoryUrl, resticJob, resticLocation } from "../../restic/render";
-import { UPLOAD_JOB } from "../../offsite/render";
+import { NAS_JOB, UPLOAD_JOB } from "../../offsite/render";
 import { LAPTOP, PASSPHRASE, USE_PASSPHRASE, type Scenario, type Step } from "./steps";
 
 const hostOf = (site: Site, name: string) => {
@@ -285,19 +285,51 @@ function hostLossScenario(site: Site, stack: string): Scenario | undefined {
     ],
     needs: [
       `the Pulumi state (${site.stateBackend ?? "stateBackend: not stated"}) and the escrowed passphrase (${site.escrow ?? "escrow: not stated"})`,
-      nas
-        ? `${m.backupDir} and ${m.binlogBackupDir}: the backup disk of ${m.host}, or the newest NAS snapshot (${nas.host}:${nas.path}/latest/, read with a NAS login allowed to read it: the sync key only writes) copied back into them before step 4`
+      nas && (nas.from ?? m.host) === m.host
+        ? `${m.backupDir} and ${m.binlogBackupDir}: the backup disk of ${m.host}, or the NAS (${nas.host}:${nas.path}), whose newest snapshot step 3 brings back with the host's own sync key`
         : `${m.backupDir} and ${m.binlogBackupDir}: the backup disk of ${m.host}`,
     ],
     steps: [
       loginStep(site, stack),
       rebuildStep(site, [m.host]),
+      ...(nas && (nas.from ?? m.host) === m.host ? [nasFetchStep(site)] : []),
       newestFullStep(site),
       pitrStep(site, {
         ...UNTIL_PAST,
         say: `${UNTIL_PAST.say}, ${site.timezone}; the newest shipped binlog's end is the latest possible`,
       }),
       rearmStep(site, [m.host]),
+    ],
+  };
+}
+
+/**
+ * The NAS's newest snapshot back onto its rebuilt source host, read through the NAS's forced
+ * command with the host's own sync key (`pulumi up` put it back). Only what the disk lacks is
+ * added: a surviving backup disk is never overwritten with older copies.
+ */
+export function nasFetchStep(site: Site): Step {
+  const nas = site.offsite.nas!;
+  const from = nas.from ?? site.mariadb!.host;
+  const env = jobFiles(hostOf(site, from).paths, NAS_JOB).envFile;
+  return {
+    on: from,
+    say: `bring back the newest NAS snapshot (${(nas.sources ?? [site.mariadb!.backupDir, site.mariadb!.binlogBackupDir]).join(", ")}); what the backup disk still holds stays as it is.`,
+    inputs: [
+      {
+        name: "TARGET",
+        value: "/restore/nas",
+        say: "a new directory for the snapshot, then merged into /",
+      },
+    ],
+    sh: [
+      `. ${env}   # the NAS, its pinned host key, this host's sync key: no secret`,
+      '[ ! -e "$TARGET" ] || { echo "$TARGET exists: fetched already (move it away to fetch again)" >&2; exit 1; }',
+      'rm -rf -- "$TARGET.partial"',
+      'install -d -m 0700 -- "$TARGET.partial"',
+      'rsync -a --timeout=600 -e "ssh -i $NAS_KEY -p $NAS_PORT -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=$NAS_KNOWN_HOSTS" "$NAS_USER@$NAS_ADDRESS:$NAS_PATH/latest/" "$TARGET.partial/"',
+      'mv -T -- "$TARGET.partial" "$TARGET"',
+      'rsync -a --ignore-existing "$TARGET/" /',
     ],
   };
 }
