@@ -10,6 +10,9 @@ import * as pulumi from "@pulumi/pulumi";
 import { startSshd, type Sshd } from "../harness/sshd";
 import { makeSandbox, type Sandbox } from "../harness/sandbox";
 import { startS3rver, type S3rverServer } from "../harness/s3rver";
+import { resticRestoreStep } from "../../components/site/runbook/scenarios";
+import { stepScript } from "../../components/site/runbook/steps";
+import { parseSite } from "../../stacks/load";
 import {
   applyCreates,
   applyDeletes,
@@ -443,24 +446,58 @@ test("the S3 keys reach restic only through the 0600 credentials file, never an 
   expect(given).not.toContain(s3.accessKeyId);
 });
 
-test("restore from the cloud repository equals the source", () => {
-  const target = box.at("restore");
-  const r = restic("cloud", [
-    "restore",
-    "latest",
-    "--host",
-    HOST_TAG,
-    "--tag",
-    "system,database",
-    "--target",
-    target,
-  ]);
-  expect(r.code).toBe(0);
-  fs.rmSync(`${src}/scratch.tmp`);
-  const diff = run("diff", ["-r", `${target}${src}`, src]);
-  expect(diff.stdout + diff.stderr).toBe("");
-  expect(diff.code).toBe(0);
-  fs.writeFileSync(`${src}/scratch.tmp`, "excluded\n");
+test("RUNBOOK.md's restore blocks, pasted as printed, bring back the source from either repository", () => {
+  const site = parseSite({
+    name: "atlastech",
+    targets: { hostLoss: "none", siteLoss: { rpoHours: 192, rtoHours: 24 } },
+    hosts: [{ name: HOST_TAG, address: "127.0.0.1", roles: ["restic"], paths: box.paths }],
+    retention: { last2: { keepLast: 2 }, last3: { keepLast: 3 } },
+    restic: {
+      repositories: [
+        {
+          name: "usb",
+          host: HOST_TAG,
+          kind: "local",
+          path: usbRepo,
+          schedule: "0 3 * * *",
+          paths: [src],
+          tags: ["system", "database"],
+          retention: "last2",
+        },
+        {
+          name: "cloud",
+          host: HOST_TAG,
+          kind: "s3",
+          prefix: "restic/cloud",
+          endpoint: s3.endpoint,
+          copyFrom: "usb",
+          schedule: "0 4 * * 0",
+          retention: "last3",
+        },
+      ],
+    },
+    offsite: { bucket: { name: s3.bucket, region: "us-east-1", objectLock: false } },
+    monitoring: {},
+  });
+  fs.rmSync(`${src}/scratch.tmp`); // excluded: not in any snapshot
+  try {
+    for (const repo of ["usb", "cloud"]) {
+      const target = box.at(`restore/${repo}`);
+      const step = resticRestoreStep(site, repo);
+      expect(step.on).toBe(HOST_TAG);
+      const r = run("bash", ["-c", stepScript(step, { TARGET: target })]);
+      expect({ repo, code: r.code, stderr: r.code === 0 ? "" : r.stderr }).toEqual({
+        repo,
+        code: 0,
+        stderr: "",
+      });
+      const diff = run("diff", ["-r", `${target}${src}`, src]);
+      expect(diff.stdout + diff.stderr).toBe("");
+      expect(diff.code).toBe(0);
+    }
+  } finally {
+    fs.writeFileSync(`${src}/scratch.tmp`, "excluded\n");
+  }
 });
 
 test("check reads a different subset each run, wrapping around", () => {

@@ -231,7 +231,8 @@ export function resticRestoreStep(
   if (!r) throw new Error(`unknown restic repository ${repoName}`);
   const src = r.copyFrom ? site.restic.repositories.find((x) => x.name === r.copyFrom) : undefined;
   const tags = (src ?? r).tags;
-  const tag = tags.length > 0 ? ` --tag ${tags.join(",")}` : "";
+  // the snapshots of the host that made them (a copy keeps its source's host)
+  const tag = ` --host ${(src ?? r).host}${tags.length > 0 ? ` --tag ${tags.join(",")}` : ""}`;
   const env = jobFiles(hostOf(site, r.host).paths, resticJob(r.name)).envFile;
   return {
     on: r.host,
@@ -249,10 +250,10 @@ export function resticRestoreStep(
       '[ ! -e "$TARGET" ] || { echo "$TARGET exists: restored already (move it away to restore again)" >&2; exit 1; }',
       'export RESTIC_REPOSITORY="$REPO_URL" RESTIC_PASSWORD_FILE="$REPO_PASSWORD_FILE" RESTIC_CACHE_DIR="$RESTIC_CACHE"',
       'if [ -n "$REPO_S3_CREDENTIALS" ]; then export AWS_SHARED_CREDENTIALS_FILE="$REPO_S3_CREDENTIALS"; fi',
-      'if [ -n "$REPO_CACERT" ]; then export RESTIC_CACERT="$REPO_CACERT"; fi',
-      `"$RESTIC_BIN" snapshots${tag}`,
+      'ca=(); if [ -n "$REPO_CACERT" ]; then ca=(--cacert "$REPO_CACERT"); fi   # a self-signed endpoint',
+      `"$RESTIC_BIN" "\${ca[@]}" snapshots${tag}`,
       'rm -rf -- "$TARGET.partial"',
-      `"$RESTIC_BIN" restore latest${tag} --target "$TARGET.partial" --verify`,
+      `"$RESTIC_BIN" "\${ca[@]}" restore latest${tag} --target "$TARGET.partial" --verify`,
       'mv -T -- "$TARGET.partial" "$TARGET"',
     ],
   };
