@@ -9,6 +9,10 @@ export function planWarnings(site: Site): string[] {
     out.push(
       "alerts go to syslog only (backup321:site.monitoring has no email and no webhookSecret): a host without a running syslog daemon (rsyslog, or journald's forwarding) loses every alert, and nobody is paged; set monitoring.email or monitoring.webhookSecret",
     );
+  if (!site.escrow)
+    out.push(
+      "RUNBOOK.md cannot say where the stack passphrase is kept (backup321:site.escrow is not set): without the passphrase no secret of the stack, and so no encrypted backup, can be read; set escrow to where it is kept offline (e.g. sealed envelope in the office safe)",
+    );
   if (!site.stateBackend)
     out.push(
       "RUNBOOK.md cannot say where the Pulumi state is (backup321:site.stateBackend is not set): without it a rebuild cannot read the stack; set it to the URL `pulumi login` takes (e.g. s3://ops-pulumi-state)",

@@ -225,6 +225,11 @@ test("each scenario says what must have survived: the state backend, the escrow,
   expect(planWarnings(parseSite(raw)).find((w) => w.includes("stateBackend"))).toMatch(
     /backup321:site\.stateBackend is not set/,
   );
+  delete (raw as { escrow?: string }).escrow;
+  expect(planWarnings(parseSite(raw)).find((w) => w.includes(".escrow"))).toMatch(
+    /backup321:site\.escrow is not set/,
+  );
+  expect(planWarnings(prod)).toEqual([]);
 });
 
 test("where the keys are: the escrow and every stack secret by key, never a value", () => {
