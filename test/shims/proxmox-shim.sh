@@ -286,7 +286,7 @@ restore_guest() {
 # pvesm list STORAGE --vmid ID (PVE/CLI/pvesm.pm print_content): a header, then one line per
 # volume sorted by volid: Volid, Format, Type, Size, VMID.
 pvesm_main() {
-  [ "${1:-}" = list ] && [ "${3:-}" = --vmid ] || die "pvesm shim: only list STORAGE --vmid ID"
+  { [ "${1:-}" = list ] && [ "${3:-}" = --vmid ]; } || die "pvesm shim: only list STORAGE --vmid ID"
   local storage=$2 vmid=$4
   printf '%-60s %-8s %-10s %12s %s\n' Volid Format Type Size VMID
   jq -r --arg s "$storage:" --arg id "$vmid" '
@@ -308,7 +308,7 @@ pvesh_main() {
     # qemu-server src/PVE/API2/Qemu.pm vm_feature: {hasFeature, nodes}; pve-container
     # src/PVE/API2/LXC.pm vm_feature: {hasFeature} only (nodes is commented out). has_feature
     # returns 1 or 0, which pvesh prints as numbers.
-    [ "${3:-}" = --feature ] && [ "${4:-}" = snapshot ] || die "pvesh shim: only --feature snapshot"
+    { [ "${3:-}" = --feature ] && [ "${4:-}" = snapshot ]; } || die "pvesh shim: only --feature snapshot"
     local has=1
     [ ! -e "${file%.json}.nosnap" ] || has=0
     if [ "$kind" = qemu ]; then

@@ -91,6 +91,7 @@ b321_previous_success() {
   sed -n 's/.*"last_success": *"\([^"]*\)".*/\1/p' "$file" | head -n 1
 }
 
+# shellcheck disable=SC2153  # B321_STATE comes from the job's env file (b321_start)
 b321_write_status() {
   local rc=$1 result=$2 now end_epoch dir status_file tmp last_success key value fields=""
   now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -233,7 +234,7 @@ b321_full_dirs() {
     fi
   done <<<"$before"
   while IFS=$'\t' read -r dir avail; do
-    [ -n "$dir" ] && [ -z "${seen[$dir]:-}" ] || continue
+    { [ -n "$dir" ] && [ -z "${seen[$dir]:-}" ]; } || continue
     printf '; %s is full (%s KiB free)' "$dir" "$avail"
   done < <(b321_full_now)
 }
@@ -417,8 +418,8 @@ b321_stale_runs() {
   local f started pid
   B321_STALE_RUNS=()
   for f in "$B321_STATE/runs/$B321_JOB".*.json; do
-    [ -f "$f" ] && [ "$f" != "$B321_RUN_FILE" ] || continue
-    [[ ${f##*/} =~ ^(.+)\.[0-9]+\.json$ ]] && [ "${BASH_REMATCH[1]}" = "$B321_JOB" ] || continue
+    { [ -f "$f" ] && [ "$f" != "$B321_RUN_FILE" ]; } || continue
+    { [[ ${f##*/} =~ ^(.+)\.[0-9]+\.json$ ]] && [ "${BASH_REMATCH[1]}" = "$B321_JOB" ]; } || continue
     ! b321_run_alive "$f" || continue
     started=$(sed -n 's/^ *"started": *"\([^"]*\)".*/\1/p' -- "$f" | head -n 1)
     pid=${f%.json}

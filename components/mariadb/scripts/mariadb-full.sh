@@ -65,7 +65,7 @@ verify_physical() {
   # so that a disk too small is named as such rather than failing half-way.
   raw=$(sed -n 's/^\([0-9][0-9]*\) bytes .*/\1/p' -- "$WORK/raw.dd")
   [ -n "$raw" ] || b321_fail "verify: the size of the backup stream was not counted ($(tail -n 1 -- "$WORK/raw.dd"))"
-  need=$((raw / 1024 * 105 / 100 + B321_FULL_KIB))
+  need=$((raw * 105 / 102400 + B321_FULL_KIB))
   avail=$(b321_free_kib "$dir")
   [ -z "$avail" ] || [ "$avail" -ge "$need" ] ||
     b321_fail "verify: unpacking $name to check it needs about $((need / 1024)) MiB free in $MARIADB_BACKUP_DIR (its raw size), only $((avail / 1024)) MiB are free: make room there or move the backups to a bigger disk (the unverified backup was removed)"
@@ -102,7 +102,7 @@ verify_logical() {
   bfile=$(sed -n "s/.*MASTER_LOG_FILE='\([^']*\)'.*/\1/p" <<<"$change")
   bpos=$(sed -n "s/.*MASTER_LOG_POS=\([0-9]*\).*/\1/p" <<<"$change")
   gtid=$(sed -n "s/.*gtid_slave_pos='\([^']*\)'.*/\1/p" <<<"$gtid")
-  [ -n "$bfile" ] && [ -n "$bpos" ] || b321_fail "verify: the dump records no binlog coordinates"
+  { [ -n "$bfile" ] && [ -n "$bpos" ]; } || b321_fail "verify: the dump records no binlog coordinates"
   printf '%s %s %s %s\n' "$raw" "$bfile" "$bpos" "$gtid" >"$WORK/info"
 }
 
@@ -138,7 +138,7 @@ write_manifest() {
     b321_warn "cannot read the header of the binlog $bfile in ${MARIADB_BINLOG_BASENAME%/*} (is MARIADB_BINLOG_BASENAME the server's log_bin basename?): PITR will find it by name and time"
   cfile=$(awk '$1 == "binlog_snapshot_file" { print $2 }' "$counts")
   cpos=$(awk '$1 == "binlog_snapshot_position" { print $2 }' "$counts")
-  [ -n "$cfile" ] && [ -n "$cpos" ] || b321_fail "the count snapshot has no binlog position"
+  { [ -n "$cfile" ] && [ -n "$cpos" ]; } || b321_fail "the count snapshot has no binlog position"
   {
     echo "{"
     echo "  \"format\": \"backup321-mariadb-full/1\","

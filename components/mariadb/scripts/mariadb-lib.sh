@@ -195,7 +195,7 @@ mdb_check_sha() {
   local file=$1 want got
   want=$(mdb_manifest_get "$file.manifest.json" sha256)
   got=$(b321_sha256 "$file")
-  [ -n "$want" ] && [ "$want" = "$got" ] ||
+  { [ -n "$want" ] && [ "$want" = "$got" ]; } ||
     b321_fail "$file does not match its manifest (sha256 $got, recorded $want): the file is corrupted"
 }
 
@@ -372,7 +372,7 @@ mdb_open_binlog() {
   [[ $f == *.zst.enc ]] || return 0
   if [ -z "$MDB_REPLAY_DIR" ]; then
     local parent=${MARIADB_SCRATCH_DIR:-$MARIADB_BINLOG_BACKUP_DIR}
-    mkdir -p -- "$parent" && MDB_REPLAY_DIR=$(mktemp -d "$parent/.b321-replay.XXXXXX") ||
+    { mkdir -p -- "$parent" && MDB_REPLAY_DIR=$(mktemp -d "$parent/.b321-replay.XXXXXX"); } ||
       b321_fail "cannot make a directory for the decrypted binlogs in $parent"
     b321_cleanup mdb_remove_replay_dir
     b321_watch_space "$MDB_REPLAY_DIR"
@@ -432,6 +432,7 @@ mdb_count_sql() {
   for t in "$@"; do
     db=${t%%.*}
     tb=${t#*.}
+    # shellcheck disable=SC2016  # backquotes are SQL identifier quotes, not a command
     printf 'SELECT CONCAT(%s, " ", COUNT(*)) FROM `%s`.`%s`;\n' "'${t//\'/\'\'}'" "${db//\`/\`\`}" "${tb//\`/\`\`}"
   done
 }

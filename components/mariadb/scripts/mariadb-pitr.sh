@@ -69,7 +69,7 @@ pick_full() {
 check_target() {
   local dir=$1
   if [ -e "$dir" ]; then
-    [ -d "$dir" ] && [ -z "$(ls -A -- "$dir")" ] ||
+    { [ -d "$dir" ] && [ -z "$(ls -A -- "$dir")" ]; } ||
       b321_fail "$dir is not empty (restore into a new or empty directory)"
     ! mountpoint -q -- "$dir" || b321_fail "$dir is a mount point: give a directory inside it"
   fi
@@ -109,7 +109,7 @@ main() {
     [ "$target_dir" != / ] || usage "--target-datadir cannot be /"
   fi
   if [ -n "$full" ]; then
-    [[ $full != */* ]] && [ -f "$MARIADB_BACKUP_DIR/$full.manifest.json" ] ||
+    { [[ $full != */* ]] && [ -f "$MARIADB_BACKUP_DIR/$full.manifest.json" ]; } ||
       usage "no full named $full in $MARIADB_BACKUP_DIR (give the file name of one with a .manifest.json beside it)"
     consistent_before "$MARIADB_BACKUP_DIR/$full" "$until_epoch" ||
       usage "$full is not consistent before $until ($tz): name an older full"
@@ -152,7 +152,7 @@ main() {
   else
     [ "$method" = logical ] ||
       b321_fail "${file##*/} is a physical full: it restores a whole instance (use --target-datadir)"
-    [ "$target_socket" != "$MARIADB_SOCKET" ] && ! same_dir "$target_socket" "$MARIADB_SOCKET" ||
+    { [ "$target_socket" != "$MARIADB_SOCKET" ] && ! same_dir "$target_socket" "$MARIADB_SOCKET"; } ||
       b321_fail "$target_socket is the live server: restore elsewhere"
     mdb_check_sha "$file"
     local db

@@ -26,7 +26,7 @@ main() {
   local file manifest t0 t1 bfile bpos cfile cpos
   # Every full is checked: a corrupt one is a warning naming it, and the newest intact one is tested.
   mdb_scan_fulls
-  [ "${#MDB_GOOD_FULLS[@]}" -gt 0 ] || mdb_no_intact_full
+  [ "${#MDB_GOOD_FULLS[@]}" -gt 0 ] || mdb_no_intact_full ""
   file=${MDB_GOOD_FULLS[-1]}
   manifest=$file.manifest.json
   b321_set file "$file"

@@ -171,7 +171,7 @@ check_runs() {
   local job=$1 f pid
   for f in "$B321_STATE/runs/$job".*.json; do
     [ -f "$f" ] || continue
-    [[ ${f##*/} =~ ^(.+)\.([0-9]+)\.json$ ]] && [ "${BASH_REMATCH[1]}" = "$job" ] || continue
+    { [[ ${f##*/} =~ ^(.+)\.([0-9]+)\.json$ ]] && [ "${BASH_REMATCH[1]}" = "$job" ]; } || continue
     pid=${BASH_REMATCH[2]}
     ! b321_run_alive "$f" || continue
     json_load "$f"
@@ -381,7 +381,7 @@ write_metrics() {
     copied[backup321-$name]=1
   done
   for f in "$target"/backup321-*.prom; do
-    [ -f "$f" ] && [ -z "${copied[${f##*/}]:-}" ] || continue
+    { [ -f "$f" ] && [ -z "${copied[${f##*/}]:-}" ]; } || continue
     rm -f -- "$f"
     b321_log "removed $f: its job is no longer on this host"
   done

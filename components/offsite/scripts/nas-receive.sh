@@ -33,8 +33,10 @@ done
 record() {
   [ -d "$root" ] || return 0
   line="$(date -u +%Y-%m-%dT%H:%M:%SZ) refused: $(printf '%s' "$1" | tr -c '[:print:]' '?' | cut -c 1-300)"
-  { tail -n 99 -- "$root/.refused" 2>/dev/null || true; printf '%s\n' "$line"; } >"$root/.refused.$$" &&
-    mv -f -- "$root/.refused.$$" "$root/.refused" || rm -f -- "$root/.refused.$$"
+  if ! { { tail -n 99 -- "$root/.refused" 2>/dev/null || true; printf '%s\n' "$line"; } >"$root/.refused.$$" &&
+    mv -f -- "$root/.refused.$$" "$root/.refused"; }; then
+    rm -f -- "$root/.refused.$$"
+  fi
   n=$(unreported)
   echo $((n + 1)) >"$root/.refused-unreported" || true
 }
@@ -95,7 +97,7 @@ receive() {
   set -- $cmd
   set +f
   [ $# -eq 7 ] || [ $# -eq 9 ] || refuse "rsync command line of $# words"
-  [ "$1" = rsync ] && [ "$2" = --server ] || refuse "not an rsync server command"
+  { [ "$1" = rsync ] && [ "$2" = --server ]; } || refuse "not an rsync server command"
   check_options -logDtprRe. "$3" "$4"
   [ "$5" = --stats ] || refuse "rsync option $5"
   flags=$3 timeout=$4
@@ -103,15 +105,15 @@ receive() {
   if [ $# -eq 9 ]; then
     [ "$6" = --link-dest ] || refuse "rsync option $6"
     link=${7%/}
-    is_stamp "${link#"$root"/}" && [ "$link" = "$root/${link#"$root"/}" ] && [ -d "$link" ] &&
-      [ ! -L "$link" ] || refuse "link-dest $7"
+    { is_stamp "${link#"$root"/}" && [ "$link" = "$root/${link#"$root"/}" ] && [ -d "$link" ] &&
+      [ ! -L "$link" ]; } || refuse "link-dest $7"
     shift 2
   fi
   [ "$6" = . ] || refuse "rsync argument $6"
   dest=$7
   id=${dest#"$root"/}
   id=${id%.partial/}
-  is_stamp "$id" && [ "$dest" = "$root/$id.partial/" ] || refuse "destination $dest"
+  { is_stamp "$id" && [ "$dest" = "$root/$id.partial/" ]; } || refuse "destination $dest"
   ! too_frequent || refuse "too frequent: a snapshot was accepted less than $min_interval minutes ago"
   mkdir -p -- "$root"
   # A fresh directory for every receive: an existing one may hold hard links into a finished
@@ -163,6 +165,7 @@ finish() {
   # Retention: the KEEP newest accepted snapshots stay (the one just made is the newest); older
   # ones accepted at least MIN_AGE ago, and stale .partial directories of interrupted runs, go.
   count=0
+  # shellcheck disable=SC2012  # snapshot names are digits and a dash only
   for d in $(cd -- "$root" && ls -1d -- [0-9]*-[0-9]* 2>/dev/null | sort -r); do
     case $d in
       *.partial) rm -rf -- "${root:?}/$d" ;;

@@ -11,6 +11,7 @@
 # Env file: NAS_USER NAS_ADDRESS NAS_PORT NAS_PATH NAS_KEY NAS_KNOWN_HOSTS NAS_SOURCES (space-
 # separated absolute paths) [NAS_TIMEOUT seconds, default 3600 per rsync run].
 set -Eeuo pipefail
+# shellcheck source=../../host/scripts/common.sh
 source "${BASH_SOURCE[0]%/*}/common.sh"
 b321_start "$@"
 

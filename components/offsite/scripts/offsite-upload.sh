@@ -30,6 +30,7 @@
 # OFFSITE_BINLOG_BASENAME (mysql-bin)]
 # [OFFSITE_LOCK_MODE GOVERNANCE|COMPLIANCE with OFFSITE_LOCK_DAYS: Object Lock retention].
 set -Eeuo pipefail
+# shellcheck source=../../host/scripts/common.sh
 source "${BASH_SOURCE[0]%/*}/common.sh"
 b321_start "$@"
 
@@ -169,7 +170,7 @@ retention_reaches() {
 lock_object() {
   local key=$1 version=$2 mode=${OFFSITE_LOCK_MODE:-} err why
   [ -n "${OFFSITE_LOCK_MODE:-}" ] || return 0
-  [ -n "$version" ] && [ "$version" != null ] && [ "$version" != None ] ||
+  { [ -n "$version" ] && [ "$version" != null ] && [ "$version" != None ]; } ||
     b321_fail "s3://$OFFSITE_BUCKET/$key has no version id, so it cannot be locked (is versioning on?)"
   get_retention "$key" "$version"
   if ! retention_reaches; then
@@ -261,13 +262,13 @@ upload_binlogs() {
   [ -d "$OFFSITE_BINLOG_DIR" ] || b321_fail "$OFFSITE_BINLOG_DIR is not a directory"
   for f in "$OFFSITE_BINLOG_DIR/$OFFSITE_BINLOG_BASENAME".*.zst.enc; do
     name=${f##*/}
-    b321_binlog_stamp "$name" >/dev/null && [ -f "$f" ] || continue
+    { b321_binlog_stamp "$name" >/dev/null && [ -f "$f" ]; } || continue
     # No .sha256 yet: the shipper has not verified it (it writes the sum just before the rename).
     [ -f "$f.sha256" ] || continue
     # The shipper's prune may remove an old one (already uploaded) while this runs: skip it then.
     if ! sum=$(sed -n '1s/^\([0-9a-f]\{64\}\)  .*/\1/p' -- "$f.sha256") ||
       ! actual=$(b321_sha256 "$f"); then
-      [ -e "$f" ] && [ -e "$f.sha256" ] || continue
+      { [ -e "$f" ] && [ -e "$f.sha256" ]; } || continue
       b321_fail "cannot read the shipped binlog $f"
     fi
     [ -n "$sum" ] || b321_fail "$f.sha256 holds no sha256"

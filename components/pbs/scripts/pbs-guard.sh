@@ -5,6 +5,7 @@
 # guard puts the datastore in maintenance mode "offline" (PBS then refuses every job and backup on
 # it), fails and alerts; once the disk is back it lifts the maintenance mode it set, and only that.
 set -Eeuo pipefail
+# shellcheck source=../../host/scripts/common.sh
 source "${BASH_SOURCE[0]%/*}/common.sh"
 # shellcheck source=pbs-lib.sh
 source "${BASH_SOURCE[0]%/*}/pbs-lib.sh"

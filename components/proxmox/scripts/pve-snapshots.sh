@@ -6,6 +6,7 @@
 # run fails (and alerts) after the others are done. Per-guest results go to the status file.
 # Env: SNAP_NODE, SNAP_VMS and SNAP_CONTAINERS (space-separated ids), SNAP_KEEP.
 set -Eeuo pipefail
+# shellcheck source=../../host/scripts/common.sh
 source "${BASH_SOURCE[0]%/*}/common.sh"
 
 OWN_NAME='^b321-[0-9]{8}-[0-9]{6}$'

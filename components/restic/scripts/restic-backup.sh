@@ -4,6 +4,7 @@
 # some files unreadable) is a warning listing them, and skips forget: an incomplete snapshot must
 # not push a complete one out. A failed backup never forgets anything.
 set -Eeuo pipefail
+# shellcheck source=../../host/scripts/common.sh
 source "${BASH_SOURCE[0]%/*}/common.sh"
 source "${BASH_SOURCE[0]%/*}/restic-lib.sh"
 

@@ -3,6 +3,7 @@
 # run (kept in <state>/restic/<repo>.check-next), so every pack is read once per CHECK_SUBSETS
 # successful runs. A failed check keeps n: the next run reads the same subset again.
 set -Eeuo pipefail
+# shellcheck source=../../host/scripts/common.sh
 source "${BASH_SOURCE[0]%/*}/common.sh"
 source "${BASH_SOURCE[0]%/*}/restic-lib.sh"
 

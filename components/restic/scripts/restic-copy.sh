@@ -4,6 +4,7 @@
 # created with the source's chunker parameters, so copied data deduplicates. A backup of the source
 # still running delays the copy (up to COPY_LOCK_WAIT seconds) rather than losing the week.
 set -Eeuo pipefail
+# shellcheck source=../../host/scripts/common.sh
 source "${BASH_SOURCE[0]%/*}/common.sh"
 source "${BASH_SOURCE[0]%/*}/restic-lib.sh"
 

@@ -13,6 +13,7 @@
 # INIT_ACCESS_RETRY_SECONDS (default 10), for at most INIT_ACCESS_WAIT_SECONDS (default 300), then
 # fails with S3's answer. Any other error fails at once.
 set -Eeuo pipefail
+# shellcheck source=../../host/scripts/common.sh
 source "${BASH_SOURCE[0]%/*}/common.sh"
 source "${BASH_SOURCE[0]%/*}/restic-lib.sh"
 
