@@ -14,7 +14,7 @@ import {
   type RemoteStep,
 } from "../harness/program";
 import { nasFetchStep } from "../../components/site/runbook/scenarios";
-import { stepScript } from "../../components/site/runbook/steps";
+import { pasteOk, pasteStep } from "../harness/runbook";
 import { parseSite } from "../../stacks/load";
 import { run, runOk, type RunResult } from "../harness/proc";
 import { authorizedKeyLine } from "../../components/offsite/render";
@@ -549,13 +549,12 @@ test("RUNBOOK.md's NAS step brings the newest snapshot back with the sync key, r
   fs.rmSync(gone);
   fs.writeFileSync(changed, "NEWER ON THE DISK\n");
   const into = box.at("restore/nas");
-  const r = run("bash", ["-c", stepScript(step, { TARGET: into })]);
-  expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+  pasteOk(step, { TARGET: into });
   expect(read(gone)).toBe(saved);
   expect(read(changed)).toBe("NEWER ON THE DISK\n");
   expect(read(`${into}${gone}`)).toBe(saved);
   expect(fs.existsSync(`${into}.partial`)).toBe(false);
-  const again = run("bash", ["-c", stepScript(step, { TARGET: into })]);
+  const again = pasteStep(step, { TARGET: into });
   expect(again.stderr).toContain(`${into} exists: fetched already`);
   // the key reads the newest snapshot only: an older one is refused
   const older = snapshots().find((d) => d !== latest)!;

@@ -21,7 +21,7 @@ import {
 import { run } from "../harness/proc";
 import { sandboxMariaDbModel, seedSchema, tableCounts } from "./mariadb-fixture";
 import { scenarios } from "../../components/site/runbook/scenarios";
-import { stepScript } from "../../components/site/runbook/steps";
+import { pasteOk } from "../harness/runbook";
 import { parseSite } from "../../stacks/load";
 import type { Site } from "../../stacks/schema";
 
@@ -178,12 +178,7 @@ test("the site is lost: RUNBOOK.md's total-loss blocks, pasted on a brand-new ho
   await new Promise((r) => setTimeout(r, 1100)); // "now" after the last shipped change
   for (const step of steps.slice(fetch, fetch + 2)) {
     expect(step.on).toBe("db-srv");
-    const r = run("bash", ["-c", stepScript(step)]);
-    expect({ step: step.say, code: r.code, stderr: r.code === 0 ? "" : r.stderr }).toEqual({
-      step: step.say,
-      code: 0,
-      stderr: "",
-    });
+    pasteOk(step);
   }
   // The full alone does not hold the later work: only the binlogs from the bucket do.
   const manifests = fs

@@ -11,7 +11,7 @@ import { startSshd, type Sshd } from "../harness/sshd";
 import { makeSandbox, type Sandbox } from "../harness/sandbox";
 import { startS3rver, type S3rverServer } from "../harness/s3rver";
 import { resticRestoreStep } from "../../components/site/runbook/scenarios";
-import { stepScript } from "../../components/site/runbook/steps";
+import { pasteOk } from "../harness/runbook";
 import { parseSite } from "../../stacks/load";
 import {
   applyCreates,
@@ -485,12 +485,7 @@ test("RUNBOOK.md's restore blocks, pasted as printed, bring back the source from
       const target = box.at(`restore/${repo}`);
       const step = resticRestoreStep(site, repo);
       expect(step.on).toBe(HOST_TAG);
-      const r = run("bash", ["-c", stepScript(step, { TARGET: target })]);
-      expect({ repo, code: r.code, stderr: r.code === 0 ? "" : r.stderr }).toEqual({
-        repo,
-        code: 0,
-        stderr: "",
-      });
+      pasteOk(step, { TARGET: target });
       const diff = run("diff", ["-r", `${target}${src}`, src]);
       expect(diff.stdout + diff.stderr).toBe("");
       expect(diff.code).toBe(0);

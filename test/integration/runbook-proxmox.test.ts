@@ -5,10 +5,10 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { installProxmoxShims, type ProxmoxShims } from "../harness/proxmoxShims";
-import { run } from "../harness/proc";
 import { readStackFile } from "../../infra/stackFile";
 import { scenarios } from "../../components/site/runbook/scenarios";
-import { stepScript, type Step } from "../../components/site/runbook/steps";
+import type { Step } from "../../components/site/runbook/steps";
+import { pasteStep } from "../harness/runbook";
 import { pbsStorageId } from "../../components/proxmox/render";
 import { parseSite } from "../../stacks/load";
 import type { SiteInput } from "../../stacks/schema";
@@ -34,7 +34,7 @@ afterEach(() => {
 
 function paste(step: Step, values: Record<string, string> = {}) {
   expect(step.on).toBe(prod.proxmox!.host);
-  return run("bash", ["-c", stepScript(step, values)], {
+  return pasteStep(step, values, {
     env: { ...process.env, PATH: `${shims.bin}:${process.env.PATH ?? ""}` },
   });
 }

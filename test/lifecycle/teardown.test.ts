@@ -8,6 +8,7 @@ import { DATABASE } from "../harness/lifecycle";
 import { startSshd } from "../harness/sshd";
 import { startMariaDb } from "../harness/mariadb";
 import { freePort, run } from "../harness/proc";
+import { pasteOk, pasteStep } from "../harness/runbook";
 import { clone } from "../harness/sites";
 import { FILE, host, mariadb, repos, Scenario } from "../harness/scenario";
 import { keySteps } from "../../components/site/runbook/keys";
@@ -94,13 +95,7 @@ function scenario(title: string) {
 /** One step pasted as RUNBOOK.md prints it: on the operator's laptop, or as root on its host. */
 function paste(step: Step, laptop: Laptop, values: Record<string, string> = {}) {
   const on = step.on === LAPTOP ? { env: { ...process.env, ...laptop.env }, cwd: laptop.cwd } : {};
-  const r = run("bash", ["-c", stepScript(step, values)], { ...on, timeoutMs: 600_000 });
-  expect({ step: step.say, code: r.code, stderr: r.code === 0 ? "" : r.stderr }).toEqual({
-    step: step.say,
-    code: 0,
-    stderr: "",
-  });
-  return r.stdout;
+  return pasteOk(step, values, on);
 }
 
 test("the db host is lost: RUNBOOK.md's scenario, pasted as printed, brings back its database exactly", async () => {
@@ -200,7 +195,7 @@ test("files are lost: RUNBOOK.md's restic restore, pasted as printed, brings the
     fs.readFileSync(original, "utf8"),
   );
   expect(fs.existsSync(`${into}.partial`)).toBe(false);
-  const again = run("bash", ["-c", stepScript(step, { TARGET: into })]);
+  const again = pasteStep(step, { TARGET: into });
   expect(again.code).not.toBe(0);
   expect(again.stderr).toContain(`${into} exists: restored already`);
 });

@@ -1,6 +1,7 @@
 // A recovery scenario as data: the steps an operator pastes, each on one machine. RUNBOOK.md shows
 // them and the scenario tests run them; both get their shell text from stepScript, so what is
 // printed is what was run.
+import { shq } from "../../host/render";
 
 /** A value the operator supplies (or accepts): a shell variable set at the top of its block. */
 export interface Input {
@@ -40,8 +41,6 @@ export const LAPTOP = "laptop";
 export const PASSPHRASE = "$HOME/.b321-passphrase";
 export const USE_PASSPHRASE = `export PULUMI_CONFIG_PASSPHRASE_FILE="${PASSPHRASE}"   # a path: the passphrase stays in its 0600 file`;
 
-const shellWord = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
-
 /**
  * The shell text of a step. `values` binds inputs (quoted as one word each); an input left out
  * keeps its printed value.
@@ -53,7 +52,7 @@ export function stepScript(step: Step, values: Readonly<Record<string, string>> 
     "(",
     "  set -euo pipefail   # stops at the first failure; the shell you paste this into stays open",
     ...(step.inputs ?? []).map(
-      (i) => `  ${i.name}=${i.name in values ? shellWord(values[i.name]) : i.value}   # ${i.say}`,
+      (i) => `  ${i.name}=${i.name in values ? shq(values[i.name]) : i.value}   # ${i.say}`,
     ),
     ...step.sh.map((l) => (l === "" ? "" : `  ${l}`)),
     ")",
