@@ -210,6 +210,28 @@ test("logical gzip full is the seed's format: its documented decrypt | gunzip | 
   server.sql("DROP DATABASE seed_restore");
 });
 
+test("a full started in the second another was named in waits for the next one instead of failing", () => {
+  // Both runs start their clock at the same second (faketime lets it run on from there), as a run
+  // by hand right after cron's can, under the same lock.
+  const at = new Date(Date.now() - 3_600_000)
+    .toISOString()
+    .replace("T", " ")
+    .replace(/\.\d+Z$/, "");
+  const named: string[] = [];
+  for (let i = 0; i < 2; i++) {
+    const r = run("faketime", ["-f", `@${at}`, path.join(box.lib, "mariadb-full.sh"), logEnv], {
+      // one clock for the whole run, its children included (not one restarted in each)
+      env: { ...process.env, TZ: "UTC", FAKETIME_DONT_RESET: "1" },
+      timeoutMs: 600_000,
+    });
+    expect({ code: r.code, stderr: r.code === 0 ? "" : r.stderr }).toEqual({ code: 0, stderr: "" });
+    named.push(String(box.status("mariadb-full").file));
+  }
+  // (retention may remove these two at once: they are the oldest by name)
+  const stamps = named.map((f) => /_full_(\d{8}_\d{6})\./.exec(f)![1]);
+  expect(stamps[1] > stamps[0]).toBe(true);
+});
+
 test("binlog shipping copies only closed binlogs, encrypted, verified, and ships each once", () => {
   const env = box.env("mariadb-binlogs");
   server.sql(`INSERT INTO ${DB}.clients (nom) VALUES ('after-full')`);

@@ -208,10 +208,17 @@ main() {
     gzip) cext=gz ;;
     *) b321_fail "unknown compression $MARIADB_COMPRESSION (zstd or gzip)" ;;
   esac
-  stamp=$(date -u +%Y%m%d_%H%M%S)
-  name=${MARIADB_PREFIX}_full_${stamp}.${ext}.${cext}.enc
-  final=$MARIADB_BACKUP_DIR/$name
-  [ ! -e "$final" ] || b321_fail "$final already exists"
+  # A full is named by its second: a run right after another (by hand after cron, under the same
+  # lock) waits for the next second rather than fail on the name.
+  local try
+  for try in 1 2 3; do
+    stamp=$(date -u +%Y%m%d_%H%M%S)
+    name=${MARIADB_PREFIX}_full_${stamp}.${ext}.${cext}.enc
+    final=$MARIADB_BACKUP_DIR/$name
+    [ -e "$final" ] || break
+    [ "$try" -lt 3 ] || b321_fail "$final already exists"
+    sleep 1
+  done
   WORK=$(mktemp -d -- "$MARIADB_BACKUP_DIR/.b321-full.XXXXXX")
   PARTIAL=$final.partial
   started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
