@@ -57,7 +57,7 @@ export function renderFileContracts(): string {
   const lines = [
     BEGIN,
     "",
-    "#### Status file: `<state>/status/<job>.json`",
+    "#### Status file: `<status>/<job>.json`",
     "",
     "Written by `common.sh` at the end of every run (to a temporary file, then renamed). Every status file has:",
     "",
@@ -79,13 +79,13 @@ export function renderFileContracts(): string {
     lines.push("");
   }
   lines.push(
-    "#### Registry entry: `<etc>/jobs.d/<job>.json`",
+    "#### Registry entry: `<jobs>/<job>.json`",
     "",
     "Written by `ScheduledJob` at deploy, one key per line; removed with the job.",
     "",
     ...table(JOB_ENTRY_FIELDS),
     "",
-    "#### Run record: `<state>/runs/<job>.<pid>.json`",
+    "#### Run record: `<runs>/<job>.<pid>.json`",
     "",
     "Written by `common.sh` when a run starts and removed once its status file is written. A record whose process is gone is a run that ended without a result (killed, host down, status not writable): the monitor reports it as a failure of the job, and the job's next run that does not fail warns about it and removes it.",
     "",

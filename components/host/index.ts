@@ -20,6 +20,7 @@ import {
   fileMarker,
   removeFileCommand,
   renderCronFile,
+  jobEnv,
   renderEntryPoint,
   renderEnvFile,
   renderJobEntry,
@@ -63,7 +64,7 @@ export interface HostArgs {
   readonly disarmed?: boolean;
   /** Where things go on the host. Defaults to the layout of docs/architecture.md. */
   readonly paths: HostPaths;
-  /** IANA time zone the host's cron runs in (job intervals are measured in it). Defaults to UTC. */
+  /** IANA time zone the host's cron runs in (job intervals are measured in it; the site passes stacks/defaults hostTimezone). Defaults to UTC. */
   readonly timezone?: string;
   /** Extra tools to require before anything runs (e.g. mariadb-backup). Defaults to none. */
   readonly requiredTools?: readonly string[];
@@ -95,7 +96,7 @@ export interface HostCommandArgs {
   readonly owns?: string;
   /** Run as the login user itself instead of root (a NAS account). Defaults to false. */
   readonly asLoginUser?: boolean;
-  /** Where owner stamps go. Defaults to <state>/owners. */
+  /** Where owner stamps go. Defaults to the host's paths.owners. */
   readonly ownersDir?: string;
   /** First line of every command text (the offline plan reads a file's marker from it). */
   readonly marker?: string;
@@ -215,7 +216,7 @@ export class Host extends pulumi.ComponentResource {
     },
   ): command.remote.Command {
     const stampFile = args.owns
-      ? ownerStampFile(args.ownersDir ?? `${this.paths.state}/owners`, args.owns)
+      ? ownerStampFile(args.ownersDir ?? this.paths.owners, args.owns)
       : undefined;
     const stamp = `${name} ${args.owns ?? ""}`;
     const as = (text: string): string => (args.asLoginUser ? text : asRoot(this.user, text));
@@ -383,7 +384,7 @@ export class CronJob extends pulumi.ComponentResource {
       command: args.command,
       args: args.args ?? [],
       wrapper: host.cronWrapper,
-      stateDir: host.paths.state,
+      lockDir: host.paths.locks,
       user: args.user ?? "root",
       disarmed: host.disarmed,
     });
@@ -441,48 +442,15 @@ export class ScheduledJob extends pulumi.ComponentResource {
   constructor(name: string, args: ScheduledJobArgs, opts?: pulumi.ComponentResourceOptions) {
     super("backup321:host:ScheduledJob", name, {}, opts);
     const { host, job } = args;
-    const p = host.paths;
-    ({
-      envFile: this.envFile,
-      entryPoint: this.entryPoint,
-      statusFile: this.statusFile,
-      registryFile: this.registryFile,
-    } = jobFiles(p, job));
-    const env = new RemoteFile(
-      `${name}-env`,
-      {
-        host,
-        path: this.envFile,
-        content: pulumi.output(args.env).apply((vars) =>
-          renderEnvFile(`backup321 job ${job}`, {
-            ...vars,
-            B321_JOB: job,
-            B321_STATE: p.state,
-            B321_LIB: p.lib,
-            B321_ETC: p.etc,
-          }),
-        ),
-        mode: "0600",
-        dirMode: "0700",
-        dependsOn: host.base,
-      },
-      { parent: this },
-    );
-    const bin = new RemoteFile(
+    const files = jobFiles(host.paths, job);
+    this.envFile = files.envFile;
+    this.entryPoint = files.entryPoint;
+    this.statusFile = files.statusFile;
+    this.registryFile = files.registryFile;
+    const env = jobEnvFile(`${name}-env`, { host, job, vars: args.env }, { parent: this });
+    const bin = jobEntryPoint(
       `${name}-bin`,
-      {
-        host,
-        path: this.entryPoint,
-        content: renderEntryPoint({
-          job,
-          script: args.script,
-          envFile: this.envFile,
-          wrapper: host.cronWrapper,
-          stateDir: p.state,
-        }),
-        mode: "0755",
-        dependsOn: host.base,
-      },
+      { host, job, script: args.script, dependsOn: host.base },
       { parent: this },
     );
     const registry = new RemoteFile(
@@ -500,7 +468,7 @@ export class ScheduledJob extends pulumi.ComponentResource {
           ),
         ),
         mode: "0644",
-        removeWith: [this.statusFile, `${p.state}/metrics/${job}.prom`, ...(args.alsoWrites ?? [])],
+        removeWith: [this.statusFile, files.metricsFile, ...(args.alsoWrites ?? [])],
         dependsOn: host.base,
       },
       { parent: this },
@@ -525,4 +493,76 @@ export class ScheduledJob extends pulumi.ComponentResource {
       statusFile: this.statusFile,
     });
   }
+}
+
+export interface JobEnvFileArgs {
+  readonly host: Host;
+  readonly job: string;
+  /** The job's own variables (no secrets: paths to secret files only). */
+  readonly vars: pulumi.Input<Readonly<Record<string, string | number | boolean>>>;
+  /** What the file says the job is, after "backup321 job <job>". Defaults to nothing. */
+  readonly note?: string;
+  /** The job's status and metrics go with this file (a job with no registry entry of its own). Defaults to false. */
+  readonly ownsResults?: boolean;
+  readonly dependsOn?: pulumi.Input<pulumi.Resource>[];
+}
+
+/** <etc>/<job>.env (0600): the job's variables and the host's directories (jobEnv). */
+export function jobEnvFile(
+  name: string,
+  args: JobEnvFileArgs,
+  opts: { parent: pulumi.Resource },
+): RemoteFile {
+  const { host, job } = args;
+  const files = jobFiles(host.paths, job);
+  return new RemoteFile(
+    name,
+    {
+      host,
+      path: files.envFile,
+      content: pulumi.output(args.vars).apply((vars) =>
+        renderEnvFile(`backup321 job ${job}${args.note ? ` ${args.note}` : ""}`, {
+          ...vars,
+          ...jobEnv(host.paths, job),
+        }),
+      ),
+      mode: "0600",
+      dirMode: "0700",
+      removeWith: args.ownsResults ? [files.statusFile, files.metricsFile] : undefined,
+      dependsOn: [...host.base, ...(args.dependsOn ?? [])],
+    },
+    opts,
+  );
+}
+
+/** <sbin>/b321-<job>: runs the job by hand as cron does (renderEntryPoint). */
+export function jobEntryPoint(
+  name: string,
+  args: {
+    readonly host: Host;
+    readonly job: string;
+    readonly script: string;
+    readonly dependsOn: pulumi.Input<pulumi.Resource>[];
+  },
+  opts: { parent: pulumi.Resource },
+): RemoteFile {
+  const { host, job } = args;
+  const files = jobFiles(host.paths, job);
+  return new RemoteFile(
+    name,
+    {
+      host,
+      path: files.entryPoint,
+      content: renderEntryPoint({
+        job,
+        script: args.script,
+        envFile: files.envFile,
+        wrapper: host.cronWrapper,
+        lockDir: host.paths.locks,
+      }),
+      mode: "0755",
+      dependsOn: args.dependsOn,
+    },
+    opts,
+  );
 }

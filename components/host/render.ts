@@ -133,17 +133,36 @@ export function asRoot(user: string, command: string): string {
   return user === "root" ? command : `sudo -n -- bash -c ${shq(command)}`;
 }
 
-/** An env file sourced by bash: sorted keys, every value single-quoted. No secret goes here. */
 /** Where a job's files are on its host (RUNBOOK.md's steps source its env file too). */
 export function jobFiles(p: HostPaths, job: string) {
   return {
     envFile: `${p.etc}/${job}.env`,
     entryPoint: `${p.sbin}/b321-${job}`,
-    statusFile: `${p.state}/status/${job}.json`,
-    registryFile: `${p.etc}/jobs.d/${job}.json`,
+    statusFile: `${p.status}/${job}.json`,
+    metricsFile: `${p.metrics}/${job}.prom`,
+    registryFile: `${p.jobs}/${job}.json`,
   };
 }
 
+/**
+ * What every job's env file carries besides its own variables: its name and the host's
+ * directories, so that no script spells a path of its own (common.sh refuses to run without them).
+ */
+export function jobEnv(p: HostPaths, job: string) {
+  return {
+    B321_JOB: job,
+    B321_ETC: p.etc,
+    B321_LIB: p.lib,
+    B321_STATE: p.state,
+    B321_STATUS_DIR: p.status,
+    B321_METRICS_DIR: p.metrics,
+    B321_LOCK_DIR: p.locks,
+    B321_RUN_DIR: p.runs,
+    B321_JOBS_DIR: p.jobs,
+  };
+}
+
+/** An env file sourced by bash: sorted keys, every value single-quoted. No secret goes here. */
 export function renderEnvFile(
   header: string,
   vars: Readonly<Record<string, string | number | boolean>>,
@@ -165,8 +184,8 @@ export interface CronSpec {
   readonly args: readonly string[];
   /** Where b321-cron is installed. */
   readonly wrapper: string;
-  /** The host's state dir: the wrapper keeps its per-job lock there. */
-  readonly stateDir: string;
+  /** The host's lock dir: the wrapper keeps its per-job lock there. */
+  readonly lockDir: string;
   readonly user: string;
   /** Rebuild mode: the job line is written commented out (installed, never scheduled). */
   readonly disarmed?: boolean;
@@ -189,7 +208,7 @@ export function renderCronFile(spec: CronSpec): string {
     "# Managed by backup321 (pulumi up): local edits are overwritten.",
     "SHELL=/bin/bash",
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    `B321_STATE_DIR=${spec.stateDir}`,
+    `B321_LOCK_DIR=${spec.lockDir}`,
     `${spec.disarmed ? `# ${DISARMED} ` : ""}${spec.schedule.trim().split(/\s+/).join(" ")} ${spec.user} ${argv}`,
     "",
   ].join("\n");
@@ -207,9 +226,9 @@ export interface EntryPointSpec {
   /** The job's script and its env file, as cron runs them. */
   readonly script: string;
   readonly envFile: string;
-  /** Where b321-cron is installed, and the host's state dir (the job's lock is kept there). */
+  /** Where b321-cron is installed, and the host's lock dir (the job's lock is kept there). */
   readonly wrapper: string;
-  readonly stateDir: string;
+  readonly lockDir: string;
 }
 
 /**
@@ -225,7 +244,7 @@ export function renderEntryPoint(spec: EntryPointSpec): string {
     "#!/bin/bash",
     `# Managed by backup321. Runs the job ${spec.job} by hand, as cron runs it: one run of the job at a time`,
     "# (exit 75 while another one is going), output to syslog (tag backup321) and to this terminal.",
-    `export B321_STATE_DIR=${shq(spec.stateDir)}`,
+    `export B321_LOCK_DIR=${shq(spec.lockDir)}`,
     `exec ${argv} "$@"`,
     "",
   ].join("\n");
@@ -233,20 +252,13 @@ export function renderEntryPoint(spec: EntryPointSpec): string {
 
 /**
  * The host's directories with fixed modes, made before any file (so modes never depend on which
- * file of a parallel deploy creates a directory first): config 0755 with secrets/ 0700 inside.
+ * file of a parallel deploy creates a directory first): all 0755 but the secrets, 0700.
  */
-export function layoutCommand(dirs: {
-  readonly etc: string;
-  readonly lib: string;
-  readonly sbin: string;
-  readonly state: string;
-  readonly cron: string;
-}): string {
-  const open = [dirs.etc, dirs.lib, dirs.sbin, dirs.state, dirs.cron].map(shq).join(" ");
-  return [
-    `install -d -m 0755 -- ${open}`,
-    `install -d -m 0700 -- ${shq(`${dirs.etc}/secrets`)}`,
-  ].join("\n");
+export function layoutCommand(p: HostPaths): string {
+  const open = [p.etc, p.lib, p.sbin, p.state, p.cron, p.status, p.metrics, p.locks, p.runs, p.jobs]
+    .map(shq)
+    .join(" ");
+  return [`install -d -m 0755 -- ${open}`, `install -d -m 0700 -- ${shq(p.secrets)}`].join("\n");
 }
 
 /** The first command on a host: proves it answers and has what the scripts need. */

@@ -5,20 +5,15 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import * as random from "@pulumi/random";
 import type { MariaDb } from "../../stacks/model/mariadb";
-import { Host, RemoteFile, ScheduledJob, readScript } from "../host";
-import {
-  removeFileCommand,
-  renderEntryPoint,
-  renderEnvFile,
-  fileMarker,
-  shq,
-} from "../host/render";
+import { Host, RemoteFile, ScheduledJob, jobEntryPoint, jobEnvFile, readScript } from "../host";
+import { removeFileCommand, fileMarker, shq } from "../host/render";
 import {
   binlogConfigCommand,
   dropUserCommand,
   filePrefix,
   keyFingerprint,
   mariadbEnv,
+  PITR_JOB,
   renderBinlogDropIn,
   renderOptionFile,
   userCommand,
@@ -40,8 +35,8 @@ export interface MariaDbBackupArgs {
   readonly config: MariaDb;
   /** Site name: the file prefix when several databases are backed up. */
   readonly siteName: string;
-  /** IANA time zone of --until in point-in-time recovery. Defaults to UTC. */
-  readonly timezone?: string;
+  /** IANA time zone of --until in point-in-time recovery (the site's). */
+  readonly timezone: string;
   /** The server's unix socket. Defaults to /run/mysqld/mysqld.sock. */
   readonly socket?: string;
   /** Command that restarts the server after the binlog drop-in changed. Defaults to `systemctl restart <service>`. */
@@ -67,8 +62,8 @@ export class MariaDbBackup extends pulumi.ComponentResource {
     const { host, config } = args;
     const p = host.paths;
     const socket = args.socket ?? "/run/mysqld/mysqld.sock";
-    const clientCnf = `${p.etc}/secrets/mariadb-backup.cnf`;
-    this.keyFile = `${p.etc}/secrets/mariadb-backup.key`;
+    const clientCnf = `${p.secrets}/mariadb-backup.cnf`;
+    this.keyFile = `${p.secrets}/mariadb-backup.key`;
 
     const { user, optionFile } = this.createUser(name, args, socket, clientCnf);
     const { key, keyFile } = this.installKey(name, host);
@@ -93,7 +88,7 @@ export class MariaDbBackup extends pulumi.ComponentResource {
         prefix: filePrefix(config.databases, args.siteName),
         keepFulls: config.retention.fulls,
         binlogKeepDays: config.retention.binlogExpireDays,
-        timezone: args.timezone ?? "UTC",
+        timezone: args.timezone,
         scratchDir: args.scratchDir ?? `${p.state}/mariadb-scratch`,
         serverUser: args.serverUser ?? "mysql",
       }),
@@ -279,48 +274,15 @@ export class MariaDbBackup extends pulumi.ComponentResource {
     env: pulumi.Output<Record<string, string | number>>,
     needs: pulumi.Resource[],
   ): string {
-    const p = host.paths;
-    const envFile = `${p.etc}/mariadb-pitr.env`;
-    const entryPoint = `${p.sbin}/b321-mariadb-pitr`;
-    new RemoteFile(
+    jobEnvFile(
       `${name}-pitr-env`,
-      {
-        host,
-        path: envFile,
-        content: env.apply((e) =>
-          renderEnvFile("backup321 job mariadb-pitr (run by hand)", {
-            ...e,
-            B321_JOB: "mariadb-pitr",
-            B321_STATE: p.state,
-            B321_LIB: p.lib,
-            B321_ETC: p.etc,
-          }),
-        ),
-        mode: "0600",
-        dirMode: "0700",
-        // what its runs write goes with the job (see ScheduledJob)
-        removeWith: [`${p.state}/status/mariadb-pitr.json`, `${p.state}/metrics/mariadb-pitr.prom`],
-        dependsOn: host.base,
-      },
+      { host, job: PITR_JOB, vars: env, note: "(run by hand)", ownsResults: true },
       { parent: this },
     );
-    new RemoteFile(
+    return jobEntryPoint(
       `${name}-pitr-bin`,
-      {
-        host,
-        path: entryPoint,
-        content: renderEntryPoint({
-          job: "mariadb-pitr",
-          script: `${p.lib}/${SCRIPTS.pitr}`,
-          envFile,
-          wrapper: host.cronWrapper,
-          stateDir: p.state,
-        }),
-        mode: "0755",
-        dependsOn: needs,
-      },
+      { host, job: PITR_JOB, script: `${host.paths.lib}/${SCRIPTS.pitr}`, dependsOn: needs },
       { parent: this },
-    );
-    return entryPoint;
+    ).path;
   }
 }

@@ -2,6 +2,9 @@
 // binlog drop-in and the command that applies it, and the env file every MariaDB job reads.
 import { dirname, sha256, shq } from "../host/render";
 
+/** The point-in-time recovery job, run by hand (b321-mariadb-pitr). */
+export const PITR_JOB = "mariadb-pitr";
+
 export type Method = "physical" | "logical";
 export type Compression = "zstd" | "gzip";
 

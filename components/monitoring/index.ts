@@ -33,8 +33,7 @@ export class Monitor extends pulumi.ComponentResource {
     const { host } = args;
     const p = host.paths;
     this.alertEnvFile = `${p.etc}/alert.env`;
-    this.webhookFile =
-      args.webhookUrl === undefined ? undefined : `${p.etc}/secrets/alert-webhook-url`;
+    this.webhookFile = args.webhookUrl === undefined ? undefined : `${p.secrets}/alert-webhook-url`;
     const channels = this.installAlertChannels(name, args);
     const script = new RemoteFile(
       `${name}-script`,
@@ -70,7 +69,7 @@ export class Monitor extends pulumi.ComponentResource {
         script: script.path,
         env: monitorEnv(args.checks),
         dependsOn: [script, ...channels, ...textfile],
-        alsoWrites: [`${p.state}/metrics/monitor-checks.prom`],
+        alsoWrites: [`${p.metrics}/monitor-checks.prom`],
       },
       { parent: this },
     );

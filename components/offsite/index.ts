@@ -245,7 +245,7 @@ export class DumpUpload extends pulumi.ComponentResource {
     const { host } = args;
     const jobName = args.job ?? UPLOAD_JOB;
     const script = `${host.paths.lib}/offsite-upload.sh`;
-    this.credentialsFile = `${host.paths.etc}/secrets/${jobName}-aws`;
+    this.credentialsFile = `${host.paths.secrets}/${jobName}-aws`;
     const scriptFile = new RemoteFile(
       `${name}-script`,
       {
@@ -371,7 +371,7 @@ export class NasSync extends pulumi.ComponentResource {
     const home = args.nasHome ?? (nasUser === "root" ? "/root" : `/home/${nasUser}`);
     const authorizedKeys = args.authorizedKeysFile ?? `${home}/.ssh/authorized_keys`;
     this.receiver = `${home}/.backup321/nas-receive.sh`;
-    this.keyFile = `${host.paths.etc}/secrets/${jobName}_ed25519`;
+    this.keyFile = `${host.paths.secrets}/${jobName}_ed25519`;
     const knownHosts = `${host.paths.etc}/${jobName}.known_hosts`;
 
     // No delete: the key opens the NAS for every snapshot this host sends.

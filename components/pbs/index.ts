@@ -93,7 +93,7 @@ export class ProxmoxBackupServer extends pulumi.ComponentResource {
   }
 
   private tokenFile(datastore: string): string {
-    return `${this.paths.etc}/secrets/pbs-token-${datastore}`;
+    return `${this.paths.secrets}/pbs-token-${datastore}`;
   }
 
   private installScripts(name: string): RemoteFile[] {

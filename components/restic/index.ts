@@ -4,14 +4,8 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import * as random from "@pulumi/random";
 import type { RetentionPolicy } from "../../stacks/primitives";
-import { Host, RemoteFile, ScheduledJob, readScript } from "../host";
-import {
-  fileMarker,
-  readinessCommand,
-  renderCredentialsFile,
-  renderEnvFile,
-  shq,
-} from "../host/render";
+import { Host, RemoteFile, ScheduledJob, jobEnvFile, readScript } from "../host";
+import { fileMarker, readinessCommand, renderCredentialsFile, jobFiles, shq } from "../host/render";
 import {
   backupEnv,
   forgetArgs,
@@ -35,6 +29,9 @@ export const RESTIC_SCRIPTS = [
   ["copy", "restic-copy.sh", "0755"],
   ["check", "restic-check.sh", "0755"],
 ] as const;
+
+/** The job that creates (or rekeys) a repository, run by `pulumi up`. */
+const initJob = (repo: string) => `${resticJob(repo)}-init`;
 
 export interface ResticScriptsArgs {
   readonly host: Host;
@@ -167,7 +164,7 @@ export class ResticRepository extends pulumi.ComponentResource {
         `restic repository ${args.repo}: copyFrom ${args.copyFrom.repo} is on another host`,
         this,
       );
-    const files = resticFiles(host.paths.etc, args.repo, {
+    const files = resticFiles(host.paths, args.repo, {
       s3: args.location.kind === "s3",
       ca: args.caCertificate !== undefined,
     });
@@ -286,7 +283,7 @@ export class ResticRepository extends pulumi.ComponentResource {
   }
 
   private initEnvPath(args: ResticRepositoryArgs): string {
-    return `${args.scripts.host.paths.etc}/${resticJob(args.repo)}-init.env`;
+    return jobFiles(args.scripts.host.paths, initJob(args.repo)).envFile;
   }
 
   /** restic init when the repository is missing (a copy target with its source's chunker parameters). */
@@ -297,32 +294,20 @@ export class ResticRepository extends pulumi.ComponentResource {
     dependsOn: pulumi.Resource[],
   ): command.remote.Command {
     const host = args.scripts.host;
-    const job = `${resticJob(args.repo)}-init`;
-    const envPath = this.initEnvPath(args);
-    const envVars = {
-      ...common,
-      B321_JOB: job,
-      B321_STATE: host.paths.state,
-      B321_LIB: host.paths.lib,
-      B321_ETC: host.paths.etc,
-      ...(args.location.kind === "s3"
-        ? { INIT_ACCESS_WAIT_SECONDS: String(args.initAccessWaitSeconds ?? 300) }
-        : {}),
-    };
-    const env = new RemoteFile(
+    const job = initJob(args.repo);
+    const env = jobEnvFile(
       `${name}-init-env`,
       {
         host,
-        path: envPath,
-        content: renderEnvFile(`backup321 restic init of ${args.repo}`, envVars),
-        mode: "0600",
-        dirMode: "0700",
-        // what its runs write goes with the job (see ScheduledJob)
-        removeWith: [
-          `${host.paths.state}/status/${job}.json`,
-          `${host.paths.state}/metrics/${job}.prom`,
-        ],
-        dependsOn: host.base,
+        job,
+        vars: {
+          ...common,
+          ...(args.location.kind === "s3"
+            ? { INIT_ACCESS_WAIT_SECONDS: String(args.initAccessWaitSeconds ?? 300) }
+            : {}),
+        },
+        note: `(restic init of ${args.repo})`,
+        ownsResults: true,
       },
       { parent: this },
     );
@@ -330,7 +315,7 @@ export class ResticRepository extends pulumi.ComponentResource {
     return host.command(
       `${name}-init`,
       {
-        create: `${shq(args.scripts.paths.init)} ${shq(envPath)}`,
+        create: `${shq(args.scripts.paths.init)} ${shq(env.path)}`,
         replaceOn: [this.url, args.copyFrom?.url ?? ""],
         // The first deploy creates the IAM key, its policy and the bucket in the same run: init
         // waits for all of them (and still retries while IAM propagates, restic-init.sh).

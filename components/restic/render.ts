@@ -3,6 +3,7 @@
 import type { RetentionPolicy } from "../../stacks/primitives";
 import { resticS3Prefix, type ResticRepository as ResticModel } from "../../stacks/model/restic";
 import type { Bucket } from "../../stacks/model/offsite";
+import type { HostPaths } from "../../stacks/model/hosts";
 import { dirname, IN_PROGRESS_PATTERNS, shq } from "../host/render";
 
 /** Where a repository lives. */
@@ -90,17 +91,17 @@ export interface ResticFiles {
   readonly excludeFile: string;
 }
 
-/** Paths of a repository's files under the host's etc dir. */
+/** Paths of a repository's files on its host: secrets in its secrets dir, the rest in etc. */
 export function resticFiles(
-  etc: string,
+  p: Pick<HostPaths, "etc" | "secrets">,
   repo: string,
   opts: { s3: boolean; ca: boolean },
 ): ResticFiles {
   return {
-    passwordFile: `${etc}/secrets/restic-${repo}.password`,
-    s3CredentialsFile: opts.s3 ? `${etc}/secrets/restic-${repo}.s3` : undefined,
-    caFile: opts.ca ? `${etc}/restic-${repo}.ca.pem` : undefined,
-    excludeFile: `${etc}/restic-${repo}.exclude`,
+    passwordFile: `${p.secrets}/restic-${repo}.password`,
+    s3CredentialsFile: opts.s3 ? `${p.secrets}/restic-${repo}.s3` : undefined,
+    caFile: opts.ca ? `${p.etc}/restic-${repo}.ca.pem` : undefined,
+    excludeFile: `${p.etc}/restic-${repo}.exclude`,
   };
 }
 

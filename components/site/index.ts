@@ -1,4 +1,5 @@
 // BackupSite: the whole site from its model. Each component gets only its own slice of the model.
+import { hostTimezone, nasFrom, nasSources, uploadHost } from "../../stacks/defaults";
 import * as pulumi from "@pulumi/pulumi";
 import type { Site } from "../../stacks/schema";
 import { maxIntervalHours } from "../../stacks/schedule";
@@ -77,7 +78,7 @@ export class BackupSite extends pulumi.ComponentResource {
       pbs: this.pbs && { datastores: Object.keys(this.pbs.access), tls: this.pbs.fingerprint },
       offsite: {
         bucket: site.offsite.bucket?.name ?? null,
-        upload: site.offsite.upload ? (site.offsite.upload.host ?? site.mariadb?.host) : null,
+        upload: site.offsite.upload ? uploadHost(site) : null,
         nas: site.offsite.nas ? `${site.offsite.nas.host}:${site.offsite.nas.path}` : null,
       },
       monitoring: { hosts: Object.keys(this.monitors), schedule: site.monitoring.schedule },
@@ -216,7 +217,7 @@ export class BackupSite extends pulumi.ComponentResource {
             generation: h.generation,
             disarmed: h.disarmed,
             paths: h.paths,
-            timezone: h.timezone ?? args.site.timezone,
+            timezone: hostTimezone(args.site, h.name),
             installLibrary: !isStorageOnly(h),
             requiredTools: h.roles.includes("mariadb") ? MARIADB_TOOLS : undefined,
           },
@@ -318,14 +319,13 @@ export class BackupSite extends pulumi.ComponentResource {
         { parent: this, providers: { aws: provider } },
       );
     }
-    const dbHost = site.mariadb?.host;
     if (upload && bucket && offsite?.dumpWriter && site.mariadb) {
-      const uploadHost = upload.host ?? site.mariadb.host;
       const m = site.mariadb;
+      const from = uploadHost(site) ?? m.host;
       new DumpUpload(
         `${name}-offsite-upload`,
         {
-          host: this.hosts[uploadHost],
+          host: this.hosts[from],
           bucket: bucket.name,
           region: bucket.region,
           prefix: bucket.dumpPrefix,
@@ -336,16 +336,16 @@ export class BackupSite extends pulumi.ComponentResource {
           kmsKeyArn: bucket.kmsKeyArn,
           objectLock: dumpLock(bucket),
           // a missed full plus a day before the upload warns that it has nothing new
-          maxAgeHours: maxIntervalHours(site.mariadb.schedules.full, site.timezone) * 2 + 24,
+          maxAgeHours: maxIntervalHours(m.schedules.full, hostTimezone(site, m.host)) * 2 + 24,
           // the shipped binlogs (encrypted by the shipper) are on the database host only
-          ...(uploadHost === m.host
+          ...(from === m.host
             ? { binlogs: { dir: m.binlogBackupDir, basename: m.binlogBasename } }
             : {}),
         },
         { parent: this },
       );
     }
-    const from = nas?.from ?? dbHost;
+    const from = nasFrom(site);
     if (nas && from) {
       const nasModel = site.hosts.find((h) => h.name === nas.host)!;
       new NasSync(
@@ -358,7 +358,7 @@ export class BackupSite extends pulumi.ComponentResource {
           nasUser: nasModel.user,
           nasHostKey: nasModel.hostKey,
           path: nas.path,
-          sources: nas.sources ?? [site.mariadb!.backupDir, site.mariadb!.binlogBackupDir],
+          sources: nasSources(site),
           keep: nas.keep,
           schedule: nas.schedule,
         },

@@ -5,22 +5,50 @@ import { absPath, address, name, timezone } from "../primitives";
 export const roles = ["proxmox", "pbs", "restic", "mariadb", "nas", "monitor"] as const;
 export type Role = (typeof roles)[number];
 
-/** Where backup321 puts things on a host (docs/architecture.md); tests point these into a sandbox. */
+/**
+ * Where backup321 puts things on a host (docs/architecture.md), every directory a script uses named
+ * once: the job's env file carries them (host/render.ts jobEnv), so moving one is a change here.
+ * Tests point the roots into a sandbox.
+ */
 export const hostPaths = z
   .strictObject({
-    /** Per-job config and secrets. Defaults to /etc/backup321. */
+    /** Per-job config. Defaults to /etc/backup321. */
     etc: absPath.default("/etc/backup321"),
     /** Scripts. Defaults to /usr/local/lib/backup321. */
     lib: absPath.default("/usr/local/lib/backup321"),
     /** Entry points b321-*. Defaults to /usr/local/sbin. */
     sbin: absPath.default("/usr/local/sbin"),
-    /** Status, metrics, locks. Defaults to /var/lib/backup321. */
+    /** What the jobs keep between runs (caches, counters). Defaults to /var/lib/backup321. */
     state: absPath.default("/var/lib/backup321"),
     /** Cron drop-ins. Defaults to /etc/cron.d. */
     cron: absPath.default("/etc/cron.d"),
+    /** Each job's last result, <job>.json. Defaults to <state>/status. */
+    status: absPath.optional(),
+    /** Each job's metrics for node_exporter's textfile collector, <job>.prom. Defaults to <state>/metrics. */
+    metrics: absPath.optional(),
+    /** The jobs' locks. Defaults to <state>/locks. */
+    locks: absPath.optional(),
+    /** Records of the runs going on, <job>.<pid>.json. Defaults to <state>/runs. */
+    runs: absPath.optional(),
+    /** Which resource installed each file (owner stamps). Defaults to <state>/owners. */
+    owners: absPath.optional(),
+    /** Keys, passwords and credentials files (0700). Defaults to <etc>/secrets. */
+    secrets: absPath.optional(),
+    /** The registry of scheduled jobs the monitor watches, <job>.json. Defaults to <etc>/jobs.d. */
+    jobs: absPath.optional(),
   })
-  .prefault({});
-export type HostPaths = z.infer<typeof hostPaths>;
+  .prefault({})
+  .transform((p) => ({
+    ...p,
+    status: p.status ?? `${p.state}/status`,
+    metrics: p.metrics ?? `${p.state}/metrics`,
+    locks: p.locks ?? `${p.state}/locks`,
+    runs: p.runs ?? `${p.state}/runs`,
+    owners: p.owners ?? `${p.state}/owners`,
+    secrets: p.secrets ?? `${p.etc}/secrets`,
+    jobs: p.jobs ?? `${p.etc}/jobs.d`,
+  }));
+export type HostPaths = Readonly<z.output<typeof hostPaths>>;
 
 export const host = z.strictObject({
   name,

@@ -5,7 +5,14 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { readStackFile } from "../../infra/stackFile";
 import { parseSite } from "../../stacks/load";
-import { renderJobEntry, jobEntry } from "../../components/host/render";
+import {
+  jobEntry,
+  jobEnv,
+  jobFiles,
+  renderEnvFile,
+  renderJobEntry,
+} from "../../components/host/render";
+import { hostPaths } from "../../stacks/model/hosts";
 import { run as runProc } from "../harness/proc";
 
 function timeMs(f: () => void): number {
@@ -28,26 +35,30 @@ export async function run(): Promise<void> {
     fs.copyFileSync("components/monitoring/scripts/monitor.sh", path.join(lib, "monitor.sh"));
     for (const f of fs.readdirSync(lib)) fs.chmodSync(path.join(lib, f), 0o755);
     const etc = path.join(root, "etc");
-    const state = path.join(root, "state");
-    fs.mkdirSync(path.join(etc, "jobs.d"), { recursive: true });
-    fs.mkdirSync(path.join(state, "status"), { recursive: true });
+    const paths = hostPaths.parse({ lib, etc, state: path.join(root, "state") });
+    fs.mkdirSync(paths.jobs, { recursive: true });
+    fs.mkdirSync(paths.status, { recursive: true });
     const jobs = 200;
     const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
     for (let i = 0; i < jobs; i++) {
       const job = `job-${i}`;
       fs.writeFileSync(
-        path.join(etc, "jobs.d", `${job}.json`),
+        jobFiles(paths, job).registryFile,
         renderJobEntry(jobEntry(job, "0 3 * * *", "UTC", 24)),
       );
       fs.writeFileSync(
-        path.join(state, "status", `${job}.json`),
+        jobFiles(paths, job).statusFile,
         JSON.stringify({ job, result: "success", last_success: now, error: "" }, null, 2),
       );
     }
     const env = path.join(etc, "monitor.env");
     fs.writeFileSync(
       env,
-      `B321_JOB=monitor\nB321_STATE=${state}\nB321_LIB=${lib}\nB321_ETC=${etc}\nMONITOR_MOUNTS=/\nMONITOR_DISK_FULL_PERCENT=100\n`,
+      renderEnvFile("bench monitor", {
+        ...jobEnv(paths, "monitor"),
+        MONITOR_MOUNTS: "/",
+        MONITOR_DISK_FULL_PERCENT: 100,
+      }),
     );
     const runs = 5;
     const ms: number[] = [];

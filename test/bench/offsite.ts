@@ -13,7 +13,7 @@ import * as path from "node:path";
 import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
 import { runOk } from "../harness/proc";
 import { startS3rver, type S3rverServer } from "../harness/s3rver";
-import { renderEnvFile } from "../../components/host/render";
+import { jobEnv, renderEnvFile } from "../../components/host/render";
 import { createBackupUser, installScripts, type Install } from "../integration/mariadb-fixture";
 
 const ROWS = 2_000_000;
@@ -65,7 +65,7 @@ function uploadJob(box: Install, s3: S3rverServer, binlogDir: string, binlogBase
     path.join(box.lib, "offsite-upload.sh"),
   );
   fs.chmodSync(path.join(box.lib, "offsite-upload.sh"), 0o755);
-  const creds = path.join(box.etc, "secrets", "offsite-upload-aws");
+  const creds = path.join(box.paths.secrets, "offsite-upload-aws");
   fs.writeFileSync(
     creds,
     `[default]\naws_access_key_id = ${s3.accessKeyId}\naws_secret_access_key = ${s3.secretAccessKey}\n`,
@@ -75,10 +75,7 @@ function uploadJob(box: Install, s3: S3rverServer, binlogDir: string, binlogBase
   fs.writeFileSync(
     env,
     renderEnvFile("bench offsite-upload", {
-      B321_JOB: "offsite-upload",
-      B321_STATE: box.state,
-      B321_LIB: box.lib,
-      B321_ETC: box.etc,
+      ...jobEnv(box.paths, "offsite-upload"),
       B321_ALERT: "/bin/true",
       OFFSITE_BUCKET: s3.bucket,
       OFFSITE_PREFIX: "database/",

@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { makeSandbox } from "../harness/sandbox";
 import { installProxmoxShims } from "../harness/proxmoxShims";
-import { renderEnvFile } from "../../components/host/render";
+import { jobEnv, renderEnvFile } from "../../components/host/render";
 import { datastoreEnv } from "../../components/pbs/render";
 import { runOk } from "../harness/proc";
 
@@ -68,9 +68,7 @@ export async function run(): Promise<void> {
     fs.writeFileSync(
       snapEnv,
       renderEnvFile("bench", {
-        B321_JOB: "pve-snapshots",
-        B321_STATE: box.paths.state,
-        B321_LIB: lib,
+        ...jobEnv({ ...box.paths, lib }, "pve-snapshots"),
         SNAP_NODE: "pve",
         SNAP_VMS: ids.join(" "),
         SNAP_CONTAINERS: "",

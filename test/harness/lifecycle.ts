@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { run, runOk } from "./proc";
+import { rootedPaths } from "./sandbox";
 import { startSshd, type Sshd } from "./sshd";
 import { startMariaDb, type MariaDbServer } from "./mariadb";
 import { managedTree, type TreeEntry } from "./tree";
@@ -43,13 +44,7 @@ export function sandboxHost(base: string, name: string): SandboxHost {
     name,
     root,
     disk,
-    paths: {
-      etc: `${root}/etc/backup321`,
-      lib: `${root}/usr/local/lib/backup321`,
-      sbin: `${root}/usr/local/sbin`,
-      state: `${root}/var/lib/backup321`,
-      cron: `${root}/etc/cron.d`,
-    },
+    paths: rootedPaths(root),
   };
 }
 
@@ -108,10 +103,12 @@ export async function startTarget(label: string): Promise<Target> {
       h.root,
       base,
       ["mysql", "data", ...runState],
-      fs.existsSync(path.join(h.paths.etc, "secrets"))
-        ? fs.readdirSync(path.join(h.paths.etc, "secrets")).map((f) => `etc/backup321/secrets/${f}`)
+      fs.existsSync(h.paths.secrets)
+        ? fs
+            .readdirSync(h.paths.secrets)
+            .map((f) => path.relative(h.root, `${h.paths.secrets}/${f}`))
         : [],
-      [`${state}/owners`],
+      [path.relative(h.root, h.paths.owners)],
       // the fingerprint of a key that differs between two deployments; the jobs, run after every
       // comparison, fail when it does not match the key file beside it
       [[/^MARIADB_KEY_FINGERPRINT=.*$/gm, "MARIADB_KEY_FINGERPRINT=(of the key file)"]],

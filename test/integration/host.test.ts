@@ -25,7 +25,7 @@ const SECRET = "s3cr3t-value-that-must-not-leak";
 let sshd: Sshd;
 let box: Sandbox;
 let steps: RemoteStep[];
-const owners = () => `${box.paths.state}/owners`;
+const owners = () => `${box.paths.owners}`;
 
 /**
  * Syslog as the scripts reach it: `logger` on PATH is the real logger sending to a UDP receiver
@@ -76,7 +76,7 @@ beforeAll(async () => {
     new RemoteFile("plain", { host, path: `${box.root}/opt/app/config.txt`, content: "hello\n" });
     new RemoteFile("key", {
       host,
-      path: `${box.paths.etc}/secrets/key`,
+      path: `${box.paths.secrets}/key`,
       content: pulumi.secret(SECRET),
       secret: true,
     });
@@ -127,7 +127,7 @@ test("creates install every file with its mode, and a second run changes nothing
   applyCreates(sshd, steps);
   const files = {
     plain: `${box.root}/opt/app/config.txt`,
-    key: `${box.paths.etc}/secrets/key`,
+    key: `${box.paths.secrets}/key`,
     env: `${box.paths.etc}/demo.env`,
     bin: `${box.paths.sbin}/b321-demo`,
     cron: `${box.paths.cron}/backup321-demo`,
@@ -137,7 +137,7 @@ test("creates install every file with its mode, and a second run changes nothing
   expect(fs.readFileSync(files.key, "utf8")).toBe(SECRET);
   expect(statOf(files.key)).toBe("600 0:0");
   // The host's layout, made by its readiness command before any file.
-  expect(statOf(`${box.paths.etc}/secrets`)).toBe("700 0:0");
+  expect(statOf(`${box.paths.secrets}`)).toBe("700 0:0");
   for (const d of [box.paths.etc, box.paths.lib, box.paths.sbin, box.paths.state, box.paths.cron])
     expect({ d, stat: statOf(d) }).toEqual({ d, stat: "755 0:0" });
   // Every file that a delete removes names its resource as the owner of its path.
@@ -173,7 +173,7 @@ test("creates install every file with its mode, and a second run changes nothing
 test("the entry point runs the job and writes its status and metrics; a failure alerts", () => {
   const ok = run(`${box.paths.sbin}/b321-demo`, []);
   expect(ok.code).toBe(0);
-  const status = JSON.parse(fs.readFileSync(`${box.paths.state}/status/demo.json`, "utf8"));
+  const status = JSON.parse(fs.readFileSync(`${box.paths.status}/demo.json`, "utf8"));
   expect(status).toMatchObject({
     job: "demo",
     result: "success",
@@ -182,23 +182,23 @@ test("the entry point runs the job and writes its status and metrics; a failure 
     error: "",
   });
   expect(status.last_success).toBe(status.ended);
-  expect(fs.readFileSync(`${box.paths.state}/metrics/demo.prom`, "utf8")).toContain(
+  expect(fs.readFileSync(`${box.paths.metrics}/demo.prom`, "utf8")).toContain(
     'backup321_job_success{job="demo"} 1',
   );
 
   const bad = run(`${box.paths.sbin}/b321-demo`, [], { env: { ...process.env, DEMO_FAIL: "1" } });
   expect(bad.code).toBe(1);
-  const failed = JSON.parse(fs.readFileSync(`${box.paths.state}/status/demo.json`, "utf8"));
+  const failed = JSON.parse(fs.readFileSync(`${box.paths.status}/demo.json`, "utf8"));
   expect(failed).toMatchObject({ result: "failed", exit_code: 1, error: "asked to fail" });
   expect(failed.last_success).toBe(status.last_success);
   expect(bad.stderr).toContain("FAILED: asked to fail");
-  expect(fs.readFileSync(`${box.paths.state}/metrics/demo.prom`, "utf8")).toContain(
+  expect(fs.readFileSync(`${box.paths.metrics}/demo.prom`, "utf8")).toContain(
     'backup321_job_success{job="demo"} 0',
   );
 });
 
 test("node_exporter, running as its own user, reads the metrics the job wrote", () => {
-  const metrics = `${box.paths.state}/metrics`;
+  const metrics = `${box.paths.metrics}`;
   expect(statOf(metrics)).toBe("755 0:0");
   expect(statOf(`${metrics}/demo.prom`)).toBe("644 0:0");
   const r = run("runuser", ["-u", "nobody", "--", "cat", `${metrics}/demo.prom`]);
@@ -208,18 +208,13 @@ test("node_exporter, running as its own user, reads the metrics the job wrote", 
 
 test("the cron wrapper never lets two runs of a job overlap", () => {
   const cronLine = fs.readFileSync(`${box.paths.cron}/backup321-demo`, "utf8");
-  expect(cronLine).toContain(`B321_STATE_DIR=${box.paths.state}`);
-  const env = { ...process.env, B321_STATE_DIR: box.paths.state };
-  fs.mkdirSync(`${box.paths.state}/locks`, { recursive: true });
+  expect(cronLine).toContain(`B321_LOCK_DIR=${box.paths.locks}`);
+  const env = { ...process.env, B321_LOCK_DIR: box.paths.locks };
+  fs.mkdirSync(box.paths.locks, { recursive: true });
   // hold the job's lock, then ask the wrapper to run the job: it must refuse with 75
   const r = run(
     "flock",
-    [
-      `${box.paths.state}/locks/cron-demo.lock`,
-      `${box.paths.lib}/b321-cron.sh`,
-      "demo",
-      "/bin/true",
-    ],
+    [`${box.paths.locks}/cron-demo.lock`, `${box.paths.lib}/b321-cron.sh`, "demo", "/bin/true"],
     { env },
   );
   expect(r.code).toBe(75);
@@ -228,16 +223,13 @@ test("the cron wrapper never lets two runs of a job overlap", () => {
 });
 
 const statusOf = () =>
-  JSON.parse(fs.readFileSync(`${box.paths.state}/status/demo.json`, "utf8")) as Record<
-    string,
-    unknown
-  >;
-const lockFile = () => `${box.paths.state}/locks/cron-demo.lock`;
+  JSON.parse(fs.readFileSync(`${box.paths.status}/demo.json`, "utf8")) as Record<string, unknown>;
+const lockFile = () => `${box.paths.locks}/cron-demo.lock`;
 /** Whether a run holds the job's lock (the probe takes it for a moment when it is free). */
 const lockHeld = () => run("flock", ["-n", lockFile(), "true"]).code !== 0;
 const running = () =>
-  fs.existsSync(`${box.paths.state}/runs`) &&
-  fs.readdirSync(`${box.paths.state}/runs`).some((f) => /^demo\.\d+\.json$/.test(f));
+  fs.existsSync(`${box.paths.runs}`) &&
+  fs.readdirSync(`${box.paths.runs}`).some((f) => /^demo\.\d+\.json$/.test(f));
 
 /** The job's cron line and environment, read from the installed cron file, to run as cron does. */
 function cronRun(extra: NodeJS.ProcessEnv = {}): { command: string; env: NodeJS.ProcessEnv } {
@@ -291,14 +283,14 @@ test("by hand and by cron, a job runs once at a time: the second run is refused 
   try {
     await waitFor("cron's run of the job", running);
     expect(lockHeld()).toBe(true);
-    const statusBefore = fs.readFileSync(`${box.paths.state}/status/demo.json`, "utf8");
+    const statusBefore = fs.readFileSync(`${box.paths.status}/demo.json`, "utf8");
     const refused = run(`${box.paths.sbin}/b321-demo`, [], { env: withSyslog() });
     expect(refused.code).toBe(75);
     expect(refused.stdout).toBe("");
     expect(refused.stderr).toBe(
       `b321-demo: not started: demo is already running (by cron or by hand; it holds ${lockFile()}). Try again once it has finished.\n`,
     );
-    expect(fs.readFileSync(`${box.paths.state}/status/demo.json`, "utf8")).toBe(statusBefore);
+    expect(fs.readFileSync(`${box.paths.status}/demo.json`, "utf8")).toBe(statusBefore);
     expect(await loggedUntil(since, (m) => m.text.includes("not started by hand"))).toContainEqual(
       expect.objectContaining({
         tag: "backup321",
@@ -375,7 +367,7 @@ test("deletes remove every file and can run twice", () => {
   applyDeletes(sshd, steps);
   for (const f of [
     `${box.root}/opt/app/config.txt`,
-    `${box.paths.etc}/secrets/key`,
+    `${box.paths.secrets}/key`,
     `${box.paths.cron}/backup321-demo`,
     `${box.paths.sbin}/b321-demo`,
   ]) {

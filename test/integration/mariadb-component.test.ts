@@ -31,7 +31,7 @@ const restarts = () =>
     ? fs.readFileSync(box.at("restarts.log"), "utf8").trim().split("\n").length
     : 0;
 
-const owners = () => `${box.paths.state}/owners`;
+const owners = () => `${box.paths.owners}`;
 
 /**
  * What a second apply must leave as it is: every file under the sandbox with its mtime and mode,
@@ -92,8 +92,8 @@ test("first apply: user with exactly the physical grants, 0600 option and key fi
     "GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR ON *.* TO `backup_user`@`localhost`",
     "GRANT SELECT ON `atlastech_db`.* TO `backup_user`@`localhost`",
   ]);
-  const cnf = `${box.paths.etc}/secrets/mariadb-backup.cnf`;
-  const key = `${box.paths.etc}/secrets/mariadb-backup.key`;
+  const cnf = `${box.paths.secrets}/mariadb-backup.cnf`;
+  const key = `${box.paths.secrets}/mariadb-backup.key`;
   for (const f of [cnf, key]) expect((fs.statSync(f).mode & 0o777).toString(8)).toBe("600");
   expect(fs.readFileSync(cnf, "utf8")).toContain(
     "user=backup_user\npassword=mock-password-mdb-password\n",
@@ -138,7 +138,7 @@ test("the installed jobs run: full, binlog shipping, restore test", () => {
     });
   }
   const status = JSON.parse(
-    fs.readFileSync(`${box.paths.state}/status/mariadb-restore-test.json`, "utf8"),
+    fs.readFileSync(`${box.paths.status}/mariadb-restore-test.json`, "utf8"),
   );
   expect(status).toMatchObject({ result: "success", tables: 8 });
   expect(status.rows).toBe(Object.values(tableCounts(server.sql, DB)).reduce((a, b) => a + b, 0));
@@ -168,7 +168,7 @@ test("rotating the password (an update) alters the user and rewrites the option 
     sshd,
     rotated.filter((s) => s.name === "mdb-user" || s.name === "mdb-client-cnf-file"),
   );
-  const cnf = `${box.paths.etc}/secrets/mariadb-backup.cnf`;
+  const cnf = `${box.paths.secrets}/mariadb-backup.cnf`;
   expect(fs.readFileSync(cnf, "utf8")).toContain("password=Rotated9Password");
   const r = run("mariadb", [
     `--defaults-extra-file=${cnf}`,
@@ -201,7 +201,7 @@ test("delete drops the user and removes the installed files; a second delete suc
   expect(fs.existsSync(box.at("etc/mysql/mariadb.conf.d/99-backup321-binlog.cnf"))).toBe(false);
   // Each delete forgot its owner stamp; the key (never deleted) stays.
   expect(ownerStamps(owners())).toEqual([]);
-  expect(fs.existsSync(`${box.paths.etc}/secrets/mariadb-backup.key`)).toBe(true);
+  expect(fs.existsSync(`${box.paths.secrets}/mariadb-backup.key`)).toBe(true);
   // backups are never deleted
   expect(fs.readdirSync(box.at("backups/database")).some((f) => f.endsWith(".manifest.json"))).toBe(
     true,

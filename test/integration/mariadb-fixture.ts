@@ -3,7 +3,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { spawn } from "node:child_process";
-import { renderEnvFile } from "../../components/host/render";
+import { jobEnv, jobFiles, renderEnvFile } from "../../components/host/render";
+import { hostPaths, type HostPaths } from "../../stacks/model/hosts";
 import {
   keyFingerprint,
   mariadbEnv,
@@ -93,6 +94,8 @@ export interface Install {
   readonly lib: string;
   readonly etc: string;
   readonly state: string;
+  /** The host's directories, as jobEnv gives them to the scripts. */
+  readonly paths: HostPaths;
   readonly keyFile: string;
   /** Writes <etc>/<job>[-tag].env for a job and returns its path. */
   env(job: string, overrides?: Partial<EnvOptions>, tag?: string): string;
@@ -146,6 +149,7 @@ export function installScripts(root: string, server: MariaDbServer, base: EnvOpt
   const lib = path.join(root, "lib");
   const etc = path.join(root, "etc");
   const state = path.join(root, "state");
+  const paths = hostPaths.parse({ lib, etc, state });
   fs.mkdirSync(lib, { recursive: true });
   fs.mkdirSync(path.join(etc, "secrets"), { recursive: true, mode: 0o700 });
   fs.copyFileSync(
@@ -180,10 +184,7 @@ export function installScripts(root: string, server: MariaDbServer, base: EnvOpt
           scratchDir: path.join(root, "scratch"),
           serverUser: "mysql",
         }),
-        B321_JOB: job,
-        B321_STATE: state,
-        B321_LIB: lib,
-        B321_ETC: etc,
+        ...jobEnv(paths, job),
         B321_ALERT: "/bin/true",
       }),
       { mode: 0o600 },
@@ -195,11 +196,12 @@ export function installScripts(root: string, server: MariaDbServer, base: EnvOpt
     lib,
     etc,
     state,
+    paths,
     keyFile: base.keyFile,
     env,
     runScript: (script, envFile, args = []) =>
       run(path.join(lib, script), [envFile, ...args], { timeoutMs: 600_000 }),
-    status: (job) => JSON.parse(fs.readFileSync(path.join(state, "status", `${job}.json`), "utf8")),
+    status: (job) => JSON.parse(fs.readFileSync(jobFiles(paths, job).statusFile, "utf8")),
   };
 }
 

@@ -18,6 +18,7 @@ import {
   tableCounts,
   type Install,
 } from "./mariadb-fixture";
+import { jobFiles } from "../../components/host/render";
 
 const DB = "atlastech_db";
 let server: MariaDbServer;
@@ -468,7 +469,7 @@ describe("a failed PITR leaves nothing at the target: only a complete datadir ge
   });
 
   test("a wrong command line is a usage error: exit 2, the synopsis, no status, no alert", () => {
-    const statusFile = path.join(box.state, "status", "mariadb-pitr.json");
+    const statusFile = jobFiles(box.paths, "mariadb-pitr").statusFile;
     const before = fs.readFileSync(statusFile, "utf8");
     const alerts = path.join(root, "pitr-usage-alerts");
     const hook = path.join(root, "pitr-usage-alert.sh");
@@ -585,7 +586,7 @@ describe("failures end non-zero, with a failed status, and leave the previous go
   });
 
   test("a second run while one is running", () => {
-    const lock = path.join(box.state, "locks", "mariadb-full.lock");
+    const lock = path.join(box.paths.locks, "mariadb-full.lock");
     fs.mkdirSync(path.dirname(lock), { recursive: true });
     const r = run("flock", [lock, path.join(box.lib, "mariadb-full.sh"), physEnv]);
     expectFailed(r, "mariadb-full", /another run holds the lock/);
@@ -689,7 +690,7 @@ describe("a corrupt full is never relied on: skipped with an alert, never counte
         "--target-datadir",
         path.join(root, target),
       ]);
-    const statusFile = path.join(box.state, "status", "mariadb-pitr.json");
+    const statusFile = jobFiles(box.paths, "mariadb-pitr").statusFile;
     const before = fs.readFileSync(statusFile, "utf8");
     const unknown = pitr("atlastech_db_full_20000101_000000.xb.zst.enc", "pitr-unknown");
     expect(unknown.code).toBe(2);

@@ -18,7 +18,7 @@ import {
 } from "../harness/program";
 import { spawn } from "node:child_process";
 import { freePort, run, runAsync, runOk, waitFor, type RunResult } from "../harness/proc";
-import { shq } from "../../components/host/render";
+import { jobEnv, renderEnvFile, shq } from "../../components/host/render";
 import { manifestFixture } from "../harness/manifest";
 import type { MonitorChecks } from "../../components/monitoring/render";
 
@@ -142,10 +142,13 @@ function jobRuns(
   runs: readonly { ago: number; error?: string; fields?: Record<string, string | number> }[],
 ): void {
   const dir = box.at(`standin/${job}`);
-  fs.rmSync(`${box.paths.state}/status/${job}.json`, { force: true });
+  fs.rmSync(`${box.paths.status}/${job}.json`, { force: true });
   fs.mkdirSync(dir, { recursive: true });
   const env = `${dir}/job.env`;
-  fs.writeFileSync(env, `B321_JOB=${job}\nB321_STATE=${box.paths.state}\nB321_ALERT=/bin/true\n`);
+  fs.writeFileSync(
+    env,
+    renderEnvFile(`stand-in ${job}`, { ...jobEnv(box.paths, job), B321_ALERT: "/bin/true" }),
+  );
   for (const step of runs) {
     const body = [
       "#!/bin/bash",
@@ -224,7 +227,7 @@ async function monitor(envFile?: string): Promise<RunResult & { status: Record<s
     envFile ? [envFile] : [],
     { env },
   ).done;
-  const status = JSON.parse(fs.readFileSync(`${box.paths.state}/status/monitor.json`, "utf8"));
+  const status = JSON.parse(fs.readFileSync(`${box.paths.status}/monitor.json`, "utf8"));
   return { ...r, status };
 }
 
@@ -248,7 +251,7 @@ function alertBodies(): { job: string; result: string; host: string; message: st
 }
 
 test("the installed files: registry entries, alert env, a 0600 webhook URL file, the runbook", () => {
-  const entry = JSON.parse(fs.readFileSync(`${box.paths.etc}/jobs.d/demo-daily.json`, "utf8"));
+  const entry = JSON.parse(fs.readFileSync(`${box.paths.jobs}/demo-daily.json`, "utf8"));
   expect(entry).toEqual({
     job: "demo-daily",
     schedule: "0 3 * * *",
@@ -257,7 +260,7 @@ test("the installed files: registry entries, alert env, a 0600 webhook URL file,
     graceHours: 6,
     maxAgeSeconds: 108000,
   });
-  const url = `${box.paths.etc}/secrets/alert-webhook-url`;
+  const url = `${box.paths.secrets}/alert-webhook-url`;
   expect(fs.readFileSync(url, "utf8")).toBe(`http://127.0.0.1:${port}/hook/${webhookToken}\n`);
   expect((fs.statSync(url).mode & 0o777).toString(8)).toBe("600");
   const alertEnv = fs.readFileSync(`${box.paths.etc}/alert.env`, "utf8");
@@ -278,7 +281,7 @@ test("all fine: exit 0, no alert, one success ping with the JSON body, metrics e
   expect(alertBodies()[0]).toMatchObject({ job: "monitor", result: "success" });
   expect(alertBodies()[0].message).toMatch(/^all 8 checks passed on /);
   expect(fs.existsSync(mailLog)).toBe(false);
-  const prom = fs.readFileSync(`${box.paths.state}/metrics/monitor-checks.prom`, "utf8");
+  const prom = fs.readFileSync(`${box.paths.metrics}/monitor-checks.prom`, "utf8");
   expect(prom).toContain('backup321_monitor_check_ok{check="job",target="demo-daily"} 1');
   expect(prom).toContain(
     `backup321_monitor_check_ok{check="pitr",target="${box.at("backups/binlogs")}"} 1`,
@@ -345,7 +348,7 @@ test("a last success in the future (a clock ahead) alerts instead of passing for
 
 test("a monitor with no job registered is a problem, not 'all 0 checks passed'", async () => {
   baseline();
-  const dir = `${box.paths.etc}/jobs.d`;
+  const dir = `${box.paths.jobs}`;
   const aside = box.at("jobs.d-aside");
   fs.renameSync(dir, aside);
   fs.mkdirSync(dir);
@@ -365,9 +368,9 @@ test("a monitor with no job registered is a problem, not 'all 0 checks passed'",
 
 test("a job that never ran alerts once its interval + grace has passed since it was installed", async () => {
   baseline();
-  fs.rmSync(`${box.paths.state}/status/demo-daily.json`);
+  fs.rmSync(`${box.paths.status}/demo-daily.json`);
   expect((await monitor()).code).toBe(0);
-  const entry = `${box.paths.etc}/jobs.d/demo-daily.json`;
+  const entry = `${box.paths.jobs}/demo-daily.json`;
   const longAgo = new Date(Date.now() - 31 * HOUR);
   fs.utimesSync(entry, longAgo, longAgo);
   const r = await monitor();
@@ -483,7 +486,7 @@ exit ${code}
   shim(8, "FAILED!");
   const r = await runWith();
   expect(r.code).toBe(1);
-  const status = JSON.parse(fs.readFileSync(`${box.paths.state}/status/monitor.json`, "utf8"));
+  const status = JSON.parse(fs.readFileSync(`${box.paths.status}/monitor.json`, "utf8"));
   expect(status.error).toContain(
     `disk ${byUuid} (${dev}) is failing according to SMART (smartctl exit 8): SMART overall-health self-assessment test result: FAILED!; replace it`,
   );
@@ -554,7 +557,7 @@ test("node_exporter gets the metrics of the jobs still on the host: a job remove
   baseline();
   // A job this host no longer runs: common.sh wrote its metrics, saying it succeeded.
   jobRuns("gone-daily", DAILY, [{ ago: 2 * HOUR }]);
-  expect(fs.readFileSync(`${box.paths.state}/metrics/gone-daily.prom`, "utf8")).toContain(
+  expect(fs.readFileSync(`${box.paths.metrics}/gone-daily.prom`, "utf8")).toContain(
     'backup321_job_success{job="gone-daily"} 1',
   );
   // A one-off job (a restic init, PITR): not registered, but its env file is installed.
@@ -573,11 +576,11 @@ test("node_exporter gets the metrics of the jobs still on the host: a job remove
   ];
   expect(textfiles()).toEqual([...onHost, "node_custom.prom"]);
   expect(fs.readFileSync(box.at("textfile/backup321-demo-daily.prom"), "utf8")).toBe(
-    fs.readFileSync(`${box.paths.state}/metrics/demo-daily.prom`, "utf8"),
+    fs.readFileSync(`${box.paths.metrics}/demo-daily.prom`, "utf8"),
   );
   // demo-daily and the one-off leave the host (pulumi up removes their registry entry and env
   // file): their copies go at the next run, the others stay
-  const moved = [`${box.paths.etc}/jobs.d/demo-daily.json`, `${box.paths.etc}/demo-daily.env`];
+  const moved = [`${box.paths.jobs}/demo-daily.json`, `${box.paths.etc}/demo-daily.env`];
   for (const f of moved) fs.renameSync(f, `${f}.aside`);
   fs.rmSync(oneoffEnv);
   try {
@@ -603,9 +606,9 @@ test("node_exporter gets the metrics of the jobs still on the host: a job remove
 test("deletes remove the monitor, its registry entry and the webhook secret", () => {
   applyDeletes(sshd, steps);
   for (const f of [
-    `${box.paths.etc}/secrets/alert-webhook-url`,
-    `${box.paths.etc}/jobs.d/monitor.json`,
-    `${box.paths.etc}/jobs.d/demo-daily.json`,
+    `${box.paths.secrets}/alert-webhook-url`,
+    `${box.paths.jobs}/monitor.json`,
+    `${box.paths.jobs}/demo-daily.json`,
     `${box.paths.cron}/backup321-monitor`,
     `${box.paths.lib}/monitor.sh`,
   ]) {
@@ -614,12 +617,9 @@ test("deletes remove the monitor, its registry entry and the webhook secret", ()
 });
 
 test("deletes take every job's status and metrics with it, and the monitor's copies for node_exporter", () => {
-  const state = (dir: string) =>
-    fs.existsSync(`${box.paths.state}/${dir}`)
-      ? fs.readdirSync(`${box.paths.state}/${dir}`).sort()
-      : [];
+  const left = (dir: string) => (fs.existsSync(dir) ? fs.readdirSync(dir).sort() : []);
   // Only what no resource of this deploy wrote stays: the stand-ins of jobs deployed elsewhere.
-  expect(state("metrics")).toEqual(["gone-daily.prom", "oneoff-init.prom"]);
-  expect(state("status")).toEqual(["gone-daily.json", "oneoff-init.json"]);
+  expect(left(box.paths.metrics)).toEqual(["gone-daily.prom", "oneoff-init.prom"]);
+  expect(left(box.paths.status)).toEqual(["gone-daily.json", "oneoff-init.json"]);
   expect(textfiles()).toEqual(["node_custom.prom"]);
 });

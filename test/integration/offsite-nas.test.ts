@@ -66,7 +66,7 @@ const nasOwners = () => box.at("nas/home/.backup321/owners");
 /** ssh as the source host's sync key (what a compromised source host holds). */
 const syncSsh = () => [
   "-i",
-  `${box.paths.etc}/secrets/nas-sync_ed25519`,
+  `${box.paths.secrets}/nas-sync_ed25519`,
   "-p",
   String(sshd.port),
   "-o",
@@ -163,7 +163,7 @@ afterAll(async () => {
 
 test("pulumi up's commands install the key, the NAS receiver and the restricted key line, twice", () => {
   applyCreates();
-  const keyFile = `${box.paths.etc}/secrets/nas-sync_ed25519`;
+  const keyFile = `${box.paths.secrets}/nas-sync_ed25519`;
   expect((fs.statSync(keyFile).mode & 0o777).toString(8)).toBe("600");
   const pub = runOk("ssh-keygen", ["-y", "-f", keyFile]).stdout.split(" ").slice(0, 2).join(" ");
   const lines = read(path.join(sshd.dir, "authorized_keys")).trim().split("\n");
@@ -195,7 +195,7 @@ test("a file deleted or encrypted at the source is still intact in yesterday's s
   expect(day1.code).toBe(0);
   const [s1] = snapshots();
   expect(fs.readlinkSync(`${nasRoot}/latest`)).toBe(s1);
-  const status1 = JSON.parse(read(`${box.paths.state}/status/nas-sync.json`));
+  const status1 = JSON.parse(read(`${box.paths.status}/nas-sync.json`));
   expect(status1).toMatchObject({ result: "success", snapshot: s1 });
   expect(status1.bytes).toBeGreaterThan(0);
 
@@ -460,7 +460,7 @@ test("a compromised sender cannot empty the NAS with empty or too frequent snaps
   }
   // The source host's job hears of refusals at its next snapshot: a warning, so an alert.
   expect(sync().code).toBe(0);
-  const status = JSON.parse(read(`${box.paths.state}/status/nas-sync.json`));
+  const status = JSON.parse(read(`${box.paths.status}/nas-sync.json`));
   expect({ result: status.result, error: status.error }).toEqual({
     result: "warning",
     error: `the NAS refused 1 upload(s) since the last snapshot (see ${nasRoot}/.refused on the NAS)`,
@@ -513,7 +513,7 @@ test("an unreachable NAS fails the job with a clear status, and no snapshot is m
     const before = snapshots();
     const r = sync();
     expect(r.code).toBe(1);
-    const status = JSON.parse(read(`${box.paths.state}/status/nas-sync.json`));
+    const status = JSON.parse(read(`${box.paths.status}/nas-sync.json`));
     expect(status.result).toBe("failed");
     expect(status.error).toContain("cannot reach the NAS 127.0.0.1:1");
     expect(snapshots()).toEqual(before);
@@ -578,5 +578,5 @@ test("deletes remove the key line and the receiver, never the snapshots", () => 
   expect(snapshots()).toHaveLength(KEEP);
   // Every delete forgot its owner stamp, on the NAS and on the source host.
   expect(ownerStamps(nasOwners())).toEqual([]);
-  expect(ownerStamps(`${box.paths.state}/owners`)).toEqual([]);
+  expect(ownerStamps(`${box.paths.owners}`)).toEqual([]);
 });

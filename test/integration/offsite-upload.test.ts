@@ -105,7 +105,7 @@ function keys(prefix: string): string[] {
 }
 
 function status(): Record<string, unknown> {
-  return JSON.parse(fs.readFileSync(`${box.paths.state}/status/offsite-upload.json`, "utf8"));
+  return JSON.parse(fs.readFileSync(`${box.paths.status}/offsite-upload.json`, "utf8"));
 }
 
 function aws(args: string[]): RunResult {
@@ -238,7 +238,7 @@ beforeAll(async () => {
   shimStore = box.at("aws-shim-store.json");
   shimLog = box.at("aws-shim.log");
   steps = remoteSteps(recorded);
-  creds = `${box.paths.etc}/secrets/offsite-upload-aws`;
+  creds = `${box.paths.secrets}/offsite-upload-aws`;
   testCreds = box.at("test-aws-credentials");
   fs.writeFileSync(
     testCreds,
@@ -627,6 +627,6 @@ test("deletes remove the job's files but never the uploaded dumps", () => {
   applyDeletes(sshd, steps);
   expect(fs.existsSync(creds)).toBe(false);
   expect(fs.existsSync(`${box.paths.etc}/offsite-upload.env`)).toBe(false);
-  expect(ownerStamps(`${box.paths.state}/owners`)).toEqual([]);
+  expect(ownerStamps(`${box.paths.owners}`)).toEqual([]);
   expect(aws(["s3", "ls", `s3://${BUCKET}/database/`]).stdout).toContain("20260208");
 });

@@ -156,7 +156,7 @@ test("with the disk mounted, setup issues exactly the documented commands", () =
     ],
   ]);
   // The token secret PBS printed once is in a 0600 file, and only the token command prints it.
-  const tokenFile = `${box.paths.etc}/secrets/pbs-token-usb-ssd`;
+  const tokenFile = `${box.paths.secrets}/pbs-token-usb-ssd`;
   const secret = fs.readFileSync(tokenFile, "utf8");
   expect(secret).toMatch(/^[0-9a-f-]{36}$/);
   expect((fs.statSync(tokenFile).mode & 0o777).toString(8)).toBe("600");
@@ -170,9 +170,7 @@ test("with the disk mounted, setup issues exactly the documented commands", () =
   expect(fs.existsSync(`${disk}/pbs/.chunks`)).toBe(true);
   expect(shims.pbsState()["acl"]).toHaveLength(2);
   // The datastore's configuration is owned by its setup (its delete removes it).
-  expect(ownerStamps(`${box.paths.state}/owners`)).toContain(
-    "pbs-usb-ssd-setup pbs-datastore:usb-ssd",
-  );
+  expect(ownerStamps(`${box.paths.owners}`)).toContain("pbs-usb-ssd-setup pbs-datastore:usb-ssd");
 });
 
 test("a second run reads PBS's configuration and issues no create or update", () => {
@@ -196,7 +194,7 @@ test("drift is corrected with updates, and a lost token secret is renewed", () =
     "-c",
     `${shims.bin}/${PBM} prune-job update b321-usb-ssd --keep-daily 2 --keep-weekly 9 --schedule hourly`,
   ]);
-  fs.rmSync(`${box.paths.etc}/secrets/pbs-token-usb-ssd`);
+  fs.rmSync(`${box.paths.secrets}/pbs-token-usb-ssd`);
   shims.clearCalls();
   const r = sshd.exec(step("-usb-ssd-setup").create ?? "");
   expect(r.code).toBe(0);
@@ -219,7 +217,7 @@ test("drift is corrected with updates, and a lost token secret is renewed", () =
   expect(shims.pbsState()["prune-jobs"]).toEqual([
     { id: "b321-usb-ssd", store: "usb-ssd", schedule: "daily", "keep-daily": 5 },
   ]);
-  expect(fs.readFileSync(`${box.paths.etc}/secrets/pbs-token-usb-ssd`, "utf8")).toMatch(
+  expect(fs.readFileSync(`${box.paths.secrets}/pbs-token-usb-ssd`, "utf8")).toMatch(
     /^[0-9a-f-]{36}$/,
   );
 });
@@ -233,7 +231,7 @@ describe("the disk guard", () => {
     return sshd.exec(`B321_ALERT='${hook}' '${box.paths.sbin}/b321-pbs-guard-usb-ssd'`);
   };
   const status = () =>
-    JSON.parse(fs.readFileSync(`${box.paths.state}/status/pbs-guard-usb-ssd.json`, "utf8"));
+    JSON.parse(fs.readFileSync(`${box.paths.status}/pbs-guard-usb-ssd.json`, "utf8"));
   const maintenance = () =>
     (shims.pbsState()["datastores"] as Record<string, unknown>[])[0]["maintenance-mode"];
 
@@ -353,10 +351,10 @@ test("destroy removes the configuration, keeps the chunk store, and can run twic
     acl: [],
   });
   expect(fs.existsSync(`${disk}/pbs/.chunks`)).toBe(true);
-  expect(fs.existsSync(`${box.paths.etc}/secrets/pbs-token-usb-ssd`)).toBe(false);
+  expect(fs.existsSync(`${box.paths.secrets}/pbs-token-usb-ssd`)).toBe(false);
   expect(fs.existsSync(`${box.paths.cron}/backup321-pbs-guard-usb-ssd`)).toBe(false);
   // Every delete forgot its owner stamp (the datastore's configuration included).
-  expect(ownerStamps(`${box.paths.state}/owners`)).toEqual([]);
+  expect(ownerStamps(`${box.paths.owners}`)).toEqual([]);
   // the fstab entry stays: the disk still holds the chunk store
   expect(fs.readFileSync(box.at("etc/fstab"), "utf8")).toContain(`UUID=${UUID} `);
   shims.clearCalls();

@@ -165,8 +165,7 @@ function snapshotRun(): { code: number; stderr: string } {
   );
   return { code: r.code, stderr: r.stderr };
 }
-const status = () =>
-  JSON.parse(fs.readFileSync(`${box.paths.state}/status/pve-snapshots.json`, "utf8"));
+const status = () => JSON.parse(fs.readFileSync(`${box.paths.status}/pve-snapshots.json`, "utf8"));
 const own = (names: string[]) => names.filter((n) => /^b321-\d{8}-\d{6}$/.test(n));
 
 test("a run snapshots every guest with the documented commands", () => {
@@ -326,5 +325,5 @@ test("deletes remove the job and script, never a snapshot, and take the hook out
   expect(fs.readFileSync(vzdumpConf, "utf8")).toBe(
     "# vzdump default settings\n\n#tmpdir: DIR\n#script: FILENAME\n",
   );
-  expect(ownerStamps(`${box.paths.state}/owners`)).toEqual([]);
+  expect(ownerStamps(`${box.paths.owners}`)).toEqual([]);
 });

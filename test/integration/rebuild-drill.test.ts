@@ -138,7 +138,7 @@ test("the site is lost: RUNBOOK.md's total-loss blocks, pasted on a brand-new ho
   entry(boxA, "offsite-upload");
   const before = state(a.sql);
   expect(Object.keys(before)).toContain("factures");
-  const keyA = fs.readFileSync(`${boxA.paths.etc}/secrets/mariadb-backup.key`, "utf8");
+  const keyA = fs.readFileSync(`${boxA.paths.secrets}/mariadb-backup.key`, "utf8");
 
   // The disaster: the whole site is gone; only the bucket (and the stack) remain.
   await a.stop();
@@ -159,7 +159,7 @@ test("the site is lost: RUNBOOK.md's total-loss blocks, pasted on a brand-new ho
       ?.urn;
   expect(keyUrn(recordedB)).toBeDefined();
   expect(keyUrn(recordedB)).toBe(keyUrn(recordedA));
-  expect(fs.readFileSync(`${boxB.paths.etc}/secrets/mariadb-backup.key`, "utf8")).toBe(keyA);
+  expect(fs.readFileSync(`${boxB.paths.secrets}/mariadb-backup.key`, "utf8")).toBe(keyA);
   expect(b.sql(`SHOW DATABASES LIKE '${DB}'`).trim()).toBe("");
   // B ran a while before the restore: its own binlogs carry the same names as A's and go past
   // them. They belong to another history and must not be replayed after A's.

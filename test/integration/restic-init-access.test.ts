@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { makeSandbox, type Sandbox } from "../harness/sandbox";
 import { run } from "../harness/proc";
+import { jobEnv } from "../../components/host/render";
 
 const SCRIPTS = path.resolve(__dirname, "../../components");
 const DENIED = [
@@ -25,8 +26,8 @@ beforeAll(() => {
   ])
     fs.copyFileSync(path.join(SCRIPTS, f), path.join(box.paths.lib, path.basename(f)));
   fs.chmodSync(path.join(box.paths.lib, "restic-init.sh"), 0o755);
-  fs.mkdirSync(`${box.paths.etc}/secrets`, { recursive: true });
-  fs.writeFileSync(`${box.paths.etc}/secrets/restic-cloud.password`, "pw\n", { mode: 0o600 });
+  fs.mkdirSync(`${box.paths.secrets}`, { recursive: true });
+  fs.writeFileSync(`${box.paths.secrets}/restic-cloud.password`, "pw\n", { mode: 0o600 });
 });
 
 afterAll(() => box?.remove());
@@ -60,13 +61,10 @@ function init(repo: string, restic: string, waitSeconds: number) {
   fs.writeFileSync(
     env,
     [
-      `B321_JOB='restic-${repo}-init'`,
-      `B321_STATE='${box.paths.state}'`,
-      `B321_LIB='${box.paths.lib}'`,
-      `B321_ETC='${box.paths.etc}'`,
+      ...Object.entries(jobEnv(box.paths, `restic-${repo}-init`)).map(([k, v]) => `${k}='${v}'`),
       `REPO_NAME='${repo}'`,
       `REPO_URL='${box.at(`repos/${repo}`)}'`,
-      `REPO_PASSWORD_FILE='${box.paths.etc}/secrets/restic-cloud.password'`,
+      `REPO_PASSWORD_FILE='${box.paths.secrets}/restic-cloud.password'`,
       `RESTIC_BIN='${restic}'`,
       `RESTIC_CACHE='${box.at("cache")}'`,
       `INIT_ACCESS_WAIT_SECONDS='${waitSeconds}'`,
@@ -79,7 +77,7 @@ function init(repo: string, restic: string, waitSeconds: number) {
     env: { ...process.env, B321_ALERT: "" },
   });
   const status = JSON.parse(
-    fs.readFileSync(`${box.paths.state}/status/restic-${repo}-init.json`, "utf8"),
+    fs.readFileSync(`${box.paths.status}/restic-${repo}-init.json`, "utf8"),
   );
   return {
     ...r,

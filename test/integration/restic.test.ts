@@ -38,7 +38,7 @@ let mounted = false;
 
 const etc = () => box.paths.etc;
 const status = (job: string) =>
-  JSON.parse(fs.readFileSync(`${box.paths.state}/status/${job}.json`, "utf8"));
+  JSON.parse(fs.readFileSync(`${box.paths.status}/${job}.json`, "utf8"));
 const cloudUrl = () => `s3:${s3.endpoint}/${s3.bucket}/restic/cloud`;
 
 /** Runs a job's entry point as cron does, with a recording alert hook. */
@@ -510,7 +510,7 @@ test("check reads a different subset each run, wrapping around", () => {
 });
 
 test("a run while another holds the repository's lock is refused", () => {
-  const lock = `${box.paths.state}/locks/restic-usb.lock`;
+  const lock = `${box.paths.locks}/restic-usb.lock`;
   const before = snapshots("usb").length;
   const r = run("flock", [lock, `${box.paths.sbin}/b321-restic-usb`], {
     env: { ...process.env, B321_ALERT: alerts },
@@ -602,5 +602,5 @@ test("deletes remove the jobs but never the repositories nor their passwords", (
   expect(restic("usb", ["cat", "config"]).code).toBe(0);
   expect(restic("cloud", ["cat", "config"]).code).toBe(0);
   // Every delete forgot its owner stamp (the password files have none: they are never deleted).
-  expect(ownerStamps(`${box.paths.state}/owners`)).toEqual([]);
+  expect(ownerStamps(`${box.paths.owners}`)).toEqual([]);
 });

@@ -87,7 +87,7 @@ function restic(repo: string, passwordFile: string, ...args: string[]) {
 
 test("rotating the restic password adds a key and removes the old one: the repository stays", async () => {
   const repo = `${sc.target.db.disk}/restic`;
-  const pwFile = path.join(sc.target.db.paths.etc, "secrets", "restic-local.password");
+  const pwFile = path.join(sc.target.db.paths.secrets, "restic-local.password");
   const before = fs.readFileSync(pwFile, "utf8");
   const snapshots = JSON.parse(restic(repo, pwFile, "snapshots", "--json").stdout).length;
   expect(snapshots).toBeGreaterThan(0);
@@ -120,7 +120,7 @@ test("rotating the restic password adds a key and removes the old one: the repos
 
 test("rotating the MariaDB backup user's password alters the user: it is never dropped", async () => {
   const urn = await sc.stack.urn(RANDOM, "backup321-mariadb-password");
-  const cnf = path.join(sc.target.db.paths.etc, "secrets", "mariadb-backup.cnf");
+  const cnf = path.join(sc.target.db.paths.secrets, "mariadb-backup.cnf");
   const before = fs.readFileSync(cnf, "utf8");
   await sc.converge(
     () => undefined,
@@ -196,7 +196,7 @@ test("the files host is reached as a sudo user", () => {
 
 test("a restic repository added and one removed: the removed one's data and password stay", async () => {
   const docsRepo = `${sc.target.files.disk}/restic`;
-  const docsPassword = path.join(sc.target.files.paths.etc, "secrets", "restic-docs.password");
+  const docsPassword = path.join(sc.target.files.paths.secrets, "restic-docs.password");
   expect(fs.existsSync(path.join(docsRepo, "config"))).toBe(true);
   const docs = "backup321-restic-docs";
   const extra = "backup321-restic-extra";

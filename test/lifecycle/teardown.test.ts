@@ -214,9 +214,9 @@ test("pulumi destroy removes every managed file, cron entry and the backup user;
   for (const step of keySteps(site, sc.stack.name)) paste(step, laptop);
   const keys = path.join(laptop.env.HOME!, "b321-keys");
   const held = {
-    "restic-local.password": `${sc.target.db.paths.etc}/secrets/restic-local.password`,
-    "restic-docs.password": `${sc.target.files.paths.etc}/secrets/restic-docs.password`,
-    "mariadb.key": `${sc.target.db.paths.etc}/secrets/mariadb-backup.key`,
+    "restic-local.password": `${sc.target.db.paths.secrets}/restic-local.password`,
+    "restic-docs.password": `${sc.target.files.paths.secrets}/restic-docs.password`,
+    "mariadb.key": `${sc.target.db.paths.secrets}/mariadb-backup.key`,
   };
   expect(fs.readdirSync(keys).sort()).toEqual(Object.keys(held).sort());
   for (const [file, on] of Object.entries(held)) {
@@ -248,8 +248,7 @@ test("pulumi destroy removes every managed file, cron entry and the backup user;
   for (const h of [sc.target.db, sc.target.files]) {
     expect(fs.readdirSync(h.paths.cron).filter((f) => f.startsWith("backup321"))).toEqual([]);
     // nor any job's status or metrics (PITR and restic init included): nothing reports a job gone
-    for (const d of ["status", "metrics"]) {
-      const dir = path.join(h.paths.state, d);
+    for (const dir of [h.paths.status, h.paths.metrics]) {
       expect({ dir, left: fs.existsSync(dir) ? fs.readdirSync(dir) : [] }).toEqual({
         dir,
         left: [],

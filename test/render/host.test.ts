@@ -109,7 +109,7 @@ test("cron file and entry point", () => {
     command: "/usr/local/lib/backup321/restic-backup.sh",
     args: ["/etc/backup321/restic-usb.env"],
     wrapper: "/usr/local/lib/backup321/b321-cron.sh",
-    stateDir: "/var/lib/backup321",
+    lockDir: "/var/lib/backup321/locks",
     user: "root",
   });
   expect(cron).toMatchSnapshot();
@@ -123,7 +123,7 @@ test("cron file and entry point", () => {
       command: "/x",
       args: [],
       wrapper: "/w",
-      stateDir: "/s",
+      lockDir: "/s",
       user: "root",
     }),
   ).toThrow("must have five fields");
@@ -134,7 +134,7 @@ test("cron file and entry point", () => {
     command: "/x",
     args: [],
     wrapper: "/w",
-    stateDir: "/s",
+    lockDir: "/s",
     user: "root",
   };
   const disarmed = renderCronFile({ ...spec, disarmed: true }).split("\n");
@@ -150,17 +150,17 @@ test("cron file and entry point", () => {
     script: "/usr/local/lib/backup321/restic-backup.sh",
     envFile: "/etc/backup321/restic-usb.env",
     wrapper: "/usr/local/lib/backup321/b321-cron.sh",
-    stateDir: "/var/lib/backup321",
+    lockDir: "/var/lib/backup321/locks",
   });
   expect(entry).toMatchSnapshot();
   expect(entry.split("\n").slice(-3)).toEqual([
-    "export B321_STATE_DIR='/var/lib/backup321'",
+    "export B321_LOCK_DIR='/var/lib/backup321/locks'",
     `exec '/usr/local/lib/backup321/b321-cron.sh' '--tee' 'restic-usb' '/usr/local/lib/backup321/restic-backup.sh' '/etc/backup321/restic-usb.env' "$@"`,
     "",
   ]);
-  expect(cron).toContain("B321_STATE_DIR=/var/lib/backup321\n");
+  expect(cron).toContain("B321_LOCK_DIR=/var/lib/backup321/locks\n");
   expect(() =>
-    renderEntryPoint({ job: "a b", script: "/x", envFile: "/e", wrapper: "/w", stateDir: "/s" }),
+    renderEntryPoint({ job: "a b", script: "/x", envFile: "/e", wrapper: "/w", lockDir: "/s" }),
   ).toThrow('job name "a b" must be letters, digits, - or _');
 });
 

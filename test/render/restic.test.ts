@@ -10,6 +10,7 @@ import {
   resticFiles,
 } from "../../components/restic/render";
 import { run } from "../harness/proc";
+import { hostPaths } from "../../stacks/model/hosts";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -80,7 +81,7 @@ describe("repositoryUrl", () => {
 });
 
 test("repository and backup env files are exact", () => {
-  const files = resticFiles("/etc/backup321", "cloud", { s3: true, ca: true });
+  const files = resticFiles(hostPaths.parse({}), "cloud", { s3: true, ca: true });
   expect(files).toEqual({
     passwordFile: "/etc/backup321/secrets/restic-cloud.password",
     s3CredentialsFile: "/etc/backup321/secrets/restic-cloud.s3",

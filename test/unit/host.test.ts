@@ -1,6 +1,12 @@
 // The host primitives' contract under Pulumi mocks: exact children, inputs, parents and secrets.
 import * as pulumi from "@pulumi/pulumi";
-import { isSecretValue, reveal, runMocked, type Registration } from "../harness/program";
+import {
+  defaultPaths,
+  isSecretValue,
+  reveal,
+  runMocked,
+  type Registration,
+} from "../harness/program";
 import {
   claimCommand,
   fileMarker,
@@ -11,13 +17,7 @@ import {
   sha256,
 } from "../../components/host/render";
 
-const paths = {
-  etc: "/etc/backup321",
-  lib: "/usr/local/lib/backup321",
-  sbin: "/usr/local/sbin",
-  state: "/var/lib/backup321",
-  cron: "/etc/cron.d",
-};
+const paths = defaultPaths;
 
 let recorded: Registration[];
 const byName = (name: string) => {
@@ -166,8 +166,13 @@ test("a plain file's content is its stdin, in the clear", () => {
       "# Managed by backup321 (pulumi up): local edits are overwritten.",
       "B321_ETC='/etc/backup321'",
       "B321_JOB='mariadb-full'",
+      "B321_JOBS_DIR='/etc/backup321/jobs.d'",
       "B321_LIB='/usr/local/lib/backup321'",
+      "B321_LOCK_DIR='/var/lib/backup321/locks'",
+      "B321_METRICS_DIR='/var/lib/backup321/metrics'",
+      "B321_RUN_DIR='/var/lib/backup321/runs'",
       "B321_STATE='/var/lib/backup321'",
+      "B321_STATUS_DIR='/var/lib/backup321/status'",
       "BACKUP_DIR='/backups/database'",
       "",
     ].join("\n"),
@@ -282,7 +287,7 @@ test("the cron file runs the job through the wrapper, and the entry point runs i
       "# Managed by backup321 (pulumi up): local edits are overwritten.",
       "SHELL=/bin/bash",
       "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-      "B321_STATE_DIR=/var/lib/backup321",
+      "B321_LOCK_DIR=/var/lib/backup321/locks",
       "0 2 * * 0 root '/usr/local/lib/backup321/b321-cron.sh' 'mariadb-full' '/usr/local/lib/backup321/mariadb-full.sh' '/etc/backup321/mariadb-full.env'",
       "",
     ].join("\n"),

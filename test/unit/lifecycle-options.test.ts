@@ -215,7 +215,7 @@ describe.each(STACKS)("the %s stack", (stack) => {
             c.host,
             releaseCommand(
               [c.file, ...results].map(removeFileCommand).join("\n"),
-              ownerStampFile(`${c.host.paths.state}/owners`, c.file),
+              ownerStampFile(`${c.host.paths.owners}`, c.file),
               `${c.name} ${c.file}`,
             ),
           ),
@@ -308,7 +308,7 @@ describe.each(STACKS)("the %s stack", (stack) => {
     const m = stacks.get(stack)!.site.mariadb!;
     const c = one(stack, "backup321-mariadb-user");
     const owns = `mariadb-user:${m.backupUser}@${m.socket}`;
-    const stampFile = ownerStampFile(`${c.host.paths.state}/owners`, owns);
+    const stampFile = ownerStampFile(`${c.host.paths.owners}`, owns);
     const stamp = `${c.name} ${owns}`;
     // Another user name or socket is another user: the old one dropped first, then the new created.
     expect(c.triggers).toEqual([owns]);

@@ -1,15 +1,15 @@
 // ResticScripts and ResticRepository under Pulumi mocks: the exact children, their inputs, the
 // secrets kept secret, and what survives a destroy.
 import * as pulumi from "@pulumi/pulumi";
-import { isSecretValue, reveal, runMocked, type Registration } from "../harness/program";
+import {
+  defaultPaths,
+  isSecretValue,
+  reveal,
+  runMocked,
+  type Registration,
+} from "../harness/program";
 
-const paths = {
-  etc: "/etc/backup321",
-  lib: "/usr/local/lib/backup321",
-  sbin: "/usr/local/sbin",
-  state: "/var/lib/backup321",
-  cron: "/etc/cron.d",
-};
+const paths = defaultPaths;
 
 let recorded: Registration[];
 

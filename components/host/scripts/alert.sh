@@ -12,7 +12,7 @@ set -Eeuo pipefail
 
 main() {
   local job=$1 result=$2 message=$3 conf host subject failed=0
-  conf=${B321_ALERT_ENV:-${B321_ETC:-/etc/backup321}/alert.env}
+  conf=${B321_ALERT_ENV:-${B321_ETC:?B321_ETC or B321_ALERT_ENV must say where alert.env is}/alert.env}
   host=$(hostname)
   if [ -r "$conf" ]; then
     # shellcheck source=/dev/null

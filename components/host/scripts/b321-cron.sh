@@ -1,8 +1,8 @@
 #!/bin/bash
 # b321-cron [--tee] JOB PROGRAM [ARGS...]: runs one job's program the way every run of it goes.
 # Run by /etc/cron.d/backup321-<job>, and by the b321-<job> entry point (with --tee) when a person
-# runs the job by hand. It holds the job's lock, <state>/locks/cron-<job>.lock, so two runs of a job
-# never overlap, whoever started them: a run that finds the lock taken does nothing and exits 75
+# runs the job by hand. It holds the job's lock, <locks>/cron-<job>.lock (B321_LOCK_DIR, set by
+# both), so two runs of a job never overlap, whoever started them: a run that finds the lock taken does nothing and exits 75
 # (EX_TEMPFAIL: the job is already running; try again once it has finished). All output goes to
 # syslog (tag backup321).
 # --tee: the output also goes where it went before (the terminal of the person who typed b321-<job>:
@@ -23,16 +23,15 @@ copy_out() {
 }
 
 main() {
-  local tee=0 job state lock
+  local tee=0 job lock
   if [ "${1:-}" = --tee ]; then
     tee=1
     shift
   fi
   job=$1
   shift
-  state=${B321_STATE_DIR:-/var/lib/backup321}
-  lock=$state/locks/cron-$job.lock
-  mkdir -p -- "$state/locks"
+  lock=${B321_LOCK_DIR:?set by the cron file and the entry point (written by an older backup321: run pulumi up)}/cron-$job.lock
+  mkdir -p -- "$B321_LOCK_DIR"
   exec 9>>"$lock"
   if ! flock -n 9; then
     if [ "$tee" = 1 ]; then

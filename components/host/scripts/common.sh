@@ -5,11 +5,11 @@
 #   b321_usage "why"           # a wrong command line: exit 2, no status, no alert (before any lock)
 #   b321_lock repo-usb         # one run at a time per resource; a held lock fails the run
 #   ... work; b321_fail "why" on any problem, b321_set bytes 123, b321_warn "why" ...
-# On every exit the trap writes <state>/status/<job>.json and <state>/metrics/<job>.prom, and a
+# On every exit the trap writes <status>/<job>.json and <metrics>/<job>.prom, and a
 # failed or warning run calls the alert hook. The exit code is the script's own.
 #
 # A run killed without its trap (kill -9, the OOM killer, a reboot) writes no status. So that it is
-# not invisible, b321_start writes a run record, <state>/runs/<job>.<pid>.json, one key per line:
+# not invisible, b321_start writes a run record, <runs>/<job>.<pid>.json, one key per line:
 #   job, host        as in the status file
 #   pid              the script's pid
 #   pid_start_ticks  its start time (field 22 of /proc/<pid>/stat): a reused pid has another
@@ -27,7 +27,14 @@
 # Status and metrics files are written to a temp file beside them and renamed over the old ones
 # only when every write succeeded: on a full disk the previous status (and last_success) stays, and
 # the run alerts that its status could not be written.
+# The directories (<status>, <metrics>, <locks>, <runs>: the host's paths) come from the job's env
+# file, which pulumi up writes (B321_STATUS_DIR...); b321_start refuses to run without them.
 # shellcheck disable=SC2034  # variables here are read by the scripts that source this file
+
+# The job's env file sets these (b321_start sources it and refuses to run without them).
+B321_DIRS=(B321_ETC B321_STATE B321_STATUS_DIR B321_METRICS_DIR B321_LOCK_DIR B321_RUN_DIR)
+: "${B321_JOB:=}" "${B321_ETC:=}" "${B321_LIB:=}" "${B321_STATE:=}" "${B321_STATUS_DIR:=}" \
+  "${B321_METRICS_DIR:=}" "${B321_LOCK_DIR:=}" "${B321_RUN_DIR:=}" "${B321_JOBS_DIR:=}"
 
 B321_ERROR=""
 B321_WARNING=""
@@ -91,12 +98,11 @@ b321_previous_success() {
   sed -n 's/.*"last_success": *"\([^"]*\)".*/\1/p' "$file" | head -n 1
 }
 
-# shellcheck disable=SC2153  # B321_STATE comes from the job's env file (b321_start)
 b321_write_status() {
   local rc=$1 result=$2 now end_epoch dir status_file tmp last_success key value fields=""
   now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   end_epoch=$(date +%s)
-  dir=$B321_STATE/status
+  dir=$B321_STATUS_DIR
   status_file=$dir/$B321_JOB.json
   mkdir -p -- "$dir"
   b321_metrics_dir
@@ -145,16 +151,16 @@ b321_replace() {
   return 1
 }
 
-# b321_metrics_dir: creates <state>/metrics readable by all (the umask is 077): node_exporter's
+# b321_metrics_dir: creates <metrics> readable by all (the umask is 077): node_exporter's
 # textfile collector runs as its own user, and the metrics hold nothing secret.
 b321_metrics_dir() {
-  mkdir -p -- "$B321_STATE/metrics"
-  chmod 0755 -- "$B321_STATE/metrics"
+  mkdir -p -- "$B321_METRICS_DIR"
+  chmod 0755 -- "$B321_METRICS_DIR"
 }
 
 b321_write_metrics() {
   local result=$1 end_epoch=$2 last_success=$3 prom ok=0 success_epoch=0 label
-  prom=$B321_STATE/metrics/$B321_JOB.prom
+  prom=$B321_METRICS_DIR/$B321_JOB.prom
   label="job=\"$B321_JOB\""
   [ "$result" = failed ] || ok=1
   [ -z "$last_success" ] || success_epoch=$(date -d "$last_success" +%s)
@@ -177,7 +183,7 @@ b321_alert() {
   local result=$1 message=$2 hook=${B321_ALERT:-$B321_LIB/alert.sh}
   [ -x "$hook" ] || { b321_log "no alert hook at $hook"; return 0; }
   # The job's env file is sourced, not exported: tell the hook where alert.env is.
-  B321_ETC=${B321_ETC:-/etc/backup321} "$hook" "$B321_JOB" "$result" "$message" ||
+  B321_ETC=$B321_ETC "$hook" "$B321_JOB" "$result" "$message" ||
     b321_log "alert hook failed"
 }
 
@@ -269,11 +275,11 @@ b321_on_exit() {
   if b321_write_status "$rc" "$result"; then
     b321_end_run
   else
-    write_error="its status could not be written to $B321_STATE/status (the previous status file is kept)"
+    write_error="its status could not be written to $B321_STATUS_DIR (the previous status file is kept)"
     local avail
-    avail=$(b321_free_kib "$B321_STATE")
+    avail=$(b321_free_kib "$B321_STATUS_DIR")
     [ -z "$avail" ] || [ "$avail" -ge "$B321_FULL_KIB" ] ||
-      write_error+="; $B321_STATE is full ($avail KiB free)"
+      write_error+="; $B321_STATUS_DIR is full ($avail KiB free)"
     b321_log "$write_error"
   fi
   if [ -n "$write_error" ]; then
@@ -391,7 +397,7 @@ b321_stop_leftovers() {
 # b321_start_run: writes this run's record (see the header). A record that cannot be written (a
 # full state disk) is logged and the job goes on: its status write will fail and alert too.
 b321_start_run() {
-  local dir=$B321_STATE/runs ticks
+  local dir=$B321_RUN_DIR ticks
   ticks=$(b321_pid_start "$$")
   B321_RUN_FILE=$dir/$B321_JOB.$$.json
   if ! mkdir -p -- "$dir" || ! b321_replace "$B321_RUN_FILE" <<JSON; then
@@ -417,7 +423,7 @@ JSON
 b321_stale_runs() {
   local f started pid
   B321_STALE_RUNS=()
-  for f in "$B321_STATE/runs/$B321_JOB".*.json; do
+  for f in "$B321_RUN_DIR/$B321_JOB".*.json; do
     { [ -f "$f" ] && [ "$f" != "$B321_RUN_FILE" ]; } || continue
     { [[ ${f##*/} =~ ^(.+)\.[0-9]+\.json$ ]] && [ "${BASH_REMATCH[1]}" = "$B321_JOB" ]; } || continue
     ! b321_run_alive "$f" || continue
@@ -451,7 +457,13 @@ b321_start() {
   [ -r "$env_file" ] || { echo "backup321: cannot read $env_file" >&2; exit 2; }
   # shellcheck source=/dev/null
   source "$env_file"
-  : "${B321_JOB:?B321_JOB missing from $env_file}" "${B321_STATE:?B321_STATE missing from $env_file}"
+  local var
+  for var in B321_JOB "${B321_DIRS[@]}"; do
+    [ -n "${!var:-}" ] || {
+      echo "backup321: $var missing from $env_file (written by an older backup321: run pulumi up)" >&2
+      exit 2
+    }
+  done
   b321_own_group
   B321_LIB=${B321_LIB:-${BASH_SOURCE[0]%/*}}
   B321_STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -466,12 +478,12 @@ b321_start() {
   b321_log "started"
 }
 
-# b321_lock NAME [WAIT_SECONDS]: holds <state>/locks/NAME.lock until the script exits; fails if
+# b321_lock NAME [WAIT_SECONDS]: holds <locks>/NAME.lock until the script exits; fails if
 # another run has it (after waiting up to WAIT_SECONDS, default 0).
 b321_lock() {
   local name=$1 wait=${2:-0} file
-  mkdir -p -- "$B321_STATE/locks"
-  file=$B321_STATE/locks/$name.lock
+  mkdir -p -- "$B321_LOCK_DIR"
+  file=$B321_LOCK_DIR/$name.lock
   exec {B321_LOCK_FD}>>"$file"
   flock -w "$wait" "$B321_LOCK_FD" || b321_fail "another run holds the lock $file"
 }

@@ -1,14 +1,14 @@
 #!/bin/bash
 # monitor.sh ENV_FILE: the hourly check of everything backup321 runs on this host.
 #
-# Every job of every component is a ScheduledJob, which registers itself in <etc>/jobs.d/<job>.json
+# Every job of every component is a ScheduledJob, which registers itself in <jobs>/<job>.json
 # (its schedule and maxAgeSeconds = longest interval + grace); the job's script writes
-# <state>/status/<job>.json on every exit. The monitor reads both and raises ONE alert per run
+# <status>/<job>.json on every exit. The monitor reads both and raises ONE alert per run
 # listing every problem (alert.sh, through common.sh's exit trap), or, when all is well, pings the
 # webhook (a dead-man's switch alerts when the pings stop). Checks, each configured in the env file:
 #   jobs         every registered job: last run failed, no success within maxAgeSeconds, or a last
 #                success in the future (a wrong clock); and at least one job registered
-#   runs         every registered job: a run record (<state>/runs/<job>.<pid>.json, see common.sh)
+#   runs         every registered job: a run record (<runs>/<job>.<pid>.json, see common.sh)
 #                whose process is gone is a run killed before it recorded a result (kill -9, the
 #                OOM killer, a reboot): a failure, named with the time the run started
 #   MONITOR_PITR_BINLOG_DIR, MONITOR_PITR_FULL_DIR, MONITOR_PITR_GRACE_SECONDS
@@ -24,7 +24,7 @@
 #   MONITOR_RESTORE_JOBS, MONITOR_RTO_SECONDS
 #                the last restore test succeeded and its restore_seconds is within the RTO
 #   channels     the alert channels of alert.env can deliver (sendmail exists, the URL file is there)
-# Metrics: <state>/metrics/monitor-checks.prom. With MONITOR_TEXTFILE_DIR, the metrics of every job
+# Metrics: <metrics>/monitor-checks.prom (the <dirs> are the host's paths, from the env file). With MONITOR_TEXTFILE_DIR, the metrics of every job
 # still on this host (registered in jobs.d, or with its <etc>/<job>.env: the one-off jobs, restic
 # init and PITR) and the monitor's checks are copied there as backup321-<name>.prom for
 # node_exporter, and any other backup321-*.prom there is removed: a job removed from the host must
@@ -104,7 +104,7 @@ in_list() {
 }
 
 check_jobs() {
-  local dir=${MONITOR_JOBS_DIR:-$B321_ETC/jobs.d} entry job max_age interval grace status result
+  local dir=${MONITOR_JOBS_DIR:-$B321_JOBS_DIR} entry job max_age interval grace status result
   local last last_epoch age error ended restore_jobs registered=0
   read -r -a restore_jobs <<< "${MONITOR_RESTORE_JOBS:-}"
   for entry in "$dir"/*.json; do
@@ -121,7 +121,7 @@ check_jobs() {
     registered=$((registered + 1))
     interval=${J[maxIntervalHours]:-?}
     grace=${J[graceHours]:-?}
-    status=$B321_STATE/status/$job.json
+    status=$B321_STATUS_DIR/$job.json
     label "$job"
     METRICS+=("backup321_job_max_age_seconds{job=\"$LABEL\"} $max_age")
     check_runs "$job"
@@ -169,7 +169,7 @@ check_jobs() {
 # The job's next run that does not fail reports it too, and removes the record.
 check_runs() {
   local job=$1 f pid
-  for f in "$B321_STATE/runs/$job".*.json; do
+  for f in "$B321_RUN_DIR/$job".*.json; do
     [ -f "$f" ] || continue
     { [[ ${f##*/} =~ ^(.+)\.([0-9]+)\.json$ ]] && [ "${BASH_REMATCH[1]}" = "$job" ]; } || continue
     pid=${BASH_REMATCH[2]}
@@ -303,7 +303,7 @@ check_smart() {
 check_restore_tests() {
   local rto=${MONITOR_RTO_SECONDS:-} job status result secs error
   for job in ${MONITOR_RESTORE_JOBS:-}; do
-    status=$B321_STATE/status/$job.json
+    status=$B321_STATUS_DIR/$job.json
     [ -f "$status" ] || continue # never ran: the job check says when that is late
     result=$(json_str "$status" result)
     error=$(json_str "$status" error)
@@ -351,7 +351,7 @@ check_channels() {
 }
 
 write_metrics() {
-  local dir=$B321_STATE/metrics file tmp
+  local dir=$B321_METRICS_DIR file tmp
   b321_metrics_dir
   file=$dir/monitor-checks.prom
   tmp=$(mktemp -- "$file.XXXXXX")
@@ -372,7 +372,7 @@ write_metrics() {
     [ -f "$f" ] || continue
     name=${f##*/}
     job=${name%.prom}
-    [ -n "${REGISTERED[$job]:-}" ] || [ -f "${B321_ETC:-/etc/backup321}/$job.env" ] ||
+    [ -n "${REGISTERED[$job]:-}" ] || [ -f "$B321_ETC/$job.env" ] ||
       [ "$job" = "$B321_JOB" ] || [ "$f" = "$file" ] || continue
     tmp=$(mktemp -- "$target/.backup321.XXXXXX")
     cp -- "$f" "$tmp"
@@ -409,7 +409,7 @@ main() {
   fi
   local hook=${B321_ALERT:-$B321_LIB/alert.sh}
   if [ -x "$hook" ]; then
-    B321_ETC=${B321_ETC:-/etc/backup321} "$hook" "$B321_JOB" success "all $CHECKS checks passed on $(hostname)" ||
+    B321_ETC=$B321_ETC "$hook" "$B321_JOB" success "all $CHECKS checks passed on $(hostname)" ||
       b321_warn "the success ping did not go through"
   fi
 }

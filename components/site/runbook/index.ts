@@ -3,6 +3,7 @@
 // Written by the offline plan to out/<stack>/RUNBOOK.md and installed on every host that runs jobs.
 // It says where secrets are, never what they are.
 import type { Site } from "../../../stacks/schema";
+import type { HostPaths } from "../../../stacks/model/hosts";
 import { requiredSecrets } from "../../../stacks/secrets";
 import {
   recoveryReport,
@@ -50,6 +51,19 @@ function targetsTable(r: ReturnType<typeof recoveryReport>): string[] {
   return out;
 }
 
+/** A file in a directory of every host: said once when the hosts agree, else per host. */
+function onHosts(site: Site, dir: (p: HostPaths) => string, file: string): string {
+  const hostsOf = new Map<string, string[]>();
+  for (const h of site.hosts) {
+    const at = `${dir(h.paths)}/${file}`;
+    hostsOf.set(at, [...(hostsOf.get(at) ?? []), h.name]);
+  }
+  const all = [...hostsOf];
+  return all.length === 1
+    ? `\`${all[0][0]}\``
+    : all.map(([at, hosts]) => `\`${at}\` (${hosts.join(", ")})`).join(", ");
+}
+
 function keysSection(site: Site, stack: string): string[] {
   const secrets = requiredSecrets(site);
   return [
@@ -65,7 +79,7 @@ function keysSection(site: Site, stack: string): string[] {
     "  MariaDB backup credentials and encryption key): in the stack state. The scenarios never need",
     "  them typed: `pulumi up` puts them back on the rebuilt hosts. To read one without the hosts,",
     "  see the queries below.",
-    "- **On the hosts**: 0600 files under `<etc>/secrets/` (lost with the host; `pulumi up` puts them back).",
+    `- **On the hosts**: 0600 files in ${onHosts(site, (p) => p.secrets, "")} (lost with the host; \`pulumi up\` puts them back).`,
     "",
     "Check once a quarter that the escrowed passphrase still opens the stack: `pulumi config --show-secrets` from a clean checkout.",
     "",
@@ -125,7 +139,7 @@ export function renderRunbook(site: Site, stack: string): string {
           : []),
       ].join(" and ") || "syslog only (no channel configured)"
     }.`,
-    "Each job's last run: `<state>/status/<job>.json`; metrics: `<state>/metrics/*.prom` (state is /var/lib/backup321 by default).",
+    `Each job's last run: ${onHosts(site, (p) => p.status, "<job>.json")}; metrics: ${onHosts(site, (p) => p.metrics, "*.prom")}.`,
     "",
   ];
   return lines.join("\n");

@@ -2,10 +2,12 @@
 // owns it: the PBS storage id (proxmox), a job's env file (host), a repository's job (restic), the
 // upload's job (offsite). The steps read paths and URLs from the env files `pulumi up` installs, so
 // what they touch is what the jobs touched.
+import { nasFrom, nasSources, uploadHost } from "../../../stacks/defaults";
 import type { Site } from "../../../stacks/schema";
 import { serviceCommand } from "../../../stacks/model/mariadb";
 import { ASSUMED } from "../../../stacks/targets";
 import { jobFiles } from "../../host/render";
+import { PITR_JOB } from "../../mariadb/render";
 import { pbsStorageId } from "../../proxmox/render";
 import { repositoryUrl, resticJob, resticLocation } from "../../restic/render";
 import { NAS_JOB, UPLOAD_JOB } from "../../offsite/render";
@@ -178,14 +180,14 @@ function newestFullStep(site: Site): Step {
  */
 export function pitrStep(site: Site, until: { value: string; say: string }): Step {
   const m = site.mariadb!;
-  const sbin = hostOf(site, m.host).paths.sbin;
+  const pitrTool = jobFiles(hostOf(site, m.host).paths, PITR_JOB).entryPoint;
   return {
     on: m.host,
     say: "recover into a fresh datadir (the newest full before that moment, then the binlogs), then swap it in; the old datadir is kept aside.",
     inputs: [{ name: "UNTIL", ...until }],
     sh: [
       `pitr=${m.datadir}.pitr-$(printf %s "$UNTIL" | tr -dc 0-9)   # one per moment: a second paste reuses a finished one`,
-      `[ -d "$pitr" ] || ${sbin}/b321-mariadb-pitr --until "$UNTIL" --tz ${site.timezone} --target-datadir "$pitr"`,
+      `[ -d "$pitr" ] || ${pitrTool} --until "$UNTIL" --tz ${site.timezone} --target-datadir "$pitr"`,
       serviceCommand(m, "stop"),
       `if [ -e ${m.datadir} ]; then mv -T ${m.datadir} "${m.datadir}.before-pitr-$(date +%Y%m%dT%H%M%S)"; fi`,
       `mv -T "$pitr" ${m.datadir}`,
@@ -286,14 +288,14 @@ function hostLossScenario(site: Site, stack: string): Scenario | undefined {
     ],
     needs: [
       `the Pulumi state (${site.stateBackend ?? "stateBackend: not stated"}) and the escrowed passphrase (${site.escrow ?? "escrow: not stated"})`,
-      nas && (nas.from ?? m.host) === m.host
+      nas && nasFrom(site) === m.host
         ? `${m.backupDir} and ${m.binlogBackupDir}: the backup disk of ${m.host}, or the NAS (${nas.host}:${nas.path}), whose newest snapshot step 3 brings back with the host's own sync key`
         : `${m.backupDir} and ${m.binlogBackupDir}: the backup disk of ${m.host}`,
     ],
     steps: [
       loginStep(site, stack),
       rebuildStep(site, [m.host]),
-      ...(nas && (nas.from ?? m.host) === m.host ? [nasFetchStep(site)] : []),
+      ...(nas && nasFrom(site) === m.host ? [nasFetchStep(site)] : []),
       newestFullStep(site),
       pitrStep(site, {
         ...UNTIL_PAST,
@@ -310,12 +312,11 @@ function hostLossScenario(site: Site, stack: string): Scenario | undefined {
  * added: a surviving backup disk is never overwritten with older copies.
  */
 export function nasFetchStep(site: Site): Step {
-  const nas = site.offsite.nas!;
-  const from = nas.from ?? site.mariadb!.host;
+  const from = nasFrom(site)!;
   const env = jobFiles(hostOf(site, from).paths, NAS_JOB).envFile;
   return {
     on: from,
-    say: `bring back the newest NAS snapshot (${(nas.sources ?? [site.mariadb!.backupDir, site.mariadb!.binlogBackupDir]).join(", ")}); what the backup disk still holds stays as it is.`,
+    say: `bring back the newest NAS snapshot (${nasSources(site).join(", ")}); what the backup disk still holds stays as it is.`,
     inputs: [
       {
         name: "TARGET",
@@ -340,13 +341,13 @@ function downloadDumpsStep(site: Site): Step | undefined {
   const m = site.mariadb;
   const { upload, bucket } = site.offsite;
   if (!m || !upload || !bucket) return undefined;
-  const uploadHost = upload.host ?? m.host;
+  const from = uploadHost(site)!;
   // The upload sends the shipped binlogs only from the database host (where they are).
-  const here = uploadHost === m.host;
+  const here = from === m.host;
   const into = here ? m.backupDir : "/restore/database";
-  const env = jobFiles(hostOf(site, uploadHost).paths, UPLOAD_JOB).envFile;
+  const env = jobFiles(hostOf(site, from).paths, UPLOAD_JOB).envFile;
   return {
-    on: uploadHost,
+    on: from,
     say: here
       ? "fetch the newest full, its manifest and every shipped binlog from the bucket (Glacier: the first paste asks for the full, paste again once it is back)."
       : `fetch the newest full and its manifest from the bucket, then copy them into ${m.backupDir} on ${m.host} (the binlogs after that full were lost with the site).`,

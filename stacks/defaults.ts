@@ -1,0 +1,24 @@
+// The defaults that depend on another part of the model, each resolved here once and read
+// everywhere else (components, checks, targets, RUNBOOK.md).
+import type { Site } from "./schema";
+
+/** The time zone a host's cron reads its schedules in: its own, else the site's. */
+export function hostTimezone(site: Site, hostName: string): string {
+  return site.hosts.find((h) => h.name === hostName)?.timezone ?? site.timezone;
+}
+
+/** The host that uploads the dumps (offsite.upload.host): defaults to the MariaDB host. */
+export function uploadHost(site: Site): string | undefined {
+  return site.offsite.upload?.host ?? site.mariadb?.host;
+}
+
+/** The host whose backups go to the NAS (offsite.nas.from): defaults to the MariaDB host. */
+export function nasFrom(site: Site): string | undefined {
+  return site.offsite.nas?.from ?? site.mariadb?.host;
+}
+
+/** What goes to the NAS (offsite.nas.sources): defaults to the MariaDB backup and binlog dirs. */
+export function nasSources(site: Site): readonly string[] {
+  const m = site.mariadb;
+  return site.offsite.nas?.sources ?? (m ? [m.backupDir, m.binlogBackupDir] : []);
+}
