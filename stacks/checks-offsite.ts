@@ -1,6 +1,7 @@
 // Cross-checks of the offsite section: the bucket's prefixes and lifecycle, the writers' scopes and
 // the NAS snapshots' reach. The rule that restic data is never archived is resticNeverArchived in
 // checks.ts.
+import { hostTimezone } from "./defaults";
 import type { Check, Problem } from "./problem";
 import { CronExpressionParser } from "cron-parser";
 import { maxIntervalHours } from "./schedule";
@@ -55,7 +56,7 @@ const newestDumpStaysHot: Check = (site) => {
   const b = site.offsite.bucket;
   const m = site.mariadb;
   if (!b || !m || !site.offsite.upload) return [];
-  const need = Math.ceil(maxIntervalHours(m.schedules.full, site.timezone) / 24) + 1;
+  const need = Math.ceil(maxIntervalHours(m.schedules.full, hostTimezone(site, m.host)) / 24) + 1;
   return (b.transitions ?? []).flatMap((t, i) =>
     t.prefix.startsWith(b.dumpPrefix) && ARCHIVE.has(t.storageClass) && t.days < need
       ? [
@@ -78,7 +79,7 @@ const lockCoversLocalFulls: Check = (site) => {
   const lock = b && dumpLock(b);
   const m = site.mariadb;
   if (!lock || !m || !site.offsite.upload) return [];
-  const every = maxIntervalHours(m.schedules.full, site.timezone);
+  const every = maxIntervalHours(m.schedules.full, hostTimezone(site, m.host));
   const need = Math.ceil((m.retention.fulls * every) / 24);
   if (lock.days >= need) return [];
   return [
@@ -102,7 +103,7 @@ const noncurrentCoversDetection: Check = (site) => {
   return site.restic.repositories.flatMap((r) => {
     if (r.kind !== "s3") return [];
     const what = r.check ? "check" : r.copyFrom ? "copy" : "backup";
-    const every = maxIntervalHours(r.check?.schedule ?? r.schedule, site.timezone);
+    const every = maxIntervalHours(r.check?.schedule ?? r.schedule, hostTimezone(site, r.host));
     const grace = defaultGraceHours(every);
     const hours = every + grace + monitor;
     const need = Math.ceil(hours / 24);

@@ -1,5 +1,6 @@
 // Cross-checks the schema cannot express: references between sections, duplicates, roles,
 // and the rules that keep backups restorable (docs/pitfalls.md).
+import { hostTimezone } from "./defaults";
 import type { Site } from "./schema";
 import type { Role } from "./model/hosts";
 import { maxIntervalHours } from "./schedule";
@@ -180,7 +181,7 @@ const resticNeverArchived: Check = (site) => {
 const binlogsOutliveShipping: Check = (site) => {
   const m = site.mariadb;
   if (!m) return [];
-  const shipEvery = maxIntervalHours(m.schedules.binlogs);
+  const shipEvery = maxIntervalHours(m.schedules.binlogs, hostTimezone(site, m.host));
   const needDays = Math.ceil((2 * shipEvery + 24) / 24);
   if (m.retention.binlogExpireDays >= needDays) return [];
   return [

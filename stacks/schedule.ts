@@ -110,7 +110,7 @@ function maxWallClockGapMinutes(expr: string): number {
  * given time zone. Away from a clock change a gap is its wall-clock length; around each change the
  * real runs are walked, so a daily job shows its 25 h night.
  */
-export function maxIntervalHours(expr: string, tz = "UTC"): number {
+export function maxIntervalHours(expr: string, tz: string): number {
   const wall = maxWallClockGapMinutes(expr) * 60_000;
   let max = wall;
   const reach = wall + DAY;

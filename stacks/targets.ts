@@ -1,6 +1,7 @@
 // What the plan promises: the worst-case RPO and an estimated restore time (RTO) for each kind of
 // loss, computed from the schedules, the copies and the declared sizes; and the 3-2-1 count.
 // Pure: the checks, the plan summary, the stack outputs and the runbook all read these numbers.
+import { nasFrom, nasSources, uploadHost } from "./defaults";
 import { runTimesIn, scheduleWindows } from "./schedule";
 import type { Site } from "./schema";
 import type { Disk, Pbs } from "./model/pbs";
@@ -86,7 +87,7 @@ export interface RecoveryReport {
  * same minute do not count). The result is the longest time, just before a run of the last stage,
  * since the data it holds was captured. One stage: the longest gap between two runs.
  */
-export function chainRpoHours(stages: readonly string[], tz = "UTC"): number {
+export function chainRpoHours(stages: readonly string[], tz: string): number {
   if (stages.length === 0) throw new Error("a chain needs at least one schedule");
   let worst = 0;
   // A chain is at worst the sum of its stages' gaps, each at most a period: warm-up plus that.
@@ -285,7 +286,7 @@ function databaseChains(site: Site): Chain[] {
   // most a shipping gap plus an upload gap. From another host it only has the fulls.
   if (upload && bucket)
     chains.push(
-      (upload.host ?? m.host) === m.host
+      uploadHost(site) === m.host
         ? {
             ...base,
             via: [...shipped.via, "dump upload"],
@@ -320,9 +321,8 @@ function mariadbSyncedToNas(site: Site): boolean {
   const { nas } = site.offsite;
   const m = site.mariadb;
   if (!nas || !m) return false;
-  if ((nas.from ?? m.host) !== m.host) return false;
-  const sources = nas.sources ?? [m.backupDir, m.binlogBackupDir];
-  return sources.some((s) => within(m.binlogBackupDir, s));
+  if (nasFrom(site) !== m.host) return false;
+  return nasSources(site).some((s) => within(m.binlogBackupDir, s));
 }
 
 /** Which copies survive a scenario. */

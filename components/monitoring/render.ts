@@ -1,5 +1,6 @@
 // Pure functions for the monitor: which checks a host runs (from the site model), its env file and
 // the alert channels' env file.
+import { hostTimezone } from "../../stacks/defaults";
 import type { Site } from "../../stacks/schema";
 import { maxIntervalHours } from "../../stacks/schedule";
 import { defaultGraceHours, renderEnvFile, shq } from "../host/render";
@@ -41,7 +42,7 @@ export function monitorChecksFor(site: Site, hostName: string): MonitorChecks {
     ...site.restic.repositories.filter((r) => r.host === hostName).flatMap((r) => r.disk ?? []),
   ];
   const m = site.mariadb?.host === hostName ? site.mariadb : undefined;
-  const shipEvery = m ? maxIntervalHours(m.schedules.binlogs, site.timezone) : 0;
+  const shipEvery = m ? maxIntervalHours(m.schedules.binlogs, hostTimezone(site, m.host)) : 0;
   return {
     mounts: uniq(disks.map((d) => d.mountpoint)),
     diskFullPercent: site.monitoring.diskFullPercent,

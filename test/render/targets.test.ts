@@ -107,7 +107,7 @@ describe("chainRpoHours", () => {
 
   test("one stage is the longest gap between runs", () => {
     fc.assert(
-      fc.property(cronArb, (c) => chainRpoHours([c]) === maxIntervalHours(c)),
+      fc.property(cronArb, (c) => chainRpoHours([c], "UTC") === maxIntervalHours(c, "UTC")),
       { numRuns: 25 },
     );
   });
@@ -115,11 +115,11 @@ describe("chainRpoHours", () => {
   test("a copy is never fresher than its source, nor older than both intervals together", () => {
     fc.assert(
       fc.property(cronArb, cronArb, (a, b) => {
-        const chain = chainRpoHours([a, b]);
+        const chain = chainRpoHours([a, b], "UTC");
         return (
-          chain >= maxIntervalHours(a) &&
-          chain >= maxIntervalHours(b) &&
-          chain <= maxIntervalHours(a) + maxIntervalHours(b)
+          chain >= maxIntervalHours(a, "UTC") &&
+          chain >= maxIntervalHours(b, "UTC") &&
+          chain <= maxIntervalHours(a, "UTC") + maxIntervalHours(b, "UTC")
         );
       }),
       { numRuns: 25 },
