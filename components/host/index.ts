@@ -447,10 +447,9 @@ export class ScheduledJob extends pulumi.ComponentResource {
     this.entryPoint = files.entryPoint;
     this.statusFile = files.statusFile;
     this.registryFile = files.registryFile;
-    const env = jobEnvFile(`${name}-env`, { host, job, vars: args.env }, { parent: this });
-    const bin = jobEntryPoint(
-      `${name}-bin`,
-      { host, job, script: args.script, dependsOn: host.base },
+    const { env, bin } = installJobFiles(
+      name,
+      { host, job, vars: args.env, entryPoint: { script: args.script, dependsOn: host.base } },
       { parent: this },
     );
     const registry = new RemoteFile(
@@ -495,28 +494,46 @@ export class ScheduledJob extends pulumi.ComponentResource {
   }
 }
 
-export interface JobEnvFileArgs {
+export interface JobFilesArgs {
   readonly host: Host;
   readonly job: string;
   /** The job's own variables (no secrets: paths to secret files only). */
   readonly vars: pulumi.Input<Readonly<Record<string, string | number | boolean>>>;
-  /** What the file says the job is, after "backup321 job <job>". Defaults to nothing. */
+  /** What the env file says the job is, after "backup321 job <job>". Defaults to nothing. */
   readonly note?: string;
-  /** The job's status and metrics go with this file (a job with no registry entry of its own). Defaults to false. */
+  /** The job's status and metrics go with the env file (a job with no registry entry). Defaults to false. */
   readonly ownsResults?: boolean;
-  readonly dependsOn?: pulumi.Input<pulumi.Resource>[];
+  /** The b321-<job> entry point, running this script, installed after these. Defaults to none. */
+  readonly entryPoint?: {
+    readonly script: string;
+    readonly dependsOn: pulumi.Input<pulumi.Resource>[];
+  };
 }
 
-/** <etc>/<job>.env (0600): the job's variables and the host's directories (jobEnv). */
-export function jobEnvFile(
-  name: string,
-  args: JobEnvFileArgs,
+/**
+ * A job's files: <etc>/<job>.env (0600: its variables and the host's directories, jobEnv) as
+ * `<prefix>-env`, and with `entryPoint` the <sbin>/b321-<job> entry point that runs it by hand as
+ * cron does (renderEntryPoint) as `<prefix>-bin`.
+ */
+export function installJobFiles(
+  prefix: string,
+  args: JobFilesArgs & Required<Pick<JobFilesArgs, "entryPoint">>,
   opts: { parent: pulumi.Resource },
-): RemoteFile {
+): { env: RemoteFile; bin: RemoteFile };
+export function installJobFiles(
+  prefix: string,
+  args: JobFilesArgs,
+  opts: { parent: pulumi.Resource },
+): { env: RemoteFile; bin?: RemoteFile };
+export function installJobFiles(
+  prefix: string,
+  args: JobFilesArgs,
+  opts: { parent: pulumi.Resource },
+): { env: RemoteFile; bin?: RemoteFile } {
   const { host, job } = args;
   const files = jobFiles(host.paths, job);
-  return new RemoteFile(
-    name,
+  const env = new RemoteFile(
+    `${prefix}-env`,
     {
       host,
       path: files.envFile,
@@ -529,40 +546,27 @@ export function jobEnvFile(
       mode: "0600",
       dirMode: "0700",
       removeWith: args.ownsResults ? [files.statusFile, files.metricsFile] : undefined,
-      dependsOn: [...host.base, ...(args.dependsOn ?? [])],
+      dependsOn: host.base,
     },
     opts,
   );
-}
-
-/** <sbin>/b321-<job>: runs the job by hand as cron does (renderEntryPoint). */
-export function jobEntryPoint(
-  name: string,
-  args: {
-    readonly host: Host;
-    readonly job: string;
-    readonly script: string;
-    readonly dependsOn: pulumi.Input<pulumi.Resource>[];
-  },
-  opts: { parent: pulumi.Resource },
-): RemoteFile {
-  const { host, job } = args;
-  const files = jobFiles(host.paths, job);
-  return new RemoteFile(
-    name,
+  if (!args.entryPoint) return { env };
+  const bin = new RemoteFile(
+    `${prefix}-bin`,
     {
       host,
       path: files.entryPoint,
       content: renderEntryPoint({
         job,
-        script: args.script,
+        script: args.entryPoint.script,
         envFile: files.envFile,
         wrapper: host.cronWrapper,
         lockDir: host.paths.locks,
       }),
       mode: "0755",
-      dependsOn: args.dependsOn,
+      dependsOn: args.entryPoint.dependsOn,
     },
     opts,
   );
+  return { env, bin };
 }

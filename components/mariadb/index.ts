@@ -5,7 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import * as random from "@pulumi/random";
 import type { MariaDb } from "../../stacks/model/mariadb";
-import { Host, RemoteFile, ScheduledJob, jobEntryPoint, jobEnvFile, readScript } from "../host";
+import { Host, RemoteFile, ScheduledJob, installJobFiles, readScript } from "../host";
 import { removeFileCommand, fileMarker, shq } from "../host/render";
 import {
   binlogConfigCommand,
@@ -274,15 +274,18 @@ export class MariaDbBackup extends pulumi.ComponentResource {
     env: pulumi.Output<Record<string, string | number>>,
     needs: pulumi.Resource[],
   ): string {
-    jobEnvFile(
-      `${name}-pitr-env`,
-      { host, job: PITR_JOB, vars: env, note: "(run by hand)", ownsResults: true },
+    const { bin } = installJobFiles(
+      `${name}-pitr`,
+      {
+        host,
+        job: PITR_JOB,
+        vars: env,
+        note: "(run by hand)",
+        ownsResults: true,
+        entryPoint: { script: `${host.paths.lib}/${SCRIPTS.pitr}`, dependsOn: needs },
+      },
       { parent: this },
     );
-    return jobEntryPoint(
-      `${name}-pitr-bin`,
-      { host, job: PITR_JOB, script: `${host.paths.lib}/${SCRIPTS.pitr}`, dependsOn: needs },
-      { parent: this },
-    ).path;
+    return bin.path;
   }
 }

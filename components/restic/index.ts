@@ -4,7 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import * as random from "@pulumi/random";
 import type { RetentionPolicy } from "../../stacks/primitives";
-import { Host, RemoteFile, ScheduledJob, jobEnvFile, readScript } from "../host";
+import { Host, RemoteFile, ScheduledJob, installJobFiles, readScript } from "../host";
 import { fileMarker, readinessCommand, renderCredentialsFile, jobFiles, shq } from "../host/render";
 import {
   backupEnv,
@@ -295,8 +295,8 @@ export class ResticRepository extends pulumi.ComponentResource {
   ): command.remote.Command {
     const host = args.scripts.host;
     const job = initJob(args.repo);
-    const env = jobEnvFile(
-      `${name}-init-env`,
+    const { env } = installJobFiles(
+      `${name}-init`,
       {
         host,
         job,

@@ -13,7 +13,14 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { createHash, randomBytes } from "node:crypto";
-import { jobEntry, renderEnvFile, renderJobEntry } from "../../components/host/render";
+import {
+  jobEntry,
+  jobEnv,
+  jobFiles,
+  renderEnvFile,
+  renderJobEntry,
+} from "../../components/host/render";
+import { hostPaths } from "../../stacks/model/hosts";
 import { renderAlertEnv } from "../../components/monitoring/render";
 import {
   authorizedKeyLine,
@@ -51,7 +58,7 @@ const stops: (() => Promise<void>)[] = [];
 const table: { fault: string; job: string; outcome: string }[] = [];
 
 const at = (p: string) => path.join(root, p);
-const secret = (name: string) => path.join(box.etc, "secrets", name);
+const secret = (name: string) => path.join(box.paths.secrets, name);
 /** A pause past the second: backups and snapshots are named by theirs. */
 const nextSecond = () => new Promise((r) => setTimeout(r, 1100));
 
@@ -128,15 +135,15 @@ function fingerprints(dirs: readonly string[]): Map<string, string> {
 }
 
 function status(job: string): Record<string, unknown> {
-  return JSON.parse(fs.readFileSync(path.join(box.state, "status", `${job}.json`), "utf8"));
+  return JSON.parse(fs.readFileSync(jobFiles(box.paths, job).statusFile, "utf8"));
 }
 
 /** Whether a process whose command line matches PATTERN (pgrep -f) is running. */
 const running = (pattern: string): boolean => run("pgrep", ["-f", pattern]).code === 0;
 
-/** The run records (<state>/runs/<job>.<pid>.json) of a job, as the job wrote them. */
+/** The run records (<runs>/<job>.<pid>.json) of a job, as the job wrote them. */
 function runRecords(job: string): Record<string, unknown>[] {
-  const dir = path.join(box.state, "runs");
+  const dir = box.paths.runs;
   if (!fs.existsSync(dir)) return [];
   return fs
     .readdirSync(dir)
@@ -157,7 +164,7 @@ function runMonitor(jobs: readonly string[]): { code: number; status: Record<str
     const entry = renderJobEntry(jobEntry(job, "0 2 * * *", "UTC", 24));
     fs.writeFileSync(path.join(registry, `${job}.json`), entry);
   }
-  const env = writeEnv("monitor", { MONITOR_JOBS_DIR: registry });
+  const env = writeEnv("monitor", { B321_JOBS_DIR: registry });
   const r = run(path.join(box.lib, "monitor.sh"), [env], { timeoutMs: 120_000 });
   return { code: r.code, status: status("monitor") };
 }
@@ -175,17 +182,9 @@ const mariadbEnv = (job: string, overrides: Parameters<Install["env"]>[1] = {}, 
 
 function writeEnv(job: string, vars: Record<string, string | number>): string {
   const file = path.join(box.etc, `${job}.env`);
-  fs.writeFileSync(
-    file,
-    renderEnvFile(`test ${job}`, {
-      ...vars,
-      B321_JOB: job,
-      B321_STATE: box.state,
-      B321_LIB: box.lib,
-      B321_ETC: box.etc,
-    }),
-    { mode: 0o600 },
-  );
+  fs.writeFileSync(file, renderEnvFile(`test ${job}`, { ...jobEnv(box.paths, job), ...vars }), {
+    mode: 0o600,
+  });
   return file;
 }
 
@@ -297,7 +296,7 @@ const sourceDown = (error: RegExp): Fault => ({
 const concurrentRun = (error: RegExp): Fault => ({
   fault: "concurrent run",
   act: async (c) => {
-    const lock = path.join(box.state, "locks", `${c.job}.lock`);
+    const lock = path.join(box.paths.locks, `${c.job}.lock`);
     return run("flock", [lock, path.join(box.lib, c.script), c.env()], { env: c.procEnv?.() });
   },
   error,
@@ -968,7 +967,7 @@ describe("mariadb-full: one of a kind", () => {
   // and the monitor's next run alerts; the job's next run reports it too.
   test("job SIGKILLed: its children die with it, and the monitor alerts naming the run", async () => {
     expectOk(runJob(mariadbFull));
-    const statusFile = path.join(box.state, "status", "mariadb-full.json");
+    const statusFile = jobFiles(box.paths, "mariadb-full").statusFile;
     const good = fs.readFileSync(statusFile, "utf8");
     expect(JSON.parse(good)).toMatchObject({ result: "success" });
     expect(runRecords("mariadb-full")).toEqual([]);
@@ -1084,17 +1083,21 @@ describe("mariadb-full: one of a kind", () => {
   test("a status that cannot be written keeps the previous one, and alerts", async () => {
     const disk = at("small-state");
     mountTmpfs(disk, "1m");
+    // the job's status, metrics, locks and run records on that disk
+    const onDisk = hostPaths.parse({ etc: box.paths.etc, lib: box.paths.lib, state: disk });
     try {
       const small: Run = {
         ...mariadbFull,
         env: () => {
           const file = mariadbEnv("mariadb-full", {}, "small-state");
-          fs.appendFileSync(file, `B321_STATE='${disk}'\n`);
+          fs.appendFileSync(
+            file,
+            renderEnvFile("on the small disk", jobEnv(onDisk, "mariadb-full")),
+          );
           return file;
         },
       };
-      const statusFile = path.join(disk, "status", "mariadb-full.json");
-      const promFile = path.join(disk, "metrics", "mariadb-full.prom");
+      const { statusFile, metricsFile: promFile } = jobFiles(onDisk, "mariadb-full");
       expect(runJob(small).code).toBe(0);
       const goodStatus = fs.readFileSync(statusFile, "utf8");
       const goodProm = fs.readFileSync(promFile, "utf8");
@@ -1111,7 +1114,7 @@ describe("mariadb-full: one of a kind", () => {
       expect(fs.readFileSync(promFile, "utf8")).toBe(goodProm);
       expect(fs.readdirSync(path.dirname(statusFile))).toEqual(["mariadb-full.json"]);
       expect(fs.readdirSync(path.dirname(promFile))).toEqual(["mariadb-full.prom"]);
-      const why = `its status could not be written to ${disk}/status (the previous status file is kept); ${disk} is full (0 KiB free)`;
+      const why = `its status could not be written to ${onDisk.status} (the previous status file is kept); ${onDisk.status} is full (0 KiB free)`;
       expect(r.stderr).toContain(why);
       await waitFor("the alert", () => hook.received().some((a) => a.job === "mariadb-full"));
       expect(hook.received().find((a) => a.job === "mariadb-full")).toMatchObject({

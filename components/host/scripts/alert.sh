@@ -9,6 +9,8 @@
 # Never prints a secret: the webhook URL is read from its file and handed to curl on stdin (-K -),
 # not on its command line. Exits non-zero when a configured channel could not be reached.
 set -Eeuo pipefail
+# shellcheck source=common.sh
+source "${BASH_SOURCE[0]%/*}/common.sh"
 
 main() {
   local job=$1 result=$2 message=$3 conf host subject failed=0
@@ -49,13 +51,7 @@ send_mail() {
 }
 
 json() {
-  local s=$1
-  s=${s//\\/\\\\}
-  s=${s//\"/\\\"}
-  s=${s//$'\n'/\\n}
-  s=${s//$'\r'/}
-  s=${s//$'\t'/\\t}
-  printf '"%s"' "$s"
+  printf '"%s"' "$(b321_json_escape "$1")"
 }
 
 post_webhook() {

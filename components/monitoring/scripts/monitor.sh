@@ -104,7 +104,7 @@ in_list() {
 }
 
 check_jobs() {
-  local dir=${MONITOR_JOBS_DIR:-$B321_JOBS_DIR} entry job max_age interval grace status result
+  local dir=$B321_JOBS_DIR entry job max_age interval grace status result
   local last last_epoch age error ended restore_jobs registered=0
   read -r -a restore_jobs <<< "${MONITOR_RESTORE_JOBS:-}"
   for entry in "$dir"/*.json; do
