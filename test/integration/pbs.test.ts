@@ -4,36 +4,21 @@
 // set up on an unmounted disk, the guard taking it offline and alerting, and a destroy that keeps
 // the chunk store.
 import * as fs from "node:fs";
-import { startSshd, type Sshd } from "../harness/sshd";
-import { makeSandbox, type Sandbox } from "../harness/sandbox";
-import {
-  applyDeletes,
-  ownerStamps,
-  remoteSteps,
-  runMocked,
-  type RemoteStep,
-  sandboxHost,
-} from "../harness/program";
+import { ownerStamps } from "../harness/program";
+import { useRig } from "../harness/rig";
 import { installProxmoxShims, type ProxmoxShims } from "../harness/proxmoxShims";
 import { run, runOk } from "../harness/proc";
 
 const UUID = "5f3a2c1e-8b7d-4e6f-9a0b-1c2d3e4f5a6b";
 const PBM = "proxmox-backup-manager";
 
-let sshd: Sshd;
-let box: Sandbox;
 let shims: ProxmoxShims;
-let steps: RemoteStep[];
 let mnt: string;
 /** Stands in for the USB SSD's file system: bind-mounted on mnt when "plugged in". */
 let disk: string;
 let mounted = false;
 
-const step = (suffix: string): RemoteStep => {
-  const s = steps.find((x) => x.name === `pbs${suffix}`);
-  if (!s) throw new Error(`no step pbs${suffix} in ${steps.map((x) => x.name).join(", ")}`);
-  return s;
-};
+const step = (suffix: string) => rig.step(`pbs${suffix}`);
 
 function mount(): void {
   runOk("mount", ["--bind", disk, mnt]);
@@ -48,9 +33,9 @@ function umount(): void {
 /** Runs every create in order until one fails; returns the failing step's name and output. */
 function createAll(): { failed?: string; stderr: string; outputs: Record<string, string> } {
   const outputs: Record<string, string> = {};
-  for (const s of steps) {
+  for (const s of rig.steps) {
     if (!s.create) continue;
-    const r = sshd.exec(s.create, s.stdin);
+    const r = rig.sshd.exec(s.create, s.stdin);
     if (r.code !== 0) return { failed: s.name, stderr: r.stderr, outputs };
     outputs[s.name] = r.stdout;
   }
@@ -61,17 +46,18 @@ function createAll(): { failed?: string; stderr: string; outputs: Record<string,
 const writes = (calls: string[][]) =>
   calls.filter((c) => !["list", "list-tokens", "show", "info"].includes(c[2]));
 
-beforeAll(async () => {
-  sshd = await startSshd();
-  box = makeSandbox("b321-pbs-");
-  shims = installProxmoxShims(box.at("pbs-container"));
-  mnt = box.at("mnt/usb-ssd");
-  disk = box.at("disk");
-  fs.mkdirSync(mnt, { recursive: true });
-  fs.mkdirSync(disk, { recursive: true });
-  const recorded = await runMocked(async () => {
+const rig = useRig({
+  prefix: "b321-pbs-",
+  host: { hostName: "docker-srv" },
+  prepare: ({ box }) => {
+    shims = installProxmoxShims(box.at("pbs-container"));
+    mnt = box.at("mnt/usb-ssd");
+    disk = box.at("disk");
+    fs.mkdirSync(mnt, { recursive: true });
+    fs.mkdirSync(disk, { recursive: true });
+  },
+  program: async ({ box }, host) => {
     const { ProxmoxBackupServer } = await import("../../components/pbs");
-    const host = await sandboxHost("h", "docker-srv", sshd, box.paths);
     new ProxmoxBackupServer("pbs", {
       host,
       // What "docker exec pbs" is in production: the way into PBS's own PATH.
@@ -87,14 +73,10 @@ beforeAll(async () => {
         },
       ],
     });
-  });
-  steps = remoteSteps(recorded);
-}, 120_000);
-
-afterAll(async () => {
-  if (mounted) umount();
-  await sshd?.stop();
-  box?.remove();
+  },
+  cleanup: () => {
+    if (mounted) umount();
+  },
 });
 
 test("with the disk missing, setup fails before touching PBS and nothing lands on the root fs", () => {
@@ -104,7 +86,7 @@ test("with the disk missing, setup fails before touching PBS and nothing lands o
   // only the read-only certificate query (it needs no disk) reached PBS
   expect(shims.calls()).toEqual([[PBM, "cert", "info"]]);
   expect(fs.existsSync(`${mnt}/pbs`)).toBe(false);
-  expect(fs.readFileSync(box.at("etc/fstab"), "utf8")).toBe(
+  expect(fs.readFileSync(rig.box.at("etc/fstab"), "utf8")).toBe(
     `# backup321: USB disk ${UUID} (pulumi up manages the next line)\n` +
       `UUID=${UUID} ${mnt} ext4 defaults,nofail,x-systemd.device-timeout=10s 0 2\n`,
   );
@@ -156,7 +138,7 @@ test("with the disk mounted, setup issues exactly the documented commands", () =
     ],
   ]);
   // The token secret PBS printed once is in a 0600 file, and only the token command prints it.
-  const tokenFile = `${box.paths.secrets}/pbs-token-usb-ssd`;
+  const tokenFile = `${rig.box.paths.secrets}/pbs-token-usb-ssd`;
   const secret = fs.readFileSync(tokenFile, "utf8");
   expect(secret).toMatch(/^[0-9a-f-]{36}$/);
   expect((fs.statSync(tokenFile).mode & 0o777).toString(8)).toBe("600");
@@ -170,7 +152,9 @@ test("with the disk mounted, setup issues exactly the documented commands", () =
   expect(fs.existsSync(`${disk}/pbs/.chunks`)).toBe(true);
   expect(shims.pbsState()["acl"]).toHaveLength(2);
   // The datastore's configuration is owned by its setup (its delete removes it).
-  expect(ownerStamps(`${box.paths.owners}`)).toContain("pbs-usb-ssd-setup pbs-datastore:usb-ssd");
+  expect(ownerStamps(`${rig.box.paths.owners}`)).toContain(
+    "pbs-usb-ssd-setup pbs-datastore:usb-ssd",
+  );
 });
 
 test("a second run reads PBS's configuration and issues no create or update", () => {
@@ -194,9 +178,9 @@ test("drift is corrected with updates, and a lost token secret is renewed", () =
     "-c",
     `${shims.bin}/${PBM} prune-job update b321-usb-ssd --keep-daily 2 --keep-weekly 9 --schedule hourly`,
   ]);
-  fs.rmSync(`${box.paths.secrets}/pbs-token-usb-ssd`);
+  fs.rmSync(`${rig.box.paths.secrets}/pbs-token-usb-ssd`);
   shims.clearCalls();
-  const r = sshd.exec(step("-usb-ssd-setup").create ?? "");
+  const r = rig.sshd.exec(step("-usb-ssd-setup").create ?? "");
   expect(r.code).toBe(0);
   expect(writes(shims.calls())).toEqual([
     [
@@ -217,21 +201,21 @@ test("drift is corrected with updates, and a lost token secret is renewed", () =
   expect(shims.pbsState()["prune-jobs"]).toEqual([
     { id: "b321-usb-ssd", store: "usb-ssd", schedule: "daily", "keep-daily": 5 },
   ]);
-  expect(fs.readFileSync(`${box.paths.secrets}/pbs-token-usb-ssd`, "utf8")).toMatch(
+  expect(fs.readFileSync(`${rig.box.paths.secrets}/pbs-token-usb-ssd`, "utf8")).toMatch(
     /^[0-9a-f-]{36}$/,
   );
 });
 
 describe("the disk guard", () => {
-  const alertLog = () => box.at("alerts.log");
+  const alertLog = () => rig.box.at("alerts.log");
   const guard = () => {
-    const hook = box.at("alert-hook.sh");
+    const hook = rig.box.at("alert-hook.sh");
     fs.writeFileSync(hook, `#!/bin/bash\nprintf '%s|%s|%s\\n' "$1" "$2" "$3" >> '${alertLog()}'\n`);
     fs.chmodSync(hook, 0o755);
-    return sshd.exec(`B321_ALERT='${hook}' '${box.paths.sbin}/b321-pbs-guard-usb-ssd'`);
+    return rig.sshd.exec(`B321_ALERT='${hook}' '${rig.box.paths.sbin}/b321-pbs-guard-usb-ssd'`);
   };
   const status = () =>
-    JSON.parse(fs.readFileSync(`${box.paths.status}/pbs-guard-usb-ssd.json`, "utf8"));
+    JSON.parse(fs.readFileSync(`${rig.box.paths.status}/pbs-guard-usb-ssd.json`, "utf8"));
   const maintenance = () =>
     (shims.pbsState()["datastores"] as Record<string, unknown>[])[0]["maintenance-mode"];
 
@@ -291,12 +275,12 @@ describe("the disk guard", () => {
   });
 
   test("warns and alerts when the disk is nearly full", () => {
-    const env = `${box.paths.etc}/pbs-guard-usb-ssd.env`;
-    const full = box.at("guard-full.env");
+    const env = `${rig.box.paths.etc}/pbs-guard-usb-ssd.env`;
+    const full = rig.box.at("guard-full.env");
     fs.writeFileSync(full, fs.readFileSync(env, "utf8") + "PBS_MIN_FREE_PERCENT='100'\n");
     fs.rmSync(alertLog(), { force: true });
-    const r = sshd.exec(
-      `B321_ALERT='${box.at("alert-hook.sh")}' '${box.paths.lib}/pbs-guard.sh' '${full}'`,
+    const r = rig.sshd.exec(
+      `B321_ALERT='${rig.box.at("alert-hook.sh")}' '${rig.box.paths.lib}/pbs-guard.sh' '${full}'`,
     );
     expect(r.code).toBe(0);
     const s = status();
@@ -312,7 +296,7 @@ describe("the disk guard", () => {
 
 test("destroy removes the configuration, keeps the chunk store, and can run twice", () => {
   shims.clearCalls();
-  applyDeletes(sshd, steps);
+  rig.applyDeletes();
   expect(writes(shims.calls())).toEqual([
     [PBM, "prune-job", "remove", "b321-usb-ssd"],
     [PBM, "verify-job", "remove", "b321-usb-ssd"],
@@ -351,16 +335,16 @@ test("destroy removes the configuration, keeps the chunk store, and can run twic
     acl: [],
   });
   expect(fs.existsSync(`${disk}/pbs/.chunks`)).toBe(true);
-  expect(fs.existsSync(`${box.paths.secrets}/pbs-token-usb-ssd`)).toBe(false);
-  expect(fs.existsSync(`${box.paths.cron}/backup321-pbs-guard-usb-ssd`)).toBe(false);
+  expect(fs.existsSync(`${rig.box.paths.secrets}/pbs-token-usb-ssd`)).toBe(false);
+  expect(fs.existsSync(`${rig.box.paths.cron}/backup321-pbs-guard-usb-ssd`)).toBe(false);
   // Every delete forgot its owner stamp (the datastore's configuration included).
-  expect(ownerStamps(`${box.paths.owners}`)).toEqual([]);
+  expect(ownerStamps(`${rig.box.paths.owners}`)).toEqual([]);
   // the fstab entry stays: the disk still holds the chunk store
-  expect(fs.readFileSync(box.at("etc/fstab"), "utf8")).toContain(`UUID=${UUID} `);
+  expect(fs.readFileSync(rig.box.at("etc/fstab"), "utf8")).toContain(`UUID=${UUID} `);
   shims.clearCalls();
-  applyDeletes(sshd, steps);
+  rig.applyDeletes();
   expect(writes(shims.calls())).toEqual([]);
-  expect(run("find", [box.root, "-name", "*.b321.*"]).stdout).toBe("");
+  expect(run("find", [rig.box.root, "-name", "*.b321.*"]).stdout).toBe("");
 });
 
 // The shim must refuse what PBS refuses, or the tests above would pass on command lines PBS rejects.
