@@ -7,42 +7,32 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { startSshd, type Sshd } from "../harness/sshd";
-import { makeSandbox, type Sandbox } from "../harness/sandbox";
-import {
-  applyCreates,
-  applyDeletes,
-  ownerStamps,
-  remoteSteps,
-  runMocked,
-  type Registration,
-  type RemoteStep,
-  sandboxHost,
-} from "../harness/program";
+import { ownerStamps } from "../harness/program";
+import { useRig } from "../harness/rig";
 import { installProxmoxShims, type ProxmoxShims } from "../harness/proxmoxShims";
 
 const FOREIGN = ["before-upgrade", "b321-manual", "b321-20200101-00000"];
 
-let sshd: Sshd;
-let box: Sandbox;
 let shims: ProxmoxShims;
-let recorded: Registration[];
-let steps: RemoteStep[];
 let pveDir: string;
 let vzdumpConf: string;
 
-beforeAll(async () => {
-  sshd = await startSshd();
-  box = makeSandbox("b321-pve-");
-  shims = installProxmoxShims(box.at("pve-tools"));
-  pveDir = box.at("etc/pve");
-  vzdumpConf = box.at("etc/vzdump.conf");
-  // what PVE installs: every option commented out
-  fs.mkdirSync(path.dirname(vzdumpConf), { recursive: true });
-  fs.writeFileSync(vzdumpConf, "# vzdump default settings\n\n#tmpdir: DIR\n#script: FILENAME\n");
-  recorded = await runMocked(async () => {
+const rig = useRig({
+  prefix: "b321-pve-",
+  host: { hostName: "proxmox-srv" },
+  prepare: ({ box }) => {
+    shims = installProxmoxShims(box.at("pve-tools"));
+    pveDir = box.at("etc/pve");
+    vzdumpConf = box.at("etc/vzdump.conf");
+    // what PVE installs: every option commented out
+    fs.mkdirSync(path.dirname(vzdumpConf), { recursive: true });
+    fs.writeFileSync(vzdumpConf, "# vzdump default settings\n\n#tmpdir: DIR\n#script: FILENAME\n");
+    shims.addGuest("qemu", 100, ["before-upgrade"]);
+    shims.addGuest("qemu", 101);
+    shims.addGuest("lxc", 200, ["b321-manual", "b321-20200101-00000"]);
+  },
+  program: async (_rig, host) => {
     const { ProxmoxBackups } = await import("../../components/proxmox");
-    const host = await sandboxHost("h", "proxmox-srv", sshd, box.paths);
     new ProxmoxBackups("pve", {
       host,
       endpoint: "https://127.0.0.1:8006/",
@@ -70,42 +60,37 @@ beforeAll(async () => {
       ],
       snapshots: { schedule: "30 0 * * *", vms: [100, 101], containers: [200], keep: 3 },
     });
-  });
+  },
+});
+
+beforeAll(() => {
   // On a PVE node qm, pct and pvesh are on root's PATH: here the shims are.
-  steps = remoteSteps(recorded).map((s) => ({
+  rig.steps = rig.steps.map((s) => ({
     ...s,
     create: s.create && `export PATH='${shims.bin}':"$PATH"\n${s.create}`,
   }));
-  shims.addGuest("qemu", 100, ["before-upgrade"]);
-  shims.addGuest("qemu", 101);
-  shims.addGuest("lxc", 200, ["b321-manual", "b321-20200101-00000"]);
-}, 120_000);
-
-afterAll(async () => {
-  await sshd?.stop();
-  box?.remove();
 });
 
 const keyFile = () => `${pveDir}/priv/storage/pbs-usb-ssd.enc`;
-const keyCheck = () => steps.find((s) => s.name === "pve-usb-ssd-key-check") as RemoteStep;
+const keyCheck = () => rig.step("pve-usb-ssd-key-check");
 
 test("the key check fails while PVE holds no encryption key for the storage", () => {
-  const r = sshd.exec(keyCheck().create ?? "");
+  const r = rig.sshd.exec(keyCheck().create ?? "");
   expect(r.code).toBe(1);
   expect(r.stderr).toBe(
     `backup321: ${keyFile()} is missing: storage pbs-usb-ssd would back up unencrypted (re-apply its encryption key)\n`,
   );
   fs.mkdirSync(`${pveDir}/priv/storage`, { recursive: true });
   fs.writeFileSync(keyFile(), '{"kdf":null}');
-  expect(sshd.exec(keyCheck().create ?? "").code).toBe(0);
+  expect(rig.sshd.exec(keyCheck().create ?? "").code).toBe(0);
 });
 
-const hook = () => `${box.paths.lib}/vzdump-hook.sh`;
+const hook = () => `${rig.box.paths.lib}/vzdump-hook.sh`;
 const MARKER = "# backup321: the key guard of its PBS storages (pulumi up manages the next line)";
 
 test("the key guard is the node's vzdump hook (vzdump.conf), set once, since a job's script needs root@pam", () => {
-  applyCreates(sshd, steps);
-  applyCreates(sshd, steps);
+  rig.applyCreates();
+  rig.applyCreates();
   expect(fs.readFileSync(vzdumpConf, "utf8")).toBe(
     `# vzdump default settings\n\n#tmpdir: DIR\n#script: FILENAME\n${MARKER}\nscript: ${hook()}\n`,
   );
@@ -113,7 +98,7 @@ test("the key guard is the node's vzdump hook (vzdump.conf), set once, since a j
 
 test("the vzdump hook refuses a run to a guarded storage whose key is missing, at job-start only; other storages pass", () => {
   const vzdump = (phase: string, store: string) =>
-    sshd.exec(`STOREID='${store}' B321_PVE_DIR='${pveDir}' '${hook()}' ${phase} snapshot 100`);
+    rig.sshd.exec(`STOREID='${store}' B321_PVE_DIR='${pveDir}' '${hook()}' ${phase} snapshot 100`);
   expect(vzdump("job-start", "pbs-usb-ssd").code).toBe(0);
   fs.renameSync(keyFile(), `${keyFile()}.away`);
   const gone = vzdump("job-start", "pbs-usb-ssd");
@@ -126,15 +111,15 @@ test("the vzdump hook refuses a run to a guarded storage whose key is missing, a
   // the hook runs for every backup on the node: storages backup321 does not manage are not its business
   expect(vzdump("job-start", "pbs-other").code).toBe(0);
   expect(vzdump("job-start", "local").code).toBe(0);
-  expect(sshd.exec(`'${hook()}' job-start`).code).toBe(0);
+  expect(rig.sshd.exec(`'${hook()}' job-start`).code).toBe(0);
   fs.renameSync(`${keyFile()}.away`, keyFile());
 });
 
 test("a vzdump.conf that already names another hook script is refused, and left as it was", () => {
   const conf = fs.readFileSync(vzdumpConf, "utf8");
-  const step = steps.find((s) => s.name === "pve-vzdump-conf") as RemoteStep;
+  const step = rig.step("pve-vzdump-conf");
   fs.writeFileSync(vzdumpConf, "script: /root/my-hook.sh\n");
-  const r = sshd.exec(step.create ?? "");
+  const r = rig.sshd.exec(step.create ?? "");
   expect(r.code).toBe(1);
   expect(r.stderr).toContain(
     `backup321: ${vzdumpConf} already sets script: /root/my-hook.sh; backup321's key guard needs its own hook there (call /root/my-hook.sh from ${hook()}, or remove that line) before pulumi up can continue\n`,
@@ -144,28 +129,29 @@ test("a vzdump.conf that already names another hook script is refused, and left 
 });
 
 test("the snapshot job installs and its cron line runs the entry point's script", () => {
-  applyCreates(sshd, steps);
-  applyCreates(sshd, steps);
-  expect(fs.readFileSync(`${box.paths.cron}/backup321-pve-snapshots`, "utf8")).toContain(
-    `30 0 * * * root '${box.paths.lib}/b321-cron.sh' 'pve-snapshots' '${box.paths.lib}/pve-snapshots.sh' '${box.paths.etc}/pve-snapshots.env'`,
+  rig.applyCreates();
+  rig.applyCreates();
+  expect(fs.readFileSync(`${rig.box.paths.cron}/backup321-pve-snapshots`, "utf8")).toContain(
+    `30 0 * * * root '${rig.box.paths.lib}/b321-cron.sh' 'pve-snapshots' '${rig.box.paths.lib}/pve-snapshots.sh' '${rig.box.paths.etc}/pve-snapshots.env'`,
   );
-  expect(fs.readFileSync(`${box.paths.etc}/pve-snapshots.env`, "utf8")).toContain(
+  expect(fs.readFileSync(`${rig.box.paths.etc}/pve-snapshots.env`, "utf8")).toContain(
     "SNAP_CONTAINERS='200'\nSNAP_KEEP='3'\nSNAP_NODE='pve1'\nSNAP_VMS='100 101'\n",
   );
 });
 
-const alerts = () => box.at("alerts.log");
+const alerts = () => rig.box.at("alerts.log");
 function snapshotRun(): { code: number; stderr: string } {
-  const hook = box.at("alert-hook.sh");
+  const hook = rig.box.at("alert-hook.sh");
   fs.writeFileSync(hook, `#!/bin/bash\nprintf '%s|%s|%s\\n' "$1" "$2" "$3" >> '${alerts()}'\n`);
   fs.chmodSync(hook, 0o755);
   // Names carry the second: runs a second apart, as cron runs are days apart.
-  const r = sshd.exec(
-    `sleep 1.1; PATH='${shims.bin}':"$PATH" B321_ALERT='${hook}' '${box.paths.sbin}/b321-pve-snapshots'`,
+  const r = rig.sshd.exec(
+    `sleep 1.1; PATH='${shims.bin}':"$PATH" B321_ALERT='${hook}' '${rig.box.paths.sbin}/b321-pve-snapshots'`,
   );
   return { code: r.code, stderr: r.stderr };
 }
-const status = () => JSON.parse(fs.readFileSync(`${box.paths.status}/pve-snapshots.json`, "utf8"));
+const status = () =>
+  JSON.parse(fs.readFileSync(`${rig.box.paths.status}/pve-snapshots.json`, "utf8"));
 const own = (names: string[]) => names.filter((n) => /^b321-\d{8}-\d{6}$/.test(n));
 
 test("a run snapshots every guest with the documented commands", () => {
@@ -287,11 +273,11 @@ test("a failure while snapshotting the volumes is reported by its own message, n
 });
 
 test("a guest whose storage cannot snapshot fails the deploy by name, and each run with PVE's text", () => {
-  const check = steps.find((s) => s.name === "pve-snapshot-check") as RemoteStep;
-  expect(sshd.exec(check.create ?? "").code).toBe(0);
+  const check = rig.step("pve-snapshot-check");
+  expect(rig.sshd.exec(check.create ?? "").code).toBe(0);
   shims.snapshotFeature("qemu", 101, false);
   shims.snapshotFeature("lxc", 200, false);
-  const r = sshd.exec(check.create ?? "");
+  const r = rig.sshd.exec(check.create ?? "");
   expect(r.code).toBe(1);
   expect(r.stderr).toBe(
     "backup321: snapshots of vm 101 ct 200 would fail on every run: PVE says their storage cannot snapshot ('snapshot feature is not available'); move their disks to storage that can (ZFS, LVM-thin, Ceph RBD, qcow2 on a directory) or take them out of proxmox.snapshots\n",
@@ -316,14 +302,14 @@ test("deletes remove the job and script, never a snapshot, and take the hook out
   shims.addGuest("lxc", 200, FOREIGN);
   const before = shims.snapshots("qemu", 100);
   shims.clearCalls();
-  applyDeletes(sshd, steps);
+  rig.applyDeletes();
   expect(shims.calls()).toEqual([]);
   expect(shims.snapshots("qemu", 100)).toEqual(before);
-  expect(fs.existsSync(`${box.paths.cron}/backup321-pve-snapshots`)).toBe(false);
-  expect(fs.existsSync(`${box.paths.lib}/pve-snapshots.sh`)).toBe(false);
+  expect(fs.existsSync(`${rig.box.paths.cron}/backup321-pve-snapshots`)).toBe(false);
+  expect(fs.existsSync(`${rig.box.paths.lib}/pve-snapshots.sh`)).toBe(false);
   expect(fs.existsSync(hook())).toBe(false);
   expect(fs.readFileSync(vzdumpConf, "utf8")).toBe(
     "# vzdump default settings\n\n#tmpdir: DIR\n#script: FILENAME\n",
   );
-  expect(ownerStamps(`${box.paths.owners}`)).toEqual([]);
+  expect(ownerStamps(`${rig.box.paths.owners}`)).toEqual([]);
 });
