@@ -7,25 +7,13 @@ import * as dgram from "node:dgram";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { startSshd, type Sshd } from "../harness/sshd";
-import { makeSandbox, type Sandbox } from "../harness/sandbox";
-import {
-  applyCreates,
-  applyDeletes,
-  ownerStamps,
-  remoteSteps,
-  runMocked,
-  type RemoteStep,
-  sandboxHost,
-} from "../harness/program";
+import { ownerStamps } from "../harness/program";
+import { findStep, useRig } from "../harness/rig";
 import { run, runAsync, waitFor, type RunResult } from "../harness/proc";
 
 const SECRET = "s3cr3t-value-that-must-not-leak";
 
-let sshd: Sshd;
-let box: Sandbox;
-let steps: RemoteStep[];
-const owners = () => `${box.paths.owners}`;
+const owners = () => `${rig.box.paths.owners}`;
 
 /**
  * Syslog as the scripts reach it: `logger` on PATH is the real logger sending to a UDP receiver
@@ -53,26 +41,25 @@ function statOf(p: string): string {
   return `${(s.mode & 0o7777).toString(8)} ${s.uid}:${s.gid}`;
 }
 
-beforeAll(async () => {
-  sshd = await startSshd();
-  box = makeSandbox();
-  syslog = dgram.createSocket("udp4");
-  syslog.on("message", (b) => {
-    // RFC 5424: <PRI>1 TIMESTAMP HOST APP PROCID MSGID [SD] MSG
-    const m = /^<(\d+)>1 \S+ \S+ (\S+) (\S+) \S+ (?:-|\[[^\]]*\]) ?([\s\S]*)$/.exec(b.toString());
-    if (m) logged.push({ priority: Number(m[1]), tag: m[2], pid: m[3], text: m[4] });
-  });
-  await new Promise<void>((r) => syslog.bind(0, "127.0.0.1", r));
-  loggerShim = box.at("logger-shim");
-  fs.mkdirSync(loggerShim);
-  fs.writeFileSync(
-    path.join(loggerShim, "logger"),
-    `#!/bin/sh\nexec /usr/bin/logger --server 127.0.0.1 --port ${syslog.address().port} --udp "$@"\n`,
-    { mode: 0o755 },
-  );
-  const recorded = await runMocked(async () => {
+const rig = useRig({
+  prepare: async ({ box }) => {
+    syslog = dgram.createSocket("udp4");
+    syslog.on("message", (b) => {
+      // RFC 5424: <PRI>1 TIMESTAMP HOST APP PROCID MSGID [SD] MSG
+      const m = /^<(\d+)>1 \S+ \S+ (\S+) (\S+) \S+ (?:-|\[[^\]]*\]) ?([\s\S]*)$/.exec(b.toString());
+      if (m) logged.push({ priority: Number(m[1]), tag: m[2], pid: m[3], text: m[4] });
+    });
+    await new Promise<void>((r) => syslog.bind(0, "127.0.0.1", r));
+    loggerShim = box.at("logger-shim");
+    fs.mkdirSync(loggerShim);
+    fs.writeFileSync(
+      path.join(loggerShim, "logger"),
+      `#!/bin/sh\nexec /usr/bin/logger --server 127.0.0.1 --port ${syslog.address().port} --udp "$@"\n`,
+      { mode: 0o755 },
+    );
+  },
+  program: async ({ box }, host) => {
     const { RemoteFile, ScheduledJob } = await import("../../components/host");
-    const host = await sandboxHost("h", "sandbox", sshd, box.paths);
     new RemoteFile("plain", { host, path: `${box.root}/opt/app/config.txt`, content: "hello\n" });
     new RemoteFile("key", {
       host,
@@ -104,60 +91,55 @@ beforeAll(async () => {
       script: `${box.paths.lib}/demo.sh`,
       env: { DEMO_FILE: `${box.root}/opt/app/config.txt` },
     });
-  });
-  steps = remoteSteps(recorded);
-}, 120_000);
-
-afterAll(async () => {
-  await sshd?.stop();
-  await new Promise<void>((r) => (syslog ? syslog.close(() => r()) : r()));
-  box?.remove();
+  },
+  cleanup: () => new Promise<void>((r) => (syslog ? syslog.close(() => r()) : r())),
 });
 
 test("no secret reaches a command line", () => {
-  for (const s of steps) {
+  for (const s of rig.steps) {
     expect(s.create ?? "").not.toContain(SECRET);
     expect(s.update ?? "").not.toContain(SECRET);
     expect(s.delete ?? "").not.toContain(SECRET);
   }
-  expect(steps.filter((s) => s.stdin === SECRET)).toHaveLength(1);
+  expect(rig.steps.filter((s) => s.stdin === SECRET)).toHaveLength(1);
 });
 
 test("creates install every file with its mode, and a second run changes nothing", () => {
-  applyCreates(sshd, steps);
+  rig.applyCreates();
   const files = {
-    plain: `${box.root}/opt/app/config.txt`,
-    key: `${box.paths.secrets}/key`,
-    env: `${box.paths.etc}/demo.env`,
-    bin: `${box.paths.sbin}/b321-demo`,
-    cron: `${box.paths.cron}/backup321-demo`,
-    common: `${box.paths.lib}/common.sh`,
+    plain: `${rig.box.root}/opt/app/config.txt`,
+    key: `${rig.box.paths.secrets}/key`,
+    env: `${rig.box.paths.etc}/demo.env`,
+    bin: `${rig.box.paths.sbin}/b321-demo`,
+    cron: `${rig.box.paths.cron}/backup321-demo`,
+    common: `${rig.box.paths.lib}/common.sh`,
   };
   expect(fs.readFileSync(files.plain, "utf8")).toBe("hello\n");
   expect(fs.readFileSync(files.key, "utf8")).toBe(SECRET);
   expect(statOf(files.key)).toBe("600 0:0");
   // The host's layout, made by its readiness command before any file.
-  expect(statOf(`${box.paths.secrets}`)).toBe("700 0:0");
-  for (const d of [box.paths.etc, box.paths.lib, box.paths.sbin, box.paths.state, box.paths.cron])
+  expect(statOf(`${rig.box.paths.secrets}`)).toBe("700 0:0");
+  const { etc, lib, sbin, state, cron } = rig.box.paths;
+  for (const d of [etc, lib, sbin, state, cron])
     expect({ d, stat: statOf(d) }).toEqual({ d, stat: "755 0:0" });
   // Every file that a delete removes names its resource as the owner of its path.
   const stamps = ownerStamps(owners());
   expect(stamps).toContain(`plain-file ${files.plain}`);
   expect(stamps).toContain(`key-file ${files.key}`);
   expect(stamps).toContain(`demo-cron-crontab-file ${files.cron}`);
-  expect(stamps).toHaveLength(steps.filter((s) => s.delete).length);
+  expect(stamps).toHaveLength(rig.steps.filter((s) => s.delete).length);
   expect(statOf(files.env)).toBe("600 0:0");
   expect(statOf(files.bin)).toBe("755 0:0");
   expect(statOf(files.cron)).toBe("644 0:0");
   expect(fs.readFileSync(files.cron, "utf8")).toContain(
-    `15 2 * * 0 root '${box.paths.lib}/b321-cron.sh' 'demo' '${box.paths.lib}/demo.sh' '${box.paths.etc}/demo.env'`,
+    `15 2 * * 0 root '${rig.box.paths.lib}/b321-cron.sh' 'demo' '${rig.box.paths.lib}/demo.sh' '${rig.box.paths.etc}/demo.env'`,
   );
   const before = Object.values(files).map((f) => [
     fs.readFileSync(f, "utf8"),
     statOf(f),
     fs.statSync(f).mtimeMs,
   ]);
-  applyCreates(sshd, steps);
+  rig.applyCreates();
   const after = Object.values(files).map((f) => [
     fs.readFileSync(f, "utf8"),
     statOf(f),
@@ -166,14 +148,14 @@ test("creates install every file with its mode, and a second run changes nothing
   expect(after).toEqual(before);
   expect(ownerStamps(owners())).toEqual(stamps);
   // no temp file left beside any target
-  const leftovers = run("find", [box.root, "-name", "*.b321.*"]).stdout.trim();
+  const leftovers = run("find", [rig.box.root, "-name", "*.b321.*"]).stdout.trim();
   expect(leftovers).toBe("");
 });
 
 test("the entry point runs the job and writes its status and metrics; a failure alerts", () => {
-  const ok = run(`${box.paths.sbin}/b321-demo`, []);
+  const ok = run(`${rig.box.paths.sbin}/b321-demo`, []);
   expect(ok.code).toBe(0);
-  const status = JSON.parse(fs.readFileSync(`${box.paths.status}/demo.json`, "utf8"));
+  const status = JSON.parse(fs.readFileSync(`${rig.box.paths.status}/demo.json`, "utf8"));
   expect(status).toMatchObject({
     job: "demo",
     result: "success",
@@ -182,23 +164,25 @@ test("the entry point runs the job and writes its status and metrics; a failure 
     error: "",
   });
   expect(status.last_success).toBe(status.ended);
-  expect(fs.readFileSync(`${box.paths.metrics}/demo.prom`, "utf8")).toContain(
+  expect(fs.readFileSync(`${rig.box.paths.metrics}/demo.prom`, "utf8")).toContain(
     'backup321_job_success{job="demo"} 1',
   );
 
-  const bad = run(`${box.paths.sbin}/b321-demo`, [], { env: { ...process.env, DEMO_FAIL: "1" } });
+  const bad = run(`${rig.box.paths.sbin}/b321-demo`, [], {
+    env: { ...process.env, DEMO_FAIL: "1" },
+  });
   expect(bad.code).toBe(1);
-  const failed = JSON.parse(fs.readFileSync(`${box.paths.status}/demo.json`, "utf8"));
+  const failed = JSON.parse(fs.readFileSync(`${rig.box.paths.status}/demo.json`, "utf8"));
   expect(failed).toMatchObject({ result: "failed", exit_code: 1, error: "asked to fail" });
   expect(failed.last_success).toBe(status.last_success);
   expect(bad.stderr).toContain("FAILED: asked to fail");
-  expect(fs.readFileSync(`${box.paths.metrics}/demo.prom`, "utf8")).toContain(
+  expect(fs.readFileSync(`${rig.box.paths.metrics}/demo.prom`, "utf8")).toContain(
     'backup321_job_success{job="demo"} 0',
   );
 });
 
 test("node_exporter, running as its own user, reads the metrics the job wrote", () => {
-  const metrics = `${box.paths.metrics}`;
+  const metrics = `${rig.box.paths.metrics}`;
   expect(statOf(metrics)).toBe("755 0:0");
   expect(statOf(`${metrics}/demo.prom`)).toBe("644 0:0");
   const r = run("runuser", ["-u", "nobody", "--", "cat", `${metrics}/demo.prom`]);
@@ -207,33 +191,43 @@ test("node_exporter, running as its own user, reads the metrics the job wrote", 
 });
 
 test("the cron wrapper never lets two runs of a job overlap", () => {
-  const cronLine = fs.readFileSync(`${box.paths.cron}/backup321-demo`, "utf8");
-  expect(cronLine).toContain(`B321_LOCK_DIR=${box.paths.locks}`);
-  const env = { ...process.env, B321_LOCK_DIR: box.paths.locks };
-  fs.mkdirSync(box.paths.locks, { recursive: true });
+  const cronLine = fs.readFileSync(`${rig.box.paths.cron}/backup321-demo`, "utf8");
+  expect(cronLine).toContain(`B321_STATE_DIR=${rig.box.paths.state}`);
+  const env = { ...process.env, B321_STATE_DIR: rig.box.paths.state };
+  fs.mkdirSync(`${rig.box.paths.locks}`, { recursive: true });
   // hold the job's lock, then ask the wrapper to run the job: it must refuse with 75
   const r = run(
     "flock",
-    [`${box.paths.locks}/cron-demo.lock`, `${box.paths.lib}/b321-cron.sh`, "demo", "/bin/true"],
+    [
+      `${rig.box.paths.locks}/cron-demo.lock`,
+      `${rig.box.paths.lib}/b321-cron.sh`,
+      "demo",
+      "/bin/true",
+    ],
     { env },
   );
   expect(r.code).toBe(75);
-  const free = run(`${box.paths.lib}/b321-cron.sh`, ["demo", "/bin/sh", "-c", "exit 4"], { env });
+  const free = run(`${rig.box.paths.lib}/b321-cron.sh`, ["demo", "/bin/sh", "-c", "exit 4"], {
+    env,
+  });
   expect(free.code).toBe(4);
 });
 
 const statusOf = () =>
-  JSON.parse(fs.readFileSync(`${box.paths.status}/demo.json`, "utf8")) as Record<string, unknown>;
-const lockFile = () => `${box.paths.locks}/cron-demo.lock`;
+  JSON.parse(fs.readFileSync(`${rig.box.paths.status}/demo.json`, "utf8")) as Record<
+    string,
+    unknown
+  >;
+const lockFile = () => `${rig.box.paths.locks}/cron-demo.lock`;
 /** Whether a run holds the job's lock (the probe takes it for a moment when it is free). */
 const lockHeld = () => run("flock", ["-n", lockFile(), "true"]).code !== 0;
 const running = () =>
-  fs.existsSync(`${box.paths.runs}`) &&
-  fs.readdirSync(`${box.paths.runs}`).some((f) => /^demo\.\d+\.json$/.test(f));
+  fs.existsSync(`${rig.box.paths.runs}`) &&
+  fs.readdirSync(`${rig.box.paths.runs}`).some((f) => /^demo\.\d+\.json$/.test(f));
 
 /** The job's cron line and environment, read from the installed cron file, to run as cron does. */
 function cronRun(extra: NodeJS.ProcessEnv = {}): { command: string; env: NodeJS.ProcessEnv } {
-  const lines = fs.readFileSync(`${box.paths.cron}/backup321-demo`, "utf8").split("\n");
+  const lines = fs.readFileSync(`${rig.box.paths.cron}/backup321-demo`, "utf8").split("\n");
   const vars = Object.fromEntries(
     lines
       .filter((l) => /^[A-Z_][A-Z0-9_]*=/.test(l))
@@ -253,7 +247,7 @@ async function loggedUntil(since: number, done: (m: SyslogMessage) => boolean) {
 
 test("a by-hand run goes to syslog as cron's does, and to the terminal; extra arguments reach the script", async () => {
   const since = logged.length;
-  const r = run(`${box.paths.sbin}/b321-demo`, ["--until", "2026-12-04 02:00:00"], {
+  const r = run(`${rig.box.paths.sbin}/b321-demo`, ["--until", "2026-12-04 02:00:00"], {
     env: withSyslog(),
   });
   expect(r.code).toBe(0);
@@ -274,7 +268,7 @@ test("a by-hand run goes to syslog as cron's does, and to the terminal; extra ar
 });
 
 test("by hand and by cron, a job runs once at a time: the second run is refused with 75 and says why", async () => {
-  const hold = box.at("hold");
+  const hold = rig.box.at("hold");
   // cron's run holds the job: a run by hand is refused, and leaves no trace in the status
   fs.writeFileSync(hold, "");
   let since = logged.length;
@@ -283,14 +277,14 @@ test("by hand and by cron, a job runs once at a time: the second run is refused 
   try {
     await waitFor("cron's run of the job", running);
     expect(lockHeld()).toBe(true);
-    const statusBefore = fs.readFileSync(`${box.paths.status}/demo.json`, "utf8");
-    const refused = run(`${box.paths.sbin}/b321-demo`, [], { env: withSyslog() });
+    const statusBefore = fs.readFileSync(`${rig.box.paths.status}/demo.json`, "utf8");
+    const refused = run(`${rig.box.paths.sbin}/b321-demo`, [], { env: withSyslog() });
     expect(refused.code).toBe(75);
     expect(refused.stdout).toBe("");
     expect(refused.stderr).toBe(
       `b321-demo: not started: demo is already running (by cron or by hand; it holds ${lockFile()}). Try again once it has finished.\n`,
     );
-    expect(fs.readFileSync(`${box.paths.status}/demo.json`, "utf8")).toBe(statusBefore);
+    expect(fs.readFileSync(`${rig.box.paths.status}/demo.json`, "utf8")).toBe(statusBefore);
     expect(await loggedUntil(since, (m) => m.text.includes("not started by hand"))).toContainEqual(
       expect.objectContaining({
         tag: "backup321",
@@ -311,7 +305,7 @@ test("by hand and by cron, a job runs once at a time: the second run is refused 
   // a run by hand holds the job: cron's run is skipped
   fs.writeFileSync(hold, "");
   since = logged.length;
-  const byHand = runAsync(`${box.paths.sbin}/b321-demo`, [], {
+  const byHand = runAsync(`${rig.box.paths.sbin}/b321-demo`, [], {
     env: withSyslog({ DEMO_HOLD: hold }),
   });
   try {
@@ -333,11 +327,11 @@ test("by hand and by cron, a job runs once at a time: the second run is refused 
 });
 
 test("Ctrl-C on a run by hand stops the job, whose last lines still reach the terminal and syslog", async () => {
-  const hold = box.at("hold");
+  const hold = rig.box.at("hold");
   fs.writeFileSync(hold, "");
   const since = logged.length;
   // its own process group, as a shell gives a command typed at a terminal: Ctrl-C signals the group
-  const child = spawn(`${box.paths.sbin}/b321-demo`, [], {
+  const child = spawn(`${rig.box.paths.sbin}/b321-demo`, [], {
     env: withSyslog({ DEMO_HOLD: hold }),
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
@@ -363,13 +357,13 @@ test("Ctrl-C on a run by hand stops the job, whose last lines still reach the te
 });
 
 test("deletes remove every file and can run twice", () => {
-  applyDeletes(sshd, steps);
-  applyDeletes(sshd, steps);
+  rig.applyDeletes();
+  rig.applyDeletes();
   for (const f of [
-    `${box.root}/opt/app/config.txt`,
-    `${box.paths.secrets}/key`,
-    `${box.paths.cron}/backup321-demo`,
-    `${box.paths.sbin}/b321-demo`,
+    `${rig.box.root}/opt/app/config.txt`,
+    `${rig.box.paths.secrets}/key`,
+    `${rig.box.paths.cron}/backup321-demo`,
+    `${rig.box.paths.sbin}/b321-demo`,
   ]) {
     expect(fs.existsSync(f)).toBe(false);
   }
@@ -378,26 +372,26 @@ test("deletes remove every file and can run twice", () => {
 });
 
 test("a delete leaves alone a path that a newer resource wrote (a renamed file: created first)", async () => {
-  const file = `${box.root}/opt/app/config.txt`;
-  const renamed = remoteSteps(
-    await runMocked(async () => {
+  const file = `${rig.box.root}/opt/app/config.txt`;
+  const renamed = findStep(
+    await rig.mocked(async (_rig, host) => {
       const { RemoteFile } = await import("../../components/host");
-      const host = await sandboxHost("h", "sandbox", sshd, box.paths);
       new RemoteFile("renamed", { host, path: file, content: "hello again\n" });
     }),
-  ).find((s) => s.name === "renamed-file") as RemoteStep;
-  const old = steps.find((s) => s.name === "plain-file") as RemoteStep;
+    "renamed-file",
+  );
+  const old = rig.step("plain-file");
   // The engine creates the new resource, then deletes the old one.
-  applyCreates(sshd, [old]);
-  applyCreates(sshd, [renamed]);
+  rig.applyCreates([old]);
+  rig.applyCreates([renamed]);
   expect(ownerStamps(owners())).toEqual([`renamed-file ${file}`]);
-  const left = sshd.exec(old.delete as string);
+  const left = rig.sshd.exec(old.delete as string);
   expect(left.code).toBe(0);
   expect(left.stderr).toContain("backup321: left in place, now managed by renamed-file");
   expect(fs.readFileSync(file, "utf8")).toBe("hello again\n");
   expect(ownerStamps(owners())).toEqual([`renamed-file ${file}`]);
   // Its own delete removes it, and forgets the owner.
-  applyDeletes(sshd, [renamed]);
+  rig.applyDeletes([renamed]);
   expect(fs.existsSync(file)).toBe(false);
   expect(ownerStamps(owners())).toEqual([]);
 });
