@@ -5,20 +5,9 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { startSshd, type Sshd } from "../harness/sshd";
-import { makeSandbox, type Sandbox } from "../harness/sandbox";
-import { startS3rver, type S3rverServer } from "../harness/s3rver";
-import {
-  applyCreates,
-  applyDeletes,
-  ownerStamps,
-  remoteSteps,
-  runMocked,
-  type RemoteStep,
-  sandboxHost,
-} from "../harness/program";
+import { ownerStamps } from "../harness/program";
+import { useRig } from "../harness/rig";
 import { run, runOk, type RunResult } from "../harness/proc";
-import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
 import { createBackupUser, installScripts, type Install } from "./mariadb-fixture";
 import { manifestFixture } from "../harness/manifest";
 
@@ -27,15 +16,10 @@ const ACCESS = "S3RVER";
 // s3rver checks signatures against its fixed key pair.
 const SECRET = "S3RVER";
 
-let sshd: Sshd;
-let box: Sandbox;
-let s3: S3rverServer;
-let steps: RemoteStep[];
 let backupDir: string;
 let binlogDir: string;
 let keyFile: string;
 let alerts: string;
-let server: MariaDbServer;
 let mdb: Install;
 let creds: string;
 /** The test's own credentials for looking into the bucket. */
@@ -51,14 +35,14 @@ let shimLog: string;
 
 function upload(extra: Record<string, string> = {}): RunResult {
   fs.writeFileSync(shimLog, "");
-  return run(`${box.paths.sbin}/b321-offsite-upload`, [], {
+  return run(`${rig.box.paths.sbin}/b321-offsite-upload`, [], {
     env: {
       ...process.env,
       PATH: `${shimBin}:${process.env.PATH ?? ""}`,
       AWS_SHIM_REAL: realAws,
       AWS_SHIM_STORE: shimStore,
       AWS_SHIM_LOG: shimLog,
-      B321_ALERT: `${box.root}/record-alert.sh`,
+      B321_ALERT: `${rig.box.root}/record-alert.sh`,
       ...extra,
     },
   });
@@ -92,7 +76,7 @@ function ship(): string[] {
 
 /** The server's binlog a shipped copy was made from. */
 const serverBinlogOf = (copy: string) =>
-  path.join(path.dirname(server.binlogBasename), copy.split(".").slice(0, 2).join("."));
+  path.join(path.dirname(rig.mariadb.binlogBasename), copy.split(".").slice(0, 2).join("."));
 
 /** The object keys under a prefix of the bucket. */
 function keys(prefix: string): string[] {
@@ -105,11 +89,11 @@ function keys(prefix: string): string[] {
 }
 
 function status(): Record<string, unknown> {
-  return JSON.parse(fs.readFileSync(`${box.paths.status}/offsite-upload.json`, "utf8"));
+  return JSON.parse(fs.readFileSync(`${rig.box.paths.status}/offsite-upload.json`, "utf8"));
 }
 
 function aws(args: string[]): RunResult {
-  return run("aws", ["--endpoint-url", s3.endpoint, "--ca-bundle", s3.caFile, ...args], {
+  return run("aws", ["--endpoint-url", rig.s3.endpoint, "--ca-bundle", rig.s3.caFile, ...args], {
     env: {
       ...process.env,
       AWS_SHARED_CREDENTIALS_FILE: testCreds,
@@ -126,9 +110,9 @@ function head(key: string): { ContentLength: number; Metadata: Record<string, st
       "aws",
       [
         "--endpoint-url",
-        s3.endpoint,
+        rig.s3.endpoint,
         "--ca-bundle",
-        s3.caFile,
+        rig.s3.caFile,
         "s3api",
         "head-object",
         "--bucket",
@@ -166,52 +150,67 @@ function writeFull(name: string, bytes: number, ageSeconds: number, verified = t
   return file;
 }
 
-beforeAll(async () => {
-  [sshd, s3, server] = await Promise.all([
-    startSshd(),
-    startS3rver({ bucket: BUCKET }),
-    startMariaDb(),
-  ]);
-  box = makeSandbox("b321-upload-");
-  backupDir = box.at("backups/database");
-  fs.mkdirSync(backupDir, { recursive: true });
-  binlogDir = box.at("backups/binlogs");
-  fs.mkdirSync(binlogDir, { recursive: true, mode: 0o700 });
-  const secrets = box.at("mdb/etc/secrets");
-  fs.mkdirSync(secrets, { recursive: true, mode: 0o700 });
-  createBackupUser(
-    server,
-    "backup_phys",
-    "Phys0Pass",
-    "physical",
-    ["atlastech_db"],
-    `${secrets}/phys.cnf`,
-  );
-  keyFile = `${secrets}/mariadb-backup.key`;
-  fs.writeFileSync(keyFile, runOk("openssl", ["rand", "-base64", "32"]).stdout, { mode: 0o600 });
-  server.sql(
-    "CREATE DATABASE atlastech_db; CREATE TABLE atlastech_db.t (id INT PRIMARY KEY, v VARCHAR(64))",
-  );
-  mdb = installScripts(box.at("mdb"), server, {
-    method: "physical",
-    compression: "zstd",
-    databases: ["atlastech_db"],
-    clientCnf: `${secrets}/phys.cnf`,
-    keyFile,
-    backupDir,
-    binlogBackupDir: binlogDir,
-    keepFulls: 4,
-    timezone: "UTC",
-  });
-  alerts = box.at("alerts.log");
-  fs.writeFileSync(
-    box.at("record-alert.sh"),
-    `#!/bin/sh\nprintf '%s|%s|%s\\n' "$1" "$2" "$3" >> '${alerts}'\n`,
-    { mode: 0o755 },
-  );
-  const recorded = await runMocked(async () => {
+const rig = useRig({
+  prefix: "b321-upload-",
+  s3Bucket: BUCKET,
+  mariadb: true,
+  host: { name: "db", hostName: "db" },
+  prepare: ({ box, mariadb: server }) => {
+    backupDir = box.at("backups/database");
+    fs.mkdirSync(backupDir, { recursive: true });
+    binlogDir = box.at("backups/binlogs");
+    fs.mkdirSync(binlogDir, { recursive: true, mode: 0o700 });
+    const secrets = box.at("mdb/etc/secrets");
+    fs.mkdirSync(secrets, { recursive: true, mode: 0o700 });
+    createBackupUser(
+      server,
+      "backup_phys",
+      "Phys0Pass",
+      "physical",
+      ["atlastech_db"],
+      `${secrets}/phys.cnf`,
+    );
+    keyFile = `${secrets}/mariadb-backup.key`;
+    fs.writeFileSync(keyFile, runOk("openssl", ["rand", "-base64", "32"]).stdout, { mode: 0o600 });
+    server.sql(
+      "CREATE DATABASE atlastech_db; CREATE TABLE atlastech_db.t (id INT PRIMARY KEY, v VARCHAR(64))",
+    );
+    mdb = installScripts(box.at("mdb"), server, {
+      method: "physical",
+      compression: "zstd",
+      databases: ["atlastech_db"],
+      clientCnf: `${secrets}/phys.cnf`,
+      keyFile,
+      backupDir,
+      binlogBackupDir: binlogDir,
+      keepFulls: 4,
+      timezone: "UTC",
+    });
+    alerts = box.at("alerts.log");
+    fs.writeFileSync(
+      box.at("record-alert.sh"),
+      `#!/bin/sh\nprintf '%s|%s|%s\\n' "$1" "$2" "$3" >> '${alerts}'\n`,
+      { mode: 0o755 },
+    );
+    realAws = runOk("bash", ["-c", "command -v aws"]).stdout.trim();
+    // the stand-in runs the real aws CLI's own jmespath for --query
+    expect(run("python3", ["-c", "import jmespath"]).code).toBe(0);
+    shimBin = box.at("aws-shim");
+    fs.mkdirSync(shimBin);
+    fs.copyFileSync(path.join(__dirname, "../harness/aws-object-lock.py"), `${shimBin}/aws`);
+    fs.chmodSync(`${shimBin}/aws`, 0o755);
+    shimStore = box.at("aws-shim-store.json");
+    shimLog = box.at("aws-shim.log");
+    creds = `${box.paths.secrets}/offsite-upload-aws`;
+    testCreds = box.at("test-aws-credentials");
+    fs.writeFileSync(
+      testCreds,
+      `[default]\naws_access_key_id = ${ACCESS}\naws_secret_access_key = ${SECRET}\n`,
+      { mode: 0o600 },
+    );
+  },
+  program: async ({ box, s3, mariadb: server }, host) => {
     const { DumpUpload } = await import("../../components/offsite");
-    const host = await sandboxHost("db", "db", sshd, box.paths);
     new DumpUpload("upload", {
       host,
       bucket: BUCKET,
@@ -227,48 +226,24 @@ beforeAll(async () => {
       binlogs: { dir: binlogDir, basename: server.binlogBasename },
       objectLock: { mode: "GOVERNANCE", days: LOCK_DAYS },
     });
-  });
-  realAws = runOk("bash", ["-c", "command -v aws"]).stdout.trim();
-  // the stand-in runs the real aws CLI's own jmespath for --query
-  expect(run("python3", ["-c", "import jmespath"]).code).toBe(0);
-  shimBin = box.at("aws-shim");
-  fs.mkdirSync(shimBin);
-  fs.copyFileSync(path.join(__dirname, "../harness/aws-object-lock.py"), `${shimBin}/aws`);
-  fs.chmodSync(`${shimBin}/aws`, 0o755);
-  shimStore = box.at("aws-shim-store.json");
-  shimLog = box.at("aws-shim.log");
-  steps = remoteSteps(recorded);
-  creds = `${box.paths.secrets}/offsite-upload-aws`;
-  testCreds = box.at("test-aws-credentials");
-  fs.writeFileSync(
-    testCreds,
-    `[default]\naws_access_key_id = ${ACCESS}\naws_secret_access_key = ${SECRET}\n`,
-    { mode: 0o600 },
-  );
-}, 120_000);
-
-afterAll(async () => {
-  await server?.stop();
-  await sshd?.stop();
-  await s3?.stop();
-  box?.remove();
+  },
 });
 
 test("the secret key reaches the host only as a 0600 credentials file", () => {
-  for (const s of steps) {
+  for (const s of rig.steps) {
     expect(s.create ?? "").not.toContain(SECRET);
     expect(s.update ?? "").not.toContain(SECRET);
     expect(s.delete ?? "").not.toContain(SECRET);
   }
-  applyCreates(sshd, steps);
-  applyCreates(sshd, steps);
+  rig.applyCreates();
+  rig.applyCreates();
   expect(fs.readFileSync(creds, "utf8")).toBe(
     `[default]\naws_access_key_id = ${ACCESS}\naws_secret_access_key = ${SECRET}\n`,
   );
   expect((fs.statSync(creds).mode & 0o777).toString(8)).toBe("600");
-  const env = fs.readFileSync(`${box.paths.etc}/offsite-upload.env`, "utf8");
+  const env = fs.readFileSync(`${rig.box.paths.etc}/offsite-upload.env`, "utf8");
   expect(env).not.toContain(SECRET);
-  expect(env).toContain(`OFFSITE_ENDPOINT='${s3.endpoint}'`);
+  expect(env).toContain(`OFFSITE_ENDPOINT='${rig.s3.endpoint}'`);
   expect(env).toContain(`OFFSITE_BINLOG_DIR='${binlogDir}'\n`);
   expect(env).toContain(`OFFSITE_BINLOG_BASENAME='mysql-bin'\n`);
   // the shipper encrypted the binlogs: the upload host needs no key to send them
@@ -294,9 +269,9 @@ test("the newest verified full and its manifest are uploaded to STANDARD and che
   const obj = head(key);
   expect(obj.ContentLength).toBe(fs.statSync(newest).size);
   expect(obj.Metadata).toEqual({ sha256: sha(newest) });
-  const back = aws(["s3", "cp", `s3://${BUCKET}/${key}`, box.at("back.bin")]);
+  const back = aws(["s3", "cp", `s3://${BUCKET}/${key}`, rig.box.at("back.bin")]);
   expect(back.code).toBe(0);
-  expect(sha(box.at("back.bin"))).toBe(sha(newest));
+  expect(sha(rig.box.at("back.bin"))).toBe(sha(newest));
   expect(head(`${key}.manifest.json`).ContentLength).toBe(
     fs.statSync(`${newest}.manifest.json`).size,
   );
@@ -371,13 +346,13 @@ test("an object already there without a retention, or a shorter one, is locked",
 
 test("an object found already there counts once this host read it back: changed bytes under the same metadata are caught", () => {
   const key = "database/atlastech_db_full_20260208.xb.zst.enc";
-  const markers = `${box.paths.state}/offsite-verified`;
+  const markers = `${rig.box.paths.state}/offsite-verified`;
   // the first runs read back what they uploaded, and said so per key
   expect(fs.readdirSync(markers)).toHaveLength(2);
   expect(upload().code).toBe(0);
   expect(status()).toMatchObject({ result: "success", read_back: 0 });
   // the object's bytes change in the bucket; its size and the sha256 this job wrote stay
-  const object = path.join(s3.directory, BUCKET, `${key}._S3rver_object`);
+  const object = path.join(rig.s3.directory, BUCKET, `${key}._S3rver_object`);
   const original = fs.readFileSync(object);
   const changed = Buffer.from(original);
   changed[changed.length >> 1] ^= 0xff;
@@ -470,12 +445,12 @@ test("a full changed after its verification is refused", () => {
 
 test("every binlog the shipper verified goes up as the shipper encrypted it, and decrypts to its bytes", () => {
   for (let i = 1; i <= 3; i++) {
-    server.sql(`INSERT INTO atlastech_db.t VALUES (${i}, REPEAT(MD5(${i}), 2))`);
-    server.sql("FLUSH BINARY LOGS");
+    rig.mariadb.sql(`INSERT INTO atlastech_db.t VALUES (${i}, REPEAT(MD5(${i}), 2))`);
+    rig.mariadb.sql("FLUSH BINARY LOGS");
   }
   const shipped = ship();
   expect(shipped.length).toBeGreaterThanOrEqual(4);
-  const active = server.sql("SHOW MASTER STATUS").split("\t")[0];
+  const active = rig.mariadb.sql("SHOW MASTER STATUS").split("\t")[0];
   expect(shipped.filter((b) => b.startsWith(`${active}.`))).toEqual([]);
   const r = upload();
   expect(r.code).toBe(0);
@@ -483,7 +458,7 @@ test("every binlog the shipper verified goes up as the shipper encrypted it, and
   let encBytes = 0;
   for (const b of shipped) {
     const key = `database/binlogs/${b}`;
-    const got = box.at(`got-${b}`);
+    const got = rig.box.at(`got-${b}`);
     expect(aws(["s3", "cp", `s3://${BUCKET}/${key}`, got]).code).toBe(0);
     // the shipper's copy, byte for byte
     expect(sha(got)).toBe(sha(`${binlogDir}/${b}`));
@@ -532,8 +507,8 @@ test("a second run uploads nothing: every binlog is there with the same checksum
 });
 
 test("a binlog being written, or copied but not verified by the shipper, is never uploaded", () => {
-  const active = server.sql("SHOW MASTER STATUS").split("\t")[0];
-  const live = path.join(path.dirname(server.binlogBasename), active);
+  const active = rig.mariadb.sql("SHOW MASTER STATUS").split("\t")[0];
+  const live = path.join(path.dirname(rig.mariadb.binlogBasename), active);
   // the shipper's copy in progress, and a copy without its .sha256 (not verified)
   const unverified = `${binlogDir}/${active}.20991231T000000Z.s1.zst.enc`;
   fs.copyFileSync(live, `${unverified}.b321-partial`);
@@ -553,7 +528,7 @@ test("a binlog being written, or copied but not verified by the shipper, is neve
 });
 
 test("a shipped binlog changed after the shipper verified it is refused, with a failed status and an alert", () => {
-  server.sql("INSERT INTO atlastech_db.t VALUES (100, 'tampered later')");
+  rig.mariadb.sql("INSERT INTO atlastech_db.t VALUES (100, 'tampered later')");
   const shipped = ship();
   const newest = shipped[shipped.length - 1];
   const file = `${binlogDir}/${newest}`;
@@ -577,11 +552,11 @@ test("a shipped binlog changed after the shipper verified it is refused, with a 
 });
 
 test("an object already there with other bytes is never overwritten: the run fails naming both", () => {
-  server.sql("INSERT INTO atlastech_db.t VALUES (101, 'next')");
+  rig.mariadb.sql("INSERT INTO atlastech_db.t VALUES (101, 'next')");
   const shipped = ship();
   const newest = shipped[shipped.length - 1];
   const key = `database/binlogs/${newest}`;
-  const other = box.at("other-bytes");
+  const other = rig.box.at("other-bytes");
   fs.writeFileSync(other, "another binlog under the same name");
   expect(aws(["s3", "cp", other, `s3://${BUCKET}/${key}`]).code).toBe(0);
   const r = upload();
@@ -591,7 +566,7 @@ test("an object already there with other bytes is never overwritten: the run fai
       `^s3://${BUCKET}/${key.replace(/\./g, "\\.")} exists with other bytes .* it is never overwritten`,
     ),
   );
-  const back = box.at("back");
+  const back = rig.box.at("back");
   expect(aws(["s3", "cp", `s3://${BUCKET}/${key}`, back]).code).toBe(0);
   expect(fs.readFileSync(back, "utf8")).toBe("another binlog under the same name");
   expect(aws(["s3", "rm", `s3://${BUCKET}/${key}`]).code).toBe(0);
@@ -624,9 +599,9 @@ test("a wrong secret key fails the upload (the check does not pass on its own)",
 });
 
 test("deletes remove the job's files but never the uploaded dumps", () => {
-  applyDeletes(sshd, steps);
+  rig.applyDeletes();
   expect(fs.existsSync(creds)).toBe(false);
-  expect(fs.existsSync(`${box.paths.etc}/offsite-upload.env`)).toBe(false);
-  expect(ownerStamps(`${box.paths.owners}`)).toEqual([]);
+  expect(fs.existsSync(`${rig.box.paths.etc}/offsite-upload.env`)).toBe(false);
+  expect(ownerStamps(`${rig.box.paths.owners}`)).toEqual([]);
   expect(aws(["s3", "ls", `s3://${BUCKET}/database/`]).stdout).toContain("20260208");
 });
