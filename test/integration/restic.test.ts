@@ -7,50 +7,36 @@ import * as path from "node:path";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
-import { startSshd, type Sshd } from "../harness/sshd";
-import { makeSandbox, type Sandbox } from "../harness/sandbox";
-import { startS3rver, type S3rverServer } from "../harness/s3rver";
 import { resticRestoreStep } from "../../components/site/runbook/scenarios";
 import { pasteOk } from "../harness/runbook";
 import { parseSite } from "../../stacks/load";
-import {
-  applyCreates,
-  applyDeletes,
-  ownerStamps,
-  remoteSteps,
-  runMocked,
-  type RemoteStep,
-  sandboxHost,
-} from "../harness/program";
+import { ownerStamps } from "../harness/program";
+import { useRig } from "../harness/rig";
 import { run, runOk, waitFor, type RunResult } from "../harness/proc";
 
 const HOST_TAG = "docker-srv";
 
-let sshd: Sshd;
-let box: Sandbox;
-let s3: S3rverServer;
-let steps: RemoteStep[];
 let usbMount: string;
 let usbRepo: string;
 let src: string;
 let alerts: string;
 let mounted = false;
 
-const etc = () => box.paths.etc;
+const etc = () => rig.box.paths.etc;
 const status = (job: string) =>
-  JSON.parse(fs.readFileSync(`${box.paths.status}/${job}.json`, "utf8"));
-const cloudUrl = () => `s3:${s3.endpoint}/${s3.bucket}/restic/cloud`;
+  JSON.parse(fs.readFileSync(`${rig.box.paths.status}/${job}.json`, "utf8"));
+const cloudUrl = () => `s3:${rig.s3.endpoint}/${rig.s3.bucket}/restic/cloud`;
 
 /** Runs a job's entry point as cron does, with a recording alert hook. */
 function job(name: string, wrap: string[] = []): RunResult {
-  const entry = `${box.paths.sbin}/b321-${name}`;
+  const entry = `${rig.box.paths.sbin}/b321-${name}`;
   const [file, ...args] = [...wrap, entry];
   return run(file, args, { env: { ...process.env, B321_ALERT: alerts } });
 }
 
 /** restic on one of the sandbox repositories, outside the jobs (what an operator would type). */
 function restic(repo: "usb" | "cloud", args: string[]): RunResult {
-  const common = repo === "usb" ? ["-r", usbRepo] : ["-r", cloudUrl(), "--cacert", s3.caFile];
+  const common = repo === "usb" ? ["-r", usbRepo] : ["-r", cloudUrl(), "--cacert", rig.s3.caFile];
   return run(
     "restic",
     [
@@ -63,8 +49,8 @@ function restic(repo: "usb" | "cloud", args: string[]): RunResult {
     {
       env: {
         ...process.env,
-        AWS_ACCESS_KEY_ID: s3.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+        AWS_ACCESS_KEY_ID: rig.s3.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: rig.s3.secretAccessKey,
       },
     },
   );
@@ -86,25 +72,27 @@ function alertLines(): string[] {
     : [];
 }
 
-beforeAll(async () => {
-  sshd = await startSshd();
-  box = makeSandbox("b321-restic-");
-  s3 = await startS3rver({ bucket: "atlastech-backups" });
-  usbMount = box.at("mnt/usb-ssd");
-  usbRepo = `${usbMount}/restic`;
-  fs.mkdirSync(usbMount, { recursive: true });
-  src = box.at("srv/data");
-  fs.mkdirSync(`${src}/etc`, { recursive: true });
-  fs.writeFileSync(`${src}/etc/app.conf`, "setting=1\n");
-  fs.writeFileSync(`${src}/scratch.tmp`, "excluded\n");
-  // 4 MiB of incompressible data: big enough for deduplication to show in byte counts.
-  fs.writeFileSync(`${src}/blob.bin`, randomBytes(4 * 1024 * 1024));
-  alerts = box.at("alert.sh");
-  fs.writeFileSync(alerts, `#!/bin/bash\necho "$1 $2 $3" >> ${alerts}.log\n`, { mode: 0o755 });
-  const caPem = fs.readFileSync(s3.caFile, "utf8");
-  const recorded = await runMocked(async () => {
+const rig = useRig({
+  prefix: "b321-restic-",
+  s3Bucket: "atlastech-backups",
+  host: { hostName: HOST_TAG },
+  timeoutMs: 180_000,
+  prepare: ({ box }) => {
+    usbMount = box.at("mnt/usb-ssd");
+    usbRepo = `${usbMount}/restic`;
+    fs.mkdirSync(usbMount, { recursive: true });
+    src = box.at("srv/data");
+    fs.mkdirSync(`${src}/etc`, { recursive: true });
+    fs.writeFileSync(`${src}/etc/app.conf`, "setting=1\n");
+    fs.writeFileSync(`${src}/scratch.tmp`, "excluded\n");
+    // 4 MiB of incompressible data: big enough for deduplication to show in byte counts.
+    fs.writeFileSync(`${src}/blob.bin`, randomBytes(4 * 1024 * 1024));
+    alerts = box.at("alert.sh");
+    fs.writeFileSync(alerts, `#!/bin/bash\necho "$1 $2 $3" >> ${alerts}.log\n`, { mode: 0o755 });
+  },
+  program: async ({ s3 }, host) => {
     const { ResticScripts, ResticRepository } = await import("../../components/restic");
-    const host = await sandboxHost("h", HOST_TAG, sshd, box.paths);
+    const caPem = fs.readFileSync(s3.caFile, "utf8");
     const scripts = new ResticScripts("restic-h", { host });
     const usb = new ResticRepository("usb", {
       scripts,
@@ -139,27 +127,22 @@ beforeAll(async () => {
       copyFrom: usb,
       copyLockWaitSeconds: 2,
     });
-  });
-  steps = remoteSteps(recorded);
-}, 180_000);
-
-afterAll(async () => {
-  if (mounted) run("umount", [usbMount]);
-  await sshd?.stop();
-  await s3?.stop();
-  box?.remove();
+  },
+  cleanup: () => {
+    if (mounted) run("umount", [usbMount]);
+  },
 });
 
 test("no secret reaches a command line, and the password goes only through stdin", () => {
-  const passwords = steps.filter((s) => s.name.endsWith("-password-file"));
+  const passwords = rig.steps.filter((s) => s.name.endsWith("-password-file"));
   expect(passwords.map((s) => s.name)).toEqual(["usb-password-file", "cloud-password-file"]);
   for (const p of passwords) expect(p.stdin).toBe(`mock-password-${p.name.split("-")[0]}-password`);
   const secrets = passwords.map((p) => p.stdin as string);
-  const creds = steps.find((s) => s.name === "cloud-s3-credentials-file");
+  const creds = rig.steps.find((s) => s.name === "cloud-s3-credentials-file");
   expect(creds?.stdin).toBe(
-    `[default]\naws_access_key_id = ${s3.accessKeyId}\naws_secret_access_key = ${s3.secretAccessKey}\n`,
+    `[default]\naws_access_key_id = ${rig.s3.accessKeyId}\naws_secret_access_key = ${rig.s3.secretAccessKey}\n`,
   );
-  for (const s of steps) {
+  for (const s of rig.steps) {
     for (const secret of secrets) {
       expect(s.create ?? "").not.toContain(secret);
       expect(s.update ?? "").not.toContain(secret);
@@ -169,12 +152,9 @@ test("no secret reaches a command line, and the password goes only through stdin
 });
 
 test("the USB repository refuses to be created while the disk is not mounted", () => {
-  applyCreates(
-    sshd,
-    steps.filter((s) => !s.name.endsWith("-init")),
-  );
-  const init = steps.find((s) => s.name === "usb-init") as RemoteStep;
-  const r0 = sshd.exec(init.create as string);
+  rig.applyCreates(rig.steps.filter((s) => !s.name.endsWith("-init")));
+  const init = rig.step("usb-init");
+  const r0 = rig.sshd.exec(init.create as string);
   expect(r0.code).toBe(1);
   expect(fs.existsSync(`${usbRepo}/config`)).toBe(false);
   const st = status("restic-usb-init");
@@ -195,7 +175,7 @@ test("the USB repository refuses to be created while the disk is not mounted", (
 test("once mounted, both repositories are created; a second run changes nothing", () => {
   runOk("mount", ["--bind", usbMount, usbMount]);
   mounted = true;
-  applyCreates(sshd, steps);
+  rig.applyCreates();
   expect(status("restic-usb-init")).toMatchObject({ result: "success", created: "true" });
   expect(status("restic-cloud-init")).toMatchObject({ result: "success", created: "true" });
   const pw = `${etc()}/secrets/restic-usb.password`;
@@ -209,7 +189,7 @@ test("once mounted, both repositories are created; a second run changes nothing"
   const configMtime = fs.statSync(`${usbRepo}/config`).mtimeMs;
   const keys = fs.readdirSync(`${usbRepo}/keys`);
 
-  applyCreates(sshd, steps);
+  rig.applyCreates();
   expect(status("restic-usb-init")).toMatchObject({ result: "success", created: "false" });
   expect(status("restic-cloud-init")).toMatchObject({ result: "success", created: "false" });
   expect(fs.statSync(`${usbRepo}/config`).mtimeMs).toBe(configMtime);
@@ -218,8 +198,8 @@ test("once mounted, both repositories are created; a second run changes nothing"
 });
 
 test("a different password never replaces the one that opens the repository", () => {
-  const step = steps.find((s) => s.name === "usb-password-file") as RemoteStep;
-  const r = sshd.exec(step.create as string, "another-password");
+  const step = rig.step("usb-password-file");
+  const r = rig.sshd.exec(step.create as string, "another-password");
   expect(r.code).toBe(1);
   expect(r.stderr).toContain("refusing to replace");
   expect(restic("usb", ["cat", "config"]).code).toBe(0);
@@ -227,9 +207,9 @@ test("a different password never replaces the one that opens the repository", ()
 
 test("a rotation (the password file's update) rekeys each repository: new key in, old key out, data kept", () => {
   for (const repo of ["usb", "cloud"] as const) {
-    const step = steps.find((s) => s.name === `${repo}-password-file`) as RemoteStep;
+    const step = rig.step(`${repo}-password-file`);
     const pw = `${etc()}/secrets/restic-${repo}.password`;
-    const previous = box.at(`previous-${repo}.password`);
+    const previous = rig.box.at(`previous-${repo}.password`);
     fs.copyFileSync(pw, previous);
     const keys = () =>
       JSON.parse(restic(repo, ["key", "list", "--json"]).stdout) as { id: string }[];
@@ -238,7 +218,7 @@ test("a rotation (the password file's update) rekeys each repository: new key in
     const config = JSON.parse(restic(repo, ["cat", "config"]).stdout);
     const next = `rotated-${repo}-${randomBytes(8).toString("hex")}\n`;
 
-    const r = sshd.exec(step.update as string, next);
+    const r = rig.sshd.exec(step.update as string, next);
     expect({ repo, code: r.code, stderr: r.code ? r.stderr : "" }).toEqual({
       repo,
       code: 0,
@@ -258,7 +238,7 @@ test("a rotation (the password file's update) rekeys each repository: new key in
     expect(old.stderr).toMatch(/wrong password|no key found/);
 
     // The same update again (same password) changes no key.
-    expect(sshd.exec(step.update as string, next).code).toBe(0);
+    expect(rig.sshd.exec(step.update as string, next).code).toBe(0);
     expect(keys()).toEqual(after);
     expect(fs.readFileSync(pw, "utf8")).toBe(next);
     expect(fs.readdirSync(`${etc()}/secrets`).filter((f) => f.includes(".b321."))).toEqual([]);
@@ -266,12 +246,12 @@ test("a rotation (the password file's update) rekeys each repository: new key in
 });
 
 test("a rotation whose old key cannot be removed leaves the new password on disk, and the next run removes the key", () => {
-  const step = steps.find((s) => s.name === "usb-password-file") as RemoteStep;
+  const step = rig.step("usb-password-file");
   const pw = `${etc()}/secrets/restic-usb.password`;
   const env = `${etc()}/restic-usb-init.env`;
   const original = fs.readFileSync(env, "utf8");
   // restic that dies where a crash or a lost connection would: on the old key's removal.
-  const flaky = box.at("restic-no-key-remove");
+  const flaky = rig.box.at("restic-no-key-remove");
   fs.writeFileSync(
     flaky,
     `#!/bin/bash\nfor a in "$@"; do [ "$a" = remove ] && { echo "connection lost" >&2; exit 1; }; done\nexec restic "$@"\n`,
@@ -280,7 +260,7 @@ test("a rotation whose old key cannot be removed leaves the new password on disk
   fs.writeFileSync(env, `${original}RESTIC_BIN=${flaky}\n`);
   const next = `interrupted-${randomBytes(8).toString("hex")}\n`;
   try {
-    const r = sshd.exec(step.update as string, next);
+    const r = rig.sshd.exec(step.update as string, next);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(
       /old key [0-9a-f]{8} of usb still opens it: remove it with restic key remove/,
@@ -296,13 +276,13 @@ test("a rotation whose old key cannot be removed leaves the new password on disk
   expect(keys()).toHaveLength(2);
 
   // pulumi up retries the failed update (same bytes): it finishes the rotation.
-  const again = sshd.exec(step.update as string, next);
+  const again = rig.sshd.exec(step.update as string, next);
   expect({ code: again.code, stderr: again.stderr }).toEqual({
     code: 0,
     stderr: expect.stringMatching(/old key [0-9a-f]{8} of usb removed/),
   });
   expect(keys()).toHaveLength(1);
-  expect(fs.readdirSync(box.paths.state).filter((f) => f.endsWith(".retired-key"))).toEqual([]);
+  expect(fs.readdirSync(rig.box.paths.state).filter((f) => f.endsWith(".retired-key"))).toEqual([]);
 });
 
 test("backup: one snapshot with the stable host and tags, excludes applied, status filled", () => {
@@ -391,7 +371,7 @@ test("a failed backup never forgets anything", () => {
 });
 
 test("copy to the cloud repository deduplicates: a second copy and a renamed duplicate add ~nothing", () => {
-  const prefixDir = path.join(s3.directory, s3.bucket, "restic", "cloud");
+  const prefixDir = path.join(rig.s3.directory, rig.s3.bucket, "restic", "cloud");
   const r1 = job("restic-cloud");
   expect(r1.stderr).toContain("finished: success");
   const first = status("restic-cloud");
@@ -421,13 +401,13 @@ test("the S3 keys reach restic only through the 0600 credentials file, never an 
   const env = `${etc()}/restic-cloud.env`;
   const original = fs.readFileSync(env, "utf8");
   // restic as the job starts it, recording the environment it was given
-  const seen = box.at("restic-env.txt");
-  const recording = box.at("restic-recording-env");
+  const seen = rig.box.at("restic-env.txt");
+  const recording = rig.box.at("restic-recording-env");
   fs.writeFileSync(recording, `#!/bin/bash\nenv > ${seen}\nexec restic "$@"\n`, { mode: 0o755 });
   fs.writeFileSync(env, `${original}RESTIC_BIN=${recording}\n`);
   try {
     // keys in the caller's environment (a stray export) would win over the file: they are dropped
-    const r = run(`${box.paths.sbin}/b321-restic-cloud`, [], {
+    const r = run(`${rig.box.paths.sbin}/b321-restic-cloud`, [], {
       env: {
         ...process.env,
         B321_ALERT: alerts,
@@ -442,15 +422,15 @@ test("the S3 keys reach restic only through the 0600 credentials file, never an 
   const given = fs.readFileSync(seen, "utf8");
   expect(given).toContain(`AWS_SHARED_CREDENTIALS_FILE=${etc()}/secrets/restic-cloud.s3\n`);
   expect(given).not.toMatch(/^AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN)=/m);
-  expect(given).not.toContain(s3.secretAccessKey);
-  expect(given).not.toContain(s3.accessKeyId);
+  expect(given).not.toContain(rig.s3.secretAccessKey);
+  expect(given).not.toContain(rig.s3.accessKeyId);
 });
 
 test("RUNBOOK.md's restore blocks, pasted as printed, bring back the source from either repository", () => {
   const site = parseSite({
     name: "atlastech",
     targets: { hostLoss: "none", siteLoss: { rpoHours: 192, rtoHours: 24 } },
-    hosts: [{ name: HOST_TAG, address: "127.0.0.1", roles: ["restic"], paths: box.paths }],
+    hosts: [{ name: HOST_TAG, address: "127.0.0.1", roles: ["restic"], paths: rig.box.paths }],
     retention: { last2: { keepLast: 2 }, last3: { keepLast: 3 } },
     restic: {
       repositories: [
@@ -469,20 +449,20 @@ test("RUNBOOK.md's restore blocks, pasted as printed, bring back the source from
           host: HOST_TAG,
           kind: "s3",
           prefix: "restic/cloud",
-          endpoint: s3.endpoint,
+          endpoint: rig.s3.endpoint,
           copyFrom: "usb",
           schedule: "0 4 * * 0",
           retention: "last3",
         },
       ],
     },
-    offsite: { bucket: { name: s3.bucket, region: "us-east-1", objectLock: false } },
+    offsite: { bucket: { name: rig.s3.bucket, region: "us-east-1", objectLock: false } },
     monitoring: {},
   });
   fs.rmSync(`${src}/scratch.tmp`); // excluded: not in any snapshot
   try {
     for (const repo of ["usb", "cloud"]) {
-      const target = box.at(`restore/${repo}`);
+      const target = rig.box.at(`restore/${repo}`);
       const step = resticRestoreStep(site, repo);
       expect(step.on).toBe(HOST_TAG);
       pasteOk(step, { TARGET: target });
@@ -510,16 +490,16 @@ test("check reads a different subset each run, wrapping around", () => {
 });
 
 test("a run while another holds the repository's lock is refused", () => {
-  const lock = `${box.paths.locks}/restic-usb.lock`;
+  const lock = `${rig.box.paths.locks}/restic-usb.lock`;
   const before = snapshots("usb").length;
-  const r = run("flock", [lock, `${box.paths.sbin}/b321-restic-usb`], {
+  const r = run("flock", [lock, `${rig.box.paths.sbin}/b321-restic-usb`], {
     env: { ...process.env, B321_ALERT: alerts },
   });
   expect(r.code).toBe(1);
   expect(status("restic-usb").error).toBe(`another run holds the lock ${lock}`);
   // the copy locks its source too (after waiting its COPY_LOCK_WAIT for it)
   const t0 = Date.now();
-  const c = run("flock", [lock, `${box.paths.sbin}/b321-restic-cloud`], {
+  const c = run("flock", [lock, `${rig.box.paths.sbin}/b321-restic-cloud`], {
     env: { ...process.env, B321_ALERT: alerts },
   });
   expect(c.code).toBe(1);
@@ -593,14 +573,14 @@ test("exit code 3 (unreadable file) is a warning naming the file, and skips forg
 });
 
 test("deletes remove the jobs but never the repositories nor their passwords", () => {
-  applyDeletes(sshd, steps);
-  applyDeletes(sshd, steps);
-  expect(fs.existsSync(`${box.paths.cron}/backup321-restic-usb`)).toBe(false);
-  expect(fs.existsSync(`${box.paths.sbin}/b321-restic-cloud`)).toBe(false);
+  rig.applyDeletes();
+  rig.applyDeletes();
+  expect(fs.existsSync(`${rig.box.paths.cron}/backup321-restic-usb`)).toBe(false);
+  expect(fs.existsSync(`${rig.box.paths.sbin}/b321-restic-cloud`)).toBe(false);
   expect(fs.existsSync(`${etc()}/secrets/restic-usb.password`)).toBe(true);
   expect(fs.existsSync(`${etc()}/secrets/restic-cloud.password`)).toBe(true);
   expect(restic("usb", ["cat", "config"]).code).toBe(0);
   expect(restic("cloud", ["cat", "config"]).code).toBe(0);
   // Every delete forgot its owner stamp (the password files have none: they are never deleted).
-  expect(ownerStamps(`${box.paths.owners}`)).toEqual([]);
+  expect(ownerStamps(`${rig.box.paths.owners}`)).toEqual([]);
 });
