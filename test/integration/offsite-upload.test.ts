@@ -209,7 +209,7 @@ const rig = useRig({
       { mode: 0o600 },
     );
   },
-  program: async ({ box, s3, mariadb: server }, host) => {
+  program: async ({ s3, mariadb: server }, host) => {
     const { DumpUpload } = await import("../../components/offsite");
     new DumpUpload("upload", {
       host,
