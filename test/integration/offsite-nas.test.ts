@@ -4,25 +4,16 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { startSshd, type Sshd } from "../harness/sshd";
-import { makeSandbox, type Sandbox } from "../harness/sandbox";
-import {
-  applyDeletes,
-  ownerStamps,
-  remoteSteps,
-  runMocked,
-  type RemoteStep,
-} from "../harness/program";
+import { ownerStamps } from "../harness/program";
+import { useRig } from "../harness/rig";
 import { nasFetchStep } from "../../components/site/runbook/scenarios";
 import { pasteOk, pasteStep } from "../harness/runbook";
 import { parseSite } from "../../stacks/load";
 import { run, runOk, type RunResult } from "../harness/proc";
 import { authorizedKeyLine } from "../../components/offsite/render";
 
-let sshd: Sshd;
-let box: Sandbox;
-let steps: RemoteStep[];
 let nasRoot: string;
+let nasHome: string;
 let receiver: string;
 const src = { db: "", binlogs: "" };
 const KEEP = 3;
@@ -30,7 +21,7 @@ const KEEP = 3;
 /** Runs the creates in order, as the engine would: the authorized_keys line is built from the real key. */
 function applyCreates(): RunResult[] {
   let publicKey = "";
-  return steps.map((s) => {
+  return rig.steps.map((s) => {
     let stdin = s.stdin;
     if (s.name === "sync-authorized-key") {
       stdin =
@@ -44,7 +35,7 @@ function applyCreates(): RunResult[] {
           sourceHost: "db",
         }) + "\n";
     }
-    const r = s.create ? sshd.exec(s.create, stdin) : { code: 0, stdout: "", stderr: "" };
+    const r = s.create ? rig.sshd.exec(s.create, stdin) : { code: 0, stdout: "", stderr: "" };
     if (r.code !== 0) throw new Error(`create of ${s.name} failed (${r.code}):\n${r.stderr}`);
     if (s.name === "sync-key") publicKey = r.stdout.trim();
     return r;
@@ -52,7 +43,7 @@ function applyCreates(): RunResult[] {
 }
 
 function sync(): RunResult {
-  return run(`${box.paths.sbin}/b321-nas-sync`, []);
+  return run(`${rig.box.paths.sbin}/b321-nas-sync`, []);
 }
 
 function snapshots(): string[] {
@@ -62,13 +53,13 @@ function snapshots(): string[] {
     .sort();
 }
 
-const nasOwners = () => box.at("nas/home/.backup321/owners");
+const nasOwners = () => rig.box.at("nas/home/.backup321/owners");
 /** ssh as the source host's sync key (what a compromised source host holds). */
 const syncSsh = () => [
   "-i",
-  `${box.paths.secrets}/nas-sync_ed25519`,
+  `${rig.box.paths.secrets}/nas-sync_ed25519`,
   "-p",
-  String(sshd.port),
+  String(rig.sshd.port),
   "-o",
   "BatchMode=yes",
   "-o",
@@ -76,12 +67,12 @@ const syncSsh = () => [
   "-o",
   "StrictHostKeyChecking=yes",
   "-o",
-  `UserKnownHostsFile=${box.paths.etc}/nas-sync.known_hosts`,
+  `UserKnownHostsFile=${rig.box.paths.etc}/nas-sync.known_hosts`,
 ];
 /** The real rsync client with the sync key, as an attacker on the source host would run it. */
 const push = (args: string[], inject = "") => {
   // an ssh wrapper that adds words to the server command line after --server
-  const wrapper = box.at("evil-ssh");
+  const wrapper = rig.box.at("evil-ssh");
   fs.writeFileSync(
     wrapper,
     '#!/bin/bash\nargs=()\nfor a in "$@"; do args+=("$a"); if [ "$a" = --server ]; then args+=($INJECT); fi; done\nexec ssh "${args[@]}"\n',
@@ -92,7 +83,7 @@ const push = (args: string[], inject = "") => {
   });
 };
 const nasCommand = (command: string) => run("ssh", [...syncSsh(), "root@127.0.0.1", command]);
-const authorizedKeys = () => path.join(sshd.dir, "authorized_keys");
+const authorizedKeys = () => path.join(rig.sshd.dir, "authorized_keys");
 /** Rewrites the forced command's parameters (after ROOT) of the sync key's line. */
 const setReceiverParams = (params: string) =>
   fs.writeFileSync(
@@ -110,29 +101,27 @@ const read = (p: string) => fs.readFileSync(p, "utf8");
 /** A snapshot name (UTC): YYYYmmdd-HHMMSS. */
 const stampOf = (d: Date) => d.toISOString().slice(0, 19).replace(/[-:]/g, "").replace("T", "-");
 
-beforeAll(async () => {
-  sshd = await startSshd();
-  box = makeSandbox("b321-nas-");
-  nasRoot = box.at("nas/backups/atlastech");
-  src.db = box.at("backups/database");
-  src.binlogs = box.at("backups/binlogs");
-  fs.mkdirSync(src.db, { recursive: true });
-  fs.mkdirSync(src.binlogs, { recursive: true });
-  const nasHome = box.at("nas/home");
-  receiver = `${nasHome}/.backup321/nas-receive.sh`;
-  const hostKey = fs.readFileSync(path.join(sshd.dir, "host_ed25519.pub"), "utf8");
-  const recorded = await runMocked(async () => {
+const rig = useRig({
+  prefix: "b321-nas-",
+  host: { name: "db", hostName: "db" },
+  prepare: ({ box }) => {
+    nasRoot = box.at("nas/backups/atlastech");
+    src.db = box.at("backups/database");
+    src.binlogs = box.at("backups/binlogs");
+    fs.mkdirSync(src.db, { recursive: true });
+    fs.mkdirSync(src.binlogs, { recursive: true });
+    nasHome = box.at("nas/home");
+    receiver = `${nasHome}/.backup321/nas-receive.sh`;
+  },
+  program: async ({ box, sshd }, db) => {
     const { Host } = await import("../../components/host");
     const { NasSync } = await import("../../components/offsite");
-    const common = {
+    const hostKey = fs.readFileSync(path.join(sshd.dir, "host_ed25519.pub"), "utf8");
+    const nas = new Host("nas", {
+      hostName: "nas",
       address: "127.0.0.1",
       port: sshd.port,
       privateKey: pulumi.secret(sshd.privateKey),
-    };
-    const db = new Host("db", { ...common, hostName: "db", paths: box.paths });
-    const nas = new Host("nas", {
-      ...common,
-      hostName: "nas",
       paths: box.paths,
       installLibrary: false,
     });
@@ -152,35 +141,29 @@ beforeAll(async () => {
       nasHome,
       authorizedKeysFile: path.join(sshd.dir, "authorized_keys"),
     });
-  });
-  steps = remoteSteps(recorded);
-}, 120_000);
-
-afterAll(async () => {
-  await sshd?.stop();
-  box?.remove();
+  },
 });
 
 test("pulumi up's commands install the key, the NAS receiver and the restricted key line, twice", () => {
   applyCreates();
-  const keyFile = `${box.paths.secrets}/nas-sync_ed25519`;
+  const keyFile = `${rig.box.paths.secrets}/nas-sync_ed25519`;
   expect((fs.statSync(keyFile).mode & 0o777).toString(8)).toBe("600");
   const pub = runOk("ssh-keygen", ["-y", "-f", keyFile]).stdout.split(" ").slice(0, 2).join(" ");
-  const lines = read(path.join(sshd.dir, "authorized_keys")).trim().split("\n");
+  const lines = read(path.join(rig.sshd.dir, "authorized_keys")).trim().split("\n");
   expect(lines).toHaveLength(2);
   expect(lines[1]).toBe(
     `restrict,command="${receiver} ${nasRoot} ${KEEP} 0 0" ${pub} backup321-nas-sync@db`,
   );
-  const before = read(path.join(sshd.dir, "authorized_keys"));
+  const before = read(path.join(rig.sshd.dir, "authorized_keys"));
   applyCreates();
-  expect(read(path.join(sshd.dir, "authorized_keys"))).toBe(before);
-  expect(read(`${box.paths.etc}/nas-sync.known_hosts`)).toMatch(
-    new RegExp(`^\\[127\\.0\\.0\\.1\\]:${sshd.port} ssh-ed25519 \\S+\\n$`),
+  expect(read(path.join(rig.sshd.dir, "authorized_keys"))).toBe(before);
+  expect(read(`${rig.box.paths.etc}/nas-sync.known_hosts`)).toMatch(
+    new RegExp(`^\\[127\\.0\\.0\\.1\\]:${rig.sshd.port} ssh-ed25519 \\S+\\n$`),
   );
   // The NAS account (no sudo) keeps its owner stamps in its own home.
   expect(ownerStamps(nasOwners())).toEqual(
     [
-      `sync-authorized-key authorized-key:${path.join(sshd.dir, "authorized_keys")}:db`,
+      `sync-authorized-key authorized-key:${path.join(rig.sshd.dir, "authorized_keys")}:db`,
       `sync-receiver ${receiver}`,
     ].sort(),
   );
@@ -195,7 +178,7 @@ test("a file deleted or encrypted at the source is still intact in yesterday's s
   expect(day1.code).toBe(0);
   const [s1] = snapshots();
   expect(fs.readlinkSync(`${nasRoot}/latest`)).toBe(s1);
-  const status1 = JSON.parse(read(`${box.paths.status}/nas-sync.json`));
+  const status1 = JSON.parse(read(`${rig.box.paths.status}/nas-sync.json`));
   expect(status1).toMatchObject({ result: "success", snapshot: s1 });
   expect(status1.bytes).toBeGreaterThan(0);
 
@@ -239,12 +222,12 @@ test("the NAS keeps its own count of snapshots, the newest always", async () => 
 
 test("a symlink at the source is stored inert on the NAS (nothing is written through it)", async () => {
   await sleep(1100);
-  fs.symlinkSync(box.at("nas/home"), `${src.db}/escape`);
+  fs.symlinkSync(rig.box.at("nas/home"), `${src.db}/escape`);
   try {
     expect(sync().code).toBe(0);
     const latest = fs.readlinkSync(`${nasRoot}/latest`);
     expect(fs.readlinkSync(`${nasRoot}/${latest}${src.db}/escape`)).toBe(
-      `/rsyncd-munged/${box.at("nas/home")}`,
+      `/rsyncd-munged/${rig.box.at("nas/home")}`,
     );
   } finally {
     fs.rmSync(`${src.db}/escape`);
@@ -263,7 +246,7 @@ test("the sync key can add snapshots but cannot delete or rewrite older ones, no
     "--delete",
     "-e",
     `ssh ${ssh.join(" ")}`,
-    `${box.root}/etc/`,
+    `${rig.box.root}/etc/`,
     `root@127.0.0.1:${nasRoot}/${oldest}/`,
   ]);
   expect(del.code).not.toBe(0);
@@ -271,7 +254,7 @@ test("the sync key can add snapshots but cannot delete or rewrite older ones, no
     "-a",
     "-e",
     `ssh ${ssh.join(" ")}`,
-    `${box.paths.etc}/nas-sync.env`,
+    `${rig.box.paths.etc}/nas-sync.env`,
     `root@127.0.0.1:${victim}`,
   ]);
   expect(overwrite.code).not.toBe(0);
@@ -280,18 +263,18 @@ test("the sync key can add snapshots but cannot delete or rewrite older ones, no
     "-e",
     `ssh ${ssh.join(" ")}`,
     `root@127.0.0.1:${nasRoot}/`,
-    box.at("stolen/"),
+    rig.box.at("stolen/"),
   ]);
   expect(read1.code).not.toBe(0);
-  expect(fs.existsSync(box.at("stolen"))).toBe(false);
+  expect(fs.existsSync(rig.box.at("stolen"))).toBe(false);
   expect(read(victim)).toBe("binlog one\n");
   expect(snapshots()).toHaveLength(KEEP);
 });
 
 test("the receiver accepts only the server command line the real sender produces", () => {
   // What nas-sync.sh's rsync sends, recorded by a forced command in front of the receiver.
-  const log = box.at("recorded-commands");
-  const recorder = box.at("record.sh");
+  const log = rig.box.at("recorded-commands");
+  const recorder = rig.box.at("record.sh");
   fs.writeFileSync(
     recorder,
     `#!/bin/sh\nprintf '%s\\n' "$SSH_ORIGINAL_COMMAND" >> ${log}\nexec "$@"\n`,
@@ -321,11 +304,11 @@ test("the receiver accepts only the server command line the real sender produces
   expect(flags).toMatch(/^-logDtprRe\.[A-Za-z]+$/);
 
   // Anything else is refused before rsync starts, and leaves no trace outside ROOT.
-  const elsewhere = box.at("elsewhere");
+  const elsewhere = rig.box.at("elsewhere");
   fs.mkdirSync(elsewhere, { recursive: true });
-  const secret = box.at("nas/shadow");
+  const secret = rig.box.at("nas/shadow");
   fs.writeFileSync(secret, "root:SECRET-HASH:19000:0:99999:7:::\n");
-  const evil = box.at("evil-src");
+  const evil = rig.box.at("evil-src");
   fs.mkdirSync(evil, { recursive: true });
   fs.writeFileSync(`${evil}/payload`, "payload\n");
   const dest = `root@127.0.0.1:${nasRoot}/20260102-030405.partial/`;
@@ -338,7 +321,7 @@ test("the receiver accepts only the server command line the real sender produces
     ["--remove-source-files", ["-a", `${evil}/`, dest]],
     ["", ["-a", "--delete", `${evil}/`, dest]],
     ["", ["-a", "--remove-source-files", `${evil}/`, dest]],
-    ["", ["-a", `${evil}/`, `root@127.0.0.1:${box.at("outside")}/20260102-030405.partial/`]],
+    ["", ["-a", `${evil}/`, `root@127.0.0.1:${rig.box.at("outside")}/20260102-030405.partial/`]],
     ["", ["-a", `${evil}/`, `root@127.0.0.1:${nasRoot}/../20260102-030405.partial/`]],
     ["", ["-a", "-T", elsewhere, `${evil}/`, dest]],
     ["", ["-a", "--relative", "--stats", "--timeout=600", "--link-dest=/etc", `${evil}/`, dest]],
@@ -355,7 +338,7 @@ test("the receiver accepts only the server command line the real sender produces
     expect(outcome).toEqual({ inject, args, leaked: false, elsewhere: [], refused: true });
   }
   expect(fs.readdirSync(elsewhere)).toEqual([]);
-  expect(fs.existsSync(box.at("outside"))).toBe(false);
+  expect(fs.existsSync(rig.box.at("outside"))).toBe(false);
   expect(fs.existsSync(`${nasRoot}/20260102-030405.partial`)).toBe(false);
   expect(fs.existsSync(`${evil}/payload`)).toBe(true);
 });
@@ -367,7 +350,7 @@ test("a second receive into a .partial cannot change a file of a finished snapsh
   const modeOf = (p: string) => (fs.statSync(p).mode & 0o7777).toString(8);
   const before = modeOf(finished);
   // The attacker's copy of the source: same content and time, so --link-dest links the file.
-  const evil = box.at("evil-relink");
+  const evil = rig.box.at("evil-relink");
   fs.mkdirSync(`${evil}${src.binlogs}`, { recursive: true });
   fs.copyFileSync(file, `${evil}${file}`);
   const st = fs.statSync(file);
@@ -396,7 +379,7 @@ test("a second receive into a .partial cannot change a file of a finished snapsh
 test("a compromised sender cannot empty the NAS with empty or too frequent snapshots", async () => {
   const genuine = snapshots();
   expect(genuine).toHaveLength(KEEP);
-  const empty = box.at("evil-empty");
+  const empty = rig.box.at("evil-empty");
   fs.mkdirSync(empty, { recursive: true });
   // KEEP empty snapshots named a day ahead, each finished at once.
   const ahead = stampOf(new Date(Date.now() + 20 * 3600 * 1000)).slice(0, -1);
@@ -423,7 +406,7 @@ test("a compromised sender cannot empty the NAS with empty or too frequent snaps
   // Non-empty junk, at most one per minimum interval (by the NAS's clock, named by the NAS).
   setReceiverParams(`${KEEP} 0 60`);
   try {
-    const junk = box.at("evil-junk");
+    const junk = rig.box.at("evil-junk");
     fs.mkdirSync(junk, { recursive: true });
     fs.writeFileSync(`${junk}/junk`, "junk\n");
     const flood = (stamp: string) => {
@@ -460,7 +443,7 @@ test("a compromised sender cannot empty the NAS with empty or too frequent snaps
   }
   // The source host's job hears of refusals at its next snapshot: a warning, so an alert.
   expect(sync().code).toBe(0);
-  const status = JSON.parse(read(`${box.paths.status}/nas-sync.json`));
+  const status = JSON.parse(read(`${rig.box.paths.status}/nas-sync.json`));
   expect({ result: status.result, error: status.error }).toEqual({
     result: "warning",
     error: `the NAS refused 1 upload(s) since the last snapshot (see ${nasRoot}/.refused on the NAS)`,
@@ -473,7 +456,7 @@ test("a compromised sender cannot empty the NAS with empty or too frequent snaps
 });
 
 test("a flood of new snapshots cannot push out one accepted less than MIN_AGE ago", async () => {
-  const root = box.at("flood");
+  const root = rig.box.at("flood");
   const finish = async (id: string) => {
     await sleep(1100);
     fs.mkdirSync(`${root}/${id}.partial`, { recursive: true });
@@ -506,14 +489,14 @@ test("a flood of new snapshots cannot push out one accepted less than MIN_AGE ag
 });
 
 test("an unreachable NAS fails the job with a clear status, and no snapshot is made", () => {
-  const envFile = `${box.paths.etc}/nas-sync.env`;
+  const envFile = `${rig.box.paths.etc}/nas-sync.env`;
   const env = read(envFile);
-  fs.writeFileSync(envFile, env.replace(`NAS_PORT='${sshd.port}'`, "NAS_PORT='1'"));
+  fs.writeFileSync(envFile, env.replace(`NAS_PORT='${rig.sshd.port}'`, "NAS_PORT='1'"));
   try {
     const before = snapshots();
     const r = sync();
     expect(r.code).toBe(1);
-    const status = JSON.parse(read(`${box.paths.status}/nas-sync.json`));
+    const status = JSON.parse(read(`${rig.box.paths.status}/nas-sync.json`));
     expect(status.result).toBe("failed");
     expect(status.error).toContain("cannot reach the NAS 127.0.0.1:1");
     expect(snapshots()).toEqual(before);
@@ -527,7 +510,7 @@ test("RUNBOOK.md's NAS step brings the newest snapshot back with the sync key, r
     name: "atlastech",
     targets: { hostLoss: "none" },
     hosts: [
-      { name: "db", address: "127.0.0.1", roles: ["mariadb"], paths: box.paths },
+      { name: "db", address: "127.0.0.1", roles: ["mariadb"], paths: rig.box.paths },
       { name: "nas", address: "127.0.0.1", roles: ["nas"] },
     ],
     mariadb: {
@@ -548,7 +531,7 @@ test("RUNBOOK.md's NAS step brings the newest snapshot back with the sync key, r
   const saved = read(`${nasRoot}/${latest}${gone}`);
   fs.rmSync(gone);
   fs.writeFileSync(changed, "NEWER ON THE DISK\n");
-  const into = box.at("restore/nas");
+  const into = rig.box.at("restore/nas");
   pasteOk(step, { TARGET: into });
   expect(read(gone)).toBe(saved);
   expect(read(changed)).toBe("NEWER ON THE DISK\n");
@@ -564,19 +547,19 @@ test("RUNBOOK.md's NAS step brings the newest snapshot back with the sync key, r
     "-e",
     `ssh ${syncSsh().join(" ")}`,
     `root@127.0.0.1:${nasRoot}/${older}/`,
-    box.at("old/"),
+    rig.box.at("old/"),
   ]);
   expect(old.code).not.toBe(0);
   expect(refusals().at(-1)).toContain(`rsync source . ${nasRoot}/${older}/`);
 });
 
 test("deletes remove the key line and the receiver, never the snapshots", () => {
-  applyDeletes(sshd, steps);
-  applyDeletes(sshd, steps);
-  expect(read(path.join(sshd.dir, "authorized_keys"))).not.toContain("backup321-nas-sync@db");
+  rig.applyDeletes();
+  rig.applyDeletes();
+  expect(read(path.join(rig.sshd.dir, "authorized_keys"))).not.toContain("backup321-nas-sync@db");
   expect(fs.existsSync(receiver)).toBe(false);
   expect(snapshots()).toHaveLength(KEEP);
   // Every delete forgot its owner stamp, on the NAS and on the source host.
   expect(ownerStamps(nasOwners())).toEqual([]);
-  expect(ownerStamps(`${box.paths.owners}`)).toEqual([]);
+  expect(ownerStamps(`${rig.box.paths.owners}`)).toEqual([]);
 });
