@@ -6,19 +6,10 @@ import * as fs from "node:fs";
 import * as http from "node:http";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { startSshd, type Sshd } from "../harness/sshd";
-import { makeSandbox, type Sandbox } from "../harness/sandbox";
-import {
-  applyCreates,
-  applyDeletes,
-  remoteSteps,
-  runMocked,
-  type RemoteStep,
-  sandboxHost,
-} from "../harness/program";
+import { useRig } from "../harness/rig";
 import { spawn } from "node:child_process";
 import { freePort, run, runAsync, runOk, waitFor, type RunResult } from "../harness/proc";
-import { jobEnv, renderEnvFile, shq } from "../../components/host/render";
+import { shq } from "../../components/host/render";
 import { manifestFixture } from "../harness/manifest";
 import type { MonitorChecks } from "../../components/monitoring/render";
 
@@ -29,9 +20,6 @@ interface Received {
   readonly body: string;
 }
 
-let sshd: Sshd;
-let box: Sandbox;
-let steps: RemoteStep[];
 let server: http.Server;
 let port: number;
 const received: Received[] = [];
@@ -51,53 +39,55 @@ const restoreFields = (seconds: number) => ({
   rows: 225000,
 });
 
-beforeAll(async () => {
-  sshd = await startSshd();
-  box = makeSandbox("b321-monitor-");
-  port = await freePort();
-  server = http.createServer((req, res) => {
-    let body = "";
-    req.on("data", (d) => (body += d));
-    req.on("end", () => {
-      received.push({
-        method: req.method ?? "",
-        url: req.url ?? "",
-        title: String(req.headers.title ?? ""),
-        body,
+const rig = useRig({
+  prefix: "b321-monitor-",
+  host: { timezone: "UTC" },
+  timeoutMs: 180_000,
+  prepare: async ({ box }) => {
+    port = await freePort();
+    server = http.createServer((req, res) => {
+      let body = "";
+      req.on("data", (d) => (body += d));
+      req.on("end", () => {
+        received.push({
+          method: req.method ?? "",
+          url: req.url ?? "",
+          title: String(req.headers.title ?? ""),
+          body,
+        });
+        res.writeHead(200).end("ok");
       });
-      res.writeHead(200).end("ok");
     });
-  });
-  await new Promise<void>((r) => server.listen(port, "127.0.0.1", r));
-  webhookToken = `tok${Date.now()}`;
-  repo = box.at("mnt/usb/restic");
-  shimDir = box.at("shim");
-  mailLog = box.at("mail.log");
-  fs.mkdirSync(shimDir, { recursive: true });
-  fs.writeFileSync(
-    path.join(shimDir, "sendmail"),
-    `#!/bin/bash\n{ echo "ARGS: $*"; cat; echo "--END--"; } >> ${mailLog}\n`,
-    { mode: 0o755 },
-  );
-  const checks: MonitorChecks = {
-    mounts: ["/"],
-    diskFullPercent: 100,
-    smartDevices: [],
-    resticRepos: [repo],
-    staleLockHours: 12,
-    pitr: {
-      binlogDir: box.at("backups/binlogs"),
-      fullDir: box.at("backups/database"),
-      graceHours: 2,
-    },
-    restoreJobs: ["mariadb-restore-test"],
-    rtoHours: 4,
-    textfileDir: box.at("textfile"),
-  };
-  const recorded = await runMocked(async () => {
+    await new Promise<void>((r) => server.listen(port, "127.0.0.1", r));
+    webhookToken = `tok${Date.now()}`;
+    repo = box.at("mnt/usb/restic");
+    shimDir = box.at("shim");
+    mailLog = box.at("mail.log");
+    fs.mkdirSync(shimDir, { recursive: true });
+    fs.writeFileSync(
+      path.join(shimDir, "sendmail"),
+      `#!/bin/bash\n{ echo "ARGS: $*"; cat; echo "--END--"; } >> ${mailLog}\n`,
+      { mode: 0o755 },
+    );
+  },
+  program: async ({ box }, host) => {
     const { ScheduledJob } = await import("../../components/host");
     const { Monitor } = await import("../../components/monitoring");
-    const host = await sandboxHost("h", "sandbox", sshd, box.paths, { timezone: "UTC" });
+    const checks: MonitorChecks = {
+      mounts: ["/"],
+      diskFullPercent: 100,
+      smartDevices: [],
+      resticRepos: [repo],
+      staleLockHours: 12,
+      pitr: {
+        binlogDir: box.at("backups/binlogs"),
+        fullDir: box.at("backups/database"),
+        graceHours: 2,
+      },
+      restoreJobs: ["mariadb-restore-test"],
+      rtoHours: 4,
+      textfileDir: box.at("textfile"),
+    };
     // Two jobs of "other components": the monitor knows them only through their registry entries.
     for (const [job, schedule] of [
       ["demo-daily", "0 3 * * *"],
@@ -118,17 +108,14 @@ beforeAll(async () => {
       webhookUrl: pulumi.secret(`http://127.0.0.1:${port}/hook/${webhookToken}`),
       runbook: "# runbook\n",
     });
-  });
-  steps = remoteSteps(recorded);
-  applyCreates(sshd, steps);
+  },
+  cleanup: () => new Promise<void>((r) => (server ? server.close(() => r()) : r())),
+});
+
+beforeAll(() => {
+  rig.applyCreates();
   const env = { ...process.env, RESTIC_PASSWORD: "test-only-password" };
   runOk("restic", ["init", "--repo", repo], { env });
-}, 180_000);
-
-afterAll(async () => {
-  await new Promise((r) => server?.close(r));
-  await sshd?.stop();
-  box?.remove();
 });
 
 /**
@@ -141,19 +128,19 @@ function jobRuns(
   script: string,
   runs: readonly { ago: number; error?: string; fields?: Record<string, string | number> }[],
 ): void {
-  const dir = box.at(`standin/${job}`);
-  fs.rmSync(`${box.paths.status}/${job}.json`, { force: true });
+  const dir = rig.box.at(`standin/${job}`);
+  fs.rmSync(`${rig.box.paths.status}/${job}.json`, { force: true });
   fs.mkdirSync(dir, { recursive: true });
   const env = `${dir}/job.env`;
   fs.writeFileSync(
     env,
-    renderEnvFile(`stand-in ${job}`, { ...jobEnv(box.paths, job), B321_ALERT: "/bin/true" }),
+    `B321_JOB=${job}\nB321_STATE=${rig.box.paths.state}\nB321_ALERT=/bin/true\n`,
   );
   for (const step of runs) {
     const body = [
       "#!/bin/bash",
       "set -Eeuo pipefail",
-      `source ${box.paths.lib}/common.sh`,
+      `source ${rig.box.paths.lib}/common.sh`,
       'b321_start "$1"',
       ...Object.entries(step.fields ?? {}).map(([k, v]) => `b321_set ${k} ${shq(String(v))}`),
       ...(step.error ? [`b321_fail ${shq(step.error)}`] : []),
@@ -189,8 +176,8 @@ const copyId = (name: string, history: 1 | 2) =>
 function baseline(): void {
   jobRuns("demo-daily", DAILY, [{ ago: 2 * HOUR }]);
   jobRuns("mariadb-restore-test", RESTORE_TEST, [{ ago: 24 * HOUR, fields: restoreFields(1200) }]);
-  const full = box.at("backups/database");
-  const bin = box.at("backups/binlogs");
+  const full = rig.box.at("backups/database");
+  const bin = rig.box.at("backups/binlogs");
   fs.rmSync(full, { recursive: true, force: true });
   fs.rmSync(bin, { recursive: true, force: true });
   fs.mkdirSync(full, { recursive: true });
@@ -223,21 +210,21 @@ function baseline(): void {
 async function monitor(envFile?: string): Promise<RunResult & { status: Record<string, unknown> }> {
   const env = { ...process.env, PATH: `${shimDir}:${process.env.PATH}` };
   const r = await runAsync(
-    envFile ? `${box.paths.lib}/monitor.sh` : `${box.paths.sbin}/b321-monitor`,
+    envFile ? `${rig.box.paths.lib}/monitor.sh` : `${rig.box.paths.sbin}/b321-monitor`,
     envFile ? [envFile] : [],
     { env },
   ).done;
-  const status = JSON.parse(fs.readFileSync(`${box.paths.status}/monitor.json`, "utf8"));
+  const status = JSON.parse(fs.readFileSync(`${rig.box.paths.status}/monitor.json`, "utf8"));
   return { ...r, status };
 }
 
 /** A variant of the installed env file (the monitor is configured by nothing else). */
 function envVariant(vars: Record<string, string>): string {
-  const base = fs.readFileSync(`${box.paths.etc}/monitor.env`, "utf8");
+  const base = fs.readFileSync(`${rig.box.paths.etc}/monitor.env`, "utf8");
   const lines = base
     .split("\n")
     .filter((l) => !Object.keys(vars).some((k) => l.startsWith(`${k}=`)));
-  const file = box.at("etc/backup321/monitor-variant.env");
+  const file = rig.box.at("etc/backup321/monitor-variant.env");
   fs.writeFileSync(
     file,
     [...lines, ...Object.entries(vars).map(([k, v]) => `${k}='${v}'`)].join("\n") + "\n",
@@ -251,7 +238,7 @@ function alertBodies(): { job: string; result: string; host: string; message: st
 }
 
 test("the installed files: registry entries, alert env, a 0600 webhook URL file, the runbook", () => {
-  const entry = JSON.parse(fs.readFileSync(`${box.paths.jobs}/demo-daily.json`, "utf8"));
+  const entry = JSON.parse(fs.readFileSync(`${rig.box.paths.jobs}/demo-daily.json`, "utf8"));
   expect(entry).toEqual({
     job: "demo-daily",
     schedule: "0 3 * * *",
@@ -260,14 +247,14 @@ test("the installed files: registry entries, alert env, a 0600 webhook URL file,
     graceHours: 6,
     maxAgeSeconds: 108000,
   });
-  const url = `${box.paths.secrets}/alert-webhook-url`;
+  const url = `${rig.box.paths.secrets}/alert-webhook-url`;
   expect(fs.readFileSync(url, "utf8")).toBe(`http://127.0.0.1:${port}/hook/${webhookToken}\n`);
   expect((fs.statSync(url).mode & 0o777).toString(8)).toBe("600");
-  const alertEnv = fs.readFileSync(`${box.paths.etc}/alert.env`, "utf8");
+  const alertEnv = fs.readFileSync(`${rig.box.paths.etc}/alert.env`, "utf8");
   expect(alertEnv).toContain(`ALERT_WEBHOOK_FILE='${url}'`);
   expect(alertEnv).not.toContain(webhookToken);
-  expect(fs.readFileSync(`${box.paths.etc}/RUNBOOK.md`, "utf8")).toBe("# runbook\n");
-  for (const s of steps) expect(s.create ?? "").not.toContain(webhookToken);
+  expect(fs.readFileSync(`${rig.box.paths.etc}/RUNBOOK.md`, "utf8")).toBe("# runbook\n");
+  for (const s of rig.steps) expect(s.create ?? "").not.toContain(webhookToken);
 });
 
 test("all fine: exit 0, no alert, one success ping with the JSON body, metrics exported", async () => {
@@ -281,15 +268,15 @@ test("all fine: exit 0, no alert, one success ping with the JSON body, metrics e
   expect(alertBodies()[0]).toMatchObject({ job: "monitor", result: "success" });
   expect(alertBodies()[0].message).toMatch(/^all 8 checks passed on /);
   expect(fs.existsSync(mailLog)).toBe(false);
-  const prom = fs.readFileSync(`${box.paths.metrics}/monitor-checks.prom`, "utf8");
+  const prom = fs.readFileSync(`${rig.box.paths.metrics}/monitor-checks.prom`, "utf8");
   expect(prom).toContain('backup321_monitor_check_ok{check="job",target="demo-daily"} 1');
   expect(prom).toContain(
-    `backup321_monitor_check_ok{check="pitr",target="${box.at("backups/binlogs")}"} 1`,
+    `backup321_monitor_check_ok{check="pitr",target="${rig.box.at("backups/binlogs")}"} 1`,
   );
   expect(prom).toContain("backup321_monitor_checks_failed 0");
   expect(prom).toContain('backup321_restore_seconds{job="mariadb-restore-test"} 1200');
   // node_exporter's textfile collector gets a copy of every .prom
-  expect(fs.readFileSync(box.at("textfile/backup321-monitor-checks.prom"), "utf8")).toBe(prom);
+  expect(fs.readFileSync(rig.box.at("textfile/backup321-monitor-checks.prom"), "utf8")).toBe(prom);
   // each metric family appears as one group
   const families = prom
     .split("\n")
@@ -348,8 +335,8 @@ test("a last success in the future (a clock ahead) alerts instead of passing for
 
 test("a monitor with no job registered is a problem, not 'all 0 checks passed'", async () => {
   baseline();
-  const dir = `${box.paths.jobs}`;
-  const aside = box.at("jobs.d-aside");
+  const dir = `${rig.box.paths.jobs}`;
+  const aside = rig.box.at("jobs.d-aside");
   fs.renameSync(dir, aside);
   fs.mkdirSync(dir);
   // The monitor's own entry stays: it does not count as a job it watches.
@@ -368,9 +355,9 @@ test("a monitor with no job registered is a problem, not 'all 0 checks passed'",
 
 test("a job that never ran alerts once its interval + grace has passed since it was installed", async () => {
   baseline();
-  fs.rmSync(`${box.paths.status}/demo-daily.json`);
+  fs.rmSync(`${rig.box.paths.status}/demo-daily.json`);
   expect((await monitor()).code).toBe(0);
-  const entry = `${box.paths.jobs}/demo-daily.json`;
+  const entry = `${rig.box.paths.jobs}/demo-daily.json`;
   const longAgo = new Date(Date.now() - 31 * HOUR);
   fs.utimesSync(entry, longAgo, longAgo);
   const r = await monitor();
@@ -382,7 +369,7 @@ test("a job that never ran alerts once its interval + grace has passed since it 
 
 test("a gap in the shipped binlogs after the newest full alerts (PITR gap)", async () => {
   baseline();
-  const bin = box.at("backups/binlogs");
+  const bin = rig.box.at("backups/binlogs");
   fs.rmSync(`${bin}/${copyId("mysql-bin.000005", 1)}.zst.enc`);
   // A rebuilt server's binlog of the same name is another binlog: it fills no gap.
   fs.writeFileSync(`${bin}/${copyId("mysql-bin.000005", 2)}.zst.enc`, "x");
@@ -390,19 +377,19 @@ test("a gap in the shipped binlogs after the newest full alerts (PITR gap)", asy
   expect(r.code).toBe(1);
   await waitFor("the alert", () => received.length === 1, 20_000);
   expect(alertBodies()[0].message).toContain(
-    `point-in-time recovery has a gap: mysql-bin.000005 missing from ${box.at("backups/binlogs")} (the newest full atlastech_db_full_20261115T020000Z.manifest.json starts at mysql-bin.000004 position 1234)`,
+    `point-in-time recovery has a gap: mysql-bin.000005 missing from ${rig.box.at("backups/binlogs")} (the newest full atlastech_db_full_20261115T020000Z.manifest.json starts at mysql-bin.000004 position 1234)`,
   );
 });
 
 test("the newest full's own binlog missing alerts, unless the full is younger than the grace", async () => {
   baseline();
-  fs.rmSync(box.at(`backups/binlogs/${copyId("mysql-bin.000004", 1)}.zst.enc`));
-  fs.rmSync(box.at(`backups/binlogs/${copyId("mysql-bin.000004", 1)}.zst.enc.sha256`));
+  fs.rmSync(rig.box.at(`backups/binlogs/${copyId("mysql-bin.000004", 1)}.zst.enc`));
+  fs.rmSync(rig.box.at(`backups/binlogs/${copyId("mysql-bin.000004", 1)}.zst.enc.sha256`));
   const r = await monitor();
   expect(r.code).toBe(1);
   expect(r.status.error).toContain("mysql-bin.000004 missing");
   // a full made ten minutes ago: its binlog is shipped at the next run
-  const manifest = box.at("backups/database/atlastech_db_full_20261115T020000Z.manifest.json");
+  const manifest = rig.box.at("backups/database/atlastech_db_full_20261115T020000Z.manifest.json");
   const recent = new Date(Date.now() - 600_000);
   fs.utimesSync(manifest, recent, recent);
   expect((await monitor()).code).toBe(0);
@@ -437,7 +424,7 @@ test("a restic lock older than the limit alerts (left by a killed restic)", asyn
 
 test("an unmounted USB SSD, a fill above the threshold and a missing disk alert", async () => {
   baseline();
-  const notMounted = box.at("mnt/usb");
+  const notMounted = rig.box.at("mnt/usb");
   const r = await monitor(
     envVariant({
       MONITOR_MOUNTS: `/ ${notMounted}`,
@@ -455,15 +442,15 @@ test("an unmounted USB SSD, a fill above the threshold and a missing disk alert"
 
 test("a disk that SMART calls failing alerts (smartctl is a recording stand-in: no disk here)", async () => {
   baseline();
-  const dev = box.at("dev/sdz1");
+  const dev = rig.box.at("dev/sdz1");
   fs.mkdirSync(path.dirname(dev), { recursive: true });
   fs.writeFileSync(dev, "");
-  const byUuid = box.at("dev/disk/by-uuid/5f3a2c1e-8b7d-4e6f-9a0b-1c2d3e4f5a6b");
+  const byUuid = rig.box.at("dev/disk/by-uuid/5f3a2c1e-8b7d-4e6f-9a0b-1c2d3e4f5a6b");
   fs.mkdirSync(path.dirname(byUuid), { recursive: true });
   fs.rmSync(byUuid, { force: true });
   fs.symlinkSync(dev, byUuid);
-  const calls = box.at("smartctl.calls");
-  const smartDir = box.at("smart-shim");
+  const calls = rig.box.at("smartctl.calls");
+  const smartDir = rig.box.at("smart-shim");
   fs.mkdirSync(smartDir, { recursive: true });
   const shim = (code: number, verdict: string) =>
     fs.writeFileSync(
@@ -477,7 +464,7 @@ exit ${code}
     );
   const env = envVariant({ MONITOR_SMART_DEVICES: byUuid });
   const runWith = async () =>
-    runAsync(`${box.paths.lib}/monitor.sh`, [env], {
+    runAsync(`${rig.box.paths.lib}/monitor.sh`, [env], {
       env: { ...process.env, PATH: `${smartDir}:${shimDir}:${process.env.PATH}` },
     }).done;
   shim(0, "PASSED");
@@ -486,7 +473,7 @@ exit ${code}
   shim(8, "FAILED!");
   const r = await runWith();
   expect(r.code).toBe(1);
-  const status = JSON.parse(fs.readFileSync(`${box.paths.status}/monitor.json`, "utf8"));
+  const status = JSON.parse(fs.readFileSync(`${rig.box.paths.status}/monitor.json`, "utf8"));
   expect(status.error).toContain(
     `disk ${byUuid} (${dev}) is failing according to SMART (smartctl exit 8): SMART overall-health self-assessment test result: FAILED!; replace it`,
   );
@@ -516,7 +503,7 @@ test("a failed restore test, or one slower than the RTO, alerts", async () => {
 
 test("a mail channel without sendmail is itself a problem, reported through the webhook", async () => {
   baseline();
-  const r = await runAsync(`${box.paths.sbin}/b321-monitor`, [], {
+  const r = await runAsync(`${rig.box.paths.sbin}/b321-monitor`, [], {
     env: { ...process.env, PATH: "/usr/local/bin:/usr/bin:/bin" },
   }).done;
   expect(r.code).toBe(1);
@@ -527,7 +514,7 @@ test("a mail channel without sendmail is itself a problem, reported through the 
 });
 
 test("healthchecks style: alerts go to <url>/fail, success pings to <url>", async () => {
-  const alertEnv = `${box.paths.etc}/alert.env`;
+  const alertEnv = `${rig.box.paths.etc}/alert.env`;
   const saved = fs.readFileSync(alertEnv, "utf8");
   try {
     fs.writeFileSync(
@@ -549,7 +536,7 @@ test("healthchecks style: alerts go to <url>/fail, success pings to <url>", asyn
 /** What node_exporter's textfile collector finds (temp files left out). */
 const textfiles = () =>
   fs
-    .readdirSync(box.at("textfile"))
+    .readdirSync(rig.box.at("textfile"))
     .filter((f) => !f.startsWith("."))
     .sort();
 
@@ -557,15 +544,15 @@ test("node_exporter gets the metrics of the jobs still on the host: a job remove
   baseline();
   // A job this host no longer runs: common.sh wrote its metrics, saying it succeeded.
   jobRuns("gone-daily", DAILY, [{ ago: 2 * HOUR }]);
-  expect(fs.readFileSync(`${box.paths.metrics}/gone-daily.prom`, "utf8")).toContain(
+  expect(fs.readFileSync(`${rig.box.paths.metrics}/gone-daily.prom`, "utf8")).toContain(
     'backup321_job_success{job="gone-daily"} 1',
   );
   // A one-off job (a restic init, PITR): not registered, but its env file is installed.
   jobRuns("oneoff-init", DAILY, [{ ago: 3 * HOUR }]);
-  const oneoffEnv = `${box.paths.etc}/oneoff-init.env`;
-  fs.copyFileSync(box.at("standin/oneoff-init/job.env"), oneoffEnv);
+  const oneoffEnv = `${rig.box.paths.etc}/oneoff-init.env`;
+  fs.copyFileSync(rig.box.at("standin/oneoff-init/job.env"), oneoffEnv);
   // another collector's file in the same directory
-  fs.writeFileSync(box.at("textfile/node_custom.prom"), "node_custom 1\n");
+  fs.writeFileSync(rig.box.at("textfile/node_custom.prom"), "node_custom 1\n");
   expect((await monitor()).code).toBe(0);
   const onHost = [
     "backup321-demo-daily.prom",
@@ -575,12 +562,15 @@ test("node_exporter gets the metrics of the jobs still on the host: a job remove
     "backup321-oneoff-init.prom",
   ];
   expect(textfiles()).toEqual([...onHost, "node_custom.prom"]);
-  expect(fs.readFileSync(box.at("textfile/backup321-demo-daily.prom"), "utf8")).toBe(
-    fs.readFileSync(`${box.paths.metrics}/demo-daily.prom`, "utf8"),
+  expect(fs.readFileSync(rig.box.at("textfile/backup321-demo-daily.prom"), "utf8")).toBe(
+    fs.readFileSync(`${rig.box.paths.metrics}/demo-daily.prom`, "utf8"),
   );
   // demo-daily and the one-off leave the host (pulumi up removes their registry entry and env
   // file): their copies go at the next run, the others stay
-  const moved = [`${box.paths.jobs}/demo-daily.json`, `${box.paths.etc}/demo-daily.env`];
+  const moved = [
+    `${rig.box.paths.jobs}/demo-daily.json`,
+    `${rig.box.paths.etc}/demo-daily.env`,
+  ];
   for (const f of moved) fs.renameSync(f, `${f}.aside`);
   fs.rmSync(oneoffEnv);
   try {
@@ -590,7 +580,7 @@ test("node_exporter gets the metrics of the jobs still on the host: a job remove
     expect(textfiles()).toEqual([...onHost.filter((f) => !gone.includes(f)), "node_custom.prom"]);
     for (const g of gone)
       expect(r.stderr).toContain(
-        `removed ${box.at(`textfile/${g}`)}: its job is no longer on this host`,
+        `removed ${rig.box.at(`textfile/${g}`)}: its job is no longer on this host`,
       );
   } finally {
     for (const f of moved) fs.renameSync(`${f}.aside`, f);
@@ -604,22 +594,25 @@ test("node_exporter gets the metrics of the jobs still on the host: a job remove
 });
 
 test("deletes remove the monitor, its registry entry and the webhook secret", () => {
-  applyDeletes(sshd, steps);
+  rig.applyDeletes();
   for (const f of [
-    `${box.paths.secrets}/alert-webhook-url`,
-    `${box.paths.jobs}/monitor.json`,
-    `${box.paths.jobs}/demo-daily.json`,
-    `${box.paths.cron}/backup321-monitor`,
-    `${box.paths.lib}/monitor.sh`,
+    `${rig.box.paths.secrets}/alert-webhook-url`,
+    `${rig.box.paths.jobs}/monitor.json`,
+    `${rig.box.paths.jobs}/demo-daily.json`,
+    `${rig.box.paths.cron}/backup321-monitor`,
+    `${rig.box.paths.lib}/monitor.sh`,
   ]) {
     expect(fs.existsSync(f)).toBe(false);
   }
 });
 
 test("deletes take every job's status and metrics with it, and the monitor's copies for node_exporter", () => {
-  const left = (dir: string) => (fs.existsSync(dir) ? fs.readdirSync(dir).sort() : []);
+  const state = (dir: string) =>
+    fs.existsSync(`${rig.box.paths.state}/${dir}`)
+      ? fs.readdirSync(`${rig.box.paths.state}/${dir}`).sort()
+      : [];
   // Only what no resource of this deploy wrote stays: the stand-ins of jobs deployed elsewhere.
-  expect(left(box.paths.metrics)).toEqual(["gone-daily.prom", "oneoff-init.prom"]);
-  expect(left(box.paths.status)).toEqual(["gone-daily.json", "oneoff-init.json"]);
+  expect(state("metrics")).toEqual(["gone-daily.prom", "oneoff-init.prom"]);
+  expect(state("status")).toEqual(["gone-daily.json", "oneoff-init.json"]);
   expect(textfiles()).toEqual(["node_custom.prom"]);
 });
