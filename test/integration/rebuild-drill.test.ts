@@ -7,17 +7,10 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { startSshd, type Sshd } from "../harness/sshd";
 import { makeSandbox, type Sandbox } from "../harness/sandbox";
 import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
-import { startS3rver, type S3rverServer } from "../harness/s3rver";
-import {
-  applyCreates,
-  remoteSteps,
-  runMocked,
-  type Registration,
-  sandboxHost,
-} from "../harness/program";
+import { useRig } from "../harness/rig";
+import { remoteSteps, runMocked, type Registration, sandboxHost } from "../harness/program";
 import { run } from "../harness/proc";
 import { sandboxMariaDbModel, seedSchema, tableCounts } from "./mariadb-fixture";
 import { scenarios } from "../../components/site/runbook/scenarios";
@@ -29,8 +22,6 @@ const DB = "atlastech_db";
 const BUCKET = "atlastech-backups";
 // s3rver checks signatures against its fixed key pair.
 const S3RVER_KEY = "S3RVER";
-let sshd: Sshd;
-let s3: S3rverServer;
 const boxes: Sandbox[] = [];
 const servers: MariaDbServer[] = [];
 
@@ -61,7 +52,7 @@ async function componentFor(box: Sandbox, server: MariaDbServer): Promise<Regist
   return runMocked(async () => {
     const { MariaDbBackup } = await import("../../components/mariadb");
     const { DumpUpload } = await import("../../components/offsite");
-    const host = await sandboxHost("db", "db-srv", sshd, box.paths);
+    const host = await sandboxHost("db", "db-srv", rig.sshd, box.paths);
     const m = site.mariadb!;
     new MariaDbBackup("mdb", {
       host,
@@ -80,8 +71,8 @@ async function componentFor(box: Sandbox, server: MariaDbServer): Promise<Regist
       schedule: site.offsite.upload!.schedule,
       accessKeyId: S3RVER_KEY,
       secretAccessKey: pulumi.secret(S3RVER_KEY),
-      endpoint: s3.endpoint,
-      caBundle: s3.caFile,
+      endpoint: rig.s3.endpoint,
+      caBundle: rig.s3.caFile,
       checksumCalculation: "when_required",
       binlogs: { dir: m.binlogBackupDir, basename: server.binlogBasename },
     });
@@ -104,15 +95,15 @@ function entry(box: Sandbox, job: string, args: string[] = []): void {
   if (r.code !== 0) throw new Error(`b321-${job} failed (${r.code}):\n${r.stderr}`);
 }
 
-beforeAll(async () => {
-  [sshd, s3] = await Promise.all([startSshd(), startS3rver({ bucket: BUCKET })]);
-}, 60_000);
-
-afterAll(async () => {
-  await sshd?.stop();
-  await s3?.stop();
-  for (const s of servers) await s.stop();
-  for (const b of boxes) b.remove();
+// The sshd and the bucket outlive the hosts: hosts A and B get their own sandbox and MariaDB below.
+const rig = useRig({
+  prefix: "b321-drill-",
+  s3Bucket: BUCKET,
+  timeoutMs: 60_000,
+  cleanup: async () => {
+    for (const s of servers) await s.stop();
+    for (const b of boxes) b.remove();
+  },
 });
 
 test("the site is lost: RUNBOOK.md's total-loss blocks, pasted on a brand-new host, restore the database exactly", async () => {
@@ -123,7 +114,7 @@ test("the site is lost: RUNBOOK.md's total-loss blocks, pasted on a brand-new ho
   servers.push(a);
   a.sql(seedSchema(DB));
   const recordedA = await componentFor(boxA, a);
-  applyCreates(sshd, remoteSteps(recordedA));
+  rig.applyCreates(remoteSteps(recordedA));
   entry(boxA, "mariadb-full");
   // Work after the full, covered only by the shipped binlogs.
   a.sql(
@@ -151,7 +142,7 @@ test("the site is lost: RUNBOOK.md's total-loss blocks, pasted on a brand-new ho
   const b = await startMariaDb();
   servers.push(b);
   const recordedB = await componentFor(boxB, b);
-  applyCreates(sshd, remoteSteps(recordedB));
+  rig.applyCreates(remoteSteps(recordedB));
   // The key is a stack resource, the same one (same URN, so the same state) whatever host it
   // lands on: that is what lets B read A's backups.
   const keyUrn = (rs: Registration[]) =>
