@@ -3,9 +3,10 @@
 import { reveal, settle, startMockRuntime, type Registration } from "../../infra/mockRuntime";
 import * as fs from "node:fs";
 import type { Sshd } from "./sshd";
-import type { Host } from "../../components/host";
+import type { Host, HostArgs } from "../../components/host";
 import type { RunResult } from "./proc";
 import { hostPaths, type HostPaths } from "../../stacks/model/hosts";
+import { readStackFile } from "../../infra/stackFile";
 
 /** The host layout of docs/architecture.md, as the site model's defaults give it. */
 export const defaultPaths: HostPaths = hostPaths.parse({});
@@ -32,6 +33,21 @@ export async function runMocked(
   const recorded = startMockRuntime({ stack, config, secretKeys });
   await build();
   await settle(recorded);
+  return recorded;
+}
+
+/**
+ * For a unit test file of one program: registers a beforeAll that runs `build` under the mocks, and
+ * returns the array its registrations fill in there.
+ */
+export function recordMocked(
+  build: () => void | Promise<void>,
+  timeoutMs?: number,
+): Registration[] {
+  const recorded: Registration[] = [];
+  beforeAll(async () => {
+    recorded.push(...(await runMocked(build)));
+  }, timeoutMs);
   return recorded;
 }
 
@@ -120,6 +136,40 @@ export async function sandboxHost(
     paths,
     ...extra,
   });
+}
+
+/**
+ * A Host for unit tests, never dialled: the default layout and a placeholder key unless given. Call
+ * it inside runMocked's build, like sandboxHost.
+ */
+export async function mockHost(
+  name: string,
+  args: Omit<HostArgs, "paths" | "privateKey"> & Partial<Pick<HostArgs, "paths" | "privateKey">>,
+): Promise<Host> {
+  const pulumi = await import("@pulumi/pulumi");
+  const { Host: HostClass } = await import("../../components/host");
+  return new HostClass(name, { paths: defaultPaths, privateKey: pulumi.secret("key"), ...args });
+}
+
+/**
+ * The whole program (infra/index) under the mocks, with a stack file's config and secrets, as
+ * `pulumi up` runs it for that stack. The program is loaded afresh (a run per stack in one file);
+ * `loaded` receives its module, whose exports are the stack's outputs.
+ */
+export async function runStack(
+  stack: string,
+  loaded: (program: Record<string, unknown>) => void = () => {},
+): Promise<Registration[]> {
+  const file = readStackFile(stack);
+  return runMocked(
+    () =>
+      jest.isolateModulesAsync(async () => {
+        loaded(await import("../../infra/index"));
+      }),
+    file.config,
+    file.secretKeys,
+    stack,
+  );
 }
 
 /**

@@ -1,9 +1,10 @@
 // The host primitives' contract under Pulumi mocks: exact children, inputs, parents and secrets.
 import * as pulumi from "@pulumi/pulumi";
 import {
-  defaultPaths,
   isSecretValue,
+  mockHost,
   reveal,
+  recordMocked,
   runMocked,
   type Registration,
 } from "../harness/program";
@@ -17,38 +18,32 @@ import {
   sha256,
 } from "../../components/host/render";
 
-const paths = defaultPaths;
-
-let recorded: Registration[];
 const byName = (name: string) => {
   const r = recorded.find((x) => x.name === name);
   if (!r) throw new Error(`no resource named ${name}: ${recorded.map((x) => x.name).join(", ")}`);
   return r;
 };
 
-beforeAll(async () => {
-  recorded = await runMocked(async () => {
-    const { Host, RemoteFile, ScheduledJob } = await import("../../components/host");
-    const host = new Host("h", {
-      hostName: "db-srv",
-      address: "192.168.10.25",
-      privateKey: pulumi.secret("PRIVATE-KEY"),
-      paths,
-      requiredTools: ["mariadb-backup"],
-    });
-    new RemoteFile("pw", {
-      host,
-      path: "/etc/backup321/secrets/pw",
-      content: pulumi.secret("hunter2"),
-      secret: true,
-    });
-    new ScheduledJob("full", {
-      host,
-      job: "mariadb-full",
-      schedule: "0 2 * * 0",
-      script: "/usr/local/lib/backup321/mariadb-full.sh",
-      env: { BACKUP_DIR: "/backups/database" },
-    });
+const recorded = recordMocked(async () => {
+  const { RemoteFile, ScheduledJob } = await import("../../components/host");
+  const host = await mockHost("h", {
+    hostName: "db-srv",
+    address: "192.168.10.25",
+    privateKey: pulumi.secret("PRIVATE-KEY"),
+    requiredTools: ["mariadb-backup"],
+  });
+  new RemoteFile("pw", {
+    host,
+    path: "/etc/backup321/secrets/pw",
+    content: pulumi.secret("hunter2"),
+    secret: true,
+  });
+  new ScheduledJob("full", {
+    host,
+    job: "mariadb-full",
+    schedule: "0 2 * * 0",
+    script: "/usr/local/lib/backup321/mariadb-full.sh",
+    env: { BACKUP_DIR: "/backups/database" },
   });
 });
 
@@ -166,13 +161,8 @@ test("a plain file's content is its stdin, in the clear", () => {
       "# Managed by backup321 (pulumi up): local edits are overwritten.",
       "B321_ETC='/etc/backup321'",
       "B321_JOB='mariadb-full'",
-      "B321_JOBS_DIR='/etc/backup321/jobs.d'",
       "B321_LIB='/usr/local/lib/backup321'",
-      "B321_LOCK_DIR='/var/lib/backup321/locks'",
-      "B321_METRICS_DIR='/var/lib/backup321/metrics'",
-      "B321_RUN_DIR='/var/lib/backup321/runs'",
       "B321_STATE='/var/lib/backup321'",
-      "B321_STATUS_DIR='/var/lib/backup321/status'",
       "BACKUP_DIR='/backups/database'",
       "",
     ].join("\n"),
@@ -186,13 +176,8 @@ test("a plain file's content is its stdin, in the clear", () => {
 test("a content change is an update: only stdin changes, the triggers stay [path]", async () => {
   const push = (content: string, path = "/etc/x") =>
     runMocked(async () => {
-      const { Host, RemoteFile } = await import("../../components/host");
-      const host = new Host("c", {
-        hostName: "x",
-        address: "10.0.0.9",
-        privateKey: pulumi.secret("K"),
-        paths,
-      });
+      const { RemoteFile } = await import("../../components/host");
+      const host = await mockHost("c", { hostName: "x", address: "10.0.0.9" });
       new RemoteFile("f", { host, path, content });
     }).then((rec) => rec.find((r) => r.name === "f-file")!);
   const [a, b, moved] = [await push("one"), await push("two"), await push("one", "/etc/y")];
@@ -214,13 +199,7 @@ const hostCommand = async (
   args: Omit<import("../../components/host").HostCommandArgs, "create"> & { create?: string },
 ): Promise<Registration> => {
   const rec = await runMocked(async () => {
-    const { Host } = await import("../../components/host");
-    const host = new Host("c", {
-      hostName: "x",
-      address: "10.0.0.9",
-      privateKey: pulumi.secret("K"),
-      paths,
-    });
+    const host = await mockHost("c", { hostName: "x", address: "10.0.0.9" });
     host.command("cmd", { create: "echo run", ...args }, { parent: host });
   });
   return rec.find((r) => r.name === "cmd")!;
@@ -287,7 +266,7 @@ test("the cron file runs the job through the wrapper, and the entry point runs i
       "# Managed by backup321 (pulumi up): local edits are overwritten.",
       "SHELL=/bin/bash",
       "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-      "B321_LOCK_DIR=/var/lib/backup321/locks",
+      "B321_STATE_DIR=/var/lib/backup321",
       "0 2 * * 0 root '/usr/local/lib/backup321/b321-cron.sh' 'mariadb-full' '/usr/local/lib/backup321/mariadb-full.sh' '/etc/backup321/mariadb-full.env'",
       "",
     ].join("\n"),
@@ -299,13 +278,11 @@ test("the cron file runs the job through the wrapper, and the entry point runs i
 
 test("a non-root user runs everything through sudo -n, after the marker and generation lines", async () => {
   const rec = await runMocked(async () => {
-    const { Host, RemoteFile } = await import("../../components/host");
-    const host = new Host("u", {
+    const { RemoteFile } = await import("../../components/host");
+    const host = await mockHost("u", {
       hostName: "x",
       address: "10.0.0.9",
       user: "ops",
-      privateKey: pulumi.secret("K"),
-      paths,
       generation: 2,
     });
     new RemoteFile("f", { host, path: "/etc/x", content: "y" });

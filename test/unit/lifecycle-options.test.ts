@@ -13,7 +13,7 @@ import {
   containsSecret,
   isSecretValue,
   reveal,
-  runMocked,
+  runStack,
   type Registration,
 } from "../harness/program";
 import {
@@ -39,17 +39,7 @@ const stacks = new Map<string, Stack>();
 beforeAll(async () => {
   for (const name of STACKS) {
     const file = readStackFile(name);
-    const recorded = await runMocked(
-      () => {
-        jest.isolateModules(() => {
-          // eslint-disable-next-line @typescript-eslint/no-require-imports
-          require("../../infra/index");
-        });
-      },
-      file.config,
-      file.secretKeys,
-      name,
-    );
+    const recorded = await runStack(name);
     stacks.set(name, { site: parseSite(file.config[SITE_KEY]), recorded });
   }
 }, 240_000);

@@ -1,21 +1,12 @@
 // The prod stack (the seed's site) under mocks: BackupSite builds MariaDbBackup for site.mariadb on
 // db-srv, and the plan pushes its scripts, env files, cron files and the binlog drop-in there.
-import { runMocked, type Registration } from "../harness/program";
-import { readStackFile } from "../../infra/stackFile";
+import { runStack, type Registration } from "../harness/program";
 import { pushedFiles } from "../../infra/plan";
 
 let recorded: Registration[];
 
 beforeAll(async () => {
-  const stack = readStackFile("prod");
-  recorded = await runMocked(
-    async () => {
-      await import("../../infra/index");
-    },
-    stack.config,
-    stack.secretKeys,
-    "prod",
-  );
+  recorded = await runStack("prod");
 }, 60_000);
 
 test("MariaDbBackup is a child of BackupSite, once", () => {

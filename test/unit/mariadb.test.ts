@@ -1,13 +1,6 @@
 // MariaDbBackup under Pulumi mocks: the exact children (type, name, parent), secrets kept secret,
 // commands near a secret silent, and BackupSite creating it for site.mariadb.
-import * as pulumi from "@pulumi/pulumi";
-import {
-  runMocked,
-  isSecretValue,
-  reveal,
-  type Registration,
-  defaultPaths,
-} from "../harness/program";
+import { recordMocked, isSecretValue, mockHost, reveal } from "../harness/program";
 import {
   claimCommand,
   fileMarker,
@@ -23,25 +16,15 @@ import {
   userCommand,
 } from "../../components/mariadb/render";
 
-let recorded: Registration[];
-
-beforeAll(async () => {
-  recorded = await runMocked(async () => {
-    const { Host } = await import("../../components/host");
-    const { MariaDbBackup } = await import("../../components/mariadb");
-    const { mariadb } = await import("../../stacks/model/mariadb");
-    const host = new Host("db", {
-      hostName: "db-srv",
-      address: "192.168.10.25",
-      privateKey: pulumi.secret("key"),
-      paths: defaultPaths,
-    });
-    new MariaDbBackup("mdb", {
-      host,
-      siteName: "atlastech",
-      timezone: "Europe/Paris",
-      config: mariadb.parse({ host: "db-srv", databases: ["atlastech_db"] }),
-    });
+const recorded = recordMocked(async () => {
+  const { MariaDbBackup } = await import("../../components/mariadb");
+  const { mariadb } = await import("../../stacks/model/mariadb");
+  const host = await mockHost("db", { hostName: "db-srv", address: "192.168.10.25" });
+  new MariaDbBackup("mdb", {
+    host,
+    siteName: "atlastech",
+    timezone: "Europe/Paris",
+    config: mariadb.parse({ host: "db-srv", databases: ["atlastech_db"] }),
   });
 }, 60_000);
 

@@ -2,7 +2,7 @@
 // alert channels with the webhook URL kept secret, the job registry entries, the runbook on every
 // host, and the 3-2-1 and recovery stack outputs.
 import { readStackFile } from "../../infra/stackFile";
-import { runMocked, reveal, isSecretValue, type Registration } from "../harness/program";
+import { runStack, reveal, isSecretValue, type Registration } from "../harness/program";
 import { parseSite } from "../../stacks/load";
 import { renderRunbook } from "../../components/site/runbook";
 import { threeTwoOne, recoveryReport } from "../../stacks/targets";
@@ -13,16 +13,7 @@ const stack = readStackFile("prod");
 const site = parseSite(stack.config["backup321:site"]);
 
 beforeAll(async () => {
-  recorded = await runMocked(
-    async () => {
-      await jest.isolateModulesAsync(async () => {
-        program = await import("../../infra/index");
-      });
-    },
-    stack.config,
-    stack.secretKeys,
-    "prod",
-  );
+  recorded = await runStack("prod", (p) => (program = p));
 }, 120_000);
 
 const byName = (name: string) => {

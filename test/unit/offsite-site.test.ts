@@ -1,8 +1,6 @@
 // The prod stack's offsite part under Pulumi mocks: the exact bucket configuration, lifecycle,
 // policies, writers, and what reaches the hosts (secrets secret, no secret on a command line).
-import * as path from "node:path";
-import { readStackFile } from "../../infra/stackFile";
-import { isSecretValue, reveal, runMocked, type Registration } from "../harness/program";
+import { isSecretValue, reveal, runStack, type Registration } from "../harness/program";
 import { MOCK_PUBLIC_KEY } from "../../infra/mockRuntime";
 import {
   claimCommand,
@@ -41,18 +39,7 @@ const fileAt = (p: string): unknown => {
 };
 
 beforeAll(async () => {
-  const stack = readStackFile("prod", path.join(__dirname, "..", ".."));
-  recorded = await runMocked(
-    () => {
-      jest.isolateModules(() => {
-        // eslint-disable-next-line @typescript-eslint/no-require-imports
-        require("../../infra/index");
-      });
-    },
-    stack.config,
-    stack.secretKeys,
-    "prod",
-  );
+  recorded = await runStack("prod");
 });
 
 const B = "backup321:offsite:OffsiteBucket";

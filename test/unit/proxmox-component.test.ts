@@ -1,49 +1,32 @@
 // ProxmoxBackups on its own: guest lists become vmids, the job prunes nothing (PBS's prune job
 // does), plain inputs that are secrets become secret.
-import * as pulumi from "@pulumi/pulumi";
-import {
-  isSecretValue,
-  reveal,
-  runMocked,
-  type Registration,
-  defaultPaths,
-} from "../harness/program";
+import { isSecretValue, mockHost, reveal, recordMocked } from "../harness/program";
 
-let recorded: Registration[];
-
-beforeAll(async () => {
-  recorded = await runMocked(async () => {
-    const { Host } = await import("../../components/host");
-    const { ProxmoxBackups } = await import("../../components/proxmox");
-    const host = new Host("h", {
-      hostName: "pve",
-      address: "10.0.0.1",
-      privateKey: pulumi.secret("key"),
-      paths: defaultPaths,
-    });
-    new ProxmoxBackups("pve", {
-      host,
-      endpoint: "https://10.0.0.1:8006/",
-      apiToken: "root@pam!iac=x",
-      storages: [
-        {
-          datastore: "main",
-          server: "10.0.0.2",
-          username: "u@pbs!pve-main",
-          password: "token",
-          fingerprint: "aa:bb",
-        },
-      ],
-      jobs: [
-        {
-          id: "workdays",
-          schedule: "0 */6 * * 1-5",
-          guests: [100, 205],
-          datastore: "main",
-          retention: { keepLast: 2, keepWeekly: 4, keepMonthly: 6 },
-        },
-      ],
-    });
+const recorded = recordMocked(async () => {
+  const { ProxmoxBackups } = await import("../../components/proxmox");
+  const host = await mockHost("h", { hostName: "pve", address: "10.0.0.1" });
+  new ProxmoxBackups("pve", {
+    host,
+    endpoint: "https://10.0.0.1:8006/",
+    apiToken: "root@pam!iac=x",
+    storages: [
+      {
+        datastore: "main",
+        server: "10.0.0.2",
+        username: "u@pbs!pve-main",
+        password: "token",
+        fingerprint: "aa:bb",
+      },
+    ],
+    jobs: [
+      {
+        id: "workdays",
+        schedule: "0 */6 * * 1-5",
+        guests: [100, 205],
+        datastore: "main",
+        retention: { keepLast: 2, keepWeekly: 4, keepMonthly: 6 },
+      },
+    ],
   });
 }, 60_000);
 

@@ -1,10 +1,10 @@
 // The prod program under mocks: exact inputs of every Proxmox VE provider resource, retention mapped
 // to prune-backups, PBS outputs wired into the PVE storage, secrets secret, child names pinned.
-import { readStackFile, placeholder } from "../../infra/stackFile";
+import { placeholder } from "../../infra/stackFile";
 import {
   isSecretValue,
   reveal,
-  runMocked,
+  runStack,
   containsSecret,
   type Registration,
 } from "../harness/program";
@@ -19,15 +19,7 @@ const one = (type: string, name: string): Registration => {
 };
 
 beforeAll(async () => {
-  const stack = readStackFile("prod");
-  recorded = await runMocked(
-    async () => {
-      await import("../../infra/index");
-    },
-    stack.config,
-    stack.secretKeys,
-    "prod",
-  );
+  recorded = await runStack("prod");
 }, 120_000);
 
 const SECRET_TYPES = ["proxmoxve:storage/pbs:Pbs", "pulumi:providers:proxmoxve"];

@@ -1,56 +1,38 @@
 // ResticScripts and ResticRepository under Pulumi mocks: the exact children, their inputs, the
 // secrets kept secret, and what survives a destroy.
 import * as pulumi from "@pulumi/pulumi";
-import {
-  defaultPaths,
-  isSecretValue,
-  reveal,
-  runMocked,
-  type Registration,
-} from "../harness/program";
+import { isSecretValue, mockHost, reveal, recordMocked } from "../harness/program";
 
-const paths = defaultPaths;
-
-let recorded: Registration[];
-
-beforeAll(async () => {
-  recorded = await runMocked(async () => {
-    const { Host } = await import("../../components/host");
-    const { ResticScripts, ResticRepository } = await import("../../components/restic");
-    const host = new Host("docker", {
-      hostName: "docker-srv",
-      address: "192.168.10.20",
-      privateKey: pulumi.secret("KEY"),
-      paths,
-    });
-    const scripts = new ResticScripts("restic", { host });
-    const usb = new ResticRepository("usb", {
-      scripts,
-      repo: "usb",
-      location: { kind: "local", path: "/mnt/usb-ssd/restic", mountpoint: "/mnt/usb-ssd" },
-      hostTag: "docker-srv",
-      schedule: "0 3 * * *",
-      paths: ["/etc", "/root"],
-      excludes: ["/root/.cache"],
-      tags: ["system", "pbs-datastore"],
-      retention: { keepDaily: 5 },
-      check: { schedule: "0 6 * * *", subsets: 7 },
-    });
-    new ResticRepository("cloud", {
-      scripts,
-      repo: "cloud",
-      location: {
-        kind: "s3",
-        bucket: "atlastech-backups",
-        prefix: "restic/cloud",
-        region: "eu-west-3",
-      },
-      s3: { accessKeyId: pulumi.secret("AKIAX"), secretAccessKey: pulumi.secret("SECRETX") },
-      hostTag: "docker-srv",
-      schedule: "0 4 * * 0",
-      retention: { keepWeekly: 4 },
-      copyFrom: usb,
-    });
+const recorded = recordMocked(async () => {
+  const { ResticScripts, ResticRepository } = await import("../../components/restic");
+  const host = await mockHost("docker", { hostName: "docker-srv", address: "192.168.10.20" });
+  const scripts = new ResticScripts("restic", { host });
+  const usb = new ResticRepository("usb", {
+    scripts,
+    repo: "usb",
+    location: { kind: "local", path: "/mnt/usb-ssd/restic", mountpoint: "/mnt/usb-ssd" },
+    hostTag: "docker-srv",
+    schedule: "0 3 * * *",
+    paths: ["/etc", "/root"],
+    excludes: ["/root/.cache"],
+    tags: ["system", "pbs-datastore"],
+    retention: { keepDaily: 5 },
+    check: { schedule: "0 6 * * *", subsets: 7 },
+  });
+  new ResticRepository("cloud", {
+    scripts,
+    repo: "cloud",
+    location: {
+      kind: "s3",
+      bucket: "atlastech-backups",
+      prefix: "restic/cloud",
+      region: "eu-west-3",
+    },
+    s3: { accessKeyId: pulumi.secret("AKIAX"), secretAccessKey: pulumi.secret("SECRETX") },
+    hostTag: "docker-srv",
+    schedule: "0 4 * * 0",
+    retention: { keepWeekly: 4 },
+    copyFrom: usb,
   });
 });
 
