@@ -22,6 +22,8 @@ import { startSshd, type Sshd } from "./sshd";
 export interface RigOptions {
   /** The sandbox's temp-dir prefix. */
   readonly prefix?: string;
+  /** Host directories placed elsewhere in the sandbox (makeSandbox). Defaults to none. */
+  readonly moved?: Parameters<typeof makeSandbox>[1];
   /** Start s3rver with this bucket. */
   readonly s3Bucket?: string;
   /** Start a MariaDB server. */
@@ -113,7 +115,7 @@ export function useRig(opts: RigOptions = {}): Rig {
       opts.mariadb && startMariaDb().then((s) => (up.mariadb = s)),
     ]);
     for (const r of started) if (r.status === "rejected") throw r.reason;
-    up.box = makeSandbox(opts.prefix);
+    up.box = makeSandbox(opts.prefix, opts.moved);
     await opts.prepare?.(rig);
     if (opts.program) {
       rig.recorded = await run(opts.program);

@@ -4,17 +4,9 @@
 // their entry points as a person would.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { startSshd, type Sshd } from "../harness/sshd";
-import { makeSandbox, rootedPaths, type Sandbox } from "../harness/sandbox";
-import {
-  applyCreates,
-  applyDeletes,
-  remoteSteps,
-  runMocked,
-  type RemoteStep,
-  sandboxHost,
-} from "../harness/program";
+import { rootedPaths } from "../harness/sandbox";
 import { run } from "../harness/proc";
+import { useRig } from "../harness/rig";
 
 // The one change a site makes to move them.
 const MOVED = {
@@ -26,17 +18,13 @@ const MOVED = {
   secrets: "root/b321-secrets",
 };
 
-let sshd: Sshd;
-let box: Sandbox;
-let steps: RemoteStep[];
-
-beforeAll(async () => {
-  sshd = await startSshd();
-  box = makeSandbox("b321-paths-", MOVED);
-  const recorded = await runMocked(async () => {
+const rig = useRig({
+  prefix: "b321-paths-",
+  moved: MOVED,
+  host: { timezone: "UTC" },
+  async program({ box }, host) {
     const { RemoteFile, ScheduledJob } = await import("../../components/host");
     const { Monitor } = await import("../../components/monitoring");
-    const host = await sandboxHost("h", "sandbox", sshd, box.paths, { timezone: "UTC" });
     const script = new RemoteFile("demo-script", {
       host,
       path: `${box.paths.lib}/demo.sh`,
@@ -72,60 +60,62 @@ beforeAll(async () => {
       },
       webhookUrl: "http://127.0.0.1:9/unused",
     });
-  });
-  steps = remoteSteps(recorded);
-  applyCreates(sshd, steps);
-}, 120_000);
-
-afterAll(async () => {
-  await sshd?.stop();
-  box?.remove();
+  },
 });
 
+beforeAll(() => rig.applyCreates());
+
 const entry = (job: string) =>
-  run(`${box.paths.sbin}/b321-${job}`, [], { env: { ...process.env, B321_ALERT: "/bin/true" } });
+  run(`${rig.box.paths.sbin}/b321-${job}`, [], {
+    env: { ...process.env, B321_ALERT: "/bin/true" },
+  });
 const json = (file: string) => JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>;
 /** The moved directories' default places that exist: none may, nothing spells them out. */
 const defaultsInUse = () => {
-  const defaults = rootedPaths(box.root);
+  const defaults = rootedPaths(rig.box.root);
   return Object.keys(MOVED)
     .map((k) => defaults[k as keyof typeof MOVED])
     .filter((d) => fs.existsSync(d));
 };
 
 test("the secrets and the job registry are installed in the moved directories", () => {
-  expect(fs.readdirSync(box.paths.secrets)).toEqual(["alert-webhook-url"]);
-  expect((fs.statSync(box.paths.secrets).mode & 0o777).toString(8)).toBe("700");
-  expect(fs.readdirSync(box.paths.jobs).sort()).toEqual(["demo.json", "monitor.json"]);
+  expect(fs.readdirSync(rig.box.paths.secrets)).toEqual(["alert-webhook-url"]);
+  expect((fs.statSync(rig.box.paths.secrets).mode & 0o777).toString(8)).toBe("700");
+  expect(fs.readdirSync(rig.box.paths.jobs).sort()).toEqual(["demo.json", "monitor.json"]);
 });
 
 test("a job run by hand writes its status, metrics, lock and run record in the moved directories", () => {
   const r = entry("demo");
   expect(r.stderr).not.toContain("missing from");
   expect(r.code).toBe(0);
-  expect(json(path.join(box.paths.status, "demo.json"))).toMatchObject({
+  expect(json(path.join(rig.box.paths.status, "demo.json"))).toMatchObject({
     job: "demo",
     result: "success",
     bytes: 42,
   });
-  expect(fs.readFileSync(path.join(box.paths.metrics, "demo.prom"), "utf8")).toContain(
+  expect(fs.readFileSync(path.join(rig.box.paths.metrics, "demo.prom"), "utf8")).toContain(
     'backup321_job_success{job="demo"} 1',
   );
-  expect(fs.readdirSync(box.paths.locks).sort()).toEqual(["cron-demo.lock", "demo-resource.lock"]);
-  expect(fs.existsSync(box.paths.runs)).toBe(true);
+  expect(fs.readdirSync(rig.box.paths.locks).sort()).toEqual([
+    "cron-demo.lock",
+    "demo-resource.lock",
+  ]);
+  expect(fs.existsSync(rig.box.paths.runs)).toBe(true);
   expect(defaultsInUse()).toEqual([]);
 });
 
 test("the monitor reads the job where it wrote and finds it healthy", () => {
   const r = entry("monitor");
   expect(r.code).toBe(0);
-  expect(json(path.join(box.paths.status, "monitor.json"))).toMatchObject({ result: "success" });
-  const checks = fs.readFileSync(path.join(box.paths.metrics, "monitor-checks.prom"), "utf8");
+  expect(json(path.join(rig.box.paths.status, "monitor.json"))).toMatchObject({
+    result: "success",
+  });
+  const checks = fs.readFileSync(path.join(rig.box.paths.metrics, "monitor-checks.prom"), "utf8");
   expect(checks).toMatch(/backup321_job_last_success_age_seconds\{job="demo"\} \d+/);
   expect(checks).toContain(`backup321_monitor_check_ok{check="job",target="demo"} 1`);
   expect(checks).toContain("backup321_monitor_checks_failed 0");
   // and sees a failure there too (the status file as common.sh writes it: one key per line)
-  const status = path.join(box.paths.status, "demo.json");
+  const status = path.join(rig.box.paths.status, "demo.json");
   fs.writeFileSync(
     status,
     JSON.stringify({ ...json(status), result: "failed", error: "boom" }, null, 2),
@@ -137,8 +127,8 @@ test("the monitor reads the job where it wrote and finds it healthy", () => {
 });
 
 test("a delete takes the job's status and metrics from the moved directories", () => {
-  applyDeletes(sshd, steps);
-  expect(fs.readdirSync(box.paths.status)).toEqual([]);
-  expect(fs.readdirSync(box.paths.metrics)).toEqual([]);
-  expect(fs.readdirSync(box.paths.jobs)).toEqual([]);
+  rig.applyDeletes();
+  expect(fs.readdirSync(rig.box.paths.status)).toEqual([]);
+  expect(fs.readdirSync(rig.box.paths.metrics)).toEqual([]);
+  expect(fs.readdirSync(rig.box.paths.jobs)).toEqual([]);
 });

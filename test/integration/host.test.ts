@@ -192,8 +192,8 @@ test("node_exporter, running as its own user, reads the metrics the job wrote", 
 
 test("the cron wrapper never lets two runs of a job overlap", () => {
   const cronLine = fs.readFileSync(`${rig.box.paths.cron}/backup321-demo`, "utf8");
-  expect(cronLine).toContain(`B321_STATE_DIR=${rig.box.paths.state}`);
-  const env = { ...process.env, B321_STATE_DIR: rig.box.paths.state };
+  expect(cronLine).toContain(`B321_LOCK_DIR=${rig.box.paths.locks}`);
+  const env = { ...process.env, B321_LOCK_DIR: rig.box.paths.locks };
   fs.mkdirSync(`${rig.box.paths.locks}`, { recursive: true });
   // hold the job's lock, then ask the wrapper to run the job: it must refuse with 75
   const r = run(

@@ -9,7 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { useRig } from "../harness/rig";
 import { spawn } from "node:child_process";
 import { freePort, run, runAsync, runOk, waitFor, type RunResult } from "../harness/proc";
-import { shq } from "../../components/host/render";
+import { jobEnv, renderEnvFile, shq } from "../../components/host/render";
 import { manifestFixture } from "../harness/manifest";
 import type { MonitorChecks } from "../../components/monitoring/render";
 
@@ -134,7 +134,7 @@ function jobRuns(
   const env = `${dir}/job.env`;
   fs.writeFileSync(
     env,
-    `B321_JOB=${job}\nB321_STATE=${rig.box.paths.state}\nB321_ALERT=/bin/true\n`,
+    renderEnvFile(`stand-in ${job}`, { ...jobEnv(rig.box.paths, job), B321_ALERT: "/bin/true" }),
   );
   for (const step of runs) {
     const body = [
@@ -567,10 +567,7 @@ test("node_exporter gets the metrics of the jobs still on the host: a job remove
   );
   // demo-daily and the one-off leave the host (pulumi up removes their registry entry and env
   // file): their copies go at the next run, the others stay
-  const moved = [
-    `${rig.box.paths.jobs}/demo-daily.json`,
-    `${rig.box.paths.etc}/demo-daily.env`,
-  ];
+  const moved = [`${rig.box.paths.jobs}/demo-daily.json`, `${rig.box.paths.etc}/demo-daily.env`];
   for (const f of moved) fs.renameSync(f, `${f}.aside`);
   fs.rmSync(oneoffEnv);
   try {
@@ -607,12 +604,9 @@ test("deletes remove the monitor, its registry entry and the webhook secret", ()
 });
 
 test("deletes take every job's status and metrics with it, and the monitor's copies for node_exporter", () => {
-  const state = (dir: string) =>
-    fs.existsSync(`${rig.box.paths.state}/${dir}`)
-      ? fs.readdirSync(`${rig.box.paths.state}/${dir}`).sort()
-      : [];
+  const left = (dir: string) => (fs.existsSync(dir) ? fs.readdirSync(dir).sort() : []);
   // Only what no resource of this deploy wrote stays: the stand-ins of jobs deployed elsewhere.
-  expect(state("metrics")).toEqual(["gone-daily.prom", "oneoff-init.prom"]);
-  expect(state("status")).toEqual(["gone-daily.json", "oneoff-init.json"]);
+  expect(left(rig.box.paths.metrics)).toEqual(["gone-daily.prom", "oneoff-init.prom"]);
+  expect(left(rig.box.paths.status)).toEqual(["gone-daily.json", "oneoff-init.json"]);
   expect(textfiles()).toEqual(["node_custom.prom"]);
 });
