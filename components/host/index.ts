@@ -170,23 +170,37 @@ export class Host extends pulumi.ComponentResource {
   }
 
   private installLibrary(name: string): RemoteFile[] {
-    const dir = __dirname;
     return [
       ["common", "common.sh"],
       ["cron-wrapper", "b321-cron.sh"],
       ["alert", "alert.sh"],
-    ].map(
-      ([role, file]) =>
-        new RemoteFile(
-          `${name}-${role}`,
-          {
-            host: this,
-            path: `${this.paths.lib}/${file}`,
-            content: readScript(dir, file),
-            mode: "0755",
-          },
-          { parent: this, dependsOn: [this.ready] },
-        ),
+    ].map(([role, file]) =>
+      this.installScript(`${name}-${role}`, __dirname, file, { parent: this }),
+    );
+  }
+
+  /**
+   * A script shipped in a component's scripts/ folder, installed as <lib>/<file> (0755 unless
+   * `mode` says otherwise) once the host's base is there; `render` adapts its text first.
+   */
+  installScript(
+    name: string,
+    componentDir: string,
+    file: string,
+    opts: { parent: pulumi.Resource; mode?: string; render?: (text: string) => string },
+  ): RemoteFile {
+    const text = readScript(componentDir, file);
+    return new RemoteFile(
+      name,
+      {
+        host: this,
+        path: `${this.paths.lib}/${file}`,
+        content: opts.render ? opts.render(text) : text,
+        mode: opts.mode ?? "0755",
+        // the library itself is part of the base: it waits for readiness only
+        dependsOn: this.base,
+      },
+      { parent: opts.parent },
     );
   }
 

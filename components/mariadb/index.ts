@@ -5,7 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import * as random from "@pulumi/random";
 import type { MariaDb } from "../../stacks/model/mariadb";
-import { Host, RemoteFile, ScheduledJob, installJobFiles, readScript } from "../host";
+import { Host, RemoteFile, ScheduledJob, installJobFiles } from "../host";
 import { removeFileCommand, fileMarker, shq } from "../host/render";
 import {
   binlogConfigCommand,
@@ -225,19 +225,8 @@ export class MariaDbBackup extends pulumi.ComponentResource {
   }
 
   private installScripts(name: string, host: Host): RemoteFile[] {
-    return Object.entries(SCRIPTS).map(
-      ([role, file]) =>
-        new RemoteFile(
-          `${name}-script-${role}`,
-          {
-            host,
-            path: `${host.paths.lib}/${file}`,
-            content: readScript(__dirname, file),
-            mode: "0755",
-            dependsOn: host.base,
-          },
-          { parent: this },
-        ),
+    return Object.entries(SCRIPTS).map(([role, file]) =>
+      host.installScript(`${name}-script-${role}`, __dirname, file, { parent: this }),
     );
   }
 

@@ -1,7 +1,7 @@
 // The monitor of one host: the alert channels every job's alert hook uses, the hourly check of
 // every registered job and of the site's extra checks, and the runbook beside them.
 import * as pulumi from "@pulumi/pulumi";
-import { Host, RemoteFile, ScheduledJob, readScript } from "../host";
+import { Host, RemoteFile, ScheduledJob } from "../host";
 import { monitorEnv, renderAlertEnv, textfileDirCommands, type MonitorChecks } from "./render";
 
 export interface MonitorArgs {
@@ -35,17 +35,9 @@ export class Monitor extends pulumi.ComponentResource {
     this.alertEnvFile = `${p.etc}/alert.env`;
     this.webhookFile = args.webhookUrl === undefined ? undefined : `${p.secrets}/alert-webhook-url`;
     const channels = this.installAlertChannels(name, args);
-    const script = new RemoteFile(
-      `${name}-script`,
-      {
-        host,
-        path: `${p.lib}/monitor.sh`,
-        content: readScript(__dirname, "monitor.sh"),
-        mode: "0755",
-        dependsOn: host.base,
-      },
-      { parent: this },
-    );
+    const script = host.installScript(`${name}-script`, __dirname, "monitor.sh", {
+      parent: this,
+    });
     // The copies for node_exporter go with the monitor (after its cron file: no run copies again).
     const textfile =
       args.checks.textfileDir === undefined

@@ -244,19 +244,10 @@ export class DumpUpload extends pulumi.ComponentResource {
     super("backup321:offsite:DumpUpload", name, {}, opts);
     const { host } = args;
     const jobName = args.job ?? UPLOAD_JOB;
-    const script = `${host.paths.lib}/offsite-upload.sh`;
     this.credentialsFile = `${host.paths.secrets}/${jobName}-aws`;
-    const scriptFile = new RemoteFile(
-      `${name}-script`,
-      {
-        host,
-        path: script,
-        content: readScript(__dirname, "offsite-upload.sh"),
-        mode: "0755",
-        dependsOn: host.base,
-      },
-      { parent: this },
-    );
+    const scriptFile = host.installScript(`${name}-script`, __dirname, "offsite-upload.sh", {
+      parent: this,
+    });
     const credentials = new RemoteFile(
       `${name}-credentials`,
       {
@@ -306,7 +297,7 @@ export class DumpUpload extends pulumi.ComponentResource {
         host,
         job: jobName,
         schedule: args.schedule,
-        script,
+        script: scriptFile.path,
         env: { ...env, OFFSITE_BUCKET: args.bucket },
         dependsOn: [scriptFile, credentials],
       },
@@ -443,25 +434,16 @@ export class NasSync extends pulumi.ComponentResource {
           },
           { parent: this },
         );
-    const script = `${host.paths.lib}/nas-sync.sh`;
-    const scriptFile = new RemoteFile(
-      `${name}-script`,
-      {
-        host,
-        path: script,
-        content: readScript(__dirname, "nas-sync.sh"),
-        mode: "0755",
-        dependsOn: host.base,
-      },
-      { parent: this },
-    );
+    const scriptFile = host.installScript(`${name}-script`, __dirname, "nas-sync.sh", {
+      parent: this,
+    });
     this.job = new ScheduledJob(
       `${name}-job`,
       {
         host,
         job: jobName,
         schedule: args.schedule,
-        script,
+        script: scriptFile.path,
         env: {
           NAS_ADDRESS: args.nasAddress,
           NAS_KEY: this.keyFile,

@@ -16,7 +16,7 @@
 // on the host.
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { Host, RemoteFile, ScheduledJob, readScript } from "../host";
+import { Host, RemoteFile, ScheduledJob } from "../host";
 import { renderEnvFile, shq } from "../host/render";
 import { datastoreEnv, setupCommand, tokenId, type DatastoreSpec } from "./render";
 
@@ -101,19 +101,8 @@ export class ProxmoxBackupServer extends pulumi.ComponentResource {
       ["lib", "pbs-lib.sh"],
       ["setup-script", "pbs-setup.sh"],
       ["guard-script", "pbs-guard.sh"],
-    ].map(
-      ([role, file]) =>
-        new RemoteFile(
-          `${name}-${role}`,
-          {
-            host: this.host,
-            path: this.script(file),
-            content: readScript(__dirname, file),
-            mode: "0755",
-            dependsOn: this.host.base,
-          },
-          { parent: this },
-        ),
+    ].map(([role, file]) =>
+      this.host.installScript(`${name}-${role}`, __dirname, file, { parent: this }),
     );
   }
 

@@ -21,7 +21,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import * as random from "@pulumi/random";
 import * as proxmoxve from "@muhlba91/pulumi-proxmoxve";
-import { Host, RemoteFile, ScheduledJob, readScript } from "../host";
+import { Host, ScheduledJob } from "../host";
 import { cronToCalendarEvent } from "../../stacks/calendar";
 import type { RetentionPolicy } from "../../stacks/primitives";
 import { sha256, shq } from "../host/render";
@@ -252,17 +252,10 @@ export class ProxmoxBackups extends pulumi.ComponentResource {
    * goes (it depends on the file), so vzdump never names a missing script.
    */
   private guardKeys(name: string, storageIds: string[], conf: string): command.remote.Command {
-    const hook = new RemoteFile(
-      `${name}-vzdump-hook`,
-      {
-        host: this.host,
-        path: `${this.host.paths.lib}/vzdump-hook.sh`,
-        content: renderVzdumpHook(readScript(__dirname, "vzdump-hook.sh"), storageIds),
-        mode: "0755",
-        dependsOn: this.host.base,
-      },
-      { parent: this },
-    );
+    const hook = this.host.installScript(`${name}-vzdump-hook`, __dirname, "vzdump-hook.sh", {
+      parent: this,
+      render: (text) => renderVzdumpHook(text, storageIds),
+    });
     return this.host.command(
       `${name}-vzdump-conf`,
       {
@@ -278,15 +271,10 @@ export class ProxmoxBackups extends pulumi.ComponentResource {
   }
 
   private scheduleSnapshots(name: string, s: SnapshotSpec): ScheduledJob {
-    const script = new RemoteFile(
+    const script = this.host.installScript(
       `${name}-snapshot-script`,
-      {
-        host: this.host,
-        path: `${this.host.paths.lib}/pve-snapshots.sh`,
-        content: readScript(__dirname, "pve-snapshots.sh"),
-        mode: "0755",
-        dependsOn: this.host.base,
-      },
+      __dirname,
+      "pve-snapshots.sh",
       { parent: this },
     );
     // Once per deploy (and when the guest lists change): a guest on storage without snapshots

@@ -4,7 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import * as random from "@pulumi/random";
 import type { RetentionPolicy } from "../../stacks/primitives";
-import { Host, RemoteFile, ScheduledJob, installJobFiles, readScript } from "../host";
+import { Host, RemoteFile, ScheduledJob, installJobFiles } from "../host";
 import { fileMarker, readinessCommand, renderCredentialsFile, jobFiles, shq } from "../host/render";
 import {
   backupEnv,
@@ -57,16 +57,10 @@ export class ResticScripts extends pulumi.ComponentResource {
       { create: readinessCommand([this.restic]) },
       { parent: this },
     );
-    const paths: Record<string, string> = {};
-    const files = RESTIC_SCRIPTS.map(([role, file, mode]) => {
-      paths[role] = `${args.host.paths.lib}/${file}`;
-      return new RemoteFile(
-        `${name}-${role}`,
-        { host: args.host, path: paths[role], content: readScript(__dirname, file), mode },
-        { parent: this, dependsOn: args.host.base },
-      );
-    });
-    this.paths = paths;
+    const files = RESTIC_SCRIPTS.map(([role, file, mode]) =>
+      args.host.installScript(`${name}-${role}`, __dirname, file, { parent: this, mode }),
+    );
+    this.paths = Object.fromEntries(RESTIC_SCRIPTS.map(([role], i) => [role, files[i].path]));
     this.resources = [tools, ...files, ...args.host.base];
     this.registerOutputs({ paths: this.paths });
   }
