@@ -177,14 +177,7 @@ export async function run_(): Promise<void> {
     const target = path.join(root, "restored");
     const until = new Date(Date.now() + 2000).toISOString().slice(0, 19).replace("T", " ");
     await sleep(2500);
-    const pitr = box.runScript("mariadb-pitr.sh", box.env("mariadb-pitr", {}, "bench"), [
-      "--until",
-      until,
-      "--tz",
-      "UTC",
-      "--target-datadir",
-      target,
-    ]);
+    const pitr = box.pitr(box.env("mariadb-pitr", {}, "bench"), until, target);
     if (pitr.code !== 0) throw new Error(pitr.stderr);
     const restored = await startOn(target);
     const checksums = (sql: (q: string) => string) =>

@@ -5,6 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { readStackFile } from "../../infra/stackFile";
 import { parseSite } from "../../stacks/load";
+import { hostPaths } from "../../stacks/model/hosts";
 import {
   jobEntry,
   jobEnv,
@@ -12,7 +13,6 @@ import {
   renderEnvFile,
   renderJobEntry,
 } from "../../components/host/render";
-import { hostPaths } from "../../stacks/model/hosts";
 import { run as runProc } from "../harness/proc";
 
 function timeMs(f: () => void): number {

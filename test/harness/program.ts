@@ -183,3 +183,15 @@ export function ownerStamps(dir: string): string[] {
     .map((f) => fs.readFileSync(`${dir}/${f}`, "utf8").trim())
     .sort();
 }
+
+/** A job script as the components' scripts start: strict bash, common.sh, b321_start; then BODY. */
+export function jobScript(...body: string[]): string {
+  return [
+    "#!/bin/bash",
+    "set -Eeuo pipefail",
+    'source "${BASH_SOURCE[0]%/*}/common.sh"',
+    'b321_start "$@"',
+    ...body,
+    "",
+  ].join("\n");
+}

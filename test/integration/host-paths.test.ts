@@ -7,6 +7,7 @@ import * as path from "node:path";
 import { rootedPaths } from "../harness/sandbox";
 import { run } from "../harness/proc";
 import { useRig } from "../harness/rig";
+import { jobScript } from "../harness/program";
 
 // The one change a site makes to move them.
 const MOVED = {
@@ -29,15 +30,7 @@ const rig = useRig({
       host,
       path: `${box.paths.lib}/demo.sh`,
       mode: "0755",
-      content: [
-        "#!/bin/bash",
-        "set -Eeuo pipefail",
-        'source "${BASH_SOURCE[0]%/*}/common.sh"',
-        'b321_start "$@"',
-        "b321_lock demo-resource",
-        "b321_set bytes 42",
-        "",
-      ].join("\n"),
+      content: jobScript("b321_lock demo-resource", "b321_set bytes 42"),
     });
     new ScheduledJob("demo", {
       host,

@@ -7,7 +7,7 @@ import * as dgram from "node:dgram";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { ownerStamps } from "../harness/program";
+import { jobScript, ownerStamps } from "../harness/program";
 import { findStep, useRig } from "../harness/rig";
 import { run, runAsync, waitFor, type RunResult } from "../harness/proc";
 
@@ -71,18 +71,13 @@ const rig = useRig({
       host,
       path: `${box.paths.lib}/demo.sh`,
       mode: "0755",
-      content: [
-        "#!/bin/bash",
-        "set -Eeuo pipefail",
-        'source "${BASH_SOURCE[0]%/*}/common.sh"',
-        'b321_start "$@"',
+      content: jobScript(
         'args="demo args:"; for a in "${@:2}"; do args+=" [$a]"; done; echo "$args"',
         // Holds the run (and the job's lock) while the file DEMO_HOLD exists.
         'while [ -n "${DEMO_HOLD:-}" ] && [ -e "$DEMO_HOLD" ]; do sleep 0.1; done',
         'b321_set bytes "$(wc -c < "$DEMO_FILE")"',
         '[ "${DEMO_FAIL:-0}" = 0 ] || b321_fail "asked to fail"',
-        "",
-      ].join("\n"),
+      ),
     });
     new ScheduledJob("demo", {
       host,

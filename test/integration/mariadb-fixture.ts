@@ -101,6 +101,8 @@ export interface Install {
   env(job: string, overrides?: Partial<EnvOptions>, tag?: string): string;
   /** Runs a script with an env file. */
   runScript(script: string, envFile: string, args?: string[]): RunResult;
+  /** mariadb-pitr.sh: recovers up to UNTIL (read in TZ) into a new datadir TARGET. */
+  pitr(envFile: string, until: string, target: string, tz?: string): RunResult;
   status(job: string): Record<string, unknown>;
 }
 
@@ -191,6 +193,8 @@ export function installScripts(root: string, server: MariaDbServer, base: EnvOpt
     );
     return file;
   };
+  const runScript = (script: string, envFile: string, args: string[] = []) =>
+    run(path.join(lib, script), [envFile, ...args], { timeoutMs: 600_000 });
   return {
     root,
     lib,
@@ -199,10 +203,28 @@ export function installScripts(root: string, server: MariaDbServer, base: EnvOpt
     paths,
     keyFile: base.keyFile,
     env,
-    runScript: (script, envFile, args = []) =>
-      run(path.join(lib, script), [envFile, ...args], { timeoutMs: 600_000 }),
+    runScript,
+    pitr: (envFile, until, target, tz = "UTC") =>
+      runScript("mariadb-pitr.sh", envFile, [
+        "--until",
+        until,
+        "--tz",
+        tz,
+        "--target-datadir",
+        target,
+      ]),
     status: (job) => JSON.parse(fs.readFileSync(jobFiles(paths, job).statusFile, "utf8")),
   };
+}
+
+/** Row counts of every table of DB in a restored datadir, read by a throwaway server on it. */
+export async function countsIn(datadir: string, db: string): Promise<Record<string, number>> {
+  const restored = await startOn(datadir);
+  try {
+    return tableCounts(restored.sql, db);
+  } finally {
+    await restored.stop();
+  }
 }
 
 /** Starts a throwaway mariadbd on a restored datadir; returns its SQL runner and a stop function. */

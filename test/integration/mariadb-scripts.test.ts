@@ -8,6 +8,7 @@ import { spawn } from "node:child_process";
 import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
 import { run, runAsync, waitFor } from "../harness/proc";
 import {
+  countsIn,
   createBackupUser,
   fingerprint,
   fulls,
@@ -340,14 +341,7 @@ test("the seed's PITR scenario: rows deleted at 14:30, restored to 14:29, come b
     .toLocaleString("sv-SE", { timeZone: "Europe/Paris" })
     .replace("T", " ");
   const target = path.join(root, "pitr-target");
-  const r = box.runScript("mariadb-pitr.sh", box.env("mariadb-pitr"), [
-    "--until",
-    until,
-    "--tz",
-    "Europe/Paris",
-    "--target-datadir",
-    target,
-  ]);
+  const r = box.pitr(box.env("mariadb-pitr"), until, target, "Europe/Paris");
   expect(r.stderr).toContain("finished: success");
   expect(r.code).toBe(0);
   const restored = await startOn(target);
@@ -359,16 +353,7 @@ test("the seed's PITR scenario: rows deleted at 14:30, restored to 14:29, come b
   }
   // The same moment read as UTC is an hour off: the accident would be replayed.
   const wrongZone = path.join(root, "pitr-utc");
-  expect(
-    box.runScript("mariadb-pitr.sh", box.env("mariadb-pitr"), [
-      "--until",
-      until,
-      "--tz",
-      "UTC",
-      "--target-datadir",
-      wrongZone,
-    ]).code,
-  ).toBe(0);
+  expect(box.pitr(box.env("mariadb-pitr"), until, wrongZone).code).toBe(0);
   const utc = await startOn(wrongZone);
   try {
     expect(tableCounts(utc.sql, DB).commandes).toBe(before.commandes - 1500);
@@ -408,14 +393,7 @@ describe("a failed PITR leaves nothing at the target: only a complete datadir ge
     const env = box.env("mariadb-pitr", { binlogBackupDir: shipped }, "nobinlogs");
     // The server's own binlogs out of reach too: the replay that follows the full finds nothing.
     fs.appendFileSync(env, `MARIADB_BINLOG_BASENAME=${root}/no-server-binlogs/mysql-bin\n`);
-    const r = box.runScript("mariadb-pitr.sh", env, [
-      "--until",
-      now(),
-      "--tz",
-      "UTC",
-      "--target-datadir",
-      `${parent}/db`,
-    ]);
+    const r = box.pitr(env, now(), `${parent}/db`);
     expect(r.stderr).toMatch(/restoring .*_full_/);
     expectFailed(
       r,
@@ -656,26 +634,14 @@ describe("a corrupt full is never relied on: skipped with an alert, never counte
     const want = tableCounts(server.sql, DB);
     await new Promise((r) => setTimeout(r, 1100));
     const target = path.join(root, "pitr-fallback");
-    const r = box.runScript("mariadb-pitr.sh", env("mariadb-pitr"), [
-      "--until",
-      utcNow(),
-      "--tz",
-      "UTC",
-      "--target-datadir",
-      target,
-    ]);
+    const r = box.pitr(env("mariadb-pitr"), utcNow(), target);
     expect(r.stderr).toContain(
       `${path.basename(bad)} is not intact: restoring the newest intact full before it, ${path.basename(older)}`,
     );
     expect(r.stderr).toContain("finished: warning");
     expect(r.code).toBe(0);
     expect(box.status("mariadb-pitr")).toMatchObject({ result: "warning", file: older });
-    const restored = await startOn(target);
-    try {
-      expect(tableCounts(restored.sql, DB)).toEqual(want);
-    } finally {
-      await restored.stop();
-    }
+    expect(await countsIn(target, DB)).toEqual(want);
   });
 
   test("PITR --full NAME: unknown is a usage error, a corrupt one fails naming it, an intact one is used", () => {
@@ -810,21 +776,9 @@ describe("a rebuilt server numbers its binlogs from 000001 again: shipping and P
 
   test("PITR from the old history's full replays the old history only, and comes back exact", async () => {
     const target = path.join(root, "pitr-reuse");
-    const r = box.runScript("mariadb-pitr.sh", env("mariadb-pitr"), [
-      "--until",
-      until,
-      "--tz",
-      "UTC",
-      "--target-datadir",
-      target,
-    ]);
+    const r = box.pitr(env("mariadb-pitr"), until, target);
     expect(r.stderr).toContain("finished: success");
-    const restored = await startOn(target);
-    try {
-      expect(tableCounts(restored.sql, DB)).toEqual(before);
-    } finally {
-      await restored.stop();
-    }
+    expect(await countsIn(target, DB)).toEqual(before);
   });
 
   test("pruning keeps every copy the old full needs, whatever the new history's numbers", () => {

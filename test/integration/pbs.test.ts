@@ -19,6 +19,17 @@ let disk: string;
 let mounted = false;
 
 const step = (suffix: string) => rig.step(`pbs${suffix}`);
+/** The backup right on the datastore, granted to (or, with --delete, taken from) an auth id. */
+const aclUpdate = (authId: string, ...more: string[]) => [
+  PBM,
+  "acl",
+  "update",
+  "/datastore/usb-ssd",
+  "DatastoreBackup",
+  "--auth-id",
+  authId,
+  ...more,
+];
 
 function mount(): void {
   runOk("mount", ["--bind", disk, mnt]);
@@ -126,16 +137,8 @@ test("with the disk mounted, setup issues exactly the documented commands", () =
     ],
     [PBM, "user", "create", "backup321@pbs", "--comment", "backup321: Proxmox VE backups"],
     [PBM, "user", "generate-token", "backup321@pbs", "pve-usb-ssd"],
-    [PBM, "acl", "update", "/datastore/usb-ssd", "DatastoreBackup", "--auth-id", "backup321@pbs"],
-    [
-      PBM,
-      "acl",
-      "update",
-      "/datastore/usb-ssd",
-      "DatastoreBackup",
-      "--auth-id",
-      "backup321@pbs!pve-usb-ssd",
-    ],
+    aclUpdate("backup321@pbs"),
+    aclUpdate("backup321@pbs!pve-usb-ssd"),
   ]);
   // The token secret PBS printed once is in a 0600 file, and only the token command prints it.
   const tokenFile = `${rig.box.paths.secrets}/pbs-token-usb-ssd`;
@@ -300,28 +303,8 @@ test("destroy removes the configuration, keeps the chunk store, and can run twic
   expect(writes(shims.calls())).toEqual([
     [PBM, "prune-job", "remove", "b321-usb-ssd"],
     [PBM, "verify-job", "remove", "b321-usb-ssd"],
-    [
-      PBM,
-      "acl",
-      "update",
-      "/datastore/usb-ssd",
-      "DatastoreBackup",
-      "--auth-id",
-      "backup321@pbs!pve-usb-ssd",
-      "--delete",
-      "true",
-    ],
-    [
-      PBM,
-      "acl",
-      "update",
-      "/datastore/usb-ssd",
-      "DatastoreBackup",
-      "--auth-id",
-      "backup321@pbs",
-      "--delete",
-      "true",
-    ],
+    aclUpdate("backup321@pbs!pve-usb-ssd", "--delete", "true"),
+    aclUpdate("backup321@pbs", "--delete", "true"),
     [PBM, "user", "delete-token", "backup321@pbs", "pve-usb-ssd"],
     [PBM, "user", "remove", "backup321@pbs"],
     [PBM, "datastore", "remove", "usb-ssd"],

@@ -19,6 +19,14 @@ afterAll(async () => {
   await sc?.stop();
 });
 
+/** What `pulumi up` does to a restic repository's resources (URN prefix) when it comes or goes. */
+const repositorySteps = (op: "create" | "delete", repo: string) => [
+  ...["env", "bin", "cron-crontab", "registry"].map((f) => `${op} ${repo}-backup-${f}-file`),
+  ...["exclude-file", "init-env-file", "init", "password", "password-file"].map(
+    (r) => `${op} ${repo}-${r}`,
+  ),
+];
+
 test("first pulumi up installs the site; every job runs green", async () => {
   const steps = await sc.stack.up();
   expect(changes(steps).length).toBeGreaterThan(50);
@@ -216,18 +224,8 @@ test("a restic repository added and one removed: the removed one's data and pass
       } as RepoInput);
     },
     [
-      ...["env", "bin", "cron-crontab", "registry"].map((f) => `delete ${docs}-backup-${f}-file`),
-      `delete ${docs}-exclude-file`,
-      `delete ${docs}-init-env-file`,
-      `delete ${docs}-init`,
-      `delete ${docs}-password`,
-      `delete ${docs}-password-file`,
-      ...["env", "bin", "cron-crontab", "registry"].map((f) => `create ${extra}-backup-${f}-file`),
-      `create ${extra}-exclude-file`,
-      `create ${extra}-init-env-file`,
-      `create ${extra}-init`,
-      `create ${extra}-password`,
-      `create ${extra}-password-file`,
+      ...repositorySteps("delete", docs),
+      ...repositorySteps("create", extra),
       FILE("backup321-db-monitor-runbook"),
       FILE("backup321-files-monitor-runbook"),
       // The monitor watches the repositories of its host.

@@ -47,6 +47,12 @@ const recorded = recordMocked(async () => {
   });
 });
 
+/** A RemoteFile's rows in a (type, name, parent) tree: the component and its one command. */
+const remoteFile = (name: string, parent: string | null) => [
+  ["backup321:host:RemoteFile", name, parent],
+  ["command:remote:Command", `${name}-file`, name],
+];
+
 test("registers exactly these resources, each under its parent", () => {
   const tree = recorded.map((r) => [
     r.type,
@@ -57,24 +63,16 @@ test("registers exactly these resources, each under its parent", () => {
     [
       ["backup321:host:Host", "h", null],
       ["command:remote:Command", "h-ready", "h"],
-      ["backup321:host:RemoteFile", "h-common", "h"],
-      ["command:remote:Command", "h-common-file", "h-common"],
-      ["backup321:host:RemoteFile", "h-cron-wrapper", "h"],
-      ["command:remote:Command", "h-cron-wrapper-file", "h-cron-wrapper"],
-      ["backup321:host:RemoteFile", "h-alert", "h"],
-      ["command:remote:Command", "h-alert-file", "h-alert"],
-      ["backup321:host:RemoteFile", "pw", null],
-      ["command:remote:Command", "pw-file", "pw"],
+      ...remoteFile("h-common", "h"),
+      ...remoteFile("h-cron-wrapper", "h"),
+      ...remoteFile("h-alert", "h"),
+      ...remoteFile("pw", null),
       ["backup321:host:ScheduledJob", "full", null],
-      ["backup321:host:RemoteFile", "full-env", "full"],
-      ["command:remote:Command", "full-env-file", "full-env"],
-      ["backup321:host:RemoteFile", "full-registry", "full"],
-      ["command:remote:Command", "full-registry-file", "full-registry"],
-      ["backup321:host:RemoteFile", "full-bin", "full"],
-      ["command:remote:Command", "full-bin-file", "full-bin"],
+      ...remoteFile("full-env", "full"),
+      ...remoteFile("full-registry", "full"),
+      ...remoteFile("full-bin", "full"),
       ["backup321:host:CronJob", "full-cron", "full"],
-      ["backup321:host:RemoteFile", "full-cron-crontab", "full-cron"],
-      ["command:remote:Command", "full-cron-crontab-file", "full-cron-crontab"],
+      ...remoteFile("full-cron-crontab", "full-cron"),
     ].sort(),
   );
 });

@@ -200,58 +200,37 @@ test("each writer is its own IAM user, scoped to its prefix; the dump uploader c
     name: "atlastech-backups-restic",
     path: "/backup321/",
   });
-  const dumps = one("aws:iam/userPolicy:UserPolicy", "backup321-offsite-dumps-policy");
-  expect(dumps.inputs.user).toBe("atlastech-backups-dumps");
-  expect(JSON.parse(String(dumps.inputs.policy))).toEqual({
-    Version: "2012-10-17",
-    Statement: [
-      {
-        Sid: "WriteAndReadBackDumps",
-        Effect: "Allow",
-        Action: [
-          "s3:AbortMultipartUpload",
-          "s3:GetObject",
-          "s3:GetObjectRetention",
-          "s3:PutObject",
-          "s3:PutObjectRetention",
-          "s3:RestoreObject", // RUNBOOK.md brings a full back from Glacier
-        ],
-        Resource: "arn:aws:s3:::atlastech-backups/database/*",
-      },
-      {
-        Sid: "ListOwnPrefix",
-        Effect: "Allow",
-        Action: "s3:ListBucket",
-        Resource: "arn:aws:s3:::atlastech-backups",
-        Condition: { StringLike: { "s3:prefix": ["database/*"] } },
-      },
+  // Each writer's policy reaches only its own prefix of this site's bucket (their full statements:
+  // offsite-bucket.test.ts).
+  const policy = (writer: string) => {
+    const p = one("aws:iam/userPolicy:UserPolicy", `backup321-offsite-${writer}-policy`);
+    const doc = JSON.parse(String(p.inputs.policy)) as {
+      Statement: { Sid: string; Action: unknown; Resource: string; Condition?: unknown }[];
+    };
+    return {
+      user: p.inputs.user,
+      actions: doc.Statement[0].Action,
+      reaches: doc.Statement.map((st) => [st.Sid, st.Resource, st.Condition ?? null]),
+    };
+  };
+  const list = (prefix: string) => ({ StringLike: { "s3:prefix": [`${prefix}*`] } });
+  expect(policy("dumps")).toMatchObject({
+    user: "atlastech-backups-dumps",
+    reaches: [
+      ["WriteAndReadBackDumps", "arn:aws:s3:::atlastech-backups/database/*", null],
+      ["ListOwnPrefix", "arn:aws:s3:::atlastech-backups", list("database/")],
     ],
   });
-  expect(String(dumps.inputs.policy)).not.toContain("Delete");
-  const restic = one("aws:iam/userPolicy:UserPolicy", "backup321-offsite-restic-policy");
-  expect(restic.inputs.user).toBe("atlastech-backups-restic");
-  expect(JSON.parse(String(restic.inputs.policy))).toEqual({
-    Version: "2012-10-17",
-    Statement: [
-      {
-        Sid: "ResticRepository",
-        Effect: "Allow",
-        Action: ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
-        Resource: "arn:aws:s3:::atlastech-backups/restic/*",
-      },
-      {
-        Sid: "ListOwnPrefix",
-        Effect: "Allow",
-        Action: "s3:ListBucket",
-        Resource: "arn:aws:s3:::atlastech-backups",
-        Condition: { StringLike: { "s3:prefix": ["restic/*"] } },
-      },
-      {
-        Sid: "BucketLocation",
-        Effect: "Allow",
-        Action: "s3:GetBucketLocation",
-        Resource: "arn:aws:s3:::atlastech-backups",
-      },
+  expect(
+    String(one("aws:iam/userPolicy:UserPolicy", "backup321-offsite-dumps-policy").inputs.policy),
+  ).not.toContain("Delete");
+  expect(policy("restic")).toEqual({
+    user: "atlastech-backups-restic",
+    actions: ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+    reaches: [
+      ["ResticRepository", "arn:aws:s3:::atlastech-backups/restic/*", null],
+      ["ListOwnPrefix", "arn:aws:s3:::atlastech-backups", list("restic/")],
+      ["BucketLocation", "arn:aws:s3:::atlastech-backups", null],
     ],
   });
 });
@@ -273,33 +252,24 @@ test("the dump writer's secret reaches db-srv only as a secret 0600 credentials 
       expect(String(reveal(r.inputs[k]) ?? "")).not.toContain("mock-aws-secret");
     }
   }
-  expect(fileAt("/etc/backup321/offsite-upload.env")).toBe(
-    [
-      "# backup321 job offsite-upload",
-      "# Managed by backup321 (pulumi up): local edits are overwritten.",
-      "B321_ETC='/etc/backup321'",
-      "B321_JOB='offsite-upload'",
-      "B321_JOBS_DIR='/etc/backup321/jobs.d'",
-      "B321_LIB='/usr/local/lib/backup321'",
-      "B321_LOCK_DIR='/var/lib/backup321/locks'",
-      "B321_METRICS_DIR='/var/lib/backup321/metrics'",
-      "B321_RUN_DIR='/var/lib/backup321/runs'",
-      "B321_STATE='/var/lib/backup321'",
-      "B321_STATUS_DIR='/var/lib/backup321/status'",
-      "OFFSITE_BACKUP_DIR='/backups/database'",
-      "OFFSITE_BINLOG_BASENAME='mysql-bin'",
-      "OFFSITE_BINLOG_DIR='/backups/binlogs'",
-      "OFFSITE_BUCKET='atlastech-backups'",
-      "OFFSITE_CREDENTIALS='/etc/backup321/secrets/offsite-upload-aws'",
-      "OFFSITE_LOCK_DAYS='35'",
-      "OFFSITE_LOCK_MODE='GOVERNANCE'",
-      "OFFSITE_MAX_AGE_HOURS='362'",
-      "OFFSITE_PREFIX='database/'",
-      "OFFSITE_REGION='eu-west-3'",
-      "OFFSITE_SSE='AES256'",
-      "",
-    ].join("\n"),
-  );
+  // the job's own variables (the B321_* every env file carries: host.test.ts)
+  const env = String(fileAt("/etc/backup321/offsite-upload.env")).split("\n");
+  expect(env[0]).toBe("# backup321 job offsite-upload");
+  expect(env.filter((l) => !l.startsWith("#") && !l.startsWith("B321_"))).toEqual([
+    "OFFSITE_BACKUP_DIR='/backups/database'",
+    "OFFSITE_BINLOG_BASENAME='mysql-bin'",
+    "OFFSITE_BINLOG_DIR='/backups/binlogs'",
+    "OFFSITE_BUCKET='atlastech-backups'",
+    "OFFSITE_CREDENTIALS='/etc/backup321/secrets/offsite-upload-aws'",
+    "OFFSITE_LOCK_DAYS='35'",
+    "OFFSITE_LOCK_MODE='GOVERNANCE'",
+    "OFFSITE_MAX_AGE_HOURS='362'",
+    "OFFSITE_PREFIX='database/'",
+    "OFFSITE_REGION='eu-west-3'",
+    "OFFSITE_SSE='AES256'",
+    "",
+  ]);
+  expect(env).toContain("B321_JOB='offsite-upload'");
   expect(fileAt("/etc/cron.d/backup321-offsite-upload")).toContain(
     "30 5 * * * root '/usr/local/lib/backup321/b321-cron.sh' 'offsite-upload' '/usr/local/lib/backup321/offsite-upload.sh' '/etc/backup321/offsite-upload.env'",
   );
