@@ -12,6 +12,7 @@ import {
   dropUserCommand,
   filePrefix,
   keyFingerprint,
+  keyResource,
   mariadbEnv,
   PITR_JOB,
   renderBinlogDropIn,
@@ -169,7 +170,7 @@ export class MariaDbBackup extends pulumi.ComponentResource {
     host: Host,
   ): { key: random.RandomPassword; keyFile: RemoteFile } {
     const key = new random.RandomPassword(
-      `${name}-key`,
+      keyResource(name),
       { length: 48, special: false },
       { parent: this, protect: true },
     );

@@ -284,3 +284,6 @@ export function mariadbEnv(s: JobEnvSpec): Record<string, string | number> {
 export function filePrefix(databases: readonly string[], site: string): string {
   return databases.length === 1 ? databases[0] : site;
 }
+
+/** The generated encryption key of a MariaDbBackup named BACKUP. */
+export const keyResource = (backup: string) => `${backup}-key`;

@@ -20,6 +20,7 @@ import {
   requireToolsCommand,
   scanKnownHostsCommand,
   writerPolicy,
+  writerKeyResource,
   writerUserName,
   renderCredentialsFile,
   type Writer,
@@ -173,7 +174,7 @@ export class OffsiteBucket extends pulumi.ComponentResource {
       { parent: this },
     );
     const key = new aws.iam.AccessKey(
-      `${name}-${writer}-key`,
+      writerKeyResource(name, writer),
       { user: user.name },
       { parent: this },
     );

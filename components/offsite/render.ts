@@ -397,3 +397,6 @@ export function requireToolsCommand(tools: readonly string[], where: string): st
 export function writerUserName(bucketName: string, writer: Writer): string {
   return `${bucketName.slice(0, 64 - writer.length - 1)}-${writer}`;
 }
+
+/** The access key of a bucket writer ("dumps" or "restic") of an OffsiteBucket named BUCKET. */
+export const writerKeyResource = (bucket: string, writer: Writer) => `${bucket}-${writer}-key`;

@@ -10,6 +10,7 @@ import {
   backupEnv,
   forgetArgs,
   passwordFileCommand,
+  passwordResource,
   renderExcludeFile,
   repositoryEnv,
   repositoryUrl,
@@ -166,7 +167,7 @@ export class ResticRepository extends pulumi.ComponentResource {
     this.files = files;
 
     const password = new random.RandomPassword(
-      `${name}-password`,
+      passwordResource(name),
       { length: 48, special: false },
       // Protected like the MariaDB key: it is what opens the repository's data.
       { parent: this, protect: true, retainOnDelete: true, additionalSecretOutputs: ["result"] },

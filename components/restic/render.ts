@@ -218,3 +218,6 @@ export function passwordFileCommand(
     "trap - EXIT",
   ].join("\n");
 }
+
+/** The generated password of a ResticRepository named REPOSITORY (what opens its data). */
+export const passwordResource = (repository: string) => `${repository}-password`;

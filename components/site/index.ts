@@ -18,6 +18,7 @@ import { Monitor } from "../monitoring";
 import { monitorChecksFor } from "../monitoring/render";
 import { MariaDbBackup } from "../mariadb";
 import { MARIADB_TOOLS } from "../mariadb/render";
+import { partName } from "./names";
 
 /** A NAS only receives copies: nothing of backup321 runs there. */
 const isStorageOnly = (h: HostModel): boolean =>
@@ -91,7 +92,7 @@ export class BackupSite extends pulumi.ComponentResource {
     const m = site.mariadb;
     if (!m) return undefined;
     return new MariaDbBackup(
-      `${name}-mariadb`,
+      partName.mariadb(name),
       {
         host: this.hosts[m.host],
         config: m,
@@ -248,7 +249,7 @@ export class BackupSite extends pulumi.ComponentResource {
         { parent: this },
       );
       built[r.name] = new ResticRepository(
-        `${name}-restic-${r.name}`,
+        partName.restic(name, r.name),
         {
           scripts: scripts[r.host],
           repo: r.name,
@@ -310,7 +311,7 @@ export class BackupSite extends pulumi.ComponentResource {
       // Credentials come from the environment of `pulumi up` (AWS_PROFILE, SSO...), never the program.
       const provider = new aws.Provider(`${name}-aws`, { region: bucket.region }, { parent: this });
       offsite = new OffsiteBucket(
-        `${name}-offsite`,
+        partName.offsite(name),
         {
           bucket,
           dumpWriter: upload !== undefined,

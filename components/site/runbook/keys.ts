@@ -2,7 +2,10 @@
 // hosts: each query writes one 0600 file, so no key reaches a variable, argv or the terminal.
 import type { Site } from "../../../stacks/schema";
 import { RESTIC_S3_SECRETS } from "../../../stacks/secrets";
-import { SITE_RESOURCE } from "../names";
+import { partName, SITE_RESOURCE } from "../names";
+import { keyResource } from "../../mariadb/render";
+import { writerKeyResource } from "../../offsite/render";
+import { passwordResource } from "../../restic/render";
 import { LAPTOP, USE_PASSPHRASE, type Step } from "./steps";
 
 /** jq's reveal: a secret output of `pulumi stack export --show-secrets` is {"plaintext": JSON}. */
@@ -35,7 +38,7 @@ export function keySteps(site: Site, stack: string): Step[] {
     `mkdir -p "${KEYS}"`,
     ...site.restic.repositories.flatMap((r) =>
       query(
-        `${SITE_RESOURCE}-restic-${r.name}-password`,
+        passwordResource(partName.restic(SITE_RESOURCE, r.name)),
         ".outputs.result | reveal",
         `restic-${r.name}.password`,
       ),
@@ -48,13 +51,19 @@ export function keySteps(site: Site, stack: string): Step[] {
             `printf '[default]\\naws_access_key_id = %s\\naws_secret_access_key = %s\\n' "$(pulumi config get backup321:${RESTIC_S3_SECRETS.accessKeyId})" "$(pulumi config get backup321:${RESTIC_S3_SECRETS.secretAccessKey})" > "${KEYS}/restic-s3.aws"`,
           ]
         : query(
-            `${SITE_RESOURCE}-offsite-restic-key`,
+            writerKeyResource(partName.offsite(SITE_RESOURCE), "restic"),
             '"[default]\\naws_access_key_id = \\(.id)\\naws_secret_access_key = \\(.outputs.secret | reveal)"',
             "restic-s3.aws",
           )),
     );
   if (site.mariadb)
-    sh.push(...query(`${SITE_RESOURCE}-mariadb-key`, ".outputs.result | reveal", "mariadb.key"));
+    sh.push(
+      ...query(
+        keyResource(partName.mariadb(SITE_RESOURCE)),
+        ".outputs.result | reveal",
+        "mariadb.key",
+      ),
+    );
   sh.push(`ls -l "${KEYS}"`);
   return [
     {
