@@ -9,6 +9,7 @@ import { restic } from "./model/restic";
 import { offsite } from "./model/offsite";
 import { monitoring } from "./model/monitoring";
 import { escrow, sizes, stateBackend } from "./model/recovery";
+import { application, contact } from "./model/people";
 
 export const siteSchema = z.strictObject({
   /** Short site name, used in tags, hostnames of snapshots and alert subjects. */
@@ -47,6 +48,10 @@ export const siteSchema = z.strictObject({
   escrow: escrow.optional(),
   /** Where the Pulumi state is (`pulumi login` URL), for RUNBOOK.md's recovery. Defaults to unstated. */
   stateBackend: stateBackend.optional(),
+  /** Who to call, in order: RUNBOOK.md lists them first, and every alert names them. Defaults to none. */
+  contacts: z.array(contact).default([]),
+  /** The application that writes to the database: stopped before a restore, started and checked after. Defaults to none. */
+  application: application.optional(),
 });
 
 /** The site as written in Pulumi.<stack>.yaml. */

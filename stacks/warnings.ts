@@ -17,6 +17,14 @@ export function planWarnings(site: Site): string[] {
     out.push(
       "RUNBOOK.md cannot say where the Pulumi state is (backup321:site.stateBackend is not set): without it a rebuild cannot read the stack; set it to the URL `pulumi login` takes (e.g. s3://ops-pulumi-state)",
     );
+  if (site.contacts.length === 0)
+    out.push(
+      "RUNBOOK.md and the alerts name nobody to call (backup321:site.contacts is empty): at 3 a.m. the person reading them must know who decides and who restores; add contacts with name, role and phone",
+    );
+  if (site.mariadb && !site.application)
+    out.push(
+      "RUNBOOK.md cannot stop the application before a database restore (backup321:site.application is not set): writes that land during the swap are lost; set application with host, stop, start and healthUrl",
+    );
   site.hosts.forEach((h, i) => {
     if (h.disarmed)
       out.push(

@@ -19,6 +19,8 @@ export interface MonitorArgs {
   /** Ping the webhook after a run that found nothing wrong. Defaults to true. */
   readonly pingOnSuccess?: boolean;
   /** RUNBOOK.md installed as <etc>/RUNBOOK.md. Defaults to none. */
+  /** Who to call, one line each: every alert names them. Defaults to none. */
+  readonly contacts?: readonly string[];
   readonly runbook?: string;
 }
 
@@ -109,6 +111,7 @@ export class Monitor extends pulumi.ComponentResource {
             webhookFile: this.webhookFile,
             webhookStyle: args.webhookStyle ?? "json",
             pingOnSuccess: args.pingOnSuccess ?? true,
+            contacts: args.contacts ?? [],
           }),
           mode: "0600",
           dirMode: "0700",

@@ -107,11 +107,14 @@ export interface AlertChannels {
   readonly webhookFile?: string;
   readonly webhookStyle: "json" | "healthchecks";
   readonly pingOnSuccess: boolean;
+  /** Who to call, one line each ("name (role, phone)"): every alert names them. */
+  readonly contacts: readonly string[];
 }
 
 /** <etc>/alert.env, read by alert.sh. It names the URL's file; the URL itself is never in it. */
 export function renderAlertEnv(a: AlertChannels): string {
   return renderEnvFile("backup321 alert channels (read by alert.sh)", {
+    ALERT_CONTACTS: a.contacts.join("; "),
     ALERT_EMAIL: a.email.join(","),
     ALERT_WEBHOOK_FILE: a.webhookFile ?? "",
     ALERT_WEBHOOK_STYLE: a.webhookStyle,

@@ -19,6 +19,7 @@ import { monitorChecksFor } from "../monitoring/render";
 import { MariaDbBackup } from "../mariadb";
 import { MARIADB_TOOLS } from "../mariadb/render";
 import { partName } from "./names";
+import { contactLine } from "../../stacks/model/people";
 
 /** A NAS only receives copies: nothing of backup321 runs there. */
 const isStorageOnly = (h: HostModel): boolean =>
@@ -185,6 +186,7 @@ export class BackupSite extends pulumi.ComponentResource {
               webhookUrl: webhookUrl === undefined ? undefined : pulumi.secret(webhookUrl),
               webhookStyle: mon.webhookStyle,
               pingOnSuccess: mon.pingOnSuccess,
+              contacts: site.contacts.map(contactLine),
               runbook: args.runbook,
             },
             { parent: this },

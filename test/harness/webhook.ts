@@ -12,6 +12,8 @@ export interface WebhookAlert {
   readonly result: string;
   readonly host: string;
   readonly message: string;
+  /** Who to call (alert.env's ALERT_CONTACTS). */
+  readonly contacts: string;
 }
 
 export interface WebhookReceiver {

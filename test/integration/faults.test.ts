@@ -46,6 +46,8 @@ import { expectFileContracts } from "../harness/contracts";
 
 const ROOT = path.join(__dirname, "..", "..");
 const DB = "atlastech_db";
+/** Who every alert names (site.contacts). */
+const CONTACTS = ["Ibtissam Elghbali (DBA, +212 6 00 00 00 02)", "Oumayma Lafridi (IT manager)"];
 
 let server: MariaDbServer;
 let s3: S3rverServer;
@@ -259,7 +261,12 @@ async function check(j: Job, f: Fault): Promise<void> {
     expect(String(s.error)).toMatch(f.error);
     await waitFor("the webhook alert", () => hook.received().some((a) => a.job === j.job), 30_000);
     const alert = hook.received().find((a) => a.job === j.job)!;
-    expect(alert).toMatchObject({ job: j.job, result: "failed", host: os.hostname() });
+    expect(alert).toMatchObject({
+      job: j.job,
+      result: "failed",
+      host: os.hostname(),
+      contacts: CONTACTS.join("; "),
+    });
     expect(alert.message).toBe(String(s.error));
     const after = fingerprints(watched());
     for (const [file, sha] of before) expect({ file, sha: after.get(file) }).toEqual({ file, sha });
@@ -925,6 +932,7 @@ beforeAll(async () => {
       webhookFile: `${secrets}/alert-webhook`,
       webhookStyle: "json",
       pingOnSuccess: false,
+      contacts: CONTACTS,
     }),
     { mode: 0o600 },
   );

@@ -65,18 +65,20 @@ test("proxmox-srv: only its jobs", () => {
   expect(monitorChecksFor(prod, "proxmox-srv").pitr).toBeUndefined();
 });
 
-test("alert.env names the webhook file, never the URL", () => {
+test("alert.env names the webhook file, never the URL, and who to call", () => {
   expect(
     renderAlertEnv({
       email: ["a@example.org", "b@example.org"],
       webhookFile: "/etc/backup321/secrets/alert-webhook-url",
       webhookStyle: "healthchecks",
       pingOnSuccess: true,
+      contacts: ["Oumayma Lafridi (IT manager, +212 6 00 00 00 01)", "Ibtissam Elghbali (DBA)"],
     }),
   ).toBe(
     [
       "# backup321 alert channels (read by alert.sh)",
       "# Managed by backup321 (pulumi up): local edits are overwritten.",
+      "ALERT_CONTACTS='Oumayma Lafridi (IT manager, +212 6 00 00 00 01); Ibtissam Elghbali (DBA)'",
       "ALERT_EMAIL='a@example.org,b@example.org'",
       "ALERT_PING_ON_SUCCESS='1'",
       "ALERT_WEBHOOK_FILE='/etc/backup321/secrets/alert-webhook-url'",
@@ -85,9 +87,9 @@ test("alert.env names the webhook file, never the URL", () => {
     ].join("\n"),
   );
   // no webhook: nothing to ping
-  expect(renderAlertEnv({ email: [], webhookStyle: "json", pingOnSuccess: true })).toContain(
-    "ALERT_PING_ON_SUCCESS='0'",
-  );
+  expect(
+    renderAlertEnv({ email: [], webhookStyle: "json", pingOnSuccess: true, contacts: [] }),
+  ).toContain("ALERT_PING_ON_SUCCESS='0'");
 });
 
 test("grace: a quarter of the interval, between 1 and 12 hours", () => {

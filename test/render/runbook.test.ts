@@ -5,7 +5,9 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { readStackFile } from "../../infra/stackFile";
 import { parseSite } from "../../stacks/load";
-import { siteSchema, type SiteInput } from "../../stacks/schema";
+import { siteSchema, type Site, type SiteInput } from "../../stacks/schema";
+import { pasteOk } from "../harness/runbook";
+import { freePort, run } from "../harness/proc";
 import { renderCopiesDiagram, renderRunbook } from "../../components/site/runbook";
 import { keySteps } from "../../components/site/runbook/keys";
 import { resticRestoreStep, scenarios } from "../../components/site/runbook/scenarios";
@@ -20,6 +22,13 @@ const prodRaw = () => structuredClone(readStackFile("prod").config["backup321:si
 const prod = parseSite(prodRaw());
 const md = renderRunbook(prod, "prod");
 const lines = md.split("\n");
+
+/** The point-in-time recovery among a scenario's steps. */
+const pitrOf = (steps: readonly Step[]) => {
+  const s = steps.find((x) => x.say.startsWith("recover into a fresh datadir"));
+  if (!s) throw new Error(`no recovery among: ${steps.map((x) => x.say).join(" | ")}`);
+  return s;
+};
 
 test("the seed site's runbook (snapshot)", () => {
   expect(md).toMatchSnapshot();
@@ -69,7 +78,7 @@ test("RUNBOOK.md prints each step's block exactly as the scenario tests run it",
     for (const step of x.steps) expect(md).toContain(`\n\`\`\`sh\n${stepScript(step)}\n\`\`\`\n`);
   }
   // an input bound by the operator (or a test) is one shell word, whatever it holds
-  const pitr = scenario("the database").steps[1];
+  const pitr = pitrOf(scenario("the database").steps);
   expect(stepScript(pitr, { UNTIL: "2026-12-04 10:00:00" })).toContain(
     "  UNTIL='2026-12-04 10:00:00'   # ",
   );
@@ -109,7 +118,8 @@ describe("the point-in-time block, pasted into an interactive shell", () => {
     fs.writeFileSync(path.join(dir, "mysql", "marker"), "old\n");
     const raw = prodRaw();
     (raw.mariadb as { datadir?: string }).datadir = path.join(dir, "mysql");
-    const step = scenario("the database", parseSite(raw)).steps[1];
+    delete raw.application; // the swap alone (the application's gate: its own tests below)
+    const step = pitrOf(scenario("the database", parseSite(raw)).steps);
     const paste = (fail = "") => {
       const calls = path.join(dir, "calls");
       fs.rmSync(calls, { force: true });
@@ -153,6 +163,84 @@ describe("the point-in-time block, pasted into an interactive shell", () => {
   });
 });
 
+describe("the application around a database restore, against a real HTTP server", () => {
+  // The application: a node HTTP server on loopback, started and stopped by the model's commands.
+  let dir: string;
+  let port: number;
+  let server: string;
+  const app = () => ({
+    host: "db-srv",
+    stop: `kill "$(cat ${dir}/app.pid)"`,
+    start: `setsid nohup node ${server} ${port} >/dev/null 2>&1 & echo $! > ${dir}/app.pid`,
+    healthUrl: `http://127.0.0.1:${port}/health`,
+  });
+  const answers = () =>
+    run("curl", ["-fsS", "-o", "/dev/null", `http://127.0.0.1:${port}/health`]).code === 0;
+  const site = (over: Record<string, unknown> = {}) => {
+    const raw = prodRaw();
+    (raw.mariadb as { datadir?: string }).datadir = path.join(dir, "mysql");
+    raw.application = { ...app(), ...over } as SiteInput["application"];
+    return parseSite(raw);
+  };
+  const steps = (s: Site) => scenario("the database", s).steps;
+  const paste = (step: Step, values: Record<string, string> = {}) =>
+    run("bash", [
+      "-c",
+      `systemctl() { echo "systemctl $*" >> ${dir}/calls; }\n${stepScript(step, values)}`,
+    ]);
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "b321-app-"));
+    server = path.join(dir, "app-server.js");
+    fs.writeFileSync(
+      server,
+      'require("node:http").createServer((q, r) => r.end("ok")).listen(Number(process.argv[2]), "127.0.0.1");\n',
+    );
+    port = await freePort();
+  });
+  afterAll(() => {
+    if (fs.existsSync(`${dir}/app.pid`))
+      run("kill", [fs.readFileSync(`${dir}/app.pid`, "utf8").trim()]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("started: the start block runs the model's command and waits until the URL answers", () => {
+    const start = steps(site()).find((x) => x.say.startsWith("start the application"))!;
+    expect(answers()).toBe(false);
+    expect(pasteOk(start)).toContain("the application answers");
+    expect(answers()).toBe(true);
+  });
+
+  test("a stop that leaves it answering: the stop block fails, and the swap refuses", () => {
+    const s = site({ stop: "true" });
+    const stop = steps(s).find((x) => x.say.startsWith("stop the application"))!;
+    const r = paste(stop);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`the application still answers at http://127.0.0.1:${port}/health`);
+    // the recovery is built; the swap must not happen while the application writes
+    fs.mkdirSync(path.join(dir, "mysql"), { recursive: true });
+    fs.mkdirSync(path.join(dir, "mysql.pitr-20261204100000"), { recursive: true });
+    const swap = paste(pitrOf(steps(s)), { UNTIL: "2026-12-04 10:00:00" });
+    expect(swap.code).toBe(1);
+    expect(swap.stderr).toContain("stop it first (or FORCE=1)");
+    expect(fs.existsSync(path.join(dir, "calls"))).toBe(false);
+    expect(fs.existsSync(path.join(dir, "mysql.pitr-20261204100000"))).toBe(true);
+  });
+
+  test("stopped: the stop block passes, and the swap goes on", () => {
+    const s = site();
+    const stop = steps(s).find((x) => x.say.startsWith("stop the application"))!;
+    expect(pasteOk(stop)).toContain("the application is stopped");
+    expect(answers()).toBe(false);
+    const swap = paste(pitrOf(steps(s)), { UNTIL: "2026-12-04 10:00:00" });
+    expect(swap.stderr).toBe("");
+    expect(fs.readFileSync(path.join(dir, "calls"), "utf8")).toBe(
+      "systemctl stop mariadb\nsystemctl start mariadb\n",
+    );
+    expect(fs.existsSync(path.join(dir, "mysql.pitr-20261204100000"))).toBe(false);
+  });
+});
+
 test("a total loss: the newest full comes back from Glacier first, then everything the copies hold", () => {
   const steps = scenario("total loss").steps;
   const dumps = steps.find((x) => x.say.startsWith("fetch the newest full"))!;
@@ -168,12 +256,14 @@ test("a total loss: the newest full comes back from Glacier first, then everythi
   const policy = JSON.stringify(writerPolicy("atlastech-backups", "dumps", "database/"));
   expect(policy).toContain("s3:RestoreObject");
   // no --until to make up: now, in the site's zone
-  const pitr = steps[steps.indexOf(dumps) + 1];
-  expect(pitr.inputs).toEqual([
+  const after = steps.slice(steps.indexOf(dumps) + 1);
+  expect(after[0].say).toMatch(/^stop the application/);
+  expect(pitrOf(after).inputs).toEqual([
     expect.objectContaining({
       name: "UNTIL",
       value: `"$(TZ=Europe/Paris date '+%Y-%m-%d %H:%M:%S')"`,
     }),
+    expect.objectContaining({ name: "FORCE", value: "0" }),
   ]);
   // the PBS datastore goes back into the one `pulumi up` created, no second `datastore create`
   expect(md).not.toContain("datastore create");
@@ -185,7 +275,16 @@ test("a total loss: the newest full comes back from Glacier first, then everythi
 test("a rebuilt host comes back disarmed, and is re-armed only after its restore", () => {
   const db = prod.hosts.findIndex((h) => h.name === "db-srv");
   const lost = scenario("db-srv is lost").steps;
-  expect(lost.map((x) => x.on)).toEqual([LAPTOP, LAPTOP, "db-srv", "db-srv", "db-srv", LAPTOP]);
+  expect(lost.map((x) => x.on)).toEqual([
+    LAPTOP,
+    LAPTOP,
+    "db-srv", // the NAS snapshot
+    "db-srv", // the newest full
+    "db-srv", // the application stopped (it runs on db-srv)
+    "db-srv", // the recovery
+    "db-srv", // the application started and checked
+    LAPTOP,
+  ]);
   expect(lost[2].say).toMatch(/^bring back the newest NAS snapshot/);
   expect(block(lost[1]).slice(3)).toEqual([
     `  pulumi config set --path 'backup321:site.hosts[${db}].generation' 2 --type int`,
@@ -193,7 +292,7 @@ test("a rebuilt host comes back disarmed, and is re-armed only after its restore
     "  pulumi up --yes",
     ")",
   ]);
-  expect(block(lost[5]).slice(3)).toEqual([
+  expect(block(lost[7]).slice(3)).toEqual([
     `  pulumi config set --path 'backup321:site.hosts[${db}].disarmed' false --type bool`,
     "  pulumi up --yes",
     ")",

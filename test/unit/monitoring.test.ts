@@ -66,6 +66,8 @@ test("the webhook URL is a secret file (0600) and never in a command line or the
     [
       "# backup321 alert channels (read by alert.sh)",
       "# Managed by backup321 (pulumi up): local edits are overwritten.",
+      // site.contacts, in the model's order
+      "ALERT_CONTACTS='Oumayma Lafridi (IT manager, +212 6 00 00 00 01); Ibtissam Elghbali (DBA, +212 6 00 00 00 02)'",
       "ALERT_EMAIL='admin@atlastech.ma'",
       "ALERT_PING_ON_SUCCESS='0'",
       "ALERT_WEBHOOK_FILE='/etc/backup321/secrets/alert-webhook-url'",

@@ -202,6 +202,19 @@ describe("problems are listed with their key path and what would be valid", () =
     ]);
   });
 
+  test("a contact nobody can reach, and an application without a health URL", () => {
+    const raw = clone(stackSite("prod")) as {
+      contacts: Record<string, string>[];
+      application: Record<string, string>;
+    };
+    raw.contacts = [{ name: "Oumayma Lafridi", role: "IT manager" }];
+    raw.application.healthUrl = "intranet";
+    expect(problems(raw)).toEqual([
+      "backup321:site.contacts[0]: gives no way to reach them (add phone: or email:)",
+      "backup321:site.application.healthUrl: must be a URL (e.g. https://intranet.atlastech.ma/login)",
+    ]);
+  });
+
   test("a server binlog expiry shorter than the shipping can cover", () => {
     const raw = clone(stackSite("prod")) as {
       mariadb: { schedules: { binlogs: string }; retention: { binlogExpireDays: number } };

@@ -3,7 +3,8 @@
 # Called by common.sh when a job fails or warns, and by the monitor, which also calls it with the
 # RESULT success after a run that found nothing wrong: that is a ping for a dead-man's switch
 # (webhook only, when ALERT_PING_ON_SUCCESS=1), not an alert.
-# alert.env: ALERT_EMAIL (addresses, comma-separated), ALERT_WEBHOOK_FILE (0600 file holding the URL),
+# alert.env: ALERT_CONTACTS (who to call: the mail's last line, the webhook body's "contacts"),
+# ALERT_EMAIL (addresses, comma-separated), ALERT_WEBHOOK_FILE (0600 file holding the URL),
 # ALERT_WEBHOOK_STYLE (json: POST the JSON body to the URL; healthchecks: alerts go to <URL>/fail,
 # pings to <URL>), ALERT_PING_ON_SUCCESS (1 or 0).
 # Never prints a secret: the webhook URL is read from its file and handed to curl on stdin (-K -),
@@ -30,7 +31,7 @@ main() {
   subject="[backup321] $result: $job on $host"
   logger -t backup321 -p user.err -- "ALERT $subject: $message" || true
   if [ -n "${ALERT_EMAIL:-}" ]; then
-    send_mail "$ALERT_EMAIL" "$subject" "$message" || failed=1
+    send_mail "$ALERT_EMAIL" "$subject" "$message${ALERT_CONTACTS:+$'\n\n'Who to call: $ALERT_CONTACTS}" || failed=1
   fi
   if [ -n "${ALERT_WEBHOOK_FILE:-}" ]; then
     local suffix=""
@@ -62,8 +63,9 @@ post_webhook() {
   fi
   url=$(head -n 1 -- "$url_file")
   url=${url%/}$suffix
-  body=$(printf '{"job":%s,"result":%s,"host":%s,"message":%s}' \
-    "$(json "$job")" "$(json "$result")" "$(json "$host")" "$(json "$message")")
+  body=$(printf '{"job":%s,"result":%s,"host":%s,"message":%s,"contacts":%s}' \
+    "$(json "$job")" "$(json "$result")" "$(json "$host")" "$(json "$message")" \
+    "$(json "${ALERT_CONTACTS:-}")")
   # The URL is the credential (ntfy topic, Healthchecks uuid): it goes to curl through a config on
   # stdin, so it is neither in ps nor in the environment.
   printf 'url = "%s"\n' "$url" |

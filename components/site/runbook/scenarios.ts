@@ -5,8 +5,9 @@
 import { nasFrom, nasSources, uploadHost } from "../../../stacks/defaults";
 import type { Site } from "../../../stacks/schema";
 import { serviceCommand } from "../../../stacks/model/mariadb";
+import type { Application } from "../../../stacks/model/people";
 import { ASSUMED } from "../../../stacks/targets";
-import { jobFiles } from "../../host/render";
+import { jobFiles, shq } from "../../host/render";
 import { PITR_JOB } from "../../mariadb/render";
 import { pbsStorageId } from "../../proxmox/render";
 import { repositoryUrl, resticJob, resticLocation } from "../../restic/render";
@@ -173,6 +174,47 @@ function newestFullStep(site: Site): Step {
   };
 }
 
+/** Whether the application answers at its health URL (curl: 2xx or 3xx within 5 s). */
+const answers = (app: Application) => `curl -fs -o /dev/null --max-time 5 ${shq(app.healthUrl)}`;
+const NEED_CURL = `command -v curl >/dev/null || { echo "curl is missing on $(hostname): apt-get install curl (the application's health check uses it)" >&2; exit 1; }`;
+
+/** Stops the application; what decides is that its health URL no longer answers. */
+function appStopStep(app: Application): Step {
+  return {
+    on: app.host,
+    say: `stop the application: nothing may write to the database while it is replaced (${app.healthUrl} must stop answering).`,
+    sh: [
+      NEED_CURL,
+      `${app.stop} || echo "the stop command failed: checking whether the application still answers" >&2`,
+      `if ${answers(app)}; then echo "the application still answers at ${app.healthUrl}: stop it, then paste this again" >&2; exit 1; fi`,
+      'echo "the application is stopped"',
+    ],
+  };
+}
+
+/** Starts the application and waits until its health URL answers (up to a minute). */
+function appStartStep(app: Application): Step {
+  return {
+    on: app.host,
+    say: `start the application and wait for ${app.healthUrl} to answer${app.check ? `; then, by hand: ${app.check}` : ""}.`,
+    sh: [
+      NEED_CURL,
+      app.start,
+      `for _ in $(seq 30); do ${answers(app)} && break; sleep 2; done`,
+      `${answers(app)} || { echo "the application does not answer at ${app.healthUrl}: see its logs" >&2; exit 1; }`,
+      'echo "the application answers"',
+    ],
+  };
+}
+
+/** The database brought back to a moment, with the application stopped around it (when the model names it). */
+export function databaseSteps(site: Site, until: { value: string; say: string }): Step[] {
+  const app = site.application;
+  return app
+    ? [appStopStep(app), pitrStep(site, until), appStartStep(app)]
+    : [pitrStep(site, until)];
+}
+
 /**
  * Point-in-time recovery into a fresh datadir beside the live one, then the swap. The datadir it
  * replaces is kept aside, never deleted; a recovery already built for the same moment is reused, so
@@ -181,13 +223,27 @@ function newestFullStep(site: Site): Step {
 export function pitrStep(site: Site, until: { value: string; say: string }): Step {
   const m = site.mariadb!;
   const pitrTool = jobFiles(hostOf(site, m.host).paths, PITR_JOB).entryPoint;
+  const app = site.application;
   return {
     on: m.host,
     say: "recover into a fresh datadir (the newest full before that moment, then the binlogs), then swap it in; the old datadir is kept aside.",
-    inputs: [{ name: "UNTIL", ...until }],
+    inputs: [
+      { name: "UNTIL", ...until },
+      ...(app
+        ? [{ name: "FORCE", value: "0", say: "1 swaps even while the application answers" }]
+        : []),
+    ],
     sh: [
       `pitr=${m.datadir}.pitr-$(printf %s "$UNTIL" | tr -dc 0-9)   # one per moment: a second paste reuses a finished one`,
       `[ -d "$pitr" ] || ${pitrTool} --until "$UNTIL" --tz ${site.timezone} --target-datadir "$pitr"`,
+      ...(app
+        ? [
+            'if [ "$FORCE" != 1 ]; then   # the application must be down: nothing writes during the swap',
+            `  ${NEED_CURL}`,
+            `  if ${answers(app)}; then echo "the application still answers at ${app.healthUrl}: stop it first (or FORCE=1)" >&2; exit 1; fi`,
+            "fi",
+          ]
+        : []),
       serviceCommand(m, "stop"),
       `if [ -e ${m.datadir} ]; then mv -T ${m.datadir} "${m.datadir}.before-pitr-$(date +%Y%m%dT%H%M%S)"; fi`,
       `mv -T "$pitr" ${m.datadir}`,
@@ -214,7 +270,7 @@ function databaseScenario(site: Site): Scenario | undefined {
     needs: [`the backup disk of ${m.host} (${m.backupDir}, ${m.binlogBackupDir})`],
     steps: [
       newestFullStep(site),
-      pitrStep(site, { ...UNTIL_PAST, say: `${UNTIL_PAST.say}, ${site.timezone}` }),
+      ...databaseSteps(site, { ...UNTIL_PAST, say: `${UNTIL_PAST.say}, ${site.timezone}` }),
     ],
   };
 }
@@ -297,7 +353,7 @@ function hostLossScenario(site: Site, stack: string): Scenario | undefined {
       rebuildStep(site, [m.host]),
       ...(nas && nasFrom(site) === m.host ? [nasFetchStep(site)] : []),
       newestFullStep(site),
-      pitrStep(site, {
+      ...databaseSteps(site, {
         ...UNTIL_PAST,
         say: `${UNTIL_PAST.say}, ${site.timezone}; the newest shipped binlog's end is the latest possible`,
       }),
@@ -443,7 +499,7 @@ function totalLossScenario(site: Site, stack: string): Scenario {
   if (dumps) {
     steps.push(dumps);
     steps.push(
-      pitrStep(site, {
+      ...databaseSteps(site, {
         value: `"$(TZ=${site.timezone} date '+%Y-%m-%d %H:%M:%S')"`,
         say: `now: everything the copies hold (or an earlier moment, ${site.timezone})`,
       }),
