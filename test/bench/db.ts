@@ -202,8 +202,12 @@ export async function run_(): Promise<void> {
     server.sql("DROP DATABASE seed_restore");
     results[0].restore = seedRestore;
     results[0].equal = seedEqual;
+    // A live datadir changes under tar (InnoDB's background work): tar then exits 1, which only
+    // says so; every byte was still read once, which is all this limit measures.
     const copy = timed("tar of the datadir (copy limit)", () =>
-      sh(`tar -cf - -C ${server.datadir} . | cat > /dev/null`),
+      sh(
+        `tar --warning=no-file-changed -cf - -C ${server.datadir} . | cat > /dev/null; [ "\${PIPESTATUS[0]}" -le 1 ]`,
+      ),
     );
 
     const pad = (s: string, n: number) => s.padEnd(n);
