@@ -2,9 +2,9 @@
 # b321-cron [--tee] JOB PROGRAM [ARGS...]: runs one job's program the way every run of it goes.
 # Run by /etc/cron.d/backup321-<job>, and by the b321-<job> entry point (with --tee) when a person
 # runs the job by hand. It holds the job's lock, <locks>/cron-<job>.lock (B321_LOCK_DIR, set by
-# both), so two runs of a job never overlap, whoever started them: a run that finds the lock taken does nothing and exits 75
-# (EX_TEMPFAIL: the job is already running; try again once it has finished). All output goes to
-# syslog (tag backup321).
+# both), so two runs of a job never overlap, whoever started them: a run that finds the lock
+# taken does nothing and exits 75 (EX_TEMPFAIL: the job is already running; try again once it has
+# finished). All output goes to syslog (tag backup321).
 # --tee: the output also goes where it went before (the terminal of the person who typed b321-<job>:
 # stdout to stdout, stderr to stderr), and the program replaces the wrapper, so it keeps its pid and
 # the terminal's process group: Ctrl-C reaches the job, whose exit trap still gets its last lines
