@@ -324,7 +324,7 @@ export class BackupSite extends pulumi.ComponentResource {
     }
     if (upload && bucket && offsite?.dumpWriter && site.mariadb) {
       const m = site.mariadb;
-      const from = uploadHost(site) ?? m.host;
+      const from = uploadHost(site)!; // the MariaDB host unless the model names another
       new DumpUpload(
         `${name}-offsite-upload`,
         {
