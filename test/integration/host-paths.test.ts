@@ -30,7 +30,11 @@ const rig = useRig({
       host,
       path: `${box.paths.lib}/demo.sh`,
       mode: "0755",
-      content: jobScript("b321_lock demo-resource", "b321_set bytes 42"),
+      content: jobScript(
+        "b321_lock demo-resource",
+        "b321_set bytes 42",
+        '[ "${DEMO_FAIL:-0}" = 0 ] || b321_fail boom',
+      ),
     });
     new ScheduledJob("demo", {
       host,
@@ -58,9 +62,9 @@ const rig = useRig({
 
 beforeAll(() => rig.applyCreates());
 
-const entry = (job: string) =>
+const entry = (job: string, env: NodeJS.ProcessEnv = {}) =>
   run(`${rig.box.paths.sbin}/b321-${job}`, [], {
-    env: { ...process.env, B321_ALERT: "/bin/true" },
+    env: { ...process.env, B321_ALERT: "/bin/true", ...env },
   });
 const json = (file: string) => JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>;
 /** The moved directories' default places that exist: none may, nothing spells them out. */
@@ -107,12 +111,9 @@ test("the monitor reads the job where it wrote and finds it healthy", () => {
   expect(checks).toMatch(/backup321_job_last_success_age_seconds\{job="demo"\} \d+/);
   expect(checks).toContain(`backup321_monitor_check_ok{check="job",target="demo"} 1`);
   expect(checks).toContain("backup321_monitor_checks_failed 0");
-  // and sees a failure there too (the status file as common.sh writes it: one key per line)
-  const status = path.join(rig.box.paths.status, "demo.json");
-  fs.writeFileSync(
-    status,
-    JSON.stringify({ ...json(status), result: "failed", error: "boom" }, null, 2),
-  );
+  // and sees a failure there too: the job's own failed run, in the moved status directory
+  expect(entry("demo", { DEMO_FAIL: "1" }).code).toBe(1);
+  expect(json(path.join(rig.box.paths.status, "demo.json"))).toMatchObject({ result: "failed" });
   const failing = entry("monitor");
   expect(failing.code).toBe(1);
   expect(failing.stderr).toContain("boom");
