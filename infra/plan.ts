@@ -16,6 +16,7 @@ import {
 import { parseSite, SiteError, SITE_KEY } from "../stacks/load";
 import { parseFileMarker } from "../components/host/render";
 import { renderRunbook } from "../components/site/runbook";
+import { renderCompliance } from "../components/site/compliance";
 import { renderTargetsSummary } from "../stacks/targets";
 import { planWarnings } from "../stacks/warnings";
 import type { Site } from "../stacks/schema";
@@ -133,7 +134,10 @@ function summarize(
   lines.push("", renderTargetsSummary(site));
   const warnings = planWarnings(site);
   if (warnings.length > 0) lines.push("", "Warnings:", ...warnings.map((w) => `  - ${w}`));
-  lines.push("", `Written to ${opts.outDir}/ (plan.json, RUNBOOK.md, hosts/<host>/<path>)`);
+  lines.push(
+    "",
+    `Written to ${opts.outDir}/ (plan.json, RUNBOOK.md, COMPLIANCE.md, hosts/<host>/<path>)`,
+  );
   return lines.join("\n");
 }
 
@@ -173,6 +177,7 @@ async function main(): Promise<number> {
   await settle(recorded);
   const files = writeOut(opts, recorded);
   fs.writeFileSync(path.join(opts.outDir, "RUNBOOK.md"), renderRunbook(site, opts.stack));
+  fs.writeFileSync(path.join(opts.outDir, "COMPLIANCE.md"), renderCompliance(site, opts.stack));
   console.log(summarize(opts, site, recorded, files));
   return 0;
 }

@@ -2,6 +2,7 @@
 // render test fails when the page and the contracts disagree).
 import { z } from "zod";
 import {
+  HISTORY_COLUMNS,
   JOB_ENTRY_FIELDS,
   MANIFEST_FIELDS,
   RUN_RECORD_FIELDS,
@@ -90,6 +91,12 @@ export function renderFileContracts(): string {
     "Written by `common.sh` when a run starts and removed once its status file is written. A record whose process is gone is a run that ended without a result (killed, host down, status not writable): the monitor reports it as a failure of the job, and the job's next run that does not fail warns about it and removes it.",
     "",
     ...table(RUN_RECORD_FIELDS),
+    "",
+    "#### History: `<history>/<YYYY-MM>.tsv`",
+    "",
+    "Appended by `common.sh` at the end of every run, after its alert: one line per run, these columns in this order, tab-separated (a tab or line break inside a value is written as a space or ` \\n `). Lines are never rewritten; a month's file is removed once it is 13 months old. `b321-evidence` reads it.",
+    "",
+    ...table(HISTORY_COLUMNS),
     "",
     "#### Database full manifest: `<backupDir>/<full>.manifest.json`",
     "",

@@ -256,6 +256,36 @@ export const RUN_RECORD_FIELDS = {
   started: field(timestamp, "When the run started (UTC), as `started` in its status file."),
 } satisfies Fields;
 
+/**
+ * <history>/<YYYY-MM>.tsv, one line per run appended by common.sh after the run's alert, columns
+ * in this order, tab-separated (a tab or line break inside a value is written as a space or ` \\n `).
+ * b321-evidence (evidence.sh) reads it.
+ */
+export const HISTORY_COLUMNS = {
+  ended: field(timestamp, "When the run ended (UTC)."),
+  host: field(text, "`hostname` of the host that ran it."),
+  job: field(z.string().min(1), "The job's name."),
+  kind: field(
+    z.enum(["backup", "check", "drill", "restore", "setup"]),
+    "What the job is: `backup` (takes or copies data), `check`, `drill` (a restore test), `restore` (a recovery run by hand) or `setup`; the script says.",
+  ),
+  result: field(z.enum(["success", "warning", "failed"]), "As in the status file."),
+  duration_seconds: field(z.coerce.number().int().nonnegative(), "How long the run took."),
+  restore_seconds: field(
+    z.union([z.literal(""), z.coerce.number().int().nonnegative()]),
+    "The measured restore time (RTO) of a drill or restore; empty for other runs.",
+  ),
+  bytes: field(
+    z.union([z.literal(""), z.coerce.number().int()]),
+    "The status file's `bytes`; empty when the job sets none.",
+  ),
+  alert: field(
+    z.enum(["none", "sent", "undelivered"]),
+    "`none` (the run succeeded), `sent` (the alert hook delivered it) or `undelivered` (no hook, or a channel down).",
+  ),
+  message: field(text, "Why it failed or warned (the alert's text); empty on success."),
+} satisfies Fields;
+
 /** <backupDir>/<prefix>_full_<stamp>.<ext>.enc.manifest.json, written by mariadb-full.sh. */
 export const MANIFEST_FIELDS = {
   format: field(z.literal("backup321-mariadb-full/1"), "The manifest's format and version."),
@@ -342,6 +372,16 @@ export const commonStatusSchema = z.looseObject(STATUS_FIELDS);
 export const jobEntrySchema = z.strictObject(JOB_ENTRY_FIELDS);
 export const manifestSchema = z.strictObject(MANIFEST_FIELDS);
 export const runRecordSchema = z.strictObject(RUN_RECORD_FIELDS);
+export const historyLineSchema = z.strictObject(HISTORY_COLUMNS);
+
+/** One history line as an object of HISTORY_COLUMNS (validate it with historyLineSchema). */
+export function parseHistoryLine(line: string): Record<string, string> | string {
+  const names = Object.keys(HISTORY_COLUMNS);
+  const values = line.split("\t");
+  if (values.length !== names.length)
+    return `${values.length} columns instead of ${names.length} (${names.join(", ")})`;
+  return Object.fromEntries(names.map((n, i) => [n, values[i]]));
+}
 
 /** Problems of one file against its contract, each naming the field ("" when it conforms). */
 export function contractProblems(schema: z.ZodType, value: unknown): string[] {

@@ -14,6 +14,8 @@ import {
   jobEntry,
   jobFiles,
   layoutCommand,
+  evidenceCommand,
+  renderEvidenceEntryPoint,
   readinessCommand,
   ownerStampFile,
   releaseCommand,
@@ -170,13 +172,26 @@ export class Host extends pulumi.ComponentResource {
   }
 
   private installLibrary(name: string): RemoteFile[] {
-    return [
+    const scripts = [
       ["common", "common.sh"],
       ["cron-wrapper", "b321-cron.sh"],
       ["alert", "alert.sh"],
+      ["evidence", "evidence.sh"],
     ].map(([role, file]) =>
       this.installScript(`${name}-${role}`, __dirname, file, { parent: this }),
     );
+    const evidence = new RemoteFile(
+      `${name}-evidence-bin`,
+      {
+        host: this,
+        path: evidenceCommand(this.paths),
+        content: renderEvidenceEntryPoint(this.paths),
+        mode: "0755",
+        dependsOn: [this.ready],
+      },
+      { parent: this },
+    );
+    return [...scripts, evidence];
   }
 
   /**

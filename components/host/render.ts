@@ -159,6 +159,7 @@ export function jobEnv(p: HostPaths, job: string) {
     B321_LOCK_DIR: p.locks,
     B321_RUN_DIR: p.runs,
     B321_JOBS_DIR: p.jobs,
+    B321_HISTORY_DIR: p.history,
   };
 }
 
@@ -214,6 +215,23 @@ export function renderCronFile(spec: CronSpec): string {
   ].join("\n");
 }
 
+/** The b321-evidence entry point: prints the host's backup evidence from its history. */
+export function evidenceCommand(p: HostPaths): string {
+  return `${p.sbin}/b321-evidence`;
+}
+
+/** b321-evidence: runs evidence.sh on the host's history; its options go through (--months N). */
+export function renderEvidenceEntryPoint(p: HostPaths): string {
+  return [
+    "#!/bin/bash",
+    "# Managed by backup321. Prints this host's backup evidence for an auditor (Markdown): drills and",
+    "# restores, each job's success rate, alerts; the last 12 months, or --months N.",
+    `export B321_HISTORY_DIR=${shq(p.history)}`,
+    `exec ${shq(`${p.lib}/evidence.sh`)} "$@"`,
+    "",
+  ].join("\n");
+}
+
 /** cron.d ignores files whose names contain dots; job names are checked against that. */
 export function cronFileName(job: string): string {
   if (!/^[A-Za-z0-9_-]+$/.test(job))
@@ -255,7 +273,19 @@ export function renderEntryPoint(spec: EntryPointSpec): string {
  * file of a parallel deploy creates a directory first): all 0755 but the secrets, 0700.
  */
 export function layoutCommand(p: HostPaths): string {
-  const open = [p.etc, p.lib, p.sbin, p.state, p.cron, p.status, p.metrics, p.locks, p.runs, p.jobs]
+  const open = [
+    p.etc,
+    p.lib,
+    p.sbin,
+    p.state,
+    p.cron,
+    p.status,
+    p.metrics,
+    p.locks,
+    p.runs,
+    p.jobs,
+    p.history,
+  ]
     .map(shq)
     .join(" ");
   return [`install -d -m 0755 -- ${open}`, `install -d -m 0700 -- ${shq(p.secrets)}`].join("\n");

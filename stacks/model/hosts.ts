@@ -36,6 +36,8 @@ export const hostPaths = z
     secrets: absPath.optional(),
     /** The registry of scheduled jobs the monitor watches, <job>.json. Defaults to <etc>/jobs.d. */
     jobs: absPath.optional(),
+    /** Every run's result, one line each in <YYYY-MM>.tsv, kept 13 months: what b321-evidence reads. Defaults to <state>/history. */
+    history: absPath.optional(),
   })
   .prefault({})
   .transform((p) => ({
@@ -47,6 +49,7 @@ export const hostPaths = z
     owners: p.owners ?? `${p.state}/owners`,
     secrets: p.secrets ?? `${p.etc}/secrets`,
     jobs: p.jobs ?? `${p.etc}/jobs.d`,
+    history: p.history ?? `${p.state}/history`,
   }));
 export type HostPaths = Readonly<z.output<typeof hostPaths>>;
 

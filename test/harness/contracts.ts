@@ -6,8 +6,10 @@ import * as path from "node:path";
 import {
   commonStatusSchema,
   contractProblems,
+  historyLineSchema,
   jobEntrySchema,
   manifestSchema,
+  parseHistoryLine,
   runRecordSchema,
   STATUS_EXTRAS,
   statusSchema,
@@ -26,6 +28,21 @@ function contractOf(file: string, body: Record<string, unknown>) {
   return undefined;
 }
 
+/** <history>/<YYYY-MM>.tsv files under dir (a history directory is named history in the tests). */
+function* historyFiles(dir: string): Generator<string> {
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) yield* historyFiles(p);
+    else if (/^\d{4}-\d{2}\.tsv$/.test(e.name) && path.basename(dir) === "history") yield p;
+  }
+}
+
 function* jsonFiles(dir: string): Generator<string> {
   let entries: fs.Dirent[];
   try {
@@ -40,9 +57,21 @@ function* jsonFiles(dir: string): Generator<string> {
   }
 }
 
+/** Problems of a history file: every line must parse into HISTORY_COLUMNS. */
+function historyProblems(file: string): string[] {
+  const lines = fs.readFileSync(file, "utf8").split("\n");
+  if (lines.pop() !== "") return [`${file}: does not end with a line break`];
+  return lines.flatMap((line, i) => {
+    const row = parseHistoryLine(line);
+    if (typeof row === "string") return [`${file}:${i + 1}: ${row}`];
+    return contractProblems(historyLineSchema, row).map((p) => `${file}:${i + 1}: ${p}`);
+  });
+}
+
 /** "file: field: problem" for every contract file under root that does not conform. */
 export function fileContractProblems(root: string): string[] {
   const problems: string[] = [];
+  for (const file of historyFiles(root)) problems.push(...historyProblems(file));
   for (const file of jsonFiles(root)) {
     let body: Record<string, unknown>;
     try {

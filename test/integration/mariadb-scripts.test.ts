@@ -20,6 +20,7 @@ import {
   type Install,
 } from "./mariadb-fixture";
 import { jobFiles } from "../../components/host/render";
+import { parseHistoryLine } from "../../components/host/file-contracts";
 
 const DB = "atlastech_db";
 let server: MariaDbServer;
@@ -277,6 +278,19 @@ test("restore test restores the newest full into a scratch instance and checks e
   expect(s).toMatchObject({ result: "success", file: newest, tables: 8 });
   expect(typeof s.restore_seconds).toBe("number");
   expect(s.rows).toBe(Object.values(tableCounts(server.sql, DB)).reduce((a, b) => a + b, 0) - 1);
+  // the run is in the host's history as a drill, with the restore time it measured
+  const history = fs
+    .readFileSync(path.join(box.paths.history, `${String(s.ended).slice(0, 7)}.tsv`), "utf8")
+    .split("\n")
+    .map(parseHistoryLine)
+    .filter((l): l is Record<string, string> => typeof l !== "string");
+  expect(history.at(-1)).toMatchObject({
+    ended: s.ended,
+    job: "mariadb-restore-test",
+    kind: "drill",
+    result: "success",
+    restore_seconds: String(s.restore_seconds),
+  });
   // the scratch instance is gone, the live server untouched
   expect(fs.readdirSync(path.join(root, "scratch"))).toEqual([]);
   expect(server.isUp()).toBe(true);

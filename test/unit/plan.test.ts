@@ -46,6 +46,16 @@ describe.each(["prod", "dev"])("npm run plan -- --stack %s", (stack) => {
     expect(result.stdout.length).toBeLessThan(8000);
   });
 
+  test("writes RUNBOOK.md and COMPLIANCE.md for the stack", () => {
+    expect(fs.readFileSync(path.join(result.out, "RUNBOOK.md"), "utf8")).toMatch(
+      new RegExp(`^# .*: disaster recovery runbook \\(stack ${stack}\\)`),
+    );
+    const compliance = fs.readFileSync(path.join(result.out, "COMPLIANCE.md"), "utf8");
+    expect(compliance).toMatch(new RegExp(`^# .*: backup compliance \\(stack ${stack}\\)`));
+    expect(compliance).toContain("ISO/IEC 27001:2022, Annex A control 8.13");
+    expect(compliance).toContain("GDPR, article 32(1)(b) to (d)");
+  });
+
   test("warns when syslog is the only alert channel (dev), and only then", () => {
     const warning =
       "alerts go to syslog only (backup321:site.monitoring has no email and no webhookSecret)";

@@ -27,14 +27,22 @@
 # Status and metrics files are written to a temp file beside them and renamed over the old ones
 # only when every write succeeded: on a full disk the previous status (and last_success) stays, and
 # the run alerts that its status could not be written.
-# The directories (<status>, <metrics>, <locks>, <runs>: the host's paths) come from the job's env
-# file, which pulumi up writes (B321_STATUS_DIR...); b321_start refuses to run without them.
+# Every run also appends one line to the host's history, <history>/<YYYY-MM>.tsv (HISTORY_COLUMNS in
+# file-contracts.ts), after its alert went out or failed to: the evidence an auditor reads with
+# b321-evidence. Lines are only ever appended; a month's file goes once it is 13 months old.
+# The directories (<status>, <metrics>, <locks>, <runs>, <history>: the host's paths) come from the
+# job's env file, which pulumi up writes (B321_STATUS_DIR...); b321_start refuses to run without them.
 # shellcheck disable=SC2034  # variables here are read by the scripts that source this file
 
 # The job's env file sets these (b321_start sources it and refuses to run without them).
-B321_DIRS=(B321_ETC B321_STATE B321_STATUS_DIR B321_METRICS_DIR B321_LOCK_DIR B321_RUN_DIR)
+B321_DIRS=(B321_ETC B321_STATE B321_STATUS_DIR B321_METRICS_DIR B321_LOCK_DIR B321_RUN_DIR
+  B321_HISTORY_DIR)
 : "${B321_JOB:=}" "${B321_ETC:=}" "${B321_LIB:=}" "${B321_STATE:=}" "${B321_STATUS_DIR:=}" \
-  "${B321_METRICS_DIR:=}" "${B321_LOCK_DIR:=}" "${B321_RUN_DIR:=}" "${B321_JOBS_DIR:=}"
+  "${B321_METRICS_DIR:=}" "${B321_LOCK_DIR:=}" "${B321_RUN_DIR:=}" "${B321_JOBS_DIR:=}" \
+  "${B321_HISTORY_DIR:=}"
+# What the job's runs are, for the evidence: backup, check, drill, restore or setup. A script that
+# is not a backup says so after sourcing this file (B321_KIND=drill).
+B321_KIND=backup
 
 B321_ERROR=""
 B321_WARNING=""
@@ -179,12 +187,48 @@ b321_write_metrics() {
   } | b321_replace "$prom"
 }
 
+# b321_alert RESULT MESSAGE: returns 1 when the alert could not be delivered (no hook, a channel
+# down): the history records whether it was.
 b321_alert() {
   local result=$1 message=$2 hook=${B321_ALERT:-$B321_LIB/alert.sh}
-  [ -x "$hook" ] || { b321_log "no alert hook at $hook"; return 0; }
+  [ -x "$hook" ] || { b321_log "no alert hook at $hook"; return 1; }
   # The job's env file is sourced, not exported: tell the hook where alert.env is.
-  B321_ETC=$B321_ETC "$hook" "$B321_JOB" "$result" "$message" ||
-    b321_log "alert hook failed"
+  B321_ETC=$B321_ETC "$hook" "$B321_JOB" "$result" "$message" && return 0
+  b321_log "alert hook failed"
+  return 1
+}
+
+# b321_tsv VALUE: VALUE as one history column (tabs and line breaks would split the line).
+b321_tsv() {
+  local s=$1
+  s=${s//$'\t'/ }
+  s=${s//$'\r'/}
+  printf '%s' "${s//$'\n'/ \\n }"
+}
+
+# b321_record_history RESULT ALERT MESSAGE: appends this run to <history>/<YYYY-MM>.tsv (columns:
+# HISTORY_COLUMNS in file-contracts.ts), under a lock so that runs ending together do not mix their
+# lines, then removes the months older than the last 13. A history that cannot be written is logged:
+# the status file and the alert already said what matters.
+b321_record_history() {
+  local result=$1 alert=$2 message=$3 dir=$B321_HISTORY_DIR file keep f line
+  file=$dir/$(date -u +%Y-%m).tsv
+  line=$(printf '%s\t' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(b321_tsv "$(hostname)")" "$B321_JOB" \
+    "$B321_KIND" "$result" "$(($(date +%s) - B321_START_EPOCH))" \
+    "${B321_FIELDS[restore_seconds]:-}" "${B321_FIELDS[bytes]:-}" "$alert")
+  line+=$(b321_tsv "$message")
+  if ! { mkdir -p -- "$dir" && chmod 0755 -- "$dir" &&
+    { flock -w 10 9 && printf '%s\n' "$line" >&9; } 9>>"$file" && chmod 0644 -- "$file"; } 2>/dev/null; then
+    b321_log "could not append this run to the history $file"
+    return 0
+  fi
+  keep=$(date -u -d "$(date -u +%Y-%m-01) -12 months" +%Y-%m)
+  for f in "$dir"/[0-9][0-9][0-9][0-9]-[0-9][0-9].tsv; do
+    [ -f "$f" ] || continue
+    f=${f##*/}
+    [[ ${f%.tsv} < $keep ]] && rm -f -- "$dir/$f"
+  done
+  return 0
 }
 
 # b321_cleanup FUNC: FUNC (no arguments) runs when the script exits, before the status is written
@@ -282,15 +326,18 @@ b321_on_exit() {
       write_error+="; $B321_STATUS_DIR is full ($avail KiB free)"
     b321_log "$write_error"
   fi
+  local message=${B321_ERROR:-$B321_WARNING} alerted=none
   if [ -n "$write_error" ]; then
     if [ "$result" = failed ]; then
-      b321_alert failed "$B321_ERROR; $write_error"
+      message="$B321_ERROR; $write_error"
     else
-      b321_alert failed "the run ended with $result${B321_WARNING:+ ($B321_WARNING)}, but $write_error"
+      message="the run ended with $result${B321_WARNING:+ ($B321_WARNING)}, but $write_error"
     fi
+    if b321_alert failed "$message"; then alerted=sent; else alerted=undelivered; fi
   elif [ "$result" != success ]; then
-    b321_alert "$result" "${B321_ERROR:-$B321_WARNING}"
+    if b321_alert "$result" "$message"; then alerted=sent; else alerted=undelivered; fi
   fi
+  b321_record_history "$result" "$alerted" "$message"
   b321_log "finished: $result"
   exit "$rc"
 }

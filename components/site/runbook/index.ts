@@ -15,6 +15,7 @@ import {
   HOST_LOSS_NOT_PROMISED,
   type ScenarioReport,
 } from "../../../stacks/targets";
+import { evidenceCommand } from "../../host/render";
 import { renderCopiesDiagram } from "./diagram";
 import { keySteps } from "./keys";
 import { scenarios } from "./scenarios";
@@ -163,6 +164,16 @@ export function renderRunbook(site: Site, stack: string): string {
       ].join(" and ") || "syslog only (no channel configured)"
     }.`,
     `Each job's last run: ${onHosts(site, (p) => p.status, "<job>.json")}; metrics: ${onHosts(site, (p) => p.metrics, "*.prom")}.`,
+    "",
+    "## Evidence for an auditor",
+    "",
+    `COMPLIANCE.md, generated with this runbook (\`npm run plan -- --stack ${stack}\`), says how the model meets ISO/IEC 27001:2022 control 8.13 and GDPR article 32(1)(b)-(d), and what it does not meet. What the hosts did is in each host's history, ${onHosts(site, (p) => p.history, "<YYYY-MM>.tsv")} (13 months): print it on each host for the auditor.`,
+    "",
+    ...monitorHosts.map(
+      (h) => `- ${h.name}: \`${evidenceCommand(h.paths)} > evidence-${h.name}.md\``,
+    ),
+    "",
+    "It lists each drill and restore with its date, result and measured restore time, each job's success rate, and each alert with whether it was delivered.",
     "",
   ];
   return lines.join("\n");

@@ -1,0 +1,104 @@
+// COMPLIANCE.md: both frameworks, each requirement with the model's own numbers, and a verdict
+// that follows the model (a copy taken away is a gap said plainly, never a tick).
+import { parseSite } from "../../stacks/load";
+import type { SiteInput } from "../../stacks/schema";
+import {
+  complianceRequirements,
+  renderCompliance,
+  verdict,
+  type Requirement,
+} from "../../components/site/compliance";
+import { recoveryReport } from "../../stacks/targets";
+import { clone, stackSite } from "../harness/sites";
+
+type Raw = SiteInput & Record<string, unknown>;
+const prodRaw = () => clone(stackSite("prod")) as Raw;
+const reqs = (raw: SiteInput) => {
+  const r = complianceRequirements(parseSite(raw), "prod");
+  return [...r.iso, ...r.gdpr];
+};
+const req = (raw: SiteInput, id: string): Requirement => {
+  const r = reqs(raw).find((x) => x.id === id);
+  if (!r) throw new Error(`no requirement ${id}`);
+  return r;
+};
+
+test("the prod model against both frameworks, with the plan's numbers", () => {
+  const site = parseSite(prodRaw());
+  const md = renderCompliance(site, "prod");
+  expect(md).toContain("## ISO/IEC 27001:2022, Annex A control 8.13, Information backup");
+  expect(md).toContain("A.12.3.1 in the 2013 edition");
+  expect(md).toContain("## GDPR, article 32(1)(b) to (d)");
+  for (const id of ["32(1)(b)", "32(1)(c)", "32(1)(d)"]) expect(md).toContain(`### ${id}: `);
+  const r = recoveryReport(site);
+  expect(md).toContain(
+    `on site (host lost): worst-case data loss ${r.onSite.worstRpoHours} h against a ${r.onSite.rpoTargetHours} h target`,
+  );
+  expect(md).toContain(`estimated restore ${r.siteLoss!.rtoHours} h against a`);
+  // every requirement's verdict row matches its section
+  for (const x of reqs(prodRaw())) {
+    expect(md).toContain(`| ${x.id} | ${x.what} | ${verdict(x)} |`);
+    expect(md).toContain(`### ${x.id}: ${x.what}\n\n**${verdict(x)}**`);
+  }
+  // the evidence is asked from every host that runs jobs, not from the NAS
+  expect(md).toContain("- db-srv: `/usr/local/sbin/b321-evidence > evidence-db-srv.md`");
+  expect(md).not.toContain("evidence-nas.md");
+});
+
+test("drills the model does not schedule are gaps, not ticks", () => {
+  const f = req(prodRaw(), "8.13 (f)");
+  expect(verdict(f)).toBe("partly met");
+  expect(f.gaps).toContain("restic usb: no scheduled restore of its files (integrity check only).");
+  expect(f.gaps.some((g) => g.startsWith("No scheduled point-in-time recovery drill"))).toBe(true);
+  // GDPR's testing article carries them too
+  expect(req(prodRaw(), "32(1)(d)").gaps).toContain(
+    "restic usb: no scheduled restore of its files (integrity check only). (8.13 (f))",
+  );
+});
+
+test("a verdict follows the model", () => {
+  expect(verdict(req(prodRaw(), "8.13 (e)"))).toBe("met");
+  const unlocked = prodRaw();
+  (unlocked.offsite as { bucket: Record<string, unknown> }).bucket.objectLock = false;
+  const e = req(unlocked, "8.13 (e)");
+  expect(verdict(e)).toBe("partly met");
+  expect(e.gaps[0]).toMatch(/^No copy is immutable/);
+
+  const plainNas = prodRaw();
+  const m = parseSite(prodRaw()).mariadb!;
+  (plainNas.offsite as { nas: Record<string, unknown> }).nas.sources = [
+    m.backupDir,
+    m.binlogBackupDir,
+    "/srv/www",
+  ];
+  const g = req(plainNas, "8.13 (g)");
+  expect(g.gaps).toEqual([
+    "/srv/www is copied to the NAS as it is: it is not one of backup321's encrypted outputs.",
+  ]);
+  expect(verdict(req(plainNas, "32(1)(b)"))).toBe("partly met");
+
+  const noEscrow = prodRaw();
+  delete noEscrow.escrow;
+  expect(req(noEscrow, "32(1)(c)").gaps.join("\n")).toContain("(escrow:)");
+
+  const noChannel = prodRaw();
+  (noChannel.monitoring as Record<string, unknown>).email = [];
+  delete (noChannel.monitoring as Record<string, unknown>).webhookSecret;
+  expect(req(noChannel, "8.13 (i)").gaps).toContain(
+    "No alert channel: failures go to syslog only.",
+  );
+});
+
+test("a site with no copy off site fails the remote-location requirement", () => {
+  const raw = prodRaw();
+  raw.offsite = { nas: (raw.offsite as { nas: unknown }).nas } as SiteInput["offsite"];
+  raw.restic = {
+    ...(raw.restic as object),
+    repositories: (raw.restic as { repositories: { kind: string }[] }).repositories.filter(
+      (r) => r.kind !== "s3",
+    ),
+  } as SiteInput["restic"];
+  const d = req(raw, "8.13 (d)");
+  expect(verdict(d)).toBe("not met");
+  expect(d.gaps).toEqual(["No copy leaves the site: a fire or theft loses everything."]);
+});
