@@ -218,6 +218,19 @@ export const STATUS_EXTRAS: Readonly<Record<string, ScriptStatus>> = {
       ...resticRepoFields,
     },
   },
+  "restic-drill.sh": {
+    fields: {
+      snapshot: field(text, "The snapshot the sample was restored from (short id): the newest."),
+      files: field(count, "Files of the sample restored and verified (restic restore --verify)."),
+      bytes: field(count, "Bytes restored."),
+      live_compared: field(
+        count,
+        "Files of the sample compared byte for byte with their source, unchanged since the snapshot.",
+      ),
+      restore_seconds: restoreSeconds,
+    },
+    onSuccess: ["snapshot", "files", "bytes", "restore_seconds"],
+  },
   "restic-init.sh": {
     fields: {
       created: field(z.enum(["true", "false"]), "`true` when this run created the repository."),

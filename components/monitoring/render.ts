@@ -4,6 +4,7 @@ import { hostTimezone } from "../../stacks/defaults";
 import type { Site } from "../../stacks/schema";
 import { maxIntervalHours } from "../../stacks/schedule";
 import { defaultGraceHours, renderEnvFile, shq } from "../host/render";
+import { resticDrillJob } from "../restic/render";
 
 /** The job name of the MariaDB restore test; it records restore_seconds in its status file. */
 export const MARIADB_RESTORE_TEST_JOB = "mariadb-restore-test";
@@ -62,7 +63,12 @@ export function monitorChecksFor(site: Site, hostName: string): MonitorChecks {
           },
         }
       : {}),
-    restoreJobs: m ? [MARIADB_RESTORE_TEST_JOB] : [],
+    restoreJobs: [
+      ...(m ? [MARIADB_RESTORE_TEST_JOB] : []),
+      ...site.restic.repositories
+        .filter((r) => r.host === hostName && r.drill)
+        .map((r) => resticDrillJob(r.name)),
+    ],
     rtoHours: site.targets.rtoHours,
     ...(site.monitoring.textfileDir ? { textfileDir: site.monitoring.textfileDir } : {}),
   };

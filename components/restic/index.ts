@@ -17,6 +17,7 @@ import {
   resticFiles,
   type ResticFiles,
   type ResticLocation,
+  resticDrillJob,
   resticJob,
 } from "./render";
 
@@ -29,6 +30,7 @@ export const RESTIC_SCRIPTS = [
   ["backup", "restic-backup.sh", "0755"],
   ["copy", "restic-copy.sh", "0755"],
   ["check", "restic-check.sh", "0755"],
+  ["drill", "restic-drill.sh", "0755"],
 ] as const;
 
 /** The job that creates (or rekeys) a repository, run by `pulumi up`. */
@@ -55,7 +57,8 @@ export class ResticScripts extends pulumi.ComponentResource {
     this.restic = args.restic ?? "restic";
     const tools = args.host.command(
       `${name}-tools`,
-      { create: readinessCommand([this.restic]) },
+      // jq: the restore drill reads restic's JSON
+      { create: readinessCommand([this.restic, "jq"]) },
       { parent: this },
     );
     const files = RESTIC_SCRIPTS.map(([role, file, mode]) =>
@@ -86,6 +89,15 @@ export interface ResticCheck {
   readonly subsets: number;
 }
 
+export interface ResticDrill {
+  /** Cron schedule of the restore drill. */
+  readonly schedule: string;
+  /** Files restored per drill. */
+  readonly files: number;
+  /** Most MB restored per drill. */
+  readonly maxMb: number;
+}
+
 export interface ResticRepositoryArgs {
   /** The host's restic scripts (ResticScripts on the host that runs this repository). */
   readonly scripts: ResticScripts;
@@ -111,6 +123,8 @@ export interface ResticRepositoryArgs {
   readonly retention: RetentionPolicy;
   /** Rotating integrity check. Defaults to none. */
   readonly check?: ResticCheck;
+  /** Restore drill of a rotating sample. Defaults to none. */
+  readonly drill?: ResticDrill;
   /** Fill this repository by `restic copy` from another on the same host, created with its chunker parameters. */
   readonly copyFrom?: ResticRepository;
   /** Seconds a copy waits for a run holding its source's lock (a long backup). Defaults to 3600. */
@@ -379,6 +393,32 @@ export class ResticRepository extends pulumi.ComponentResource {
             FROM_PASSWORD_FILE: "",
             FROM_MOUNT: "",
             CHECK_SUBSETS: args.check.subsets,
+          },
+          dependsOn: [this.init],
+        },
+        { parent: this },
+      );
+      jobs.push(job);
+    }
+    if (args.drill) {
+      const job = resticDrillJob(args.repo);
+      new ScheduledJob(
+        `${name}-drill`,
+        {
+          host,
+          job,
+          schedule: args.drill.schedule,
+          script: args.scripts.paths.drill,
+          // The drill reads only this repository, like the check.
+          env: {
+            ...common,
+            FROM_NAME: "",
+            FROM_URL: "",
+            FROM_PASSWORD_FILE: "",
+            FROM_MOUNT: "",
+            DRILL_FILES: args.drill.files,
+            DRILL_MAX_MB: args.drill.maxMb,
+            DRILL_SCRATCH: `${host.paths.state}/restic-scratch`,
           },
           dependsOn: [this.init],
         },

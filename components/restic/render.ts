@@ -81,6 +81,9 @@ export function forgetArgs(policy: RetentionPolicy): string[] {
 /** The job that backs up (or copies into) a repository; its init and check jobs add a suffix. */
 export const resticJob = (repo: string): string => `restic-${repo}`;
 
+/** The restore drill of a repository (the monitor checks its result like a restore test). */
+export const resticDrillJob = (repo: string): string => `${resticJob(repo)}-drill`;
+
 /** The files of a repository on its host. */
 export interface ResticFiles {
   readonly passwordFile: string;

@@ -264,6 +264,7 @@ export class BackupSite extends pulumi.ComponentResource {
           tags: r.tags,
           retention: site.retention[r.retention],
           check: r.check,
+          drill: r.drill,
           copyFrom: r.copyFrom === undefined ? undefined : built[r.copyFrom],
         },
         { parent: this },

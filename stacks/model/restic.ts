@@ -41,6 +41,20 @@ export const resticRepository = z.strictObject({
   check: z
     .strictObject({ schedule: cron, subsets: z.number().int().positive().default(8) })
     .optional(),
+  /**
+   * Restore drill: a rotating sample of the newest snapshot's files restored (restic restore
+   * --verify) and compared with their unchanged sources; the monitor alerts when it fails or is
+   * overdue. Defaults to none.
+   */
+  drill: z
+    .strictObject({
+      schedule: cron,
+      /** Files restored per drill. Defaults to 20. */
+      files: z.number().int().positive().default(20),
+      /** Most MB restored per drill (the first file of the sample is always taken). Defaults to 1024. */
+      maxMb: z.number().int().positive().default(1024),
+    })
+    .optional(),
 });
 export type ResticRepository = z.infer<typeof resticRepository>;
 export const restic = z.strictObject({ repositories: z.array(resticRepository).default([]) });

@@ -105,6 +105,7 @@ const rig = useRig({
       tags: ["system", "database"],
       retention: { keepLast: 2 },
       check: { schedule: "0 6 * * *", subsets: 3 },
+      drill: { schedule: "0 5 15 * *", files: 1, maxMb: 16 },
     });
     new ResticRepository("cloud", {
       scripts,
@@ -124,6 +125,7 @@ const rig = useRig({
       schedule: "0 4 * * 0",
       retention: { keepLast: 3 },
       check: { schedule: "0 8 * * 0", subsets: 2 },
+      drill: { schedule: "0 9 16 * *", files: 20, maxMb: 16 },
       copyFrom: usb,
       copyLockWaitSeconds: 2,
     });
@@ -487,6 +489,72 @@ test("check reads a different subset each run, wrapping around", () => {
     return status("restic-cloud-check").subset;
   });
   expect(cloud).toEqual(["1/2", "2/2", "1/2"]);
+});
+
+/** The files a drill run restored, from its log. */
+const sampled = (r: RunResult) =>
+  [...r.stderr.matchAll(/sample: (\S+) \(\d+ bytes\)/g)].map((m) => path.relative(src, m[1]));
+const scratchLeft = () => fs.readdirSync(`${rig.box.paths.state}/restic-scratch`);
+
+test("the drill restores a sample of the newest snapshot, verified, and moves on each run", () => {
+  const newest = snapshots("usb").at(-1)!;
+  const runs = [1, 2, 3].map(() => {
+    const r = job("restic-usb-drill");
+    expect(r.code).toBe(0);
+    expect(status("restic-usb-drill")).toMatchObject({
+      result: "success",
+      snapshot: newest.id.slice(0, 8),
+      files: 1,
+      live_compared: 1,
+    });
+    expect(typeof status("restic-usb-drill").restore_seconds).toBe("number");
+    return sampled(r);
+  });
+  // two files in the snapshot, one per drill: each in turn
+  expect(runs).toEqual([["blob.bin"], ["etc/app.conf"], ["blob.bin"]]);
+  expect(status("restic-usb-drill").bytes).toBe(fs.statSync(`${src}/blob.bin`).size);
+  expect(scratchLeft()).toEqual([]);
+});
+
+test("the cloud copy's drill downloads the sample; a source changed since is verified by restic only", () => {
+  fs.writeFileSync(`${src}/etc/app.conf`, "setting=2\n");
+  const r = job("restic-cloud-drill");
+  expect(r.code).toBe(0);
+  expect(sampled(r).sort()).toEqual(["blob.bin", "etc/app.conf"]);
+  expect(status("restic-cloud-drill")).toMatchObject({ files: 2, live_compared: 1 });
+  fs.writeFileSync(`${src}/etc/app.conf`, "setting=1\n");
+});
+
+test("a damaged pack fails the drill with an alert, and the next run tries the same sample", () => {
+  // the next sample is etc/app.conf; the one after it, blob.bin, is in the biggest pack
+  expect(sampled(job("restic-usb-drill"))).toEqual(["etc/app.conf"]);
+  const packs = runOk("find", [`${usbRepo}/data`, "-type", "f"])
+    .stdout.trim()
+    .split("\n");
+  const biggest = packs.sort((a, b) => fs.statSync(b).size - fs.statSync(a).size)[0];
+  const original = fs.readFileSync(biggest);
+  const damaged = Buffer.from(original);
+  for (let i = 100; i < damaged.length - 100; i += 4096) damaged[i] ^= 0xff;
+  fs.chmodSync(biggest, 0o600);
+  fs.writeFileSync(biggest, damaged);
+  const before = alertLines().length;
+  try {
+    const r = job("restic-usb-drill");
+    expect(sampled(r)).toEqual(["blob.bin"]);
+    expect(r.code).toBe(1);
+    const st = status("restic-usb-drill");
+    expect(st.result).toBe("failed");
+    expect(st.error).toContain("restic restore --verify of the sample of snapshot");
+    expect(alertLines().slice(before)).toEqual([`restic-usb-drill failed ${st.error}`]);
+    expect(scratchLeft()).toEqual([]);
+    const failedSample = sampled(r);
+    fs.writeFileSync(biggest, original);
+    const again = job("restic-usb-drill");
+    expect(again.code).toBe(0);
+    expect(sampled(again)).toEqual(failedSample);
+  } finally {
+    fs.writeFileSync(biggest, original);
+  }
 });
 
 test("a run while another holds the repository's lock is refused", () => {
