@@ -100,6 +100,98 @@ b321_warn() {
   b321_log "WARNING: $*"
 }
 
+# b321_phase NAME: the run enters phase NAME and the previous one ends (b321_phase "" only ends
+# it; the exit trap ends the last). Each phase's seconds go into the status as
+# phase_<NAME>_seconds (a phase entered twice adds up) and the last one entered as "phase": a slow
+# restore shows where its time went, a failed one where it stopped.
+B321_PHASE=""
+B321_PHASE_START=0
+b321_phase() {
+  local now key
+  printf -v now '%(%s)T' -1
+  if [ -n "$B321_PHASE" ]; then
+    key=phase_${B321_PHASE}_seconds
+    B321_FIELDS[$key]=$((${B321_FIELDS[$key]:-0} + now - B321_PHASE_START))
+    b321_log "phase $B321_PHASE: ended after $((now - B321_PHASE_START)) s"
+  fi
+  B321_PHASE=$1
+  B321_PHASE_START=$now
+  [ -z "$B321_PHASE" ] || {
+    B321_FIELDS[phase]=$B321_PHASE
+    b321_log "phase $B321_PHASE: started"
+  }
+}
+
+# b321_size BYTES: BYTES for people (1.2 GiB, 310 MiB, 12 KiB, 800 B).
+b321_size() {
+  local n=$1 unit=B i=0 units=(B KiB MiB GiB TiB PiB)
+  while [ "$n" -ge $((1024 ** (i + 1))) ] && [ "$i" -lt 5 ]; do i=$((i + 1)); done
+  [ "$i" -gt 0 ] || { printf '%s B' "$n"; return 0; }
+  unit=${units[$i]}
+  n=$((n * 10 / 1024 ** i))
+  if [ "$n" -lt 100 ]; then printf '%d.%d %s' $((n / 10)) $((n % 10)) "$unit"; else printf '%d %s' $((n / 10)) "$unit"; fi
+}
+
+# b321_progress LABEL TOTAL: copies stdin to stdout unchanged and logs how far it got: "LABEL: 1.2
+# GiB of 3.4 GiB (35%), 210 MiB/s, 11 s left" at most every B321_PROGRESS_SECONDS (default 10: a
+# long restore under cron does not flood syslog), then a last line with the exact byte count.
+# dd (coreutils, binary safe) does the copy and counts; the bytes never pass through the shell.
+b321_progress() {
+  local rc=0 fd pid
+  exec {fd}> >(b321_progress_report "$1" "$2" >&2)
+  pid=$!
+  LC_ALL=C dd bs=1M status=progress 2>&"$fd" || rc=$?
+  exec {fd}>&-
+  wait "$pid" 2>/dev/null || true # its last line comes before what the script logs next
+  return "$rc"
+}
+
+# b321_progress_report LABEL TOTAL: reads dd's stderr (each update after a \r; when dd ends, its
+# records in/out and the final byte count) and logs b321_progress's lines. Anything else dd says
+# (an error) is logged as it is. Without the final count (dd killed), the last line says "stopped".
+b321_progress_report() {
+  set +e
+  trap - ERR
+  local label=$1 total=$2 every=${B321_PROGRESS_SECONDS:-10} start now last rec line
+  local bytes=0 out="" final="" eof=0 rate left
+  printf -v start '%(%s)T' -1
+  last=$start
+  while [ "$eof" = 0 ]; do
+    IFS= read -r -d $'\r' rec || eof=1
+    [ -n "$rec" ] || continue
+    while IFS= read -r line; do
+      if [[ $line =~ ^([0-9]+)\ bytes? ]]; then
+        bytes=${BASH_REMATCH[1]}
+        [ -z "$out" ] || final=1
+      elif [[ $line =~ ^[0-9]+\+[0-9]+\ records\ (in|out)$ ]]; then
+        [ "${BASH_REMATCH[1]}" != out ] || out=1
+      elif [ -n "$line" ]; then
+        b321_log "$label: $line"
+      fi
+    done <<<"$rec"
+    printf -v now '%(%s)T' -1
+    if [ "$eof" = 0 ] && [ -z "$final" ] && [ $((now - last)) -ge "$every" ]; then
+      last=$now
+      rate=$((bytes / (now > start ? now - start : 1)))
+      left=""
+      [ "$rate" -eq 0 ] || [ "$bytes" -ge "$total" ] || left=", $(((total - bytes) / rate)) s left"
+      b321_log "$label: $(b321_size "$bytes") of $(b321_size "$total") ($(b321_percent "$bytes" "$total")%), $(b321_size "$rate")/s$left"
+    fi
+  done
+  printf -v now '%(%s)T' -1
+  rate=$((bytes / (now > start ? now - start : 1)))
+  if [ -n "$final" ]; then
+    b321_log "$label: $(b321_size "$bytes") of $(b321_size "$total") ($(b321_percent "$bytes" "$total")%, $bytes of $total bytes) in $((now - start)) s, $(b321_size "$rate")/s"
+  else
+    b321_log "$label: stopped at $(b321_size "$bytes") of $(b321_size "$total") ($(b321_percent "$bytes" "$total")%, $bytes of $total bytes) after $((now - start)) s"
+  fi
+}
+
+# b321_percent PART TOTAL: PART as a whole percentage of TOTAL (100 when TOTAL is 0).
+b321_percent() {
+  if [ "$2" -gt 0 ]; then printf '%d' $(($1 * 100 / $2)); else printf 100; fi
+}
+
 b321_previous_success() {
   local file=$1
   [ -f "$file" ] || return 0
@@ -303,6 +395,7 @@ b321_readonly_dirs() {
 b321_on_exit() {
   local rc=$? result=success full="" write_error=""
   trap - EXIT
+  b321_phase "" # the last phase ends with the work, before the cleanup
   b321_stop_watchdog
   [ "$rc" -eq 0 ] || full=$(b321_full_now)
   b321_run_cleanup
