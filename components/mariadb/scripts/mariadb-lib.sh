@@ -78,9 +78,17 @@ mdb_encrypt() {
   openssl enc -aes-256-cbc -salt -pbkdf2 -pass "file:$MARIADB_KEY_FILE"
 }
 
-# mdb_decrypt FILE: the seed's documented command (openssl enc -aes-256-cbc -d -pbkdf2).
+# mdb_decrypt [FILE]: the seed's documented command (openssl enc -aes-256-cbc -d -pbkdf2); without
+# FILE, stdin (a full read through b321_progress).
 mdb_decrypt() {
-  openssl enc -aes-256-cbc -d -pbkdf2 -pass "file:$MARIADB_KEY_FILE" -in "$1"
+  openssl enc -aes-256-cbc -d -pbkdf2 -pass "file:$MARIADB_KEY_FILE" ${1:+-in "$1"}
+}
+
+# mdb_read_full FILE: FILE's bytes on stdout, with the restore's progress (of its size) logged.
+mdb_read_full() {
+  local size
+  size=$(stat -c %s -- "$1")
+  b321_progress restore "$size" <"$1"
 }
 
 mdb_compress() {
@@ -277,6 +285,7 @@ mdb_stop_scratch() {
 # mdb_restore_full FILE DATADIR: restores a verified full into an empty DATADIR and leaves a scratch
 # server running on it (socket in MDB_SCRATCH_SOCKET). Physical: decrypt | decompress | mbstream -x,
 # then mariadb-backup --prepare (no SQL replay). Logical: a fresh instance, then the dump loaded.
+# Phases (b321_phase): physical restore, prepare, start; logical start, restore.
 mdb_restore_full() {
   local file=$1 datadir=$2 method databases
   local manifest=$file.manifest.json
@@ -287,16 +296,20 @@ mdb_restore_full() {
   [ -z "$(ls -A -- "$datadir")" ] || b321_fail "$datadir is not empty (restore into an empty directory)"
   case $method in
     physical)
+      b321_phase restore
       set +e
-      mdb_decrypt "$file" | mdb_decompress "$file" | mbstream -x -p 2 -C "$datadir"
-      mdb_check_pipe "${PIPESTATUS[@]}" -- "decrypt (wrong key or corrupted file?)" decompress "mbstream -x"
+      mdb_read_full "$file" | mdb_decrypt | mdb_decompress "$file" | mbstream -x -p 2 -C "$datadir"
+      mdb_check_pipe "${PIPESTATUS[@]}" -- "reading $file" "decrypt (wrong key or corrupted file?)" decompress "mbstream -x"
       set -e
+      b321_phase prepare
       mariadb-backup --prepare "--target-dir=$datadir" >"$datadir.prepare.log" 2>&1 ||
         b321_fail "mariadb-backup --prepare failed: $(tail -n 3 -- "$datadir.prepare.log" | tr '\n' ' ')"
       rm -f -- "$datadir.prepare.log"
+      b321_phase start
       mdb_start_scratch "$datadir" "$datadir.run"
       ;;
     logical)
+      b321_phase start
       mdb_reachable "${datadir%/*}"
       chown -- "${MARIADB_SERVER_USER:-mysql}:" "$datadir"
       mariadb-install-db --no-defaults "--user=${MARIADB_SERVER_USER:-mysql}" "--datadir=$datadir" \
@@ -304,6 +317,7 @@ mdb_restore_full() {
         b321_fail "mariadb-install-db failed: $(tail -n 3 -- "$datadir.install.log" | tr '\n' ' ')"
       rm -f -- "$datadir.install.log"
       mdb_start_scratch "$datadir" "$datadir.run"
+      b321_phase restore
       mdb_load_dump "$file" "$databases" "$MDB_SCRATCH_SOCKET"
       ;;
     *) b321_fail "$manifest names no known method ($method)" ;;
@@ -320,9 +334,9 @@ mdb_load_dump() {
     target=("$databases")
   fi
   set +e
-  mdb_decrypt "$file" | mdb_decompress "$file" |
+  mdb_read_full "$file" | mdb_decrypt | mdb_decompress "$file" |
     mariadb --no-defaults "--socket=$socket" -uroot --binary-mode "${target[@]}"
-  mdb_check_pipe "${PIPESTATUS[@]}" -- "decrypt (wrong key or corrupted file?)" decompress "loading the dump"
+  mdb_check_pipe "${PIPESTATUS[@]}" -- "reading $file" "decrypt (wrong key or corrupted file?)" decompress "loading the dump"
   set -e
 }
 
@@ -396,10 +410,14 @@ mdb_open_binlog() {
 # binlog history by identity. MDB_REPLAY_TZ: zone of --stop-datetime (default UTC);
 # MDB_REPLAY_DATABASE: replay only that database's events (a logical restore of one database).
 # Fails on a gap: replaying past a missing binlog would silently lose changes.
+# Phases: binlogs (finding, checking and decrypting them; measuring the SQL they decode to), then
+# replay, whose progress is the SQL fed to the server of that measured total: mariadb-binlog decodes
+# the range twice, which costs little beside the server applying it, for an exact total.
 mdb_replay() {
   local socket=$1 manifest=$2 stop=$3 last=${4:-} name start line
   local start_pos=${5:-$(mdb_manifest_get "$manifest" binlog_position)}
-  local -a files=()
+  local -a files=() decode
+  b321_phase binlogs
   read -r name start < <(mdb_binlog_start "$manifest")
   while IFS= read -r line; do
     case $line in
@@ -414,14 +432,18 @@ mdb_replay() {
   if [ -n "$last" ] && [ "${files[-1]##*/}" != "$last" ]; then
     b321_fail "binlog $last is missing: cannot replay up to it"
   fi
-  b321_log "replaying ${#files[@]} binlog(s) from $name:$start_pos ($stop)"
-  set +e
   local -a filter=()
   [ -z "${MDB_REPLAY_DATABASE:-}" ] || filter=("--database=$MDB_REPLAY_DATABASE")
-  TZ=${MDB_REPLAY_TZ:-UTC} mariadb-binlog "--start-position=$start_pos" "$stop" "${filter[@]}" \
-    -- "${files[@]}" |
+  decode=(mariadb-binlog "--start-position=$start_pos" "$stop" "${filter[@]}" -- "${files[@]}")
+  # Its warnings and errors are the replay's own: they are logged once, by the replay.
+  local total
+  total=$(TZ=${MDB_REPLAY_TZ:-UTC} "${decode[@]}" 2>/dev/null | wc -c) || true
+  b321_phase replay
+  b321_log "replaying ${#files[@]} binlog(s) from $name:$start_pos ($stop): $(b321_size "$total") of SQL"
+  set +e
+  TZ=${MDB_REPLAY_TZ:-UTC} "${decode[@]}" | b321_progress replay "$total" |
     mariadb --no-defaults "--socket=$socket" -uroot --binary-mode
-  mdb_check_pipe "${PIPESTATUS[@]}" -- mariadb-binlog "replaying binlog events"
+  mdb_check_pipe "${PIPESTATUS[@]}" -- mariadb-binlog "counting the replayed SQL" "replaying binlog events"
   set -e
   b321_set binlogs_replayed "${#files[@]}"
 }

@@ -15,6 +15,9 @@
 # A full that does not match its manifest (size, sha256, key) is never restored: without --full, the
 # newest intact one before it is used instead (the log says so, the run warns naming the bad one).
 # The live server is never a target. A wrong command line exits 2 with no status and no alert.
+# Its status records each phase's seconds (phase_<name>_seconds: check, restore, prepare, start,
+# binlogs, replay, finish) and the last one reached (phase); the log shows the restore's and the
+# replay's progress (b321_progress).
 set -Eeuo pipefail
 # shellcheck source=../../host/scripts/common.sh
 source "${BASH_SOURCE[0]%/*}/common.sh"
@@ -117,6 +120,7 @@ main() {
   fi
   b321_lock mariadb-restore
   b321_cleanup pitr_cleanup
+  b321_phase check
   mdb_require_key
   if [ -n "$full" ]; then
     file=$MARIADB_BACKUP_DIR/$full
@@ -156,6 +160,7 @@ main() {
     { [ "$target_socket" != "$MARIADB_SOCKET" ] && ! same_dir "$target_socket" "$MARIADB_SOCKET"; } ||
       b321_fail "$target_socket is the live server: restore elsewhere"
     mdb_check_sha "$file"
+    b321_phase restore
     local db
     for db in $databases; do
       if [ -n "$(mariadb --no-defaults "--socket=$target_socket" -uroot -N -B -e "SHOW DATABASES LIKE '$db'")" ]; then
@@ -170,6 +175,7 @@ main() {
   t1=$(date +%s)
   b321_set restore_seconds "$((t1 - t0))"
   if [ -n "$target_dir" ]; then
+    b321_phase finish
     mdb_stop_scratch
     chown -R -- "${MARIADB_SERVER_USER:-mysql}:" "$WORK_DIR"
     # Complete and shut down: only now does it get the target's name (replacing an empty dir).

@@ -5,6 +5,8 @@
 # compares every table's row count with the manifest. Records the measured restore time (RTO).
 # Every full is checked against its manifest first (mdb_scan_fulls): one that is not intact is
 # skipped and named in the run's warning (and alert); it is left in place for inspection.
+# Its status records each phase's seconds (phase_<name>_seconds: check, restore, prepare, start,
+# binlogs and replay when there is a gap to replay, compare); the log shows the restore's progress.
 set -Eeuo pipefail
 # shellcheck source=../../host/scripts/common.sh
 source "${BASH_SOURCE[0]%/*}/common.sh"
@@ -23,6 +25,7 @@ restore_cleanup() {
 main() {
   b321_lock mariadb-restore
   b321_cleanup restore_cleanup
+  b321_phase check
   mdb_require_key
   local file manifest t0 t1 bfile bpos cfile cpos
   # Every full is checked: a corrupt one is a warning naming it, and the newest intact one is tested.
@@ -47,6 +50,7 @@ main() {
   fi
   t1=$(date +%s)
   b321_set restore_seconds "$((t1 - t0))"
+  b321_phase compare
   compare_counts "$manifest"
   b321_log "restore test passed in $((t1 - t0)) s"
 }
