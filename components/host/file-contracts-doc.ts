@@ -39,7 +39,9 @@ function typeName(s: JsonSchema): string {
 
 function row(name: string, schema: z.ZodType, note = ""): string {
   const json = z.toJSONSchema(schema, { unrepresentable: "any" }) as JsonSchema;
-  return `| \`${name}\` | ${typeName(json)} | ${schema.description ?? ""}${note} |`;
+  // A | in a cell, even in a code span, ends it unless escaped: (vm|ct)_[0-9]+ would split the row.
+  const cell = `\`${name}\``.replace(/\|/g, "\\|");
+  return `| ${cell} | ${typeName(json)} | ${schema.description ?? ""}${note} |`;
 }
 
 function table(

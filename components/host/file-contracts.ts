@@ -56,6 +56,34 @@ interface ScriptStatus {
   }[];
 }
 
+/**
+ * The fields b321_phase (common.sh) writes for a script whose phases are NAMES: the last phase
+ * entered, and the seconds of each phase entered (a failed run has those it reached).
+ */
+function phases(names: readonly [string, ...string[]]) {
+  return {
+    field: {
+      phase: field(z.enum(names), "The last phase the run entered: where a failed run stopped."),
+    },
+    pattern: {
+      key: new RegExp(`^phase_(${names.join("|")})_seconds$`),
+      schema: count,
+      meaning:
+        "Seconds the run spent in that phase, for each phase it entered (they add up to at most duration_seconds).",
+    },
+  };
+}
+const restoreTestPhases = phases([
+  "check",
+  "restore",
+  "prepare",
+  "start",
+  "binlogs",
+  "replay",
+  "compare",
+]);
+const pitrPhases = phases(["check", "restore", "prepare", "start", "binlogs", "replay", "finish"]);
+
 const resticRepoFields = {
   stale_locks_removed: field(count, "Stale restic locks removed before the run (restic unlock)."),
   snapshots: field(count, "Snapshots in the repository after the run."),
@@ -103,8 +131,10 @@ export const STATUS_EXTRAS: Readonly<Record<string, ScriptStatus>> = {
         count,
         "Binlogs replayed up to the point where the rows were counted.",
       ),
+      ...restoreTestPhases.field,
     },
     onSuccess: ["file", "restore_seconds", "tables", "rows"],
+    patterns: [restoreTestPhases.pattern],
   },
   "mariadb-pitr.sh": {
     fields: {
@@ -112,8 +142,10 @@ export const STATUS_EXTRAS: Readonly<Record<string, ScriptStatus>> = {
       until: field(text, "The recovery target, in the host's time zone."),
       binlogs_replayed: field(count, "Binlogs replayed on top of the full."),
       restore_seconds: restoreSeconds,
+      ...pitrPhases.field,
     },
     onSuccess: ["file", "until", "restore_seconds"],
+    patterns: [pitrPhases.pattern],
   },
   "monitor.sh": {
     fields: {

@@ -5,6 +5,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { expectFileContracts } from "../harness/contracts";
 import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
 import { run } from "../harness/proc";
 import {
@@ -46,8 +47,12 @@ function lastProgress(stderr: string, label: string) {
   return { percent: Number(m[1]), bytes: Number(m[2]), total: Number(m[3]), done: m[4] === "in" };
 }
 
-/** Phase durations in a status, and the check that they account for no more than the run. */
+/**
+ * Phase durations in a status, and the checks that they account for no more than the run and that
+ * the status, as written, is what the monitor's contract reads (file-contracts.ts).
+ */
 function phasesOf(status: Record<string, unknown>): Record<string, number> {
+  expectFileContracts(box.paths.status);
   const phases = Object.fromEntries(
     Object.entries(status)
       .map(([k, v]) => [/^phase_(.+)_seconds$/.exec(k)?.[1], v] as const)
