@@ -226,7 +226,7 @@ export function pitrStep(site: Site, until: { value: string; say: string }): Ste
   const app = site.application;
   return {
     on: m.host,
-    say: "recover into a fresh datadir (the newest full before that moment, then the binlogs), then swap it in; the old datadir is kept aside.",
+    say: "recover into a fresh datadir (the newest full before that moment, then the binlogs), then swap it in; the old datadir is kept aside. While it runs, its `restore:` and `replay:` lines say how much of the full has been read and of the binlogs' SQL replayed, of what total, at what rate and with how long left.",
     inputs: [
       { name: "UNTIL", ...until },
       ...(app
