@@ -199,6 +199,12 @@ function iso(site: Site, stack: string, f: Facts): Requirement[] {
             (r) =>
               `restic ${r.name}: integrity check (\`${r.check!.schedule}\`), every pack read once per ${r.check!.subsets} runs.`,
           ),
+        ...site.restic.repositories
+          .filter((r) => r.drill)
+          .map(
+            (r) =>
+              `restic ${r.name}: restore drill (\`${r.drill!.schedule}\`), ${r.drill!.files} files of the newest snapshot restored and verified, each in turn; the monitor alerts when it fails or is overdue.`,
+          ),
         ...(site.pbs?.datastores ?? []).map(
           (d) => `PBS datastore ${d.name}: verify job (\`${d.verifySchedule}\`).`,
         ),
@@ -252,7 +258,7 @@ function untestedCopies(site: Site, f: Facts): string[] {
     gaps.push(
       "No scheduled point-in-time recovery drill (binlogs are replayed only by the monthly restore test, up to its full's counts).",
     );
-  for (const r of site.restic.repositories)
+  for (const r of site.restic.repositories.filter((x) => !x.drill))
     gaps.push(
       `restic ${r.name}: no scheduled restore of its files${r.check ? " (integrity check only)" : ""}.`,
     );

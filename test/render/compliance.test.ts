@@ -48,10 +48,20 @@ test("the prod model against both frameworks, with the plan's numbers", () => {
 test("drills the model does not schedule are gaps, not ticks", () => {
   const f = req(prodRaw(), "8.13 (f)");
   expect(verdict(f)).toBe("partly met");
-  expect(f.gaps).toContain("restic usb: no scheduled restore of its files (integrity check only).");
   expect(f.gaps.some((g) => g.startsWith("No scheduled point-in-time recovery drill"))).toBe(true);
-  // GDPR's testing article carries them too
-  expect(req(prodRaw(), "32(1)(d)").gaps).toContain(
+  // prod drills both restic repositories
+  expect(f.gaps.join("\n")).not.toContain("restic");
+  expect(f.how).toContain(
+    "restic usb: restore drill (`0 7 2 * *`), 20 files of the newest snapshot restored and verified, each in turn; the monitor alerts when it fails or is overdue.",
+  );
+  const undrilled = prodRaw();
+  for (const r of (undrilled.restic as { repositories: Record<string, unknown>[] }).repositories)
+    delete r.drill;
+  expect(req(undrilled, "8.13 (f)").gaps).toContain(
+    "restic usb: no scheduled restore of its files (integrity check only).",
+  );
+  // GDPR's testing article carries the gaps too
+  expect(req(undrilled, "32(1)(d)").gaps).toContain(
     "restic usb: no scheduled restore of its files (integrity check only). (8.13 (f))",
   );
 });

@@ -16,14 +16,14 @@ import {
 
 const prod = parseSite(readStackFile("prod").config["backup321:site"]);
 
-test("docker-srv: the USB SSD mount, its SMART health and the local restic repository", () => {
+test("docker-srv: the USB SSD mount, its SMART health, the local restic repository and both drills", () => {
   expect(monitorChecksFor(prod, "docker-srv")).toEqual({
     mounts: ["/mnt/usb-ssd"],
     diskFullPercent: 85,
     smartDevices: ["/dev/disk/by-uuid/5f3a2c1e-8b7d-4e6f-9a0b-1c2d3e4f5a6b"],
     resticRepos: ["/mnt/usb-ssd/restic"],
     staleLockHours: 12,
-    restoreJobs: [],
+    restoreJobs: ["restic-usb-drill", "restic-cloud-drill"],
     rtoHours: 4,
   });
 });

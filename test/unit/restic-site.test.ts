@@ -38,8 +38,10 @@ test("prod: the usb and cloud repositories and their jobs on docker-srv", async 
   expect(cronFiles(recorded)).toEqual([
     "docker-srv /etc/cron.d/backup321-restic-cloud",
     "docker-srv /etc/cron.d/backup321-restic-cloud-check",
+    "docker-srv /etc/cron.d/backup321-restic-cloud-drill",
     "docker-srv /etc/cron.d/backup321-restic-usb",
     "docker-srv /etc/cron.d/backup321-restic-usb-check",
+    "docker-srv /etc/cron.d/backup321-restic-usb-drill",
   ]);
   const scripts = recorded.filter((r) => r.type === "backup321:restic:ResticScripts");
   expect(scripts.map((r) => r.name)).toEqual(["backup321-restic-docker-srv"]);

@@ -69,6 +69,7 @@ test("a repository's children are exactly these (renames would replace stateful 
     "backup321:host:RemoteFile restic-backup",
     "backup321:host:RemoteFile restic-check",
     "backup321:host:RemoteFile restic-copy",
+    "backup321:host:RemoteFile restic-drill",
     "backup321:host:RemoteFile restic-init",
     "backup321:host:RemoteFile restic-lib",
     "command:remote:Command restic-tools",

@@ -26,7 +26,9 @@ remove_scratch() {
 pick_sample() {
   local list=$1 offset=$2
   awk -F'\t' -v want="$DRILL_FILES" -v maxb="$((DRILL_MAX_MB * 1024 * 1024))" -v offset="$offset" '
-    $1 !~ /[][*?\\]/ { path[n] = $1; size[n] = $2; n++ }
+    BEGIN { n = 0 }
+    $1 ~ /[*?\\[]/ || index($1, "]") { next }
+    { path[n] = $1; size[n] = $2; n++ }
     END {
       stride = int(n / want); if (stride < 1) stride = 1
       for (i = offset % stride; i < n && taken < want; i += stride) {
