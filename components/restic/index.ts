@@ -376,6 +376,14 @@ export class ResticRepository extends pulumi.ComponentResource {
       { parent: this },
     );
     const jobs = [main];
+    // The check and the drill read only this repository: the copy source's disk need not be mounted.
+    const thisRepoOnly = {
+      ...common,
+      FROM_NAME: "",
+      FROM_URL: "",
+      FROM_PASSWORD_FILE: "",
+      FROM_MOUNT: "",
+    };
     if (args.check) {
       const job = `${resticJob(args.repo)}-check`;
       new ScheduledJob(
@@ -385,15 +393,7 @@ export class ResticRepository extends pulumi.ComponentResource {
           job,
           schedule: args.check.schedule,
           script: args.scripts.paths.check,
-          // The check reads only this repository: the copy source's disk need not be mounted.
-          env: {
-            ...common,
-            FROM_NAME: "",
-            FROM_URL: "",
-            FROM_PASSWORD_FILE: "",
-            FROM_MOUNT: "",
-            CHECK_SUBSETS: args.check.subsets,
-          },
+          env: { ...thisRepoOnly, CHECK_SUBSETS: args.check.subsets },
           dependsOn: [this.init],
         },
         { parent: this },
@@ -409,13 +409,8 @@ export class ResticRepository extends pulumi.ComponentResource {
           job,
           schedule: args.drill.schedule,
           script: args.scripts.paths.drill,
-          // The drill reads only this repository, like the check.
           env: {
-            ...common,
-            FROM_NAME: "",
-            FROM_URL: "",
-            FROM_PASSWORD_FILE: "",
-            FROM_MOUNT: "",
+            ...thisRepoOnly,
             DRILL_FILES: args.drill.files,
             DRILL_MAX_MB: args.drill.maxMb,
             DRILL_SCRATCH: `${host.paths.state}/restic-scratch`,

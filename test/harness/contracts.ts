@@ -28,8 +28,8 @@ function contractOf(file: string, body: Record<string, unknown>) {
   return undefined;
 }
 
-/** <history>/<YYYY-MM>.tsv files under dir (a history directory is named history in the tests). */
-function* historyFiles(dir: string): Generator<string> {
+/** The files under dir (recursively) that `keep` takes, by their directory and name. */
+function* filesUnder(dir: string, keep: (dir: string, name: string) => boolean): Generator<string> {
   let entries: fs.Dirent[];
   try {
     entries = fs.readdirSync(dir, { withFileTypes: true });
@@ -38,24 +38,18 @@ function* historyFiles(dir: string): Generator<string> {
   }
   for (const e of entries) {
     const p = path.join(dir, e.name);
-    if (e.isDirectory()) yield* historyFiles(p);
-    else if (/^\d{4}-\d{2}\.tsv$/.test(e.name) && path.basename(dir) === "history") yield p;
+    if (e.isDirectory()) yield* filesUnder(p, keep);
+    else if (e.isFile() && keep(dir, e.name)) yield p;
   }
 }
 
-function* jsonFiles(dir: string): Generator<string> {
-  let entries: fs.Dirent[];
-  try {
-    entries = fs.readdirSync(dir, { withFileTypes: true });
-  } catch {
-    return;
-  }
-  for (const e of entries) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) yield* jsonFiles(p);
-    else if (e.isFile() && e.name.endsWith(".json")) yield p;
-  }
-}
+/** <history>/<YYYY-MM>.tsv files (a history directory is named history in the tests). */
+const historyFiles = (root: string) =>
+  filesUnder(
+    root,
+    (dir, name) => path.basename(dir) === "history" && /^\d{4}-\d{2}\.tsv$/.test(name),
+  );
+const jsonFiles = (root: string) => filesUnder(root, (_, name) => name.endsWith(".json"));
 
 /** Problems of a history file: every line must parse into HISTORY_COLUMNS. */
 function historyProblems(file: string): string[] {
