@@ -579,6 +579,25 @@ test("a damaged pack fails the drill with an alert, and the next run tries the s
   }
 });
 
+test("b321-evidence lists every drill run with the restore time its status recorded", () => {
+  const r = run(`${rig.box.paths.sbin}/b321-evidence`, []);
+  expect(r.code).toBe(0);
+  const drills = r.stdout.split("## Drills and restores")[1].split("## ")[0];
+  const rows = drills.split("\n").filter((l) => / \| restic-(usb|cloud)-drill \| /.test(l));
+  const history = fs
+    .readdirSync(rig.box.paths.history)
+    .flatMap((f) => fs.readFileSync(`${rig.box.paths.history}/${f}`, "utf8").split("\n"))
+    .filter((l) => /\trestic-(usb|cloud)-drill\tdrill\t/.test(l));
+  expect(rows).toHaveLength(history.length);
+  expect(rows.length).toBeGreaterThan(4);
+  // the last usb drill's row carries the seconds its status file recorded
+  const st = status("restic-usb-drill");
+  expect(rows.filter((l) => l.includes("| restic-usb-drill |")).at(-1)).toBe(
+    `| ${st.ended} | restic-usb-drill | drill | success | ${st.restore_seconds} s |  |`,
+  );
+  expect(drills).toContain("| restic-usb-drill | drill | failed | - | restic restore --verify");
+});
+
 test("a run while another holds the repository's lock is refused", () => {
   const lock = `${rig.box.paths.locks}/restic-usb.lock`;
   const before = snapshots("usb").length;
