@@ -95,6 +95,8 @@ test("b321-evidence lists drills, success rates and alerts from the history", as
   expect(report).toContain("# Backup evidence: ");
   const runs = lines().length;
   expect(report).toContain(`: ${runs} runs recorded in ${rig.box.paths.history}.`);
+  // a history younger than the period says so: nothing before it is recorded
+  expect(report).toContain(`The history starts at ${lines()[0].ended}: nothing earlier`);
 
   const drills = report.split("## Drills and restores")[1].split("##")[0];
   expect(rows(drills, lines()[4].ended)[0]).toEqual([
