@@ -38,7 +38,7 @@ const rig = useRig({
     );
     job(
       "drill",
-      "B321_KIND=drill",
+      "b321_kind drill",
       '[ -z "${DEMO_FAIL:-}" ] || b321_fail "$DEMO_FAIL"',
       "b321_set restore_seconds 7",
     );

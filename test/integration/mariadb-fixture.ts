@@ -143,6 +143,31 @@ export function createBackupUser(
 }
 
 /**
+ * The common setup of a physical install: the backup user backup_phys (<root>/etc/secrets/phys.cnf),
+ * a fresh stack key (<root>/etc/secrets/mariadb-backup.key) and the scripts, zstd-compressed fulls.
+ */
+export function physicalInstall(
+  root: string,
+  server: MariaDbServer,
+  db: string,
+  dirs: Pick<EnvOptions, "backupDir" | "binlogBackupDir" | "keepFulls" | "timezone">,
+): { box: Install; secrets: string } {
+  const secrets = path.join(root, "etc", "secrets");
+  createBackupUser(server, "backup_phys", "Phys0Pass", "physical", [db], `${secrets}/phys.cnf`);
+  const keyFile = `${secrets}/mariadb-backup.key`;
+  fs.writeFileSync(keyFile, run("openssl", ["rand", "-base64", "32"]).stdout, { mode: 0o600 });
+  const box = installScripts(root, server, {
+    method: "physical",
+    compression: "zstd",
+    databases: [db],
+    clientCnf: `${secrets}/phys.cnf`,
+    keyFile,
+    ...dirs,
+  });
+  return { box, secrets };
+}
+
+/**
  * The scripts in <root>/lib as the component installs them. base.keyFile is the stack's key: its
  * fingerprint goes into every env file (an override of keyFile alone is a key file that changed).
  */

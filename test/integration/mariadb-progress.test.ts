@@ -10,9 +10,8 @@ import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
 import { run } from "../harness/proc";
 import {
   countsIn,
-  createBackupUser,
   fulls,
-  installScripts,
+  physicalInstall,
   seedSchema,
   tableCounts,
   type Install,
@@ -86,21 +85,12 @@ beforeAll(async () => {
   root = fs.mkdtempSync(path.join(os.tmpdir(), "b321-mdb-progress-"));
   fs.chmodSync(root, 0o755);
   server.sql(seedSchema(DB, 0.2));
-  const secrets = path.join(root, "etc", "secrets");
-  createBackupUser(server, "backup_phys", "Phys0Pass", "physical", [DB], `${secrets}/phys.cnf`);
-  const keyFile = `${secrets}/mariadb-backup.key`;
-  fs.writeFileSync(keyFile, run("openssl", ["rand", "-base64", "32"]).stdout, { mode: 0o600 });
-  box = installScripts(root, server, {
-    method: "physical",
-    compression: "zstd",
-    databases: [DB],
-    clientCnf: `${secrets}/phys.cnf`,
-    keyFile,
+  ({ box } = physicalInstall(root, server, DB, {
     backupDir: backups(),
     binlogBackupDir: shipped(),
     keepFulls: 2,
     timezone: "UTC",
-  });
+  }));
   expect(box.runScript("mariadb-full.sh", box.env("mariadb-full")).code).toBe(0);
   server.sql(
     `INSERT INTO ${DB}.commandes (client_id, total) SELECT 1, seq FROM seq_1_to_3000; FLUSH BINARY LOGS;` +

@@ -12,7 +12,7 @@ import {
   createBackupUser,
   fingerprint,
   fulls,
-  installScripts,
+  physicalInstall,
   keyFileFingerprint,
   seedSchema,
   startOn,
@@ -104,8 +104,14 @@ beforeAll(async () => {
     "CREATE DATABASE bigdb; USE bigdb; CREATE TABLE bigdb.journal (id INT PRIMARY KEY, msg VARCHAR(255)) ENGINE=InnoDB;" +
       "INSERT INTO bigdb.journal SELECT seq, REPEAT(MD5(seq), 7) FROM seq_1_to_400000;",
   );
-  const secrets = path.join(root, "etc", "secrets");
-  createBackupUser(server, "backup_phys", "Phys0Pass", "physical", [DB], `${secrets}/phys.cnf`);
+  const phys = physicalInstall(root, server, DB, {
+    backupDir: backups(),
+    binlogBackupDir: path.join(root, "binlogs"),
+    keepFulls: 2,
+    timezone: "Europe/Paris",
+  });
+  box = phys.box;
+  const secrets = phys.secrets;
   createBackupUser(
     server,
     "backup_user",
@@ -114,19 +120,6 @@ beforeAll(async () => {
     [DB, "bigdb"],
     `${secrets}/log.cnf`,
   );
-  const keyFile = `${secrets}/mariadb-backup.key`;
-  fs.writeFileSync(keyFile, run("openssl", ["rand", "-base64", "32"]).stdout, { mode: 0o600 });
-  box = installScripts(root, server, {
-    method: "physical",
-    compression: "zstd",
-    databases: [DB],
-    clientCnf: `${secrets}/phys.cnf`,
-    keyFile,
-    backupDir: backups(),
-    binlogBackupDir: path.join(root, "binlogs"),
-    keepFulls: 2,
-    timezone: "Europe/Paris",
-  });
   physEnv = box.env("mariadb-full");
   logEnv = box.env(
     "mariadb-full",

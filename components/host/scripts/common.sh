@@ -40,8 +40,7 @@ B321_DIRS=(B321_ETC B321_STATE B321_STATUS_DIR B321_METRICS_DIR B321_LOCK_DIR B3
 : "${B321_JOB:=}" "${B321_ETC:=}" "${B321_LIB:=}" "${B321_STATE:=}" "${B321_STATUS_DIR:=}" \
   "${B321_METRICS_DIR:=}" "${B321_LOCK_DIR:=}" "${B321_RUN_DIR:=}" "${B321_JOBS_DIR:=}" \
   "${B321_HISTORY_DIR:=}"
-# What the job's runs are, for the evidence: backup, check, drill, restore or setup. A script that
-# is not a backup says so after sourcing this file (B321_KIND=drill).
+# What the job's runs are, for the evidence: backup unless the script says otherwise (b321_kind).
 B321_KIND=backup
 
 B321_ERROR=""
@@ -277,6 +276,15 @@ b321_write_metrics() {
     echo "# TYPE backup321_job_bytes gauge"
     echo "backup321_job_bytes{$label} ${B321_FIELDS[bytes]:-0}"
   } | b321_replace "$prom"
+}
+
+# b321_kind KIND: what this script's runs are in the history (HISTORY_COLUMNS kind): check, drill,
+# restore or setup; a script that says nothing is a backup.
+b321_kind() {
+  case $1 in
+    backup | check | drill | restore | setup) B321_KIND=$1 ;;
+    *) b321_usage "b321_kind: unknown kind '$1' (backup, check, drill, restore or setup)" ;;
+  esac
 }
 
 # b321_alert RESULT MESSAGE: returns 1 when the alert could not be delivered (no hook, a channel

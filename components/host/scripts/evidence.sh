@@ -39,7 +39,14 @@ main() {
 render() {
   awk -F'\t' -v host="$1" -v since="$2" -v now="$3" -v dir="$4" '
     function cell(s) { gsub(/\|/, "\\|", s); gsub(/ \\n /, "; ", s); return s }
-    function rate(ok, n) { return n ? sprintf("%.1f %%", 100 * ok / n) : "-" }
+    function rate(good, runs) { return runs ? sprintf("%.1f %%", 100 * good / runs) : "-" }
+    # table HEAD ROWS COUNT: a Markdown table of ROWS[1..COUNT] under HEAD, or a line saying none.
+    function table(head, rows, count, i, sep) {
+      if (!count) { print "None in this period."; return }
+      sep = head; gsub(/[^|]+/, "---", sep)
+      print head; print sep
+      for (i = 1; i <= count; i++) print rows[i]
+    }
     NF < 10 || $1 < since { next }
     {
       runs++
@@ -64,34 +71,20 @@ render() {
       else if (oldest > since)
         printf "\nThe history starts at %s: nothing earlier is recorded on this host (a rebuilt host, or a history kept since then only).\n", oldest
       print "\n## Drills and restores\n"
-      if (!nd) print "None in this period."
-      else {
-        print "| Ended (UTC) | Job | Kind | Result | Measured restore time | Note |"
-        print "|---|---|---|---|---|---|"
-        for (i = 1; i <= nd; i++) print drills[i]
-      }
+      table("| Ended (UTC) | Job | Kind | Result | Measured restore time | Note |", drills, nd)
       print "\n## Success rate per job\n"
       print "The success rate counts the runs that did their job: succeeded, or warned.\n"
-      if (!jobs) print "No job ran in this period."
-      else {
-        print "| Job | Kind | Runs | Succeeded | Warned | Failed | Success rate | Last run | Last result | Last success |"
-        print "|---|---|---|---|---|---|---|---|---|---|"
-        for (i = 1; i <= jobs; i++) {
-          j = order[i]
-          printf "| %s | %s | %d | %d | %d | %d | %s | %s | %s | %s |\n", j, kind[j], n[j], ok[j],
-            warned[j], failed[j], rate(ok[j] + warned[j], n[j]), last[j], lastres[j],
-            (j in lastok) ? lastok[j] : "never"
-        }
+      for (i = 1; i <= jobs; i++) {
+        j = order[i]
+        rates[i] = sprintf("| %s | %s | %d | %d | %d | %d | %s | %s | %s | %s |", j, kind[j], n[j],
+          ok[j], warned[j], failed[j], rate(ok[j] + warned[j], n[j]), last[j], lastres[j],
+          (j in lastok) ? lastok[j] : "never")
       }
+      table("| Job | Kind | Runs | Succeeded | Warned | Failed | Success rate | Last run | Last result | Last success |", rates, jobs)
       print "\n## Alerts\n"
       print "Every run that failed or warned raised an alert; Delivered says whether a channel took it."
       print ""
-      if (!na) print "None in this period."
-      else {
-        print "| Ended (UTC) | Job | Result | Delivered | Message |"
-        print "|---|---|---|---|---|"
-        for (i = 1; i <= na; i++) print alerts[i]
-      }
+      table("| Ended (UTC) | Job | Result | Delivered | Message |", alerts, na)
     }'
 }
 

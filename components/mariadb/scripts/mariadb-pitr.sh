@@ -21,7 +21,7 @@
 set -Eeuo pipefail
 # shellcheck source=../../host/scripts/common.sh
 source "${BASH_SOURCE[0]%/*}/common.sh"
-B321_KIND=restore
+b321_kind restore
 b321_start "$@"
 # shellcheck source=mariadb-lib.sh
 source "${BASH_SOURCE[0]%/*}/mariadb-lib.sh"

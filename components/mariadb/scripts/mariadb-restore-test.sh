@@ -10,7 +10,7 @@
 set -Eeuo pipefail
 # shellcheck source=../../host/scripts/common.sh
 source "${BASH_SOURCE[0]%/*}/common.sh"
-B321_KIND=drill
+b321_kind drill
 b321_start "$@"
 # shellcheck source=mariadb-lib.sh
 source "${BASH_SOURCE[0]%/*}/mariadb-lib.sh"

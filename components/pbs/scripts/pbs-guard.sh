@@ -7,7 +7,7 @@
 set -Eeuo pipefail
 # shellcheck source=../../host/scripts/common.sh
 source "${BASH_SOURCE[0]%/*}/common.sh"
-B321_KIND=check
+b321_kind check
 # shellcheck source=pbs-lib.sh
 source "${BASH_SOURCE[0]%/*}/pbs-lib.sh"
 

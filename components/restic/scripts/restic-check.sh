@@ -5,7 +5,7 @@
 set -Eeuo pipefail
 # shellcheck source=../../host/scripts/common.sh
 source "${BASH_SOURCE[0]%/*}/common.sh"
-B321_KIND=check
+b321_kind check
 source "${BASH_SOURCE[0]%/*}/restic-lib.sh"
 
 main() {

@@ -11,7 +11,7 @@
 set -Eeuo pipefail
 # shellcheck source=../../host/scripts/common.sh
 source "${BASH_SOURCE[0]%/*}/common.sh"
-B321_KIND=drill
+b321_kind drill
 source "${BASH_SOURCE[0]%/*}/restic-lib.sh"
 
 SCRATCH=""

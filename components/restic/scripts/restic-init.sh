@@ -15,7 +15,7 @@
 set -Eeuo pipefail
 # shellcheck source=../../host/scripts/common.sh
 source "${BASH_SOURCE[0]%/*}/common.sh"
-B321_KIND=setup
+b321_kind setup
 source "${BASH_SOURCE[0]%/*}/restic-lib.sh"
 
 # retire_pending: removes the old key a previous rotation could not remove.
