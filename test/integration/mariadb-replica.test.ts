@@ -210,6 +210,45 @@ describe("a full taken on the replica", () => {
   }, 300_000);
 });
 
+test("a logical full on the replica records the primary's coordinates and passes the restore test on the primary's host", () => {
+  const secrets = path.join(root, "etc", "secrets");
+  createBackupUser(primary, "backup_log", "Log1Replica", "logical", [DB], `${secrets}/l.cnf`, true);
+  const logical = {
+    method: "logical" as const,
+    compression: "gzip" as const,
+    clientCnf: `${secrets}/l.cnf`,
+    backupDir: path.join(root, "logical"),
+  };
+  const full = onReplica.runScript(
+    "mariadb-full.sh",
+    onReplica.env("mariadb-full", logical, "logical"),
+  );
+  expect(full.stderr).toContain("replica stopped applying at the primary's");
+  expect(full.code).toBe(0);
+  const [file] = fulls(logical.backupDir);
+  const manifest = JSON.parse(fs.readFileSync(`${file}.manifest.json`, "utf8"));
+  expect(manifest.binlog_server_id).toBe(1);
+  expect(primary.sql("SHOW BINARY LOGS")).toContain(`${manifest.binlog_file}\t`);
+  // the dump itself carries the same coordinates (--dump-slave), for building a new replica
+  const head = run("bash", [
+    "-c",
+    'openssl enc -aes-256-cbc -d -pbkdf2 -pass "file:$1" -in "$2" | gzip -dc | grep -m1 "CHANGE MASTER .*MASTER_LOG_FILE"',
+    "-",
+    onReplica.keyFile,
+    file,
+  ]).stdout;
+  expect(head).toContain(
+    `MASTER_LOG_FILE='${manifest.binlog_file}', MASTER_LOG_POS=${manifest.binlog_position}`,
+  );
+  const rt = onPrimary.runScript(
+    "mariadb-restore-test.sh",
+    onPrimary.env("mariadb-restore-test", logical, "logical"),
+  );
+  expect(rt.code).toBe(0);
+  expect(onPrimary.status("mariadb-restore-test").result).toBe("success");
+  expect(replicaField("Slave_SQL_Running")).toBe("Yes");
+}, 300_000);
+
 describe("a replica that cannot give a current full gets none", () => {
   test("stopped: a failed status naming its state, and an alert", () => {
     const before = fulls(backups()).length;
