@@ -9,6 +9,8 @@ import * as path from "node:path";
 import { spawn } from "node:child_process";
 import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
 import { run, waitFor } from "../harness/proc";
+import { jobEnv, renderEnvFile } from "../../components/host/render";
+import { monitorEnv } from "../../components/monitoring/render";
 import {
   createBackupUser,
   fulls,
@@ -38,6 +40,41 @@ function recordAlerts(envFile: string, name: string): string {
   fs.writeFileSync(hook, `#!/bin/sh\necho "$@" >> '${alerts}'\n`, { mode: 0o755 });
   fs.appendFileSync(envFile, `B321_ALERT=${hook}\n`);
   return alerts;
+}
+
+/**
+ * monitor.sh on the replica's host with only the replica check configured (no job is registered
+ * in this sandbox, which the monitor also reports): its status error and its metrics file.
+ */
+function monitorReplica(maxLagSeconds: number): { error: string; metrics: string } {
+  const script = path.join(onReplica.lib, "monitor.sh");
+  fs.copyFileSync(path.join(__dirname, "../../components/monitoring/scripts/monitor.sh"), script);
+  fs.chmodSync(script, 0o755);
+  const env = path.join(onReplica.etc, "monitor.env");
+  const checks = {
+    mounts: [],
+    diskFullPercent: 90,
+    smartDevices: [],
+    resticRepos: [],
+    staleLockHours: 1,
+    restoreJobs: [],
+    rtoHours: 4,
+    replica: { socket: replica.socket, maxLagSeconds },
+  };
+  fs.writeFileSync(
+    env,
+    renderEnvFile("test monitor", {
+      ...monitorEnv(checks),
+      ...jobEnv(onReplica.paths, "monitor"),
+      B321_ALERT: "/bin/true",
+    }),
+    { mode: 0o600 },
+  );
+  run(script, [env], { timeoutMs: 120_000 });
+  return {
+    error: String(onReplica.status("monitor").error ?? ""),
+    metrics: fs.readFileSync(path.join(onReplica.paths.metrics, "monitor-checks.prom"), "utf8"),
+  };
 }
 
 /** Per-table CHECKSUM TABLE of DB, "table checksum" lines. */
@@ -177,6 +214,14 @@ describe("a full taken on the replica", () => {
     expect(replicaField("Slave_SQL_Running")).toBe("Yes");
   });
 
+  test("the monitor finds the replica replicating within its limit", () => {
+    const m = monitorReplica(60);
+    // the one other problem: no job is registered in this sandbox
+    expect(m.error).toMatch(/^1 of 2 checks failed on .*\n- no backup job is registered in /);
+    expect(m.metrics).toMatch(/^backup321_monitor_check_ok\{check="replica",target="[^"]+"\} 1$/m);
+    expect(m.metrics).toMatch(/^backup321_replica_lag_seconds \d+$/m);
+  });
+
   test("PITR from it plus the primary's shipped binlogs equals the primary at the target", async () => {
     primary.sql(
       `INSERT INTO ${DB}.clients (nom, email) SELECT CONCAT('apres-', seq), 'x@y' FROM seq_1_to_50;` +
@@ -267,6 +312,13 @@ describe("a replica that cannot give a current full gets none", () => {
       expect(fulls(backups()).length).toBe(before);
       // nothing of this run restarted it
       expect(replicaField("Slave_SQL_Running")).toBe("No");
+      const m = monitorReplica(60);
+      expect(m.error).toContain(
+        `the replica on ${replica.socket} is not replicating (Slave_IO_Running=No, Slave_SQL_Running=No)`,
+      );
+      expect(m.metrics).toMatch(
+        /^backup321_monitor_check_ok\{check="replica",target="[^"]+"\} 0$/m,
+      );
     } finally {
       replica.sql("START SLAVE");
     }
@@ -294,6 +346,11 @@ describe("a replica that cannot give a current full gets none", () => {
       expect(Number(lag?.[1])).toBeGreaterThanOrEqual(3);
       expect(fs.readFileSync(alerts, "utf8")).toContain(`mariadb-full failed ${status.error}`);
       expect(fulls(backups()).length).toBe(before);
+      expect(monitorReplica(2).error).toMatch(
+        new RegExp(
+          `the replica on ${replica.socket.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} lags \\d+ s behind the primary, more than the limit of 2 s \\(mariadb\\.replica\\.maxLagSeconds\\)`,
+        ),
+      );
     } finally {
       replica.sql("STOP SLAVE; CHANGE MASTER TO MASTER_DELAY=0; START SLAVE;");
     }
