@@ -279,7 +279,8 @@ test("a rebuilt host comes back disarmed, and is re-armed only after its restore
     LAPTOP,
     LAPTOP,
     "db-srv", // the NAS snapshot
-    "db-srv", // the newest full
+    "db-replica", // the newest full: the replica takes them
+    "db-replica", // the fulls copied to db-srv, where the binlogs are
     "db-srv", // the application stopped (it runs on db-srv)
     "db-srv", // the recovery
     "db-srv", // the application started and checked
@@ -292,7 +293,7 @@ test("a rebuilt host comes back disarmed, and is re-armed only after its restore
     "  pulumi up --yes",
     ")",
   ]);
-  expect(block(lost[7]).slice(3)).toEqual([
+  expect(block(lost[8]).slice(3)).toEqual([
     `  pulumi config set --path 'backup321:site.hosts[${db}].disarmed' false --type bool`,
     "  pulumi up --yes",
     ")",
