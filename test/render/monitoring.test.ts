@@ -29,7 +29,10 @@ test("docker-srv: the USB SSD mount, its SMART health and the local restic repos
 });
 
 test("db-srv without a replica: the PITR chain and the restore test against the RTO", () => {
-  const c = monitorChecksFor({ ...prod, mariadb: { ...prod.mariadb!, replica: undefined } }, "db-srv");
+  const c = monitorChecksFor(
+    { ...prod, mariadb: { ...prod.mariadb!, replica: undefined } },
+    "db-srv",
+  );
   expect(c).toEqual({
     mounts: [],
     diskFullPercent: 85,
