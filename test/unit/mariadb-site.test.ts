@@ -27,21 +27,15 @@ test("db-srv, the primary, receives binlog shipping, PITR, secrets and the drop-
       "/etc/backup321/jobs.d/mariadb-binlogs.json",
       "/etc/backup321/jobs.d/monitor.json",
       "/etc/backup321/jobs.d/nas-sync.json",
-      "/etc/backup321/jobs.d/offsite-upload.json",
       "/etc/backup321/monitor.env",
       "/etc/backup321/nas-sync.env",
-      "/etc/backup321/offsite-upload.env",
       "/etc/backup321/secrets/alert-webhook-url (secret)",
-      "/etc/backup321/secrets/offsite-upload-aws (secret)",
       "/etc/cron.d/backup321-monitor",
       "/etc/cron.d/backup321-nas-sync",
-      "/etc/cron.d/backup321-offsite-upload",
       "/usr/local/lib/backup321/monitor.sh",
       "/usr/local/lib/backup321/nas-sync.sh",
-      "/usr/local/lib/backup321/offsite-upload.sh",
       "/usr/local/sbin/b321-monitor",
       "/usr/local/sbin/b321-nas-sync",
-      "/usr/local/sbin/b321-offsite-upload",
       "/etc/backup321/mariadb-binlogs.env",
       "/etc/backup321/mariadb-pitr.env",
       "/etc/backup321/secrets/mariadb-backup.cnf (secret)",
@@ -75,6 +69,9 @@ test("db-replica takes and tests the fulls: their jobs, the key and the option f
     "/etc/backup321/secrets/mariadb-backup.key (secret)",
     "/usr/local/lib/backup321/mariadb-full.sh",
     "/usr/local/lib/backup321/mariadb-lib.sh",
+    // the fulls go to the bucket from where they are
+    "/etc/backup321/offsite-upload.env",
+    "/etc/cron.d/backup321-offsite-upload",
   ])
     expect(files).toContain(f);
   for (const f of [
