@@ -37,13 +37,13 @@ full_cleanup() {
 backup_physical() {
   local out=$1 datadir
   datadir=$(mdb_sql "SELECT @@datadir")
+  local -a replica=()
+  # The backup also carries the primary's coordinates (xtrabackup_slave_info), for whoever builds
+  # a new replica from it; the SQL thread is already stopped (mdb_replica_freeze).
+  [ -z "${MARIADB_REPLICA_MAX_LAG:-}" ] || replica=(--slave-info)
   set +e
   # dd counts the raw stream on its way (its summary on stderr): the verification needs that much
   # free space to unpack, and knowing it up front costs no second pass over the backup.
-  local -a replica=()
-  # The backup also carries the primary's coordinates (mariadb_backup_slave_info), for whoever
-  # builds a new replica from it; the SQL thread is already stopped (mdb_replica_freeze).
-  [ -z "${MARIADB_REPLICA_MAX_LAG:-}" ] || replica=(--slave-info)
   mdb_client mariadb-backup --backup --stream=xbstream --binlog-info=ON --parallel=2 "--datadir=$datadir" \
     "--target-dir=$WORK/xb" "${replica[@]}" 2>"$WORK/tool.log" | LC_ALL=C dd bs=1M 2>"$WORK/raw.dd" |
     mdb_compress | mdb_encrypt >"$out"
