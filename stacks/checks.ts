@@ -69,6 +69,7 @@ const uniqueNames: Check = (site) => [
 const references: Check = (site) => {
   const out: Problem[] = [];
   out.push(...hostWithRole(site, "mariadb.host", site.mariadb?.host, "mariadb"));
+  out.push(...hostWithRole(site, "mariadb.replica.host", site.mariadb?.replica?.host, "mariadb"));
   out.push(...hostWithRole(site, "proxmox.host", site.proxmox?.host, "proxmox"));
   out.push(...hostWithRole(site, "pbs.host", site.pbs?.host, "pbs"));
   site.pbs?.datastores.forEach((d, i) =>
@@ -192,12 +193,25 @@ const binlogsOutliveShipping: Check = (site) => {
   ];
 };
 
+/** The replica takes the load off the primary: it cannot be the primary itself. */
+const replicaIsAnotherHost: Check = (site) => {
+  const m = site.mariadb;
+  if (!m?.replica || m.replica.host !== m.host) return [];
+  return [
+    {
+      path: "mariadb.replica.host",
+      message: `"${m.host}" is the primary (mariadb.host): name the replica's host, or remove mariadb.replica to back up the primary`,
+    },
+  ];
+};
+
 /** Every cross-check; each reads the site on its own, so any of them can run without the others. */
 export const crossChecks: readonly Check[] = [
   uniqueNames,
   references,
   resticNeverArchived,
   binlogsOutliveShipping,
+  replicaIsAnotherHost,
   ...resticChecks,
   ...proxmoxChecks,
   ...targetsChecks,

@@ -107,6 +107,10 @@ export const STATUS_EXTRAS: Readonly<Record<string, ScriptStatus>> = {
       binlog_position: field(count, "The position in binlog_file."),
       tables: field(count, "Tables whose rows were counted into the manifest."),
       removed: field(count, "Older fulls removed by retention after this one was verified."),
+      replica_lag_seconds: field(
+        count,
+        "On a replica: how far behind its primary it was when the run checked it (before the backup).",
+      ),
     },
     onSuccess: ["file", "bytes", "binlog_file", "binlog_position"],
   },
@@ -364,6 +368,10 @@ export const MANIFEST_FIELDS = {
   binlog_identity: field(
     z.union([z.literal(""), z.string().regex(BINLOG_IDENTITY)]),
     "binlog_file's identity, `<name>.<start YYYYmmddTHHMMSSZ>.s<server id>` from its header: the shipped copy PITR starts from (a rebuilt server reuses names). Empty when the header could not be read: PITR then takes the latest binlog of that name started before `consistent_before_epoch`.",
+  ),
+  binlog_server_id: field(
+    z.union([z.literal(""), count]).optional(),
+    "For a full taken on a replica: the primary's server_id. binlog_file and binlog_position are then the primary's (where the replica stood still), binlog_identity is empty, and PITR follows only that server's binlogs. Absent for a full taken on the primary.",
   ),
   gtid: field(text, "The GTID position at that point (empty when GTIDs are off)."),
   counted_binlog_file: field(text, "Binlog of the snapshot in which rows were counted."),

@@ -46,6 +46,20 @@ export interface MariaDbBackupArgs {
   readonly scratchDir?: string;
   /** Unix user scratch and restored servers run as. Defaults to mysql. */
   readonly serverUser?: string;
+  /**
+   * The replica that takes the fulls (mariadb.replica): the full job and the restore test run on its
+   * host; binlog shipping and PITR stay on the primary's. Defaults to none: everything on `host`.
+   */
+  readonly replica?: ReplicaArgs;
+}
+
+export interface ReplicaArgs {
+  /** The replica's host. */
+  readonly host: Host;
+  /** The replica server's unix socket. */
+  readonly socket: string;
+  /** A full is refused when the replica lags more than this (seconds). */
+  readonly maxLagSeconds: number;
 }
 
 export class MariaDbBackup extends pulumi.ComponentResource {
@@ -63,43 +77,71 @@ export class MariaDbBackup extends pulumi.ComponentResource {
     const { host, config } = args;
     const p = host.paths;
     const socket = args.socket ?? "/run/mysqld/mysqld.sock";
-    const clientCnf = `${p.secrets}/mariadb-backup.cnf`;
     this.keyFile = `${p.secrets}/mariadb-backup.key`;
 
-    const { user, optionFile } = this.createUser(name, args, socket, clientCnf);
-    const { key, keyFile } = this.installKey(name, host);
+    const { password, user, optionFile } = this.createUser(name, args, socket);
+    const key = this.generateKey(name);
+    const keyFile = this.installKey(name, host, key);
     const binlogConf = this.configureBinlogs(name, args, socket);
     const scripts = this.installScripts(name, host);
 
     // The key's fingerprint goes into the env files in plain text, deliberately (see keyFingerprint:
     // it reveals nothing of a random 285-bit key); the key itself stays a secret.
     const fingerprint = pulumi.unsecret(key.result.apply(keyFingerprint));
-    const env = fingerprint.apply((fp) =>
-      mariadbEnv({
-        socket,
-        clientCnf,
-        keyFile: this.keyFile,
-        keyFingerprint: fp,
-        databases: config.databases,
-        method: config.method,
-        compression: config.compression,
-        backupDir: config.backupDir,
-        binlogBackupDir: config.binlogBackupDir,
-        binlogBasename: config.binlogBasename,
-        prefix: filePrefix(config.databases, args.siteName),
-        keepFulls: config.retention.fulls,
-        binlogKeepDays: config.retention.binlogExpireDays,
-        timezone: args.timezone,
-        scratchDir: args.scratchDir ?? `${p.state}/mariadb-scratch`,
-        serverUser: args.serverUser ?? "mysql",
-      }),
-    );
+    const envOn = (h: Host, sock: string, replicaMaxLag?: number) =>
+      fingerprint.apply((fp) =>
+        mariadbEnv({
+          socket: sock,
+          replicaMaxLag,
+          clientCnf: `${h.paths.secrets}/mariadb-backup.cnf`,
+          keyFile: `${h.paths.secrets}/mariadb-backup.key`,
+          keyFingerprint: fp,
+          databases: config.databases,
+          method: config.method,
+          compression: config.compression,
+          backupDir: config.backupDir,
+          binlogBackupDir: config.binlogBackupDir,
+          binlogBasename: config.binlogBasename,
+          prefix: filePrefix(config.databases, args.siteName),
+          keepFulls: config.retention.fulls,
+          binlogKeepDays: config.retention.binlogExpireDays,
+          timezone: args.timezone,
+          scratchDir: args.scratchDir ?? `${h.paths.state}/mariadb-scratch`,
+          serverUser: args.serverUser ?? "mysql",
+        }),
+      );
+    const env = envOn(host, socket);
     const needs = [user, optionFile, keyFile, binlogConf, ...scripts];
-    this.statusFiles = this.scheduleJobs(name, host, env, needs, {
+    const schedules = {
       full: config.schedules.full,
       binlogs: config.schedules.binlogs,
       "restore-test": config.schedules.restoreTest,
-    });
+    };
+    const r = args.replica;
+    if (r) {
+      // The fulls are taken and kept on the replica, so it tests them too (a replica's full needs
+      // no binlog for that: it is counted where it was taken). The user it logs in as is the one
+      // created above on the primary, which replication brings to the replica; its option file and
+      // the key are installed there too. Jobs there have their own names: adding a replica creates
+      // them and deletes the primary's, never moves a resource from one host to the other.
+      const there = `${name}-replica`;
+      const replicaNeeds = [
+        user,
+        this.installOptionFile(there, r.host, config.backupUser, password, user),
+        this.installKey(there, r.host, key),
+        ...this.installScripts(there, r.host),
+      ];
+      const replicaEnv = envOn(r.host, r.socket, r.maxLagSeconds);
+      this.statusFiles = {
+        ...this.scheduleJobs(name, host, env, needs, { binlogs: schedules.binlogs }),
+        ...this.scheduleJobs(there, r.host, replicaEnv, replicaNeeds, {
+          full: schedules.full,
+          "restore-test": schedules["restore-test"],
+        }),
+      };
+    } else {
+      this.statusFiles = this.scheduleJobs(name, host, env, needs, schedules);
+    }
     this.pitrCommand = this.installPitr(name, host, env, needs);
     this.encryptionKey = pulumi.secret(key.result);
     this.registerOutputs({
@@ -119,8 +161,7 @@ export class MariaDbBackup extends pulumi.ComponentResource {
     name: string,
     args: MariaDbBackupArgs,
     socket: string,
-    clientCnf: string,
-  ): { user: command.remote.Command; optionFile: RemoteFile } {
+  ): { password: random.RandomPassword; user: command.remote.Command; optionFile: RemoteFile } {
     const { host, config } = args;
     const password = new random.RandomPassword(
       `${name}-password`,
@@ -136,6 +177,7 @@ export class MariaDbBackup extends pulumi.ComponentResource {
           user: config.backupUser,
           method: config.method,
           databases: config.databases,
+          onReplica: args.replica !== undefined,
         }),
         delete: dropUserCommand(socket, config.backupUser),
         owns: `mariadb-user:${config.backupUser}@${socket}`,
@@ -145,40 +187,49 @@ export class MariaDbBackup extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    const optionFile = new RemoteFile(
+    const optionFile = this.installOptionFile(name, host, config.backupUser, password, user);
+    return { password, user, optionFile };
+  }
+
+  /** The backup user's 0600 option file on a host, rewritten after each change of the user. */
+  private installOptionFile(
+    name: string,
+    host: Host,
+    backupUser: string,
+    password: random.RandomPassword,
+    user: command.remote.Command,
+  ): RemoteFile {
+    return new RemoteFile(
       `${name}-client-cnf`,
       {
         host,
-        path: clientCnf,
-        content: pulumi.secret(
-          password.result.apply((pw) => renderOptionFile(config.backupUser, pw)),
-        ),
+        path: `${host.paths.secrets}/mariadb-backup.cnf`,
+        content: pulumi.secret(password.result.apply((pw) => renderOptionFile(backupUser, pw))),
         secret: true,
         dependsOn: [user],
       },
       { parent: this },
     );
-    return { user, optionFile };
   }
 
   /**
    * The encryption key, generated once and kept in the stack's state (a secret, escrowed with the
    * stack), pushed as a 0600 file. Both are protected: losing the key loses every backup.
    */
-  private installKey(
-    name: string,
-    host: Host,
-  ): { key: random.RandomPassword; keyFile: RemoteFile } {
-    const key = new random.RandomPassword(
+  private generateKey(name: string): random.RandomPassword {
+    return new random.RandomPassword(
       keyResource(name),
       { length: 48, special: false },
       { parent: this, protect: true },
     );
-    const keyFile = new RemoteFile(
+  }
+
+  private installKey(name: string, host: Host, key: random.RandomPassword): RemoteFile {
+    return new RemoteFile(
       `${name}-key-file`,
       {
         host,
-        path: this.keyFile,
+        path: `${host.paths.secrets}/mariadb-backup.key`,
         content: pulumi.secret(key.result.apply((k) => `${k}\n`)),
         secret: true,
         keep: true,
@@ -186,7 +237,6 @@ export class MariaDbBackup extends pulumi.ComponentResource {
       },
       { parent: this, protect: true },
     );
-    return { key, keyFile };
   }
 
   /**
@@ -236,23 +286,25 @@ export class MariaDbBackup extends pulumi.ComponentResource {
     host: Host,
     env: pulumi.Output<Record<string, string | number>>,
     needs: pulumi.Resource[],
-    schedules: Record<"full" | "binlogs" | "restore-test", string>,
+    schedules: Partial<Record<"full" | "binlogs" | "restore-test", string>>,
   ): Record<string, string> {
     return Object.fromEntries(
-      (["full", "binlogs", "restore-test"] as const).map((role) => {
+      (["full", "binlogs", "restore-test"] as const).flatMap((role) => {
+        const schedule = schedules[role];
+        if (schedule === undefined) return [];
         const job = new ScheduledJob(
           `${name}-${role}`,
           {
             host,
             job: `mariadb-${role}`,
-            schedule: schedules[role],
+            schedule,
             script: `${host.paths.lib}/${SCRIPTS[role]}`,
             env,
             dependsOn: needs,
           },
           { parent: this },
         );
-        return [role, job.statusFile];
+        return [[role, job.statusFile]];
       }),
     );
   }

@@ -57,8 +57,19 @@ export interface Grants {
  *   silently leaves out every procedure and function the user did not define.
  * - physical: mariadb-backup's RELOAD (BACKUP STAGE, FLUSH), PROCESS (InnoDB status), LOCK TABLES and
  *   BINLOG MONITOR (--binlog-info=ON), plus SELECT on each database for the manifest's row counts.
+ * - fulls on a replica, either method: SLAVE MONITOR (SHOW SLAVE STATUS: its state, lag and the
+ *   primary's coordinates) and REPLICATION SLAVE ADMIN (STOP/START SLAVE SQL_THREAD while it backs
+ *   up). The user is created on the primary and reaches the replica by replication, so the primary's
+ *   copy holds them too; there they let the user stop nothing, as the primary has no replica thread.
  */
-export function backupGrants(method: Method): Grants {
+export function backupGrants(method: Method, onReplica = false): Grants {
+  const g = methodGrants(method);
+  return onReplica
+    ? { ...g, global: [...g.global, "SLAVE MONITOR", "REPLICATION SLAVE ADMIN"] }
+    : g;
+}
+
+function methodGrants(method: Method): Grants {
   switch (method) {
     case "logical":
       return {
@@ -79,12 +90,14 @@ export interface UserSpec {
   readonly user: string;
   readonly method: Method;
   readonly databases: readonly string[];
+  /** Fulls are taken on a replica (mariadb.replica). Defaults to false. */
+  readonly onReplica?: boolean;
 }
 
 /** The grants of the backup user, reset to exactly the method's list (a method change removes what is no longer needed). */
 export function renderGrantsSql(spec: UserSpec): string {
   const who = account(spec.user);
-  const g = backupGrants(spec.method);
+  const g = backupGrants(spec.method, spec.onReplica);
   return [
     `REVOKE ALL PRIVILEGES, GRANT OPTION FROM ${who};`,
     `GRANT ${g.global.join(", ")} ON *.* TO ${who};`,
@@ -256,6 +269,8 @@ export interface JobEnvSpec {
   readonly timezone: string;
   readonly scratchDir: string;
   readonly serverUser: string;
+  /** On the replica's full job only: its lag limit in seconds (mariadb.replica.maxLagSeconds). */
+  readonly replicaMaxLag?: number;
 }
 
 /** The variables of every MariaDB job's env file (mariadb-lib.sh documents them). No secret (the key's fingerprint is not one: see keyFingerprint). */
@@ -277,6 +292,7 @@ export function mariadbEnv(s: JobEnvSpec): Record<string, string | number> {
     MARIADB_TZ: s.timezone,
     MARIADB_SCRATCH_DIR: s.scratchDir,
     MARIADB_SERVER_USER: s.serverUser,
+    ...(s.replicaMaxLag === undefined ? {} : { MARIADB_REPLICA_MAX_LAG: s.replicaMaxLag }),
   };
 }
 

@@ -3,6 +3,7 @@
 import { hostTimezone } from "../../stacks/defaults";
 import type { Site } from "../../stacks/schema";
 import { maxIntervalHours } from "../../stacks/schedule";
+import { fullsHost } from "../../stacks/model/mariadb";
 import { defaultGraceHours, renderEnvFile, shq } from "../host/render";
 import { resticDrillJob } from "../restic/render";
 
@@ -27,6 +28,8 @@ export interface MonitorChecks {
     /** How old the newest full may be before its first binlog must have been shipped. */
     readonly graceHours: number;
   };
+  /** The replica the fulls are taken on (mariadb.replica): replicating, within its lag limit. */
+  readonly replica?: { readonly socket: string; readonly maxLagSeconds: number };
   /** Restore-test jobs: their last run must have succeeded within the RTO. */
   readonly restoreJobs: readonly string[];
   readonly rtoHours: number;
@@ -43,6 +46,9 @@ export function monitorChecksFor(site: Site, hostName: string): MonitorChecks {
     ...site.restic.repositories.filter((r) => r.host === hostName).flatMap((r) => r.disk ?? []),
   ];
   const m = site.mariadb?.host === hostName ? site.mariadb : undefined;
+  // The host that takes and tests the fulls: the replica's when there is one.
+  const fulls = site.mariadb && fullsHost(site.mariadb) === hostName ? site.mariadb : undefined;
+  const replica = site.mariadb?.replica?.host === hostName ? site.mariadb.replica : undefined;
   const shipEvery = m ? maxIntervalHours(m.schedules.binlogs, hostTimezone(site, m.host)) : 0;
   return {
     mounts: uniq(disks.map((d) => d.mountpoint)),
@@ -54,7 +60,9 @@ export function monitorChecksFor(site: Site, hostName: string): MonitorChecks {
         .map((r) => r.path as string),
     ),
     staleLockHours: site.monitoring.staleLockHours,
-    ...(m
+    // The fulls and the shipped binlogs must be on the same host for this check: with a replica
+    // they are not (the fulls on the replica's, the binlogs on the primary's), and it is left out.
+    ...(m && fulls === m
       ? {
           pitr: {
             binlogDir: m.binlogBackupDir,
@@ -64,11 +72,14 @@ export function monitorChecksFor(site: Site, hostName: string): MonitorChecks {
         }
       : {}),
     restoreJobs: [
-      ...(m ? [MARIADB_RESTORE_TEST_JOB] : []),
+      ...(fulls ? [MARIADB_RESTORE_TEST_JOB] : []),
       ...site.restic.repositories
         .filter((r) => r.host === hostName && r.drill)
         .map((r) => resticDrillJob(r.name)),
     ],
+    ...(replica
+      ? { replica: { socket: replica.socket, maxLagSeconds: replica.maxLagSeconds } }
+      : {}),
     rtoHours: site.targets.rtoHours,
     ...(site.monitoring.textfileDir ? { textfileDir: site.monitoring.textfileDir } : {}),
   };
@@ -87,6 +98,8 @@ export function monitorEnv(c: MonitorChecks): Record<string, string | number> {
     MONITOR_PITR_FULL_DIR: c.pitr?.fullDir ?? "",
     MONITOR_PITR_GRACE_SECONDS: hours(c.pitr?.graceHours ?? 0),
     MONITOR_RESTORE_JOBS: c.restoreJobs.join(" "),
+    MONITOR_REPLICA_SOCKET: c.replica?.socket ?? "",
+    MONITOR_REPLICA_MAX_LAG_SECONDS: c.replica?.maxLagSeconds ?? "",
     MONITOR_RTO_SECONDS: hours(c.rtoHours),
     MONITOR_TEXTFILE_DIR: c.textfileDir ?? "",
   };

@@ -17,6 +17,7 @@ import { ProxmoxBackups } from "../proxmox";
 import { Monitor } from "../monitoring";
 import { monitorChecksFor } from "../monitoring/render";
 import { MariaDbBackup } from "../mariadb";
+import { fullsHost } from "../../stacks/model/mariadb";
 import { MARIADB_TOOLS } from "../mariadb/render";
 import { partName } from "./names";
 import { contactLine } from "../../stacks/model/people";
@@ -65,6 +66,7 @@ export class BackupSite extends pulumi.ComponentResource {
       ),
       mariadb: mariadb && {
         host: site.mariadb?.host,
+        fullsOn: site.mariadb && fullsHost(site.mariadb),
         method: site.mariadb?.method,
         jobs: mariadb.statusFiles,
         pitr: mariadb.pitrCommand,
@@ -101,6 +103,11 @@ export class BackupSite extends pulumi.ComponentResource {
         timezone: site.timezone,
         socket: m.socket,
         restartCommand: m.restartCommand,
+        replica: m.replica && {
+          host: this.hosts[m.replica.host],
+          socket: m.replica.socket,
+          maxLagSeconds: m.replica.maxLagSeconds,
+        },
       },
       { parent: this },
     );

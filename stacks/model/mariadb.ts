@@ -2,9 +2,33 @@
 import { z } from "zod";
 import { absPath, cron, name } from "../primitives";
 
-export const mariadb = z.strictObject({
-  /** Host (by name) that runs the MariaDB server. */
+/**
+ * A replica of the server that takes the full backups, so that the primary carries none of their
+ * load (the seed's 192.168.10.21). Binlogs are still shipped from the primary, and PITR replays the
+ * primary's binlogs from the coordinates each full records.
+ */
+export const replica = z.strictObject({
+  /** Host (by name, role mariadb) that runs the replica; not the primary's host. */
   host: name,
+  /**
+   * A full is refused (failed status, alert) when the replica is more than this many seconds behind
+   * the primary, and the monitor alerts on it. Defaults to 300.
+   */
+  maxLagSeconds: z
+    .number()
+    .int()
+    .positive("must be a positive whole number of seconds (e.g. 300)")
+    .default(300),
+  /** The replica server's unix socket. Defaults to /run/mysqld/mysqld.sock. */
+  socket: absPath.default("/run/mysqld/mysqld.sock"),
+});
+export type Replica = z.infer<typeof replica>;
+
+export const mariadb = z.strictObject({
+  /** Host (by name) that runs the MariaDB server (the primary when there is a replica). */
+  host: name,
+  /** Take the full backups on this replica instead of the primary. Defaults to none. */
+  replica: replica.optional(),
   /** Databases to back up (the backup user is granted on these only). */
   databases: z
     .array(z.string().regex(/^[A-Za-z0-9_]+$/, "must be a database name (letters, digits, _)"))
@@ -21,7 +45,7 @@ export const mariadb = z.strictObject({
     .string()
     .regex(/^[A-Za-z0-9_]{1,32}$/, "must be a MariaDB user name")
     .default("backup_user"),
-  /** Where full backups and their manifests are written. Defaults to /backups/database. */
+  /** Where full backups and their manifests are written (on the replica's host when there is one). Defaults to /backups/database. */
   backupDir: absPath.default("/backups/database"),
   /** Where shipped binlogs are kept. Defaults to /backups/binlogs. */
   binlogBackupDir: absPath.default("/backups/binlogs"),
@@ -93,4 +117,9 @@ export type MariaDb = z.infer<typeof mariadb>;
 export function serviceCommand(m: MariaDb, verb: "stop" | "start"): string {
   const own = verb === "stop" ? m.stopCommand : m.startCommand;
   return own ?? `systemctl ${verb} ${m.service}`;
+}
+
+/** The host that takes and keeps the full backups: the replica's when there is one. */
+export function fullsHost(m: MariaDb): string {
+  return m.replica?.host ?? m.host;
 }

@@ -118,6 +118,8 @@ export interface EnvOptions {
   readonly binlogBackupDir: string;
   readonly keepFulls: number;
   readonly timezone: string;
+  /** The full job runs on a replica with this lag limit (mariadb.replica.maxLagSeconds). */
+  readonly replicaMaxLag?: number;
 }
 
 /** keyFingerprint of a key file's first line (what openssl -pass file: reads). */
@@ -133,8 +135,10 @@ export function createBackupUser(
   method: Method,
   databases: readonly string[],
   cnfPath: string,
+  onReplica = false,
 ): void {
-  const r = run("bash", ["-c", userCommand(server.socket, { user, method, databases })], {
+  const spec = { user, method, databases, onReplica };
+  const r = run("bash", ["-c", userCommand(server.socket, spec)], {
     input: `${password}\n`,
   });
   if (r.code !== 0) throw new Error(`creating ${user} failed: ${r.stderr}`);
@@ -210,6 +214,7 @@ export function installScripts(root: string, server: MariaDbServer, base: EnvOpt
           timezone: e.timezone,
           scratchDir: path.join(root, "scratch"),
           serverUser: "mysql",
+          replicaMaxLag: e.replicaMaxLag,
         }),
         ...jobEnv(paths, job),
         B321_ALERT: "/bin/true",

@@ -28,8 +28,11 @@ test("docker-srv: the USB SSD mount, its SMART health, the local restic reposito
   });
 });
 
-test("db-srv: the PITR chain and the restore test against the RTO", () => {
-  const c = monitorChecksFor(prod, "db-srv");
+test("db-srv without a replica: the PITR chain and the restore test against the RTO", () => {
+  const c = monitorChecksFor(
+    { ...prod, mariadb: { ...prod.mariadb!, replica: undefined } },
+    "db-srv",
+  );
   expect(c).toEqual({
     mounts: [],
     diskFullPercent: 85,
@@ -50,9 +53,30 @@ test("db-srv: the PITR chain and the restore test against the RTO", () => {
     MONITOR_PITR_FULL_DIR: "/backups/database",
     MONITOR_PITR_GRACE_SECONDS: 7200,
     MONITOR_RESTORE_JOBS: "mariadb-restore-test",
+    MONITOR_REPLICA_SOCKET: "",
+    MONITOR_REPLICA_MAX_LAG_SECONDS: "",
     MONITOR_RTO_SECONDS: 14400,
     MONITOR_TEXTFILE_DIR: "",
   });
+});
+
+test("prod's replica: its lag and the restore test are watched on db-replica, where the fulls are", () => {
+  const replica = monitorChecksFor(prod, "db-replica");
+  expect(replica).toMatchObject({
+    restoreJobs: ["mariadb-restore-test"],
+    replica: { socket: "/run/mysqld/mysqld.sock", maxLagSeconds: 300 },
+  });
+  // the fulls and the shipped binlogs are on two hosts: the chain check needs both (left out)
+  expect(replica.pitr).toBeUndefined();
+  expect(monitorEnv(replica)).toMatchObject({
+    MONITOR_REPLICA_SOCKET: "/run/mysqld/mysqld.sock",
+    MONITOR_REPLICA_MAX_LAG_SECONDS: 300,
+    MONITOR_RESTORE_JOBS: "mariadb-restore-test",
+  });
+  const primary = monitorChecksFor(prod, "db-srv");
+  expect(primary.restoreJobs).toEqual([]);
+  expect(primary.replica).toBeUndefined();
+  expect(primary.pitr).toBeUndefined();
 });
 
 test("proxmox-srv: only its jobs", () => {

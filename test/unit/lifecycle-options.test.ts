@@ -225,6 +225,7 @@ describe.each(STACKS)("the %s stack", (stack) => {
       dev: ["backup321-mariadb-key-file-file", "backup321-restic-local-password-file"],
       prod: [
         "backup321-mariadb-key-file-file",
+        "backup321-mariadb-replica-key-file-file",
         "backup321-nas-sync-key",
         "backup321-restic-cloud-password-file",
         "backup321-restic-usb-password-file",
@@ -232,14 +233,21 @@ describe.each(STACKS)("the %s stack", (stack) => {
     }[stack];
     expect(opensBackups.map((c) => c.name).sort()).toEqual(expected);
     for (const c of opensBackups) expect([c.name, c.delete]).toEqual([c.name, undefined]);
-    // The only RemoteFile kept on delete is the MariaDB key file.
+    // The only RemoteFiles kept on delete are the MariaDB key files (prod: the primary's and the
+    // replica's, which takes the fulls).
+    const keyFiles = {
+      dev: ["backup321-mariadb-key-file-file"],
+      prod: ["backup321-mariadb-key-file-file", "backup321-mariadb-replica-key-file-file"],
+    }[stack];
     expect(
       all.filter((c) => c.file !== undefined && c.delete === undefined).map((c) => c.name),
-    ).toEqual(["backup321-mariadb-key-file-file"]);
-    const keyFile = one(stack, "backup321-mariadb-key-file-file");
-    expect(keyFile.r.options.protect).toBe(true);
-    const component = stacks.get(stack)!.recorded.find((r) => r.urn === keyFile.r.parent)!;
-    expect([component.type, component.options.protect]).toEqual([REMOTE_FILE, true]);
+    ).toEqual(keyFiles);
+    for (const name of keyFiles) {
+      const keyFile = one(stack, name);
+      expect(keyFile.r.options.protect).toBe(true);
+      const component = stacks.get(stack)!.recorded.find((r) => r.urn === keyFile.r.parent)!;
+      expect([component.type, component.options.protect]).toEqual([REMOTE_FILE, true]);
+    }
   });
 
   test("a restic password file is installed once, rotated by its update, never deleted, retained", () => {
@@ -316,7 +324,12 @@ describe.each(STACKS)("the %s stack", (stack) => {
       asHost(
         c.host,
         claimCommand(
-          userCommand(m.socket, { user: m.backupUser, method: m.method, databases: m.databases }),
+          userCommand(m.socket, {
+            user: m.backupUser,
+            method: m.method,
+            databases: m.databases,
+            onReplica: m.replica !== undefined,
+          }),
           stampFile,
           stamp,
         ),
@@ -397,6 +410,8 @@ test("prod: the S3 bucket is protected, and the only protected resource besides 
     "backup321-mariadb-key",
     "backup321-mariadb-key-file",
     "backup321-mariadb-key-file-file",
+    "backup321-mariadb-replica-key-file",
+    "backup321-mariadb-replica-key-file-file",
     "backup321-offsite-bucket",
     "backup321-proxmox-usb-ssd-key",
     "backup321-restic-cloud-password",

@@ -15,7 +15,7 @@ test("MariaDbBackup is a child of BackupSite, once", () => {
   expect(mdb.map((r) => [r.name, r.parent])).toEqual([["backup321-mariadb", site.urn]]);
 });
 
-test("db-srv receives the scripts, env files, cron files, secrets and the drop-in (the whole prod plan of db-srv, pinned)", () => {
+test("db-srv, the primary, receives binlog shipping, PITR, secrets and the drop-in, not the fulls (the whole prod plan of db-srv, pinned)", () => {
   const files = pushedFiles(recorded)
     .filter((f) => f.host === "db-srv")
     .map((f) => `${f.path}${f.content === undefined ? " (secret)" : ""}`)
@@ -25,34 +25,22 @@ test("db-srv receives the scripts, env files, cron files, secrets and the drop-i
       "/etc/backup321/RUNBOOK.md",
       "/etc/backup321/alert.env",
       "/etc/backup321/jobs.d/mariadb-binlogs.json",
-      "/etc/backup321/jobs.d/mariadb-full.json",
-      "/etc/backup321/jobs.d/mariadb-restore-test.json",
       "/etc/backup321/jobs.d/monitor.json",
       "/etc/backup321/jobs.d/nas-sync.json",
-      "/etc/backup321/jobs.d/offsite-upload.json",
       "/etc/backup321/monitor.env",
       "/etc/backup321/nas-sync.env",
-      "/etc/backup321/offsite-upload.env",
       "/etc/backup321/secrets/alert-webhook-url (secret)",
-      "/etc/backup321/secrets/offsite-upload-aws (secret)",
       "/etc/cron.d/backup321-monitor",
       "/etc/cron.d/backup321-nas-sync",
-      "/etc/cron.d/backup321-offsite-upload",
       "/usr/local/lib/backup321/monitor.sh",
       "/usr/local/lib/backup321/nas-sync.sh",
-      "/usr/local/lib/backup321/offsite-upload.sh",
       "/usr/local/sbin/b321-monitor",
       "/usr/local/sbin/b321-nas-sync",
-      "/usr/local/sbin/b321-offsite-upload",
       "/etc/backup321/mariadb-binlogs.env",
-      "/etc/backup321/mariadb-full.env",
       "/etc/backup321/mariadb-pitr.env",
-      "/etc/backup321/mariadb-restore-test.env",
       "/etc/backup321/secrets/mariadb-backup.cnf (secret)",
       "/etc/backup321/secrets/mariadb-backup.key (secret)",
       "/etc/cron.d/backup321-mariadb-binlogs",
-      "/etc/cron.d/backup321-mariadb-full",
-      "/etc/cron.d/backup321-mariadb-restore-test",
       "/etc/mysql/mariadb.conf.d/99-backup321-binlog.cnf",
       "/usr/local/lib/backup321/alert.sh",
       "/usr/local/lib/backup321/b321-cron.sh",
@@ -65,10 +53,50 @@ test("db-srv receives the scripts, env files, cron files, secrets and the drop-i
       "/usr/local/lib/backup321/mariadb-restore-test.sh",
       "/usr/local/sbin/b321-evidence",
       "/usr/local/sbin/b321-mariadb-binlogs",
-      "/usr/local/sbin/b321-mariadb-full",
       "/usr/local/sbin/b321-mariadb-pitr",
-      "/usr/local/sbin/b321-mariadb-restore-test",
     ].sort(),
+  );
+});
+
+test("db-replica takes and tests the fulls: their jobs, the key and the option file, no binlog job, no drop-in", () => {
+  const files = pushedFiles(recorded)
+    .filter((f) => f.host === "db-replica")
+    .map((f) => `${f.path}${f.content === undefined ? " (secret)" : ""}`);
+  for (const f of [
+    "/etc/backup321/mariadb-full.env",
+    "/etc/backup321/mariadb-restore-test.env",
+    "/etc/cron.d/backup321-mariadb-full",
+    "/etc/cron.d/backup321-mariadb-restore-test",
+    "/etc/backup321/secrets/mariadb-backup.cnf (secret)",
+    "/etc/backup321/secrets/mariadb-backup.key (secret)",
+    "/usr/local/lib/backup321/mariadb-full.sh",
+    "/usr/local/lib/backup321/mariadb-lib.sh",
+    // the fulls go to the bucket from where they are
+    "/etc/backup321/offsite-upload.env",
+    "/etc/cron.d/backup321-offsite-upload",
+  ])
+    expect(files).toContain(f);
+  for (const f of [
+    "/etc/backup321/mariadb-binlogs.env",
+    "/etc/backup321/mariadb-pitr.env",
+    "/etc/mysql/mariadb.conf.d/99-backup321-binlog.cnf",
+  ])
+    expect(files).not.toContain(f);
+  const env = pushedFiles(recorded).find(
+    (f) => f.host === "db-replica" && f.path === "/etc/backup321/mariadb-full.env",
+  )!;
+  expect(env.content).toMatch(/^MARIADB_REPLICA_MAX_LAG='300'$/m);
+  const primaryEnv = pushedFiles(recorded).find(
+    (f) => f.host === "db-srv" && f.path === "/etc/backup321/mariadb-binlogs.env",
+  )!;
+  expect(primaryEnv.content).not.toMatch(/MARIADB_REPLICA_MAX_LAG/);
+});
+
+test("the backup user is created on the primary only, with the replica's grants", () => {
+  const users = recorded.filter((r) => r.name.endsWith("-user") && r.name.includes("mariadb"));
+  expect(users.map((u) => u.name)).toEqual(["backup321-mariadb-user"]);
+  expect(String(users[0].inputs.create)).toContain(
+    "GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR, REPLICATION SLAVE ADMIN ON *.* TO 'backup_user'@'localhost';",
   );
 });
 

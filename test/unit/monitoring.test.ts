@@ -28,6 +28,7 @@ const fileCommand = (fileName: string) => byName(`${fileName}-file`);
 test("one Monitor per host that runs jobs, none on the storage-only NAS", () => {
   const monitors = recorded.filter((r) => r.type === "backup321:monitoring:Monitor");
   expect(monitors.map((m) => m.name).sort()).toEqual([
+    "backup321-db-replica-monitor",
     "backup321-db-srv-monitor",
     "backup321-docker-srv-monitor",
     "backup321-proxmox-srv-monitor",

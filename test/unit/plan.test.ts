@@ -157,7 +157,7 @@ test("a config with an unknown host in a role exits non-zero naming the key", ()
   const r = plan("broken", ["--config-dir", dir]);
   expect(r.code).toBe(1);
   expect(r.stderr).toContain(
-    'backup321:site.mariadb.host: unknown host "db-srv-typo" (one of: proxmox-srv, docker-srv, db-srv, nas)',
+    'backup321:site.mariadb.host: unknown host "db-srv-typo" (one of: proxmox-srv, docker-srv, db-srv, db-replica, nas)',
   );
   expect(fs.existsSync(path.join(r.out, "plan.json"))).toBe(false);
 }, 60_000);

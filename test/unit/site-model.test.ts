@@ -53,6 +53,7 @@ describe("the stacks' own models", () => {
       ["proxmox-srv", ["proxmox"]],
       ["docker-srv", ["pbs", "restic"]],
       ["db-srv", ["mariadb"]],
+      ["db-replica", ["mariadb"]],
       ["nas", ["nas"]],
     ]);
     expect(site.hosts.find((h) => h.name === "nas")?.address).toBe("192.168.10.30");
@@ -72,7 +73,7 @@ describe("problems are listed with their key path and what would be valid", () =
     const raw = clone(stackSite("prod")) as Record<string, unknown> & { mariadb: { host: string } };
     raw.mariadb.host = "db-srv2";
     expect(problems(raw)).toEqual([
-      'backup321:site.mariadb.host: unknown host "db-srv2" (one of: proxmox-srv, docker-srv, db-srv, nas)',
+      'backup321:site.mariadb.host: unknown host "db-srv2" (one of: proxmox-srv, docker-srv, db-srv, db-replica, nas)',
     ]);
   });
 
@@ -143,7 +144,7 @@ describe("problems are listed with their key path and what would be valid", () =
     raw.monitoring.schedule = "0 25 * * *";
     expect(problems(raw)).toEqual([
       expect.stringMatching(/^backup321:site\.monitoring\.schedule: "0 25 \* \* \*" /),
-      'backup321:site.mariadb.host: unknown host "db-srv2" (one of: proxmox-srv, docker-srv, db-srv, nas)',
+      'backup321:site.mariadb.host: unknown host "db-srv2" (one of: proxmox-srv, docker-srv, db-srv, db-replica, nas)',
     ]);
   });
 

@@ -11,6 +11,13 @@
 # backup itself is consistent at its own binlog position, a little earlier; the restore test
 # replays the binlog events between the two positions before comparing, so the comparison is exact
 # for both methods without slowing the backup down with a restore.
+#
+# On a replica (MARIADB_REPLICA_MAX_LAG set, mariadb.replica): the run refuses a replica that is
+# stopped, broken or lagging more than that (mdb_replica_check), then stops its SQL thread
+# (mdb_replica_freeze), counts the rows and takes the backup while the data stands still, and
+# restarts it. The manifest's binlog coordinates are then the PRIMARY's (where the replica stopped
+# applying), which PITR replays from the primary's shipped binlogs; the counts are taken at the same
+# point. The primary sees nothing of it: no session, no lock, no FLUSH.
 set -Eeuo pipefail
 # shellcheck source=../../host/scripts/common.sh
 source "${BASH_SOURCE[0]%/*}/common.sh"
@@ -30,11 +37,15 @@ full_cleanup() {
 backup_physical() {
   local out=$1 datadir
   datadir=$(mdb_sql "SELECT @@datadir")
+  local -a replica=()
+  # The backup also carries the primary's coordinates (xtrabackup_slave_info), for whoever builds
+  # a new replica from it; the SQL thread is already stopped (mdb_replica_freeze).
+  [ -z "${MARIADB_REPLICA_MAX_LAG:-}" ] || replica=(--slave-info)
   set +e
   # dd counts the raw stream on its way (its summary on stderr): the verification needs that much
   # free space to unpack, and knowing it up front costs no second pass over the backup.
   mdb_client mariadb-backup --backup --stream=xbstream --binlog-info=ON --parallel=2 "--datadir=$datadir" \
-    "--target-dir=$WORK/xb" 2>"$WORK/tool.log" | LC_ALL=C dd bs=1M 2>"$WORK/raw.dd" |
+    "--target-dir=$WORK/xb" "${replica[@]}" 2>"$WORK/tool.log" | LC_ALL=C dd bs=1M 2>"$WORK/raw.dd" |
     mdb_compress | mdb_encrypt >"$out"
   mdb_check_pipe "${PIPESTATUS[@]}" -- mariadb-backup count compress encrypt
   set -e
@@ -50,8 +61,11 @@ backup_logical() {
   read -r -a dbs <<<"$MARIADB_DATABASES"
   [ "${#dbs[@]}" -eq 1 ] || dbs=(--databases "${dbs[@]}")
   set +e
+  # On a replica: the primary's coordinates (--dump-slave) instead of the replica's own binlog's.
+  local coords=--master-data=2
+  [ -z "${MARIADB_REPLICA_MAX_LAG:-}" ] || coords=--dump-slave=2
   mdb_client mariadb-dump --single-transaction --routines --triggers --events --hex-blob \
-    --master-data=2 --gtid "${dbs[@]}" 2>"$WORK/tool.log" | mdb_compress | mdb_encrypt >"$out"
+    "$coords" --gtid "${dbs[@]}" 2>"$WORK/tool.log" | mdb_compress | mdb_encrypt >"$out"
   mdb_check_pipe "${PIPESTATUS[@]}" -- mariadb-dump compress encrypt
   set -e
 }
@@ -74,13 +88,22 @@ verify_physical() {
   mdb_check_pipe "${PIPESTATUS[@]}" -- "verify: decrypt" "verify: decompress" "verify: mbstream -x"
   set -e
   local f
-  for f in xtrabackup_checkpoints xtrabackup_info xtrabackup_binlog_info; do
+  local -a last=(xtrabackup_binlog_info)
+  [ -z "${MARIADB_REPLICA_MAX_LAG:-}" ] || last=(xtrabackup_slave_info)
+  for f in xtrabackup_checkpoints xtrabackup_info "${last[@]}"; do
     [ -s "$dir/$f" ] || b321_fail "verify: $f missing from the stream (truncated backup)"
   done
   grep -q '^backup_type = full-backuped' -- "$dir/xtrabackup_checkpoints" ||
     b321_fail "verify: the stream is not a complete full backup"
   raw=$(du -sb -- "$dir" | cut -f1)
-  read -r bfile bpos gtid <"$dir/xtrabackup_binlog_info"
+  if [ -n "${MARIADB_REPLICA_MAX_LAG:-}" ]; then
+    # The primary's coordinates where the replica stood still; the stream must agree on the GTID.
+    grep -qF -- "gtid_slave_pos = '$MDB_PRIMARY_GTID'" "$dir/xtrabackup_slave_info" ||
+      b321_fail "verify: the backup's slave info ($(tr '\n' ' ' <"$dir/xtrabackup_slave_info")) is not the GTID the replica stopped at ($MDB_PRIMARY_GTID)"
+    bfile=$MDB_PRIMARY_FILE bpos=$MDB_PRIMARY_POS gtid=$MDB_PRIMARY_GTID
+  else
+    read -r bfile bpos gtid <"$dir/xtrabackup_binlog_info"
+  fi
   rm -rf -- "$dir"
   printf '%s %s %s %s\n' "$raw" "$bfile" "$bpos" "${gtid:-}" >"$WORK/info"
 }
@@ -92,7 +115,7 @@ verify_logical() {
   set +e
   mdb_decrypt "$file" | mdb_decompress "$name" | LC_ALL=C awk '
     { n += length($0) + 1; last = $0 }
-    !c && /^-- CHANGE MASTER TO MASTER_LOG_FILE=/ { c = $0 }
+    !c && /^-- CHANGE MASTER (.. )?TO MASTER_LOG_FILE=/ { c = $0 }
     !g && /^-- SET GLOBAL gtid_slave_pos=/ { g = $0 }
     END { print n; print last; print c; print g }' >"$out"
   mdb_check_pipe "${PIPESTATUS[@]}" -- "verify: decrypt" "verify: decompress" "verify: read"
@@ -103,6 +126,9 @@ verify_logical() {
   bpos=$(sed -n "s/.*MASTER_LOG_POS=\([0-9]*\).*/\1/p" <<<"$change")
   gtid=$(sed -n "s/.*gtid_slave_pos='\([^']*\)'.*/\1/p" <<<"$gtid")
   { [ -n "$bfile" ] && [ -n "$bpos" ]; } || b321_fail "verify: the dump records no binlog coordinates"
+  # On a replica (--dump-slave): the primary's, which must be where the replica stood still.
+  [ -z "${MARIADB_REPLICA_MAX_LAG:-}" ] || [ "$bfile:$bpos" = "$MDB_PRIMARY_FILE:$MDB_PRIMARY_POS" ] ||
+    b321_fail "verify: the dump records the primary's $bfile:$bpos, the replica stood still at $MDB_PRIMARY_FILE:$MDB_PRIMARY_POS"
   printf '%s %s %s %s\n' "$raw" "$bfile" "$bpos" "$gtid" >"$WORK/info"
 }
 
@@ -115,8 +141,14 @@ count_rows() {
   [ "${#tables[@]}" -gt 0 ] || b321_fail "no table found in $MARIADB_DATABASES"
   {
     echo "START TRANSACTION WITH CONSISTENT SNAPSHOT;"
-    echo "SHOW STATUS LIKE 'binlog_snapshot_file';"
-    echo "SHOW STATUS LIKE 'binlog_snapshot_position';"
+    if [ -n "${MARIADB_REPLICA_MAX_LAG:-}" ]; then
+      # Frozen replica: the snapshot is at the primary's coordinates it stood still at.
+      printf "SELECT 'binlog_snapshot_file', '%s';\n" "$MDB_PRIMARY_FILE"
+      printf "SELECT 'binlog_snapshot_position', %d;\n" "$MDB_PRIMARY_POS"
+    else
+      echo "SHOW STATUS LIKE 'binlog_snapshot_file';"
+      echo "SHOW STATUS LIKE 'binlog_snapshot_position';"
+    fi
     mdb_count_sql "${tables[@]}"
     echo "COMMIT;"
   } | mdb_client mariadb -N -B | sed 's/^Binlog_snapshot_/binlog_snapshot_/' >"$out" ||
@@ -131,11 +163,17 @@ count_rows() {
 write_manifest() {
   local out=$1 name=$2 sha=$3 bytes=$4 raw=$5 bfile=$6 bpos=$7 gtid=$8 counts=$9
   local started=${10} consistent=${11} duration=${12}
-  local cfile cpos kfp bid
+  local cfile cpos kfp bid="" sid=""
   kfp=$(mdb_key_fingerprint) || b321_fail "cannot read $MARIADB_KEY_FILE"
-  # The binlog's identity, not only its name: a rebuilt server reuses the names (common.sh).
-  bid=$(b321_binlog_identity "${MARIADB_BINLOG_BASENAME%/*}/$bfile") ||
-    b321_warn "cannot read the header of the binlog $bfile in ${MARIADB_BINLOG_BASENAME%/*} (is MARIADB_BINLOG_BASENAME the server's log_bin basename?): PITR will find it by name and time"
+  # The binlog's identity, not only its name: a rebuilt server reuses the names (common.sh). On a
+  # replica, bfile is the primary's, whose header is not here (a same-named binlog here is the
+  # replica's own): the primary's server_id stands in for it (mdb_of_server).
+  if [ -n "${MARIADB_REPLICA_MAX_LAG:-}" ]; then
+    sid=$MDB_PRIMARY_ID
+  else
+    bid=$(b321_binlog_identity "${MARIADB_BINLOG_BASENAME%/*}/$bfile") ||
+      b321_warn "cannot read the header of the binlog $bfile in ${MARIADB_BINLOG_BASENAME%/*} (is MARIADB_BINLOG_BASENAME the server's log_bin basename?): PITR will find it by name and time"
+  fi
   cfile=$(awk '$1 == "binlog_snapshot_file" { print $2 }' "$counts")
   cpos=$(awk '$1 == "binlog_snapshot_position" { print $2 }' "$counts")
   { [ -n "$cfile" ] && [ -n "$cpos" ]; } || b321_fail "the count snapshot has no binlog position"
@@ -158,6 +196,7 @@ write_manifest() {
     echo "  \"binlog_file\": \"$bfile\","
     echo "  \"binlog_position\": $bpos,"
     echo "  \"binlog_identity\": \"$bid\","
+    [ -z "$sid" ] || echo "  \"binlog_server_id\": $sid,"
     echo "  \"gtid\": \"$gtid\","
     echo "  \"counted_binlog_file\": \"$cfile\","
     echo "  \"counted_binlog_position\": $cpos,"
@@ -192,6 +231,7 @@ main() {
   b321_cleanup full_cleanup
   mdb_require_server
   mdb_require_key
+  [ -z "${MARIADB_REPLICA_MAX_LAG:-}" ] || mdb_replica_check "$MARIADB_REPLICA_MAX_LAG"
   install -d -m 0700 -- "$MARIADB_BACKUP_DIR"
   b321_watch_space "$MARIADB_BACKUP_DIR"
   # Leftovers of a run killed without its trap (kill -9, OOM killer): ours, since we hold the lock.
@@ -224,10 +264,20 @@ main() {
   started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   t0=$(date +%s)
   b321_log "backing up ($MARIADB_METHOD, $MARIADB_COMPRESSION) to $name.partial"
-  "backup_$MARIADB_METHOD" "$PARTIAL"
-  consistent=$(date +%s)
-  count_rows "$WORK/counts.txt"
-  mdb_sql "FLUSH BINARY LOGS" || b321_fail "FLUSH BINARY LOGS failed"
+  if [ -n "${MARIADB_REPLICA_MAX_LAG:-}" ]; then
+    # Counted first, then backed up, both while the replica stands still: the same point. The
+    # primary's binlogs are flushed and shipped by its own binlog job; the replica's are not ours.
+    mdb_replica_freeze
+    consistent=$(date +%s)
+    count_rows "$WORK/counts.txt"
+    "backup_$MARIADB_METHOD" "$PARTIAL"
+    mdb_replica_thaw || b321_fail "the backup is done but START SLAVE SQL_THREAD failed: the replica is not applying the primary's changes (START SLAVE on it)"
+  else
+    "backup_$MARIADB_METHOD" "$PARTIAL"
+    consistent=$(date +%s)
+    count_rows "$WORK/counts.txt"
+    mdb_sql "FLUSH BINARY LOGS" || b321_fail "FLUSH BINARY LOGS failed"
+  fi
   b321_log "verifying $name.partial"
   "verify_$MARIADB_METHOD" "$PARTIAL" "$name"
   read -r raw bfile bpos gtid <"$WORK/info"

@@ -19,6 +19,9 @@
 #   MARIADB_TZ                time zone of --until in point-in-time recovery
 #   MARIADB_SCRATCH_DIR       where restore tests build their scratch instance
 #   MARIADB_SERVER_USER       unix user scratch servers run as
+#   MARIADB_REPLICA_MAX_LAG   set on a replica only (mariadb.replica): the full job runs there,
+#                             refuses a replica that is stopped, broken or lagging more than this
+#                             many seconds, and records the primary's coordinates (mdb_replica_*)
 # shellcheck disable=SC2034  # MDB_* variables are read by the scripts that source this file
 
 MDB_SCRATCH_PID=""
@@ -46,6 +49,76 @@ mdb_require_server() {
   done
   mdb_sql "SELECT 1" >/dev/null 2>&1 ||
     b321_fail "MariaDB does not answer on $MARIADB_SOCKET as the backup user (is the server down?)"
+}
+
+# mdb_replica_status: MDB_RS, the fields of SHOW SLAVE STATUS (empty on a server that is no
+# replica). Read as the backup user (REPLICA MONITOR: render.ts backupGrants).
+declare -A MDB_RS=()
+mdb_replica_status() {
+  local out line
+  MDB_RS=()
+  out=$(mdb_client mariadb -E -e "SHOW SLAVE STATUS" 2>&1) ||
+    b321_fail "SHOW SLAVE STATUS failed on $MARIADB_SOCKET: $out"
+  while IFS= read -r line; do
+    [[ $line =~ ^\ *([A-Za-z_]+):\ ?(.*)$ ]] && MDB_RS[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
+  done <<<"$out"
+}
+
+# mdb_replica_check MAX_LAG: fails unless the server is a replica whose threads both run, without
+# error, at most MAX_LAG seconds behind its primary. A full from a replica that is stopped or far
+# behind would silently hold old data while its manifest says "now".
+mdb_replica_check() {
+  local max=$1 lag
+  mdb_replica_status
+  [ "${#MDB_RS[@]}" -gt 0 ] ||
+    b321_fail "the server on $MARIADB_SOCKET is not a replica (SHOW SLAVE STATUS is empty) but mariadb.replica names it: set up replication, or remove mariadb.replica to back up the primary"
+  if [ "${MDB_RS[Slave_IO_Running]:-}" != Yes ] || [ "${MDB_RS[Slave_SQL_Running]:-}" != Yes ]; then
+    local err=${MDB_RS[Last_SQL_Error]:-}
+    [ -n "$err" ] || err=${MDB_RS[Last_IO_Error]:-}
+    b321_fail "the replica is not replicating (Slave_IO_Running=${MDB_RS[Slave_IO_Running]:-?}, Slave_SQL_Running=${MDB_RS[Slave_SQL_Running]:-?}${err:+, last error: $err}): no full taken; fix and START SLAVE on the replica"
+  fi
+  lag=${MDB_RS[Seconds_Behind_Master]:-NULL}
+  [[ $lag =~ ^[0-9]+$ ]] || b321_fail "the replica's lag is unknown (Seconds_Behind_Master=$lag): no full taken"
+  b321_set replica_lag_seconds "$lag"
+  [ "$lag" -le "$max" ] ||
+    b321_fail "the replica lags ${lag} s behind the primary, more than the limit of ${max} s (mariadb.replica.maxLagSeconds): no full taken; let it catch up, or raise the limit"
+}
+
+# mdb_replica_freeze: stops the replica's SQL thread (the IO thread goes on fetching), so that its
+# data stands still at the primary's coordinates it records: MDB_PRIMARY_FILE, MDB_PRIMARY_POS (the
+# primary's binlog, Relay_Master_Log_File/Exec_Master_Log_Pos), MDB_PRIMARY_ID (its server_id) and
+# MDB_PRIMARY_GTID (gtid_slave_pos). The backup and its row counts are both taken while it stands
+# still, so both are exactly at those coordinates: what mariadb-backup --safe-slave-backup and
+# mariadb-dump --dump-slave do, for both methods and the counts alike. mdb_replica_thaw restarts it.
+MDB_PRIMARY_FILE=""
+MDB_PRIMARY_POS=""
+MDB_PRIMARY_ID=""
+MDB_PRIMARY_GTID=""
+MDB_FROZEN=0
+mdb_replica_freeze() {
+  local out
+  out=$(mdb_sql "STOP SLAVE SQL_THREAD" 2>&1) || b321_fail "STOP SLAVE SQL_THREAD failed: $out"
+  MDB_FROZEN=1
+  b321_cleanup mdb_replica_thaw
+  mdb_replica_status
+  MDB_PRIMARY_FILE=${MDB_RS[Relay_Master_Log_File]:-}
+  MDB_PRIMARY_POS=${MDB_RS[Exec_Master_Log_Pos]:-}
+  MDB_PRIMARY_ID=${MDB_RS[Master_Server_Id]:-}
+  MDB_PRIMARY_GTID=$(mdb_sql "SELECT @@gtid_slave_pos") || b321_fail "cannot read gtid_slave_pos"
+  [[ -n $MDB_PRIMARY_FILE && $MDB_PRIMARY_POS =~ ^[0-9]+$ && $MDB_PRIMARY_ID =~ ^[0-9]+$ ]] ||
+    b321_fail "the replica shows no primary coordinates (Relay_Master_Log_File='$MDB_PRIMARY_FILE', Exec_Master_Log_Pos='$MDB_PRIMARY_POS', Master_Server_Id='$MDB_PRIMARY_ID')"
+  b321_log "replica stopped applying at the primary's $MDB_PRIMARY_FILE:$MDB_PRIMARY_POS (GTID $MDB_PRIMARY_GTID)"
+}
+
+# mdb_replica_thaw: restarts the SQL thread this run stopped (also from the exit trap).
+mdb_replica_thaw() {
+  [ "$MDB_FROZEN" = 1 ] || return 0
+  MDB_FROZEN=0
+  local out
+  out=$(mdb_sql "START SLAVE SQL_THREAD" 2>&1) || {
+    b321_log "START SLAVE SQL_THREAD failed: $out"
+    return 1
+  }
 }
 
 # The label of mdb_key_fingerprint (components/mariadb/render.ts KEY_FINGERPRINT_LABEL).
@@ -371,6 +444,14 @@ mdb_binlog_candidates() {
   done
 }
 
+# mdb_of_server [SERVER_ID]: keeps the "identity path" lines of binlogs written by that server
+# (all when none is given). A full taken on a replica names the primary's binlog but cannot read
+# its header there: its manifest records the primary's server_id instead of an identity, so that
+# PITR follows the primary's history and never a same-named binlog of another server.
+mdb_of_server() {
+  awk -v sid="$1" 'sid == "" || $1 ~ ("\\.s" sid "$")'
+}
+
 MDB_REPLAY_DIR=""
 mdb_remove_replay_dir() {
   [ -z "$MDB_REPLAY_DIR" ] || rm -rf -- "$MDB_REPLAY_DIR"
@@ -427,7 +508,8 @@ mdb_replay() {
     mdb_open_binlog "${line#* }" "${line%% *}"
     files+=("$MDB_OPENED")
     [ "${line%% *}" != "$last" ] || break
-  done < <(mdb_binlog_candidates | b321_binlog_chain "$name" "$start")
+  done < <(mdb_binlog_candidates | mdb_of_server "$(mdb_manifest_get "$manifest" binlog_server_id)" |
+    b321_binlog_chain "$name" "$start")
   [ "${#files[@]}" -gt 0 ] || b321_fail "no binlog from $name found to replay"
   if [ -n "$last" ] && [ "${files[-1]##*/}" != "$last" ]; then
     b321_fail "binlog $last is missing: cannot replay up to it"

@@ -23,6 +23,9 @@
 #                each device exists and smartctl -H calls it healthy
 #   MONITOR_RESTORE_JOBS, MONITOR_RTO_SECONDS
 #                the last restore test succeeded and its restore_seconds is within the RTO
+#   MONITOR_REPLICA_SOCKET, MONITOR_REPLICA_MAX_LAG_SECONDS
+#                the replica the fulls are taken on (mariadb.replica), queried as root through
+#                its socket: both threads running and at most that far behind its primary
 #   channels     the alert channels of alert.env can deliver (sendmail exists, the URL file is there)
 # Metrics: <metrics>/monitor-checks.prom (the <dirs> are the host's paths, from the env file). With MONITOR_TEXTFILE_DIR, the metrics of every job
 # still on this host (registered in jobs.d, or with its <etc>/<job>.env: the one-off jobs, restic
@@ -327,6 +330,37 @@ check_restore_tests() {
   done
 }
 
+# The replica the fulls are taken on: a stopped or lagging replica means the next full is refused
+# (or, between fulls, that a failover to it would lose data), so it is an alert before that.
+check_replica() {
+  local sock=${MONITOR_REPLICA_SOCKET:-} max=${MONITOR_REPLICA_MAX_LAG_SECONDS:-} out line
+  [ -n "$sock" ] || return 0
+  local -A rs=()
+  if ! out=$(mariadb --no-defaults "--socket=$sock" -uroot -E -e "SHOW SLAVE STATUS" 2>&1); then
+    bad replica "$sock" "the replica on $sock does not answer: $(tr '\n' ' ' <<<"$out")"
+    return 0
+  fi
+  while IFS= read -r line; do
+    [[ $line =~ ^\ *([A-Za-z_]+):\ ?(.*)$ ]] && rs[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
+  done <<<"$out"
+  local io=${rs[Slave_IO_Running]:-} sql=${rs[Slave_SQL_Running]:-} lag=${rs[Seconds_Behind_Master]:-}
+  local err=${rs[Last_SQL_Error]:-${rs[Last_IO_Error]:-}}
+  if [ "${#rs[@]}" -eq 0 ]; then
+    bad replica "$sock" "the server on $sock is not a replica (SHOW SLAVE STATUS is empty): no full can be taken there"
+  elif [ "$io" != Yes ] || [ "$sql" != Yes ]; then
+    bad replica "$sock" "the replica on $sock is not replicating (Slave_IO_Running=$io, Slave_SQL_Running=$sql${err:+, last error: $err})"
+  elif ! [[ $lag =~ ^[0-9]+$ ]]; then
+    bad replica "$sock" "the replica on $sock has no known lag (Seconds_Behind_Master=$lag)"
+  else
+    METRICS+=("backup321_replica_lag_seconds $lag")
+    if [ -n "$max" ] && [ "$lag" -gt "$max" ]; then
+      bad replica "$sock" "the replica on $sock lags $lag s behind the primary, more than the limit of $max s (mariadb.replica.maxLagSeconds)"
+    else
+      ok replica "$sock"
+    fi
+  fi
+}
+
 # The alert channels themselves: a channel that cannot deliver is an alert that will never arrive.
 check_channels() {
   local conf=${B321_ALERT_ENV:-$B321_ETC/alert.env} email webhook
@@ -398,6 +432,7 @@ main() {
   check_mounts
   check_smart
   check_restore_tests
+  check_replica
   check_channels
   write_metrics
   b321_set checks_total "$CHECKS"

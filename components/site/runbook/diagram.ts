@@ -1,5 +1,6 @@
 // The copies of a site as a mermaid flowchart: every copy and the schedule that makes it.
 import type { Site } from "../../../stacks/schema";
+import { fullsHost } from "../../../stacks/model/mariadb";
 
 const id = (s: string): string => s.replace(/[^A-Za-z0-9]/g, "_");
 
@@ -44,8 +45,21 @@ export function renderCopiesDiagram(site: Site): string {
   }
   const m = site.mariadb;
   if (m) {
-    node("DBB", `${m.host}: fulls ${m.backupDir}<br/>binlogs ${m.binlogBackupDir}`, "db");
-    edge(`H_${id(m.host)}`, `full ${m.schedules.full}, binlogs ${m.schedules.binlogs}`, "DBB");
+    const fulls = fullsHost(m);
+    if (fulls === m.host) {
+      node("DBB", `${m.host}: fulls ${m.backupDir}<br/>binlogs ${m.binlogBackupDir}`, "db");
+      edge(`H_${id(m.host)}`, `full ${m.schedules.full}, binlogs ${m.schedules.binlogs}`, "DBB");
+    } else {
+      // the replica takes the fulls; the primary ships its binlogs
+      node(
+        "DBB",
+        `${fulls}: fulls ${m.backupDir}<br/>${m.host}: binlogs ${m.binlogBackupDir}`,
+        "db",
+      );
+      edge(`H_${id(m.host)}`, "replication", `H_${id(fulls)}`);
+      edge(`H_${id(fulls)}`, `full ${m.schedules.full}`, "DBB");
+      edge(`H_${id(m.host)}`, `binlogs ${m.schedules.binlogs}`, "DBB");
+    }
     const { nas, upload } = site.offsite;
     if (nas) {
       node("NAS", `NAS ${nas.host}: ${nas.path}<br/>dated snapshots, keep ${nas.keep}`, "db");

@@ -4,7 +4,7 @@
 // what they touch is what the jobs touched.
 import { nasFrom, nasSources, uploadHost } from "../../../stacks/defaults";
 import type { Site } from "../../../stacks/schema";
-import { serviceCommand } from "../../../stacks/model/mariadb";
+import { fullsHost, serviceCommand } from "../../../stacks/model/mariadb";
 import type { Application } from "../../../stacks/model/people";
 import { ASSUMED } from "../../../stacks/targets";
 import { jobFiles, shq } from "../../host/render";
@@ -165,13 +165,29 @@ function pbsScenario(site: Site, stack: string): Scenario | undefined {
 function newestFullStep(site: Site): Step {
   const m = site.mariadb!;
   return {
-    on: m.host,
+    on: fullsHost(m),
     say: "the newest verified full, and where its binlog replay starts.",
     sh: [
       `manifest=$(ls -t ${m.backupDir}/*_full_*.manifest.json | head -n 1)`,
       `jq -r '"\\(.file): taken \\(.started), replay from \\(.binlog_file):\\(.binlog_position) (\\(.binlog_identity))"' "$manifest"`,
     ],
   };
+}
+
+/**
+ * With a replica, the fulls are on its host and the shipped binlogs on the primary's, where PITR
+ * runs: the fulls (each with its manifest, which names the primary's coordinates) are copied over.
+ */
+function fullsToPrimaryStep(site: Site): Step[] {
+  const m = site.mariadb!;
+  if (fullsHost(m) === m.host) return [];
+  return [
+    {
+      on: fullsHost(m),
+      say: `the fulls are taken on the replica ${fullsHost(m)}: copy them, with their manifests, to ${m.host}, where the primary's binlogs are replayed from the primary's position each manifest records.`,
+      sh: [`rsync -a ${m.backupDir}/ root@${hostOf(site, m.host).address}:${m.backupDir}/`],
+    },
+  ];
 }
 
 /** Whether the application answers at its health URL (curl: 2xx or 3xx within 5 s). */
@@ -265,11 +281,23 @@ function databaseScenario(site: Site): Scenario | undefined {
     title: "the database is lost or damaged — newest full plus binlogs (point in time)",
     intro: [
       `Fulls ${m.schedules.full} in ${m.backupDir}, binlogs shipped ${m.schedules.binlogs} to ${m.binlogBackupDir}, restore-tested ${m.schedules.restoreTest}. Times are ${site.timezone}.`,
+      ...(m.replica
+        ? [
+            `The fulls are taken on the replica ${m.replica.host} (refused when it lags more than ${m.replica.maxLagSeconds} s), so ${m.host} carries no backup load; the binlogs are shipped on ${m.host}, the primary.`,
+          ]
+        : []),
       `If ${m.host} lost its disks: reinstall it at the same address and follow "${m.host} is lost" instead.`,
     ],
-    needs: [`the backup disk of ${m.host} (${m.backupDir}, ${m.binlogBackupDir})`],
+    needs:
+      fullsHost(m) === m.host
+        ? [`the backup disk of ${m.host} (${m.backupDir}, ${m.binlogBackupDir})`]
+        : [
+            `the backup disk of ${fullsHost(m)} (${m.backupDir})`,
+            `the backup disk of ${m.host} (${m.binlogBackupDir})`,
+          ],
     steps: [
       newestFullStep(site),
+      ...fullsToPrimaryStep(site),
       ...databaseSteps(site, { ...UNTIL_PAST, say: `${UNTIL_PAST.say}, ${site.timezone}` }),
     ],
   };
@@ -353,6 +381,7 @@ function hostLossScenario(site: Site, stack: string): Scenario | undefined {
       rebuildStep(site, [m.host]),
       ...(nas && nasFrom(site) === m.host ? [nasFetchStep(site)] : []),
       newestFullStep(site),
+      ...fullsToPrimaryStep(site),
       ...databaseSteps(site, {
         ...UNTIL_PAST,
         say: `${UNTIL_PAST.say}, ${site.timezone}; the newest shipped binlog's end is the latest possible`,
