@@ -7,18 +7,21 @@ import { dumpLock, type Bucket as BucketModel } from "../../stacks/model/offsite
 import { Host, RemoteFile, ScheduledJob, readScript } from "../host";
 import { removeFileCommand } from "../host/render";
 import {
+  ensureKeyCommand,
+  installAuthorizedKeyCommand,
+  knownHostsLine,
+  removeAuthorizedKeyCommand,
+  scanKnownHostsCommand,
+} from "../host/ssh-trust";
+import {
   authorizedKeyLine,
   bucketArn,
   bucketPolicy,
-  ensureKeyCommand,
-  installAuthorizedKeyCommand,
   installUserFileCommand,
-  knownHostsLine,
   lifecycleRules,
+  nasKeyComment,
   nasMinIntervalMinutes,
-  removeAuthorizedKeyCommand,
   requireToolsCommand,
-  scanKnownHostsCommand,
   writerPolicy,
   writerKeyResource,
   writerUserName,
@@ -369,7 +372,10 @@ export class NasSync extends pulumi.ComponentResource {
     // No delete: the key opens the NAS for every snapshot this host sends.
     const key = host.command(
       `${name}-key`,
-      { create: ensureKeyCommand(this.keyFile, host.hostName), dependsOn: host.base },
+      {
+        create: ensureKeyCommand(this.keyFile, nasKeyComment(host.hostName)),
+        dependsOn: host.base,
+      },
       { parent: this },
     );
     this.publicKey = key.stdout.apply((s) => s.trim());
@@ -406,8 +412,8 @@ export class NasSync extends pulumi.ComponentResource {
       `${name}-authorized-key`,
       {
         ...onNas,
-        create: installAuthorizedKeyCommand(authorizedKeys, host.hostName),
-        delete: removeAuthorizedKeyCommand(authorizedKeys, host.hostName),
+        create: installAuthorizedKeyCommand(authorizedKeys, nasKeyComment(host.hostName)),
+        delete: removeAuthorizedKeyCommand(authorizedKeys, nasKeyComment(host.hostName)),
         owns: `authorized-key:${authorizedKeys}:${host.hostName}`,
         stdin: line,
         dependsOn: [receiver],

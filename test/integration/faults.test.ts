@@ -22,11 +22,8 @@ import {
 } from "../../components/host/render";
 import { hostPaths } from "../../stacks/model/hosts";
 import { renderAlertEnv } from "../../components/monitoring/render";
-import {
-  authorizedKeyLine,
-  knownHostsLine,
-  renderCredentialsFile,
-} from "../../components/offsite/render";
+import { authorizedKeyLine, renderCredentialsFile } from "../../components/offsite/render";
+import { knownHostsLine } from "../../components/host/ssh-trust";
 import { backupEnv, repositoryEnv } from "../../components/restic/render";
 import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
 import {

@@ -5,11 +5,11 @@ import { parseSite, SiteError, SITE_KEY } from "../../stacks/load";
 import {
   authorizedKeyLine,
   nasMinIntervalMinutes,
-  knownHostsLine,
   lifecycleRules,
   renderCredentialsFile,
   writerUserName,
 } from "../../components/offsite/render";
+import { knownHostsLine } from "../../components/host/ssh-trust";
 
 type Raw = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 

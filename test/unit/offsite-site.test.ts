@@ -11,7 +11,8 @@ import {
 import {
   installAuthorizedKeyCommand,
   removeAuthorizedKeyCommand,
-} from "../../components/offsite/render";
+} from "../../components/host/ssh-trust";
+import { nasKeyComment } from "../../components/offsite/render";
 
 let recorded: Registration[];
 
@@ -320,7 +321,7 @@ test("the NAS commands run as the NAS user, stamp their ownership in its home, a
     [
       "# backup321 host generation 1",
       claimCommand(
-        installAuthorizedKeyCommand("/home/backup/.ssh/authorized_keys", "db-srv"),
+        installAuthorizedKeyCommand("/home/backup/.ssh/authorized_keys", nasKeyComment("db-srv")),
         authStamp,
         `backup321-nas-sync-authorized-key ${authKey}`,
       ),
@@ -328,7 +329,7 @@ test("the NAS commands run as the NAS user, stamp their ownership in its home, a
   );
   expect(auth.inputs.delete).toBe(
     releaseCommand(
-      removeAuthorizedKeyCommand("/home/backup/.ssh/authorized_keys", "db-srv"),
+      removeAuthorizedKeyCommand("/home/backup/.ssh/authorized_keys", nasKeyComment("db-srv")),
       authStamp,
       `backup321-nas-sync-authorized-key ${authKey}`,
     ),
