@@ -1,8 +1,6 @@
 // Plan-time warnings: what the model allows but an operator should know before relying on it.
 // Printed by the offline plan and exported as the stack output `warnings`.
 import type { Site } from "./schema";
-import { nasFrom, uploadHost } from "./defaults";
-import { fullsHost } from "./model/mariadb";
 
 export function planWarnings(site: Site): string[] {
   const out: string[] = [];
@@ -27,20 +25,6 @@ export function planWarnings(site: Site): string[] {
     out.push(
       "RUNBOOK.md cannot stop the application before a database restore (backup321:site.application is not set): writes that land during the swap are lost; set application with host, stop, start and healthUrl",
     );
-  const db = site.mariadb;
-  if (db?.replica) {
-    // The offsite upload and the NAS sync copy from one host; with a replica the fulls and the
-    // shipped binlogs are on two. Copying from both is not built yet: say which copy is missing.
-    const fulls = fullsHost(db);
-    if (site.offsite.upload && uploadHost(site) !== fulls)
-      out.push(
-        `the fulls are taken on ${fulls} (backup321:site.mariadb.replica) but the offsite upload runs on ${uploadHost(site)}, which has none of them: no full reaches the bucket; set offsite.upload.host to ${fulls} (the binlogs on ${db.host} are then not uploaded), or remove mariadb.replica`,
-      );
-    if (site.offsite.nas && nasFrom(site) !== fulls)
-      out.push(
-        `the fulls are taken on ${fulls} (backup321:site.mariadb.replica) but the NAS sync copies from ${nasFrom(site)}: no full reaches the NAS; until both hosts are synced, copy ${db.backupDir} from ${fulls} by hand or remove mariadb.replica`,
-      );
-  }
   site.hosts.forEach((h, i) => {
     if (h.disarmed)
       out.push(

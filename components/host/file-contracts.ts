@@ -111,6 +111,10 @@ export const STATUS_EXTRAS: Readonly<Record<string, ScriptStatus>> = {
         count,
         "On a replica: how far behind its primary it was when the run checked it (before the backup).",
       ),
+      handed_to: field(
+        text,
+        "On a replica: the primary's address that accepted the full (mariadb-receive.sh); missing when it did not.",
+      ),
     },
     onSuccess: ["file", "bytes", "binlog_file", "binlog_position"],
   },

@@ -8,9 +8,20 @@ import type { MariaDb } from "../../stacks/model/mariadb";
 import { Host, RemoteFile, ScheduledJob, installJobFiles } from "../host";
 import { removeFileCommand, fileMarker, shq } from "../host/render";
 import {
+  ensureKeyCommand,
+  installAuthorizedKeyCommand,
+  keyComment,
+  knownHostsLine,
+  removeAuthorizedKeyCommand,
+  scanKnownHostsCommand,
+} from "../host/ssh-trust";
+import {
   binlogConfigCommand,
   dropUserCommand,
   filePrefix,
+  HANDOFF_PURPOSE,
+  handoffKeyLine,
+  type Handoff,
   keyFingerprint,
   keyResource,
   mariadbEnv,
@@ -56,6 +67,15 @@ export interface MariaDbBackupArgs {
 export interface ReplicaArgs {
   /** The replica's host. */
   readonly host: Host;
+  /** How the replica reaches the primary to hand it each verified full. */
+  readonly primary: {
+    readonly address: string;
+    readonly port: number;
+    /** The primary's pinned host key line; when unset, the replica scans it once. */
+    readonly hostKey?: string;
+    /** root's authorized_keys on the primary. Defaults to /root/.ssh/authorized_keys. */
+    readonly authorizedKeysFile?: string;
+  };
   /** The replica server's unix socket. */
   readonly socket: string;
   /** A full is refused when the replica lags more than this (seconds). */
@@ -88,11 +108,12 @@ export class MariaDbBackup extends pulumi.ComponentResource {
     // The key's fingerprint goes into the env files in plain text, deliberately (see keyFingerprint:
     // it reveals nothing of a random 285-bit key); the key itself stays a secret.
     const fingerprint = pulumi.unsecret(key.result.apply(keyFingerprint));
-    const envOn = (h: Host, sock: string, replicaMaxLag?: number) =>
+    const envOn = (h: Host, sock: string, replicaMaxLag?: number, handoff?: Handoff) =>
       fingerprint.apply((fp) =>
         mariadbEnv({
           socket: sock,
           replicaMaxLag,
+          handoff,
           clientCnf: `${h.paths.secrets}/mariadb-backup.cnf`,
           keyFile: `${h.paths.secrets}/mariadb-backup.key`,
           keyFingerprint: fp,
@@ -124,14 +145,17 @@ export class MariaDbBackup extends pulumi.ComponentResource {
       // created above on the primary, which replication brings to the replica; its option file and
       // the key are installed there too. Jobs there have their own names: adding a replica creates
       // them and deletes the primary's, never moves a resource from one host to the other.
+      // Each verified full is handed back to the primary, which keeps it beside the binlogs.
       const there = `${name}-replica`;
+      const handoff = this.installHandoff(there, host, r, config);
       const replicaNeeds = [
         user,
         this.installOptionFile(there, r.host, config.backupUser, password, user),
         this.installKey(there, r.host, key),
         ...this.installScripts(there, r.host),
+        ...handoff.resources,
       ];
-      const replicaEnv = envOn(r.host, r.socket, r.maxLagSeconds);
+      const replicaEnv = envOn(r.host, r.socket, r.maxLagSeconds, handoff.env);
       this.statusFiles = {
         ...this.scheduleJobs(name, host, env, needs, { binlogs: schedules.binlogs }),
         ...this.scheduleJobs(there, r.host, replicaEnv, replicaNeeds, {
@@ -273,6 +297,80 @@ export class MariaDbBackup extends pulumi.ComponentResource {
       },
       { parent: this },
     );
+  }
+
+  /**
+   * The replica's way to hand its fulls to the primary: its own ed25519 key (made there, only the
+   * public half read back, never deleted), that key in root's authorized_keys on the primary
+   * restricted to mariadb-receive.sh, and the primary's host key pinned on the replica.
+   */
+  private installHandoff(
+    name: string,
+    primary: Host,
+    r: ReplicaArgs,
+    config: MariaDb,
+  ): { resources: pulumi.Resource[]; env: Handoff } {
+    const keyFile = `${r.host.paths.secrets}/${HANDOFF_PURPOSE}_ed25519`;
+    const knownHosts = `${r.host.paths.etc}/${HANDOFF_PURPOSE}.known_hosts`;
+    const comment = keyComment(HANDOFF_PURPOSE, r.host.hostName);
+    const key = r.host.command(
+      `${name}-handoff-key`,
+      { create: ensureKeyCommand(keyFile, comment), dependsOn: r.host.base },
+      { parent: this },
+    );
+    const receiver = primary.installScript(
+      `${name}-handoff-receiver`,
+      __dirname,
+      "mariadb-receive.sh",
+      { parent: this },
+    );
+    const authorizedKeys = r.primary.authorizedKeysFile ?? "/root/.ssh/authorized_keys";
+    const authorized = primary.command(
+      `${name}-handoff-authorized-key`,
+      {
+        create: installAuthorizedKeyCommand(authorizedKeys, comment),
+        delete: removeAuthorizedKeyCommand(authorizedKeys, comment),
+        owns: `authorized-key:${authorizedKeys}:${comment}`,
+        stdin: key.stdout.apply(
+          (publicKey) =>
+            handoffKeyLine({
+              receiver: receiver.path,
+              backupDir: config.backupDir,
+              keep: config.retention.fulls,
+              publicKey,
+              comment,
+            }) + "\n",
+        ),
+        dependsOn: [receiver],
+      },
+      { parent: this },
+    );
+    const { address, port, hostKey } = r.primary;
+    const pinned: pulumi.Resource = hostKey
+      ? new RemoteFile(
+          `${name}-handoff-known-hosts`,
+          {
+            host: r.host,
+            path: knownHosts,
+            content: knownHostsLine(address, port, hostKey),
+            dependsOn: r.host.base,
+          },
+          { parent: this },
+        )
+      : r.host.command(
+          `${name}-handoff-known-hosts`,
+          {
+            create: scanKnownHostsCommand(knownHosts, address, port),
+            delete: removeFileCommand(knownHosts),
+            owns: knownHosts,
+            dependsOn: r.host.base,
+          },
+          { parent: this },
+        );
+    return {
+      resources: [key, authorized, pinned],
+      env: { user: "root", address, port, dir: config.backupDir, key: keyFile, knownHosts },
+    };
   }
 
   private installScripts(name: string, host: Host): RemoteFile[] {

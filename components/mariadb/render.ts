@@ -271,6 +271,51 @@ export interface JobEnvSpec {
   readonly serverUser: string;
   /** On the replica's full job only: its lag limit in seconds (mariadb.replica.maxLagSeconds). */
   readonly replicaMaxLag?: number;
+  /** On the replica's full job only: where it hands each verified full (mariadb-receive.sh). */
+  readonly handoff?: Handoff;
+}
+
+/** The primary's side of the handoff, as the replica's full job reaches it. */
+export interface Handoff {
+  readonly user: string;
+  readonly address: string;
+  readonly port: number;
+  /** The primary's backupDir. */
+  readonly dir: string;
+  /** The replica's own key (never leaves it). */
+  readonly key: string;
+  readonly knownHosts: string;
+}
+
+/** What marks the replica's handoff key in the primary's authorized_keys (keyComment). */
+export const HANDOFF_PURPOSE = "mariadb-handoff";
+
+/**
+ * The primary refuses a second full within this many minutes of the last it accepted, so a stolen
+ * handoff key cannot push the kept fulls out faster than one an hour (a full run by hand after the
+ * scheduled one still passes).
+ */
+export const HANDOFF_MIN_INTERVAL_MINUTES = 60;
+
+/**
+ * The primary's authorized_keys line for the replica's handoff key: `restrict` (no shell, pty or
+ * forwarding) and the receiver as forced command, so the key can only add newer verified fulls to
+ * the primary's backupDir, which keeps `keep` of them.
+ */
+export function handoffKeyLine(spec: {
+  readonly receiver: string;
+  readonly backupDir: string;
+  readonly keep: number;
+  readonly publicKey: string;
+  readonly comment: string;
+}): string {
+  const key = spec.publicKey.trim().split(/\s+/).slice(0, 2).join(" ");
+  if (!/^ssh-ed25519 [A-Za-z0-9+/=]+$/.test(key))
+    throw new Error(`"${spec.publicKey}" is not an ed25519 public key`);
+  for (const p of [spec.receiver, spec.backupDir])
+    if (!/^\/[A-Za-z0-9._/@+-]*$/.test(p)) throw new Error(`"${p}" must be a plain absolute path`);
+  const params = [spec.backupDir, spec.keep, HANDOFF_MIN_INTERVAL_MINUTES].join(" ");
+  return `restrict,command="${spec.receiver} ${params}" ${key} ${spec.comment}`;
 }
 
 /** The variables of every MariaDB job's env file (mariadb-lib.sh documents them). No secret (the key's fingerprint is not one: see keyFingerprint). */
@@ -293,6 +338,16 @@ export function mariadbEnv(s: JobEnvSpec): Record<string, string | number> {
     MARIADB_SCRATCH_DIR: s.scratchDir,
     MARIADB_SERVER_USER: s.serverUser,
     ...(s.replicaMaxLag === undefined ? {} : { MARIADB_REPLICA_MAX_LAG: s.replicaMaxLag }),
+    ...(s.handoff
+      ? {
+          MARIADB_HANDOFF_USER: s.handoff.user,
+          MARIADB_HANDOFF_ADDRESS: s.handoff.address,
+          MARIADB_HANDOFF_PORT: s.handoff.port,
+          MARIADB_HANDOFF_DIR: s.handoff.dir,
+          MARIADB_HANDOFF_KEY: s.handoff.key,
+          MARIADB_HANDOFF_KNOWN_HOSTS: s.handoff.knownHosts,
+        }
+      : {}),
   };
 }
 

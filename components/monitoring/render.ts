@@ -46,7 +46,8 @@ export function monitorChecksFor(site: Site, hostName: string): MonitorChecks {
     ...site.restic.repositories.filter((r) => r.host === hostName).flatMap((r) => r.disk ?? []),
   ];
   const m = site.mariadb?.host === hostName ? site.mariadb : undefined;
-  // The host that takes and tests the fulls: the replica's when there is one.
+  // The host that takes and tests the fulls: the replica's when there is one (it hands each one
+  // to the primary, which keeps them beside its binlogs).
   const fulls = site.mariadb && fullsHost(site.mariadb) === hostName ? site.mariadb : undefined;
   const replica = site.mariadb?.replica?.host === hostName ? site.mariadb.replica : undefined;
   const shipEvery = m ? maxIntervalHours(m.schedules.binlogs, hostTimezone(site, m.host)) : 0;
@@ -60,9 +61,8 @@ export function monitorChecksFor(site: Site, hostName: string): MonitorChecks {
         .map((r) => r.path as string),
     ),
     staleLockHours: site.monitoring.staleLockHours,
-    // The fulls and the shipped binlogs must be on the same host for this check: with a replica
-    // they are not (the fulls on the replica's, the binlogs on the primary's), and it is left out.
-    ...(m && fulls === m
+    // On the primary, where the shipped binlogs are and, with a replica, the fulls it hands over.
+    ...(m
       ? {
           pitr: {
             binlogDir: m.binlogBackupDir,

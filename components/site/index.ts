@@ -23,6 +23,12 @@ import { partName } from "./names";
 import { contactLine } from "../../stacks/model/people";
 
 /** A NAS only receives copies: nothing of backup321 runs there. */
+/** How another host of the site reaches this one over SSH (its model address, port and host key). */
+function sshReach(site: Site, hostName: string) {
+  const h = site.hosts.find((x) => x.name === hostName)!;
+  return { address: h.address, port: h.port, hostKey: h.hostKey };
+}
+
 const isStorageOnly = (h: HostModel): boolean =>
   h.roles.length > 0 && h.roles.every((r) => r === "nas");
 
@@ -105,6 +111,7 @@ export class BackupSite extends pulumi.ComponentResource {
         restartCommand: m.restartCommand,
         replica: m.replica && {
           host: this.hosts[m.replica.host],
+          primary: sshReach(site, m.host),
           socket: m.replica.socket,
           maxLagSeconds: m.replica.maxLagSeconds,
         },

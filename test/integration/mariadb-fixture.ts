@@ -11,6 +11,7 @@ import {
   renderOptionFile,
   userCommand,
   type Compression,
+  type Handoff,
   type Method,
 } from "../../components/mariadb/render";
 import type { MariaDbServer } from "../harness/mariadb";
@@ -120,6 +121,8 @@ export interface EnvOptions {
   readonly timezone: string;
   /** The full job runs on a replica with this lag limit (mariadb.replica.maxLagSeconds). */
   readonly replicaMaxLag?: number;
+  /** ...and hands each verified full to the primary this way. */
+  readonly handoff?: Handoff;
 }
 
 /** keyFingerprint of a key file's first line (what openssl -pass file: reads). */
@@ -215,6 +218,7 @@ export function installScripts(root: string, server: MariaDbServer, base: EnvOpt
           scratchDir: path.join(root, "scratch"),
           serverUser: "mysql",
           replicaMaxLag: e.replicaMaxLag,
+          handoff: e.handoff,
         }),
         ...jobEnv(paths, job),
         B321_ALERT: "/bin/true",

@@ -1,16 +1,26 @@
 // Fulls taken on a replica (mariadb.replica), with two real MariaDB 10.11 servers in real GTID
 // replication over loopback: the primary carries nothing of the backup (sampled SHOW PROCESSLIST),
-// the manifest records the primary's coordinates, and a PITR from the replica's full plus the
-// primary's shipped binlogs equals the primary at the target. A replica that is stopped or lags
-// beyond the limit gets no full: a failed status and an alert naming why.
+// the manifest records the primary's coordinates, the verified full is handed to the primary over
+// a real sshd (the replica's key restricted to mariadb-receive.sh there, installed by the
+// component's own commands), and a PITR on the primary from the handed full plus its shipped
+// binlogs equals the primary at the target. A replica that is stopped or lags beyond the limit
+// gets no full, and a full the primary refuses fails the job: a failed status and an alert.
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { spawn } from "node:child_process";
 import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
-import { run, waitFor } from "../harness/proc";
+import { run, runOk, waitFor } from "../harness/proc";
+import { startSshd, type Sshd } from "../harness/sshd";
+import {
+  ensureKeyCommand,
+  installAuthorizedKeyCommand,
+  keyComment,
+  knownHostsLine,
+} from "../../components/host/ssh-trust";
+import { HANDOFF_PURPOSE, handoffKeyLine, type Handoff } from "../../components/mariadb/render";
 import { jobEnv, renderEnvFile } from "../../components/host/render";
-import { monitorEnv } from "../../components/monitoring/render";
+import { monitorEnv, type MonitorChecks } from "../../components/monitoring/render";
 import {
   createBackupUser,
   fulls,
@@ -30,8 +40,46 @@ let onPrimary: Install;
 /** The replica's host: the full job. */
 let onReplica: Install;
 let fullEnv: string;
+let sshd: Sshd;
+let handoff: Handoff;
 
+/** The primary's backupDir, where the handoff puts the fulls. */
 const backups = () => path.join(root, "backups");
+/** The replica's own backupDir (the same path on another host). */
+const replicaBackups = () => path.join(root, "replica-backups");
+
+/** Runs a command on the primary as the replica's handoff key (what a stolen key can do). */
+function asHandoffKey(command: string): { code: number; stdout: string; stderr: string } {
+  return run("ssh", [
+    "-i",
+    handoff.key,
+    "-p",
+    String(handoff.port),
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    `UserKnownHostsFile=${handoff.knownHosts}`,
+    "root@127.0.0.1",
+    command,
+  ]);
+}
+
+/** Sends FILE and FILE.manifest.json into the primary's .incoming with the handoff key, as the full job does. */
+function sendToPrimary(file: string): void {
+  const ssh = `ssh -i ${handoff.key} -p ${handoff.port} -o BatchMode=yes -o IdentitiesOnly=yes -o UserKnownHostsFile=${handoff.knownHosts}`;
+  runOk("rsync", [
+    "-t",
+    "--timeout=60",
+    "-e",
+    ssh,
+    "--",
+    file,
+    `${file}.manifest.json`,
+    `root@127.0.0.1:${backups()}/.incoming/`,
+  ]);
+}
 
 /** An alert hook recording "<job> <result> <message>" lines; returns the record's path. */
 function recordAlerts(envFile: string, name: string): string {
@@ -43,15 +91,15 @@ function recordAlerts(envFile: string, name: string): string {
 }
 
 /**
- * monitor.sh on the replica's host with only the replica check configured (no job is registered
- * in this sandbox, which the monitor also reports): its status error and its metrics file.
+ * monitor.sh on a host with only the given checks configured (no job is registered in this
+ * sandbox, which the monitor also reports): its status error and its metrics file.
  */
-function monitorReplica(maxLagSeconds: number): { error: string; metrics: string } {
-  const script = path.join(onReplica.lib, "monitor.sh");
+function monitorOn(on: Install, only: Partial<MonitorChecks>): { error: string; metrics: string } {
+  const script = path.join(on.lib, "monitor.sh");
   fs.copyFileSync(path.join(__dirname, "../../components/monitoring/scripts/monitor.sh"), script);
   fs.chmodSync(script, 0o755);
-  const env = path.join(onReplica.etc, "monitor.env");
-  const checks = {
+  const env = path.join(on.etc, "monitor.env");
+  const checks: MonitorChecks = {
     mounts: [],
     diskFullPercent: 90,
     smartDevices: [],
@@ -59,23 +107,27 @@ function monitorReplica(maxLagSeconds: number): { error: string; metrics: string
     staleLockHours: 1,
     restoreJobs: [],
     rtoHours: 4,
-    replica: { socket: replica.socket, maxLagSeconds },
+    ...only,
   };
   fs.writeFileSync(
     env,
     renderEnvFile("test monitor", {
       ...monitorEnv(checks),
-      ...jobEnv(onReplica.paths, "monitor"),
+      ...jobEnv(on.paths, "monitor"),
       B321_ALERT: "/bin/true",
     }),
     { mode: 0o600 },
   );
   run(script, [env], { timeoutMs: 120_000 });
   return {
-    error: String(onReplica.status("monitor").error ?? ""),
-    metrics: fs.readFileSync(path.join(onReplica.paths.metrics, "monitor-checks.prom"), "utf8"),
+    error: String(on.status("monitor").error ?? ""),
+    metrics: fs.readFileSync(path.join(on.paths.metrics, "monitor-checks.prom"), "utf8"),
   };
 }
+
+/** The monitor on the replica's host with its replica check only. */
+const monitorReplica = (maxLagSeconds: number) =>
+  monitorOn(onReplica, { replica: { socket: replica.socket, maxLagSeconds } });
 
 /** Per-table CHECKSUM TABLE of DB, "table checksum" lines. */
 function checksums(sql: (q: string) => string): string {
@@ -138,7 +190,46 @@ beforeAll(async () => {
     timezone: "UTC",
   };
   onPrimary = installScripts(path.join(root, "primary"), primary, base);
-  onReplica = installScripts(path.join(root, "replica"), replica, { ...base, replicaMaxLag: 60 });
+  // The handoff, set up by the component's own commands: the replica's key, made there; its line
+  // in the primary's authorized_keys (here the test sshd's); the primary's host key pinned.
+  sshd = await startSshd();
+  const replicaSecrets = path.join(root, "replica", "etc", "secrets");
+  const key = `${replicaSecrets}/${HANDOFF_PURPOSE}_ed25519`;
+  const comment = keyComment(HANDOFF_PURPOSE, "db-replica");
+  fs.mkdirSync(replicaSecrets, { recursive: true, mode: 0o700 });
+  const publicKey = runOk("bash", ["-c", ensureKeyCommand(key, comment)]).stdout;
+  const line = handoffKeyLine({
+    receiver: path.join(onPrimary.lib, "mariadb-receive.sh"),
+    backupDir: backups(),
+    keep: 2,
+    publicKey,
+    comment,
+  });
+  runOk(
+    "bash",
+    ["-c", installAuthorizedKeyCommand(path.join(sshd.dir, "authorized_keys"), comment)],
+    {
+      input: `${line}\n`,
+    },
+  );
+  fs.chmodSync(path.join(sshd.dir, "authorized_keys"), 0o644);
+  const knownHosts = path.join(root, "replica", "etc", "mariadb-handoff.known_hosts");
+  const hostKey = fs.readFileSync(path.join(sshd.dir, "host_ed25519.pub"), "utf8");
+  fs.writeFileSync(knownHosts, knownHostsLine("127.0.0.1", sshd.port, hostKey));
+  handoff = {
+    user: "root",
+    address: "127.0.0.1",
+    port: sshd.port,
+    dir: backups(),
+    key,
+    knownHosts,
+  };
+  onReplica = installScripts(path.join(root, "replica"), replica, {
+    ...base,
+    backupDir: replicaBackups(),
+    replicaMaxLag: 60,
+    handoff,
+  });
   fullEnv = onReplica.env("mariadb-full");
   await caughtUp();
   // Some of the primary's binlogs are closed before the full, as in a running site.
@@ -146,6 +237,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
+  await sshd?.stop();
   await replica?.stop();
   await primary?.stop();
   if (root) fs.rmSync(root, { recursive: true, force: true });
@@ -214,6 +306,21 @@ describe("a full taken on the replica", () => {
     expect(replicaField("Slave_SQL_Running")).toBe("Yes");
   });
 
+  test("the verified full is handed to the primary: the same bytes and manifest on both hosts", () => {
+    const status = onReplica.status("mariadb-full");
+    expect(status.handed_to).toBe("127.0.0.1");
+    const [mine] = fulls(replicaBackups());
+    expect(path.basename(mine)).toBe(path.basename(full));
+    expect(fs.readFileSync(full).equals(fs.readFileSync(mine))).toBe(true);
+    expect(fs.readFileSync(`${full}.manifest.json`, "utf8")).toBe(
+      fs.readFileSync(`${mine}.manifest.json`, "utf8"),
+    );
+    expect(fs.statSync(full).mode & 0o777).toBe(0o600);
+    // nothing is left in the primary's incoming directory
+    expect(fs.readdirSync(path.join(backups(), ".incoming"))).toEqual([]);
+    expect(asHandoffKey("list").stdout).toBe(`${path.basename(full)}\n`);
+  });
+
   test("the monitor finds the replica replicating within its limit", () => {
     const m = monitorReplica(60);
     // the one other problem: no job is registered in this sandbox
@@ -253,6 +360,26 @@ describe("a full taken on the replica", () => {
       await restored.stop();
     }
   }, 300_000);
+
+  test("the monitor on the primary finds the chain from the handed full to its shipped binlogs whole", () => {
+    const pitr = { binlogDir: path.join(root, "binlogs"), fullDir: backups(), graceHours: 0 };
+    const whole = monitorOn(onPrimary, { pitr });
+    expect(whole.metrics).toMatch(/^backup321_pitr_binlogs_missing\{dir="[^"]+"\} 0$/m);
+    // the full's own binlog goes missing from the shipped ones: the check sees the gap
+    const own = fs
+      .readdirSync(pitr.binlogDir)
+      .filter((f) => f.startsWith(`${String(manifest.binlog_file)}.`) && f.endsWith(".zst.enc"));
+    expect(own).toHaveLength(1);
+    const gone = path.join(root, own[0]);
+    fs.renameSync(path.join(pitr.binlogDir, own[0]), gone);
+    try {
+      expect(monitorOn(onPrimary, { pitr }).error).toContain(
+        `point-in-time recovery has a gap: ${String(manifest.binlog_file)} missing`,
+      );
+    } finally {
+      fs.renameSync(gone, path.join(pitr.binlogDir, own[0]));
+    }
+  });
 });
 
 test("a logical full on the replica records the primary's coordinates and passes the restore test on the primary's host", () => {
@@ -264,9 +391,10 @@ test("a logical full on the replica records the primary's coordinates and passes
     clientCnf: `${secrets}/l.cnf`,
     backupDir: path.join(root, "logical"),
   };
+  // no handoff: the logical full stays where the restore test on the primary's host reads it
   const full = onReplica.runScript(
     "mariadb-full.sh",
-    onReplica.env("mariadb-full", logical, "logical"),
+    onReplica.env("mariadb-full", { ...logical, handoff: undefined }, "logical"),
   );
   expect(full.stderr).toContain("replica stopped applying at the primary's");
   expect(full.code).toBe(0);
@@ -355,4 +483,98 @@ describe("a replica that cannot give a current full gets none", () => {
       replica.sql("STOP SLAVE; CHANGE MASTER TO MASTER_DELAY=0; START SLAVE;");
     }
   });
+});
+
+describe("the primary takes from the handoff key only newer verified fulls", () => {
+  const names = () => fulls(backups()).map((f) => path.basename(f));
+  /** A copy of the newest full under another stamp, its manifest naming it (the same bytes). */
+  function forge(stamp: string, damage = false): string {
+    const [src] = fulls(replicaBackups()).slice(-1);
+    const dir = fs.mkdtempSync(path.join(root, "forged-"));
+    const name = path.basename(src).replace(/_full_\d{8}_\d{6}\./, `_full_${stamp}.`);
+    const file = path.join(dir, name);
+    const bytes = fs.readFileSync(src);
+    if (damage) bytes[bytes.length >> 1] ^= 0xff;
+    fs.writeFileSync(file, bytes);
+    fs.writeFileSync(
+      `${file}.manifest.json`,
+      fs.readFileSync(`${src}.manifest.json`, "utf8").replace(path.basename(src), name),
+    );
+    return file;
+  }
+
+  test("no other command: a shell, another rsync destination", () => {
+    const before = names();
+    const shell = asHandoffKey("cat /etc/shadow");
+    expect(shell.code).not.toBe(0);
+    expect(shell.stderr).toContain("refused: command 'cat'");
+    const elsewhere = run("rsync", [
+      "-t",
+      "--timeout=60",
+      "-e",
+      `ssh -i ${handoff.key} -p ${handoff.port} -o BatchMode=yes -o IdentitiesOnly=yes -o UserKnownHostsFile=${handoff.knownHosts}`,
+      "--",
+      handoff.knownHosts,
+      "root@127.0.0.1:/tmp/",
+    ]);
+    expect(elsewhere.code).not.toBe(0);
+    expect(elsewhere.stderr).toContain("refused: destination /tmp/");
+    expect(names()).toEqual(before);
+  });
+
+  test("a damaged full, an older one and one within the hour are refused and leave nothing", () => {
+    const before = names();
+    const damaged = forge("29991231_000000", true);
+    sendToPrimary(damaged);
+    let r = asHandoffKey(`accept ${path.basename(damaged)}`);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/has sha256 [0-9a-f]{64}, its manifest recorded [0-9a-f]{64}/);
+    const older = forge("20000101_000000");
+    sendToPrimary(older);
+    r = asHandoffKey(`accept ${path.basename(older)}`);
+    expect(r.stderr).toContain(`is not newer than ${before[before.length - 1]}`);
+    const sound = forge("29991231_000000");
+    sendToPrimary(sound);
+    r = asHandoffKey(`accept ${path.basename(sound)}`);
+    expect(r.stderr).toContain("too frequent: a full was accepted here less than 60 minutes ago");
+    expect(names()).toEqual(before);
+    expect(fs.readdirSync(path.join(backups(), ".incoming"))).toEqual([]);
+  });
+
+  test("a full the primary refuses fails the job with an alert; the replica keeps it", async () => {
+    await caughtUp();
+    const before = names();
+    const env = onReplica.env("mariadb-full", {}, "refused");
+    const alerts = recordAlerts(env, "refused");
+    const r = onReplica.runScript("mariadb-full.sh", env);
+    expect(r.code).not.toBe(0);
+    const status = onReplica.status("mariadb-full");
+    expect(status.result).toBe("failed");
+    expect(String(status.error)).toMatch(
+      /the primary 127\.0\.0\.1 did not accept the full \(.*too frequent.*\): \S+ is verified and kept here, but the primary's PITR, NAS sync and upload still have only the previous full/,
+    );
+    expect(fs.readFileSync(alerts, "utf8")).toContain(`mariadb-full failed ${status.error}`);
+    expect(names()).toEqual(before);
+    expect(fulls(replicaBackups()).map((f) => path.basename(f))).toContain(
+      path.basename(String(status.file)),
+    );
+  }, 300_000);
+
+  test("after the hour, the next fulls are accepted and the primary keeps its newest two", async () => {
+    const first = names();
+    expect(first).toHaveLength(1);
+    const handed: string[] = [];
+    for (const run of ["next", "after"]) {
+      // the hour has passed, by the primary's clock
+      const past = new Date(Date.now() - 2 * 3600_000);
+      fs.utimesSync(path.join(backups(), ".last-accepted"), past, past);
+      await caughtUp();
+      const r = onReplica.runScript("mariadb-full.sh", onReplica.env("mariadb-full", {}, run));
+      expect(r.code).toBe(0);
+      handed.push(path.basename(String(onReplica.status("mariadb-full").file)));
+    }
+    // keep 2 (the authorized_keys line's): the first full went, nothing forged came in
+    expect(names()).toEqual(handed);
+    expect(fs.existsSync(path.join(backups(), `${first[0]}.manifest.json`))).toBe(false);
+  }, 300_000);
 });

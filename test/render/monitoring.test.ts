@@ -60,13 +60,13 @@ test("db-srv without a replica: the PITR chain and the restore test against the 
   });
 });
 
-test("prod's replica: its lag and the restore test are watched on db-replica, where the fulls are", () => {
+test("prod's replica: its lag and the restore test are watched on db-replica, the PITR chain on db-srv", () => {
   const replica = monitorChecksFor(prod, "db-replica");
   expect(replica).toMatchObject({
     restoreJobs: ["mariadb-restore-test"],
     replica: { socket: "/run/mysqld/mysqld.sock", maxLagSeconds: 300 },
   });
-  // the fulls and the shipped binlogs are on two hosts: the chain check needs both (left out)
+  // the binlogs are on the primary, and the fulls the replica hands it: the chain is checked there
   expect(replica.pitr).toBeUndefined();
   expect(monitorEnv(replica)).toMatchObject({
     MONITOR_REPLICA_SOCKET: "/run/mysqld/mysqld.sock",
@@ -76,7 +76,11 @@ test("prod's replica: its lag and the restore test are watched on db-replica, wh
   const primary = monitorChecksFor(prod, "db-srv");
   expect(primary.restoreJobs).toEqual([]);
   expect(primary.replica).toBeUndefined();
-  expect(primary.pitr).toBeUndefined();
+  expect(primary.pitr).toEqual({
+    binlogDir: "/backups/binlogs",
+    fullDir: "/backups/database",
+    graceHours: 2,
+  });
 });
 
 test("proxmox-srv: only its jobs", () => {

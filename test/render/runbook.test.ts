@@ -39,7 +39,7 @@ test("targets table with the computed numbers", () => {
     "| Data lost on site: a guest, files, the database, a host (the copies off that host remain) | 25 h | 24 h | 0.92 h | 4 h |",
   );
   expect(lines).toContain(
-    "| The whole site lost (offsite copies only) | 172.5 h | 192 h | 6.27 h | 24 h |",
+    "| The whole site lost (offsite copies only) | 172 h | 192 h | 6.27 h | 24 h |",
   );
   expect(lines).toContain(
     "3-2-1: 5 copies on 4 media, 1 offsite, 1 immutable (database dumps in s3:atlastech-backups, 35 days GOVERNANCE): satisfied.",
@@ -245,15 +245,13 @@ test("a total loss: the newest full comes back from Glacier first, then everythi
   const steps = scenario("total loss").steps;
   const dumps = steps.find((x) => x.say.startsWith("fetch the newest full"))!;
   const sh = stepScript(dumps);
-  // the fulls are uploaded from the replica, which takes them: fetched there, copied to db-srv
-  expect(dumps.on).toBe("db-replica");
+  expect(dumps.on).toBe("db-srv");
   expect(sh).toContain(". /etc/backup321/offsite-upload.env");
   expect(sh.indexOf("s3api restore-object")).toBeGreaterThan(0);
   expect(sh.indexOf("s3api restore-object")).toBeLessThan(
-    sh.indexOf('s3 s3 cp "s3://$OFFSITE_BUCKET/$key" /restore/database/'),
+    sh.indexOf('s3 s3 cp "s3://$OFFSITE_BUCKET/$key" /backups/database/'),
   );
-  expect(sh).toContain('s3 s3 cp "s3://$OFFSITE_BUCKET/$key.manifest.json" /restore/database/');
-  expect(sh).toContain("rsync -a /restore/database/ root@192.168.10.25:/backups/database/");
+  expect(sh).toContain('s3 s3 cp "s3://$OFFSITE_BUCKET/$key.manifest.json" /backups/database/');
   // the dump writer's key may ask for it back
   const policy = JSON.stringify(writerPolicy("atlastech-backups", "dumps", "database/"));
   expect(policy).toContain("s3:RestoreObject");
@@ -281,8 +279,7 @@ test("a rebuilt host comes back disarmed, and is re-armed only after its restore
     LAPTOP,
     LAPTOP,
     "db-srv", // the NAS snapshot
-    "db-replica", // the newest full: the replica takes them
-    "db-replica", // the fulls copied to db-srv, where the binlogs are
+    "db-srv", // the newest full
     "db-srv", // the application stopped (it runs on db-srv)
     "db-srv", // the recovery
     "db-srv", // the application started and checked
@@ -295,7 +292,7 @@ test("a rebuilt host comes back disarmed, and is re-armed only after its restore
     "  pulumi up --yes",
     ")",
   ]);
-  expect(block(lost[8]).slice(3)).toEqual([
+  expect(block(lost[7]).slice(3)).toEqual([
     `  pulumi config set --path 'backup321:site.hosts[${db}].disarmed' false --type bool`,
     "  pulumi up --yes",
     ")",
@@ -331,10 +328,7 @@ test("each scenario says what must have survived: the state backend, the escrow,
   expect(planWarnings(parseSite(raw)).find((w) => w.includes(".escrow"))).toMatch(
     /backup321:site\.escrow is not set/,
   );
-  // prod's one warning: its fulls are on the replica, its NAS sync copies from the primary
-  expect(planWarnings(prod)).toEqual([
-    expect.stringMatching(/^the fulls are taken on db-replica .* NAS sync/),
-  ]);
+  expect(planWarnings(prod)).toEqual([]);
 });
 
 test("where the keys are: the escrow and every stack secret by key, never a value", () => {

@@ -2,6 +2,7 @@
 // db-srv, and the plan pushes its scripts, env files, cron files and the binlog drop-in there.
 import { runStack, type Registration } from "../harness/program";
 import { pushedFiles } from "../../infra/plan";
+import { MOCK_PUBLIC_KEY, reveal } from "../../infra/mockRuntime";
 
 let recorded: Registration[];
 
@@ -15,7 +16,7 @@ test("MariaDbBackup is a child of BackupSite, once", () => {
   expect(mdb.map((r) => [r.name, r.parent])).toEqual([["backup321-mariadb", site.urn]]);
 });
 
-test("db-srv, the primary, receives binlog shipping, PITR, secrets and the drop-in, not the fulls (the whole prod plan of db-srv, pinned)", () => {
+test("db-srv, the primary, receives binlog shipping, PITR, the fulls' receiver, the upload, secrets and the drop-in, no full job (the whole prod plan of db-srv, pinned)", () => {
   const files = pushedFiles(recorded)
     .filter((f) => f.host === "db-srv")
     .map((f) => `${f.path}${f.content === undefined ? " (secret)" : ""}`)
@@ -29,6 +30,13 @@ test("db-srv, the primary, receives binlog shipping, PITR, secrets and the drop-
       "/etc/backup321/jobs.d/nas-sync.json",
       "/etc/backup321/monitor.env",
       "/etc/backup321/nas-sync.env",
+      "/etc/backup321/jobs.d/offsite-upload.json",
+      "/etc/backup321/offsite-upload.env",
+      "/etc/backup321/secrets/offsite-upload-aws (secret)",
+      "/etc/cron.d/backup321-offsite-upload",
+      "/usr/local/lib/backup321/mariadb-receive.sh",
+      "/usr/local/lib/backup321/offsite-upload.sh",
+      "/usr/local/sbin/b321-offsite-upload",
       "/etc/backup321/secrets/alert-webhook-url (secret)",
       "/etc/cron.d/backup321-monitor",
       "/etc/cron.d/backup321-nas-sync",
@@ -58,7 +66,7 @@ test("db-srv, the primary, receives binlog shipping, PITR, secrets and the drop-
   );
 });
 
-test("db-replica takes and tests the fulls: their jobs, the key and the option file, no binlog job, no drop-in", () => {
+test("db-replica takes, tests and hands over the fulls: their jobs, the key and the option file, no binlog job, no upload, no drop-in", () => {
   const files = pushedFiles(recorded)
     .filter((f) => f.host === "db-replica")
     .map((f) => `${f.path}${f.content === undefined ? " (secret)" : ""}`);
@@ -71,12 +79,12 @@ test("db-replica takes and tests the fulls: their jobs, the key and the option f
     "/etc/backup321/secrets/mariadb-backup.key (secret)",
     "/usr/local/lib/backup321/mariadb-full.sh",
     "/usr/local/lib/backup321/mariadb-lib.sh",
-    // the fulls go to the bucket from where they are
-    "/etc/backup321/offsite-upload.env",
-    "/etc/cron.d/backup321-offsite-upload",
   ])
     expect(files).toContain(f);
   for (const f of [
+    // the upload and the NAS sync run on db-srv, which keeps the handed fulls
+    "/etc/backup321/offsite-upload.env",
+    "/etc/backup321/nas-sync.env",
     "/etc/backup321/mariadb-binlogs.env",
     "/etc/backup321/mariadb-pitr.env",
     "/etc/mysql/mariadb.conf.d/99-backup321-binlog.cnf",
@@ -86,6 +94,15 @@ test("db-replica takes and tests the fulls: their jobs, the key and the option f
     (f) => f.host === "db-replica" && f.path === "/etc/backup321/mariadb-full.env",
   )!;
   expect(env.content).toMatch(/^MARIADB_REPLICA_MAX_LAG='300'$/m);
+  for (const line of [
+    "MARIADB_HANDOFF_USER='root'",
+    "MARIADB_HANDOFF_ADDRESS='192.168.10.25'",
+    "MARIADB_HANDOFF_PORT='22'",
+    "MARIADB_HANDOFF_DIR='/backups/database'",
+    "MARIADB_HANDOFF_KEY='/etc/backup321/secrets/mariadb-handoff_ed25519'",
+    "MARIADB_HANDOFF_KNOWN_HOSTS='/etc/backup321/mariadb-handoff.known_hosts'",
+  ])
+    expect(env.content?.split("\n")).toContain(line);
   const primaryEnv = pushedFiles(recorded).find(
     (f) => f.host === "db-srv" && f.path === "/etc/backup321/mariadb-binlogs.env",
   )!;
@@ -105,4 +122,27 @@ test("db-srv's readiness check requires the MariaDB tools", () => {
   for (const t of ["mariadb-backup", "mbstream", "mariadb-binlog", "zstd", "openssl"]) {
     expect(String(ready.inputs.create)).toContain(`'${t}'`);
   }
+});
+
+test("the handoff: the replica's key made on db-replica, a restricted forced-command line in root's authorized_keys on db-srv", () => {
+  const one = (name: string) => recorded.find((r) => r.name === name)!;
+  const host = (r: Registration) => (reveal(r.inputs.connection) as { host: string }).host;
+  const key = one("backup321-mariadb-replica-handoff-key");
+  expect(host(key)).toBe("192.168.10.21");
+  expect(String(key.inputs.create)).toContain("ssh-keygen -q -t ed25519 -N ''");
+  // never deleted: like every key, it may still be needed
+  expect(key.inputs.delete).toBeUndefined();
+  const auth = one("backup321-mariadb-replica-handoff-authorized-key");
+  expect(host(auth)).toBe("192.168.10.25");
+  expect(auth.inputs.stdin).toBe(
+    `restrict,command="/usr/local/lib/backup321/mariadb-receive.sh /backups/database 4 60" ${MOCK_PUBLIC_KEY.split(" ").slice(0, 2).join(" ")} backup321-mariadb-handoff@db-replica\n`,
+  );
+  expect(String(auth.inputs.create)).toContain("/root/.ssh/authorized_keys");
+  // removing the replica removes its line, and only its line
+  expect(String(auth.inputs.delete)).toContain("backup321-mariadb-handoff@db-replica");
+  const pinned = one("backup321-mariadb-replica-handoff-known-hosts");
+  expect(host(pinned)).toBe("192.168.10.21");
+  expect(String(pinned.inputs.create)).toContain(
+    "ssh-keyscan -T 15 -t ed25519 -p 22 -- '192.168.10.25'",
+  );
 });

@@ -236,7 +236,7 @@ test("each writer is its own IAM user, scoped to its prefix; the dump uploader c
   });
 });
 
-test("the dump writer's secret reaches db-replica, where the fulls are, only as a secret 0600 credentials file", () => {
+test("the dump writer's secret reaches db-srv only as a secret 0600 credentials file", () => {
   const path = "/etc/backup321/secrets/offsite-upload-aws";
   const stdin = fileAt(path);
   expect(isSecretValue(stdin)).toBe(true);
@@ -244,7 +244,7 @@ test("the dump writer's secret reaches db-replica, where the fulls are, only as 
     "[default]\naws_access_key_id = mocked::aws:iam/accessKey:AccessKey::backup321-offsite-dumps-key\naws_secret_access_key = mock-aws-secret-backup321-offsite-dumps-key\n",
   );
   const cmd = recorded.find((r) =>
-    String(reveal(r.inputs.create)).includes(`install ${path} on db-replica`),
+    String(reveal(r.inputs.create)).includes(`install ${path} on db-srv`),
   )!;
   expect(String(reveal(cmd.inputs.create))).toContain("chmod -- 0600");
   expect(cmd.inputs.logging).toBe("none");
@@ -257,8 +257,9 @@ test("the dump writer's secret reaches db-replica, where the fulls are, only as 
   const env = String(fileAt("/etc/backup321/offsite-upload.env")).split("\n");
   expect(env[0]).toBe("# backup321 job offsite-upload");
   expect(env.filter((l) => !l.startsWith("#") && !l.startsWith("B321_"))).toEqual([
-    // no binlog variables: the shipped binlogs are on db-srv, not on the replica
     "OFFSITE_BACKUP_DIR='/backups/database'",
+    "OFFSITE_BINLOG_BASENAME='mysql-bin'",
+    "OFFSITE_BINLOG_DIR='/backups/binlogs'",
     "OFFSITE_BUCKET='atlastech-backups'",
     "OFFSITE_CREDENTIALS='/etc/backup321/secrets/offsite-upload-aws'",
     "OFFSITE_LOCK_DAYS='35'",

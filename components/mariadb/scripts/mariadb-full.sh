@@ -17,7 +17,10 @@
 # (mdb_replica_freeze), counts the rows and takes the backup while the data stands still, and
 # restarts it. The manifest's binlog coordinates are then the PRIMARY's (where the replica stopped
 # applying), which PITR replays from the primary's shipped binlogs; the counts are taken at the same
-# point. The primary sees nothing of it: no session, no lock, no FLUSH.
+# point. The primary sees nothing of it: no session, no lock, no FLUSH. The verified full is then
+# handed to the primary (handoff, MARIADB_HANDOFF_* set), whose mariadb-receive.sh checks it against
+# its manifest and keeps it beside the shipped binlogs: PITR, the NAS sync and the upload find it
+# there as without a replica. A full the primary did not accept fails the run (it stays here).
 set -Eeuo pipefail
 # shellcheck source=../../host/scripts/common.sh
 source "${BASH_SOURCE[0]%/*}/common.sh"
@@ -226,6 +229,33 @@ retention() {
   b321_set removed "$removed"
 }
 
+# handoff FULL: sends FULL and its manifest to the primary (mariadb-receive.sh, the forced command
+# of this host's handoff key there) and has it accepted. rsync's options and the receiver's checks
+# go together: change both.
+handoff() {
+  local full=$1 name=${1##*/} v out
+  for v in MARIADB_HANDOFF_USER MARIADB_HANDOFF_ADDRESS MARIADB_HANDOFF_PORT MARIADB_HANDOFF_DIR \
+    MARIADB_HANDOFF_KEY MARIADB_HANDOFF_KNOWN_HOSTS; do
+    [ -n "${!v:-}" ] || b321_fail "$v is missing from the env file"
+  done
+  [ -r "$MARIADB_HANDOFF_KEY" ] || b321_fail "no handoff key at $MARIADB_HANDOFF_KEY (pulumi up creates it)"
+  local -a ssh_cmd=(ssh -i "$MARIADB_HANDOFF_KEY" -p "$MARIADB_HANDOFF_PORT" -o BatchMode=yes
+    -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o "UserKnownHostsFile=$MARIADB_HANDOFF_KNOWN_HOSTS"
+    -o ConnectTimeout=30 -o ServerAliveInterval=30 -o LogLevel=ERROR)
+  local to=$MARIADB_HANDOFF_USER@$MARIADB_HANDOFF_ADDRESS
+  local kept="$name is verified and kept here, but the primary's PITR, NAS sync and upload still have only the previous full"
+  b321_log "handing $name to the primary $MARIADB_HANDOFF_ADDRESS"
+  timeout "${MARIADB_HANDOFF_TIMEOUT:-3600}" rsync -t --timeout=600 -e "${ssh_cmd[*]}" -- \
+    "$full" "$full.manifest.json" "$to:$MARIADB_HANDOFF_DIR/.incoming/" ||
+    b321_fail "sending the full to the primary $MARIADB_HANDOFF_ADDRESS failed: $kept"
+  out=$("${ssh_cmd[@]}" "$to" "accept $name" 2>&1) ||
+    b321_fail "the primary $MARIADB_HANDOFF_ADDRESS did not accept the full (${out//$'\n'/ }): $kept"
+  grep -qxF -- "accepted $name" <<<"$out" || grep -qxF -- "accepted $name (already here)" <<<"$out" ||
+    b321_fail "the primary $MARIADB_HANDOFF_ADDRESS answered '${out//$'\n'/ }' to accept $name: $kept"
+  b321_set handed_to "$MARIADB_HANDOFF_ADDRESS"
+  b321_log "the primary accepted $name"
+}
+
 main() {
   b321_lock mariadb-full
   b321_cleanup full_cleanup
@@ -297,6 +327,7 @@ main() {
   b321_set binlog_position "$bpos"
   b321_set tables "$(grep -vc '^binlog_snapshot_' "$WORK/counts.txt")"
   retention "$MARIADB_KEEP_FULLS" "$final"
+  [ -z "${MARIADB_HANDOFF_ADDRESS:-}" ] || handoff "$final"
 }
 
 main

@@ -22,6 +22,9 @@
 #   MARIADB_REPLICA_MAX_LAG   set on a replica only (mariadb.replica): the full job runs there,
 #                             refuses a replica that is stopped, broken or lagging more than this
 #                             many seconds, and records the primary's coordinates (mdb_replica_*)
+#   MARIADB_HANDOFF_USER, _ADDRESS, _PORT, _DIR, _KEY, _KNOWN_HOSTS
+#                             set on a replica only: the full job hands each verified full to the
+#                             primary's DIR over SSH with KEY (mariadb-receive.sh there)
 # shellcheck disable=SC2034  # MDB_* variables are read by the scripts that source this file
 
 MDB_SCRATCH_PID=""

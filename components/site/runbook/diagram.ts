@@ -50,14 +50,10 @@ export function renderCopiesDiagram(site: Site): string {
       node("DBB", `${m.host}: fulls ${m.backupDir}<br/>binlogs ${m.binlogBackupDir}`, "db");
       edge(`H_${id(m.host)}`, `full ${m.schedules.full}, binlogs ${m.schedules.binlogs}`, "DBB");
     } else {
-      // the replica takes the fulls; the primary ships its binlogs
-      node(
-        "DBB",
-        `${fulls}: fulls ${m.backupDir}<br/>${m.host}: binlogs ${m.binlogBackupDir}`,
-        "db",
-      );
+      // the replica takes the fulls and hands them to the primary, which ships its binlogs
+      node("DBB", `${m.host}: fulls ${m.backupDir}<br/>binlogs ${m.binlogBackupDir}`, "db");
       edge(`H_${id(m.host)}`, "replication", `H_${id(fulls)}`);
-      edge(`H_${id(fulls)}`, `full ${m.schedules.full}`, "DBB");
+      edge(`H_${id(fulls)}`, `full ${m.schedules.full}, handed over`, "DBB");
       edge(`H_${id(m.host)}`, `binlogs ${m.schedules.binlogs}`, "DBB");
     }
     const { nas, upload } = site.offsite;

@@ -4,7 +4,7 @@
 // what they touch is what the jobs touched.
 import { nasFrom, nasSources, uploadHost } from "../../../stacks/defaults";
 import type { Site } from "../../../stacks/schema";
-import { fullsHost, serviceCommand } from "../../../stacks/model/mariadb";
+import { serviceCommand } from "../../../stacks/model/mariadb";
 import type { Application } from "../../../stacks/model/people";
 import { ASSUMED } from "../../../stacks/targets";
 import { jobFiles, shq } from "../../host/render";
@@ -165,29 +165,13 @@ function pbsScenario(site: Site, stack: string): Scenario | undefined {
 function newestFullStep(site: Site): Step {
   const m = site.mariadb!;
   return {
-    on: fullsHost(m),
+    on: m.host,
     say: "the newest verified full, and where its binlog replay starts.",
     sh: [
       `manifest=$(ls -t ${m.backupDir}/*_full_*.manifest.json | head -n 1)`,
       `jq -r '"\\(.file): taken \\(.started), replay from \\(.binlog_file):\\(.binlog_position) (\\(.binlog_identity))"' "$manifest"`,
     ],
   };
-}
-
-/**
- * With a replica, the fulls are on its host and the shipped binlogs on the primary's, where PITR
- * runs: the fulls (each with its manifest, which names the primary's coordinates) are copied over.
- */
-function fullsToPrimaryStep(site: Site): Step[] {
-  const m = site.mariadb!;
-  if (fullsHost(m) === m.host) return [];
-  return [
-    {
-      on: fullsHost(m),
-      say: `the fulls are taken on the replica ${fullsHost(m)}: copy them, with their manifests, to ${m.host}, where the primary's binlogs are replayed from the primary's position each manifest records.`,
-      sh: [`rsync -a ${m.backupDir}/ root@${hostOf(site, m.host).address}:${m.backupDir}/`],
-    },
-  ];
 }
 
 /** Whether the application answers at its health URL (curl: 2xx or 3xx within 5 s). */
@@ -283,21 +267,14 @@ function databaseScenario(site: Site): Scenario | undefined {
       `Fulls ${m.schedules.full} in ${m.backupDir}, binlogs shipped ${m.schedules.binlogs} to ${m.binlogBackupDir}, restore-tested ${m.schedules.restoreTest}. Times are ${site.timezone}.`,
       ...(m.replica
         ? [
-            `The fulls are taken on the replica ${m.replica.host} (refused when it lags more than ${m.replica.maxLagSeconds} s), so ${m.host} carries no backup load; the binlogs are shipped on ${m.host}, the primary.`,
+            `The fulls are taken on the replica ${m.replica.host} (refused when it lags more than ${m.replica.maxLagSeconds} s), so ${m.host} carries no backup load; each verified full is handed to ${m.host}, which keeps it beside the binlogs it ships. ${m.replica.host} keeps its own copies too.`,
           ]
         : []),
       `If ${m.host} lost its disks: reinstall it at the same address and follow "${m.host} is lost" instead.`,
     ],
-    needs:
-      fullsHost(m) === m.host
-        ? [`the backup disk of ${m.host} (${m.backupDir}, ${m.binlogBackupDir})`]
-        : [
-            `the backup disk of ${fullsHost(m)} (${m.backupDir})`,
-            `the backup disk of ${m.host} (${m.binlogBackupDir})`,
-          ],
+    needs: [`the backup disk of ${m.host} (${m.backupDir}, ${m.binlogBackupDir})`],
     steps: [
       newestFullStep(site),
-      ...fullsToPrimaryStep(site),
       ...databaseSteps(site, { ...UNTIL_PAST, say: `${UNTIL_PAST.say}, ${site.timezone}` }),
     ],
   };
@@ -381,7 +358,6 @@ function hostLossScenario(site: Site, stack: string): Scenario | undefined {
       rebuildStep(site, [m.host]),
       ...(nas && nasFrom(site) === m.host ? [nasFetchStep(site)] : []),
       newestFullStep(site),
-      ...fullsToPrimaryStep(site),
       ...databaseSteps(site, {
         ...UNTIL_PAST,
         say: `${UNTIL_PAST.say}, ${site.timezone}; the newest shipped binlog's end is the latest possible`,

@@ -1,0 +1,132 @@
+#!/bin/bash
+# backup321 full receiver, on the primary: the forced command of the replica's handoff key
+# (root's authorized_keys: restrict,command="mariadb-receive.sh BACKUP_DIR KEEP MIN_INTERVAL").
+# With mariadb.replica the fulls are taken on the replica; each verified one is handed here, so the
+# primary keeps fulls and shipped binlogs side by side as without a replica: PITR, the NAS sync,
+# the upload and the monitor's PITR-chain check read them where they always did. The key can only:
+#   list             print the complete fulls here, oldest first
+#   rsync --server   receive a full and its manifest into BACKUP_DIR/.incoming/, with exactly the
+#                    server command line mariadb-full.sh's rsync sends
+#   accept NAME      check NAME against its manifest (name, size, sha256, verified), move it into
+#                    BACKUP_DIR (the file first, its manifest last: a full counts once the manifest
+#                    is there), keep the KEEP newest
+# A stolen key cannot remove a full that is older than the newest one here: a full is accepted
+# only when it is newer than every full here, at most one per MIN_INTERVAL minutes, so the KEEP
+# fulls here before a flood are pushed out no faster than the replica's own schedule would.
+set -Eeuo pipefail
+
+usage="usage: mariadb-receive.sh BACKUP_DIR KEEP MIN_INTERVAL"
+dir=${1:?$usage}
+keep=${2:?$usage}
+min_interval=${3:?$usage}
+cmd=${SSH_ORIGINAL_COMMAND:-}
+incoming=$dir/.incoming
+for n in "$keep" "$min_interval"; do
+  [[ $n =~ ^[0-9]+$ ]] || { echo "$usage" >&2 && exit 2; }
+done
+[ "$keep" -ge 1 ] || { echo "$usage" >&2 && exit 2; }
+umask 077
+
+refuse() {
+  echo "backup321 mariadb-receive: refused: $1" >&2
+  exit 1
+}
+
+# The name mariadb-full.sh gives a full: <prefix>_full_<UTC stamp>.<xb|sql>.<zst|gz>.enc
+is_full_name() {
+  [[ $1 =~ ^[A-Za-z0-9_-]+_full_[0-9]{8}_[0-9]{6}\.(xb|sql)\.(zst|gz)\.enc$ ]]
+}
+
+stamp_of() {
+  [[ $1 =~ _full_([0-9]{8}_[0-9]{6})\. ]] && printf '%s\n' "${BASH_REMATCH[1]}"
+}
+
+# fulls: the complete fulls here (a manifest beside its file), oldest first by their stamp.
+fulls() {
+  local m f
+  for m in "$dir"/*_full_*.enc.manifest.json; do
+    [ -f "$m" ] || continue
+    f=${m%.manifest.json}
+    f=${f##*/}
+    { is_full_name "$f" && [ -f "$dir/$f" ]; } || continue
+    printf '%s %s\n' "$(stamp_of "$f")" "$f"
+  done | LC_ALL=C sort | cut -d' ' -f2
+}
+
+manifest_get() {
+  sed -n "s/^  \"$2\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}\$/\1/p" -- "$1" | head -n 1
+}
+
+list() {
+  # leftovers of interrupted transfers go after a day
+  [ ! -d "$incoming" ] || find "$incoming" -mindepth 1 -maxdepth 1 -mmin +1440 -exec rm -rf -- {} +
+  fulls
+}
+
+# Exactly: rsync --server -te.<caps> --timeout=N . BACKUP_DIR/.incoming/
+receive() {
+  local -a w
+  read -r -a w <<<"$cmd"
+  [ ${#w[@]} -eq 6 ] || refuse "rsync command line of ${#w[@]} words"
+  [[ ${w[2]} =~ ^-te\.[A-Za-z]+$ ]] || refuse "rsync options ${w[2]}"
+  [[ ${w[3]} =~ ^--timeout=[0-9]+$ ]] || refuse "rsync option ${w[3]}"
+  [ "${w[4]}" = . ] || refuse "rsync argument ${w[4]}"
+  [ "${w[5]}" = "$incoming/" ] || refuse "destination ${w[5]}"
+  install -d -m 0700 -- "$dir" "$incoming"
+  # --munge-links: a symlink sent is stored inert, never followed by accept
+  exec rsync --server --munge-links "${w[2]}" "${w[3]}" . "$incoming/"
+}
+
+accept() {
+  local name=$1 f m newest want got
+  is_full_name "$name" || refuse "name $name"
+  f=$incoming/$name
+  m=$f.manifest.json
+  { [ -f "$f" ] && [ ! -L "$f" ] && [ -f "$m" ] && [ ! -L "$m" ]; } ||
+    refuse "$name and its manifest were not both received"
+  if [ -f "$dir/$name.manifest.json" ]; then
+    rm -f -- "$f" "$m"
+    printf 'accepted %s (already here)\n' "$name"
+    return 0
+  fi
+  # what was received leaves .incoming whatever the answer
+  trap 'rm -f -- "$f" "$m"' EXIT
+  [ "$(manifest_get "$m" file)" = "$name" ] || refuse "the manifest of $name names another file"
+  [ "$(manifest_get "$m" verified)" = true ] || refuse "the manifest of $name does not say verified"
+  want=$(manifest_get "$m" bytes)
+  got=$(stat -c %s -- "$f")
+  [ "$want" = "$got" ] || refuse "$name has $got bytes, its manifest recorded ${want:-none}"
+  want=$(manifest_get "$m" sha256)
+  got=$(sha256sum -- "$f" | cut -d' ' -f1)
+  { [ -n "$want" ] && [ "$want" = "$got" ]; } || refuse "$name has sha256 $got, its manifest recorded ${want:-none}"
+  newest=$(fulls | tail -n 1)
+  if [ -n "$newest" ] && [[ ! "$(stamp_of "$name")" > "$(stamp_of "$newest")" ]]; then
+    refuse "$name is not newer than $newest, the newest full here"
+  fi
+  # by this host's clock (rsync -t gives the files the replica's times)
+  if [ "$min_interval" -gt 0 ] && [ -f "$dir/.last-accepted" ] &&
+    [ -n "$(find "$dir/.last-accepted" -mmin -"$min_interval")" ]; then
+    refuse "too frequent: a full was accepted here less than $min_interval minutes ago"
+  fi
+  chmod 0600 -- "$f" "$m"
+  mv -f -- "$f" "$dir/$name"
+  mv -f -- "$m" "$dir/$name.manifest.json"
+  trap - EXIT
+  touch -- "$dir/.last-accepted"
+  printf 'accepted %s\n' "$name"
+  # retention: the KEEP newest complete fulls stay (the one just accepted is the newest)
+  local -a all
+  mapfile -t all < <(fulls)
+  local i
+  for ((i = 0; i < ${#all[@]} - keep; i++)); do
+    rm -f -- "$dir/${all[$i]}.manifest.json" "$dir/${all[$i]}"
+    printf 'removed %s\n' "${all[$i]}"
+  done
+}
+
+case $cmd in
+  list) list ;;
+  "accept "*) accept "${cmd#accept }" ;;
+  "rsync --server "*) receive ;;
+  *) refuse "command '${cmd%% *}'" ;;
+esac
