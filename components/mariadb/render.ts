@@ -24,6 +24,9 @@ export const MARIADB_TOOLS = [
   "realpath",
 ];
 
+/** What the handoff of a replica's fulls needs on both hosts (rsync over ssh, the replica's own key). */
+export const HANDOFF_TOOLS = ["rsync", "ssh", "ssh-keygen"];
+
 /** A string literal for SQL (single quotes, backslashes and quotes escaped). */
 export function sqlString(s: string): string {
   return `'${s.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;

@@ -18,7 +18,7 @@ import { Monitor } from "../monitoring";
 import { monitorChecksFor } from "../monitoring/render";
 import { MariaDbBackup } from "../mariadb";
 import { fullsHost } from "../../stacks/model/mariadb";
-import { MARIADB_TOOLS } from "../mariadb/render";
+import { HANDOFF_TOOLS, MARIADB_TOOLS } from "../mariadb/render";
 import { partName } from "./names";
 import { contactLine } from "../../stacks/model/people";
 
@@ -27,6 +27,13 @@ import { contactLine } from "../../stacks/model/people";
 function sshReach(site: Site, hostName: string) {
   const h = site.hosts.find((x) => x.name === hostName)!;
   return { address: h.address, port: h.port, hostKey: h.hostKey };
+}
+
+/** The tools a MariaDB host needs: the handoff's too on the primary and replica of mariadb.replica. */
+function mariadbTools(site: Site, hostName: string): readonly string[] {
+  const m = site.mariadb;
+  const handoff = m?.replica && [m.host, m.replica.host].includes(hostName);
+  return handoff ? [...MARIADB_TOOLS, ...HANDOFF_TOOLS] : MARIADB_TOOLS;
 }
 
 const isStorageOnly = (h: HostModel): boolean =>
@@ -236,7 +243,9 @@ export class BackupSite extends pulumi.ComponentResource {
             paths: h.paths,
             timezone: hostTimezone(args.site, h.name),
             installLibrary: !isStorageOnly(h),
-            requiredTools: h.roles.includes("mariadb") ? MARIADB_TOOLS : undefined,
+            requiredTools: h.roles.includes("mariadb")
+              ? mariadbTools(args.site, h.name)
+              : undefined,
           },
           { parent: this },
         ),

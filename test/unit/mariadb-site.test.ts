@@ -117,11 +117,24 @@ test("the backup user is created on the primary only, with the replica's grants"
   );
 });
 
-test("db-srv's readiness check requires the MariaDB tools", () => {
-  const ready = recorded.find((r) => r.name === "backup321-db-srv-ready")!;
-  for (const t of ["mariadb-backup", "mbstream", "mariadb-binlog", "zstd", "openssl"]) {
-    expect(String(ready.inputs.create)).toContain(`'${t}'`);
+test("db-srv's and db-replica's readiness checks require the MariaDB tools and the handoff's", () => {
+  for (const host of ["db-srv", "db-replica"]) {
+    const ready = recorded.find((r) => r.name === `backup321-${host}-ready`)!;
+    for (const t of [
+      "mariadb-backup",
+      "mbstream",
+      "mariadb-binlog",
+      "zstd",
+      "openssl",
+      "rsync",
+      "ssh",
+      "ssh-keygen",
+    ]) {
+      expect(String(ready.inputs.create)).toContain(`'${t}'`);
+    }
   }
+  const files = recorded.find((r) => r.name === "backup321-docker-srv-ready")!;
+  expect(String(files.inputs.create)).not.toContain("'ssh-keygen'");
 });
 
 test("the handoff: the replica's key made on db-replica, a restricted forced-command line in root's authorized_keys on db-srv", () => {
