@@ -234,7 +234,30 @@ const nasKeepsYesterday: Check = (site) => {
   return out;
 };
 
+/** The offsite drill decrypts the newest full: it runs where the key is, on the MariaDB host. */
+const uploadDrillHasKey: Check = (site) => {
+  const u = site.offsite.upload;
+  const m = site.mariadb;
+  if (!u?.drill) return [];
+  if (!m || !site.offsite.bucket)
+    return [
+      {
+        path: "offsite.upload.drill",
+        message:
+          "needs the mariadb and offsite.bucket sections: it restores the fulls the upload sends (remove the drill or add them)",
+      },
+    ];
+  if ((u.host ?? m.host) === m.host) return [];
+  return [
+    {
+      path: "offsite.upload.drill",
+      message: `runs on the upload host ${u.host}, which has no MariaDB key to decrypt the fulls (upload from ${m.host}, or remove the drill)`,
+    },
+  ];
+};
+
 export const offsiteChecks: Check[] = [
+  uploadDrillHasKey,
   prefixesApart,
   expiryAfterTransitions,
   newestDumpStaysHot,

@@ -83,6 +83,7 @@ const restoreTestPhases = phases([
   "compare",
 ]);
 const pitrPhases = phases(["check", "restore", "prepare", "start", "binlogs", "replay", "finish"]);
+const offsiteDrillPhases = phases(["check", "download", "verify", "restore", "prepare"]);
 
 const resticRepoFields = {
   stale_locks_removed: field(count, "Stale restic locks removed before the run (restic unlock)."),
@@ -167,6 +168,38 @@ export const STATUS_EXTRAS: Readonly<Record<string, ScriptStatus>> = {
       snapshot: field(text, "The snapshot the NAS finished."),
       bytes: field(count, "Bytes sent to the NAS."),
     },
+  },
+  "nas-drill.sh": {
+    fields: {
+      snapshot: field(text, "The NAS snapshot read back: the newest (ROOT/latest)."),
+      fulls: field(
+        count,
+        "Fulls read back whose size and sha256 match their manifest (and this host's copy of it).",
+      ),
+      binlogs: field(count, "Shipped binlogs read back whose sha256 matches their `.sha256`."),
+      bytes: field(count, "Bytes of those fulls and binlogs."),
+      restore_seconds: field(
+        count,
+        "Seconds to read the snapshot back and check it: the measured time to restore from the NAS.",
+      ),
+    },
+    onSuccess: ["snapshot", "fulls", "binlogs", "bytes", "restore_seconds"],
+  },
+  "offsite-drill.sh": {
+    fields: {
+      key: field(text, "The newest full's object key in the bucket: the one restored."),
+      storage_class: field(text, "Its storage class (an archive class fails the drill)."),
+      method: field(z.enum(["physical", "logical"]), "The full's method, from its manifest."),
+      sha256: field(text, "Its sha256, as recorded in its manifest and by the upload."),
+      bytes: field(count, "Bytes downloaded (the full)."),
+      restore_seconds: field(
+        count,
+        "Seconds to download, check, decrypt and prepare the full: the measured time to restore from the bucket.",
+      ),
+      ...offsiteDrillPhases.field,
+    },
+    onSuccess: ["key", "storage_class", "method", "sha256", "bytes", "restore_seconds"],
+    patterns: [offsiteDrillPhases.pattern],
   },
   "offsite-upload.sh": {
     fields: {

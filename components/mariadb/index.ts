@@ -91,6 +91,10 @@ export class MariaDbBackup extends pulumi.ComponentResource {
   public readonly statusFiles: Record<string, string>;
   /** The point-in-time recovery entry point. */
   public readonly pitrCommand: string;
+  /** The stack's key fingerprint (plain: it reveals nothing of the key), as the jobs' env files have it. */
+  public readonly keyFingerprint: pulumi.Output<string>;
+  /** The key file, the backup user and the scripts: what another job using the key needs first. */
+  public readonly installed: pulumi.Resource[];
 
   constructor(name: string, args: MariaDbBackupArgs, opts?: pulumi.ComponentResourceOptions) {
     super("backup321:mariadb:MariaDbBackup", name, {}, opts);
@@ -133,6 +137,8 @@ export class MariaDbBackup extends pulumi.ComponentResource {
       );
     const env = envOn(host, socket);
     const needs = [user, optionFile, keyFile, binlogConf, ...scripts];
+    this.keyFingerprint = fingerprint;
+    this.installed = needs;
     const schedules = {
       full: config.schedules.full,
       binlogs: config.schedules.binlogs,

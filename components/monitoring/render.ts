@@ -1,11 +1,12 @@
 // Pure functions for the monitor: which checks a host runs (from the site model), its env file and
 // the alert channels' env file.
-import { hostTimezone } from "../../stacks/defaults";
 import type { Site } from "../../stacks/schema";
 import { maxIntervalHours } from "../../stacks/schedule";
 import { fullsHost } from "../../stacks/model/mariadb";
 import { defaultGraceHours, renderEnvFile, shq } from "../host/render";
 import { resticDrillJob } from "../restic/render";
+import { NAS_DRILL_JOB, UPLOAD_DRILL_JOB } from "../offsite/render";
+import { hostTimezone, nasFrom, uploadHost } from "../../stacks/defaults";
 
 /** The job name of the MariaDB restore test; it records restore_seconds in its status file. */
 export const MARIADB_RESTORE_TEST_JOB = "mariadb-restore-test";
@@ -76,6 +77,10 @@ export function monitorChecksFor(site: Site, hostName: string): MonitorChecks {
       ...site.restic.repositories
         .filter((r) => r.host === hostName && r.drill)
         .map((r) => resticDrillJob(r.name)),
+      ...(site.offsite.nas?.drill && nasFrom(site) === hostName ? [NAS_DRILL_JOB] : []),
+      ...(site.offsite.upload?.drill && site.offsite.bucket && m && uploadHost(site) === hostName
+        ? [UPLOAD_DRILL_JOB]
+        : []),
     ],
     ...(replica
       ? { replica: { socket: replica.socket, maxLagSeconds: replica.maxLagSeconds } }

@@ -28,6 +28,7 @@ import {
   renderCredentialsFile,
   type Writer,
   UPLOAD_JOB,
+  UPLOAD_DRILL_JOB,
   NAS_JOB,
 } from "./render";
 
@@ -234,6 +235,23 @@ export interface DumpUploadArgs {
     /** The server's binlog basename (full path or file name, e.g. /var/log/mysql/mysql-bin). */
     readonly basename: string;
   };
+  /**
+   * Restore drill of the uploaded fulls (offsite-drill.sh): the newest full downloaded with the
+   * writer's key (get and list only), checked, decrypted and prepared. Needs the MariaDB key and
+   * mariadb-lib.sh on this host (the MariaDB host). Defaults to none.
+   */
+  readonly drill?: UploadDrill;
+}
+
+export interface UploadDrill {
+  /** Cron schedule of the drill. */
+  readonly schedule: string;
+  /** The MariaDB encryption key file on the host (0600). */
+  readonly keyFile: string;
+  /** The stack's key fingerprint (the drill refuses another key file). */
+  readonly keyFingerprint: pulumi.Input<string>;
+  /** What must be on the host first (the MariaDB key and scripts). */
+  readonly dependsOn?: pulumi.Input<pulumi.Resource>[];
 }
 
 /**
@@ -242,6 +260,8 @@ export interface DumpUploadArgs {
  */
 export class DumpUpload extends pulumi.ComponentResource {
   public readonly job: ScheduledJob;
+  /** The restore drill, when `drill` is set. */
+  public readonly drill?: ScheduledJob;
   public readonly credentialsFile: string;
 
   constructor(name: string, args: DumpUploadArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -307,7 +327,46 @@ export class DumpUpload extends pulumi.ComponentResource {
       },
       { parent: this },
     );
+    if (args.drill) this.drill = this.scheduleDrill(name, args, args.drill, credentials);
     this.registerOutputs({ credentialsFile: this.credentialsFile, envFile: this.job.envFile });
+  }
+
+  /** The drill reads with the upload's credentials file: the writer's key can get and list its prefix. */
+  private scheduleDrill(
+    name: string,
+    args: DumpUploadArgs,
+    drill: UploadDrill,
+    credentials: pulumi.Resource,
+  ): ScheduledJob {
+    const { host } = args;
+    const script = host.installScript(`${name}-drill-script`, __dirname, "offsite-drill.sh", {
+      parent: this,
+    });
+    return new ScheduledJob(
+      `${name}-drill`,
+      {
+        host,
+        job: UPLOAD_DRILL_JOB,
+        schedule: drill.schedule,
+        script: script.path,
+        env: pulumi.output(drill.keyFingerprint).apply((fp) => ({
+          OFFSITE_BUCKET: args.bucket,
+          OFFSITE_CREDENTIALS: this.credentialsFile,
+          OFFSITE_PREFIX: args.prefix,
+          OFFSITE_REGION: args.region,
+          ...(args.endpoint ? { OFFSITE_ENDPOINT: args.endpoint } : {}),
+          ...(args.caBundle ? { OFFSITE_CA_BUNDLE: args.caBundle } : {}),
+          ...(args.checksumCalculation
+            ? { OFFSITE_CHECKSUM_CALCULATION: args.checksumCalculation }
+            : {}),
+          MARIADB_KEY_FILE: drill.keyFile,
+          MARIADB_KEY_FINGERPRINT: fp,
+          DRILL_SCRATCH: `${host.paths.state}/offsite-scratch`,
+        })),
+        dependsOn: [script, credentials, ...(drill.dependsOn ?? [])],
+      },
+      { parent: this },
+    );
   }
 }
 
@@ -341,6 +400,14 @@ export interface NasSyncArgs {
   readonly authorizedKeysFile?: string;
   /** Job name on the source host. Defaults to nas-sync. */
   readonly job?: string;
+  /**
+   * Read-back drill of the newest snapshot (nas-drill.sh), through the NAS's read-only path with
+   * the same key. Defaults to none.
+   */
+  readonly drill?: {
+    /** Cron schedule of the drill. */
+    readonly schedule: string;
+  };
 }
 
 /**
@@ -353,6 +420,8 @@ export interface NasSyncArgs {
  */
 export class NasSync extends pulumi.ComponentResource {
   public readonly job: ScheduledJob;
+  /** The read-back drill, when `drill` is set. */
+  public readonly drill?: ScheduledJob;
   public readonly publicKey: pulumi.Output<string>;
   public readonly keyFile: string;
   public readonly receiver: string;
@@ -444,6 +513,15 @@ export class NasSync extends pulumi.ComponentResource {
     const scriptFile = host.installScript(`${name}-script`, __dirname, "nas-sync.sh", {
       parent: this,
     });
+    const nasEnv = {
+      NAS_ADDRESS: args.nasAddress,
+      NAS_KEY: this.keyFile,
+      NAS_KNOWN_HOSTS: knownHosts,
+      NAS_PATH: args.path,
+      NAS_PORT: nasPort,
+      NAS_SOURCES: args.sources.join(" "),
+      NAS_USER: nasUser,
+    };
     this.job = new ScheduledJob(
       `${name}-job`,
       {
@@ -451,19 +529,31 @@ export class NasSync extends pulumi.ComponentResource {
         job: jobName,
         schedule: args.schedule,
         script: scriptFile.path,
-        env: {
-          NAS_ADDRESS: args.nasAddress,
-          NAS_KEY: this.keyFile,
-          NAS_KNOWN_HOSTS: knownHosts,
-          NAS_PATH: args.path,
-          NAS_PORT: nasPort,
-          NAS_SOURCES: args.sources.join(" "),
-          NAS_USER: nasUser,
-        },
+        env: nasEnv,
         dependsOn: [scriptFile, key, authorized, pinned],
       },
       { parent: this },
     );
+    if (args.drill) {
+      const drillScript = host.installScript(`${name}-drill-script`, __dirname, "nas-drill.sh", {
+        parent: this,
+      });
+      this.drill = new ScheduledJob(
+        `${name}-drill`,
+        {
+          host,
+          job: `${jobName}-drill`,
+          schedule: args.drill.schedule,
+          script: drillScript.path,
+          env: {
+            ...nasEnv,
+            DRILL_SCRATCH: `${host.paths.state}/nas-scratch`,
+          },
+          dependsOn: [drillScript, key, authorized, pinned],
+        },
+        { parent: this },
+      );
+    }
     this.registerOutputs({ publicKey: this.publicKey, receiver: this.receiver });
   }
 }

@@ -31,6 +31,12 @@ export const UPLOAD_JOB = "offsite-upload";
 /** The NAS sync's job name (its env file names the NAS, its pinned host key and the sync key). */
 export const NAS_JOB = "nas-sync";
 
+/** The NAS copy's read-back drill (the monitor checks its result like a restore test). */
+export const NAS_DRILL_JOB = `${NAS_JOB}-drill`;
+
+/** The offsite dumps' restore drill (the monitor checks its result like a restore test). */
+export const UPLOAD_DRILL_JOB = `${UPLOAD_JOB}-drill`;
+
 /** What the lifecycle needs from the bucket model (defaults filled by stacks/). */
 export type LifecycleSpec = Pick<
   Bucket,

@@ -205,6 +205,16 @@ function iso(site: Site, stack: string, f: Facts): Requirement[] {
             (r) =>
               `restic ${r.name}: restore drill (\`${r.drill!.schedule}\`), ${r.drill!.files} files of the newest snapshot restored and verified, each in turn; the monitor alerts when it fails or is overdue.`,
           ),
+        ...(site.offsite.nas?.drill
+          ? [
+              `NAS ${site.offsite.nas.host}: read-back drill (\`${site.offsite.nas.drill.schedule}\`), the newest snapshot read back and every full and shipped binlog in it compared with the checksums recorded when it was made; the monitor alerts when it fails or is overdue.`,
+            ]
+          : []),
+        ...(f.bucket && site.offsite.upload?.drill
+          ? [
+              `Offsite dumps: restore drill (\`${site.offsite.upload.drill.schedule}\`), the newest full downloaded, checked against its manifest and the upload's sha256, decrypted and prepared; the monitor alerts when it fails or is overdue.`,
+            ]
+          : []),
         ...(site.pbs?.datastores ?? []).map(
           (d) => `PBS datastore ${d.name}: verify job (\`${d.verifySchedule}\`).`,
         ),
@@ -262,9 +272,9 @@ function untestedCopies(site: Site, f: Facts): string[] {
     gaps.push(
       `restic ${r.name}: no scheduled restore of its files${r.check ? " (integrity check only)" : ""}.`,
     );
-  if (site.offsite.nas)
+  if (site.offsite.nas && !site.offsite.nas.drill)
     gaps.push(`NAS ${site.offsite.nas.host}: no scheduled read-back of its snapshots.`);
-  if (f.bucket && site.offsite.upload)
+  if (f.bucket && site.offsite.upload && !site.offsite.upload.drill)
     gaps.push(
       "Offsite dumps: read back and hashed when uploaded; no scheduled download-and-restore.",
     );

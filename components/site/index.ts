@@ -66,7 +66,7 @@ export class BackupSite extends pulumi.ComponentResource {
     const { site } = args;
     this.hosts = this.connectHosts(name, args);
     const mariadb = this.buildMariaDb(name, site);
-    this.offsiteBucket = this.buildOffsite(name, site);
+    this.offsiteBucket = this.buildOffsite(name, site, mariadb);
     this.restic = this.buildRestic(name, args);
     this.pbs = this.buildPbs(name, site);
     this.proxmox = this.buildProxmox(name, args);
@@ -330,7 +330,11 @@ export class BackupSite extends pulumi.ComponentResource {
   }
 
   /** The bucket (own aws provider in the model's region), the dump upload and the NAS sync. */
-  private buildOffsite(name: string, site: Site): OffsiteBucket | undefined {
+  private buildOffsite(
+    name: string,
+    site: Site,
+    mariadb: MariaDbBackup | undefined,
+  ): OffsiteBucket | undefined {
     const { bucket, upload, nas } = site.offsite;
     let offsite: OffsiteBucket | undefined;
     if (bucket) {
@@ -368,6 +372,17 @@ export class BackupSite extends pulumi.ComponentResource {
           ...(from === m.host
             ? { binlogs: { dir: m.binlogBackupDir, basename: m.binlogBasename } }
             : {}),
+          // the drill decrypts with the MariaDB key: on its host only (stacks/ checks the model)
+          ...(upload.drill && mariadb && from === m.host
+            ? {
+                drill: {
+                  schedule: upload.drill.schedule,
+                  keyFile: mariadb.keyFile,
+                  keyFingerprint: mariadb.keyFingerprint,
+                  dependsOn: mariadb.installed,
+                },
+              }
+            : {}),
         },
         { parent: this },
       );
@@ -388,6 +403,7 @@ export class BackupSite extends pulumi.ComponentResource {
           sources: nasSources(site),
           keep: nas.keep,
           schedule: nas.schedule,
+          drill: nas.drill,
         },
         { parent: this },
       );

@@ -82,6 +82,13 @@ export const upload = z.strictObject({
   /** Host (by name) that uploads the newest verified full. Defaults to the MariaDB host. */
   host: name.optional(),
   schedule: cron,
+  /**
+   * Restore drill of the offsite copy: the newest full downloaded from the bucket (hot copies only),
+   * checked against its manifest and the upload's sha256, decrypted and prepared (a physical full
+   * with mariadb-backup --prepare); the monitor alerts when it fails, is overdue or exceeds the RTO.
+   * Runs on the upload host, which must be the MariaDB host (it holds the key). Defaults to none.
+   */
+  drill: z.strictObject({ schedule: cron }).optional(),
 });
 
 export const nas = z.strictObject({
@@ -96,6 +103,13 @@ export const nas = z.strictObject({
   schedule: cron,
   /** Dated snapshots kept. Defaults to 30. */
   keep: z.number().int().positive().default(30),
+  /**
+   * Read-back drill of the NAS copy: the newest snapshot read back with the sync key (the NAS's
+   * read-only path) and every full and shipped binlog in it compared with the checksums recorded
+   * when it was made; the monitor alerts when it fails, is overdue or exceeds the RTO. Runs on the
+   * host that syncs. Defaults to none.
+   */
+  drill: z.strictObject({ schedule: cron }).optional(),
 });
 
 export const offsite = z.strictObject({

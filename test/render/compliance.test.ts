@@ -66,6 +66,30 @@ test("drills the model does not schedule are gaps, not ticks", () => {
   );
 });
 
+test("the NAS and the offsite dumps count as tested when they have a drill, and are gaps without", () => {
+  const f = req(prodRaw(), "8.13 (f)");
+  expect(f.gaps.join("\n")).not.toMatch(/NAS|Offsite dumps/);
+  expect(f.how).toContain(
+    "NAS nas: read-back drill (`0 10 4 * *`), the newest snapshot read back and every full and shipped binlog in it compared with the checksums recorded when it was made; the monitor alerts when it fails or is overdue.",
+  );
+  expect(f.how).toContain(
+    "Offsite dumps: restore drill (`0 11 5 * *`), the newest full downloaded, checked against its manifest and the upload's sha256, decrypted and prepared; the monitor alerts when it fails or is overdue.",
+  );
+  const undrilled = prodRaw();
+  const offsite = undrilled.offsite as Record<string, Record<string, unknown>>;
+  delete offsite.nas.drill;
+  delete offsite.upload.drill;
+  const g = req(undrilled, "8.13 (f)");
+  expect(g.gaps).toContain("NAS nas: no scheduled read-back of its snapshots.");
+  expect(g.gaps).toContain(
+    "Offsite dumps: read back and hashed when uploaded; no scheduled download-and-restore.",
+  );
+  expect(g.how.join("\n")).not.toMatch(/read-back drill|Offsite dumps: restore drill/);
+  expect(req(undrilled, "32(1)(d)").gaps).toContain(
+    "NAS nas: no scheduled read-back of its snapshots. (8.13 (f))",
+  );
+});
+
 test("a verdict follows the model", () => {
   expect(verdict(req(prodRaw(), "8.13 (e)"))).toBe("met");
   const unlocked = prodRaw();

@@ -28,7 +28,7 @@ test("docker-srv: the USB SSD mount, its SMART health, the local restic reposito
   });
 });
 
-test("db-srv without a replica: the PITR chain and the restore test against the RTO", () => {
+test("db-srv without a replica: the PITR chain, the restore test and the NAS and offsite drills against the RTO", () => {
   const c = monitorChecksFor(
     { ...prod, mariadb: { ...prod.mariadb!, replica: undefined } },
     "db-srv",
@@ -40,7 +40,7 @@ test("db-srv without a replica: the PITR chain and the restore test against the 
     resticRepos: [],
     staleLockHours: 12,
     pitr: { binlogDir: "/backups/binlogs", fullDir: "/backups/database", graceHours: 2 },
-    restoreJobs: ["mariadb-restore-test"],
+    restoreJobs: ["mariadb-restore-test", "nas-sync-drill", "offsite-upload-drill"],
     rtoHours: 4,
   });
   expect(monitorEnv(c)).toEqual({
@@ -52,7 +52,7 @@ test("db-srv without a replica: the PITR chain and the restore test against the 
     MONITOR_PITR_BINLOG_DIR: "/backups/binlogs",
     MONITOR_PITR_FULL_DIR: "/backups/database",
     MONITOR_PITR_GRACE_SECONDS: 7200,
-    MONITOR_RESTORE_JOBS: "mariadb-restore-test",
+    MONITOR_RESTORE_JOBS: "mariadb-restore-test nas-sync-drill offsite-upload-drill",
     MONITOR_REPLICA_SOCKET: "",
     MONITOR_REPLICA_MAX_LAG_SECONDS: "",
     MONITOR_RTO_SECONDS: 14400,

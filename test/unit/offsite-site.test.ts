@@ -276,6 +276,37 @@ test("the dump writer's secret reaches db-srv only as a secret 0600 credentials 
   );
 });
 
+/** A job's own variables in its env file (the B321_* every env file carries: host.test.ts). */
+const ownVars = (job: string) =>
+  String(fileAt(`/etc/backup321/${job}.env`))
+    .split("\n")
+    .filter((l) => l !== "" && !l.startsWith("#") && !l.startsWith("B321_"));
+
+test("the drills of prod's NAS and offsite copies: monthly jobs on db-srv, no secret in their env", () => {
+  expect(ownVars("nas-sync-drill")).toEqual([
+    "DRILL_SCRATCH='/var/lib/backup321/nas-scratch'",
+    ...ownVars("nas-sync"),
+  ]);
+  expect(fileAt("/etc/cron.d/backup321-nas-sync-drill")).toContain(
+    "0 10 4 * * root '/usr/local/lib/backup321/b321-cron.sh' 'nas-sync-drill' '/usr/local/lib/backup321/nas-drill.sh' '/etc/backup321/nas-sync-drill.env'",
+  );
+  const fingerprint = ownVars("mariadb-full").find((l) => l.startsWith("MARIADB_KEY_FINGERPRINT="));
+  expect(fingerprint).toMatch(/^MARIADB_KEY_FINGERPRINT='[0-9a-f]{64}'$/);
+  // the upload's bucket and key file (read only here), the stack's key by its path and fingerprint
+  expect(ownVars("offsite-upload-drill")).toEqual([
+    "DRILL_SCRATCH='/var/lib/backup321/offsite-scratch'",
+    "MARIADB_KEY_FILE='/etc/backup321/secrets/mariadb-backup.key'",
+    fingerprint,
+    "OFFSITE_BUCKET='atlastech-backups'",
+    "OFFSITE_CREDENTIALS='/etc/backup321/secrets/offsite-upload-aws'",
+    "OFFSITE_PREFIX='database/'",
+    "OFFSITE_REGION='eu-west-3'",
+  ]);
+  expect(fileAt("/etc/cron.d/backup321-offsite-upload-drill")).toContain(
+    "0 11 5 * * root '/usr/local/lib/backup321/b321-cron.sh' 'offsite-upload-drill' '/usr/local/lib/backup321/offsite-drill.sh' '/etc/backup321/offsite-upload-drill.env'",
+  );
+});
+
 test("the NAS sync: key made on db-srv, a restricted forced-command line on the NAS, hourly job", () => {
   const key = one("command:remote:Command", "backup321-nas-sync-key");
   expect((reveal(key.inputs.connection) as { host: string }).host).toBe("192.168.10.25");

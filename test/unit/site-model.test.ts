@@ -216,6 +216,27 @@ describe("problems are listed with their key path and what would be valid", () =
     ]);
   });
 
+  test("the NAS and offsite drills: a schedule each, nothing else; the offsite one where the key is", () => {
+    const site = parseSite(stackSite("prod"));
+    expect(site.offsite.nas?.drill).toEqual({ schedule: "0 10 4 * *" });
+    expect(site.offsite.upload?.drill).toEqual({ schedule: "0 11 5 * *" });
+    const raw = clone(stackSite("prod")) as {
+      hosts: { name: string; roles: string[] }[];
+      offsite: { nas: { drill: unknown }; upload: { host?: string; drill: unknown } };
+    };
+    const bad = clone(raw);
+    bad.offsite.nas.drill = { schedule: "61 * * * *", files: 3 };
+    expect(problems(bad)).toEqual([
+      expect.stringMatching(/^backup321:site\.offsite\.nas\.drill\.schedule: "61 \* \* \* \*" /),
+      "backup321:site.offsite.nas.drill.files: unknown key (remove it or check its spelling)",
+    ]);
+    raw.offsite.upload.host = "docker-srv";
+    raw.hosts.find((h) => h.name === "docker-srv")!.roles.push("mariadb");
+    expect(problems(raw)).toEqual([
+      "backup321:site.offsite.upload.drill: runs on the upload host docker-srv, which has no MariaDB key to decrypt the fulls (upload from db-srv, or remove the drill)",
+    ]);
+  });
+
   test("a server binlog expiry shorter than the shipping can cover", () => {
     const raw = clone(stackSite("prod")) as {
       mariadb: { schedules: { binlogs: string }; retention: { binlogExpireDays: number } };
