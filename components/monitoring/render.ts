@@ -34,6 +34,8 @@ export interface MonitorChecks {
   /** Restore-test jobs: their last run must have succeeded within the RTO. */
   readonly restoreJobs: readonly string[];
   readonly rtoHours: number;
+  /** The RTO of restore jobs that restore a copy another target covers (the site-loss one). */
+  readonly restoreRtoHours?: Readonly<Record<string, number>>;
   /** node_exporter textfile collector directory. */
   readonly textfileDir?: string;
 }
@@ -51,6 +53,11 @@ export function monitorChecksFor(site: Site, hostName: string): MonitorChecks {
   // to the primary, which keeps them beside its binlogs).
   const fulls = site.mariadb && fullsHost(site.mariadb) === hostName ? site.mariadb : undefined;
   const replica = site.mariadb?.replica?.host === hostName ? site.mariadb.replica : undefined;
+  const offsiteDrill =
+    site.offsite.upload?.drill !== undefined &&
+    site.offsite.bucket !== undefined &&
+    m !== undefined &&
+    uploadHost(site) === hostName;
   const shipEvery = m ? maxIntervalHours(m.schedules.binlogs, hostTimezone(site, m.host)) : 0;
   return {
     mounts: uniq(disks.map((d) => d.mountpoint)),
@@ -78,14 +85,16 @@ export function monitorChecksFor(site: Site, hostName: string): MonitorChecks {
         .filter((r) => r.host === hostName && r.drill)
         .map((r) => resticDrillJob(r.name)),
       ...(site.offsite.nas?.drill && nasFrom(site) === hostName ? [NAS_DRILL_JOB] : []),
-      ...(site.offsite.upload?.drill && site.offsite.bucket && m && uploadHost(site) === hostName
-        ? [UPLOAD_DRILL_JOB]
-        : []),
+      ...(offsiteDrill ? [UPLOAD_DRILL_JOB] : []),
     ],
     ...(replica
       ? { replica: { socket: replica.socket, maxLagSeconds: replica.maxLagSeconds } }
       : {}),
     rtoHours: site.targets.rtoHours,
+    // the offsite dumps are the copy of a lost site: their drill answers to that target
+    ...(offsiteDrill && site.targets.siteLoss
+      ? { restoreRtoHours: { [UPLOAD_DRILL_JOB]: site.targets.siteLoss.rtoHours } }
+      : {}),
     ...(site.monitoring.textfileDir ? { textfileDir: site.monitoring.textfileDir } : {}),
   };
 }
@@ -106,6 +115,9 @@ export function monitorEnv(c: MonitorChecks): Record<string, string | number> {
     MONITOR_REPLICA_SOCKET: c.replica?.socket ?? "",
     MONITOR_REPLICA_MAX_LAG_SECONDS: c.replica?.maxLagSeconds ?? "",
     MONITOR_RTO_SECONDS: hours(c.rtoHours),
+    MONITOR_RESTORE_RTO_SECONDS: Object.entries(c.restoreRtoHours ?? {})
+      .map(([job, h]) => `${job}=${hours(h)}`)
+      .join(" "),
     MONITOR_TEXTFILE_DIR: c.textfileDir ?? "",
   };
 }

@@ -207,12 +207,12 @@ function iso(site: Site, stack: string, f: Facts): Requirement[] {
           ),
         ...(site.offsite.nas?.drill
           ? [
-              `NAS ${site.offsite.nas.host}: read-back drill (\`${site.offsite.nas.drill.schedule}\`), the newest snapshot read back and every full and shipped binlog in it compared with the checksums recorded when it was made; the monitor alerts when it fails or is overdue.`,
+              `NAS ${site.offsite.nas.host}: read-back drill (\`${site.offsite.nas.drill.schedule}\`), the newest snapshot read back and every full and shipped binlog in it compared with the checksums recorded when it was made; the monitor alerts when it fails, is overdue or takes longer than the ${site.targets.rtoHours} h RTO.`,
             ]
           : []),
         ...(f.bucket && site.offsite.upload?.drill
           ? [
-              `Offsite dumps: restore drill (\`${site.offsite.upload.drill.schedule}\`), the newest full downloaded, checked against its manifest and the upload's sha256, decrypted and prepared; the monitor alerts when it fails or is overdue.`,
+              `Offsite dumps: restore drill (\`${site.offsite.upload.drill.schedule}\`), the newest full downloaded, checked against its manifest and the upload's sha256, decrypted and prepared; the monitor alerts when it fails, is overdue or takes longer than the ${(site.targets.siteLoss ?? site.targets).rtoHours} h RTO of a lost site.`,
             ]
           : []),
         ...(site.pbs?.datastores ?? []).map(

@@ -501,6 +501,23 @@ test("a failed restore test, or one slower than the RTO, alerts", async () => {
   expect(failed.status.checks_failed).toBe(1);
 });
 
+test("a restore job with an RTO of its own (a drill of the site-loss copy) is held to that one", async () => {
+  // the offsite dumps' drill gets the site-loss RTO this way (monitorChecksFor's restoreRtoHours)
+  const own = envVariant({ MONITOR_RESTORE_RTO_SECONDS: "mariadb-restore-test=86400" });
+  baseline();
+  jobRuns("mariadb-restore-test", RESTORE_TEST, [{ ago: HOUR, fields: restoreFields(15000) }]);
+  const within = await monitor(own);
+  expect(within.stderr).not.toContain("problem:");
+  expect(within.code).toBe(0);
+  baseline();
+  jobRuns("mariadb-restore-test", RESTORE_TEST, [{ ago: HOUR, fields: restoreFields(90000) }]);
+  const over = await monitor(own);
+  expect(over.code).toBe(1);
+  expect(over.status.error).toContain(
+    "the last restore test (mariadb-restore-test) took 25.0 h (90000 s), more than the RTO of 24.0 h",
+  );
+});
+
 test("a mail channel without sendmail is itself a problem, reported through the webhook", async () => {
   baseline();
   const r = await runAsync(`${rig.box.paths.sbin}/b321-monitor`, [], {

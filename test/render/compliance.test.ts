@@ -70,10 +70,10 @@ test("the NAS and the offsite dumps count as tested when they have a drill, and 
   const f = req(prodRaw(), "8.13 (f)");
   expect(f.gaps.join("\n")).not.toMatch(/NAS|Offsite dumps/);
   expect(f.how).toContain(
-    "NAS nas: read-back drill (`0 10 4 * *`), the newest snapshot read back and every full and shipped binlog in it compared with the checksums recorded when it was made; the monitor alerts when it fails or is overdue.",
+    "NAS nas: read-back drill (`0 10 4 * *`), the newest snapshot read back and every full and shipped binlog in it compared with the checksums recorded when it was made; the monitor alerts when it fails, is overdue or takes longer than the 4 h RTO.",
   );
   expect(f.how).toContain(
-    "Offsite dumps: restore drill (`0 11 5 * *`), the newest full downloaded, checked against its manifest and the upload's sha256, decrypted and prepared; the monitor alerts when it fails or is overdue.",
+    "Offsite dumps: restore drill (`0 11 5 * *`), the newest full downloaded, checked against its manifest and the upload's sha256, decrypted and prepared; the monitor alerts when it fails, is overdue or takes longer than the 24 h RTO of a lost site.",
   );
   const undrilled = prodRaw();
   const offsite = undrilled.offsite as Record<string, Record<string, unknown>>;

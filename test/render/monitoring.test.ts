@@ -42,6 +42,8 @@ test("db-srv without a replica: the PITR chain, the restore test and the NAS and
     pitr: { binlogDir: "/backups/binlogs", fullDir: "/backups/database", graceHours: 2 },
     restoreJobs: ["mariadb-restore-test", "nas-sync-drill", "offsite-upload-drill"],
     rtoHours: 4,
+    // the offsite copy's drill against the site-loss RTO (prod's targets.siteLoss.rtoHours)
+    restoreRtoHours: { "offsite-upload-drill": 24 },
   });
   expect(monitorEnv(c)).toEqual({
     MONITOR_MOUNTS: "",
@@ -56,6 +58,7 @@ test("db-srv without a replica: the PITR chain, the restore test and the NAS and
     MONITOR_REPLICA_SOCKET: "",
     MONITOR_REPLICA_MAX_LAG_SECONDS: "",
     MONITOR_RTO_SECONDS: 14400,
+    MONITOR_RESTORE_RTO_SECONDS: "offsite-upload-drill=86400",
     MONITOR_TEXTFILE_DIR: "",
   });
 });

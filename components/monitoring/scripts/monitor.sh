@@ -21,8 +21,10 @@
 #                each directory is a mount point and is not fuller than the threshold
 #   MONITOR_SMART_DEVICES
 #                each device exists and smartctl -H calls it healthy
-#   MONITOR_RESTORE_JOBS, MONITOR_RTO_SECONDS
+#   MONITOR_RESTORE_JOBS, MONITOR_RTO_SECONDS [MONITOR_RESTORE_RTO_SECONDS]
 #                the last restore test succeeded and its restore_seconds is within the RTO
+#                (MONITOR_RESTORE_RTO_SECONDS: "job=seconds ..." for a drill of a copy that another
+#                target covers, e.g. the offsite dumps' drill and the site-loss RTO)
 #   MONITOR_REPLICA_SOCKET, MONITOR_REPLICA_MAX_LAG_SECONDS
 #                the replica the fulls are taken on (mariadb.replica), queried as root through
 #                its socket: both threads running and at most that far behind its primary
@@ -305,8 +307,11 @@ check_smart() {
 }
 
 check_restore_tests() {
-  local rto=${MONITOR_RTO_SECONDS:-} job status result secs error
+  local rto job status result secs error e
+  local -A job_rto=()
+  for e in ${MONITOR_RESTORE_RTO_SECONDS:-}; do job_rto[${e%%=*}]=${e#*=}; done
   for job in ${MONITOR_RESTORE_JOBS:-}; do
+    rto=${job_rto[$job]:-${MONITOR_RTO_SECONDS:-}}
     status=$B321_STATUS_DIR/$job.json
     [ -f "$status" ] || continue # never ran: the job check says when that is late
     result=$(json_str "$status" result)
