@@ -10,7 +10,13 @@ import * as pulumi from "@pulumi/pulumi";
 import { useRig } from "../harness/rig";
 import { run, type RunResult } from "../harness/proc";
 import { authorizedKeyLine } from "../../components/offsite/render";
-import { keyFileFingerprint, physicalInstall, seedSchema, type Install } from "./mariadb-fixture";
+import {
+  createBackupUser,
+  keyFileFingerprint,
+  physicalInstall,
+  seedSchema,
+  type Install,
+} from "./mariadb-fixture";
 
 const BUCKET = "atlastech-backups";
 const ACCESS = "S3RVER";
@@ -372,6 +378,49 @@ test("a newest full already in GLACIER is not read: the drill says so plainly", 
     expect(scratchLeft("offsite-scratch")).toEqual([]);
   } finally {
     expect(aws(["s3", "rm", `s3://${BUCKET}/${key}`]).code).toBe(0);
+  }
+});
+
+test("a logical full: the offsite drill reads the dump to its trailer; the NAS drill checks both fulls", () => {
+  const secrets = `${rig.box.at("mdb")}/etc/secrets`;
+  createBackupUser(rig.mariadb, "backup_log", "Log0Pass", "logical", [DB], `${secrets}/log.cnf`);
+  const full = mdb.runScript(
+    "mariadb-full.sh",
+    mdb.env("mariadb-full", { method: "logical", clientCnf: `${secrets}/log.cnf` }, "logical"),
+  );
+  expect(full.code).toBe(0);
+  const logical = fs
+    .readdirSync(backupDir)
+    .filter((f) => f.endsWith(".sql.zst.enc"))
+    .at(-1)!;
+  expect(job("offsite-upload").code).toBe(0);
+  const r = job("offsite-upload-drill");
+  expect(r.stderr).toContain("offsite drill passed");
+  expect(r.code).toBe(0);
+  expect(status("offsite-upload-drill")).toMatchObject({
+    key: `database/${logical}`,
+    method: "logical",
+    sha256: sha(`${backupDir}/${logical}`),
+  });
+  expect(status("offsite-upload-drill").phase_prepare_seconds).toBeUndefined();
+  expect(scratchLeft("offsite-scratch")).toEqual([]);
+  expect(job("nas-sync").code).toBe(0);
+  expect(job("nas-sync-drill").code).toBe(0);
+  expect(status("nas-sync-drill")).toMatchObject({ result: "success", fulls: 2 });
+});
+
+test("b321-evidence lists every drill run with the restore time its status recorded", () => {
+  const r = run(`${rig.box.paths.sbin}/b321-evidence`, []);
+  expect(r.code).toBe(0);
+  const drills = r.stdout.split("## Drills and restores")[1].split("## ")[0];
+  for (const j of ["nas-sync-drill", "offsite-upload-drill"]) {
+    const st = status(j);
+    const rows = drills.split("\n").filter((l) => l.includes(`| ${j} | drill |`));
+    expect(rows.length).toBeGreaterThan(2);
+    expect(rows.at(-1)).toBe(
+      `| ${st.ended} | ${j} | drill | success | ${st.restore_seconds} s |  |`,
+    );
+    expect(drills).toContain(`| ${j} | drill | failed | `);
   }
 });
 
