@@ -307,6 +307,19 @@ test("the drills of prod's NAS and offsite copies: monthly jobs on db-srv, no se
   );
 });
 
+test("the drills are the sync's and the upload's own children, beside the jobs they read back", () => {
+  const drills = (type: string, name: string) =>
+    childrenOf(type, name).filter(([, n]) => n.includes("drill"));
+  expect(drills("backup321:offsite:NasSync", "backup321-nas-sync")).toEqual([
+    ["backup321:host:ScheduledJob", "backup321-nas-sync-drill"],
+    ["backup321:host:RemoteFile", "backup321-nas-sync-drill-script"],
+  ]);
+  expect(drills("backup321:offsite:DumpUpload", "backup321-offsite-upload")).toEqual([
+    ["backup321:host:ScheduledJob", "backup321-offsite-upload-drill"],
+    ["backup321:host:RemoteFile", "backup321-offsite-upload-drill-script"],
+  ]);
+});
+
 test("the NAS sync: key made on db-srv, a restricted forced-command line on the NAS, hourly job", () => {
   const key = one("command:remote:Command", "backup321-nas-sync-key");
   expect((reveal(key.inputs.connection) as { host: string }).host).toBe("192.168.10.25");
