@@ -58,6 +58,12 @@ export function monitorChecksFor(site: Site, hostName: string): MonitorChecks {
     site.offsite.bucket !== undefined &&
     m !== undefined &&
     uploadHost(site) === hostName;
+  const offsiteDrills = [
+    ...(offsiteDrill ? [UPLOAD_DRILL_JOB] : []),
+    ...site.restic.repositories
+      .filter((r) => r.host === hostName && r.drill && r.kind === "s3")
+      .map((r) => resticDrillJob(r.name)),
+  ];
   const shipEvery = m ? maxIntervalHours(m.schedules.binlogs, hostTimezone(site, m.host)) : 0;
   return {
     mounts: uniq(disks.map((d) => d.mountpoint)),
@@ -91,9 +97,13 @@ export function monitorChecksFor(site: Site, hostName: string): MonitorChecks {
       ? { replica: { socket: replica.socket, maxLagSeconds: replica.maxLagSeconds } }
       : {}),
     rtoHours: site.targets.rtoHours,
-    // the offsite dumps are the copy of a lost site: their drill answers to that target
-    ...(offsiteDrill && site.targets.siteLoss
-      ? { restoreRtoHours: { [UPLOAD_DRILL_JOB]: site.targets.siteLoss.rtoHours } }
+    // the offsite copies are those of a lost site: their drills answer to that target
+    ...(site.targets.siteLoss && offsiteDrills.length > 0
+      ? {
+          restoreRtoHours: Object.fromEntries(
+            offsiteDrills.map((job) => [job, site.targets.siteLoss!.rtoHours]),
+          ),
+        }
       : {}),
     ...(site.monitoring.textfileDir ? { textfileDir: site.monitoring.textfileDir } : {}),
   };

@@ -17,7 +17,8 @@ import {
 const prod = parseSite(readStackFile("prod").config["backup321:site"]);
 
 test("docker-srv: the USB SSD mount, its SMART health, the local restic repository and both drills", () => {
-  expect(monitorChecksFor(prod, "docker-srv")).toEqual({
+  const c = monitorChecksFor(prod, "docker-srv");
+  expect(c).toEqual({
     mounts: ["/mnt/usb-ssd"],
     diskFullPercent: 85,
     smartDevices: ["/dev/disk/by-uuid/5f3a2c1e-8b7d-4e6f-9a0b-1c2d3e4f5a6b"],
@@ -25,7 +26,10 @@ test("docker-srv: the USB SSD mount, its SMART health, the local restic reposito
     staleLockHours: 12,
     restoreJobs: ["restic-usb-drill", "restic-cloud-drill"],
     rtoHours: 4,
+    // the cloud copy is the one a lost site restores from: its drill answers to that RTO
+    restoreRtoHours: { "restic-cloud-drill": 24 },
   });
+  expect(monitorEnv(c).MONITOR_RESTORE_RTO_SECONDS).toBe("restic-cloud-drill=86400");
 });
 
 test("db-srv without a replica: the PITR chain, the restore test and the NAS and offsite drills against the RTO", () => {
