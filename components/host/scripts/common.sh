@@ -47,6 +47,8 @@ B321_ERROR=""
 B321_WARNING=""
 B321_STARTED=""
 B321_START_EPOCH=0
+B321_ENDED=""
+B321_END_EPOCH=""
 declare -A B321_FIELDS=()
 B321_CLEANUP=()
 B321_SPACE_DIRS=()
@@ -201,6 +203,9 @@ b321_write_status() {
   local rc=$1 result=$2 now end_epoch dir status_file tmp last_success key value fields=""
   now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   end_epoch=$(date +%s)
+  # the history line says the same end and duration (b321_record_history)
+  B321_ENDED=$now
+  B321_END_EPOCH=$end_epoch
   dir=$B321_STATUS_DIR
   status_file=$dir/$B321_JOB.json
   mkdir -p -- "$dir"
@@ -312,9 +317,10 @@ b321_tsv() {
 # the status file and the alert already said what matters.
 b321_record_history() {
   local result=$1 alert=$2 message=$3 dir=$B321_HISTORY_DIR file keep f line
-  file=$dir/$(date -u +%Y-%m).tsv
-  line=$(printf '%s\t' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(b321_tsv "$(hostname)")" "$B321_JOB" \
-    "$B321_KIND" "$result" "$(($(date +%s) - B321_START_EPOCH))" \
+  local ended=${B321_ENDED:-$(date -u +%Y-%m-%dT%H:%M:%SZ)} end_epoch=${B321_END_EPOCH:-$(date +%s)}
+  file=$dir/${ended:0:7}.tsv
+  line=$(printf '%s\t' "$ended" "$(b321_tsv "$(hostname)")" "$B321_JOB" \
+    "$B321_KIND" "$result" "$((end_epoch - B321_START_EPOCH))" \
     "${B321_FIELDS[restore_seconds]:-}" "${B321_FIELDS[bytes]:-}" "$alert")
   line+=$(b321_tsv "$message")
   if ! { mkdir -p -- "$dir" && chmod 0755 -- "$dir" &&
