@@ -19,6 +19,8 @@ export function backupProgram() {
     summary: backup.summary,
     /** PBS client encryption keys by PVE storage id (secret): escrow them, backups are unreadable without. */
     pbsEncryptionKeys: backup.proxmox?.encryptionKeys,
+    /** Every MariaDB encryption key by generation (secret): each opens the fulls and binlogs made with it. */
+    mariadbEncryptionKeys: backup.mariadb?.encryptionKeys,
     /** SHA-256 fingerprint of the PBS certificate that PVE pins. */
     pbsFingerprint: backup.pbs?.fingerprint,
     /** Copies (production included), distinct media, offsite and immutable copies. */

@@ -10,6 +10,7 @@ import { offsite } from "./model/offsite";
 import { monitoring } from "./model/monitoring";
 import { escrow, sizes, stateBackend } from "./model/recovery";
 import { application, contact } from "./model/people";
+import { rotation } from "./model/rotation";
 
 export const siteSchema = z.strictObject({
   /** Short site name, used in tags, hostnames of snapshots and alert subjects. */
@@ -52,6 +53,12 @@ export const siteSchema = z.strictObject({
   contacts: z.array(contact).default([]),
   /** The application that writes to the database: stopped before a restore, started and checked after. Defaults to none. */
   application: application.optional(),
+  /**
+   * Key rotation: every `months`, the first `pulumi up` brings a new encryption key for new
+   * database fulls and binlogs, and a new password for the MariaDB backup user. Every key ever used
+   * stays in the stack and on the hosts. Defaults to none: the first deploy's keys stay.
+   */
+  rotation: rotation.optional(),
 });
 
 /** The site as written in Pulumi.<stack>.yaml. */

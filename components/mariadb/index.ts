@@ -5,6 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import * as random from "@pulumi/random";
 import type { MariaDb } from "../../stacks/model/mariadb";
+import { generationStart, type Rotation } from "../../stacks/model/rotation";
 import { Host, RemoteFile, ScheduledJob, installJobFiles } from "../host";
 import { removeFileCommand, fileMarker, shq } from "../host/render";
 import {
@@ -58,6 +59,13 @@ export interface MariaDbBackupArgs {
   /** Unix user scratch and restored servers run as. Defaults to mysql. */
   readonly serverUser?: string;
   /**
+   * The key generation in use (stacks/model/rotation.ts keyGeneration): every generation up to it
+   * is made and kept. Defaults to 0: the first deploy's key and password.
+   */
+  readonly generation?: number;
+  /** The site's rotation, to say in the outputs from which month each key is in use. */
+  readonly rotation?: Rotation;
+  /**
    * The replica that takes the fulls (mariadb.replica): the full job and the restore test run on its
    * host; binlog shipping and PITR stay on the primary's. Defaults to none: everything on `host`.
    */
@@ -85,8 +93,12 @@ export interface ReplicaArgs {
 export class MariaDbBackup extends pulumi.ComponentResource {
   /** Where the encryption key is on the host. */
   public readonly keyFile: string;
-  /** The encryption key of every full (a secret): escrow it with the stack passphrase. */
+  /** The encryption key of new fulls and binlogs (a secret): escrow it with the stack passphrase. */
   public readonly encryptionKey: pulumi.Output<string>;
+  /** Every key generation, by the month it came into use (a secret): each opens what it encrypted. */
+  public readonly encryptionKeys: pulumi.Output<Record<string, string>>;
+  /** Where every key ever used is on the host, one per line (mariadb-lib.sh MARIADB_KEYRING). */
+  public readonly keyringFile: string;
   /** Status files of the scheduled jobs, by role. */
   public readonly statusFiles: Record<string, string>;
   /** The point-in-time recovery entry point. */
@@ -102,10 +114,15 @@ export class MariaDbBackup extends pulumi.ComponentResource {
     const p = host.paths;
     const socket = args.socket ?? "/run/mysqld/mysqld.sock";
     this.keyFile = `${p.secrets}/mariadb-backup.key`;
+    this.keyringFile = `${p.secrets}/mariadb-backup.keyring`;
+    const generation = args.generation ?? 0;
 
-    const { password, user, optionFile } = this.createUser(name, args, socket);
-    const key = this.generateKey(name);
-    const keyFile = this.installKey(name, host, key);
+    const { password, user, optionFile } = this.createUser(name, args, socket, generation);
+    const keys = this.generateKeys(name, generation);
+    const key = keys[generation];
+    // the ring first: a key file ahead of its ring would leave the current key unlisted
+    const keyring = this.installKeyring(name, host, keys);
+    const keyFile = this.installKey(name, host, key, keyring);
     const binlogConf = this.configureBinlogs(name, args, socket);
     const scripts = this.installScripts(name, host);
 
@@ -120,6 +137,7 @@ export class MariaDbBackup extends pulumi.ComponentResource {
           handoff,
           clientCnf: `${h.paths.secrets}/mariadb-backup.cnf`,
           keyFile: `${h.paths.secrets}/mariadb-backup.key`,
+          keyring: `${h.paths.secrets}/mariadb-backup.keyring`,
           keyFingerprint: fp,
           databases: config.databases,
           method: config.method,
@@ -136,7 +154,7 @@ export class MariaDbBackup extends pulumi.ComponentResource {
         }),
       );
     const env = envOn(host, socket);
-    const needs = [user, optionFile, keyFile, binlogConf, ...scripts];
+    const needs = [user, optionFile, keyFile, keyring, binlogConf, ...scripts];
     this.keyFingerprint = fingerprint;
     this.installed = needs;
     const schedules = {
@@ -157,7 +175,7 @@ export class MariaDbBackup extends pulumi.ComponentResource {
       const replicaNeeds = [
         user,
         this.installOptionFile(there, r.host, config.backupUser, password, user),
-        this.installKey(there, r.host, key),
+        this.installKey(there, r.host, key, this.installKeyring(there, r.host, keys)),
         ...this.installScripts(there, r.host),
         ...handoff.resources,
       ];
@@ -174,6 +192,20 @@ export class MariaDbBackup extends pulumi.ComponentResource {
     }
     this.pitrCommand = this.installPitr(name, host, env, needs);
     this.encryptionKey = pulumi.secret(key.result);
+    this.encryptionKeys = pulumi.secret(
+      pulumi
+        .all(keys.map((k) => k.result))
+        .apply((all) =>
+          Object.fromEntries(
+            all.map((k, i) => [
+              args.rotation
+                ? `generation ${i} (from ${generationStart(args.rotation, i)})`
+                : `generation ${i}`,
+              k,
+            ]),
+          ),
+        ),
+    );
     this.registerOutputs({
       keyFile: this.keyFile,
       encryptionKey: this.encryptionKey,
@@ -191,11 +223,18 @@ export class MariaDbBackup extends pulumi.ComponentResource {
     name: string,
     args: MariaDbBackupArgs,
     socket: string,
+    generation: number,
   ): { password: random.RandomPassword; user: command.remote.Command; optionFile: RemoteFile } {
     const { host, config } = args;
+    // A new generation replaces the password (keepers); generation 0 has none, so a stack that
+    // takes up rotation keeps its password until the first period has elapsed.
     const password = new random.RandomPassword(
       `${name}-password`,
-      { length: 32, special: false },
+      {
+        length: 32,
+        special: false,
+        ...(generation > 0 ? { keepers: { generation: String(generation) } } : {}),
+      },
       { parent: this },
     );
     // A rotation changes stdin only (the password): an update (ALTER USER), never a replacement
@@ -246,15 +285,49 @@ export class MariaDbBackup extends pulumi.ComponentResource {
    * The encryption key, generated once and kept in the stack's state (a secret, escrowed with the
    * stack), pushed as a 0600 file. Both are protected: losing the key loses every backup.
    */
-  private generateKey(name: string): random.RandomPassword {
-    return new random.RandomPassword(
-      keyResource(name),
-      { length: 48, special: false },
+  /**
+   * Every key generation up to `generation`: 0 is the first deploy's key (its name unchanged), N a
+   * key of its own. None is ever replaced or deleted: each opens the fulls and binlogs made with it.
+   */
+  private generateKeys(name: string, generation: number): random.RandomPassword[] {
+    return Array.from(
+      { length: generation + 1 },
+      (_, i) =>
+        new random.RandomPassword(
+          i === 0 ? keyResource(name) : `${keyResource(name)}-${i}`,
+          { length: 48, special: false },
+          { parent: this, protect: true },
+        ),
+    );
+  }
+
+  /**
+   * The key ring: every generation, one per line, 0600, kept on delete and protected like the key
+   * file. Restores read a full's key from it by the fingerprint its manifest records.
+   */
+  private installKeyring(name: string, host: Host, keys: random.RandomPassword[]): RemoteFile {
+    return new RemoteFile(
+      `${name}-keyring`,
+      {
+        host,
+        path: `${host.paths.secrets}/mariadb-backup.keyring`,
+        content: pulumi.secret(
+          pulumi.all(keys.map((k) => k.result)).apply((all) => all.map((k) => `${k}\n`).join("")),
+        ),
+        secret: true,
+        keep: true,
+        dependsOn: host.base,
+      },
       { parent: this, protect: true },
     );
   }
 
-  private installKey(name: string, host: Host, key: random.RandomPassword): RemoteFile {
+  private installKey(
+    name: string,
+    host: Host,
+    key: random.RandomPassword,
+    keyring: RemoteFile,
+  ): RemoteFile {
     return new RemoteFile(
       `${name}-key-file`,
       {
@@ -263,7 +336,7 @@ export class MariaDbBackup extends pulumi.ComponentResource {
         content: pulumi.secret(key.result.apply((k) => `${k}\n`)),
         secret: true,
         keep: true,
-        dependsOn: host.base,
+        dependsOn: [keyring],
       },
       { parent: this, protect: true },
     );

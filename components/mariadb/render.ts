@@ -272,6 +272,8 @@ export interface JobEnvSpec {
   readonly timezone: string;
   readonly scratchDir: string;
   readonly serverUser: string;
+  /** Every key ever used, one per line (rotation). */
+  readonly keyring?: string;
   /** On the replica's full job only: its lag limit in seconds (mariadb.replica.maxLagSeconds). */
   readonly replicaMaxLag?: number;
   /** On the replica's full job only: where it hands each verified full (mariadb-receive.sh). */
@@ -328,6 +330,7 @@ export function mariadbEnv(s: JobEnvSpec): Record<string, string | number> {
     MARIADB_CLIENT_CNF: s.clientCnf,
     MARIADB_KEY_FILE: s.keyFile,
     MARIADB_KEY_FINGERPRINT: s.keyFingerprint,
+    ...(s.keyring ? { MARIADB_KEYRING: s.keyring } : {}),
     MARIADB_DATABASES: s.databases.join(" "),
     MARIADB_METHOD: s.method,
     MARIADB_COMPRESSION: s.compression,

@@ -250,6 +250,8 @@ export interface UploadDrill {
   readonly keyFile: string;
   /** The stack's key fingerprint (the drill refuses another key file). */
   readonly keyFingerprint: pulumi.Input<string>;
+  /** Every MariaDB key ever used (rotation): a full made before a rotation opens with its own. */
+  readonly keyringFile?: string;
   /** What must be on the host first (the MariaDB key and scripts). */
   readonly dependsOn?: pulumi.Input<pulumi.Resource>[];
 }
@@ -361,6 +363,7 @@ export class DumpUpload extends pulumi.ComponentResource {
             : {}),
           MARIADB_KEY_FILE: drill.keyFile,
           MARIADB_KEY_FINGERPRINT: fp,
+          ...(drill.keyringFile ? { MARIADB_KEYRING: drill.keyringFile } : {}),
           DRILL_SCRATCH: `${host.paths.state}/offsite-scratch`,
         })),
         dependsOn: [script, credentials, ...(drill.dependsOn ?? [])],

@@ -18,6 +18,8 @@ import { Monitor } from "../monitoring";
 import { monitorChecksFor } from "../monitoring/render";
 import { MariaDbBackup } from "../mariadb";
 import { fullsHost } from "../../stacks/model/mariadb";
+import { keyGeneration } from "../../stacks/model/rotation";
+import { now } from "../../stacks/clock";
 import { HANDOFF_TOOLS, MARIADB_TOOLS } from "../mariadb/render";
 import { partName } from "./names";
 import { contactLine } from "../../stacks/model/people";
@@ -56,6 +58,8 @@ export class BackupSite extends pulumi.ComponentResource {
   public readonly restic: Readonly<Record<string, ResticRepository>>;
   public readonly pbs?: ProxmoxBackupServer;
   public readonly proxmox?: ProxmoxBackups;
+  /** The MariaDB backups (keys, jobs, PITR), when the site has a database. */
+  public readonly mariadb?: MariaDbBackup;
   /** The monitor of each host that runs jobs, by host name. */
   public readonly monitors: Readonly<Record<string, Monitor>>;
   /** What was installed where: hosts and their roles, resource counts per concern. */
@@ -65,7 +69,7 @@ export class BackupSite extends pulumi.ComponentResource {
     super("backup321:site:BackupSite", name, {}, opts);
     const { site } = args;
     this.hosts = this.connectHosts(name, args);
-    const mariadb = this.buildMariaDb(name, site);
+    const mariadb = (this.mariadb = this.buildMariaDb(name, site));
     this.offsiteBucket = this.buildOffsite(name, site, mariadb);
     this.restic = this.buildRestic(name, args);
     this.pbs = this.buildPbs(name, site);
@@ -116,6 +120,8 @@ export class BackupSite extends pulumi.ComponentResource {
         timezone: site.timezone,
         socket: m.socket,
         restartCommand: m.restartCommand,
+        generation: keyGeneration(site.rotation, now()),
+        rotation: site.rotation,
         replica: m.replica && {
           host: this.hosts[m.replica.host],
           primary: sshReach(site, m.host),
@@ -379,6 +385,7 @@ export class BackupSite extends pulumi.ComponentResource {
                   schedule: upload.drill.schedule,
                   keyFile: mariadb.keyFile,
                   keyFingerprint: mariadb.keyFingerprint,
+                  keyringFile: mariadb.keyringFile,
                   dependsOn: mariadb.installed,
                 },
               }

@@ -218,14 +218,21 @@ describe.each(STACKS)("the %s stack", (stack) => {
     const all = commands(stack);
     const opensBackups = all.filter(
       (c) =>
-        /\.(key|password)$|_ed25519$/.test(c.file ?? parseFileMarker(c.create)?.path ?? "") ||
-        c.name.endsWith("-nas-sync-key"),
+        /\.(key|keyring|password)$|_ed25519$/.test(
+          c.file ?? parseFileMarker(c.create)?.path ?? "",
+        ) || c.name.endsWith("-nas-sync-key"),
     );
     const expected = {
-      dev: ["backup321-mariadb-key-file-file", "backup321-restic-local-password-file"],
+      dev: [
+        "backup321-mariadb-key-file-file",
+        "backup321-mariadb-keyring-file",
+        "backup321-restic-local-password-file",
+      ],
       prod: [
         "backup321-mariadb-key-file-file",
+        "backup321-mariadb-keyring-file",
         "backup321-mariadb-replica-key-file-file",
+        "backup321-mariadb-replica-keyring-file",
         "backup321-nas-sync-key",
         "backup321-restic-cloud-password-file",
         "backup321-restic-usb-password-file",
@@ -233,15 +240,23 @@ describe.each(STACKS)("the %s stack", (stack) => {
     }[stack];
     expect(opensBackups.map((c) => c.name).sort()).toEqual(expected);
     for (const c of opensBackups) expect([c.name, c.delete]).toEqual([c.name, undefined]);
-    // The only RemoteFiles kept on delete are the MariaDB key files (prod: the primary's and the
-    // replica's, which takes the fulls).
+    // The only RemoteFiles kept on delete are the MariaDB key files and key rings (prod: the
+    // primary's and the replica's, which takes the fulls).
     const keyFiles = {
-      dev: ["backup321-mariadb-key-file-file"],
-      prod: ["backup321-mariadb-key-file-file", "backup321-mariadb-replica-key-file-file"],
+      dev: ["backup321-mariadb-keyring-file", "backup321-mariadb-key-file-file"],
+      prod: [
+        "backup321-mariadb-keyring-file",
+        "backup321-mariadb-key-file-file",
+        "backup321-mariadb-replica-keyring-file",
+        "backup321-mariadb-replica-key-file-file",
+      ],
     }[stack];
     expect(
-      all.filter((c) => c.file !== undefined && c.delete === undefined).map((c) => c.name),
-    ).toEqual(keyFiles);
+      all
+        .filter((c) => c.file !== undefined && c.delete === undefined)
+        .map((c) => c.name)
+        .sort(),
+    ).toEqual([...keyFiles].sort());
     for (const name of keyFiles) {
       const keyFile = one(stack, name);
       expect(keyFile.r.options.protect).toBe(true);
@@ -410,8 +425,12 @@ test("prod: the S3 bucket is protected, and the only protected resource besides 
     "backup321-mariadb-key",
     "backup321-mariadb-key-file",
     "backup321-mariadb-key-file-file",
+    "backup321-mariadb-keyring",
+    "backup321-mariadb-keyring-file",
     "backup321-mariadb-replica-key-file",
     "backup321-mariadb-replica-key-file-file",
+    "backup321-mariadb-replica-keyring",
+    "backup321-mariadb-replica-keyring-file",
     "backup321-offsite-bucket",
     "backup321-proxmox-usb-ssd-key",
     "backup321-restic-cloud-password",

@@ -45,6 +45,7 @@ test("the component's direct children, pinned (a rename would replace state)", (
     [
       "backup321:host:RemoteFile mdb-client-cnf",
       "backup321:host:RemoteFile mdb-key-file",
+      "backup321:host:RemoteFile mdb-keyring",
       "backup321:host:RemoteFile mdb-pitr-bin",
       "backup321:host:RemoteFile mdb-pitr-env",
       "backup321:host:RemoteFile mdb-script-binlogs",

@@ -295,6 +295,7 @@ test("the drills of prod's NAS and offsite copies: monthly jobs on db-srv, no se
   // the upload's bucket and key file (read only here), the stack's key by its path and fingerprint
   expect(ownVars("offsite-upload-drill")).toEqual([
     "DRILL_SCRATCH='/var/lib/backup321/offsite-scratch'",
+    "MARIADB_KEYRING='/etc/backup321/secrets/mariadb-backup.keyring'",
     "MARIADB_KEY_FILE='/etc/backup321/secrets/mariadb-backup.key'",
     fingerprint,
     "OFFSITE_BUCKET='atlastech-backups'",

@@ -4,7 +4,9 @@
 # Configuration comes from the job's env file:
 #   MARIADB_SOCKET            live server's socket
 #   MARIADB_CLIENT_CNF        0600 option file ([client] user, password) of the backup user
-#   MARIADB_KEY_FILE          0600 encryption key file (openssl -pass file:)
+#   MARIADB_KEY_FILE          0600 encryption key file (openssl -pass file:): the current key
+#   MARIADB_KEYRING           0600 file of every key ever used, one per line (rotation): a full or
+#                             binlog made before a rotation opens with its own key [optional]
 #   MARIADB_KEY_FINGERPRINT   fingerprint of the stack's key (render.ts keyFingerprint): the key
 #                             file must match it (mdb_require_key)
 #   MARIADB_DATABASES         databases backed up, space separated
@@ -131,10 +133,53 @@ MDB_KEY_LABEL="backup321 mariadb key fingerprint v1"
 # stack's: sha256 of the label, a newline and the key file's first line (all that openssl -pass
 # file: reads). The key reaches openssl through a pipe from printf, a builtin: never argv.
 mdb_key_fingerprint() {
-  local key="" sum
+  local key=""
   IFS= read -r key <"$MARIADB_KEY_FILE" || [ -n "$key" ] || return 1
-  sum=$(printf '%s\n%s' "$MDB_KEY_LABEL" "$key" | openssl dgst -sha256 -r) || return 1
+  mdb_fingerprint_of "$key"
+}
+
+# mdb_fingerprint_of KEY: the fingerprint of one key line.
+mdb_fingerprint_of() {
+  local sum
+  sum=$(printf '%s\n%s' "$MDB_KEY_LABEL" "$1" | openssl dgst -sha256 -r) || return 1
   printf '%s\n' "${sum%% *}"
+}
+
+# MDB_KEYS: fingerprint -> key, for every key of the key file and the key ring (mdb_load_keys).
+declare -A MDB_KEYS=()
+mdb_load_keys() {
+  [ ${#MDB_KEYS[@]} -eq 0 ] || return 0
+  local f key fp
+  for f in "$MARIADB_KEY_FILE" ${MARIADB_KEYRING:+"$MARIADB_KEYRING"}; do
+    [ -r "$f" ] || continue
+    while IFS= read -r key || [ -n "$key" ]; do
+      [ -n "$key" ] || continue
+      fp=$(mdb_fingerprint_of "$key") || continue
+      MDB_KEYS[$fp]=$key
+    done <"$f"
+  done
+}
+
+# mdb_has_key FINGERPRINT: this host holds that key (the current one or one of the ring).
+mdb_has_key() {
+  [ "$1" = "${MARIADB_KEY_FINGERPRINT:-}" ] && return 0
+  mdb_load_keys
+  [ -n "${MDB_KEYS[$1]:-}" ]
+}
+
+# The key mdb_decrypt uses: empty for the key file (the current key), else one from the ring.
+MDB_DECRYPT_KEY=""
+
+# mdb_use_key FINGERPRINT: mdb_decrypt uses that key from now on (empty: the current key). A full
+# records its key's fingerprint; after a rotation the ring holds the older keys.
+mdb_use_key() {
+  if [ -z "$1" ] || [ "$1" = "${MARIADB_KEY_FINGERPRINT:-}" ]; then
+    MDB_DECRYPT_KEY=""
+    return 0
+  fi
+  mdb_has_key "$1" ||
+    b321_fail "no key with fingerprint $1 on $(hostname), in neither $MARIADB_KEY_FILE nor the key ring ${MARIADB_KEYRING:-(none set)}: what it encrypted was made before a rotation; pulumi up puts every generation back in the ring, and RUNBOOK.md (Encryption keys) says how to take it from the stack"
+  MDB_DECRYPT_KEY=${MDB_KEYS[$1]}
 }
 
 # mdb_require_key: before anything is encrypted or decrypted, the key file must be the stack's key.
@@ -146,6 +191,18 @@ mdb_require_key() {
   [ -n "${MARIADB_KEY_FINGERPRINT:-}" ] ||
     b321_fail "MARIADB_KEY_FINGERPRINT is missing from the job's env file (run pulumi up)"
   got=$(mdb_key_fingerprint) || b321_fail "cannot read $MARIADB_KEY_FILE"
+  if [ -n "${MARIADB_KEYRING:-}" ]; then
+    # compared in the shell: a key never reaches argv
+    local key="" line found=""
+    IFS= read -r key <"$MARIADB_KEY_FILE" || true
+    if [ -r "$MARIADB_KEYRING" ]; then
+      while IFS= read -r line || [ -n "$line" ]; do
+        [ "$line" != "$key" ] || found=1
+      done <"$MARIADB_KEYRING"
+    fi
+    [ -n "$found" ] ||
+      b321_fail "the key ring $MARIADB_KEYRING does not hold the current key (fingerprint $got): run pulumi up, which writes every generation there"
+  fi
   [ "$got" = "$MARIADB_KEY_FINGERPRINT" ] ||
     b321_fail "$MARIADB_KEY_FILE is not the stack's encryption key (fingerprint $got, the stack's is $MARIADB_KEY_FINGERPRINT): what it encrypts could not be read with the escrowed key. Move the file aside (anything made with it needs it) and put the stack's key back: the MariaDB key's result from pulumi stack export --show-secrets, one line, mode 0600"
 }
@@ -157,7 +214,12 @@ mdb_encrypt() {
 # mdb_decrypt [FILE]: the seed's documented command (openssl enc -aes-256-cbc -d -pbkdf2); without
 # FILE, stdin (a full read through b321_progress).
 mdb_decrypt() {
-  openssl enc -aes-256-cbc -d -pbkdf2 -pass "file:$MARIADB_KEY_FILE" ${1:+-in "$1"}
+  if [ -z "$MDB_DECRYPT_KEY" ]; then
+    openssl enc -aes-256-cbc -d -pbkdf2 -pass "file:$MARIADB_KEY_FILE" ${1:+-in "$1"}
+  else
+    # an older key: through a pipe from printf, a builtin, never argv
+    openssl enc -aes-256-cbc -d -pbkdf2 -pass fd:3 ${1:+-in "$1"} 3< <(printf '%s\n' "$MDB_DECRYPT_KEY")
+  fi
 }
 
 # mdb_read_full FILE: FILE's bytes on stdout, with the restore's progress (of its size) logged.
@@ -236,8 +298,8 @@ mdb_full_problem() {
   elif want=$(mdb_manifest_get "$m" bytes) && got=$(stat -c %s -- "$file") && [ "$want" != "$got" ]; then
     echo "$got bytes, its manifest recorded ${want:-none}"
   elif want=$(mdb_manifest_get "$m" key_fingerprint) && [ -n "$want" ] &&
-    [ "$want" != "${MARIADB_KEY_FINGERPRINT:-$want}" ]; then
-    echo "encrypted with another key (fingerprint $want), not the stack's"
+    [ -n "${MARIADB_KEY_FINGERPRINT:-}" ] && ! mdb_has_key "$want"; then
+    echo "encrypted with a key this host does not hold (fingerprint $want), none of the stack's"
   elif want=$(mdb_manifest_get "$m" sha256) && got=$(b321_sha256 "$file") && [ "$want" != "$got" ]; then
     echo "sha256 $got differs from its manifest (${want:-none})"
   fi
@@ -368,6 +430,7 @@ mdb_restore_full() {
   method=$(mdb_manifest_get "$manifest" method)
   databases=$(mdb_manifest_get "$manifest" databases)
   mdb_check_sha "$file"
+  mdb_use_key "$(mdb_manifest_get "$manifest" key_fingerprint)"
   mkdir -p -- "$datadir"
   [ -z "$(ls -A -- "$datadir")" ] || b321_fail "$datadir is not empty (restore into an empty directory)"
   case $method in
@@ -405,6 +468,7 @@ mdb_restore_full() {
 mdb_load_dump() {
   local file=$1 databases=$2 socket=$3
   local -a target=()
+  mdb_use_key "$(mdb_manifest_get "$file.manifest.json" key_fingerprint)"
   if [ "${databases// /}" = "$databases" ]; then
     mariadb --no-defaults "--socket=$socket" -uroot -e "CREATE DATABASE IF NOT EXISTS \`$databases\`"
     target=("$databases")
@@ -481,10 +545,21 @@ mdb_open_binlog() {
       b321_fail "the shipped binlog $f does not match its $f.sha256: it is corrupted (restore it from the bucket or the NAS)"
   fi
   out=$MDB_REPLAY_DIR/$name
-  set +e
-  mdb_decrypt "$f" | zstd -d -q -c >"$out"
-  mdb_check_pipe "${PIPESTATUS[@]}" -- "decrypting $f (wrong key or corrupted file?)" "decompressing $f"
-  set -e
+  # A binlog records no key: the current one first, then the ring's older ones (zstd's frame
+  # checksum tells the right one from a wrong one).
+  local fp st=()
+  mdb_load_keys
+  for fp in "" "${!MDB_KEYS[@]}"; do
+    [ -z "$fp" ] || [ "$fp" != "${MARIADB_KEY_FINGERPRINT:-}" ] || continue
+    MDB_DECRYPT_KEY=${fp:+${MDB_KEYS[$fp]}}
+    set +e
+    mdb_decrypt "$f" 2>/dev/null | zstd -d -q -c >"$out" 2>/dev/null
+    st=("${PIPESTATUS[@]}")
+    set -e
+    [ "${st[0]}${st[1]}" != 00 ] || break
+  done
+  MDB_DECRYPT_KEY=""
+  mdb_check_pipe "${st[@]}" -- "decrypting $f (with none of the keys: corrupted file, or a key missing from the ring?)" "decompressing $f"
   MDB_OPENED=$out
 }
 

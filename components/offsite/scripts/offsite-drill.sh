@@ -20,7 +20,7 @@
 #
 # Env file: OFFSITE_BUCKET OFFSITE_PREFIX OFFSITE_REGION OFFSITE_CREDENTIALS (0600) [OFFSITE_ENDPOINT]
 # [OFFSITE_CA_BUNDLE] [OFFSITE_CHECKSUM_CALCULATION], MARIADB_KEY_FILE MARIADB_KEY_FINGERPRINT (the
-# stack's key, as the MariaDB jobs have them), DRILL_SCRATCH.
+# stack's key, as the MariaDB jobs have them) [MARIADB_KEYRING], DRILL_SCRATCH.
 set -Eeuo pipefail
 # shellcheck source=../../host/scripts/common.sh
 source "${BASH_SOURCE[0]%/*}/common.sh"
@@ -179,8 +179,10 @@ main() {
   [ "$(mdb_manifest_get "$SCRATCH/$name.manifest.json" verified)" = true ] ||
     b321_fail "$key.manifest.json from the bucket does not say verified"
   fp=$(mdb_manifest_get "$SCRATCH/$name.manifest.json" key_fingerprint)
-  [ -z "$fp" ] || [ "$fp" = "$MARIADB_KEY_FINGERPRINT" ] ||
-    b321_fail "$key was encrypted with another key (fingerprint $fp), not the stack's ($MARIADB_KEY_FINGERPRINT)"
+  [ -z "$fp" ] || mdb_has_key "$fp" ||
+    b321_fail "$key was encrypted with a key this host does not hold (fingerprint $fp), none of the stack's"
+  # a full made before a rotation opens with its own key, from the ring
+  mdb_use_key "$fp"
 
   download "$key" "$SCRATCH/$name"
   b321_phase verify
