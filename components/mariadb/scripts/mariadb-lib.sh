@@ -608,6 +608,58 @@ mdb_replay() {
   b321_set binlogs_replayed "${#files[@]}"
 }
 
+# mdb_consistent_before FILE UNTIL_EPOCH: true when FILE's manifest says it is consistent before then.
+mdb_consistent_before() {
+  local c
+  c=$(mdb_manifest_get "$1.manifest.json" consistent_before_epoch)
+  [[ $c =~ ^[0-9]+$ ]] && [ "$c" -le "$2" ]
+}
+
+# mdb_pick_full UNTIL_EPOCH: MDB_PICKED, the newest intact full consistent before that moment (empty
+# when there is none). Every full is checked (mdb_scan_fulls warns naming each bad one); when the
+# newest is not intact, the log says which older one is restored instead (the binlogs are replayed
+# from that one's position).
+MDB_PICKED=""
+mdb_pick_full() {
+  local until=$1 f newest=""
+  local -A intact=()
+  mdb_scan_fulls
+  for f in "${MDB_GOOD_FULLS[@]}"; do intact[$f]=1; done
+  MDB_PICKED=""
+  while IFS= read -r f; do
+    mdb_consistent_before "$f" "$until" || continue
+    newest=$f
+    [ -z "${intact[$f]:-}" ] || MDB_PICKED=$f
+  done < <(mdb_fulls)
+  if [ -n "$MDB_PICKED" ] && [ "$newest" != "$MDB_PICKED" ]; then
+    b321_log "${newest##*/} is not intact: restoring the newest intact full before it, ${MDB_PICKED##*/}"
+  fi
+}
+
+# mdb_replay_scope FILE: a logical full of one database replays that database's events only (its
+# dump restores under any name; other databases' events have nothing to apply to).
+mdb_replay_scope() {
+  local method databases
+  method=$(mdb_manifest_get "$1.manifest.json" method)
+  databases=$(mdb_manifest_get "$1.manifest.json" databases)
+  MDB_REPLAY_DATABASE=""
+  if [ "$method" = logical ] && [ "${databases// /}" = "$databases" ]; then
+    MDB_REPLAY_DATABASE=$databases
+  fi
+}
+
+# mdb_pitr_build FILE DATADIR STOP_OPTION [LAST_FILE]: point-in-time recovery into a new datadir,
+# the one code path of b321-mariadb-pitr --target-datadir and of the PITR drill: the full FILE
+# restored into the empty DATADIR (mdb_restore_full), then the binlogs replayed from its position
+# up to STOP_OPTION (mdb_replay). The scratch server is left running on DATADIR (MDB_SCRATCH_SOCKET):
+# the caller compares, or stops it and renames the datadir.
+mdb_pitr_build() {
+  local file=$1 datadir=$2 stop=$3 last=${4:-}
+  mdb_replay_scope "$file"
+  mdb_restore_full "$file" "$datadir"
+  mdb_replay "$MDB_SCRATCH_SOCKET" "$file.manifest.json" "$stop" "$last"
+}
+
 # mdb_count_sql TABLES...: SQL printing "db.table count" for each db.table given.
 mdb_count_sql() {
   local t db tb

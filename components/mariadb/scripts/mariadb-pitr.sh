@@ -41,33 +41,6 @@ usage() {
   b321_usage "$1; b321-mariadb-pitr --until 'YYYY-MM-DD HH:MM:SS' [--tz ZONE] (--target-datadir DIR | --target-socket SOCKET [--replace]) [--full NAME]"
 }
 
-# consistent_before FILE UNTIL_EPOCH: true when FILE's manifest says it is consistent before then.
-consistent_before() {
-  local c
-  c=$(mdb_manifest_get "$1.manifest.json" consistent_before_epoch)
-  [[ $c =~ ^[0-9]+$ ]] && [ "$c" -le "$2" ]
-}
-
-# pick_full UNTIL_EPOCH: PICKED, the newest intact full consistent before that moment. Every full is
-# checked (mdb_scan_fulls warns naming each bad one); when the newest is not intact, the log says
-# which older one is restored instead (the binlogs are replayed from that one's position).
-PICKED=""
-pick_full() {
-  local until=$1 f newest=""
-  local -A intact=()
-  mdb_scan_fulls
-  for f in "${MDB_GOOD_FULLS[@]}"; do intact[$f]=1; done
-  PICKED=""
-  while IFS= read -r f; do
-    consistent_before "$f" "$until" || continue
-    newest=$f
-    [ -z "${intact[$f]:-}" ] || PICKED=$f
-  done < <(mdb_fulls)
-  if [ -n "$PICKED" ] && [ "$newest" != "$PICKED" ]; then
-    b321_log "${newest##*/} is not intact: restoring the newest intact full before it, ${PICKED##*/}"
-  fi
-}
-
 # check_target DIR: DIR is new, or an empty directory that is not a mount point (the datadir is
 # built in DIR.partial on the same file system and renamed over it).
 check_target() {
@@ -115,7 +88,7 @@ main() {
   if [ -n "$full" ]; then
     { [[ $full != */* ]] && [ -f "$MARIADB_BACKUP_DIR/$full.manifest.json" ]; } ||
       usage "no full named $full in $MARIADB_BACKUP_DIR (give the file name of one with a .manifest.json beside it)"
-    consistent_before "$MARIADB_BACKUP_DIR/$full" "$until_epoch" ||
+    mdb_consistent_before "$MARIADB_BACKUP_DIR/$full" "$until_epoch" ||
       usage "$full is not consistent before $until ($tz): name an older full"
   fi
   b321_lock mariadb-restore
@@ -128,8 +101,8 @@ main() {
     why=$(mdb_full_problem "$file")
     [ -z "$why" ] || b321_fail "$file: $why: name another full with --full, or leave it out for the newest intact one"
   else
-    pick_full "$until_epoch"
-    file=$PICKED
+    mdb_pick_full "$until_epoch"
+    file=$MDB_PICKED
     [ -n "$file" ] || mdb_no_intact_full "consistent before $until ($tz)"
   fi
   manifest=$file.manifest.json
@@ -139,21 +112,16 @@ main() {
   b321_set until "$until $tz"
   b321_log "restoring ${file##*/} then replaying binlogs up to $until ($tz)"
   live_datadir=$(mdb_sql "SELECT @@datadir" 2>/dev/null || true)
-  if [ "$method" = logical ] && [ "${databases// /}" = "$databases" ]; then
-    # shellcheck disable=SC2034  # read by mdb_replay
-    MDB_REPLAY_DATABASE=$databases
-  fi
   # shellcheck disable=SC2034  # read by mdb_replay
   MDB_REPLAY_TZ=$tz
-  local t0 t1 socket
+  local t0 t1
   t0=$(date +%s)
   if [ -n "$target_dir" ]; then
     [ -z "$live_datadir" ] || ! same_dir "$target_dir" "$live_datadir" ||
       b321_fail "$target_dir is the live server's datadir: restore elsewhere"
     check_target "$target_dir"
     WORK_DIR=$target_dir.partial
-    mdb_restore_full "$file" "$WORK_DIR"
-    socket=$MDB_SCRATCH_SOCKET
+    mdb_pitr_build "$file" "$WORK_DIR" "--stop-datetime=$until"
   else
     [ "$method" = logical ] ||
       b321_fail "${file##*/} is a physical full: it restores a whole instance (use --target-datadir)"
@@ -169,9 +137,9 @@ main() {
       fi
     done
     mdb_load_dump "$file" "$databases" "$target_socket"
-    socket=$target_socket
+    mdb_replay_scope "$file"
+    mdb_replay "$target_socket" "$manifest" "--stop-datetime=$until"
   fi
-  mdb_replay "$socket" "$manifest" "--stop-datetime=$until"
   t1=$(date +%s)
   b321_set restore_seconds "$((t1 - t0))"
   if [ -n "$target_dir" ]; then
