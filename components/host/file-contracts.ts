@@ -84,6 +84,15 @@ const restoreTestPhases = phases([
 ]);
 const pitrPhases = phases(["check", "restore", "prepare", "start", "binlogs", "replay", "finish"]);
 const offsiteDrillPhases = phases(["check", "download", "verify", "restore", "prepare"]);
+const pitrDrillPhases = phases([
+  "check",
+  "restore",
+  "prepare",
+  "start",
+  "binlogs",
+  "replay",
+  "compare",
+]);
 
 const resticRepoFields = {
   stale_locks_removed: field(count, "Stale restic locks removed before the run (restic unlock)."),
@@ -128,7 +137,27 @@ export const STATUS_EXTRAS: Readonly<Record<string, ScriptStatus>> = {
       ),
       bytes,
       pruned: field(count, "Shipped binlogs removed because no kept full needs them."),
+      checkpoint: field(
+        text,
+        "The checkpoint this run recorded (a file name in `<binlogBackupDir>/checkpoints`); absent when none could be taken (the run warns).",
+      ),
     },
+  },
+  "mariadb-pitr-drill.sh": {
+    fields: {
+      checkpoint: field(text, "The checkpoint recovered to and compared with (its file name)."),
+      file: dumpFile,
+      binlogs_replayed: field(count, "Shipped binlogs replayed up to the checkpoint's position."),
+      restore_seconds: restoreSeconds,
+      tables: field(count, "Tables whose CHECKSUM TABLE was compared with the checkpoint's."),
+      tables_skipped: field(
+        count,
+        "Tables the checkpoint recorded as skipped (too large, or of an engine without consistent snapshots): not compared.",
+      ),
+      ...pitrDrillPhases.field,
+    },
+    onSuccess: ["checkpoint", "file", "restore_seconds", "tables"],
+    patterns: [pitrDrillPhases.pattern],
   },
   "mariadb-restore-test.sh": {
     fields: {
@@ -419,6 +448,41 @@ export const MANIFEST_FIELDS = {
   ),
 } satisfies Fields;
 
+/**
+ * <binlogBackupDir>/checkpoints/<stamp>.<binlog identity>.<position>.json.enc, written (encrypted with
+ * the stack's key) by mariadb-binlogs.sh each run; the PITR drill recovers to the newest and compares.
+ */
+export const CHECKPOINT_FIELDS = {
+  format: field(
+    z.literal("backup321-mariadb-checkpoint/1"),
+    "The checkpoint's format and version.",
+  ),
+  time: field(timestamp, "When its snapshot began (at or after this second)."),
+  not_before_epoch: field(
+    count,
+    "`time` as Unix time: a full counts before it when it was complete a second earlier.",
+  ),
+  binlog_file: field(text, "The binlog of the snapshot: the drill's replay stops in it."),
+  binlog_position: field(
+    count,
+    "The snapshot's position in binlog_file (binlog_snapshot_position).",
+  ),
+  binlog_identity: field(
+    z.string().regex(BINLOG_IDENTITY),
+    "binlog_file's identity: its shipped copy is `<identity>.zst.enc` (the checkpoint goes when it goes).",
+  ),
+  gtid: field(
+    text,
+    "The GTID position at binlog_position (empty when no GTID was ever written), read from the binlog.",
+  ),
+  databases: field(text, "The databases whose tables it lists, space-separated."),
+  max_table_mb: field(count, "Tables with more data than this were skipped, not read."),
+  tables: field(
+    z.record(z.string(), z.union([count, z.string().regex(/^skipped: /)])),
+    "Per `db.table`: its CHECKSUM TABLE in the snapshot, or `skipped: <why>` (too large, an engine without consistent snapshots, dropped meanwhile).",
+  ),
+} satisfies Fields;
+
 /** The status file schema of one script (the common fields plus its extras). */
 export function statusSchema(script: string): z.ZodType {
   const extras = STATUS_EXTRAS[script];
@@ -461,6 +525,7 @@ const partial = (fields: Fields): Fields =>
 export const commonStatusSchema = z.looseObject(STATUS_FIELDS);
 export const jobEntrySchema = z.strictObject(JOB_ENTRY_FIELDS);
 export const manifestSchema = z.strictObject(MANIFEST_FIELDS);
+export const checkpointSchema = z.strictObject(CHECKPOINT_FIELDS);
 export const runRecordSchema = z.strictObject(RUN_RECORD_FIELDS);
 export const historyLineSchema = z.strictObject(HISTORY_COLUMNS);
 

@@ -26,6 +26,7 @@ import {
   keyFingerprint,
   keyResource,
   mariadbEnv,
+  PITR_DRILL_JOB,
   PITR_JOB,
   renderBinlogDropIn,
   renderOptionFile,
@@ -39,6 +40,7 @@ const SCRIPTS = {
   binlogs: "mariadb-binlogs.sh",
   "restore-test": "mariadb-restore-test.sh",
   pitr: "mariadb-pitr.sh",
+  "pitr-drill": "mariadb-pitr-drill.sh",
 } as const;
 
 export interface MariaDbBackupArgs {
@@ -151,6 +153,7 @@ export class MariaDbBackup extends pulumi.ComponentResource {
           timezone: args.timezone,
           scratchDir: args.scratchDir ?? `${h.paths.state}/mariadb-scratch`,
           serverUser: args.serverUser ?? "mysql",
+          checkpointMaxTableMb: config.checkpoints.maxTableMb,
         }),
       );
     const env = envOn(host, socket);
@@ -161,6 +164,7 @@ export class MariaDbBackup extends pulumi.ComponentResource {
       full: config.schedules.full,
       binlogs: config.schedules.binlogs,
       "restore-test": config.schedules.restoreTest,
+      ...(config.schedules.pitrDrill ? { "pitr-drill": config.schedules.pitrDrill } : {}),
     };
     const r = args.replica;
     if (r) {
@@ -181,7 +185,11 @@ export class MariaDbBackup extends pulumi.ComponentResource {
       ];
       const replicaEnv = envOn(r.host, r.socket, r.maxLagSeconds, handoff.env);
       this.statusFiles = {
-        ...this.scheduleJobs(name, host, env, needs, { binlogs: schedules.binlogs }),
+        // the PITR drill where the binlogs and the handed fulls are
+        ...this.scheduleJobs(name, host, env, needs, {
+          binlogs: schedules.binlogs,
+          "pitr-drill": schedules["pitr-drill"],
+        }),
         ...this.scheduleJobs(there, r.host, replicaEnv, replicaNeeds, {
           full: schedules.full,
           "restore-test": schedules["restore-test"],
@@ -463,25 +471,26 @@ export class MariaDbBackup extends pulumi.ComponentResource {
     host: Host,
     env: pulumi.Output<Record<string, string | number>>,
     needs: pulumi.Resource[],
-    schedules: Partial<Record<"full" | "binlogs" | "restore-test", string>>,
+    schedules: Partial<Record<"full" | "binlogs" | "restore-test" | "pitr-drill", string>>,
   ): Record<string, string> {
+    const roles = (["full", "binlogs", "restore-test", "pitr-drill"] as const).filter(
+      (role) => schedules[role] !== undefined,
+    );
     return Object.fromEntries(
-      (["full", "binlogs", "restore-test"] as const).flatMap((role) => {
-        const schedule = schedules[role];
-        if (schedule === undefined) return [];
+      roles.map((role) => {
         const job = new ScheduledJob(
           `${name}-${role}`,
           {
             host,
-            job: `mariadb-${role}`,
-            schedule,
+            job: role === "pitr-drill" ? PITR_DRILL_JOB : `mariadb-${role}`,
+            schedule: schedules[role]!,
             script: `${host.paths.lib}/${SCRIPTS[role]}`,
             env,
             dependsOn: needs,
           },
           { parent: this },
         );
-        return [[role, job.statusFile]];
+        return [role, job.statusFile];
       }),
     );
   }

@@ -4,6 +4,8 @@ import { dirname, sha256, shq } from "../host/render";
 
 /** The point-in-time recovery job, run by hand (b321-mariadb-pitr). */
 export const PITR_JOB = "mariadb-pitr";
+/** The scheduled PITR drill (the monitor checks its result like a restore test). */
+export const PITR_DRILL_JOB = "mariadb-pitr-drill";
 
 export type Method = "physical" | "logical";
 export type Compression = "zstd" | "gzip";
@@ -278,6 +280,8 @@ export interface JobEnvSpec {
   readonly replicaMaxLag?: number;
   /** On the replica's full job only: where it hands each verified full (mariadb-receive.sh). */
   readonly handoff?: Handoff;
+  /** Tables larger than this (MB of data) are skipped by the shipping checkpoint's checksums. */
+  readonly checkpointMaxTableMb: number;
 }
 
 /** The primary's side of the handoff, as the replica's full job reaches it. */
@@ -354,6 +358,7 @@ export function mariadbEnv(s: JobEnvSpec): Record<string, string | number> {
           MARIADB_HANDOFF_KNOWN_HOSTS: s.handoff.knownHosts,
         }
       : {}),
+    MARIADB_CHECKPOINT_MAX_TABLE_MB: s.checkpointMaxTableMb,
   };
 }
 

@@ -4,6 +4,7 @@ import type { Site } from "../../stacks/schema";
 import { maxIntervalHours } from "../../stacks/schedule";
 import { fullsHost } from "../../stacks/model/mariadb";
 import { defaultGraceHours, renderEnvFile, shq } from "../host/render";
+import { PITR_DRILL_JOB } from "../mariadb/render";
 import { resticDrillJob } from "../restic/render";
 import { NAS_DRILL_JOB, UPLOAD_DRILL_JOB } from "../offsite/render";
 import { hostTimezone, nasFrom, uploadHost } from "../../stacks/defaults";
@@ -87,6 +88,7 @@ export function monitorChecksFor(site: Site, hostName: string): MonitorChecks {
       : {}),
     restoreJobs: [
       ...(fulls ? [MARIADB_RESTORE_TEST_JOB] : []),
+      ...(m?.schedules.pitrDrill ? [PITR_DRILL_JOB] : []),
       ...site.restic.repositories
         .filter((r) => r.host === hostName && r.drill)
         .map((r) => resticDrillJob(r.name)),

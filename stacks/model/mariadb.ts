@@ -93,6 +93,22 @@ export const mariadb = z.strictObject({
       binlogs: cron.default("15 * * * *"),
       /** Restore test into a scratch instance. Defaults to the 1st of the month, 03:00. */
       restoreTest: cron.default("0 3 1 * *"),
+      /**
+       * Point-in-time recovery drill: a scratch instance recovered from the shipped binlogs to the
+       * newest checkpoint of the binlog shipping, every table's checksum compared with it; the
+       * monitor alerts when it fails, is overdue or takes longer than the RTO. Defaults to none.
+       */
+      pitrDrill: cron.optional(),
+    })
+    .prefault({}),
+  /**
+   * What each binlog shipping run records for the PITR drill: a binlog position and the CHECKSUM
+   * TABLE of every table at it (one read of each table per run).
+   */
+  checkpoints: z
+    .strictObject({
+      /** Tables larger than this (MB of data) are recorded as skipped, not read. Defaults to 256. */
+      maxTableMb: z.number().int().positive().default(256),
     })
     .prefault({}),
   retention: z

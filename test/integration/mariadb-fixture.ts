@@ -123,6 +123,8 @@ export interface EnvOptions {
   readonly replicaMaxLag?: number;
   /** ...and hands each verified full to the primary this way. */
   readonly handoff?: Handoff;
+  /** The shipping checkpoint's table size limit. Defaults to 256. */
+  readonly checkpointMaxTableMb?: number;
 }
 
 /** keyFingerprint of a key file's first line (what openssl -pass file: reads). */
@@ -219,6 +221,7 @@ export function installScripts(root: string, server: MariaDbServer, base: EnvOpt
           serverUser: "mysql",
           replicaMaxLag: e.replicaMaxLag,
           handoff: e.handoff,
+          checkpointMaxTableMb: e.checkpointMaxTableMb ?? 256,
         }),
         ...jobEnv(paths, job),
         B321_ALERT: "/bin/true",

@@ -243,8 +243,18 @@ test("binlog shipping copies only closed binlogs, encrypted, verified, and ships
     .map((l) => l.split("\t")[0])
     .filter((f) => f !== active);
   expect(copies.map((c) => c.name).sort()).toEqual(closed.sort());
-  // Nothing plain at rest: only encrypted copies and their sums, no binlog header among them.
-  expect(fs.readdirSync(shippedDir()).filter((f) => !/\.zst\.enc(\.sha256)?$/.test(f))).toEqual([]);
+  // Nothing plain at rest: only encrypted copies and their sums, no binlog header among them, and
+  // the shipping's checkpoints, encrypted too.
+  expect(fs.readdirSync(shippedDir()).filter((f) => !/\.zst\.enc(\.sha256)?$/.test(f))).toEqual([
+    "checkpoints",
+  ]);
+  const checkpoints = fs.readdirSync(path.join(shippedDir(), "checkpoints"));
+  expect(checkpoints.length).toBeGreaterThan(0);
+  for (const f of checkpoints) {
+    expect(f).toMatch(/\.json\.enc$/);
+    const head = fs.readFileSync(path.join(shippedDir(), "checkpoints", f)).subarray(0, 8);
+    expect(head.toString()).toBe("Salted__");
+  }
   for (const c of copies) {
     expect(fs.readFileSync(c.file).subarray(0, 4).toString("hex")).not.toBe("fe62696e");
     const recorded = fs.readFileSync(`${c.file}.sha256`, "utf8").split(" ")[0];

@@ -7,6 +7,7 @@ import {
   contractProblems,
   JOB_ENTRY_FIELDS,
   MANIFEST_FIELDS,
+  CHECKPOINT_FIELDS,
   STATUS_EXTRAS,
   STATUS_FIELDS,
   statusSchema,
@@ -89,6 +90,16 @@ test("every manifest field the database scripts read is in the manifest contract
   );
   expect(read.length).toBeGreaterThan(5);
   expect(read.filter((k) => !(k in MANIFEST_FIELDS))).toEqual([]);
+});
+
+test("every checkpoint field the database scripts read is in the checkpoint contract", () => {
+  const read = scripts.flatMap((f) =>
+    matches(fs.readFileSync(f, "utf8"), /mdb_checkpoint_get "[^"]+" ([a-z0-9_]+)/g),
+  );
+  expect(new Set(read)).toEqual(
+    new Set(["not_before_epoch", "binlog_file", "binlog_position", "binlog_identity", "time"]),
+  );
+  expect(read.filter((k) => !(k in CHECKPOINT_FIELDS))).toEqual([]);
 });
 
 test("a status that names its time field differently, or lacks a required one, is refused by name", () => {

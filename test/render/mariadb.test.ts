@@ -128,9 +128,11 @@ test("env of the jobs and the seed's file prefix", () => {
     timezone: "Europe/Paris",
     scratchDir: "/x",
     serverUser: "mysql",
+    checkpointMaxTableMb: 512,
   });
   expect(env).toMatchSnapshot();
   expect(env.MARIADB_DATABASES).toBe("a b");
+  expect(env.MARIADB_CHECKPOINT_MAX_TABLE_MB).toBe(512);
   // sha256 of the label, a newline and the key: what mariadb-lib.sh computes from the key file
   expect(env.MARIADB_KEY_FINGERPRINT).toBe(
     "6d5bb1486ab302e0c202786ed934c58f638d48aaadaf631f540c70431a37c263",

@@ -52,6 +52,7 @@ test("the component's direct children, pinned (a rename would replace state)", (
       "backup321:host:RemoteFile mdb-script-full",
       "backup321:host:RemoteFile mdb-script-lib",
       "backup321:host:RemoteFile mdb-script-pitr",
+      "backup321:host:RemoteFile mdb-script-pitr-drill",
       "backup321:host:RemoteFile mdb-script-restore-test",
       "backup321:host:ScheduledJob mdb-binlogs",
       "backup321:host:ScheduledJob mdb-full",

@@ -5,6 +5,20 @@
 # decrypts to the source's sha256, the source parses with mariadb-binlog) before it is renamed into
 # place with its <copy>.sha256. Shipped copies are kept back to the oldest kept full's binlog, and
 # at least MARIADB_BINLOG_KEEP_DAYS days: point-in-time recovery works from every kept full.
+#
+# Each run also records a checkpoint, <dest>/checkpoints/<stamp>.<identity>.<position>.json.enc
+# (encrypted like the binlogs; fields: components/host/file-contracts.ts CHECKPOINT_FIELDS), which
+# the PITR drill restores to and compares
+# exactly: a binlog position and the CHECKSUM TABLE of every table at that position. Consistency:
+# the checksums are taken inside START TRANSACTION WITH CONSISTENT SNAPSHOT, whose binlog position
+# InnoDB reports (binlog_snapshot_file/position, as the full's row counts), and CHECKSUM TABLE reads
+# that snapshot (a consistent read: a commit made meanwhile is not in it; it commits nothing). So no
+# FLUSH TABLES WITH READ LOCK, nothing blocks the application's writes, and the position is the
+# exact point the drill's replay stops at. The snapshot is taken before the flush, so its binlog is
+# closed and shipped by this same run. Its cost is one read of each table per run: tables bigger
+# than MARIADB_CHECKPOINT_MAX_TABLE_MB (data_length), and tables of an engine without consistent
+# snapshots (MyISAM, Aria...), are recorded as "skipped: <why>" and left out of the comparison. A
+# checkpoint that cannot be taken is a warning of the run: shipping (the RPO) goes on without it.
 set -Eeuo pipefail
 # shellcheck source=../../host/scripts/common.sh
 source "${BASH_SOURCE[0]%/*}/common.sh"
@@ -15,7 +29,122 @@ source "${BASH_SOURCE[0]%/*}/mariadb-lib.sh"
 DEST=$MARIADB_BINLOG_BACKUP_DIR
 
 binlogs_cleanup() {
-  rm -f -- "$DEST"/*.b321-partial 2>/dev/null || true
+  rm -f -- "$DEST"/*.b321-partial "$DEST"/checkpoints/.checkpoint.* 2>/dev/null || true
+}
+
+CKPT_PARTIAL=""
+CKPT_FILE=""
+CKPT_POS=""
+CKPT_NOT_BEFORE=""
+CKPT_WHY=""
+
+# checkpoint_take: the checksums and their binlog position, in one consistent snapshot, into
+# CKPT_PARTIAL's side files and CKPT_FILE, CKPT_POS. Returns 1 with the reason in CKPT_WHY when it
+# cannot be taken (the caller warns: shipping goes on).
+checkpoint_take() {
+  local list="" db t engine data limit out sql="" sep="" dir=$DEST/checkpoints n=0
+  limit=${MARIADB_CHECKPOINT_MAX_TABLE_MB:-256}
+  [[ $limit =~ ^[0-9]+$ ]] || { CKPT_WHY="MARIADB_CHECKPOINT_MAX_TABLE_MB is not a number"; return 1; }
+  for db in $MARIADB_DATABASES; do list+="${list:+,}'$db'"; done
+  install -d -m 0700 -- "$dir" || { CKPT_WHY="cannot create $dir"; return 1; }
+  CKPT_PARTIAL=$(mktemp -- "$dir/.checkpoint.XXXXXX.b321-partial") || { CKPT_WHY="cannot write in $dir"; return 1; }
+  out=$CKPT_PARTIAL.sql
+  mdb_sql "SELECT CONCAT(table_schema, '.', table_name), IFNULL(engine, ''), IFNULL(data_length, 0) FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_schema IN ($list) ORDER BY 1" \
+    >"$out" 2>&1 || { CKPT_WHY="listing the tables failed: $(head -c 300 -- "$out")"; return 1; }
+  : >"$CKPT_PARTIAL.skipped"
+  while IFS=$'\t' read -r t engine data; do
+    [ -n "$t" ] || continue
+    if [ "$engine" != InnoDB ]; then
+      printf '%s\tskipped: engine %s has no consistent snapshot\n' "$t" "${engine:-unknown}" >>"$CKPT_PARTIAL.skipped"
+    elif [ "$data" -gt $((limit * 1048576)) ]; then
+      printf '%s\tskipped: %s MiB, above the limit of %s MiB\n' "$t" "$((data / 1048576))" "$limit" >>"$CKPT_PARTIAL.skipped"
+    else
+      db=${t%%.*}
+      t=${t#*.}
+      # shellcheck disable=SC2016  # backquotes are SQL identifier quotes, not a command
+      printf -v t '`%s`.`%s`' "${db//\`/\`\`}" "${t//\`/\`\`}"
+      sql+=$sep$t
+      sep=", "
+      n=$((n + 1))
+    fi
+  done <"$out"
+  CKPT_NOT_BEFORE=$(date +%s)
+  {
+    echo "START TRANSACTION WITH CONSISTENT SNAPSHOT;"
+    echo "SHOW STATUS LIKE 'binlog_snapshot_file';"
+    echo "SHOW STATUS LIKE 'binlog_snapshot_position';"
+    [ "$n" = 0 ] || echo "CHECKSUM TABLE $sql;"
+    echo "COMMIT;"
+  } | mdb_client mariadb -N -B >"$out" 2>"$out.err" ||
+    { CKPT_WHY="the checksums failed: $(head -c 300 -- "$out.err")"; return 1; }
+  CKPT_FILE=$(awk -F'\t' 'tolower($1) == "binlog_snapshot_file" { print $2 }' "$out")
+  CKPT_POS=$(awk -F'\t' 'tolower($1) == "binlog_snapshot_position" { print $2 }' "$out")
+  { [ -n "$CKPT_FILE" ] && [[ $CKPT_POS =~ ^[0-9]+$ ]]; } ||
+    { CKPT_WHY="the snapshot reports no binlog position (is log_bin on?)"; return 1; }
+  # "db.table<TAB>checksum"; NULL for a table dropped before its turn
+  awk -F'\t' 'tolower($1) !~ /^binlog_snapshot_/ {
+      if ($2 == "NULL") printf "%s\tskipped: dropped before its checksum\n", $1
+      else print }' "$out" >"$CKPT_PARTIAL.sums"
+  [ "$(wc -l <"$CKPT_PARTIAL.sums")" = "$n" ] ||
+    { CKPT_WHY="CHECKSUM TABLE answered for $(wc -l <"$CKPT_PARTIAL.sums") of $n tables"; return 1; }
+  rm -f -- "$out" "$out.err"
+}
+
+# checkpoint_gtid FILE POS: the GTID position at POS of the (closed) binlog FILE: its Gtid list (the
+# state when it started), then each GTID event before POS, the last one per domain.
+checkpoint_gtid() {
+  mariadb-binlog "--stop-position=$2" -- "$1" 2>/dev/null | awk '
+    /Gtid list \[/ {
+      s = $0; sub(/.*Gtid list \[/, "", s); sub(/\].*/, "", s)
+      n = split(s, a, ","); for (i = 1; i <= n; i++) { split(a[i], p, "-"); if (p[1] != "") g[p[1]] = a[i] }
+    }
+    match($0, /\tGTID [0-9]+-[0-9]+-[0-9]+/) {
+      v = substr($0, RSTART + 6, RLENGTH - 6); split(v, p, "-"); g[p[1]] = v
+    }
+    END { for (d in g) print g[d] }' | sort -t- -k1,1n | paste -sd, -
+}
+
+# checkpoint_write ID: the checkpoint, once its binlog (identity ID) is shipped: written beside the
+# shipped binlogs and, like them, encrypted with the stack's key (nothing plain at rest there, and
+# it travels with them to the NAS), checked to decrypt to what was written, then renamed into place
+# as <stamp>.<ID>.<position>.json.enc (CKPT_WHY says why not).
+checkpoint_write() {
+  local id=$1 dir=$DEST/checkpoints gtid name stamp plain=$CKPT_PARTIAL.json
+  [ -f "$DEST/$id.zst.enc" ] || { CKPT_WHY="its binlog $CKPT_FILE was not shipped"; return 1; }
+  gtid=$(checkpoint_gtid "${MARIADB_BINLOG_BASENAME%/*}/$CKPT_FILE" "$CKPT_POS")
+  stamp=$(date -u -d "@$CKPT_NOT_BEFORE" +%Y%m%dT%H%M%SZ)
+  name=$stamp.$id.$CKPT_POS.json.enc
+  {
+    echo "{"
+    echo "  \"format\": \"backup321-mariadb-checkpoint/1\","
+    echo "  \"time\": \"$(date -u -d "@$CKPT_NOT_BEFORE" +%Y-%m-%dT%H:%M:%SZ)\","
+    echo "  \"not_before_epoch\": $CKPT_NOT_BEFORE,"
+    echo "  \"binlog_file\": \"$CKPT_FILE\","
+    echo "  \"binlog_position\": $CKPT_POS,"
+    echo "  \"binlog_identity\": \"$id\","
+    echo "  \"gtid\": \"$gtid\","
+    echo "  \"databases\": \"$MARIADB_DATABASES\","
+    echo "  \"max_table_mb\": ${MARIADB_CHECKPOINT_MAX_TABLE_MB:-256},"
+    echo "  \"tables\": {"
+    LC_ALL=C sort -t$'\t' -k1,1 -- "$CKPT_PARTIAL.sums" "$CKPT_PARTIAL.skipped" | awk -F'\t' '
+      { gsub(/["\\]/, "\\\\&", $1); v = ($2 ~ /^[0-9]+$/) ? $2 : "\"" $2 "\""
+        printf "%s    \"%s\": %s", sep, $1, v; sep = ",\n" } END { print "" }'
+    echo "  }"
+    echo "}"
+  } >"$plain" || { CKPT_WHY="cannot write $plain"; return 1; }
+  mdb_encrypt <"$plain" >"$CKPT_PARTIAL" || { CKPT_WHY="cannot encrypt $plain"; return 1; }
+  mdb_decrypt "$CKPT_PARTIAL" 2>/dev/null | cmp -s -- - "$plain" ||
+    { CKPT_WHY="the encrypted checkpoint does not decrypt to what was written"; return 1; }
+  mv -- "$CKPT_PARTIAL" "$dir/$name" || { CKPT_WHY="cannot rename $CKPT_PARTIAL"; return 1; }
+  b321_set checkpoint "$name"
+  b321_log "checkpoint $name: $(grep -c '^    "' -- "$plain") tables at $CKPT_FILE:$CKPT_POS${gtid:+ (GTID $gtid)}"
+}
+
+# checkpoint_leftovers: the temp files of a checkpoint (the plain one included), whether it was
+# written or not.
+checkpoint_leftovers() {
+  [ -z "$CKPT_PARTIAL" ] || rm -f -- "$CKPT_PARTIAL" "$CKPT_PARTIAL".*
+  CKPT_PARTIAL=""
 }
 
 SHIPPED_SIZE=0
@@ -81,6 +210,11 @@ prune() {
     removed=$((removed + 1))
   done
   b321_set pruned "$removed"
+  # A checkpoint goes with its binlog (named in its file name): the drill could not replay to it.
+  for f in "$DEST"/checkpoints/*.json.enc; do
+    [[ -f $f && ${f##*/} =~ $MDB_CHECKPOINT_RE ]] || continue
+    [ -f "$DEST/${BASH_REMATCH[2]}.zst.enc" ] || rm -f -- "$f"
+  done
 }
 
 main() {
@@ -89,6 +223,12 @@ main() {
   mdb_require_server
   install -d -m 0700 -- "$DEST"
   b321_watch_space "$DEST"
+  b321_cleanup checkpoint_leftovers
+  local ckpt=1
+  if ! checkpoint_take; then
+    b321_warn "no checkpoint this run: $CKPT_WHY"
+    ckpt=0
+  fi
   # Flush first: every binlog but the new active one is then closed and safe to copy.
   mdb_sql "FLUSH BINARY LOGS" || b321_fail "FLUSH BINARY LOGS failed"
   local -a logs
@@ -116,6 +256,14 @@ main() {
   b321_set bytes "$bytes"
   b321_set newest "$newest_id"
   b321_log "shipped $shipped binlog(s), $bytes bytes; newest closed $newest_id"
+  if [ "$ckpt" = 1 ]; then
+    if ! s=$(b321_binlog_identity "$dir/$CKPT_FILE"); then
+      b321_warn "no checkpoint this run: the header of its binlog $CKPT_FILE cannot be read"
+    elif ! checkpoint_write "$s"; then
+      b321_warn "no checkpoint this run: $CKPT_WHY"
+    fi
+    checkpoint_leftovers
+  fi
   prune
   [ -n "$newest" ] || return 0
   # The server's oldest binlog, in the same history as the newest copy (it started later), must

@@ -27,6 +27,7 @@
 #   MARIADB_HANDOFF_USER, _ADDRESS, _PORT, _DIR, _KEY, _KNOWN_HOSTS
 #                             set on a replica only: the full job hands each verified full to the
 #                             primary's DIR over SSH with KEY (mariadb-receive.sh there)
+#   MARIADB_CHECKPOINT_MAX_TABLE_MB  a shipping checkpoint checksums tables up to this size
 # shellcheck disable=SC2034  # MDB_* variables are read by the scripts that source this file
 
 MDB_SCRATCH_PID=""
@@ -271,6 +272,15 @@ mdb_manifest_get() {
   sed -n "s/^  \"$2\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}\$/\1/p" -- "$1" | head -n 1
 }
 
+# A binlog shipping checkpoint's file name: <stamp>.<binlog identity>.<position>.json.enc.
+MDB_CHECKPOINT_RE='^([0-9]{8}T[0-9]{6}Z)\.(.+\.[0-9]+\.[0-9]{8}T[0-9]{6}Z\.s[0-9]+)\.([0-9]+)\.json\.enc$'
+
+# mdb_checkpoint_get CHECKPOINT KEY: a scalar field of a decrypted binlog shipping checkpoint
+# (written one field per line, like a manifest).
+mdb_checkpoint_get() {
+  mdb_manifest_get "$@"
+}
+
 # mdb_manifest_tables MANIFEST: "db.table count" lines recorded in a manifest.
 mdb_manifest_tables() {
   awk '/^  "tables": \{/ {t=1; next} t && /^  \}/ {t=0} t {
@@ -498,12 +508,15 @@ mdb_binlog_start() {
 # mdb_binlog_candidates: "identity path" of every binlog PITR may replay: the server's own first
 # (read only; the active one is not shipped yet), then the shipped copies. A copy of the same
 # identity is the same binlog; a reused name from another history is another identity.
+# MDB_SHIPPED_ONLY=1: the shipped copies alone (a drill of the copies must not read the originals).
+MDB_SHIPPED_ONLY=""
 mdb_binlog_candidates() {
   local f id
-  for f in "$MARIADB_BINLOG_BASENAME".[0-9]*; do
-    [[ -f $f && $f =~ \.[0-9]+$ ]] || continue
-    id=$(b321_binlog_identity "$f") && printf '%s %s\n' "$id" "$f"
-  done
+  [ -n "$MDB_SHIPPED_ONLY" ] ||
+    for f in "$MARIADB_BINLOG_BASENAME".[0-9]*; do
+      [[ -f $f && $f =~ \.[0-9]+$ ]] || continue
+      id=$(b321_binlog_identity "$f") && printf '%s %s\n' "$id" "$f"
+    done
   for f in "$MARIADB_BINLOG_BACKUP_DIR"/*.zst.enc; do
     [ -f "$f" ] || continue
     id=${f##*/}
