@@ -193,6 +193,11 @@ function iso(site: Site, stack: string, f: Facts): Requirement[] {
               `A scratch restore of the newest database full (\`${m.schedules.restoreTest}\`) compares every table's rows with its manifest and records the restore time; the monitor alerts when it exceeds the ${site.targets.rtoHours} h RTO.`,
             ]
           : []),
+        ...(m?.schedules.pitrDrill
+          ? [
+              `A point-in-time recovery drill (\`${m.schedules.pitrDrill}\`) recovers a scratch instance from a full and the shipped binlogs to the newest checkpoint of the binlog shipping and compares every table's checksum with the one recorded there; the monitor alerts when it fails, is overdue or exceeds the ${site.targets.rtoHours} h RTO.`,
+            ]
+          : []),
         ...site.restic.repositories
           .filter((r) => r.check)
           .map(
@@ -264,7 +269,7 @@ function iso(site: Site, stack: string, f: Facts): Requirement[] {
 /** Each copy with no scheduled restore of its own (an integrity check alone is not a restore). */
 function untestedCopies(site: Site, f: Facts): string[] {
   const gaps: string[] = [];
-  if (site.mariadb)
+  if (site.mariadb && !site.mariadb.schedules.pitrDrill)
     gaps.push(
       "No scheduled point-in-time recovery drill (binlogs are replayed only by the monthly restore test, up to its full's counts).",
     );

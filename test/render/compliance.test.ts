@@ -48,7 +48,16 @@ test("the prod model against both frameworks, with the plan's numbers", () => {
 test("drills the model does not schedule are gaps, not ticks", () => {
   const f = req(prodRaw(), "8.13 (f)");
   expect(verdict(f)).toBe("partly met");
-  expect(f.gaps.some((g) => g.startsWith("No scheduled point-in-time recovery drill"))).toBe(true);
+  // prod drills point-in-time recovery quarterly
+  expect(f.gaps.some((g) => g.includes("point-in-time recovery"))).toBe(false);
+  expect(f.how).toContain(
+    "A point-in-time recovery drill (`0 4 15 1,4,7,10 *`) recovers a scratch instance from a full and the shipped binlogs to the newest checkpoint of the binlog shipping and compares every table's checksum with the one recorded there; the monitor alerts when it fails, is overdue or exceeds the 4 h RTO.",
+  );
+  const noPitrDrill = prodRaw();
+  delete (noPitrDrill.mariadb as { schedules: Record<string, unknown> }).schedules.pitrDrill;
+  const g = req(noPitrDrill, "8.13 (f)");
+  expect(g.gaps.some((x) => x.startsWith("No scheduled point-in-time recovery drill"))).toBe(true);
+  expect(g.how.join("\n")).not.toContain("point-in-time recovery drill");
   // prod drills both restic repositories
   expect(f.gaps.join("\n")).not.toContain("restic");
   expect(f.how).toContain(

@@ -32,7 +32,7 @@ test("docker-srv: the USB SSD mount, its SMART health, the local restic reposito
   expect(monitorEnv(c).MONITOR_RESTORE_RTO_SECONDS).toBe("restic-cloud-drill=86400");
 });
 
-test("db-srv without a replica: the PITR chain, the restore test and the NAS and offsite drills against the RTO", () => {
+test("db-srv without a replica: the PITR chain, the restore test, the PITR drill and the NAS and offsite drills against the RTO", () => {
   const c = monitorChecksFor(
     { ...prod, mariadb: { ...prod.mariadb!, replica: undefined } },
     "db-srv",
@@ -44,7 +44,12 @@ test("db-srv without a replica: the PITR chain, the restore test and the NAS and
     resticRepos: [],
     staleLockHours: 12,
     pitr: { binlogDir: "/backups/binlogs", fullDir: "/backups/database", graceHours: 2 },
-    restoreJobs: ["mariadb-restore-test", "nas-sync-drill", "offsite-upload-drill"],
+    restoreJobs: [
+      "mariadb-restore-test",
+      "mariadb-pitr-drill",
+      "nas-sync-drill",
+      "offsite-upload-drill",
+    ],
     rtoHours: 4,
     // the offsite copy's drill against the site-loss RTO (prod's targets.siteLoss.rtoHours)
     restoreRtoHours: { "offsite-upload-drill": 24 },
@@ -58,7 +63,8 @@ test("db-srv without a replica: the PITR chain, the restore test and the NAS and
     MONITOR_PITR_BINLOG_DIR: "/backups/binlogs",
     MONITOR_PITR_FULL_DIR: "/backups/database",
     MONITOR_PITR_GRACE_SECONDS: 7200,
-    MONITOR_RESTORE_JOBS: "mariadb-restore-test nas-sync-drill offsite-upload-drill",
+    MONITOR_RESTORE_JOBS:
+      "mariadb-restore-test mariadb-pitr-drill nas-sync-drill offsite-upload-drill",
     MONITOR_REPLICA_SOCKET: "",
     MONITOR_REPLICA_MAX_LAG_SECONDS: "",
     MONITOR_RTO_SECONDS: 14400,
@@ -81,8 +87,13 @@ test("prod's replica: its lag and the restore test are watched on db-replica, th
     MONITOR_RESTORE_JOBS: "mariadb-restore-test",
   });
   const primary = monitorChecksFor(prod, "db-srv");
-  // the restore test runs where the fulls are taken; the drills of the copies made from db-srv there
-  expect(primary.restoreJobs).toEqual(["nas-sync-drill", "offsite-upload-drill"]);
+  // the restore test runs where the fulls are taken; the PITR drill where the binlogs are, with the
+  // drills of the copies made from db-srv
+  expect(primary.restoreJobs).toEqual([
+    "mariadb-pitr-drill",
+    "nas-sync-drill",
+    "offsite-upload-drill",
+  ]);
   expect(primary.replica).toBeUndefined();
   expect(primary.pitr).toEqual({
     binlogDir: "/backups/binlogs",
