@@ -73,3 +73,37 @@ export function calendarProblem(expr: string): string | undefined {
     return (e as Error).message;
   }
 }
+
+/** The longest gap between runs of each PBS calendar shortcut, in hours (the longest month, year...). */
+const SHORTCUT_HOURS: Readonly<Record<string, number>> = {
+  minutely: 1 / 60,
+  hourly: 1,
+  daily: 24,
+  weekly: 7 * 24,
+  monthly: 31 * 24,
+  quarterly: 92 * 24,
+  semiannually: 184 * 24,
+  yearly: 366 * 24,
+  annually: 366 * 24,
+};
+const DAY_NAME = "(?:mon|tue|wed|thu|fri|sat|sun)";
+const WEEKDAYS = new RegExp(
+  `^${DAY_NAME}(?:\\.\\.${DAY_NAME})?(?:,${DAY_NAME}(?:\\.\\.${DAY_NAME})?)*$`,
+);
+const TIME = /^[0-9*,./]+:[0-9*,./]+(?::[0-9*,./]+)?$/;
+
+/**
+ * An upper bound of the longest gap, in hours, between two runs of a PBS calendar event: exact for
+ * the shortcuts ("daily", "weekly"...), a day for a time alone ("02:30", "*:00"), a week for
+ * weekdays with or without a time ("sat 03:00", "mon..fri"). Undefined for any other form (a date
+ * part): the model must then say how old a result may get.
+ */
+export function calendarMaxIntervalHours(event: string): number | undefined {
+  const e = event.trim().toLowerCase();
+  if (e in SHORTCUT_HOURS) return SHORTCUT_HOURS[e];
+  const parts = e.split(/\s+/);
+  if (parts.length === 1 && TIME.test(parts[0])) return 24;
+  if (parts.length === 1 && WEEKDAYS.test(parts[0])) return 7 * 24;
+  if (parts.length === 2 && WEEKDAYS.test(parts[0]) && TIME.test(parts[1])) return 7 * 24;
+  return undefined;
+}

@@ -2,7 +2,7 @@
 // datastore's own prune does not undercut, datastores that vanish with their disk.
 import type { Check, Problem } from "./problem";
 import { keepOptions, type RetentionPolicy } from "./primitives";
-import { calendarProblem } from "./calendar";
+import { calendarMaxIntervalHours, calendarProblem } from "./calendar";
 
 /** A datastore on a disk lives strictly below its mount point: unplugged, the path is gone, never on /. */
 const datastoreOnItsDisk: Check = (site) =>
@@ -78,7 +78,21 @@ const snapshotGuests: Check = (site) => {
   return out;
 };
 
+/** The monitor calls a verify stale after its schedule's interval: one it cannot tell must be given. */
+const verifyMaxAge: Check = (site) =>
+  (site.pbs?.datastores ?? []).flatMap((d, i): Problem[] =>
+    d.verifyMaxAgeHours === undefined && calendarMaxIntervalHours(d.verifySchedule) === undefined
+      ? [
+          {
+            path: `pbs.datastores[${i}].verifyMaxAgeHours`,
+            message: `is needed: backup321 cannot tell how often verifySchedule "${d.verifySchedule}" runs (give the hours after which the last verify is stale, e.g. 192 for a weekly one)`,
+          },
+        ]
+      : [],
+  );
+
 export const proxmoxChecks: Check[] = [
+  verifyMaxAge,
   datastoreOnItsDisk,
   jobSchedules,
   retentionConsistent,

@@ -1,10 +1,12 @@
 // Pure functions for the monitor: which checks a host runs (from the site model), its env file and
 // the alert channels' env file.
+import { calendarMaxIntervalHours } from "../../stacks/calendar";
 import type { Site } from "../../stacks/schema";
 import { maxIntervalHours } from "../../stacks/schedule";
 import { fullsHost } from "../../stacks/model/mariadb";
 import { defaultGraceHours, renderEnvFile, shq } from "../host/render";
 import { PITR_DRILL_JOB } from "../mariadb/render";
+import { pbsJobId } from "../pbs/render";
 import { resticDrillJob } from "../restic/render";
 import { NAS_DRILL_JOB, UPLOAD_DRILL_JOB } from "../offsite/render";
 import { hostTimezone, nasFrom, uploadHost } from "../../stacks/defaults";
@@ -32,6 +34,18 @@ export interface MonitorChecks {
   };
   /** The replica the fulls are taken on (mariadb.replica): replicating, within its lag limit. */
   readonly replica?: { readonly socket: string; readonly maxLagSeconds: number };
+  /**
+   * PBS verify jobs on this host (the PBS CLI through `prefix`): the last finished run of each must
+   * have ended OK, less than maxAgeHours ago.
+   */
+  readonly pbsVerify?: {
+    readonly prefix: string;
+    readonly jobs: readonly {
+      readonly datastore: string;
+      readonly job: string;
+      readonly maxAgeHours: number;
+    }[];
+  };
   /** Restore-test jobs: their last run must have succeeded within the RTO. */
   readonly restoreJobs: readonly string[];
   readonly rtoHours: number;
@@ -86,6 +100,18 @@ export function monitorChecksFor(site: Site, hostName: string): MonitorChecks {
           },
         }
       : {}),
+    ...(site.pbs?.host === hostName
+      ? {
+          pbsVerify: {
+            prefix: site.pbs.commandPrefix ?? "",
+            jobs: site.pbs.datastores.map((d) => ({
+              datastore: d.name,
+              job: pbsJobId(d.name),
+              maxAgeHours: d.verifyMaxAgeHours ?? verifyMaxAgeHours(d.verifySchedule),
+            })),
+          },
+        }
+      : {}),
     restoreJobs: [
       ...(fulls ? [MARIADB_RESTORE_TEST_JOB] : []),
       ...(m?.schedules.pitrDrill ? [PITR_DRILL_JOB] : []),
@@ -111,6 +137,18 @@ export function monitorChecksFor(site: Site, hostName: string): MonitorChecks {
   };
 }
 
+/**
+ * How old the last verify of a datastore may be: its schedule's longest interval plus grace (a
+ * verify of a big datastore runs for hours). The model checks that the interval is known
+ * (stacks/checks-proxmox.ts) or verifyMaxAgeHours is given.
+ */
+export function verifyMaxAgeHours(schedule: string): number {
+  const every = calendarMaxIntervalHours(schedule);
+  if (every === undefined)
+    throw new Error(`cannot tell how often "${schedule}" runs: set verifyMaxAgeHours`);
+  return every + defaultGraceHours(every);
+}
+
 /** The monitor job's variables (ScheduledJob adds B321_*). Empty lists turn a check off. */
 export function monitorEnv(c: MonitorChecks): Record<string, string | number> {
   const hours = (h: number) => Math.round(h * 3600);
@@ -123,6 +161,10 @@ export function monitorEnv(c: MonitorChecks): Record<string, string | number> {
     MONITOR_PITR_BINLOG_DIR: c.pitr?.binlogDir ?? "",
     MONITOR_PITR_FULL_DIR: c.pitr?.fullDir ?? "",
     MONITOR_PITR_GRACE_SECONDS: hours(c.pitr?.graceHours ?? 0),
+    MONITOR_PBS_PREFIX: c.pbsVerify?.prefix ?? "",
+    MONITOR_PBS_VERIFY: (c.pbsVerify?.jobs ?? [])
+      .map((j) => `${j.datastore}:${j.job}:${hours(j.maxAgeHours)}`)
+      .join(" "),
     MONITOR_RESTORE_JOBS: c.restoreJobs.join(" "),
     MONITOR_REPLICA_SOCKET: c.replica?.socket ?? "",
     MONITOR_REPLICA_MAX_LAG_SECONDS: c.replica?.maxLagSeconds ?? "",

@@ -32,6 +32,9 @@ export interface DatastoreSpec {
 }
 
 /** The name of the API token PVE uses for a datastore (one token per datastore). */
+/** The id of a datastore's prune and verify jobs in PBS (pbs-setup.sh job_id). */
+export const pbsJobId = (datastore: string): string => `b321-${datastore}`;
+
 export function tokenName(datastore: string): string {
   return `pve-${datastore}`;
 }

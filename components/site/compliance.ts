@@ -221,7 +221,8 @@ function iso(site: Site, stack: string, f: Facts): Requirement[] {
             ]
           : []),
         ...(site.pbs?.datastores ?? []).map(
-          (d) => `PBS datastore ${d.name}: verify job (\`${d.verifySchedule}\`).`,
+          (d) =>
+            `PBS datastore ${d.name}: verify job (\`${d.verifySchedule}\`); the monitor alerts when its last run failed or is older than its schedule allows.`,
         ),
         ...scenarios.flatMap((s) =>
           s.rtoHours === undefined

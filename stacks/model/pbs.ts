@@ -73,6 +73,12 @@ export const pbs = z.strictObject({
         verifySchedule: calendarEvent.default("weekly"),
         /** Re-verify snapshots older than this many days. Defaults to 30. */
         reverifyAfterDays: z.number().int().positive().default(30),
+        /**
+         * Hours after its last run at which the monitor calls the verify job stale. Defaults to
+         * verifySchedule's longest interval (known for "daily", "weekly"..., "HH:MM" and
+         * "<weekdays> HH:MM"; required for any other form), plus grace.
+         */
+        verifyMaxAgeHours: z.number().positive().optional(),
         /** The guard warns when less than this share of the disk is free. Defaults to 10. */
         minFreePercent: z.number().int().min(0).max(100).default(10),
       }),

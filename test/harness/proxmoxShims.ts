@@ -21,6 +21,10 @@ export interface ProxmoxShims {
   clearCalls(): void;
   /** PBS's configuration as the shim holds it. */
   pbsState(): Record<string, unknown[]>;
+  /** Makes `verify-job run <id>` fail as a verify that finds a bad chunk does, or succeed again. */
+  failVerify(job: string, fail: boolean): void;
+  /** Moves every task of PBS's task list back in time by that many seconds (time passing). */
+  ageTasks(seconds: number): void;
   /** Declares a guest (qemu or lxc) with existing snapshots. */
   addGuest(kind: "qemu" | "lxc", id: number, snapshots?: readonly string[]): void;
   /** Snapshot names of a guest, in creation order. */
@@ -63,6 +67,28 @@ export function installProxmoxShims(root: string): ProxmoxShims {
         : [],
     clearCalls: () => fs.rmSync(log, { force: true }),
     pbsState: () => JSON.parse(fs.readFileSync(path.join(state, "pbs.json"), "utf8")),
+    failVerify: (job, fail) => {
+      const f = path.join(state, `fail-verify-${job}`);
+      if (fail) fs.writeFileSync(f, "");
+      else fs.rmSync(f, { force: true });
+    },
+    ageTasks: (seconds) => {
+      const f = path.join(state, "tasks.json");
+      const tasks = (fs.existsSync(f) ? JSON.parse(fs.readFileSync(f, "utf8")) : []) as Record<
+        string,
+        number
+      >[];
+      fs.writeFileSync(
+        f,
+        JSON.stringify(
+          tasks.map((t) => ({
+            ...t,
+            starttime: t.starttime - seconds,
+            ...(t.endtime === undefined ? {} : { endtime: t.endtime - seconds }),
+          })),
+        ),
+      );
+    },
     addGuest: (kind, id, snapshots = []) =>
       fs.writeFileSync(
         guest(kind, id),

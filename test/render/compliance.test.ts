@@ -58,6 +58,13 @@ test("drills the model does not schedule are gaps, not ticks", () => {
   const g = req(noPitrDrill, "8.13 (f)");
   expect(g.gaps.some((x) => x.startsWith("No scheduled point-in-time recovery drill"))).toBe(true);
   expect(g.how.join("\n")).not.toContain("point-in-time recovery drill");
+  // PBS verifies its datastore and the monitor watches the result; no guest is restored on schedule
+  expect(f.how).toContain(
+    "PBS datastore usb-ssd: verify job (`weekly`); the monitor alerts when its last run failed or is older than its schedule allows.",
+  );
+  expect(f.gaps).toContain(
+    "PBS datastore usb-ssd: verified by PBS; no scheduled restore of a guest.",
+  );
   // prod drills both restic repositories
   expect(f.gaps.join("\n")).not.toContain("restic");
   expect(f.how).toContain(

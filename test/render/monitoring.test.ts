@@ -24,12 +24,33 @@ test("docker-srv: the USB SSD mount, its SMART health, the local restic reposito
     smartDevices: ["/dev/disk/by-uuid/5f3a2c1e-8b7d-4e6f-9a0b-1c2d3e4f5a6b"],
     resticRepos: ["/mnt/usb-ssd/restic"],
     staleLockHours: 12,
+    pbsVerify: {
+      prefix: "docker exec pbs",
+      // weekly: 168 h and 12 h of grace
+      jobs: [{ datastore: "usb-ssd", job: "b321-usb-ssd", maxAgeHours: 180 }],
+    },
     restoreJobs: ["restic-usb-drill", "restic-cloud-drill"],
     rtoHours: 4,
     // the cloud copy is the one a lost site restores from: its drill answers to that RTO
     restoreRtoHours: { "restic-cloud-drill": 24 },
   });
   expect(monitorEnv(c).MONITOR_RESTORE_RTO_SECONDS).toBe("restic-cloud-drill=86400");
+  expect(monitorEnv(monitorChecksFor(prod, "docker-srv"))).toMatchObject({
+    MONITOR_PBS_PREFIX: "docker exec pbs",
+    MONITOR_PBS_VERIFY: "usb-ssd:b321-usb-ssd:648000",
+  });
+});
+
+test("a verify job's age limit: the model's, or its schedule's interval plus grace", () => {
+  const raw = structuredClone(readStackFile("prod").config["backup321:site"]) as {
+    pbs: { datastores: Record<string, unknown>[] };
+  };
+  raw.pbs.datastores[0].verifySchedule = "sat 03:00";
+  expect(monitorChecksFor(parseSite(raw), "docker-srv").pbsVerify!.jobs[0].maxAgeHours).toBe(180);
+  raw.pbs.datastores[0].verifySchedule = "daily";
+  expect(monitorChecksFor(parseSite(raw), "docker-srv").pbsVerify!.jobs[0].maxAgeHours).toBe(30);
+  raw.pbs.datastores[0].verifyMaxAgeHours = 50;
+  expect(monitorChecksFor(parseSite(raw), "docker-srv").pbsVerify!.jobs[0].maxAgeHours).toBe(50);
 });
 
 test("db-srv without a replica: the PITR chain, the restore test, the PITR drill and the NAS and offsite drills against the RTO", () => {
@@ -63,6 +84,8 @@ test("db-srv without a replica: the PITR chain, the restore test, the PITR drill
     MONITOR_PITR_BINLOG_DIR: "/backups/binlogs",
     MONITOR_PITR_FULL_DIR: "/backups/database",
     MONITOR_PITR_GRACE_SECONDS: 7200,
+    MONITOR_PBS_PREFIX: "",
+    MONITOR_PBS_VERIFY: "",
     MONITOR_RESTORE_JOBS:
       "mariadb-restore-test mariadb-pitr-drill nas-sync-drill offsite-upload-drill",
     MONITOR_REPLICA_SOCKET: "",

@@ -3,7 +3,11 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { readStackFile } from "../../infra/stackFile";
 import { parseSite, SiteError } from "../../stacks/load";
-import { calendarProblem, cronToCalendarEvent } from "../../stacks/calendar";
+import {
+  calendarMaxIntervalHours,
+  calendarProblem,
+  cronToCalendarEvent,
+} from "../../stacks/calendar";
 import { keepOptions } from "../../stacks/primitives";
 import {
   pbsKeyFile,
@@ -149,6 +153,16 @@ describe("model checks", () => {
     ]);
   });
 
+  test("a verify schedule whose interval backup321 cannot tell needs verifyMaxAgeHours", () => {
+    const s = prod();
+    s.pbs.datastores[0].verifySchedule = "*-*-01 02:00";
+    expect(problems(s)).toEqual([
+      'pbs.datastores[0].verifyMaxAgeHours: is needed: backup321 cannot tell how often verifySchedule "*-*-01 02:00" runs (give the hours after which the last verify is stale, e.g. 192 for a weekly one)',
+    ]);
+    s.pbs.datastores[0].verifyMaxAgeHours = 800;
+    expect(problems(s)).toEqual([]);
+  });
+
   test("a job whose datastore prunes more than it promises", () => {
     const s = prod();
     s.retention.daily3 = { keepDaily: 3 };
@@ -252,5 +266,39 @@ describe("the snapshot check", () => {
       `printf '%s' "$out" | grep -Eq '"hasFeature" *: *(1|true)' || bad="$bad ct 200"`,
       `[ -z "$bad" ] || { echo "backup321: snapshots of\${bad} would fail on every run: PVE says their storage cannot snapshot ('snapshot feature is not available'); move their disks to storage that can (ZFS, LVM-thin, Ceph RBD, qcow2 on a directory) or take them out of proxmox.snapshots" >&2; exit 1; }`,
     ]);
+  });
+});
+
+test("the longest gap of a PBS calendar event: exact for shortcuts, a bound for times and weekdays", () => {
+  expect(
+    Object.fromEntries(
+      [
+        "hourly",
+        "daily",
+        "weekly",
+        "Monthly",
+        "02:30",
+        "*:0/15",
+        "sat 03:00",
+        "mon..fri 22:00",
+        "mon,wed,fri",
+        "*-*-01 02:00",
+        "2026-12-24",
+        "sat sun",
+      ].map((e) => [e, calendarMaxIntervalHours(e)]),
+    ),
+  ).toEqual({
+    hourly: 1,
+    daily: 24,
+    weekly: 168,
+    Monthly: 744,
+    "02:30": 24,
+    "*:0/15": 24,
+    "sat 03:00": 168,
+    "mon..fri 22:00": 168,
+    "mon,wed,fri": 168,
+    "*-*-01 02:00": undefined,
+    "2026-12-24": undefined,
+    "sat sun": undefined,
   });
 });

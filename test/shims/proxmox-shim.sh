@@ -82,6 +82,27 @@ apply_update() {
         else . end)' | pbs_save || die "$coll '$id' does not exist"
 }
 
+# PBS's task list, oldest first: <state>/tasks.json.
+TASKS=$STATE/tasks.json
+tasks_state() {
+  [ -s "$TASKS" ] || echo '[]' > "$TASKS"
+  cat -- "$TASKS"
+}
+
+# add_task TYPE ID START END STATUS: a finished task, with its UPID as PBS prints it
+# (pbs-api-types/src/upid.rs: UPID:node:pid:pstart:task_id:starttime:type:id:user:, hex fields,
+# ':' in the id escaped as \x3a).
+add_task() {
+  local type=$1 id=$2 start=$3 end=$4 status=$5 upid tmp
+  upid=$(printf 'UPID:localhost:%08X:%08X:%08X:%08X:%s:%s:root@pam:' "$$" 1 0 "$start" "$type" "${id//:/\\x3a}")
+  tmp=$(mktemp -- "$TASKS.XXXXXX")
+  tasks_state | jq -c --arg u "$upid" --arg t "$type" --arg i "$id" --argjson s "$start" \
+    --argjson e "$end" --arg st "$status" --argjson pid "$$" \
+    '. + [{upid: $u, node: "localhost", pid: $pid, pstart: 1, starttime: $s, worker_type: $t,
+      worker_id: $i, user: "root@pam", endtime: $e, status: $st}]' > "$tmp"
+  mv -f -- "$tmp" "$TASKS"
+}
+
 pbs_list() {
   pbs_state | jq -c --arg c "$1" '.[$c]'
 }
@@ -148,6 +169,31 @@ pbs_main() {
       pbs_state | jq -c --arg c "$coll" --arg id "${POS[0]}" --argjson o "$opts" \
         '.[$c] += [{id: $id} + $o]' | pbs_save ;;
     "prune-job update" | "verify-job update") apply_update "${group}s" id "${POS[0]}" "$opts" ;;
+    # run_job (src/bin/proxmox-backup-manager.rs) posts admin/verify/<id>/run and shows the task;
+    # do_verification_job (src/server/verify_job.rs) names the task worker_type "verificationjob",
+    # worker_id "<store>:<job id>", and fails it with "verification failed - please check the log
+    # for details" when a snapshot does not verify. <state>/fail-verify-<id> makes it fail so.
+    "verify-job run")
+      local store status=OK now
+      store=$(pbs_state | jq -r --arg id "${POS[0]}" '."verify-jobs"[] | select(.id == $id) | .store')
+      [ -n "$store" ] || die "job '${POS[0]}' does not exist."
+      [ ! -e "$STATE/fail-verify-${POS[0]}" ] ||
+        status="verification failed - please check the log for details"
+      now=$(date +%s)
+      add_task verificationjob "$store:${POS[0]}" "$now" "$now" "$status"
+      echo "Starting datastore verify job '$store:${POS[0]}'"
+      [ "$status" = OK ] || die "TASK ERROR: $status"
+      echo "TASK OK" ;;
+    # task_list (src/bin/proxmox-backup-manager.rs): GET nodes/localhost/tasks with running = !all,
+    # start 0, limit (default 50); list_tasks (src/api2/node/tasks.rs) gives the newest first,
+    # TaskListItem fields (upid, node, pid, pstart, starttime, worker_type, worker_id, user, and
+    # endtime and status once the task has ended).
+    "task list")
+      local limit all
+      limit=$(jq -r '.limit // 50' <<< "$opts")
+      all=$(jq -r '.all // false' <<< "$opts")
+      tasks_state | jq -c --argjson n "$limit" --argjson all "$all" \
+        '[.[] | select($all or (has("endtime") | not))] | sort_by(-.starttime) | .[:$n]' ;;
     "prune-job remove" | "verify-job remove")
       pbs_state | jq -c --arg c "${group}s" --arg id "${POS[0]}" '.[$c] |= map(select(.id != $id))' | pbs_save ;;
     # api2::access::user::list_users returns the User structs of pbs-api-types/src/user.rs, whose

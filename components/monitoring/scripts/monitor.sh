@@ -21,6 +21,12 @@
 #                each directory is a mount point and is not fuller than the threshold
 #   MONITOR_SMART_DEVICES
 #                each device exists and smartctl -H calls it healthy
+#   MONITOR_PBS_VERIFY, MONITOR_PBS_PREFIX
+#                each PBS verify job ("<datastore>:<job id>:<max age seconds>", space separated):
+#                its newest finished run in PBS's task list (proxmox-backup-manager task list, the
+#                1000 newest tasks, through the prefix when PBS runs in a container) ended OK, and
+#                no longer ago than the max age (its schedule's interval plus grace); none at all
+#                counts as stale
 #   MONITOR_RESTORE_JOBS, MONITOR_RTO_SECONDS [MONITOR_RESTORE_RTO_SECONDS]
 #                the last restore test succeeded and its restore_seconds is within the RTO
 #                (MONITOR_RESTORE_RTO_SECONDS: "job=seconds ..." for a drill of a copy that another
@@ -366,6 +372,64 @@ check_replica() {
   fi
 }
 
+# pbs_tasks: "worker_type<TAB>worker_id<TAB>endtime<TAB>status<TAB>upid" of each task in the PBS
+# task list on stdin (compact JSON, one flat object per task; endtime empty while it runs).
+pbs_tasks() {
+  { grep -o '{[^{}]*}' || true; } | awk '
+    function f(k,   m) {
+      if (match($0, "\"" k "\": *\"[^\"]*\"")) {
+        m = substr($0, RSTART, RLENGTH); sub(/^"[^"]*": *"/, "", m); sub(/"$/, "", m); return m
+      }
+      if (match($0, "\"" k "\": *[0-9]+")) {
+        m = substr($0, RSTART, RLENGTH); sub(/^"[^"]*": */, "", m); return m
+      }
+      return ""
+    }
+    { gsub(/\t/, " "); print f("worker_type") "\t" f("worker_id") "\t" f("endtime") "\t" f("status") "\t" f("upid") }'
+}
+
+check_pbs_verify() {
+  local -a prefix=() items=()
+  read -r -a items <<< "${MONITOR_PBS_VERIFY:-}"
+  [ "${#items[@]}" -gt 0 ] || return 0
+  read -r -a prefix <<< "${MONITOR_PBS_PREFIX:-}"
+  local out tasks item store job max type id end status upid newest newest_status newest_upid age
+  if ! out=$("${prefix[@]}" proxmox-backup-manager task list --all true --limit 1000 --output-format json 2>&1); then
+    for item in "${items[@]}"; do
+      IFS=: read -r store job max <<< "$item"
+      bad pbs-verify "$store" "cannot read PBS's task list to check the verify job $job of datastore $store: $(printf '%s' "$out" | tail -n 1)"
+    done
+    return 0
+  fi
+  tasks=$(pbs_tasks <<< "$out")
+  for item in "${items[@]}"; do
+    IFS=: read -r store job max <<< "$item"
+    newest=0
+    newest_status=""
+    newest_upid=""
+    while IFS=$'\t' read -r type id end status upid; do
+      { [ "$type" = verificationjob ] && [ "$id" = "$store:$job" ]; } || continue
+      # a run still going has no end yet: the previous one is the last result
+      { [[ $end =~ ^[0-9]+$ ]] && [ "$end" -gt "$newest" ]; } || continue
+      newest=$end
+      newest_status=$status
+      newest_upid=$upid
+    done <<< "$tasks"
+    label "$store"
+    METRICS+=("backup321_pbs_verify_last_end_timestamp_seconds{datastore=\"$LABEL\"} $newest")
+    age=$((NOW - newest))
+    if [ "$newest" = 0 ]; then
+      bad pbs-verify "$store" "PBS datastore $store has no finished run of its verify job $job in PBS's task list: nothing says its chunks are still readable (is the job there, and its schedule?)"
+    elif [ "$newest_status" != OK ]; then
+      bad pbs-verify "$store" "the last verify of PBS datastore $store ($job, ended $(date -u -d "@$newest" +%Y-%m-%dT%H:%M:%SZ)) failed: ${newest_status:-no status}; its log: proxmox-backup-manager task log '$newest_upid'"
+    elif [ "$age" -gt "$max" ]; then
+      bad pbs-verify "$store" "the last verify of PBS datastore $store ($job) ended $(hours "$age") ago, more than $(hours "$max"): the verify job has stopped running (its schedule, the disk, PBS itself?)"
+    else
+      ok pbs-verify "$store"
+    fi
+  done
+}
+
 # The alert channels themselves: a channel that cannot deliver is an alert that will never arrive.
 check_channels() {
   local conf=${B321_ALERT_ENV:-$B321_ETC/alert.env} email webhook
@@ -438,6 +502,7 @@ main() {
   check_smart
   check_restore_tests
   check_replica
+  check_pbs_verify
   check_channels
   write_metrics
   b321_set checks_total "$CHECKS"
