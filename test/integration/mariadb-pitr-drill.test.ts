@@ -10,7 +10,7 @@ import { spawn } from "node:child_process";
 import { expectFileContracts } from "../harness/contracts";
 import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
 import { run } from "../harness/proc";
-import { physicalInstall, seedSchema, type Install } from "./mariadb-fixture";
+import { createBackupUser, physicalInstall, seedSchema, type Install } from "./mariadb-fixture";
 import {
   checkpointSchema,
   contractProblems,
@@ -305,4 +305,50 @@ test("tables above the size limit are recorded as skipped, not read", () => {
         : expect.stringMatching(/^skipped: 0 MiB, above the limit of 0 MiB$/),
     });
   }
+});
+
+test("a logical full: the drill recovers the dump and the binlogs of its one database, and compares the same way", async () => {
+  const secrets = path.join(root, "etc", "secrets");
+  createBackupUser(server, "backup_log", "Log0Pass", "logical", [DB], `${secrets}/log.cnf`);
+  const o = {
+    method: "logical" as const,
+    compression: "gzip" as const,
+    clientCnf: `${secrets}/log.cnf`,
+    backupDir: path.join(root, "logical-backups"),
+    binlogBackupDir: path.join(root, "logical-binlogs"),
+  };
+  expect(box.runScript("mariadb-full.sh", box.env("mariadb-full", o, "logical")).code).toBe(0);
+  await new Promise((r) => setTimeout(r, 1100));
+  server.sql(
+    `INSERT INTO ${DB}.clients (nom, email) VALUES ('apres-logique', 'l@example.ma');` +
+      `UPDATE ${DB}.produits SET prix = prix * 2 WHERE id % 5 = 0;`,
+  );
+  const ship = box.runScript("mariadb-binlogs.sh", box.env("mariadb-binlogs", o, "logical"));
+  expect(ship.stderr).toContain("finished: success");
+  const env = box.env(DRILL, o, "logical");
+  const r = box.runScript("mariadb-pitr-drill.sh", env);
+  expect(r.stderr).toContain("finished: success");
+  expect(r.code).toBe(0);
+  expect(box.status(DRILL)).toMatchObject({ result: "success", tables: 8, tables_skipped: 1 });
+  expect(String(box.status(DRILL).file)).toMatch(/\.sql\.gz\.enc$/);
+  expect(scratchLeft()).toEqual([]);
+  expect(scratchServers()).toBe("");
+});
+
+test("a checkpoint goes when its binlog's copy goes (the drill could not replay to it)", () => {
+  const before = checkpoints();
+  const oldest = before[0];
+  const copy = path.join(shipped(), `${oldest.body.binlog_identity}.zst.enc`);
+  // the copy gone as pruning removes one, and the server's own binlog purged long ago
+  const next = `mysql-bin.${String(Number(oldest.body.binlog_file.split(".")[1]) + 1).padStart(6, "0")}`;
+  server.sql(`PURGE BINARY LOGS TO '${next}'`);
+  fs.rmSync(copy);
+  fs.rmSync(`${copy}.sha256`);
+  ship();
+  const after = checkpoints().map((c) => c.name);
+  expect(after).not.toContain(oldest.name);
+  // the others stay, and this run added its own
+  expect(after.slice(0, -1)).toEqual(
+    before.filter((c) => c.body.binlog_identity !== oldest.body.binlog_identity).map((c) => c.name),
+  );
 });
