@@ -8,15 +8,15 @@
 #
 # Each run also records a checkpoint, <dest>/checkpoints/<stamp>.<identity>.<position>.json.enc
 # (encrypted like the binlogs; fields: components/host/file-contracts.ts CHECKPOINT_FIELDS), which
-# the PITR drill restores to and compares
-# exactly: a binlog position and the CHECKSUM TABLE of every table at that position. Consistency:
-# the checksums are taken inside START TRANSACTION WITH CONSISTENT SNAPSHOT, whose binlog position
-# InnoDB reports (binlog_snapshot_file/position, as the full's row counts), and CHECKSUM TABLE reads
-# that snapshot (a consistent read: a commit made meanwhile is not in it; it commits nothing). So no
-# FLUSH TABLES WITH READ LOCK, nothing blocks the application's writes, and the position is the
-# exact point the drill's replay stops at. The snapshot is taken before the flush, so its binlog is
-# closed and shipped by this same run. Its cost is one read of each table per run: tables bigger
-# than MARIADB_CHECKPOINT_MAX_TABLE_MB (data_length), and tables of an engine without consistent
+# the PITR drill recovers to and compares exactly: a binlog position and the CHECKSUM TABLE of
+# every table at that position. Consistency: the checksums are taken inside START TRANSACTION WITH
+# CONSISTENT SNAPSHOT, whose binlog position InnoDB reports (binlog_snapshot_file/position, as for
+# the full's row counts), and CHECKSUM TABLE reads that snapshot (a consistent read: a commit made
+# meanwhile is not in it; it commits nothing). So no FLUSH TABLES WITH READ LOCK: writes go on
+# (only DDL on a table waits for its checksum, on the metadata lock), and the position is the exact
+# point the drill's replay stops at. The snapshot is taken before the flush, so its binlog is closed
+# and shipped by this same run. Its cost is one read of each table per run: tables bigger than
+# MARIADB_CHECKPOINT_MAX_TABLE_MB (data_length), and tables of an engine without consistent
 # snapshots (MyISAM, Aria...), are recorded as "skipped: <why>" and left out of the comparison. A
 # checkpoint that cannot be taken is a warning of the run: shipping (the RPO) goes on without it.
 set -Eeuo pipefail
