@@ -5,6 +5,7 @@ const project = (name) => ({
   testEnvironment: "node",
   transform: { "^.+\\.ts$": "ts-jest" },
   testMatch: [`<rootDir>/test/${name}/**/*.test.ts`],
+  setupFiles: ["<rootDir>/test/pin-clock.ts"],
 });
 module.exports = {
   projects: [project("unit"), project("render"), project("integration"), project("lifecycle")],

@@ -123,6 +123,8 @@ export interface EnvOptions {
   readonly replicaMaxLag?: number;
   /** ...and hands each verified full to the primary this way. */
   readonly handoff?: Handoff;
+  /** Every key ever used, one per line (key rotation). Defaults to none. */
+  readonly keyring?: string;
   /** The shipping checkpoint's table size limit. Defaults to 256. */
   readonly checkpointMaxTableMb?: number;
 }
@@ -207,6 +209,7 @@ export function installScripts(root: string, server: MariaDbServer, base: EnvOpt
           clientCnf: e.clientCnf,
           keyFile: e.keyFile,
           keyFingerprint: e.keyFingerprint ?? stackFingerprint,
+          keyring: e.keyring,
           databases: e.databases,
           method: e.method,
           compression: e.compression,

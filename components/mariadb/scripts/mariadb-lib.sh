@@ -223,6 +223,30 @@ mdb_decrypt() {
   fi
 }
 
+# mdb_decrypt_any FILE OUT [FILTER...]: FILE decrypted (then through FILTER, e.g. zstd -d -q -c)
+# into OUT with the key that opens it: the current one first, then the ring's older ones (zstd's
+# frame checksum, or the caller's parse, tells a wrong key). What records no key (binlogs,
+# checkpoints) opens this way. MDB_PIPE_STATUS: the last try's decrypt and filter statuses.
+MDB_PIPE_STATUS=()
+mdb_decrypt_any() {
+  local f=$1 out=$2 fp
+  shift 2
+  local -a filter=("$@")
+  [ ${#filter[@]} -gt 0 ] || filter=(cat)
+  mdb_load_keys
+  for fp in "" "${!MDB_KEYS[@]}"; do
+    [ -z "$fp" ] || [ "$fp" != "${MARIADB_KEY_FINGERPRINT:-}" ] || continue
+    MDB_DECRYPT_KEY=${fp:+${MDB_KEYS[$fp]}}
+    set +e
+    mdb_decrypt "$f" 2>/dev/null | "${filter[@]}" >"$out" 2>/dev/null
+    MDB_PIPE_STATUS=("${PIPESTATUS[@]}")
+    set -e
+    [ "${MDB_PIPE_STATUS[0]}${MDB_PIPE_STATUS[1]}" != 00 ] || break
+  done
+  MDB_DECRYPT_KEY=""
+  [ "${MDB_PIPE_STATUS[0]}${MDB_PIPE_STATUS[1]}" = 00 ]
+}
+
 # mdb_read_full FILE: FILE's bytes on stdout, with the restore's progress (of its size) logged.
 mdb_read_full() {
   local size
@@ -309,7 +333,7 @@ mdb_full_problem() {
     echo "$got bytes, its manifest recorded ${want:-none}"
   elif want=$(mdb_manifest_get "$m" key_fingerprint) && [ -n "$want" ] &&
     [ -n "${MARIADB_KEY_FINGERPRINT:-}" ] && ! mdb_has_key "$want"; then
-    echo "encrypted with a key this host does not hold (fingerprint $want), none of the stack's"
+    echo "encrypted with a key this host does not hold (fingerprint $want): pulumi up writes every key of the stack to the ring (RUNBOOK.md, Encryption keys)"
   elif want=$(mdb_manifest_get "$m" sha256) && got=$(b321_sha256 "$file") && [ "$want" != "$got" ]; then
     echo "sha256 $got differs from its manifest (${want:-none})"
   fi
@@ -558,21 +582,9 @@ mdb_open_binlog() {
       b321_fail "the shipped binlog $f does not match its $f.sha256: it is corrupted (restore it from the bucket or the NAS)"
   fi
   out=$MDB_REPLAY_DIR/$name
-  # A binlog records no key: the current one first, then the ring's older ones (zstd's frame
-  # checksum tells the right one from a wrong one).
-  local fp st=()
-  mdb_load_keys
-  for fp in "" "${!MDB_KEYS[@]}"; do
-    [ -z "$fp" ] || [ "$fp" != "${MARIADB_KEY_FINGERPRINT:-}" ] || continue
-    MDB_DECRYPT_KEY=${fp:+${MDB_KEYS[$fp]}}
-    set +e
-    mdb_decrypt "$f" 2>/dev/null | zstd -d -q -c >"$out" 2>/dev/null
-    st=("${PIPESTATUS[@]}")
-    set -e
-    [ "${st[0]}${st[1]}" != 00 ] || break
-  done
-  MDB_DECRYPT_KEY=""
-  mdb_check_pipe "${st[@]}" -- "decrypting $f (with none of the keys: corrupted file, or a key missing from the ring?)" "decompressing $f"
+  # A binlog records no key: the one that opens it (mdb_decrypt_any).
+  mdb_decrypt_any "$f" "$out" zstd -d -q -c ||
+    mdb_check_pipe "${MDB_PIPE_STATUS[@]}" -- "decrypting $f (with none of the keys: corrupted file, or a key missing from the ring?)" "decompressing $f"
   MDB_OPENED=$out
 }
 

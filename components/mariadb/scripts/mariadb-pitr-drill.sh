@@ -117,8 +117,8 @@ main() {
   chmod 0755 -- "$WORK"
   # the plain checkpoint stays in the private work directory (the datadir gets its own)
   ckpt=$WORK/checkpoint.json
-  mdb_decrypt "$found" >"$ckpt" 2>/dev/null ||
-    b321_fail "the checkpoint $found does not decrypt with the stack's key (corrupted?)"
+  mdb_decrypt_any "$found" "$ckpt" ||
+    b321_fail "the checkpoint $found does not decrypt with any of the stack's keys (corrupted?)"
   [[ $name =~ $MDB_CHECKPOINT_RE ]]
   nb=$(mdb_checkpoint_get "$ckpt" not_before_epoch)
   bfile=$(mdb_checkpoint_get "$ckpt" binlog_file)

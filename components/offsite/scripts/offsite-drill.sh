@@ -180,7 +180,7 @@ main() {
     b321_fail "$key.manifest.json from the bucket does not say verified"
   fp=$(mdb_manifest_get "$SCRATCH/$name.manifest.json" key_fingerprint)
   [ -z "$fp" ] || mdb_has_key "$fp" ||
-    b321_fail "$key was encrypted with a key this host does not hold (fingerprint $fp), none of the stack's"
+    b321_fail "$key was encrypted with a key this host does not hold (fingerprint $fp): pulumi up writes every key of the stack to the ring (RUNBOOK.md, Encryption keys)"
   # a full made before a rotation opens with its own key, from the ring
   mdb_use_key "$fp"
 

@@ -18,6 +18,8 @@ import {
 import { evidenceCommand } from "../../host/render";
 import { renderCopiesDiagram } from "./diagram";
 import { keySteps } from "./keys";
+import { generationStart, keyGeneration } from "../../../stacks/model/rotation";
+import { now } from "../../../stacks/clock";
 import { scenarios } from "./scenarios";
 import { renderScenario, renderStep } from "./steps";
 
@@ -87,6 +89,24 @@ function whoToCall(site: Site): string[] {
   ];
 }
 
+/** Encryption keys: the database key's generations and what each opens (site.rotation). */
+function encryptionKeysLines(site: Site): string[] {
+  const r = site.rotation;
+  if (!site.mariadb || !r) return [];
+  const generation = keyGeneration(r, now());
+  const every = r.months === 1 ? "every month" : `every ${r.months} months`;
+  return [
+    `- **Encryption keys** of the database fulls and binlogs: rotated ${every} (\`rotation\`), at the`,
+    "  first `pulumi up` of the period. Every generation stays in the stack and in",
+    "  `mariadb-backup.keyring` beside the key file: a full opens with the key its manifest's",
+    "  `key_fingerprint` names, a binlog with the generation it was shipped under.",
+    ...Array.from({ length: generation + 1 }, (_, i) => {
+      const until = i < generation ? ` until ${generationStart(r, i + 1)}` : " (current)";
+      return `  - generation ${i}: from ${generationStart(r, i)}${until}`;
+    }),
+  ];
+}
+
 function keysSection(site: Site, stack: string): string[] {
   const secrets = requiredSecrets(site);
   return [
@@ -103,6 +123,7 @@ function keysSection(site: Site, stack: string): string[] {
     "  them typed: `pulumi up` puts them back on the rebuilt hosts. To read one without the hosts,",
     "  see the queries below.",
     `- **On the hosts**: 0600 files in ${onHosts(site, (p) => p.secrets, "")} (lost with the host; \`pulumi up\` puts them back).`,
+    ...encryptionKeysLines(site),
     "",
     "Check once a quarter that the escrowed passphrase still opens the stack: `pulumi config --show-secrets` from a clean checkout.",
     "",

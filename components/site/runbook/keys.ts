@@ -7,6 +7,8 @@ import { keyResource } from "../../mariadb/render";
 import { writerKeyResource } from "../../offsite/render";
 import { passwordResource } from "../../restic/render";
 import { LAPTOP, USE_PASSPHRASE, type Step } from "./steps";
+import { keyGeneration } from "../../../stacks/model/rotation";
+import { now } from "../../../stacks/clock";
 
 /** jq's reveal: a secret output of `pulumi stack export --show-secrets` is {"plaintext": JSON}. */
 const REVEAL =
@@ -56,14 +58,26 @@ export function keySteps(site: Site, stack: string): Step[] {
             "restic-s3.aws",
           )),
     );
-  if (site.mariadb)
+  if (site.mariadb) {
+    // the current key, then each older generation (a full made before a rotation needs its own)
+    const key = keyResource(partName.mariadb(SITE_RESOURCE));
+    const generation = keyGeneration(site.rotation, now());
     sh.push(
       ...query(
-        keyResource(partName.mariadb(SITE_RESOURCE)),
+        generation === 0 ? key : `${key}-${generation}`,
         ".outputs.result | reveal",
         "mariadb.key",
       ),
     );
+    for (let i = 0; i < generation; i++)
+      sh.push(
+        ...query(
+          i === 0 ? key : `${key}-${i}`,
+          ".outputs.result | reveal",
+          `mariadb-generation-${i}.key`,
+        ),
+      );
+  }
   sh.push(`ls -l "${KEYS}"`);
   return [
     {

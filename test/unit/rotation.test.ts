@@ -1,0 +1,118 @@
+// Key rotation under mocks: prod (rotation every month since 2026-12) planned two months on brings
+// key generations 1 and 2, the current one in the key file, every one in the ring, a new backup
+// user password, and the runbook lists each generation with its months.
+import { runStack, type Registration } from "../harness/program";
+import { pushedFiles } from "../../infra/plan";
+import { isSecretValue, reveal } from "../../infra/mockRuntime";
+import { keyGeneration, generationStart } from "../../stacks/model/rotation";
+import { parseSite, SiteError } from "../../stacks/load";
+import { readStackFile } from "../../infra/stackFile";
+
+const at = async (when: string): Promise<Registration[]> => {
+  const saved = process.env.BACKUP321_NOW;
+  process.env.BACKUP321_NOW = when;
+  try {
+    return await runStack("prod");
+  } finally {
+    process.env.BACKUP321_NOW = saved;
+  }
+};
+
+let now: Registration[];
+let later: Registration[];
+
+beforeAll(async () => {
+  now = await at("2026-12-15T12:00:00Z");
+  later = await at("2027-02-03T08:00:00Z");
+}, 120_000);
+
+const keys = (rs: Registration[]) =>
+  rs
+    .filter((r) => r.type === "random:index/randomPassword:RandomPassword")
+    .map((r) => r.name)
+    .filter((n) => /^backup321-mariadb-key(-\d+)?$/.test(n));
+
+test("the generation counts whole periods from `since`, never below 0", () => {
+  const r = { months: 1, since: "2026-12" };
+  expect(keyGeneration(r, new Date("2026-11-30T00:00:00Z"))).toBe(0);
+  expect(keyGeneration(r, new Date("2026-12-31T23:59:59Z"))).toBe(0);
+  expect(keyGeneration(r, new Date("2027-01-01T00:00:00Z"))).toBe(1);
+  expect(keyGeneration({ months: 3, since: "2026-12" }, new Date("2027-05-20T00:00:00Z"))).toBe(1);
+  expect(keyGeneration(undefined, new Date("2030-01-01T00:00:00Z"))).toBe(0);
+  expect(generationStart({ months: 3, since: "2026-11" }, 2)).toBe("2027-05");
+});
+
+test("a bad rotation names its key and the fix", () => {
+  const raw = structuredClone(readStackFile("prod").config["backup321:site"]) as Record<
+    string,
+    unknown
+  >;
+  raw.rotation = { months: 0, since: "2026-13" };
+  expect(() => parseSite(raw)).toThrow(SiteError);
+  try {
+    parseSite(raw);
+  } catch (e) {
+    const msg = String((e as Error).message);
+    expect(msg).toContain("rotation.months: must be at least 1 (months between two rotations)");
+    expect(msg).toContain("rotation.since: must be a month, YYYY-MM (e.g. 2026-12)");
+  }
+});
+
+test("two periods on: generations 1 and 2 are new protected keys, generation 0 keeps its name", () => {
+  expect(keys(now)).toEqual(["backup321-mariadb-key"]);
+  expect(keys(later).sort()).toEqual([
+    "backup321-mariadb-key",
+    "backup321-mariadb-key-1",
+    "backup321-mariadb-key-2",
+  ]);
+  for (const r of later.filter((x) => keys([x]).length > 0)) expect(r.options.protect).toBe(true);
+});
+
+test("the key file holds the current generation, the ring every one, both secret files", () => {
+  const file = (rs: Registration[], p: string) =>
+    pushedFiles(rs).find((f) => f.host === "db-srv" && f.path === p)!;
+  // the mocks give each RandomPassword the result mock-password-<name>
+  const result = (name: string) => `mock-password-${name}`;
+  const keyFile = file(later, "/etc/backup321/secrets/mariadb-backup.key");
+  const ring = file(later, "/etc/backup321/secrets/mariadb-backup.keyring");
+  expect(keyFile.content).toBeUndefined(); // secret: not in the plan
+  const stdin = (rs: Registration[], name: string) =>
+    rs.find((r) => r.name === name)!.inputs.stdin as unknown;
+  const keyStdin = stdin(later, "backup321-mariadb-key-file-file");
+  const ringStdin = stdin(later, "backup321-mariadb-keyring-file");
+  expect(isSecretValue(keyStdin)).toBe(true);
+  expect(isSecretValue(ringStdin)).toBe(true);
+  expect(reveal(keyStdin)).toBe(`${result("backup321-mariadb-key-2")}\n`);
+  expect(reveal(ringStdin)).toBe(
+    ["backup321-mariadb-key", "backup321-mariadb-key-1", "backup321-mariadb-key-2"]
+      .map((n) => `${result(n)}\n`)
+      .join(""),
+  );
+  expect(ring.path).toBe("/etc/backup321/secrets/mariadb-backup.keyring");
+  // the replica gets the same ring
+  expect(
+    pushedFiles(later).some(
+      (f) => f.host === "db-replica" && f.path === "/etc/backup321/secrets/mariadb-backup.keyring",
+    ),
+  ).toBe(true);
+});
+
+test("the backup user's password is replaced by the rotation, not before", () => {
+  const password = (rs: Registration[]) =>
+    rs.find((r) => r.name === "backup321-mariadb-password")!.inputs;
+  expect(password(now).keepers).toBeUndefined();
+  expect(password(later).keepers).toEqual({ generation: "2" });
+});
+
+test("the runbook lists each generation with its months, and how to read every key", () => {
+  const runbook = String(
+    pushedFiles(later).find((f) => f.host === "db-srv" && f.path === "/etc/backup321/RUNBOOK.md")!
+      .content,
+  );
+  expect(runbook).toContain("rotated every month (`rotation`)");
+  expect(runbook).toContain("  - generation 0: from 2026-12 until 2027-01");
+  expect(runbook).toContain("  - generation 1: from 2027-01 until 2027-02");
+  expect(runbook).toContain("  - generation 2: from 2027-02 (current)");
+  expect(runbook).toContain('endswith("::backup321-mariadb-key-2")');
+  expect(runbook).toContain('$HOME/b321-keys/mariadb-generation-1.key"');
+});
