@@ -8,6 +8,7 @@ import { changes, summarize } from "../harness/engine";
 import { DATABASE, SUDO_USER } from "../harness/lifecycle";
 import { run } from "../harness/proc";
 import { FILE, host, mariadb, repos, Scenario, type RepoInput } from "../harness/scenario";
+import { startOn } from "../integration/mariadb-fixture";
 
 let sc: Scenario;
 
@@ -236,4 +237,92 @@ test("a restic repository added and one removed: the removed one's data and pass
   expect(fs.existsSync(path.join(docsRepo, "config"))).toBe(true);
   expect(restic(docsRepo, docsPassword, "cat", "config").code).toBe(0);
   expect(fs.existsSync(path.join(sc.target.files.disk, "restic-extra", "config"))).toBe(true);
+});
+
+/** What one key rotation does (README "Rotations by the calendar"). */
+const rotationSteps = (generation: number) => [
+  `create backup321-mariadb-key-${generation}`,
+  FILE("backup321-mariadb-keyring"),
+  FILE("backup321-mariadb-key-file"),
+  "create-replacement backup321-mariadb-password",
+  "replace backup321-mariadb-password",
+  "delete-replaced backup321-mariadb-password",
+  "update backup321-mariadb-user",
+  FILE("backup321-mariadb-client-cnf"),
+  // the new key's fingerprint, in every MariaDB job's env file
+  ...["full", "binlogs", "restore-test", "pitr"].map((j) => FILE(`backup321-mariadb-${j}-env`)),
+  // RUNBOOK.md lists the generations
+  FILE("backup321-db-monitor-runbook"),
+  FILE("backup321-files-monitor-runbook"),
+];
+
+test("two monthly key rotations: a full from before each rotation and the newest restore", async () => {
+  const db = sc.target.db;
+  const sql = (q: string) => sc.target.mariadb.sql(q, DATABASE);
+  const keyFile = path.join(db.paths.secrets, "mariadb-backup.key");
+  const ring = path.join(db.paths.secrets, "mariadb-backup.keyring");
+  const pause = () => new Promise((r) => setTimeout(r, 1100));
+  /** A full now (the real job), then the time just after it: PITR to there starts from it. */
+  const full = async (): Promise<{ file: string; until: string }> => {
+    const r = run(path.join(db.paths.sbin, "b321-mariadb-full"), [], { timeoutMs: 300_000 });
+    expect(r.code).toBe(0);
+    const file = String(
+      JSON.parse(fs.readFileSync(path.join(db.paths.status, "mariadb-full.json"), "utf8")).file,
+    );
+    await pause();
+    const until = new Date().toISOString().slice(0, 19).replace("T", " ");
+    await pause();
+    return { file, until };
+  };
+  sql("CREATE TABLE rotation_marks (g INT PRIMARY KEY)");
+  sql("INSERT INTO rotation_marks VALUES (0)");
+  const marks = [await full()];
+  const saved = process.env.BACKUP321_NOW;
+  try {
+    for (const [generation, when] of [
+      [1, "2027-01-10T09:00:00Z"],
+      [2, "2027-02-10T09:00:00Z"],
+    ] as const) {
+      const before = fs.readFileSync(keyFile, "utf8");
+      process.env.BACKUP321_NOW = when;
+      await sc.converge((s) => {
+        s.rotation = { months: 1, since: "2026-12" };
+        // every full of this test stays (each converge's jobs make one too)
+        mariadb(s).retention = { ...(mariadb(s).retention ?? {}), fulls: 12 };
+      }, rotationSteps(generation));
+      expect(fs.readFileSync(keyFile, "utf8")).not.toBe(before);
+      const lines = fs.readFileSync(ring, "utf8").trim().split("\n");
+      expect(lines).toHaveLength(generation + 1);
+      expect(lines).toContain(fs.readFileSync(keyFile, "utf8").trim());
+      expect(fs.statSync(ring).mode & 0o777).toBe(0o600);
+      sql(`INSERT INTO rotation_marks VALUES (${generation})`);
+      marks.push(await full());
+    }
+  } finally {
+    process.env.BACKUP321_NOW = saved;
+  }
+  const fingerprints = marks.map(
+    (m) => JSON.parse(fs.readFileSync(`${m.file}.manifest.json`, "utf8")).key_fingerprint,
+  );
+  expect(new Set(fingerprints).size).toBe(3);
+  // each full restores with its own key, and its binlogs replay up to just after it
+  for (const [i, m] of marks.entries()) {
+    const target = path.join(sc.target.base, `rotation-restore-${i}`);
+    const r = run(
+      path.join(db.paths.sbin, "b321-mariadb-pitr"),
+      ["--until", m.until, "--tz", "UTC", "--target-datadir", target],
+      { timeoutMs: 300_000 },
+    );
+    expect([i, r.code, r.stderr.slice(-400)]).toEqual([i, 0, expect.anything()]);
+    expect(r.stderr).toContain(path.basename(m.file));
+    const restored = await startOn(target);
+    try {
+      expect(restored.sql(`SELECT g FROM ${DATABASE}.rotation_marks ORDER BY g`).trim()).toBe(
+        Array.from({ length: i + 1 }, (_, g) => String(g)).join("\n"),
+      );
+    } finally {
+      await restored.stop();
+      fs.rmSync(target, { recursive: true, force: true });
+    }
+  }
 });
