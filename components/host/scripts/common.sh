@@ -650,6 +650,29 @@ b321_require_mount() {
 
 # b321_sha256 FILE: prints the file's sha256. openssl's is several times faster than sha256sum
 # (SHA extensions), which matters on multi-GB backups; same digest either way.
+# b321_ssh_cmd KEY PORT KNOWN_HOSTS: B321_SSH, the ssh command a job reaches another host with (its
+# own key only, the host key pinned, no prompt; for rsync -e "${B321_SSH[*]}" too: no argument of
+# it may hold a space).
+B321_SSH=()
+b321_ssh_cmd() {
+  B321_SSH=(ssh -i "$1" -p "$2" -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes
+    -o "UserKnownHostsFile=$3" -o ConnectTimeout=30 -o ServerAliveInterval=30 -o LogLevel=ERROR)
+}
+
+# b321_aws_env CREDENTIALS REGION [ENDPOINT] [CA_BUNDLE] [CHECKSUM_CALCULATION]: the aws CLI's
+# environment for a job, credentials only from the 0600 file (nothing from the environment or
+# ~/.aws), and B321_AWS_OPTS, its endpoint and CA bundle options.
+B321_AWS_OPTS=()
+b321_aws_env() {
+  unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE
+  export AWS_SHARED_CREDENTIALS_FILE=$1 AWS_CONFIG_FILE=/dev/null
+  export AWS_DEFAULT_REGION=$2 AWS_EC2_METADATA_DISABLED=true
+  export AWS_REQUEST_CHECKSUM_CALCULATION=${5:-when_supported}
+  B321_AWS_OPTS=()
+  [ -z "${3:-}" ] || B321_AWS_OPTS+=(--endpoint-url "$3")
+  [ -z "${4:-}" ] || B321_AWS_OPTS+=(--ca-bundle "$4")
+}
+
 b321_sha256() {
   local f=$1
   [[ $f == /* ]] || f=./$f

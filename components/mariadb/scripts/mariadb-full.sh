@@ -239,16 +239,14 @@ handoff() {
     [ -n "${!v:-}" ] || b321_fail "$v is missing from the env file"
   done
   [ -r "$MARIADB_HANDOFF_KEY" ] || b321_fail "no handoff key at $MARIADB_HANDOFF_KEY (pulumi up creates it)"
-  local -a ssh_cmd=(ssh -i "$MARIADB_HANDOFF_KEY" -p "$MARIADB_HANDOFF_PORT" -o BatchMode=yes
-    -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o "UserKnownHostsFile=$MARIADB_HANDOFF_KNOWN_HOSTS"
-    -o ConnectTimeout=30 -o ServerAliveInterval=30 -o LogLevel=ERROR)
+  b321_ssh_cmd "$MARIADB_HANDOFF_KEY" "$MARIADB_HANDOFF_PORT" "$MARIADB_HANDOFF_KNOWN_HOSTS"
   local to=$MARIADB_HANDOFF_USER@$MARIADB_HANDOFF_ADDRESS
   local kept="$name is verified and kept here, but the primary's PITR, NAS sync and upload still have only the previous full"
   b321_log "handing $name to the primary $MARIADB_HANDOFF_ADDRESS"
-  timeout "${MARIADB_HANDOFF_TIMEOUT:-3600}" rsync -t --timeout=600 -e "${ssh_cmd[*]}" -- \
+  timeout "${MARIADB_HANDOFF_TIMEOUT:-3600}" rsync -t --timeout=600 -e "${B321_SSH[*]}" -- \
     "$full" "$full.manifest.json" "$to:$MARIADB_HANDOFF_DIR/.incoming/" ||
     b321_fail "sending the full to the primary $MARIADB_HANDOFF_ADDRESS failed: $kept"
-  out=$("${ssh_cmd[@]}" "$to" "accept $name" 2>&1) ||
+  out=$("${B321_SSH[@]}" "$to" "accept $name" 2>&1) ||
     b321_fail "the primary $MARIADB_HANDOFF_ADDRESS did not accept the full (${out//$'\n'/ }): $kept"
   grep -qxF -- "accepted $name" <<<"$out" || grep -qxF -- "accepted $name (already here)" <<<"$out" ||
     b321_fail "the primary $MARIADB_HANDOFF_ADDRESS answered '${out//$'\n'/ }' to accept $name: $kept"

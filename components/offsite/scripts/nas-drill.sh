@@ -22,7 +22,6 @@ source "${BASH_SOURCE[0]%/*}/common.sh"
 b321_kind drill
 b321_start "$@"
 
-ssh_cmd=()
 SCRATCH=""
 
 remove_scratch() {
@@ -30,7 +29,7 @@ remove_scratch() {
 }
 
 nas() {
-  "${ssh_cmd[@]}" "$NAS_USER@$NAS_ADDRESS" "$@"
+  "${B321_SSH[@]}" "$NAS_USER@$NAS_ADDRESS" "$@"
 }
 
 check_config() {
@@ -40,9 +39,7 @@ check_config() {
   done
   [ -r "$NAS_KEY" ] || b321_fail "no sync key at $NAS_KEY (pulumi up creates it)"
   [ -s "$NAS_KNOWN_HOSTS" ] || b321_fail "no pinned NAS host key in $NAS_KNOWN_HOSTS"
-  ssh_cmd=(ssh -i "$NAS_KEY" -p "$NAS_PORT" -o BatchMode=yes -o IdentitiesOnly=yes
-    -o StrictHostKeyChecking=yes -o "UserKnownHostsFile=$NAS_KNOWN_HOSTS"
-    -o ConnectTimeout=30 -o ServerAliveInterval=30 -o LogLevel=ERROR)
+  b321_ssh_cmd "$NAS_KEY" "$NAS_PORT" "$NAS_KNOWN_HOSTS"
 }
 
 # manifest_field MANIFEST KEY: a scalar field of a full's manifest (one field per line, as written).
@@ -127,7 +124,7 @@ main() {
   t0=$(date +%s)
   rc=0
   # exactly the read-only command line nas-receive.sh accepts (rsync --server --sender ... ROOT/latest/)
-  timeout "${NAS_TIMEOUT:-3600}" rsync -a --timeout=600 -e "${ssh_cmd[*]}" -- \
+  timeout "${NAS_TIMEOUT:-3600}" rsync -a --timeout=600 -e "${B321_SSH[*]}" -- \
     "$NAS_USER@$NAS_ADDRESS:$NAS_PATH/latest/" "$SCRATCH/" >&2 || rc=$?
   [ "$rc" -eq 0 ] || b321_fail "reading snapshot $latest back from the NAS failed (rsync exit $rc)"
 

@@ -15,10 +15,9 @@ set -Eeuo pipefail
 source "${BASH_SOURCE[0]%/*}/common.sh"
 b321_start "$@"
 
-ssh_cmd=()
 
 nas() {
-  "${ssh_cmd[@]}" "$NAS_USER@$NAS_ADDRESS" "$@"
+  "${B321_SSH[@]}" "$NAS_USER@$NAS_ADDRESS" "$@"
 }
 
 check_config() {
@@ -28,9 +27,7 @@ check_config() {
   done
   [ -r "$NAS_KEY" ] || b321_fail "no sync key at $NAS_KEY (pulumi up creates it)"
   [ -s "$NAS_KNOWN_HOSTS" ] || b321_fail "no pinned NAS host key in $NAS_KNOWN_HOSTS"
-  ssh_cmd=(ssh -i "$NAS_KEY" -p "$NAS_PORT" -o BatchMode=yes -o IdentitiesOnly=yes
-    -o StrictHostKeyChecking=yes -o "UserKnownHostsFile=$NAS_KNOWN_HOSTS"
-    -o ConnectTimeout=30 -o ServerAliveInterval=30 -o LogLevel=ERROR)
+  b321_ssh_cmd "$NAS_KEY" "$NAS_PORT" "$NAS_KNOWN_HOSTS"
 }
 
 main() {
@@ -46,7 +43,7 @@ main() {
   stamp=$(date -u +%Y%m%d-%H%M%S)
   latest=$(nas latest) || b321_fail "cannot reach the NAS $NAS_ADDRESS:$NAS_PORT as $NAS_USER"
   # nas-receive.sh accepts exactly the server command line these options make: change both together.
-  local args=(-a --relative --stats --timeout=600 -e "${ssh_cmd[*]}")
+  local args=(-a --relative --stats --timeout=600 -e "${B321_SSH[*]}")
   if [ -n "$latest" ]; then
     [[ $latest =~ ^[0-9]{8}-[0-9]{6}$ ]] || b321_fail "the NAS answered '$latest' for its latest snapshot"
     args+=("--link-dest=$NAS_PATH/$latest")

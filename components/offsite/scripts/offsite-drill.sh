@@ -29,7 +29,6 @@ b321_start "$@"
 # shellcheck source=../../mariadb/scripts/mariadb-lib.sh
 source "${BASH_SOURCE[0]%/*}/mariadb-lib.sh"
 
-aws_opts=()
 SCRATCH=""
 
 remove_scratch() {
@@ -45,18 +44,12 @@ check_config() {
   [ -r "$OFFSITE_CREDENTIALS" ] || b321_fail "no credentials file at $OFFSITE_CREDENTIALS"
   [ "$(stat -c %a -- "$OFFSITE_CREDENTIALS")" = 600 ] ||
     b321_fail "$OFFSITE_CREDENTIALS must be mode 0600"
-  # Credentials only from the 0600 file: nothing from the environment or ~/.aws.
-  unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE
-  export AWS_SHARED_CREDENTIALS_FILE=$OFFSITE_CREDENTIALS AWS_CONFIG_FILE=/dev/null
-  export AWS_DEFAULT_REGION=$OFFSITE_REGION AWS_EC2_METADATA_DISABLED=true
-  export AWS_REQUEST_CHECKSUM_CALCULATION=${OFFSITE_CHECKSUM_CALCULATION:-when_supported}
-  aws_opts=()
-  [ -z "${OFFSITE_ENDPOINT:-}" ] || aws_opts+=(--endpoint-url "$OFFSITE_ENDPOINT")
-  [ -z "${OFFSITE_CA_BUNDLE:-}" ] || aws_opts+=(--ca-bundle "$OFFSITE_CA_BUNDLE")
+  b321_aws_env "$OFFSITE_CREDENTIALS" "$OFFSITE_REGION" "${OFFSITE_ENDPOINT:-}" \
+    "${OFFSITE_CA_BUNDLE:-}" "${OFFSITE_CHECKSUM_CALCULATION:-}"
 }
 
 s3() {
-  aws "${aws_opts[@]}" "$@"
+  aws "${B321_AWS_OPTS[@]}" "$@"
 }
 
 # aws_error FILE: the last non-empty line of an aws CLI error output.

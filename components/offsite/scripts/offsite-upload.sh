@@ -34,7 +34,6 @@ set -Eeuo pipefail
 source "${BASH_SOURCE[0]%/*}/common.sh"
 b321_start "$@"
 
-aws_opts=()
 
 check_config() {
   local v
@@ -54,14 +53,8 @@ check_config() {
     [[ ${OFFSITE_LOCK_DAYS:-} =~ ^[1-9][0-9]*$ ]] ||
       b321_fail "OFFSITE_LOCK_DAYS must be a positive number of days, not '${OFFSITE_LOCK_DAYS:-}'"
   fi
-  # Credentials only from the 0600 file: nothing from the environment or ~/.aws.
-  unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE
-  export AWS_SHARED_CREDENTIALS_FILE=$OFFSITE_CREDENTIALS AWS_CONFIG_FILE=/dev/null
-  export AWS_DEFAULT_REGION=$OFFSITE_REGION AWS_EC2_METADATA_DISABLED=true
-  export AWS_REQUEST_CHECKSUM_CALCULATION=${OFFSITE_CHECKSUM_CALCULATION:-when_supported}
-  aws_opts=()
-  [ -z "${OFFSITE_ENDPOINT:-}" ] || aws_opts+=(--endpoint-url "$OFFSITE_ENDPOINT")
-  [ -z "${OFFSITE_CA_BUNDLE:-}" ] || aws_opts+=(--ca-bundle "$OFFSITE_CA_BUNDLE")
+  b321_aws_env "$OFFSITE_CREDENTIALS" "$OFFSITE_REGION" "${OFFSITE_ENDPOINT:-}" \
+    "${OFFSITE_CA_BUNDLE:-}" "${OFFSITE_CHECKSUM_CALCULATION:-}"
 }
 
 # manifest_sha256 FILE: the "sha256" recorded in a manifest (64 hex digits), or nothing.
@@ -92,7 +85,7 @@ HEAD_FORBIDDEN=0
 head_object() {
   local err out
   err=$(mktemp)
-  if out=$(aws "${aws_opts[@]}" s3api head-object --bucket "$OFFSITE_BUCKET" --key "$1" \
+  if out=$(aws "${B321_AWS_OPTS[@]}" s3api head-object --bucket "$OFFSITE_BUCKET" --key "$1" \
     --query "join(' ', [to_string(ContentLength), Metadata.sha256 || 'none', StorageClass || 'STANDARD', VersionId || 'null'])" \
     --output text 2> "$err"); then
     rm -f -- "$err"
@@ -138,7 +131,7 @@ RETENTION=""
 get_retention() {
   local err out why
   err=$(mktemp)
-  if out=$(aws "${aws_opts[@]}" s3api get-object-retention --bucket "$OFFSITE_BUCKET" \
+  if out=$(aws "${B321_AWS_OPTS[@]}" s3api get-object-retention --bucket "$OFFSITE_BUCKET" \
     --key "$1" --version-id "$2" --query "[Retention.Mode, Retention.RetainUntilDate]" \
     --output text 2> "$err"); then
     rm -f -- "$err"
@@ -177,7 +170,7 @@ lock_object() {
     # the writer cannot change a retention's mode (that needs s3:BypassGovernanceRetention)
     [ -z "$RETENTION" ] || mode=${RETENTION%% *}
     err=$(mktemp)
-    if ! aws "${aws_opts[@]}" s3api put-object-retention --bucket "$OFFSITE_BUCKET" --key "$key" \
+    if ! aws "${B321_AWS_OPTS[@]}" s3api put-object-retention --bucket "$OFFSITE_BUCKET" --key "$key" \
       --version-id "$version" --retention "Mode=$mode,RetainUntilDate=$LOCK_UNTIL" > /dev/null 2> "$err"; then
       why=$(grep -v '^$' -- "$err" | tail -n 1)
       rm -f -- "$err"
@@ -206,7 +199,7 @@ read_back() {
   [ "${OFFSITE_READ_BACK:-1}" = 1 ] || return 0
   marker=$VERIFIED_DIR/$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)
   [ "$(cat -- "$marker" 2>/dev/null)" != "$key $size $sum $version" ] || return 0
-  back=$(aws "${aws_opts[@]}" s3 cp --only-show-errors -- "s3://$OFFSITE_BUCKET/$key" - | sha256sum | cut -d' ' -f1) ||
+  back=$(aws "${B321_AWS_OPTS[@]}" s3 cp --only-show-errors -- "s3://$OFFSITE_BUCKET/$key" - | sha256sum | cut -d' ' -f1) ||
     b321_fail "could not read s3://$OFFSITE_BUCKET/$key back"
   [ "$back" = "$sum" ] ||
     b321_fail "s3://$OFFSITE_BUCKET/$key read back has sha256 $back, expected $sum (the object's bytes differ from what was uploaded)"
@@ -233,7 +226,7 @@ upload() {
     b321_fail "s3://$OFFSITE_BUCKET/$key exists with other bytes (size, sha256 and class: $REMOTE) than $file ($size, $sum): it is never overwritten; compare the two, keep the good one, and remove the other by hand"
   [ "${OFFSITE_SSE:-AES256}" != aws:kms ] || [ -z "${OFFSITE_KMS_KEY_ID:-}" ] ||
     sse+=(--sse-kms-key-id "$OFFSITE_KMS_KEY_ID")
-  aws "${aws_opts[@]}" s3 cp --only-show-errors "${sse[@]}" --storage-class STANDARD \
+  aws "${B321_AWS_OPTS[@]}" s3 cp --only-show-errors "${sse[@]}" --storage-class STANDARD \
     --metadata "sha256=$sum" -- "$file" "s3://$OFFSITE_BUCKET/$key" ||
     b321_fail "upload of $file to s3://$OFFSITE_BUCKET/$key failed$([ "$HEAD_FORBIDDEN" = 0 ] || echo " (and its HEAD was forbidden: check the writer's key and policy)")"
   head_object "$key"
