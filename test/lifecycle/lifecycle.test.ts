@@ -285,11 +285,16 @@ test("two monthly key rotations: a full from before each rotation and the newest
     ] as const) {
       const before = fs.readFileSync(keyFile, "utf8");
       process.env.BACKUP321_NOW = when;
-      await sc.converge((s) => {
-        s.rotation = { months: 1, since: "2026-12" };
-        // every full of this test stays (each converge's jobs make one too)
-        mariadb(s).retention = { ...(mariadb(s).retention ?? {}), fulls: 12 };
-      }, rotationSteps(generation));
+      await sc.converge(
+        (s) => {
+          s.rotation = { months: 1, since: "2026-12" };
+          // every full of this test stays (each converge's jobs make one too)
+          mariadb(s).retention = { ...(mariadb(s).retention ?? {}), fulls: 12 };
+        },
+        rotationSteps(generation),
+        // the removed repository's password, kept by the test above
+        { kept: { files: ["etc/backup321/secrets/restic-docs.password"] } },
+      );
       expect(fs.readFileSync(keyFile, "utf8")).not.toBe(before);
       const lines = fs.readFileSync(ring, "utf8").trim().split("\n");
       expect(lines).toHaveLength(generation + 1);
