@@ -282,6 +282,31 @@ export function authorizedKeyLine(spec: {
   return `restrict,command="${spec.receiver} ${params}" ${key} ${nasKeyComment(spec.sourceHost)}`;
 }
 
+/** The comment that marks a reader's key (a standby's disaster-recovery drill) on the NAS. */
+export function nasReaderKeyComment(readerHost: string): string {
+  return keyComment("nas-read", readerHost);
+}
+
+/**
+ * The NAS-side authorized_keys line for a reader's key (a standby host that rebuilds the database
+ * from the NAS in its drill): `restrict` and the receiver in read-only mode, so the key can ask for
+ * the newest snapshot's name and read that snapshot, and nothing else (every other command is
+ * refused and recorded in `<path>/.refused`).
+ */
+export function readOnlyKeyLine(spec: {
+  readonly receiver: string;
+  readonly path: string;
+  readonly publicKey: string;
+  readonly readerHost: string;
+}): string {
+  const key = spec.publicKey.trim().split(/\s+/).slice(0, 2).join(" ");
+  if (!/^ssh-ed25519 [A-Za-z0-9+/=]+$/.test(key))
+    throw new Error(`"${spec.publicKey}" is not an ed25519 public key`);
+  for (const p of [spec.receiver, spec.path])
+    if (!/^\/[A-Za-z0-9._/@+-]*$/.test(p)) throw new Error(`"${p}" must be a plain absolute path`);
+  return `restrict,command="${spec.receiver} --read-only ${spec.path}" ${key} ${nasReaderKeyComment(spec.readerHost)}`;
+}
+
 /**
  * The default minimum interval between two snapshots the NAS accepts: half the shortest gap
  * between two runs of the sync's schedule (over a fortnight, UTC), so a late or retried run still

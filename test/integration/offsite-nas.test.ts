@@ -10,7 +10,12 @@ import { nasFetchStep } from "../../components/site/runbook/scenarios";
 import { pasteOk, pasteStep } from "../harness/runbook";
 import { parseSite } from "../../stacks/load";
 import { run, runOk, type RunResult } from "../harness/proc";
-import { authorizedKeyLine } from "../../components/offsite/render";
+import {
+  authorizedKeyLine,
+  nasReaderKeyComment,
+  readOnlyKeyLine,
+} from "../../components/offsite/render";
+import { ensureKeyCommand, installAuthorizedKeyCommand } from "../../components/host/ssh-trust";
 
 let nasRoot: string;
 let nasHome: string;
@@ -551,6 +556,70 @@ test("RUNBOOK.md's NAS step brings the newest snapshot back with the sync key, r
   ]);
   expect(old.code).not.toBe(0);
   expect(refusals().at(-1)).toContain(`rsync source . ${nasRoot}/${older}/`);
+});
+
+test("a reader's key (read-only mode) reads the newest snapshot and can neither send nor finish one", () => {
+  // the reader's own key, made by the real command, and its line installed by the real command
+  const readerKey = rig.box.at("standby/secrets/nas-read_ed25519");
+  const made = rig.sshd.exec(ensureKeyCommand(readerKey, nasReaderKeyComment("standby")));
+  expect(made.code).toBe(0);
+  const line = readOnlyKeyLine({
+    receiver,
+    path: nasRoot,
+    publicKey: made.stdout,
+    readerHost: "standby",
+  });
+  const install = installAuthorizedKeyCommand(authorizedKeys(), nasReaderKeyComment("standby"));
+  for (let i = 0; i < 2; i++) expect(rig.sshd.exec(install, `${line}\n`).code).toBe(0);
+  const keys = read(authorizedKeys());
+  expect(keys).toContain(`command="${receiver} --read-only ${nasRoot}"`);
+  expect(keys.split("\n").filter((l) => l.endsWith(" backup321-nas-read@standby"))).toHaveLength(1);
+  // the sync key's line is untouched
+  expect(keys).toContain(" backup321-nas-sync@db");
+  const ssh = [...syncSsh()];
+  ssh[1] = readerKey;
+  const before = snapshots();
+  const latest = fs.readlinkSync(`${nasRoot}/latest`);
+  const asked = run("ssh", [...ssh, "root@127.0.0.1", "latest"]);
+  expect(asked.stdout.trim()).toBe(latest);
+  const into = rig.box.at("standby/pulled/");
+  const pulled = run("rsync", [
+    "-a",
+    "--timeout=600",
+    "-e",
+    `ssh ${ssh.join(" ")}`,
+    `root@127.0.0.1:${nasRoot}/latest/`,
+    into,
+  ]);
+  expect(pulled.stderr).toBe("");
+  expect(pulled.code).toBe(0);
+  expect(fs.readdirSync(`${into}${src.db}`).sort()).toEqual(
+    fs.readdirSync(`${nasRoot}/${latest}${src.db}`).sort(),
+  );
+  // an upload with exactly nas-sync.sh's command line is refused, and recorded
+  const id = "20990101-000000";
+  const upload = run("rsync", [
+    "-a",
+    "--relative",
+    "--stats",
+    "--timeout=600",
+    "-e",
+    `ssh ${ssh.join(" ")}`,
+    src.db,
+    `root@127.0.0.1:${nasRoot}/${id}.partial/`,
+  ]);
+  expect(upload.code).not.toBe(0);
+  expect(upload.stderr).toContain("refused: read-only key");
+  expect(refusals().at(-1)).toContain("refused: read-only key: command 'rsync --server -");
+  const finish = run("ssh", [...ssh, "root@127.0.0.1", `finish ${id}`]);
+  expect(finish.code).not.toBe(0);
+  expect(refusals().at(-1)).toContain(`read-only key: command 'finish ${id}'`);
+  const shell = run("ssh", [...ssh, "root@127.0.0.1", `rm -rf ${nasRoot}`]);
+  expect(shell.code).not.toBe(0);
+  expect(refusals().at(-1)).toContain(`read-only key: command 'rm -rf ${nasRoot}'`);
+  expect(fs.existsSync(`${nasRoot}/${id}.partial`)).toBe(false);
+  expect(snapshots()).toEqual(before);
+  expect(fs.readlinkSync(`${nasRoot}/latest`)).toBe(latest);
 });
 
 test("deletes remove the key line and the receiver, never the snapshots", () => {

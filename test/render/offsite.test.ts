@@ -4,6 +4,7 @@ import { readStackFile } from "../../infra/stackFile";
 import { parseSite, SiteError, SITE_KEY } from "../../stacks/load";
 import {
   authorizedKeyLine,
+  readOnlyKeyLine,
   nasMinIntervalMinutes,
   lifecycleRules,
   renderCredentialsFile,
@@ -219,6 +220,28 @@ test("host-side renderers", () => {
       sourceHost: "h",
     }),
   ).toThrow("minIntervalMinutes 0.5 must be a whole number");
+  // a reader's key (the standby's DR drill): the receiver in read-only mode, its own comment
+  expect(
+    readOnlyKeyLine({
+      receiver: "/home/backup/.backup321/nas-receive.sh",
+      path: "/backups/atlastech",
+      publicKey: "ssh-ed25519 AAAAC3Nz backup321-nas-read@db-replica\n",
+      readerHost: "db-replica",
+    }),
+  ).toBe(
+    'restrict,command="/home/backup/.backup321/nas-receive.sh --read-only /backups/atlastech" ssh-ed25519 AAAAC3Nz backup321-nas-read@db-replica',
+  );
+  expect(() =>
+    readOnlyKeyLine({
+      receiver: "/r",
+      path: "/x y",
+      publicKey: "ssh-ed25519 AAAA",
+      readerHost: "h",
+    }),
+  ).toThrow("must be a plain absolute path");
+  expect(() =>
+    readOnlyKeyLine({ receiver: "/r", path: "/x", publicKey: "ssh-rsa AAAA", readerHost: "h" }),
+  ).toThrow("is not an ed25519 public key");
   // the NAS accepts a snapshot at most every half of the schedule's shortest gap
   expect(nasMinIntervalMinutes("45 * * * *")).toBe(30);
   expect(nasMinIntervalMinutes("15 */6 * * *")).toBe(180);

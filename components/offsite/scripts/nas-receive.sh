@@ -17,9 +17,19 @@
 # Every refusal is appended (NAS time, reason) to ROOT/.refused, the file a NAS-side alert watches;
 # the next accepted snapshot also tells the sender how many were refused since the last one, so a
 # stolen key used from elsewhere shows as a warning of the source host's own job.
+#
+# nas-receive.sh --read-only ROOT: the forced command of a reader's key (a standby host's disaster-
+# recovery drill): only `latest` and the read-only sender path; receive and finish are refused and
+# recorded in ROOT/.refused like every other refusal.
 set -eu
 
-usage="usage: nas-receive.sh ROOT KEEP MIN_AGE MIN_INTERVAL"
+usage="usage: nas-receive.sh ROOT KEEP MIN_AGE MIN_INTERVAL | nas-receive.sh --read-only ROOT"
+read_only=""
+if [ "${1:-}" = --read-only ]; then
+  [ $# -eq 2 ] || { echo "$usage" >&2 && exit 2; }
+  read_only=1
+  set -- "$2" 1
+fi
 root=${1:?$usage}
 keep=${2:?$usage}
 min_age=${3:-2880}
@@ -205,6 +215,15 @@ send() {
   [ -n "$(latest)" ] || refuse "no snapshot to read"
   exec rsync --server --sender "$4" "$5" . "$root/latest/"
 }
+
+if [ -n "$read_only" ]; then
+  case $cmd in
+    latest) latest ;;
+    "rsync --server --sender "*) send ;;
+    *) refuse "read-only key: command '$(printf '%s' "$cmd" | cut -c 1-80)'" ;;
+  esac
+  exit 0
+fi
 
 case $cmd in
   latest) latest ;;
