@@ -30,6 +30,7 @@ import {
   UPLOAD_JOB,
   UPLOAD_DRILL_JOB,
   NAS_JOB,
+  NAS_PULL_LIB,
 } from "./render";
 
 /** An access key of one writer; the secret half is a secret output. */
@@ -541,6 +542,9 @@ export class NasSync extends pulumi.ComponentResource {
       const drillScript = host.installScript(`${name}-drill-script`, __dirname, "nas-drill.sh", {
         parent: this,
       });
+      const pullLib = host.installScript(`${name}-drill-lib`, __dirname, NAS_PULL_LIB, {
+        parent: this,
+      });
       this.drill = new ScheduledJob(
         `${name}-drill`,
         {
@@ -552,7 +556,7 @@ export class NasSync extends pulumi.ComponentResource {
             ...nasEnv,
             DRILL_SCRATCH: `${host.paths.state}/nas-scratch`,
           },
-          dependsOn: [drillScript, key, authorized, pinned],
+          dependsOn: [drillScript, pullLib, key, authorized, pinned],
         },
         { parent: this },
       );

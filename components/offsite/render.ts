@@ -30,6 +30,8 @@ export const UPLOAD_JOB = "offsite-upload";
 
 /** The NAS sync's job name (its env file names the NAS, its pinned host key and the sync key). */
 export const NAS_JOB = "nas-sync";
+/** The library of the NAS read-back (pull and checks), shared by nas-drill.sh and the standby's DR drill. */
+export const NAS_PULL_LIB = "nas-pull.sh";
 
 /** The NAS copy's read-back drill (the monitor checks its result like a restore test). */
 export const NAS_DRILL_JOB = `${NAS_JOB}-drill`;

@@ -313,6 +313,8 @@ test("the drills are the sync's and the upload's own children, beside the jobs t
     childrenOf(type, name).filter(([, n]) => n.includes("drill"));
   expect(drills("backup321:offsite:NasSync", "backup321-nas-sync")).toEqual([
     ["backup321:host:ScheduledJob", "backup321-nas-sync-drill"],
+    // the read-back library, shared with a standby's disaster-recovery drill
+    ["backup321:host:RemoteFile", "backup321-nas-sync-drill-lib"],
     ["backup321:host:RemoteFile", "backup321-nas-sync-drill-script"],
   ]);
   expect(drills("backup321:offsite:DumpUpload", "backup321-offsite-upload")).toEqual([
