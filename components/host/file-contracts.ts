@@ -93,6 +93,7 @@ const pitrDrillPhases = phases([
   "replay",
   "compare",
 ]);
+const drDrillPhases = phases(["pull", "verify", "test", "recover", "open"]);
 
 const resticRepoFields = {
   stale_locks_removed: field(count, "Stale restic locks removed before the run (restic unlock)."),
@@ -213,6 +214,39 @@ export const STATUS_EXTRAS: Readonly<Record<string, ScriptStatus>> = {
       ),
     },
     onSuccess: ["snapshot", "fulls", "binlogs", "bytes", "restore_seconds"],
+  },
+  "mariadb-dr-drill.sh": {
+    fields: {
+      snapshot: field(text, "The NAS snapshot the standby rebuilt from: the newest (ROOT/latest)."),
+      fulls: field(count, "Fulls read back whose size and sha256 match their manifest."),
+      binlogs: field(count, "Shipped binlogs read back whose sha256 matches their `.sha256`."),
+      bytes: field(count, "Bytes of those fulls and binlogs."),
+      restore_test_seconds: field(
+        count,
+        "The restore test's restore_seconds on the copy: the newest full restored, binlogs replayed to its counted position.",
+      ),
+      pitr_seconds: field(
+        count,
+        "The point-in-time recovery's restore_seconds on the copy, to the end of the shipped binlogs.",
+      ),
+      file: field(text, "The full the recovery restored (its file name)."),
+      restore_seconds: field(
+        count,
+        "Seconds from the start of the pull to the recovered instance opened (pull, checks, restore test, recovery, start): the measured time to rebuild the database host from the NAS.",
+      ),
+      ...drDrillPhases.field,
+    },
+    onSuccess: [
+      "snapshot",
+      "fulls",
+      "binlogs",
+      "bytes",
+      "restore_test_seconds",
+      "pitr_seconds",
+      "file",
+      "restore_seconds",
+    ],
+    patterns: [drDrillPhases.pattern],
   },
   "offsite-drill.sh": {
     fields: {

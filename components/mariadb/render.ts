@@ -369,3 +369,42 @@ export function filePrefix(databases: readonly string[], site: string): string {
 
 /** The generated encryption key of a MariaDbBackup named BACKUP. */
 export const keyResource = (backup: string) => `${backup}-key`;
+
+/** The disaster-recovery drill's job on the standby (mariadb.drDrill). */
+export const DR_DRILL_JOB = "mariadb-dr-drill";
+/** The purpose of the standby's own key, read-only on the NAS (its comment there: backup321-nas-read@<standby>). */
+export const DR_DRILL_KEY_PURPOSE = "nas-read";
+
+/** Where the drill reads the database host's copies: the NAS, with the standby's read-only key. */
+export interface DrDrillNas {
+  readonly user: string;
+  readonly address: string;
+  readonly port: number;
+  /** The NAS directory holding the dated snapshots (offsite.nas.path). */
+  readonly path: string;
+  /** The standby's own key (read-only on the NAS). */
+  readonly key: string;
+  /** The NAS's pinned host key on the standby. */
+  readonly knownHosts: string;
+}
+
+/**
+ * The drill's own variables, beside the MariaDB jobs' (mariadbEnv, with the database host's backup
+ * directories: the paths the NAS snapshot holds them under): the NAS read-back's and the scratch.
+ */
+export function drDrillEnv(s: {
+  readonly nas: DrDrillNas;
+  readonly sources: readonly string[];
+  readonly scratch: string;
+}): Record<string, string | number> {
+  return {
+    NAS_USER: s.nas.user,
+    NAS_ADDRESS: s.nas.address,
+    NAS_PORT: s.nas.port,
+    NAS_PATH: s.nas.path,
+    NAS_KEY: s.nas.key,
+    NAS_KNOWN_HOSTS: s.nas.knownHosts,
+    NAS_SOURCES: s.sources.join(" "),
+    DRILL_SCRATCH: s.scratch,
+  };
+}
