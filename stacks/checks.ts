@@ -70,6 +70,7 @@ const references: Check = (site) => {
   const out: Problem[] = [];
   out.push(...hostWithRole(site, "mariadb.host", site.mariadb?.host, "mariadb"));
   out.push(...hostWithRole(site, "mariadb.replica.host", site.mariadb?.replica?.host, "mariadb"));
+  out.push(...hostWithRole(site, "mariadb.drDrill.host", site.mariadb?.drDrill?.host, "mariadb"));
   out.push(...hostWithRole(site, "proxmox.host", site.proxmox?.host, "proxmox"));
   out.push(...hostWithRole(site, "pbs.host", site.pbs?.host, "pbs"));
   site.pbs?.datastores.forEach((d, i) =>
@@ -205,6 +206,28 @@ const replicaIsAnotherHost: Check = (site) => {
   ];
 };
 
+/**
+ * The drill rebuilds the database host elsewhere, from the NAS copy: the standby is another host,
+ * and there must be a NAS copy to rebuild from.
+ */
+const drDrillOnAStandby: Check = (site) => {
+  const m = site.mariadb;
+  if (!m?.drDrill) return [];
+  const out: Problem[] = [];
+  if (m.drDrill.host === m.host)
+    out.push({
+      path: "mariadb.drDrill.host",
+      message: `"${m.host}" is the database host itself (mariadb.host): name a standby host with the role mariadb, the one that would replace it`,
+    });
+  if (!site.offsite?.nas)
+    out.push({
+      path: "mariadb.drDrill",
+      message:
+        "the drill rebuilds the database host from the NAS copy, and there is none: configure offsite.nas, or remove mariadb.drDrill",
+    });
+  return out;
+};
+
 /** Every cross-check; each reads the site on its own, so any of them can run without the others. */
 export const crossChecks: readonly Check[] = [
   uniqueNames,
@@ -212,6 +235,7 @@ export const crossChecks: readonly Check[] = [
   resticNeverArchived,
   binlogsOutliveShipping,
   replicaIsAnotherHost,
+  drDrillOnAStandby,
   ...resticChecks,
   ...proxmoxChecks,
   ...targetsChecks,

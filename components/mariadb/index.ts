@@ -1,6 +1,7 @@
 // MariaDbBackup: the backup user, the binlog configuration and the scheduled host scripts of the
 // MariaDB backups (source MariaDB, docs/sources.md): full backups, binlog shipping, restore tests,
 // and the PITR tool.
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import * as random from "@pulumi/random";
@@ -16,8 +17,12 @@ import {
   removeAuthorizedKeyCommand,
   scanKnownHostsCommand,
 } from "../host/ssh-trust";
+import { NAS_PULL_LIB, nasReaderKeyComment, readOnlyKeyLine } from "../offsite/render";
 import {
   binlogConfigCommand,
+  DR_DRILL_JOB,
+  DR_DRILL_KEY_PURPOSE,
+  drDrillEnv,
   dropUserCommand,
   filePrefix,
   HANDOFF_PURPOSE,
@@ -72,6 +77,39 @@ export interface MariaDbBackupArgs {
    * host; binlog shipping and PITR stay on the primary's. Defaults to none: everything on `host`.
    */
   readonly replica?: ReplicaArgs;
+  /**
+   * The yearly disaster-recovery drill (mariadb.drDrill): a standby rebuilds this database host from
+   * the NAS copy alone. Defaults to none.
+   */
+  readonly drDrill?: DrDrillArgs;
+}
+
+export interface DrDrillArgs {
+  /** The standby host (not the database host; it may be the replica's). */
+  readonly host: Host;
+  /** Cron schedule of the drill (yearly). */
+  readonly schedule: string;
+  /** The NAS that holds the database host's snapshots, and how the standby reaches it. */
+  readonly nas: {
+    /** The NAS host: the standby's read-only key line goes into its authorized_keys. */
+    readonly host: Host;
+    readonly address: string;
+    readonly port: number;
+    /** The NAS account's user (the sync's). */
+    readonly user: string;
+    /** The NAS's pinned host key line; when unset, the standby scans it once. */
+    readonly hostKey?: string;
+    /** The NAS directory of the dated snapshots (offsite.nas.path). */
+    readonly path: string;
+    /** The NAS account's home (owner stamps go under <home>/.backup321). */
+    readonly home: string;
+    /** The NAS account's authorized_keys. */
+    readonly authorizedKeys: string;
+    /** The NAS receiver (nas-receive.sh), installed by the NAS sync. */
+    readonly receiver: string;
+  };
+  /** The directories the NAS snapshots hold (offsite.nas sources: the fulls and shipped binlogs). */
+  readonly sources: readonly string[];
 }
 
 export interface ReplicaArgs {
@@ -109,6 +147,8 @@ export class MariaDbBackup extends pulumi.ComponentResource {
   public readonly keyFingerprint: pulumi.Output<string>;
   /** The key file, the backup user and the scripts: what another job using the key needs first. */
   public readonly installed: pulumi.Resource[];
+  /** The disaster-recovery drill's status file on the standby, when drDrill is set. */
+  public readonly drDrillStatusFile?: string;
 
   constructor(name: string, args: MariaDbBackupArgs, opts?: pulumi.ComponentResourceOptions) {
     super("backup321:mariadb:MariaDbBackup", name, {}, opts);
@@ -167,6 +207,7 @@ export class MariaDbBackup extends pulumi.ComponentResource {
       ...(config.schedules.pitrDrill ? { "pitr-drill": config.schedules.pitrDrill } : {}),
     };
     const r = args.replica;
+    let replicaNeeds: pulumi.Resource[] = [];
     if (r) {
       // The fulls are taken and kept on the replica, so it tests them too (a replica's full needs
       // no binlog for that: it is counted where it was taken). The user it logs in as is the one
@@ -176,7 +217,7 @@ export class MariaDbBackup extends pulumi.ComponentResource {
       // Each verified full is handed back to the primary, which keeps it beside the binlogs.
       const there = `${name}-replica`;
       const handoff = this.installHandoff(there, host, r, config);
-      const replicaNeeds = [
+      replicaNeeds = [
         user,
         this.installOptionFile(there, r.host, config.backupUser, password, user),
         this.installKey(there, r.host, key, this.installKeyring(there, r.host, keys)),
@@ -199,6 +240,30 @@ export class MariaDbBackup extends pulumi.ComponentResource {
       this.statusFiles = this.scheduleJobs(name, host, env, needs, schedules);
     }
     this.pitrCommand = this.installPitr(name, host, env, needs);
+    const d = args.drDrill;
+    if (d) {
+      if (d.host === host) {
+        throw new pulumi.ResourceError(
+          `mariadb.drDrill.host: "${host.hostName}" is the database host itself: the drill rebuilds it on a standby`,
+          this,
+        );
+      }
+      // On the replica's host the key and the scripts are there already (the same files).
+      const onReplica = r !== undefined && d.host === r.host;
+      const standbyNeeds = onReplica
+        ? replicaNeeds
+        : [
+            this.installKey(
+              `${name}-dr`,
+              d.host,
+              key,
+              this.installKeyring(`${name}-dr`, d.host, keys),
+            ),
+            ...this.installScripts(`${name}-dr`, d.host),
+          ];
+      const standbyEnv = envOn(d.host, onReplica ? r.socket : socket);
+      this.drDrillStatusFile = this.installDrDrill(name, d, standbyEnv, standbyNeeds);
+    }
     this.encryptionKey = pulumi.secret(key.result);
     this.encryptionKeys = pulumi.secret(
       pulumi
@@ -219,6 +284,7 @@ export class MariaDbBackup extends pulumi.ComponentResource {
       encryptionKey: this.encryptionKey,
       statusFiles: this.statusFiles,
       pitrCommand: this.pitrCommand,
+      drDrillStatusFile: this.drDrillStatusFile,
     });
   }
 
@@ -458,6 +524,104 @@ export class MariaDbBackup extends pulumi.ComponentResource {
       resources: [key, authorized, pinned],
       env: { user: "root", address, port, dir: config.backupDir, key: keyFile, knownHosts },
     };
+  }
+
+  /**
+   * The standby's disaster-recovery drill: its own ed25519 key (made there, only the public half
+   * read back, never deleted), that key on the NAS restricted to the receiver's read-only mode, the
+   * NAS's host key pinned on the standby, the drill script with the NAS read-back library, and the
+   * scheduled job. Returns the job's status file.
+   */
+  private installDrDrill(
+    name: string,
+    d: DrDrillArgs,
+    mariadbEnvOut: pulumi.Output<Record<string, string | number>>,
+    needs: pulumi.Resource[],
+  ): string {
+    const standby = d.host;
+    const there = `${name}-dr-drill`;
+    const keyFile = `${standby.paths.secrets}/${DR_DRILL_KEY_PURPOSE}_ed25519`;
+    const knownHosts = `${standby.paths.etc}/${DR_DRILL_JOB}.known_hosts`;
+    const comment = nasReaderKeyComment(standby.hostName);
+    const key = standby.command(
+      `${there}-key`,
+      { create: ensureKeyCommand(keyFile, comment), dependsOn: standby.base },
+      { parent: this },
+    );
+    // The NAS account has no sudo: its commands run as itself, owner stamps in its home.
+    const authorized = d.nas.host.command(
+      `${there}-authorized-key`,
+      {
+        asLoginUser: true,
+        ownersDir: `${d.nas.home}/.backup321/owners`,
+        create: installAuthorizedKeyCommand(d.nas.authorizedKeys, comment),
+        delete: removeAuthorizedKeyCommand(d.nas.authorizedKeys, comment),
+        owns: `authorized-key:${d.nas.authorizedKeys}:${comment}`,
+        stdin: key.stdout.apply(
+          (publicKey) =>
+            readOnlyKeyLine({
+              receiver: d.nas.receiver,
+              path: d.nas.path,
+              publicKey,
+              readerHost: standby.hostName,
+            }) + "\n",
+        ),
+        dependsOn: d.nas.host.base,
+      },
+      { parent: this },
+    );
+    const { address, port, hostKey } = d.nas;
+    const pinned: pulumi.Resource = hostKey
+      ? new RemoteFile(
+          `${there}-known-hosts`,
+          {
+            host: standby,
+            path: knownHosts,
+            content: knownHostsLine(address, port, hostKey),
+            dependsOn: standby.base,
+          },
+          { parent: this },
+        )
+      : standby.command(
+          `${there}-known-hosts`,
+          {
+            create: scanKnownHostsCommand(knownHosts, address, port),
+            delete: removeFileCommand(knownHosts),
+            owns: knownHosts,
+            dependsOn: standby.base,
+          },
+          { parent: this },
+        );
+    const script = standby.installScript(`${there}-script`, __dirname, "mariadb-dr-drill.sh", {
+      parent: this,
+    });
+    const lib = standby.installScript(
+      `${there}-lib`,
+      path.join(__dirname, "..", "offsite"),
+      NAS_PULL_LIB,
+      { parent: this },
+    );
+    const env = mariadbEnvOut.apply((e) => ({
+      ...e,
+      ...drDrillEnv({
+        nas: { user: d.nas.user, address, port, path: d.nas.path, key: keyFile, knownHosts },
+        sources: d.sources,
+        scratch: `${standby.paths.state}/dr-scratch`,
+      }),
+    }));
+    const job = new ScheduledJob(
+      there,
+      {
+        host: standby,
+        job: DR_DRILL_JOB,
+        schedule: d.schedule,
+        script: script.path,
+        env,
+        dependsOn: [...needs, script, lib, key, authorized, pinned],
+      },
+      { parent: this },
+    );
+    return job.statusFile;
   }
 
   private installScripts(name: string, host: Host): RemoteFile[] {

@@ -10,6 +10,7 @@ import { pbsJobId } from "../pbs/render";
 import { resticDrillJob } from "../restic/render";
 import { NAS_DRILL_JOB, UPLOAD_DRILL_JOB } from "../offsite/render";
 import { hostTimezone, nasFrom, uploadHost } from "../../stacks/defaults";
+import { DR_DRILL_JOB } from "../mariadb/render";
 
 /** The job name of the MariaDB restore test; it records restore_seconds in its status file. */
 export const MARIADB_RESTORE_TEST_JOB = "mariadb-restore-test";
@@ -120,6 +121,8 @@ export function monitorChecksFor(site: Site, hostName: string): MonitorChecks {
         .map((r) => resticDrillJob(r.name)),
       ...(site.offsite.nas?.drill && nasFrom(site) === hostName ? [NAS_DRILL_JOB] : []),
       ...(offsiteDrill ? [UPLOAD_DRILL_JOB] : []),
+      // the standby's rebuild of the database host from the NAS: a lost host's RTO (rtoHours)
+      ...(site.mariadb?.drDrill?.host === hostName && site.offsite.nas ? [DR_DRILL_JOB] : []),
     ],
     ...(replica
       ? { replica: { socket: replica.socket, maxLagSeconds: replica.maxLagSeconds } }

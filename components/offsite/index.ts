@@ -31,6 +31,7 @@ import {
   UPLOAD_DRILL_JOB,
   NAS_JOB,
   NAS_PULL_LIB,
+  nasAccount,
 } from "./render";
 
 /** An access key of one writer; the secret half is a secret output. */
@@ -436,9 +437,12 @@ export class NasSync extends pulumi.ComponentResource {
     const jobName = args.job ?? NAS_JOB;
     const nasUser = args.nasUser ?? nas.user;
     const nasPort = args.nasPort ?? 22;
-    const home = args.nasHome ?? (nasUser === "root" ? "/root" : `/home/${nasUser}`);
-    const authorizedKeys = args.authorizedKeysFile ?? `${home}/.ssh/authorized_keys`;
-    this.receiver = `${home}/.backup321/nas-receive.sh`;
+    const {
+      home,
+      authorizedKeys,
+      receiver: receiverPath,
+    } = nasAccount(nasUser, args.nasHome, args.authorizedKeysFile);
+    this.receiver = receiverPath;
     this.keyFile = `${host.paths.secrets}/${jobName}_ed25519`;
     const knownHosts = `${host.paths.etc}/${jobName}.known_hosts`;
 

@@ -284,6 +284,23 @@ export function authorizedKeyLine(spec: {
   return `restrict,command="${spec.receiver} ${params}" ${key} ${nasKeyComment(spec.sourceHost)}`;
 }
 
+/**
+ * Where backup321 lives in the NAS account: its home (/root for root, else /home/<user>, unless
+ * given), its authorized_keys and the receiver, the forced command of every key there.
+ */
+export function nasAccount(
+  user: string,
+  home?: string,
+  authorizedKeysFile?: string,
+): { home: string; authorizedKeys: string; receiver: string } {
+  const h = home ?? (user === "root" ? "/root" : `/home/${user}`);
+  return {
+    home: h,
+    authorizedKeys: authorizedKeysFile ?? `${h}/.ssh/authorized_keys`,
+    receiver: `${h}/.backup321/nas-receive.sh`,
+  };
+}
+
 /** The comment that marks a reader's key (a standby's disaster-recovery drill) on the NAS. */
 export function nasReaderKeyComment(readerHost: string): string {
   return keyComment("nas-read", readerHost);

@@ -16,7 +16,8 @@ import { ProxmoxBackupServer } from "../pbs";
 import { ProxmoxBackups } from "../proxmox";
 import { Monitor } from "../monitoring";
 import { monitorChecksFor } from "../monitoring/render";
-import { MariaDbBackup } from "../mariadb";
+import { MariaDbBackup, type DrDrillArgs } from "../mariadb";
+import { nasAccount } from "../offsite/render";
 import { fullsHost } from "../../stacks/model/mariadb";
 import { keyGeneration } from "../../stacks/model/rotation";
 import { now } from "../../stacks/clock";
@@ -31,11 +32,16 @@ function sshReach(site: Site, hostName: string) {
   return { address: h.address, port: h.port, hostKey: h.hostKey };
 }
 
-/** The tools a MariaDB host needs: the handoff's too on the primary and replica of mariadb.replica. */
+/**
+ * The tools a MariaDB host needs: the handoff's too on the primary and replica of mariadb.replica,
+ * and on the standby of mariadb.drDrill.
+ */
 function mariadbTools(site: Site, hostName: string): readonly string[] {
   const m = site.mariadb;
   const handoff = m?.replica && [m.host, m.replica.host].includes(hostName);
-  return handoff ? [...MARIADB_TOOLS, ...HANDOFF_TOOLS] : MARIADB_TOOLS;
+  // the DR drill's standby reads the NAS with rsync over ssh, with a key it makes (ssh-keygen)
+  const drill = m?.drDrill?.host === hostName;
+  return handoff || drill ? [...MARIADB_TOOLS, ...HANDOFF_TOOLS] : MARIADB_TOOLS;
 }
 
 const isStorageOnly = (h: HostModel): boolean =>
@@ -128,9 +134,32 @@ export class BackupSite extends pulumi.ComponentResource {
           socket: m.replica.socket,
           maxLagSeconds: m.replica.maxLagSeconds,
         },
+        drDrill: this.drDrillArgs(site),
       },
       { parent: this },
     );
+  }
+
+  /** mariadb.drDrill: the standby, and the NAS of offsite.nas as the NAS sync reaches it. */
+  private drDrillArgs(site: Site): DrDrillArgs | undefined {
+    const d = site.mariadb?.drDrill;
+    const nas = site.offsite.nas;
+    if (!d || !nas) return undefined;
+    const nasModel = site.hosts.find((h) => h.name === nas.host)!;
+    return {
+      host: this.hosts[d.host],
+      schedule: d.schedule,
+      nas: {
+        host: this.hosts[nas.host],
+        address: nasModel.address,
+        port: nasModel.port,
+        user: nasModel.user,
+        hostKey: nasModel.hostKey,
+        path: nas.path,
+        ...nasAccount(nasModel.user),
+      },
+      sources: nasSources(site),
+    };
   }
 
   private buildPbs(name: string, site: Site): ProxmoxBackupServer | undefined {

@@ -24,11 +24,26 @@ export const replica = z.strictObject({
 });
 export type Replica = z.infer<typeof replica>;
 
+/**
+ * The yearly disaster-recovery drill: a standby host rebuilds the database host from the NAS's
+ * newest snapshot alone (its own read-only key), with the restore test and a point-in-time recovery
+ * on that copy, timed end to end against the RTO.
+ */
+export const drDrill = z.strictObject({
+  /** Host (by name, role mariadb) that plays the rebuilt database host; not mariadb.host. */
+  host: name,
+  /** When the drill runs (cron, in the standby's time zone), e.g. yearly: "0 6 10 3 *". */
+  schedule: cron,
+});
+export type DrDrill = z.infer<typeof drDrill>;
+
 export const mariadb = z.strictObject({
   /** Host (by name) that runs the MariaDB server (the primary when there is a replica). */
   host: name,
   /** Take the full backups on this replica instead of the primary. Defaults to none. */
   replica: replica.optional(),
+  /** The yearly disaster-recovery drill on a standby, from the NAS copy alone (needs offsite.nas). Defaults to none. */
+  drDrill: drDrill.optional(),
   /** Databases to back up (the backup user is granted on these only). */
   databases: z
     .array(z.string().regex(/^[A-Za-z0-9_]+$/, "must be a database name (letters, digits, _)"))

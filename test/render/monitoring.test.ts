@@ -99,7 +99,8 @@ test("db-srv without a replica: the PITR chain, the restore test, the PITR drill
 test("prod's replica: its lag and the restore test are watched on db-replica, the PITR chain on db-srv", () => {
   const replica = monitorChecksFor(prod, "db-replica");
   expect(replica).toMatchObject({
-    restoreJobs: ["mariadb-restore-test"],
+    // the yearly DR drill runs there too (the standby of mariadb.drDrill), held to rtoHours
+    restoreJobs: ["mariadb-restore-test", "mariadb-dr-drill"],
     replica: { socket: "/run/mysqld/mysqld.sock", maxLagSeconds: 300 },
   });
   // the binlogs are on the primary, and the fulls the replica hands it: the chain is checked there
@@ -107,7 +108,9 @@ test("prod's replica: its lag and the restore test are watched on db-replica, th
   expect(monitorEnv(replica)).toMatchObject({
     MONITOR_REPLICA_SOCKET: "/run/mysqld/mysqld.sock",
     MONITOR_REPLICA_MAX_LAG_SECONDS: 300,
-    MONITOR_RESTORE_JOBS: "mariadb-restore-test",
+    MONITOR_RESTORE_JOBS: "mariadb-restore-test mariadb-dr-drill",
+    MONITOR_RTO_SECONDS: 14400,
+    MONITOR_RESTORE_RTO_SECONDS: "",
   });
   const primary = monitorChecksFor(prod, "db-srv");
   // the restore test runs where the fulls are taken; the PITR drill where the binlogs are, with the
@@ -117,6 +120,13 @@ test("prod's replica: its lag and the restore test are watched on db-replica, th
     "nas-sync-drill",
     "offsite-upload-drill",
   ]);
+  // without mariadb.drDrill (or without the NAS it reads), no standby watches a DR drill
+  const raw = structuredClone(readStackFile("prod").config["backup321:site"]) as {
+    mariadb: { drDrill?: unknown };
+  };
+  delete raw.mariadb.drDrill;
+  const noDrill = parseSite(raw);
+  expect(monitorChecksFor(noDrill, "db-replica").restoreJobs).toEqual(["mariadb-restore-test"]);
   expect(primary.replica).toBeUndefined();
   expect(primary.pitr).toEqual({
     binlogDir: "/backups/binlogs",

@@ -6,7 +6,8 @@ import { clone, stackSite } from "../harness/sites";
 
 type Raw = {
   hosts: { name: string; address: string; roles: string[] }[];
-  mariadb: { host: string; replica?: Record<string, unknown> };
+  mariadb: { host: string; replica?: Record<string, unknown>; drDrill?: Record<string, unknown> };
+  offsite?: { nas?: unknown };
 };
 
 function problems(raw: unknown): string[] {
@@ -76,4 +77,35 @@ test("a lag limit that is not a positive whole number, a relative socket, an unk
     "backup321:site.mariadb.replica.socket: must be an absolute path of letters, digits and ._/@+- (e.g. /mnt/usb)",
     "backup321:site.mariadb.replica.lag: unknown key (remove it or check its spelling)",
   ]);
+});
+
+test("prod's yearly disaster-recovery drill runs on db-replica, the host that would replace db-srv", () => {
+  const site = parseSite(stackSite("prod"));
+  expect(site.mariadb?.drDrill).toEqual({ host: "db-replica", schedule: "0 6 10 3 *" });
+  const raw = prod();
+  delete raw.mariadb.drDrill;
+  expect(parseSite(raw).mariadb?.drDrill).toBeUndefined();
+});
+
+test("the drill's standby is another host with the role mariadb, and needs the NAS copy", () => {
+  const raw = prod();
+  raw.mariadb.drDrill = { host: "db-srv", schedule: "0 6 10 3 *" };
+  expect(problems(raw)).toEqual([
+    'backup321:site.mariadb.drDrill.host: "db-srv" is the database host itself (mariadb.host): name a standby host with the role mariadb, the one that would replace it',
+  ]);
+  raw.mariadb.drDrill = { host: "nas", schedule: "0 6 10 3 *" };
+  expect(problems(raw)).toEqual([
+    'backup321:site.mariadb.drDrill.host: host "nas" does not have the role mariadb (add mariadb to its roles)',
+  ]);
+  raw.mariadb.drDrill = { host: "db-ghost", schedule: "0 6 10 3 *" };
+  expect(problems(raw)[0]).toContain(
+    'backup321:site.mariadb.drDrill.host: unknown host "db-ghost" (one of: ',
+  );
+  raw.mariadb.drDrill = { host: "db-replica", schedule: "0 6 10 3 *" };
+  delete raw.offsite!.nas;
+  expect(problems(raw)).toContain(
+    "backup321:site.mariadb.drDrill: the drill rebuilds the database host from the NAS copy, and there is none: configure offsite.nas, or remove mariadb.drDrill",
+  );
+  raw.mariadb.drDrill = { host: "db-replica" };
+  expect(problems(raw)[0]).toMatch(/^backup321:site\.mariadb\.drDrill\.schedule: /);
 });

@@ -1,6 +1,7 @@
 // The prod stack (the seed's site) under mocks: BackupSite builds MariaDbBackup for site.mariadb on
 // db-srv, and the plan pushes its scripts, env files, cron files and the binlog drop-in there.
-import { runStack, type Registration } from "../harness/program";
+import { runMocked, runStack, type Registration } from "../harness/program";
+import { readStackFile } from "../../infra/stackFile";
 import { pushedFiles } from "../../infra/plan";
 import { MOCK_PUBLIC_KEY, reveal } from "../../infra/mockRuntime";
 
@@ -52,6 +53,7 @@ test("db-srv, the primary, receives binlog shipping, PITR, the fulls' receiver, 
       "/etc/cron.d/backup321-offsite-upload-drill",
       "/usr/local/lib/backup321/monitor.sh",
       "/usr/local/lib/backup321/nas-drill.sh",
+      "/usr/local/lib/backup321/nas-pull.sh",
       "/usr/local/lib/backup321/nas-sync.sh",
       "/usr/local/lib/backup321/offsite-drill.sh",
       "/usr/local/sbin/b321-monitor",
@@ -175,3 +177,100 @@ test("the handoff: the replica's key made on db-replica, a restricted forced-com
     "ssh-keyscan -T 15 -t ed25519 -p 22 -- '192.168.10.25'",
   );
 });
+
+test("prod's DR drill on db-replica: its own key, read-only on the NAS, the NAS host key pinned, a yearly job", () => {
+  const one = (name: string) => {
+    const r = recorded.filter((x) => x.name === name);
+    expect(r).toHaveLength(1);
+    return r[0];
+  };
+  const host = (r: Registration) => (reveal(r.inputs.connection) as { host: string }).host;
+  const mdb = one("backup321-mariadb");
+  const key = one("backup321-mariadb-dr-drill-key");
+  expect(key.parent).toBe(mdb.urn);
+  expect(host(key)).toBe("192.168.10.21");
+  expect(String(key.inputs.create)).toContain(
+    "ssh-keygen -q -t ed25519 -N '' -C 'backup321-nas-read@db-replica' -f '/etc/backup321/secrets/nas-read_ed25519'",
+  );
+  expect(key.inputs.delete).toBeUndefined();
+  // on the NAS, as its own user (no sudo there), read-only, beside the sync key's line
+  const auth = one("backup321-mariadb-dr-drill-authorized-key");
+  expect(host(auth)).toBe("192.168.10.30");
+  expect(auth.inputs.stdin).toBe(
+    `restrict,command="/home/backup/.backup321/nas-receive.sh --read-only /backups/atlastech" ${MOCK_PUBLIC_KEY.split(" ").slice(0, 2).join(" ")} backup321-nas-read@db-replica\n`,
+  );
+  expect(String(auth.inputs.create)).toContain("/home/backup/.ssh/authorized_keys");
+  expect(String(auth.inputs.create)).not.toContain("sudo");
+  expect(String(auth.inputs.delete)).toContain("backup321-nas-read@db-replica");
+  expect(String(auth.inputs.delete)).not.toContain("backup321-nas-sync@");
+  const pinned = one("backup321-mariadb-dr-drill-known-hosts");
+  expect(host(pinned)).toBe("192.168.10.21");
+  expect(String(pinned.inputs.create)).toContain(
+    "ssh-keyscan -T 15 -t ed25519 -p 22 -- '192.168.10.30'",
+  );
+  const files = pushedFiles(recorded).filter((f) => f.host === "db-replica");
+  const paths = files.map((f) => f.path);
+  for (const f of [
+    "/usr/local/lib/backup321/mariadb-dr-drill.sh",
+    "/usr/local/lib/backup321/nas-pull.sh",
+    "/etc/backup321/jobs.d/mariadb-dr-drill.json",
+    "/usr/local/sbin/b321-mariadb-dr-drill",
+  ])
+    expect(paths).toContain(f);
+  // the replica's key file and scripts serve the drill too: one file, one resource
+  expect(paths.filter((p) => p === "/etc/backup321/secrets/mariadb-backup.key")).toHaveLength(1);
+  const cron = files.find((f) => f.path === "/etc/cron.d/backup321-mariadb-dr-drill")!;
+  expect(cron.content).toContain("0 6 10 3 * root ");
+  const env = files.find((f) => f.path === "/etc/backup321/mariadb-dr-drill.env")!;
+  for (const line of [
+    "B321_JOB='mariadb-dr-drill'",
+    "NAS_USER='backup'",
+    "NAS_ADDRESS='192.168.10.30'",
+    "NAS_PORT='22'",
+    "NAS_PATH='/backups/atlastech'",
+    "NAS_KEY='/etc/backup321/secrets/nas-read_ed25519'",
+    "NAS_KNOWN_HOSTS='/etc/backup321/mariadb-dr-drill.known_hosts'",
+    "NAS_SOURCES='/backups/database /backups/binlogs'",
+    "DRILL_SCRATCH='/var/lib/backup321/dr-scratch'",
+    "MARIADB_BACKUP_DIR='/backups/database'",
+    "MARIADB_BINLOG_BACKUP_DIR='/backups/binlogs'",
+    "MARIADB_KEY_FILE='/etc/backup321/secrets/mariadb-backup.key'",
+  ])
+    expect(env.content?.split("\n")).toContain(line);
+  expect(env.content).toMatch(/^MARIADB_KEY_FINGERPRINT='[0-9a-f]{64}'$/m);
+  // the job is the component's; its cron line waits for the key line on the NAS, the key file
+  // and the scripts on the standby
+  expect(one("backup321-mariadb-dr-drill").parent).toBe(mdb.urn);
+  expect(one("backup321-mariadb-dr-drill-cron-crontab-file").options.dependsOn).toEqual(
+    expect.arrayContaining(
+      [
+        auth,
+        key,
+        pinned,
+        one("backup321-mariadb-replica-key-file-file"),
+        one("backup321-mariadb-dr-drill-script-file"),
+        one("backup321-mariadb-dr-drill-lib-file"),
+        one("backup321-mariadb-replica-script-restore-test-file"),
+        one("backup321-mariadb-replica-script-pitr-file"),
+      ].map((r) => r.urn),
+    ),
+  );
+});
+
+test("without mariadb.drDrill, nothing of the drill is registered", async () => {
+  const file = readStackFile("prod");
+  const site = file.config["backup321:site"] as { mariadb: { drDrill?: unknown } };
+  const withoutDrill = structuredClone(site);
+  delete withoutDrill.mariadb.drDrill;
+  const rec = await runMocked(
+    () =>
+      jest.isolateModulesAsync(async () => {
+        await import("../../infra/index");
+      }),
+    { ...file.config, "backup321:site": withoutDrill },
+    file.secretKeys,
+    "prod",
+  );
+  expect(rec.filter((r) => r.name.includes("dr-drill"))).toEqual([]);
+  expect(rec.length).toBeGreaterThan(100);
+}, 60_000);
