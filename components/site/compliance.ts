@@ -215,6 +215,11 @@ function iso(site: Site, stack: string, f: Facts): Requirement[] {
               `NAS ${site.offsite.nas.host}: read-back drill (\`${site.offsite.nas.drill.schedule}\`), the newest snapshot read back and every full and shipped binlog in it compared with the checksums recorded when it was made; the monitor alerts when it fails, is overdue or takes longer than the ${site.targets.rtoHours} h RTO.`,
             ]
           : []),
+        ...(m?.drDrill && site.offsite.nas
+          ? [
+              `Disaster recovery: yearly drill (\`${m.drDrill.schedule}\`) on ${m.drDrill.host}, which rebuilds the database host ${m.host} from the NAS's newest snapshot alone (read with its own read-only key): every full and shipped binlog checked against the checksums recorded when it was made, the newest full restored and its rows compared with its manifest, a point-in-time recovery to the end of the shipped binlogs opened; the whole rebuild is timed, and the monitor alerts when it fails, is overdue or takes longer than the ${site.targets.rtoHours} h RTO.`,
+            ]
+          : []),
         ...(f.bucket && site.offsite.upload?.drill
           ? [
               `Offsite dumps: restore drill (\`${site.offsite.upload.drill.schedule}\`), the newest full downloaded, checked against its manifest and the upload's sha256, decrypted and prepared; the monitor alerts when it fails, is overdue or takes longer than the ${(site.targets.siteLoss ?? site.targets).rtoHours} h RTO of a lost site.`,
@@ -270,7 +275,12 @@ function iso(site: Site, stack: string, f: Facts): Requirement[] {
 /** Each copy with no scheduled restore of its own (an integrity check alone is not a restore). */
 function untestedCopies(site: Site, f: Facts): string[] {
   const gaps: string[] = [];
-  if (site.mariadb && !site.mariadb.schedules.pitrDrill)
+  const drDrill = site.mariadb?.drDrill && site.offsite.nas;
+  if (site.mariadb && !site.mariadb.schedules.pitrDrill && drDrill)
+    gaps.push(
+      "Point-in-time recovery is drilled once a year only (the disaster-recovery drill, to the end of the shipped binlogs: the result is opened, not compared row by row).",
+    );
+  else if (site.mariadb && !site.mariadb.schedules.pitrDrill)
     gaps.push(
       "No scheduled point-in-time recovery drill (binlogs are replayed only by the monthly restore test, up to its full's counts).",
     );
@@ -286,7 +296,8 @@ function untestedCopies(site: Site, f: Facts): string[] {
     );
   for (const d of site.pbs?.datastores ?? [])
     gaps.push(`PBS datastore ${d.name}: verified by PBS; no scheduled restore of a guest.`);
-  gaps.push("No yearly disaster-recovery drill rebuilding a host from the backups alone.");
+  if (!drDrill)
+    gaps.push("No yearly disaster-recovery drill rebuilding a host from the backups alone.");
   return gaps;
 }
 

@@ -53,11 +53,21 @@ test("drills the model does not schedule are gaps, not ticks", () => {
   expect(f.how).toContain(
     "A point-in-time recovery drill (`0 4 15 1,4,7,10 *`) recovers a scratch instance from a full and the shipped binlogs to the newest checkpoint of the binlog shipping and compares every table's checksum with the one recorded there; the monitor alerts when it fails, is overdue or exceeds the 4 h RTO.",
   );
+  // without the quarterly PITR drill, prod's yearly DR drill is the only one: said as the limit
   const noPitrDrill = prodRaw();
   delete (noPitrDrill.mariadb as { schedules: Record<string, unknown> }).schedules.pitrDrill;
   const g = req(noPitrDrill, "8.13 (f)");
-  expect(g.gaps.some((x) => x.startsWith("No scheduled point-in-time recovery drill"))).toBe(true);
+  expect(g.gaps).toContain(
+    "Point-in-time recovery is drilled once a year only (the disaster-recovery drill, to the end of the shipped binlogs: the result is opened, not compared row by row).",
+  );
   expect(g.how.join("\n")).not.toContain("point-in-time recovery drill");
+  // with neither, no PITR drill at all
+  delete (noPitrDrill.mariadb as { drDrill?: unknown }).drDrill;
+  expect(
+    req(noPitrDrill, "8.13 (f)").gaps.some((x) =>
+      x.startsWith("No scheduled point-in-time recovery drill"),
+    ),
+  ).toBe(true);
   // PBS verifies its datastore and the monitor watches the result; no guest is restored on schedule
   expect(f.how).toContain(
     "PBS datastore usb-ssd: verify job (`weekly`); the monitor alerts when its last run failed or is older than its schedule allows.",
@@ -151,4 +161,25 @@ test("a site with no copy off site fails the remote-location requirement", () =>
   const d = req(raw, "8.13 (d)");
   expect(verdict(d)).toBe("not met");
   expect(d.gaps).toEqual(["No copy leaves the site: a fire or theft loses everything."]);
+});
+
+test("the yearly DR drill: described with its standby and schedule when set, a gap without", () => {
+  const f = req(prodRaw(), "8.13 (f)");
+  expect(f.how).toContain(
+    "Disaster recovery: yearly drill (`0 6 10 3 *`) on db-replica, which rebuilds the database host db-srv from the NAS's newest snapshot alone (read with its own read-only key): every full and shipped binlog checked against the checksums recorded when it was made, the newest full restored and its rows compared with its manifest, a point-in-time recovery to the end of the shipped binlogs opened; the whole rebuild is timed, and the monitor alerts when it fails, is overdue or takes longer than the 4 h RTO.",
+  );
+  expect(f.gaps).not.toContain(
+    "No yearly disaster-recovery drill rebuilding a host from the backups alone.",
+  );
+  const without = prodRaw();
+  delete (without.mariadb as Record<string, unknown>).drDrill;
+  const g = req(without, "8.13 (f)");
+  expect(g.gaps).toContain(
+    "No yearly disaster-recovery drill rebuilding a host from the backups alone.",
+  );
+  expect(g.gaps.some((x) => x.startsWith("No scheduled point-in-time recovery drill"))).toBe(true);
+  expect(g.how.join("\n")).not.toContain("Disaster recovery: yearly drill");
+  expect(req(without, "32(1)(d)").gaps).toContain(
+    "No yearly disaster-recovery drill rebuilding a host from the backups alone. (8.13 (f))",
+  );
 });

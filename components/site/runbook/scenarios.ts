@@ -8,7 +8,7 @@ import { serviceCommand } from "../../../stacks/model/mariadb";
 import type { Application } from "../../../stacks/model/people";
 import { ASSUMED } from "../../../stacks/targets";
 import { jobFiles, shq } from "../../host/render";
-import { PITR_JOB } from "../../mariadb/render";
+import { DR_DRILL_JOB, PITR_JOB } from "../../mariadb/render";
 import { pbsStorageId } from "../../proxmox/render";
 import { repositoryUrl, resticJob, resticLocation } from "../../restic/render";
 import { NAS_JOB, UPLOAD_JOB } from "../../offsite/render";
@@ -346,6 +346,11 @@ function hostLossScenario(site: Site, stack: string): Scenario | undefined {
     title: `${m.host} is lost — rebuild it, then its database`,
     intro: [
       `Reinstall ${m.host} at ${hostOf(site, m.host).address} first. Its jobs come back disarmed: nothing runs over the restore, and the server's new binlogs never overwrite the shipped history.`,
+      ...(m.drDrill && nas
+        ? [
+            `Rehearsed every year: ${m.drDrill.host} rebuilds ${m.host}'s database from the NAS's newest snapshot alone (\`${m.drDrill.schedule}\`, job ${DR_DRILL_JOB}). Its last measured time, restore_seconds in ${jobFiles(hostOf(site, m.drDrill.host).paths, DR_DRILL_JOB).statusFile} on ${m.drDrill.host}, is how long the database's part of this rebuild took then (the fetch from the NAS, the restore and the recovery); \`b321-evidence\` there lists every drill.`,
+          ]
+        : []),
     ],
     needs: [
       `the Pulumi state (${site.stateBackend ?? "stateBackend: not stated"}) and the escrowed passphrase (${site.escrow ?? "escrow: not stated"})`,
