@@ -261,8 +261,12 @@ export class MariaDbBackup extends pulumi.ComponentResource {
             ),
             ...this.installScripts(`${name}-dr`, d.host),
           ];
-      const standbyEnv = envOn(d.host, onReplica ? r.socket : socket);
-      this.drDrillStatusFile = this.installDrDrill(name, d, standbyEnv, standbyNeeds);
+      const drill = new MariaDbDrDrill(
+        `${name}-dr-drill`,
+        { ...d, env: envOn(d.host, onReplica ? r.socket : socket), dependsOn: standbyNeeds },
+        { parent: this },
+      );
+      this.drDrillStatusFile = drill.statusFile;
     }
     this.encryptionKey = pulumi.secret(key.result);
     this.encryptionKeys = pulumi.secret(
@@ -526,104 +530,6 @@ export class MariaDbBackup extends pulumi.ComponentResource {
     };
   }
 
-  /**
-   * The standby's disaster-recovery drill: its own ed25519 key (made there, only the public half
-   * read back, never deleted), that key on the NAS restricted to the receiver's read-only mode, the
-   * NAS's host key pinned on the standby, the drill script with the NAS read-back library, and the
-   * scheduled job. Returns the job's status file.
-   */
-  private installDrDrill(
-    name: string,
-    d: DrDrillArgs,
-    mariadbEnvOut: pulumi.Output<Record<string, string | number>>,
-    needs: pulumi.Resource[],
-  ): string {
-    const standby = d.host;
-    const there = `${name}-dr-drill`;
-    const keyFile = `${standby.paths.secrets}/${DR_DRILL_KEY_PURPOSE}_ed25519`;
-    const knownHosts = `${standby.paths.etc}/${DR_DRILL_JOB}.known_hosts`;
-    const comment = nasReaderKeyComment(standby.hostName);
-    const key = standby.command(
-      `${there}-key`,
-      { create: ensureKeyCommand(keyFile, comment), dependsOn: standby.base },
-      { parent: this },
-    );
-    // The NAS account has no sudo: its commands run as itself, owner stamps in its home.
-    const authorized = d.nas.host.command(
-      `${there}-authorized-key`,
-      {
-        asLoginUser: true,
-        ownersDir: `${d.nas.home}/.backup321/owners`,
-        create: installAuthorizedKeyCommand(d.nas.authorizedKeys, comment),
-        delete: removeAuthorizedKeyCommand(d.nas.authorizedKeys, comment),
-        owns: `authorized-key:${d.nas.authorizedKeys}:${comment}`,
-        stdin: key.stdout.apply(
-          (publicKey) =>
-            readOnlyKeyLine({
-              receiver: d.nas.receiver,
-              path: d.nas.path,
-              publicKey,
-              readerHost: standby.hostName,
-            }) + "\n",
-        ),
-        dependsOn: d.nas.host.base,
-      },
-      { parent: this },
-    );
-    const { address, port, hostKey } = d.nas;
-    const pinned: pulumi.Resource = hostKey
-      ? new RemoteFile(
-          `${there}-known-hosts`,
-          {
-            host: standby,
-            path: knownHosts,
-            content: knownHostsLine(address, port, hostKey),
-            dependsOn: standby.base,
-          },
-          { parent: this },
-        )
-      : standby.command(
-          `${there}-known-hosts`,
-          {
-            create: scanKnownHostsCommand(knownHosts, address, port),
-            delete: removeFileCommand(knownHosts),
-            owns: knownHosts,
-            dependsOn: standby.base,
-          },
-          { parent: this },
-        );
-    const script = standby.installScript(`${there}-script`, __dirname, "mariadb-dr-drill.sh", {
-      parent: this,
-    });
-    const lib = standby.installScript(
-      `${there}-lib`,
-      path.join(__dirname, "..", "offsite"),
-      NAS_PULL_LIB,
-      { parent: this },
-    );
-    const env = mariadbEnvOut.apply((e) => ({
-      ...e,
-      ...drDrillEnv({
-        nas: { user: d.nas.user, address, port, path: d.nas.path, key: keyFile, knownHosts },
-        sources: d.sources,
-        scratch: `${standby.paths.state}/dr-scratch`,
-      }),
-    }));
-    const job = new ScheduledJob(
-      there,
-      {
-        host: standby,
-        job: DR_DRILL_JOB,
-        schedule: d.schedule,
-        script: script.path,
-        env,
-        dependsOn: [...needs, script, lib, key, authorized, pinned],
-      },
-      { parent: this },
-    );
-    return job.statusFile;
-  }
-
   private installScripts(name: string, host: Host): RemoteFile[] {
     return Object.entries(SCRIPTS).map(([role, file]) =>
       host.installScript(`${name}-script-${role}`, __dirname, file, { parent: this }),
@@ -679,5 +585,114 @@ export class MariaDbBackup extends pulumi.ComponentResource {
       { parent: this },
     );
     return bin.path;
+  }
+}
+
+export interface MariaDbDrDrillArgs extends DrDrillArgs {
+  /** The MariaDB jobs' variables on the standby (mariadbEnv: the key, its fingerprint, the dirs). */
+  readonly env: pulumi.Input<Record<string, string | number>>;
+  /** What the drill needs first on the standby: the MariaDB key file and scripts. */
+  readonly dependsOn?: pulumi.Input<pulumi.Resource>[];
+}
+
+/**
+ * The standby's disaster-recovery drill (mariadb.drDrill): its own ed25519 key (made there, only
+ * the public half read back, never deleted), that key on the NAS restricted to the receiver's
+ * read-only mode, the NAS's host key pinned on the standby, the drill script with the NAS read-back
+ * library, and the scheduled job (mariadb-dr-drill.sh).
+ */
+export class MariaDbDrDrill extends pulumi.ComponentResource {
+  /** The job's status file on the standby. */
+  public readonly statusFile: string;
+  /** The standby's public key, as authorized (read-only) on the NAS. */
+  public readonly publicKey: pulumi.Output<string>;
+
+  constructor(name: string, d: MariaDbDrDrillArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("backup321:mariadb:DrDrill", name, {}, opts);
+    const standby = d.host;
+    const keyFile = `${standby.paths.secrets}/${DR_DRILL_KEY_PURPOSE}_ed25519`;
+    const knownHosts = `${standby.paths.etc}/${DR_DRILL_JOB}.known_hosts`;
+    const comment = nasReaderKeyComment(standby.hostName);
+    const key = standby.command(
+      `${name}-key`,
+      { create: ensureKeyCommand(keyFile, comment), dependsOn: standby.base },
+      { parent: this },
+    );
+    this.publicKey = key.stdout.apply((s) => s.trim());
+    // The NAS account has no sudo: its commands run as itself, owner stamps in its home.
+    const authorized = d.nas.host.command(
+      `${name}-authorized-key`,
+      {
+        asLoginUser: true,
+        ownersDir: `${d.nas.home}/.backup321/owners`,
+        create: installAuthorizedKeyCommand(d.nas.authorizedKeys, comment),
+        delete: removeAuthorizedKeyCommand(d.nas.authorizedKeys, comment),
+        owns: `authorized-key:${d.nas.authorizedKeys}:${comment}`,
+        stdin: key.stdout.apply(
+          (publicKey) =>
+            readOnlyKeyLine({
+              receiver: d.nas.receiver,
+              path: d.nas.path,
+              publicKey,
+              readerHost: standby.hostName,
+            }) + "\n",
+        ),
+        dependsOn: d.nas.host.base,
+      },
+      { parent: this },
+    );
+    const { address, port, hostKey } = d.nas;
+    const pinned: pulumi.Resource = hostKey
+      ? new RemoteFile(
+          `${name}-known-hosts`,
+          {
+            host: standby,
+            path: knownHosts,
+            content: knownHostsLine(address, port, hostKey),
+            dependsOn: standby.base,
+          },
+          { parent: this },
+        )
+      : standby.command(
+          `${name}-known-hosts`,
+          {
+            create: scanKnownHostsCommand(knownHosts, address, port),
+            delete: removeFileCommand(knownHosts),
+            owns: knownHosts,
+            dependsOn: standby.base,
+          },
+          { parent: this },
+        );
+    const script = standby.installScript(`${name}-script`, __dirname, "mariadb-dr-drill.sh", {
+      parent: this,
+    });
+    const lib = standby.installScript(
+      `${name}-lib`,
+      path.join(__dirname, "..", "offsite"),
+      NAS_PULL_LIB,
+      { parent: this },
+    );
+    const env = pulumi.output(d.env).apply((e) => ({
+      ...e,
+      ...drDrillEnv({
+        nas: { user: d.nas.user, address, port, path: d.nas.path, key: keyFile, knownHosts },
+        sources: d.sources,
+        scratch: `${standby.paths.state}/dr-scratch`,
+      }),
+    }));
+    const job = new ScheduledJob(
+      `${name}-job`,
+      {
+        host: standby,
+        job: DR_DRILL_JOB,
+        schedule: d.schedule,
+        script: script.path,
+        env,
+        dependsOn: [...(d.dependsOn ?? []), script, lib, key, authorized, pinned],
+      },
+      { parent: this },
+    );
+    this.statusFile = job.statusFile;
+    this.registerOutputs({ statusFile: this.statusFile, publicKey: this.publicKey });
   }
 }

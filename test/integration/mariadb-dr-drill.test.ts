@@ -1,29 +1,23 @@
 // The yearly disaster-recovery drill, for real: a real MariaDB source, the real full job and binlog
 // shipper, the real NAS sync through a real sshd to the forced-command NAS receiver; then a standby
-// (its own sandbox paths, its own key made by the real key command, authorized on the NAS read-only
-// by the real authorized_keys command, the NAS's host key pinned) rebuilds the database from the
-// NAS alone with the real restore test and point-in-time recovery, timed end to end. The standby's
-// key cannot write to the NAS, and a damaged byte in the NAS copy fails the drill with an alert and
-// no scratch left.
+// (its own sandbox paths) gets what MariaDbDrDrill registers, replayed over SSH twice as pulumi up
+// would run it: its own key (the real key command), that key authorized on the NAS read-only (the
+// real authorized_keys command), the NAS's host key pinned, the scripts and the scheduled job. The
+// drill rebuilds the database from the NAS alone with the real restore test and point-in-time
+// recovery, timed end to end. The standby's key cannot write to the NAS, a damaged byte in the NAS
+// copy fails the drill with an alert and no scratch left, and the deletes keep every copy and key.
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { useRig } from "../harness/rig";
 import { run, type RunResult } from "../harness/proc";
-import {
-  authorizedKeyLine,
-  nasReaderKeyComment,
-  readOnlyKeyLine,
-} from "../../components/offsite/render";
-import {
-  ensureKeyCommand,
-  installAuthorizedKeyCommand,
-  knownHostsLine,
-} from "../../components/host/ssh-trust";
-import { renderEnvFile } from "../../components/host/render";
-import { DR_DRILL_JOB, drDrillEnv } from "../../components/mariadb/render";
-import { installScripts, physicalInstall, seedSchema, type Install } from "./mariadb-fixture";
+import { authorizedKeyLine, readOnlyKeyLine } from "../../components/offsite/render";
+import { DR_DRILL_JOB, mariadbEnv } from "../../components/mariadb/render";
+import { rootedPaths } from "../harness/sandbox";
+import { sandboxHost } from "../harness/program";
+import type { HostPaths } from "../../stacks/model/hosts";
+import { keyFileFingerprint, physicalInstall, seedSchema, type Install } from "./mariadb-fixture";
 
 const DB = "atlastech_db";
 
@@ -34,9 +28,9 @@ let nasHome: string;
 let receiver: string;
 let alerts: string;
 let mdb: Install;
-let standby: Install;
+/** The standby's own layout, apart from the database host's. */
+let standby: HostPaths;
 let readerKey: string;
-let drillEnv: string;
 
 const read = (p: string) => fs.readFileSync(p, "utf8");
 const sha = (p: string) => crypto.createHash("sha256").update(fs.readFileSync(p)).digest("hex");
@@ -52,8 +46,14 @@ const newestFull = () =>
 const onNas = (p: string) => `${nasRoot}/${fs.readlinkSync(`${nasRoot}/latest`)}${p}`;
 const scratch = () => `${standby.state}/dr-scratch`;
 const scratchLeft = () => (fs.existsSync(scratch()) ? fs.readdirSync(scratch()) : []);
+/** The drill through its entry point on the standby, as cron runs it, alerts recorded. */
 const drill = (): RunResult =>
-  run(`${standby.lib}/mariadb-dr-drill.sh`, [drillEnv], { timeoutMs: 900_000 });
+  run(`${standby.sbin}/b321-${DR_DRILL_JOB}`, [], {
+    env: { ...process.env, B321_ALERT: rig.box.at("record-alert.sh") },
+    timeoutMs: 900_000,
+  });
+const status = () =>
+  JSON.parse(read(`${standby.status}/${DR_DRILL_JOB}.json`)) as Record<string, unknown>;
 /** ssh options of the standby's key, as its drill uses them. */
 const readerSsh = () => [
   "-i",
@@ -70,9 +70,12 @@ const readerSsh = () => [
   `UserKnownHostsFile=${standby.etc}/${DR_DRILL_JOB}.known_hosts`,
 ];
 
-/** The source host's creates, in order, as the engine would run them. */
+/**
+ * Runs the creates in order, as the engine would: each authorized_keys line is built from the real
+ * key the step before made (the mocks only know a placeholder).
+ */
 function applyCreates(): void {
-  let publicKey = "";
+  const keys: Record<string, string> = {};
   for (const s of rig.steps) {
     let stdin = s.stdin;
     if (s.name === "sync-authorized-key")
@@ -83,12 +86,21 @@ function applyCreates(): void {
           keep: 3,
           minAgeMinutes: 0,
           minIntervalMinutes: 0,
-          publicKey,
+          publicKey: keys.sync,
           sourceHost: "db",
+        }) + "\n";
+    if (s.name === "drill-authorized-key")
+      stdin =
+        readOnlyKeyLine({
+          receiver,
+          path: nasRoot,
+          publicKey: keys.drill,
+          readerHost: "standby",
         }) + "\n";
     const r = s.create ? rig.sshd.exec(s.create, stdin) : { code: 0, stdout: "", stderr: "" };
     if (r.code !== 0) throw new Error(`create of ${s.name} failed (${r.code}):\n${r.stderr}`);
-    if (s.name === "sync-key") publicKey = r.stdout.trim();
+    if (s.name === "sync-key") keys.sync = r.stdout.trim();
+    if (s.name === "drill-key") keys.drill = r.stdout.trim();
   }
 }
 
@@ -112,6 +124,8 @@ const rig = useRig({
       keepFulls: 4,
       timezone: "UTC",
     }).box;
+    standby = rootedPaths(box.at("standby"));
+    readerKey = `${standby.secrets}/nas-read_ed25519`;
     alerts = box.at("alerts.log");
     fs.writeFileSync(
       box.at("record-alert.sh"),
@@ -119,9 +133,10 @@ const rig = useRig({
       { mode: 0o755 },
     );
   },
-  program: async ({ box, sshd }, db) => {
+  program: async ({ box, sshd, mariadb: server }, db) => {
     const { Host } = await import("../../components/host");
     const { NasSync } = await import("../../components/offsite");
+    const { MariaDbDrDrill } = await import("../../components/mariadb");
     const nas = new Host("nas", {
       hostName: "nas",
       address: "127.0.0.1",
@@ -146,6 +161,43 @@ const rig = useRig({
       nasHome,
       authorizedKeysFile: path.join(sshd.dir, "authorized_keys"),
     });
+    // The standby: another host (its own layout) with the MariaDB key and scripts (installed below,
+    // as MariaDbBackup installs them on it), and the drill MariaDbDrDrill registers.
+    const standbyHost = await sandboxHost("standby", "standby", sshd, standby);
+    new MariaDbDrDrill("drill", {
+      host: standbyHost,
+      schedule: "0 6 10 3 *",
+      nas: {
+        host: nas,
+        address: "127.0.0.1",
+        port: sshd.port,
+        user: "root",
+        hostKey: read(path.join(sshd.dir, "host_ed25519.pub")),
+        path: nasRoot,
+        home: nasHome,
+        authorizedKeys: path.join(sshd.dir, "authorized_keys"),
+        receiver,
+      },
+      sources: [backupDir, binlogDir],
+      env: mariadbEnv({
+        socket: server.socket,
+        clientCnf: `${standby.secrets}/mariadb-backup.cnf`,
+        keyFile: `${standby.secrets}/mariadb-backup.key`,
+        keyFingerprint: keyFileFingerprint(mdb.keyFile),
+        databases: [DB],
+        method: "physical",
+        compression: "zstd",
+        backupDir,
+        binlogBackupDir: binlogDir,
+        binlogBasename: server.binlogBasename,
+        prefix: DB,
+        keepFulls: 4,
+        binlogKeepDays: 7,
+        timezone: "UTC",
+        scratchDir: `${standby.state}/mariadb-scratch`,
+        serverUser: "mysql",
+      }),
+    });
   },
 });
 
@@ -162,77 +214,51 @@ test("the real full, shipper and NAS sync put the database host's copies on the 
   expect(sha(onNas(`${backupDir}/${newestFull()}`))).toBe(sha(`${backupDir}/${newestFull()}`));
 });
 
-test("the standby gets its own key, read-only on the NAS, and the NAS's pinned host key", () => {
-  const root = rig.box.at("standby");
-  // the standby's own paths and scripts, and the stack's key (the same key file as the source's)
-  const secrets = path.join(root, "etc", "secrets");
-  fs.mkdirSync(secrets, { recursive: true, mode: 0o700 });
-  fs.copyFileSync(mdb.keyFile, `${secrets}/mariadb-backup.key`);
-  standby = installScripts(root, rig.mariadb, {
-    method: "physical",
-    compression: "zstd",
-    databases: [DB],
-    // the standby holds no option file of the source's server: nothing here logs into it
-    clientCnf: `${secrets}/mariadb-backup.cnf`,
-    keyFile: `${secrets}/mariadb-backup.key`,
-    backupDir,
-    binlogBackupDir: binlogDir,
-    keepFulls: 4,
-    timezone: "UTC",
-  });
-  fs.copyFileSync(
-    path.join(__dirname, "../../components/offsite/scripts/nas-pull.sh"),
-    path.join(standby.lib, "nas-pull.sh"),
+test("pulumi up's commands give the standby its own key, read-only on the NAS, and the drill's job, twice", () => {
+  // the MariaDB key file and scripts, as MariaDbBackup installs them on the standby
+  fs.mkdirSync(standby.secrets, { recursive: true, mode: 0o700 });
+  fs.copyFileSync(mdb.keyFile, `${standby.secrets}/mariadb-backup.key`);
+  fs.mkdirSync(standby.lib, { recursive: true });
+  for (const f of fs.readdirSync(path.join(__dirname, "../../components/mariadb/scripts")))
+    if (f !== "mariadb-dr-drill.sh") {
+      fs.copyFileSync(
+        path.join(__dirname, "../../components/mariadb/scripts", f),
+        path.join(standby.lib, f),
+      );
+      fs.chmodSync(path.join(standby.lib, f), 0o755);
+    }
+  applyCreates();
+  const pub = read(`${readerKey}.pub`);
+  applyCreates();
+  // the key is made once and kept
+  expect(read(`${readerKey}.pub`)).toBe(pub);
+  expect((fs.statSync(readerKey).mode & 0o777).toString(8)).toBe("600");
+  const lines = read(path.join(rig.sshd.dir, "authorized_keys")).trim().split("\n");
+  const mine = lines.filter((l) => l.endsWith(" backup321-nas-read@standby"));
+  expect(mine).toEqual([
+    `restrict,command="${receiver} --read-only ${nasRoot}" ${pub.split(" ").slice(0, 2).join(" ")} backup321-nas-read@standby`,
+  ]);
+  // the sync key's line is there too, untouched
+  expect(lines.filter((l) => l.endsWith(" backup321-nas-sync@db"))).toHaveLength(1);
+  expect(read(`${standby.etc}/${DR_DRILL_JOB}.known_hosts`)).toBe(
+    `[127.0.0.1]:${rig.sshd.port} ${read(path.join(rig.sshd.dir, "host_ed25519.pub")).trim().split(" ").slice(0, 2).join(" ")}\n`,
   );
-  readerKey = `${secrets}/nas-read_ed25519`;
-  const made = rig.sshd.exec(ensureKeyCommand(readerKey, nasReaderKeyComment("standby")));
-  expect(made.code).toBe(0);
-  // run twice: the key stays the same
-  expect(rig.sshd.exec(ensureKeyCommand(readerKey, nasReaderKeyComment("standby"))).stdout).toBe(
-    made.stdout,
-  );
-  const authorizedKeys = path.join(rig.sshd.dir, "authorized_keys");
-  const line = readOnlyKeyLine({
-    receiver,
-    path: nasRoot,
-    publicKey: made.stdout,
-    readerHost: "standby",
-  });
-  const install = installAuthorizedKeyCommand(authorizedKeys, nasReaderKeyComment("standby"));
-  for (let i = 0; i < 2; i++) expect(rig.sshd.exec(install, `${line}\n`).code).toBe(0);
-  expect(read(authorizedKeys)).toContain(
-    `command="${receiver} --read-only ${nasRoot}" ssh-ed25519 `,
-  );
-  fs.writeFileSync(
-    `${standby.etc}/${DR_DRILL_JOB}.known_hosts`,
-    knownHostsLine("127.0.0.1", rig.sshd.port, read(path.join(rig.sshd.dir, "host_ed25519.pub"))),
-  );
-  drillEnv = standby.env(DR_DRILL_JOB);
-  fs.appendFileSync(
-    drillEnv,
-    renderEnvFile("the drill's", {
-      ...drDrillEnv({
-        nas: {
-          user: "root",
-          address: "127.0.0.1",
-          port: rig.sshd.port,
-          path: nasRoot,
-          key: readerKey,
-          knownHosts: `${standby.etc}/${DR_DRILL_JOB}.known_hosts`,
-        },
-        sources: [backupDir, binlogDir],
-        scratch: scratch(),
-      }),
-      B321_ALERT: rig.box.at("record-alert.sh"),
-    }),
-  );
+  const env = read(`${standby.etc}/${DR_DRILL_JOB}.env`);
+  expect(env).toContain(`NAS_KEY='${readerKey}'\n`);
+  expect(env).toContain(`DRILL_SCRATCH='${scratch()}'\n`);
+  expect(env).toContain(`MARIADB_BACKUP_DIR='${backupDir}'\n`);
+  expect((fs.statSync(`${standby.etc}/${DR_DRILL_JOB}.env`).mode & 0o777).toString(8)).toBe("600");
+  expect(fs.existsSync(`${standby.jobs}/${DR_DRILL_JOB}.json`)).toBe(true);
+  expect(read(`${standby.cron}/backup321-${DR_DRILL_JOB}`)).toContain("0 6 10 3 * root ");
+  for (const f of ["mariadb-dr-drill.sh", "nas-pull.sh", "common.sh"])
+    expect(fs.existsSync(`${standby.lib}/${f}`)).toBe(true);
 });
 
 test("the drill rebuilds the database from the NAS alone and records its time end to end", () => {
   const r = drill();
   expect(r.stderr).toContain("disaster-recovery drill passed");
   expect(r.code).toBe(0);
-  const st = standby.status(DR_DRILL_JOB);
+  const st = status();
   const binlogs = fs.readdirSync(binlogDir).filter((f) => f.endsWith(".zst.enc.sha256")).length;
   expect(st).toMatchObject({
     result: "success",
@@ -258,14 +284,14 @@ test("the drill rebuilds the database from the NAS alone and records its time en
   expect(total).toBeLessThanOrEqual(Number(st.duration_seconds));
   expect(Number(st.bytes)).toBeGreaterThan(fs.statSync(`${backupDir}/${newestFull()}`).size);
   // only the drill's own status and history on the standby; nothing refused on the NAS
-  expect(fs.readdirSync(standby.paths.status)).toEqual([`${DR_DRILL_JOB}.json`]);
+  expect(fs.readdirSync(standby.status)).toEqual([`${DR_DRILL_JOB}.json`]);
   expect(refusals()).toEqual([]);
   expect(scratchLeft()).toEqual([]);
   expect(alertLines()).toEqual([]);
   // the run is in the standby's history, as a drill with its restore time
   const history = fs
-    .readdirSync(standby.paths.history)
-    .map((f) => read(path.join(standby.paths.history, f)))
+    .readdirSync(standby.history)
+    .map((f) => read(path.join(standby.history, f)))
     .join("");
   expect(history).toContain(`\t${DR_DRILL_JOB}\tdrill\tsuccess\t`);
   expect(history).toContain(`\t${total}\t${String(st.bytes)}\t`);
@@ -307,7 +333,7 @@ test("a damaged byte of the full on the NAS fails the drill, with an alert and n
     fs.writeFileSync(copy, damaged);
     const r = drill();
     expect(r.code).toBe(1);
-    const st = standby.status(DR_DRILL_JOB);
+    const st = status();
     expect(st.result).toBe("failed");
     expect(st.phase).toBe("verify");
     expect(st.error).toContain(`${newestFull()} on the NAS has sha256 ${sha(copy)}`);
@@ -333,7 +359,7 @@ test("a damaged shipped binlog on the NAS fails the drill before anything is res
     fs.writeFileSync(copy, damaged);
     const r = drill();
     expect(r.code).toBe(1);
-    const st = standby.status(DR_DRILL_JOB);
+    const st = status();
     expect(st.error).toContain(`shipped binlog ${name} on the NAS has sha256 ${sha(copy)}`);
     expect(r.stderr).not.toContain("restore test passed");
     expect(scratchLeft()).toEqual([]);
@@ -341,4 +367,26 @@ test("a damaged shipped binlog on the NAS fails the drill before anything is res
     fs.writeFileSync(copy, original);
   }
   expect(drill().code).toBe(0);
+});
+
+test("deletes remove the drill's job, scripts and key line on the NAS, never a copy or a key", () => {
+  const snapshot = fs.readlinkSync(`${nasRoot}/latest`);
+  rig.applyDeletes();
+  rig.applyDeletes();
+  expect(read(path.join(rig.sshd.dir, "authorized_keys"))).not.toContain(
+    "backup321-nas-read@standby",
+  );
+  for (const f of [
+    `${standby.etc}/${DR_DRILL_JOB}.env`,
+    `${standby.cron}/backup321-${DR_DRILL_JOB}`,
+    `${standby.jobs}/${DR_DRILL_JOB}.json`,
+    `${standby.lib}/mariadb-dr-drill.sh`,
+    `${standby.etc}/${DR_DRILL_JOB}.known_hosts`,
+  ])
+    expect(fs.existsSync(f)).toBe(false);
+  // the key stays (like every key), and so do the NAS's snapshots and the source's copies
+  expect(fs.existsSync(readerKey)).toBe(true);
+  expect(fs.readlinkSync(`${nasRoot}/latest`)).toBe(snapshot);
+  expect(fs.existsSync(onNas(`${backupDir}/${newestFull()}`))).toBe(true);
+  expect(fs.existsSync(`${backupDir}/${newestFull()}`)).toBe(true);
 });

@@ -186,8 +186,12 @@ test("prod's DR drill on db-replica: its own key, read-only on the NAS, the NAS 
   };
   const host = (r: Registration) => (reveal(r.inputs.connection) as { host: string }).host;
   const mdb = one("backup321-mariadb");
+  const drill = recorded.find(
+    (r) => r.type === "backup321:mariadb:DrDrill" && r.name === "backup321-mariadb-dr-drill",
+  )!;
+  expect(drill.parent).toBe(mdb.urn);
   const key = one("backup321-mariadb-dr-drill-key");
-  expect(key.parent).toBe(mdb.urn);
+  expect(key.parent).toBe(drill.urn);
   expect(host(key)).toBe("192.168.10.21");
   expect(String(key.inputs.create)).toContain(
     "ssh-keygen -q -t ed25519 -N '' -C 'backup321-nas-read@db-replica' -f '/etc/backup321/secrets/nas-read_ed25519'",
@@ -240,8 +244,8 @@ test("prod's DR drill on db-replica: its own key, read-only on the NAS, the NAS 
   expect(env.content).toMatch(/^MARIADB_KEY_FINGERPRINT='[0-9a-f]{64}'$/m);
   // the job is the component's; its cron line waits for the key line on the NAS, the key file
   // and the scripts on the standby
-  expect(one("backup321-mariadb-dr-drill").parent).toBe(mdb.urn);
-  expect(one("backup321-mariadb-dr-drill-cron-crontab-file").options.dependsOn).toEqual(
+  expect(one("backup321-mariadb-dr-drill-job").parent).toBe(drill.urn);
+  expect(one("backup321-mariadb-dr-drill-job-cron-crontab-file").options.dependsOn).toEqual(
     expect.arrayContaining(
       [
         auth,
