@@ -369,6 +369,53 @@ test("a damaged shipped binlog on the NAS fails the drill before anything is res
   expect(drill().code).toBe(0);
 });
 
+test("a row count that the restore does not give back fails the drill in its restore test, naming it", () => {
+  // the manifest says one more client than the full holds (its sha256 and size still match the
+  // full: only restoring it can tell). The sandbox's standby sees the source's disk too, so both
+  // copies of the manifest say it, as on a standby that holds none of the source's manifests.
+  const manifest = onNas(`${backupDir}/${newestFull()}.manifest.json`);
+  const local = `${backupDir}/${newestFull()}.manifest.json`;
+  const original = read(manifest);
+  expect(read(local)).toBe(original);
+  const m = /^ {4}"atlastech_db\.clients": (\d+)/m.exec(original)!;
+  const changed = original.replace(m[0], m[0].replace(m[1], String(Number(m[1]) + 1)));
+  expect(changed).not.toBe(original);
+  const before = alertLines().length;
+  try {
+    fs.writeFileSync(manifest, changed);
+    fs.writeFileSync(local, changed);
+    const r = drill();
+    expect(r.code).toBe(1);
+    const st = status();
+    expect(st.phase).toBe("test");
+    expect(st.error).toContain(
+      `the restore-test on the NAS copy failed (mariadb-restore-test.sh, exit 1): restored data differs from the manifest: atlastech_db.clients has ${m[1]} rows, the manifest recorded ${Number(m[1]) + 1}`,
+    );
+    expect(alertLines().slice(before)).toEqual([`${DR_DRILL_JOB} failed ${String(st.error)}`]);
+    expect(scratchLeft()).toEqual([]);
+    // no scratch server is left running either
+    expect(run("pgrep", ["-f", `datadir=${scratch()}`]).code).toBe(1);
+  } finally {
+    fs.writeFileSync(manifest, original);
+    fs.writeFileSync(local, original);
+  }
+  expect(drill().code).toBe(0);
+});
+
+test("b321-evidence on the standby lists every drill with the restore time it measured", () => {
+  const r = run(`${standby.sbin}/b321-evidence`, []);
+  expect(r.code).toBe(0);
+  const drills = r.stdout.split("## Drills and restores")[1].split("## ")[0];
+  const rows = drills.split("\n").filter((l) => l.includes(`| ${DR_DRILL_JOB} | drill |`));
+  const st = status();
+  expect(rows.at(-1)).toBe(
+    `| ${String(st.ended)} | ${DR_DRILL_JOB} | drill | success | ${String(st.restore_seconds)} s |  |`,
+  );
+  expect(drills).toContain(`| ${DR_DRILL_JOB} | drill | failed | `);
+  // the restore test and the recovery inside the drill are not runs of the standby's own
+  expect(drills).not.toContain(`${DR_DRILL_JOB}-`);
+});
+
 test("deletes remove the drill's job, scripts and key line on the NAS, never a copy or a key", () => {
   const snapshot = fs.readlinkSync(`${nasRoot}/latest`);
   rig.applyDeletes();

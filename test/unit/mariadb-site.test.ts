@@ -278,3 +278,59 @@ test("without mariadb.drDrill, nothing of the drill is registered", async () => 
   expect(rec.filter((r) => r.name.includes("dr-drill"))).toEqual([]);
   expect(rec.length).toBeGreaterThan(100);
 }, 60_000);
+
+test("a standby that is not the replica gets the MariaDB key (protected, kept) and scripts of its own", async () => {
+  const file = readStackFile("prod");
+  type RawSite = {
+    hosts: { name: string; address: string; roles: string[] }[];
+    mariadb: { drDrill?: { host: string; schedule: string } };
+  };
+  const site = structuredClone(file.config["backup321:site"]) as RawSite;
+  site.hosts.push({ name: "db-standby", address: "192.168.10.22", roles: ["mariadb"] });
+  site.mariadb.drDrill = { host: "db-standby", schedule: "0 6 10 3 *" };
+  const rec = await runMocked(
+    () =>
+      jest.isolateModulesAsync(async () => {
+        await import("../../infra/index");
+      }),
+    { ...file.config, "backup321:site": site },
+    file.secretKeys,
+    "prod",
+  );
+  const keyFile = rec.find((r) => r.name === "backup321-mariadb-dr-key-file")!;
+  expect(keyFile.options.protect).toBe(true);
+  // kept: the command that writes it has no delete, and is protected too
+  const write = rec.find((r) => r.name === "backup321-mariadb-dr-key-file-file")!;
+  expect(write.parent).toBe(keyFile.urn);
+  expect(write.options.protect).toBe(true);
+  expect(write.inputs.delete).toBeUndefined();
+  const files = pushedFiles(rec)
+    .filter((f) => f.host === "db-standby")
+    .map((f) => `${f.path}${f.content === undefined ? " (secret)" : ""}`);
+  for (const f of [
+    "/etc/backup321/secrets/mariadb-backup.key (secret)",
+    "/usr/local/lib/backup321/mariadb-lib.sh",
+    "/usr/local/lib/backup321/mariadb-restore-test.sh",
+    "/usr/local/lib/backup321/mariadb-pitr.sh",
+    "/usr/local/lib/backup321/mariadb-dr-drill.sh",
+    "/usr/local/lib/backup321/nas-pull.sh",
+    "/etc/backup321/mariadb-dr-drill.env",
+    "/etc/cron.d/backup321-mariadb-dr-drill",
+  ])
+    expect(files).toContain(f);
+  // no job of the database's own runs there, and no option file: the drill logs into no server
+  for (const f of [
+    "/etc/backup321/mariadb-full.env",
+    "/etc/backup321/mariadb-restore-test.env",
+    "/etc/backup321/secrets/mariadb-backup.cnf (secret)",
+  ])
+    expect(files).not.toContain(f);
+  const ready = rec.find((r) => r.name === "backup321-db-standby-ready")!;
+  for (const t of ["mariadb-backup", "mariadb-binlog", "rsync", "ssh", "ssh-keygen"])
+    expect(String(ready.inputs.create)).toContain(`'${t}'`);
+  // its monitor watches the drill
+  const monitorEnv = pushedFiles(rec).find(
+    (f) => f.host === "db-standby" && f.path === "/etc/backup321/monitor.env",
+  )!;
+  expect(monitorEnv.content).toMatch(/^MONITOR_RESTORE_JOBS='mariadb-dr-drill'$/m);
+}, 60_000);
