@@ -196,6 +196,7 @@ const rig = useRig({
         timezone: "UTC",
         scratchDir: `${standby.state}/mariadb-scratch`,
         serverUser: "mysql",
+        checkpointMaxTableMb: 256,
       }),
     });
   },
