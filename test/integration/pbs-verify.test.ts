@@ -153,6 +153,8 @@ test("a verify that ended OK within its schedule passes, read through the comman
 });
 
 test("a failed verify alerts with PBS's error and its task's UPID; the next good one clears it", () => {
+  // one run of a job ends at least a second after the one before it (the previous test's)
+  shims.ageTasks(1);
   shims.failVerify(JOB, true);
   try {
     expect(verify().code).not.toBe(0);
