@@ -234,7 +234,12 @@ test("pulumi destroy removes every managed file, cron entry and the backup user;
   expect(changes(steps).filter((s) => s.op !== "delete")).toEqual([]);
 
   const kept = {
-    db: ["etc/backup321/secrets/mariadb-backup.key", "etc/backup321/secrets/restic-local.password"],
+    // the MariaDB key, the ring of every key it ever was, and the restic password
+    db: [
+      "etc/backup321/secrets/mariadb-backup.key",
+      "etc/backup321/secrets/mariadb-backup.keyring",
+      "etc/backup321/secrets/restic-local.password",
+    ],
     files: ["etc/backup321/secrets/restic-docs.password"],
   };
   const trees = sc.target.trees();
