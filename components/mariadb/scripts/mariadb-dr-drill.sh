@@ -86,9 +86,9 @@ step() {
 # open_restored DIR: a server started once on the recovered datadir, with every database and table
 # of the restored full's manifest there.
 open_restored() {
-  local dir=$1 manifest=$2 t n want=0 got list="" db
+  local dir=$1 manifest=$2 t want=0 got list="" db
   mdb_start_scratch "$dir" "$SCRATCH/open-run"
-  while read -r t n; do
+  while read -r t _; do
     [ -n "$t" ] && want=$((want + 1))
   done < <(mdb_manifest_tables "$manifest")
   for db in $(mdb_manifest_get "$manifest" databases); do list+="${list:+,}'$db'"; done
