@@ -10,9 +10,9 @@
 #   accept NAME      check NAME against its manifest (name, size, sha256, verified), move it into
 #                    BACKUP_DIR (the file first, its manifest last: a full counts once the manifest
 #                    is there), keep the KEEP newest
-# A stolen key cannot remove a full that is older than the newest one here: a full is accepted
-# only when it is newer than every full here, at most one per MIN_INTERVAL minutes, so the KEEP
-# fulls here before a flood are pushed out no faster than the replica's own schedule would.
+# A stolen key cannot push the good fulls out quickly: a full is accepted only when it is newer
+# than every full here, and at most one per MIN_INTERVAL minutes (by this host's clock), so the
+# KEEP fulls here before a flood go one per MIN_INTERVAL at most.
 set -Eeuo pipefail
 
 usage="usage: mariadb-receive.sh BACKUP_DIR KEEP MIN_INTERVAL"
