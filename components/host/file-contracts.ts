@@ -100,6 +100,15 @@ const resticRepoFields = {
   snapshots: field(count, "Snapshots in the repository after the run."),
 };
 
+/** A backup or copy that writes snapshots also retires the keys a password rotation replaced. */
+const resticWriterFields = {
+  ...resticRepoFields,
+  old_keys_removed: field(
+    count,
+    "Keys of earlier passwords removed after this run's snapshot passed restic check (a rotation's first backup).",
+  ),
+};
+
 /** A binlog's identity (common.sh): its name, when its first event was written, its server id. */
 const BINLOG_IDENTITY = /^.+\.[0-9]+\.[0-9]{8}T[0-9]{6}Z\.s[0-9]+$/;
 
@@ -335,14 +344,14 @@ export const STATUS_EXTRAS: Readonly<Record<string, ScriptStatus>> = {
       bytes: field(count, "Data added to the repository (after deduplication)."),
       files: field(count, "Files processed."),
       unreadable: field(count, "Files restic could not read (the run warns)."),
-      ...resticRepoFields,
+      ...resticWriterFields,
     },
   },
   "restic-copy.sh": {
     fields: {
       bytes: field(z.int(), "Growth of the destination repository."),
       repository_bytes: field(count, "Size of the destination repository after the copy."),
-      ...resticRepoFields,
+      ...resticWriterFields,
     },
   },
   "restic-check.sh": {
@@ -370,7 +379,10 @@ export const STATUS_EXTRAS: Readonly<Record<string, ScriptStatus>> = {
   "restic-init.sh": {
     fields: {
       created: field(z.enum(["true", "false"]), "`true` when this run created the repository."),
-      rotated: field(z.literal("true"), "Set when this run rotated the repository password."),
+      rotated: field(
+        z.literal("true"),
+        "Set when this run installed a new repository password (its old key stays until the next verified backup).",
+      ),
     },
   },
 };

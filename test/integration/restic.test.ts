@@ -1,7 +1,7 @@
 // The restic component for real: the commands of a mock run executed over SSH against a sandbox
 // (a local repository on a "USB SSD" mount point, and a copy in s3rver over TLS), then the jobs run
 // by their entry points exactly as cron would. A password rotation (the password file's update)
-// rekeys each repository without touching its data.
+// rekeys each repository without touching its data, and the old key goes after a verified backup.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { spawn } from "node:child_process";
@@ -205,86 +205,6 @@ test("a different password never replaces the one that opens the repository", ()
   expect(r.code).toBe(1);
   expect(r.stderr).toContain("refusing to replace");
   expect(restic("usb", ["cat", "config"]).code).toBe(0);
-});
-
-test("a rotation (the password file's update) rekeys each repository: new key in, old key out, data kept", () => {
-  for (const repo of ["usb", "cloud"] as const) {
-    const step = rig.step(`${repo}-password-file`);
-    const pw = `${etc()}/secrets/restic-${repo}.password`;
-    const previous = rig.box.at(`previous-${repo}.password`);
-    fs.copyFileSync(pw, previous);
-    const keys = () =>
-      JSON.parse(restic(repo, ["key", "list", "--json"]).stdout) as { id: string }[];
-    const before = keys();
-    expect(before).toHaveLength(1);
-    const config = JSON.parse(restic(repo, ["cat", "config"]).stdout);
-    const next = `rotated-${repo}-${randomBytes(8).toString("hex")}\n`;
-
-    const r = rig.sshd.exec(step.update as string, next);
-    expect({ repo, code: r.code, stderr: r.code ? r.stderr : "" }).toEqual({
-      repo,
-      code: 0,
-      stderr: "",
-    });
-    expect(fs.readFileSync(pw, "utf8")).toBe(next);
-    expect((fs.statSync(pw).mode & 0o777).toString(8)).toBe("600");
-    expect(status(`restic-${repo}-init`)).toMatchObject({ result: "success", rotated: "true" });
-    // The new password opens the same repository (same id, same chunker): nothing re-encrypted.
-    expect(JSON.parse(restic(repo, ["cat", "config"]).stdout)).toEqual(config);
-    const after = keys();
-    expect(after).toHaveLength(1);
-    expect(after[0].id).not.toBe(before[0].id);
-    // The old password opens nothing any more (the last --password-file is the one restic reads).
-    const old = restic(repo, ["cat", "config", "--password-file", previous]);
-    expect(old.code).not.toBe(0);
-    expect(old.stderr).toMatch(/wrong password|no key found/);
-
-    // The same update again (same password) changes no key.
-    expect(rig.sshd.exec(step.update as string, next).code).toBe(0);
-    expect(keys()).toEqual(after);
-    expect(fs.readFileSync(pw, "utf8")).toBe(next);
-    expect(fs.readdirSync(`${etc()}/secrets`).filter((f) => f.includes(".b321."))).toEqual([]);
-  }
-});
-
-test("a rotation whose old key cannot be removed leaves the new password on disk, and the next run removes the key", () => {
-  const step = rig.step("usb-password-file");
-  const pw = `${etc()}/secrets/restic-usb.password`;
-  const env = `${etc()}/restic-usb-init.env`;
-  const original = fs.readFileSync(env, "utf8");
-  // restic that dies where a crash or a lost connection would: on the old key's removal.
-  const flaky = rig.box.at("restic-no-key-remove");
-  fs.writeFileSync(
-    flaky,
-    `#!/bin/bash\nfor a in "$@"; do [ "$a" = remove ] && { echo "connection lost" >&2; exit 1; }; done\nexec restic "$@"\n`,
-    { mode: 0o755 },
-  );
-  fs.writeFileSync(env, `${original}RESTIC_BIN=${flaky}\n`);
-  const next = `interrupted-${randomBytes(8).toString("hex")}\n`;
-  try {
-    const r = rig.sshd.exec(step.update as string, next);
-    expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(
-      /old key [0-9a-f]{8} of usb still opens it: remove it with restic key remove/,
-    );
-  } finally {
-    fs.writeFileSync(env, original);
-  }
-  // The file on disk opens the repository: the new password went in before the old key was touched.
-  expect(fs.readFileSync(pw, "utf8")).toBe(next);
-  expect(restic("usb", ["cat", "config"]).code).toBe(0);
-  expect(status("restic-usb-init").result).toBe("failed");
-  const keys = () => JSON.parse(restic("usb", ["key", "list", "--json"]).stdout) as unknown[];
-  expect(keys()).toHaveLength(2);
-
-  // pulumi up retries the failed update (same bytes): it finishes the rotation.
-  const again = rig.sshd.exec(step.update as string, next);
-  expect({ code: again.code, stderr: again.stderr }).toEqual({
-    code: 0,
-    stderr: expect.stringMatching(/old key [0-9a-f]{8} of usb removed/),
-  });
-  expect(keys()).toHaveLength(1);
-  expect(fs.readdirSync(rig.box.paths.state).filter((f) => f.endsWith(".retired-key"))).toEqual([]);
 });
 
 test("backup: one snapshot with the stable host and tags, excludes applied, status filled", () => {
@@ -679,6 +599,105 @@ test("exit code 3 (unreadable file) is a warning naming the file, and skips forg
   expect(alertLines()).toContain(`restic-usb warning ${st.error}`);
   const after = snapshots("usb").filter((s) => s.tags?.join(",") === "system,database").length;
   expect(after).toBe(before + 1);
+});
+
+/** The ids of a repository's keys. */
+const keyIds = (repo: "usb" | "cloud") =>
+  (JSON.parse(restic(repo, ["key", "list", "--json"]).stdout) as { id: string }[]).map((k) => k.id);
+
+/** Whether a password file opens the repository (the last --password-file is the one restic reads). */
+const opens = (repo: "usb" | "cloud", passwordFile: string) =>
+  restic(repo, ["cat", "config", "--password-file", passwordFile]).code === 0;
+
+/** A rotation as pulumi up does it: the password file's update with the new password on stdin. */
+function rotate(repo: "usb" | "cloud"): { previous: string; next: string } {
+  const pw = `${etc()}/secrets/restic-${repo}.password`;
+  const previous = rig.box.at(`previous-${repo}-${randomBytes(4).toString("hex")}.password`);
+  fs.copyFileSync(pw, previous);
+  const next = `rotated-${repo}-${randomBytes(8).toString("hex")}\n`;
+  const r = rig.sshd.exec(rig.step(`${repo}-password-file`).update as string, next);
+  expect({ repo, code: r.code, stderr: r.code ? r.stderr : "" }).toEqual({
+    repo,
+    code: 0,
+    stderr: "",
+  });
+  return { previous, next };
+}
+
+test("a rotation adds the new key; the old one goes only after a verified backup with the new password", () => {
+  const rotated = (["usb", "cloud"] as const).map((repo) => {
+    const pw = `${etc()}/secrets/restic-${repo}.password`;
+    const before = keyIds(repo);
+    expect(before).toHaveLength(1);
+    const config = JSON.parse(restic(repo, ["cat", "config"]).stdout);
+    const { previous, next } = rotate(repo);
+    expect(fs.readFileSync(pw, "utf8")).toBe(next);
+    expect((fs.statSync(pw).mode & 0o777).toString(8)).toBe("600");
+    expect(status(`restic-${repo}-init`)).toMatchObject({ result: "success", rotated: "true" });
+    // The new password opens the same repository (same id, same chunker): nothing re-encrypted.
+    expect(JSON.parse(restic(repo, ["cat", "config"]).stdout)).toEqual(config);
+    // Both keys, until a backup has been made and checked with the new one.
+    expect(keyIds(repo)).toHaveLength(2);
+    expect(opens(repo, previous)).toBe(true);
+    // The same update again (pulumi up retrying) changes no key.
+    expect(rig.sshd.exec(rig.step(`${repo}-password-file`).update as string, next).code).toBe(0);
+    expect(keyIds(repo)).toHaveLength(2);
+    expect(fs.readdirSync(`${etc()}/secrets`).filter((f) => f.includes(".b321."))).toEqual([]);
+    return { repo, previous, old: before[0] };
+  });
+  // The backup, then the copy, each with the new password: each retires its repository's old key.
+  for (const { repo, previous, old } of rotated) {
+    const r = job(`restic-${repo}`);
+    expect({ repo, code: r.code }).toEqual({ repo, code: 0 });
+    expect(status(`restic-${repo}`)).toMatchObject({ result: "success", old_keys_removed: 1 });
+    expect(keyIds(repo)).toHaveLength(1);
+    expect(keyIds(repo)).not.toContain(old);
+    const denied = restic(repo, ["cat", "config", "--password-file", previous]);
+    expect(denied.code).not.toBe(0);
+    expect(denied.stderr).toMatch(/wrong password|no key found/);
+  }
+  expect(fs.readdirSync(rig.box.paths.state).filter((f) => f.endsWith(".retired-key"))).toEqual([]);
+  // every snapshot made before the rotations still restores with the new password
+  expect(restic("usb", ["check", "--read-data"]).code).toBe(0);
+});
+
+test("a backup whose check fails keeps the old key and fails; two rotations' keys go with the next verified one", () => {
+  const env = `${etc()}/restic-usb.env`;
+  const original = fs.readFileSync(env, "utf8");
+  const first = rotate("usb");
+  const second = rotate("usb");
+  expect(keyIds("usb")).toHaveLength(3);
+  // restic whose check fails, as on a damaged repository
+  const flaky = rig.box.at("restic-check-fails");
+  fs.writeFileSync(
+    flaky,
+    `#!/bin/bash\nfor a in "$@"; do [ "$a" = check ] && { echo "pack 1234: not found" >&2; exit 1; }; done\nexec restic "$@"\n`,
+    { mode: 0o755 },
+  );
+  fs.writeFileSync(env, `${original}RESTIC_BIN=${flaky}\n`);
+  try {
+    const r = job("restic-usb");
+    expect(r.code).not.toBe(0);
+    expect(status("restic-usb")).toMatchObject({
+      result: "failed",
+      error: "restic check failed on usb after the rotation's first backup: the old key stays",
+    });
+    expect(alertLines().some((l) => l.startsWith("restic-usb failed restic check failed"))).toBe(
+      true,
+    );
+  } finally {
+    fs.writeFileSync(env, original);
+  }
+  expect(keyIds("usb")).toHaveLength(3);
+  expect(opens("usb", first.previous)).toBe(true);
+  expect(opens("usb", second.previous)).toBe(true);
+  // the next verified backup removes both
+  expect(job("restic-usb").code).toBe(0);
+  expect(status("restic-usb")).toMatchObject({ result: "success", old_keys_removed: 2 });
+  expect(keyIds("usb")).toHaveLength(1);
+  expect(opens("usb", first.previous)).toBe(false);
+  expect(opens("usb", second.previous)).toBe(false);
+  expect(opens("usb", `${etc()}/secrets/restic-usb.password`)).toBe(true);
 });
 
 test("deletes remove the jobs but never the repositories nor their passwords", () => {

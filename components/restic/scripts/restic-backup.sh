@@ -2,7 +2,8 @@
 # restic-backup.sh ENV_FILE: backs up BACKUP_PATHS (tags BACKUP_TAGS, --host RESTIC_HOST), then
 # applies the keep policy with forget --group-by host,tags --prune. Exit code 3 (snapshot made but
 # some files unreadable) is a warning listing them, and skips forget: an incomplete snapshot must
-# not push a complete one out. A failed backup never forgets anything.
+# not push a complete one out. A failed backup never forgets anything. The first complete snapshot
+# after a password rotation retires the old keys once restic check passes (restic_retire_old_keys).
 set -Eeuo pipefail
 # shellcheck source=../../host/scripts/common.sh
 source "${BASH_SOURCE[0]%/*}/common.sh"
@@ -53,6 +54,7 @@ main() {
   fi
   rm -f -- "$out" "$err"
   restic_forget_prune
+  restic_retire_old_keys
 }
 
 main "$@"

@@ -29,6 +29,7 @@ main() {
   b321_set bytes "$((after - before))"
   b321_set repository_bytes "$after"
   restic_forget_prune
+  restic_retire_old_keys
 }
 
 main "$@"

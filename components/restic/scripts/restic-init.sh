@@ -4,9 +4,10 @@
 # its source's chunker parameters, so `restic copy` deduplicates.
 # restic-init.sh ENV_FILE rotate NEW_PASSWORD_FILE: a password rotation (pulumi up's update of the
 # password file): adds a key for the new password, proves it opens the repository, installs the new
-# password file, and only then removes the old key, so the file on disk opens the repository at
-# every step. The data is never re-encrypted: restic keys wrap the same master key. A key whose
-# removal failed is remembered and removed by the next rotation run.
+# password file, and leaves the old key to the next backup (or copy), which removes it only once a
+# snapshot made with the new password has passed restic check (restic_retire_old_keys). So the file
+# on disk opens the repository at every step, and the old password keeps opening it until the new
+# one has proved itself. The data is never re-encrypted: restic keys wrap the same master key.
 #
 # On the first deploy the IAM key, its policy and the bucket are seconds old: S3 may refuse the key
 # (AccessDenied, InvalidAccessKeyId) until IAM has propagated. init retries those two answers, every
@@ -18,19 +19,6 @@ source "${BASH_SOURCE[0]%/*}/common.sh"
 b321_kind setup
 source "${BASH_SOURCE[0]%/*}/restic-lib.sh"
 
-# retire_pending: removes the old key a previous rotation could not remove.
-retire_pending() {
-  local pending=$B321_STATE/restic-$REPO_NAME.retired-key id
-  [ -s "$pending" ] || return 0
-  id=$(cat "$pending")
-  if restic_run key list --json | tr '{' '\n' | grep "\"id\":\"$id\"" | grep -q '"current":false'; then
-    restic_run key remove "$id" >&2 ||
-      b321_fail "the old key ${id:0:8} of $REPO_NAME still opens it: remove it with restic key remove $id"
-  fi
-  rm -f -- "$pending"
-  b321_log "old key ${id:0:8} of $REPO_NAME removed"
-}
-
 rotate() {
   local new=$1 old_id tmp
   [ -r "$new" ] || b321_fail "cannot read the new password file $new"
@@ -40,7 +28,7 @@ rotate() {
     return 0
   fi
   if cmp -s -- "$new" "$REPO_PASSWORD_FILE"; then
-    retire_pending
+    b321_log "password of $REPO_NAME already installed"
     return 0
   fi
   old_id=$(restic_run key list --json | tr '{' '\n' | grep '"current":true' |
@@ -49,15 +37,15 @@ rotate() {
   restic_run key add --new-password-file "$new" >&2 || b321_fail "restic key add failed on $REPO_NAME"
   RESTIC_ARGS=(--repo "$REPO_URL" --password-file "$new" "${RESTIC_ARGS[@]:4}")
   restic_run cat config > /dev/null || b321_fail "the new password does not open $REPO_NAME"
-  # From here the new password is the one on disk: a crash leaves a file that opens the repository.
-  printf '%s\n' "$old_id" > "$B321_STATE/restic-$REPO_NAME.retired-key"
+  # Listed before the file moves: a crash after it still leaves the old key to retire. Appended:
+  # two rotations without a backup between them leave two old keys.
+  printf '%s\n' "$old_id" >> "$(restic_retired_keys_file)"
   tmp=$(mktemp -- "$REPO_PASSWORD_FILE.b321.XXXXXX")
   cat -- "$new" > "$tmp"
   chmod 0600 -- "$tmp"
   mv -f -- "$tmp" "$REPO_PASSWORD_FILE"
   b321_set rotated true
-  retire_pending
-  b321_log "password of $REPO_NAME rotated (old key ${old_id:0:8} removed)"
+  b321_log "password of $REPO_NAME rotated: the old key ${old_id:0:8} goes after the next verified backup"
 }
 
 # create_repository: restic init, or the copy target's init with its source's chunker parameters.

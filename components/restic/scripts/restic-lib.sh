@@ -134,3 +134,31 @@ restic_json_field() {
   grep '"message_type":"summary"' -- "$file" | tail -n 1 |
     sed -n "s/.*\"$key\":\"\\{0,1\\}\\([^,\"}]*\\).*/\\1/p"
 }
+
+# restic_retired_keys_file: where a rotation lists the ids of the keys it replaced, one per line.
+restic_retired_keys_file() {
+  printf '%s\n' "$B321_STATE/restic-$REPO_NAME.retired-key"
+}
+
+# restic_retire_old_keys: after a complete snapshot made with the current password, proves the
+# repository whole (restic check: every index, pack header and snapshot tree), then removes the
+# keys a rotation replaced. A failed check keeps them and fails the job: the old password still
+# opens the repository until the new one has made a verified backup.
+restic_retire_old_keys() {
+  local list id removed=0
+  list=$(restic_retired_keys_file)
+  [ -s "$list" ] || return 0
+  restic_run check >&2 ||
+    b321_fail "restic check failed on $REPO_NAME after the rotation's first backup: the old key stays"
+  while read -r id; do
+    [[ $id =~ ^[0-9a-f]+$ ]] || continue
+    # already gone (removed by hand, or by an earlier run that died before updating the list)
+    restic_run key list --json | tr '{' '\n' | grep -q "\"id\":\"$id\"" || continue
+    restic_run key remove "$id" >&2 ||
+      b321_fail "the old key ${id:0:8} of $REPO_NAME still opens it: remove it with restic key remove $id"
+    removed=$((removed + 1))
+  done < "$list"
+  rm -f -- "$list"
+  b321_set old_keys_removed "$removed"
+  b321_log "$removed old key(s) of $REPO_NAME removed after a verified backup with the new password"
+}
