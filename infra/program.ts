@@ -21,6 +21,12 @@ export function backupProgram() {
     pbsEncryptionKeys: backup.proxmox?.encryptionKeys,
     /** Every MariaDB encryption key by generation (secret): each opens the fulls and binlogs made with it. */
     mariadbEncryptionKeys: backup.mariadb?.encryptionKeys,
+    /** Every restic password by repository and generation (secret): each opens the copies made while it was current. */
+    resticPasswords: pulumi.secret(
+      pulumi.all(
+        Object.fromEntries(Object.values(backup.restic).map((r) => [r.repo, r.passwords])),
+      ),
+    ),
     /** SHA-256 fingerprint of the PBS certificate that PVE pins. */
     pbsFingerprint: backup.pbs?.fingerprint,
     /** Copies (production included), distinct media, offsite and immutable copies. */

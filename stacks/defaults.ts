@@ -22,3 +22,12 @@ export function nasSources(site: Site): readonly string[] {
   const m = site.mariadb;
   return site.offsite.nas?.sources ?? (m ? [m.backupDir, m.binlogBackupDir] : []);
 }
+
+/** The bucket's IAM writers, each with its own access key: the dump uploader, restic's repositories. */
+export function bucketWriters(site: Site): { dumps: boolean; restic: boolean } {
+  const bucket = site.offsite.bucket !== undefined;
+  return {
+    dumps: bucket && site.offsite.upload !== undefined,
+    restic: bucket && site.restic.repositories.some((r) => r.kind === "s3"),
+  };
+}

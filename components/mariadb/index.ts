@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import * as random from "@pulumi/random";
 import type { MariaDb } from "../../stacks/model/mariadb";
-import { generationStart, type Rotation } from "../../stacks/model/rotation";
+import { generationLabel, generationName, type Rotation } from "../../stacks/model/rotation";
 import { Host, RemoteFile, ScheduledJob, installJobFiles } from "../host";
 import { removeFileCommand, fileMarker, shq } from "../host/render";
 import {
@@ -273,14 +273,7 @@ export class MariaDbBackup extends pulumi.ComponentResource {
       pulumi
         .all(keys.map((k) => k.result))
         .apply((all) =>
-          Object.fromEntries(
-            all.map((k, i) => [
-              args.rotation
-                ? `generation ${i} (from ${generationStart(args.rotation, i)})`
-                : `generation ${i}`,
-              k,
-            ]),
-          ),
+          Object.fromEntries(all.map((k, i) => [generationLabel(args.rotation, i), k])),
         ),
     );
     this.registerOutputs({
@@ -372,7 +365,7 @@ export class MariaDbBackup extends pulumi.ComponentResource {
       { length: generation + 1 },
       (_, i) =>
         new random.RandomPassword(
-          i === 0 ? keyResource(name) : `${keyResource(name)}-${i}`,
+          generationName(keyResource(name), i),
           { length: 48, special: false },
           { parent: this, protect: true },
         ),

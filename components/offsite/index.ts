@@ -5,6 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { dumpLock, type Bucket as BucketModel } from "../../stacks/model/offsite";
 import { Host, RemoteFile, ScheduledJob, readScript } from "../host";
+import { generationName } from "../../stacks/model/rotation";
 import { removeFileCommand } from "../host/render";
 import {
   ensureKeyCommand,
@@ -48,6 +49,12 @@ export interface OffsiteBucketArgs {
   readonly dumpWriter?: boolean;
   /** Give the restic cloud repository its own IAM user and key. Defaults to true. */
   readonly resticWriter?: boolean;
+  /**
+   * The key generation in use (stacks/model/rotation.ts keyGeneration): each writer has the key of
+   * this generation only. A new generation creates its key, the hosts' credential files follow, and
+   * the engine deletes the old key last. Defaults to 0.
+   */
+  readonly generation?: number;
 }
 
 /**
@@ -71,8 +78,10 @@ export class OffsiteBucket extends pulumi.ComponentResource {
     this.bucketName = this.bucket.bucket;
     this.arn = pulumi.output(bucketArn(b.name));
     this.configureBucket(name, b);
-    if (args.dumpWriter ?? true) this.dumpWriter = this.createWriter(name, b, "dumps");
-    if (args.resticWriter ?? true) this.resticWriter = this.createWriter(name, b, "restic");
+    if (args.dumpWriter ?? true)
+      this.dumpWriter = this.createWriter(name, b, "dumps", args.generation ?? 0);
+    if (args.resticWriter ?? true)
+      this.resticWriter = this.createWriter(name, b, "restic", args.generation ?? 0);
     this.registerOutputs({
       bucketName: this.bucketName,
       arn: this.arn,
@@ -154,7 +163,12 @@ export class OffsiteBucket extends pulumi.ComponentResource {
     }
   }
 
-  private createWriter(name: string, b: BucketModel, writer: Writer): WriterKey {
+  private createWriter(
+    name: string,
+    b: BucketModel,
+    writer: Writer,
+    generation: number,
+  ): WriterKey {
     const prefix = writer === "dumps" ? b.dumpPrefix : b.resticPrefix;
     const user = new aws.iam.User(
       `${name}-${writer}-user`,
@@ -180,7 +194,9 @@ export class OffsiteBucket extends pulumi.ComponentResource {
       { parent: this },
     );
     const key = new aws.iam.AccessKey(
-      writerKeyResource(name, writer),
+      // A new name per generation, never a replacement of the same one: the engine creates the new
+      // key, updates what uses it, and deletes the old key at the end (IAM allows two per user).
+      generationName(writerKeyResource(name, writer), generation),
       { user: user.name },
       { parent: this },
     );

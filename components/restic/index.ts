@@ -4,6 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import * as random from "@pulumi/random";
 import type { RetentionPolicy } from "../../stacks/primitives";
+import { generationLabel, generationName, type Rotation } from "../../stacks/model/rotation";
 import { Host, RemoteFile, ScheduledJob, installJobFiles } from "../host";
 import { fileMarker, readinessCommand, renderCredentialsFile, jobFiles, shq } from "../host/render";
 import {
@@ -127,6 +128,13 @@ export interface ResticRepositoryArgs {
   readonly drill?: ResticDrill;
   /** Fill this repository by `restic copy` from another on the same host, created with its chunker parameters. */
   readonly copyFrom?: ResticRepository;
+  /**
+   * The key generation in use (stacks/model/rotation.ts keyGeneration): a password per generation,
+   * the newest in the password file. Defaults to 0.
+   */
+  readonly generation?: number;
+  /** The site's rotation, to say from which month each password is in use. */
+  readonly rotation?: Rotation;
   /** Seconds a copy waits for a run holding its source's lock (a long backup). Defaults to 3600. */
   readonly copyLockWaitSeconds?: number;
   /**
@@ -151,6 +159,8 @@ export class ResticRepository extends pulumi.ComponentResource {
   public readonly files: ResticFiles;
   /** The repository password (secret): escrow it with the stack passphrase. */
   public readonly password: pulumi.Output<string>;
+  /** Every password generation (secret), by generation: each opens the copies made while it was current. */
+  public readonly passwords: pulumi.Output<Record<string, string>>;
   /** Mount point required by jobs touching this repository, if any. */
   public readonly mountpoint?: string;
   /** The init command: jobs, and copies from this repository, wait for it. */
@@ -180,13 +190,30 @@ export class ResticRepository extends pulumi.ComponentResource {
     this.passwordFile = files.passwordFile;
     this.files = files;
 
-    const password = new random.RandomPassword(
-      passwordResource(name),
-      { length: 48, special: false },
-      // Protected like the MariaDB key: it is what opens the repository's data.
-      { parent: this, protect: true, retainOnDelete: true, additionalSecretOutputs: ["result"] },
+    // One password per key generation, each protected like the MariaDB keys: the newest opens the
+    // repository; an older one still opens a copy of it made before its rotation (a disk kept away).
+    const passwords = Array.from(
+      { length: (args.generation ?? 0) + 1 },
+      (_, i) =>
+        new random.RandomPassword(
+          generationName(passwordResource(name), i),
+          { length: 48, special: false },
+          {
+            parent: this,
+            protect: true,
+            retainOnDelete: true,
+            additionalSecretOutputs: ["result"],
+          },
+        ),
     );
-    this.password = pulumi.secret(password.result);
+    this.password = pulumi.secret(passwords[passwords.length - 1].result);
+    this.passwords = pulumi.secret(
+      pulumi
+        .all(passwords.map((p) => p.result))
+        .apply((all) =>
+          Object.fromEntries(all.map((pw, i) => [generationLabel(args.rotation, i), pw])),
+        ),
+    );
     const secretFiles = this.installFiles(name, args, files);
     const src = args.copyFrom?.files;
     const common = repositoryEnv({
@@ -216,6 +243,7 @@ export class ResticRepository extends pulumi.ComponentResource {
       url: this.url,
       passwordFile: this.passwordFile,
       password: this.password,
+      passwords: this.passwords,
       jobs: this.jobs,
     });
   }

@@ -1,5 +1,11 @@
 // BackupSite: the whole site from its model. Each component gets only its own slice of the model.
-import { hostTimezone, nasFrom, nasSources, uploadHost } from "../../stacks/defaults";
+import {
+  bucketWriters,
+  hostTimezone,
+  nasFrom,
+  nasSources,
+  uploadHost,
+} from "../../stacks/defaults";
 import * as pulumi from "@pulumi/pulumi";
 import type { Site } from "../../stacks/schema";
 import { maxIntervalHours } from "../../stacks/schedule";
@@ -68,12 +74,16 @@ export class BackupSite extends pulumi.ComponentResource {
   public readonly mariadb?: MariaDbBackup;
   /** The monitor of each host that runs jobs, by host name. */
   public readonly monitors: Readonly<Record<string, Monitor>>;
+  /** The key generation of this run (site.rotation): the same for every rotated secret. */
+  public readonly generation: number;
   /** What was installed where: hosts and their roles, resource counts per concern. */
   public readonly summary: pulumi.Output<pulumi.UnwrappedObject<Record<string, unknown>>>;
 
   constructor(name: string, args: BackupSiteArgs, opts?: pulumi.ComponentResourceOptions) {
     super("backup321:site:BackupSite", name, {}, opts);
     const { site } = args;
+    // Read once: every rotated secret of this run is of the same generation.
+    this.generation = keyGeneration(site.rotation, now());
     this.hosts = this.connectHosts(name, args);
     const mariadb = (this.mariadb = this.buildMariaDb(name, site));
     this.offsiteBucket = this.buildOffsite(name, site, mariadb);
@@ -126,7 +136,7 @@ export class BackupSite extends pulumi.ComponentResource {
         timezone: site.timezone,
         socket: m.socket,
         restartCommand: m.restartCommand,
-        generation: keyGeneration(site.rotation, now()),
+        generation: this.generation,
         rotation: site.rotation,
         replica: m.replica && {
           host: this.hosts[m.replica.host],
@@ -324,6 +334,8 @@ export class BackupSite extends pulumi.ComponentResource {
           check: r.check,
           drill: r.drill,
           copyFrom: r.copyFrom === undefined ? undefined : built[r.copyFrom],
+          generation: this.generation,
+          rotation: site.rotation,
         },
         { parent: this },
       );
@@ -379,8 +391,9 @@ export class BackupSite extends pulumi.ComponentResource {
         partName.offsite(name),
         {
           bucket,
-          dumpWriter: upload !== undefined,
-          resticWriter: site.restic.repositories.some((r) => r.kind === "s3"),
+          dumpWriter: bucketWriters(site).dumps,
+          resticWriter: bucketWriters(site).restic,
+          generation: this.generation,
         },
         { parent: this, providers: { aws: provider } },
       );

@@ -28,3 +28,15 @@ export function generationStart(r: Rotation, n: number): string {
   const months = y * 12 + (m - 1) + n * r.months;
   return `${Math.floor(months / 12)}-${String((months % 12) + 1).padStart(2, "0")}`;
 }
+
+/**
+ * The resource name of generation N of a rotated secret: generation 0 keeps the name it had before
+ * the stack took up rotation, so taking it up replaces nothing.
+ */
+export const generationName = (base: string, n: number): string =>
+  n === 0 ? base : `${base}-${n}`;
+
+/** How the outputs and the runbook name generation N: with its first month when there is a rotation. */
+export function generationLabel(r: Rotation | undefined, n: number): string {
+  return r ? `generation ${n} (from ${generationStart(r, n)})` : `generation ${n}`;
+}

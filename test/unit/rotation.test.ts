@@ -116,3 +116,46 @@ test("the runbook lists each generation with its months, and how to read every k
   expect(runbook).toContain('endswith("::backup321-mariadb-key-2")');
   expect(runbook).toContain('$HOME/b321-keys/mariadb-generation-1.key"');
 });
+
+const named = (rs: Registration[], type: string) =>
+  rs.filter((r) => r.type === type).map((r) => r.name);
+const PASSWORD = "random:index/randomPassword:RandomPassword";
+
+test("each restic repository gets a protected password per generation, the newest in its file", () => {
+  const passwords = (rs: Registration[]) =>
+    named(rs, PASSWORD).filter((n) => /^backup321-restic-.*-password(-\d+)?$/.test(n));
+  const repos = passwords(now);
+  expect(repos.length).toBeGreaterThan(0);
+  expect(repos.every((n) => n.endsWith("-password"))).toBe(true);
+  expect(passwords(later).sort()).toEqual(repos.flatMap((n) => [n, `${n}-1`, `${n}-2`]).sort());
+  for (const r of later.filter((x) => passwords([x]).length > 0))
+    expect([r.name, r.options.protect, r.options.retainOnDelete]).toEqual([r.name, true, true]);
+  for (const base of repos) {
+    const file = later.find((r) => r.name === `${base}-file`)!;
+    expect(isSecretValue(file.inputs.stdin)).toBe(true);
+    expect(reveal(file.inputs.stdin)).toBe(`mock-password-${base}-2`);
+  }
+});
+
+test("each S3 writer has the key of the current generation only: the old key goes with the rotation", () => {
+  const keys = (rs: Registration[]) => named(rs, "aws:iam/accessKey:AccessKey").sort();
+  const first = keys(now);
+  expect(first.length).toBeGreaterThan(0);
+  expect(keys(later)).toEqual(first.map((n) => `${n}-2`));
+});
+
+test("the runbook reads every restic password generation and the current S3 key", () => {
+  const runbook = String(
+    pushedFiles(later).find((f) => f.host === "db-srv" && f.path === "/etc/backup321/RUNBOOK.md")!
+      .content,
+  );
+  const repos = named(later, PASSWORD)
+    .map((n) => /^backup321-restic-(.*)-password$/.exec(n)?.[1])
+    .filter((n): n is string => n !== undefined);
+  for (const repo of repos) {
+    expect(runbook).toContain(`endswith("::backup321-restic-${repo}-password-2")`);
+    expect(runbook).toContain(`$HOME/b321-keys/restic-${repo}.password"`);
+    expect(runbook).toContain(`$HOME/b321-keys/restic-${repo}-generation-0.password"`);
+  }
+  expect(runbook).toMatch(/endswith\("::backup321-offsite-restic-key-2"\)/);
+});

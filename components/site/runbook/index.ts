@@ -20,6 +20,7 @@ import { renderCopiesDiagram } from "./diagram";
 import { keySteps } from "./keys";
 import { generationStart, keyGeneration } from "../../../stacks/model/rotation";
 import { now } from "../../../stacks/clock";
+import { bucketWriters } from "../../../stacks/defaults";
 import { scenarios } from "./scenarios";
 import { renderScenario, renderStep } from "./steps";
 
@@ -89,21 +90,41 @@ function whoToCall(site: Site): string[] {
   ];
 }
 
-/** Encryption keys: the database key's generations and what each opens (site.rotation). */
-function encryptionKeysLines(site: Site): string[] {
+/** Rotated secrets (site.rotation): the generations, and what each kind of secret does at a rotation. */
+function rotationLines(site: Site): string[] {
   const r = site.rotation;
-  if (!site.mariadb || !r) return [];
+  if (!r) return [];
   const generation = keyGeneration(r, now());
   const every = r.months === 1 ? "every month" : `every ${r.months} months`;
+  const writers = bucketWriters(site);
   return [
-    `- **Encryption keys** of the database fulls and binlogs: rotated ${every} (\`rotation\`), at the`,
-    "  first `pulumi up` of the period. Every generation stays in the stack and in",
-    "  `mariadb-backup.keyring` beside the key file: a full opens with the key its manifest's",
-    "  `key_fingerprint` names, a binlog with the generation it was shipped under.",
+    `- **Rotated secrets**: rotated ${every} (\`rotation\`), at the first \`pulumi up\` of the period:`,
     ...Array.from({ length: generation + 1 }, (_, i) => {
       const until = i < generation ? ` until ${generationStart(r, i + 1)}` : " (current)";
       return `  - generation ${i}: from ${generationStart(r, i)}${until}`;
     }),
+    ...(site.mariadb
+      ? [
+          "  - the **encryption key** of the database fulls and binlogs: every generation stays in the",
+          "    stack and in `mariadb-backup.keyring` beside the key file: a full opens with the key its",
+          "    manifest's `key_fingerprint` names, a binlog with the generation it was shipped under;",
+          "    and the backup user's password (altered in place);",
+        ]
+      : []),
+    ...(site.restic.repositories.length > 0
+      ? [
+          "  - each **restic repository's password**: the new one gets its own key in the repository, and the",
+          "    old key is removed by the first backup (or copy) with the new password that passes",
+          "    `restic check`. The data is not re-encrypted. Every generation stays in the stack: an older",
+          "    one opens a copy of the repository made before its rotation (a disk kept away);",
+        ]
+      : []),
+    ...(writers.dumps || writers.restic
+      ? [
+          "  - the **S3 writers' access keys**: the new key is made, the hosts' credential files rewritten,",
+          "    and the old key deleted by the same `pulumi up` (nothing is encrypted with it).",
+        ]
+      : []),
   ];
 }
 
@@ -123,7 +144,7 @@ function keysSection(site: Site, stack: string): string[] {
     "  them typed: `pulumi up` puts them back on the rebuilt hosts. To read one without the hosts,",
     "  see the queries below.",
     `- **On the hosts**: 0600 files in ${onHosts(site, (p) => p.secrets, "")} (lost with the host; \`pulumi up\` puts them back).`,
-    ...encryptionKeysLines(site),
+    ...rotationLines(site),
     "",
     "Check once a quarter that the escrowed passphrase still opens the stack: `pulumi config --show-secrets` from a clean checkout.",
     "",

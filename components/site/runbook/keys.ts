@@ -7,7 +7,7 @@ import { keyResource } from "../../mariadb/render";
 import { writerKeyResource } from "../../offsite/render";
 import { passwordResource } from "../../restic/render";
 import { LAPTOP, USE_PASSPHRASE, type Step } from "./steps";
-import { keyGeneration } from "../../../stacks/model/rotation";
+import { generationName, keyGeneration } from "../../../stacks/model/rotation";
 import { now } from "../../../stacks/clock";
 
 /** jq's reveal: a secret output of `pulumi stack export --show-secrets` is {"plaintext": JSON}. */
@@ -31,6 +31,18 @@ function query(resource: string, expr: string, file: string): string[] {
 
 /** The keys a restore may need, each with its exact query. */
 export function keySteps(site: Site, stack: string): Step[] {
+  const generation = keyGeneration(site.rotation, now());
+  /** The current generation of a rotated secret into NAME.EXT, each older one into NAME-generation-I.EXT. */
+  const generations = (resource: string, name: string, ext: string) => [
+    ...query(generationName(resource, generation), ".outputs.result | reveal", `${name}.${ext}`),
+    ...Array.from({ length: generation }, (_, i) =>
+      query(
+        generationName(resource, i),
+        ".outputs.result | reveal",
+        `${name}-generation-${i}.${ext}`,
+      ),
+    ).flat(),
+  ];
   const cloud = site.restic.repositories.filter((r) => r.kind === "s3");
   const ownEndpoint = cloud.some((r) => r.endpoint !== undefined);
   const sh = [
@@ -38,11 +50,13 @@ export function keySteps(site: Site, stack: string): Step[] {
     `pulumi stack select ${stack}`,
     "umask 077",
     `mkdir -p "${KEYS}"`,
+    // each repository's current password, then each older generation (it opens a copy of the
+    // repository made before that rotation, e.g. a disk kept away)
     ...site.restic.repositories.flatMap((r) =>
-      query(
+      generations(
         passwordResource(partName.restic(SITE_RESOURCE, r.name)),
-        ".outputs.result | reveal",
-        `restic-${r.name}.password`,
+        `restic-${r.name}`,
+        "password",
       ),
     ),
   ];
@@ -53,30 +67,17 @@ export function keySteps(site: Site, stack: string): Step[] {
             `printf '[default]\\naws_access_key_id = %s\\naws_secret_access_key = %s\\n' "$(pulumi config get backup321:${RESTIC_S3_SECRETS.accessKeyId})" "$(pulumi config get backup321:${RESTIC_S3_SECRETS.secretAccessKey})" > "${KEYS}/restic-s3.aws"`,
           ]
         : query(
-            writerKeyResource(partName.offsite(SITE_RESOURCE), "restic"),
+            generationName(
+              writerKeyResource(partName.offsite(SITE_RESOURCE), "restic"),
+              generation,
+            ),
             '"[default]\\naws_access_key_id = \\(.id)\\naws_secret_access_key = \\(.outputs.secret | reveal)"',
             "restic-s3.aws",
           )),
     );
   if (site.mariadb) {
     // the current key, then each older generation (a full made before a rotation needs its own)
-    const key = keyResource(partName.mariadb(SITE_RESOURCE));
-    const generation = keyGeneration(site.rotation, now());
-    sh.push(
-      ...query(
-        generation === 0 ? key : `${key}-${generation}`,
-        ".outputs.result | reveal",
-        "mariadb.key",
-      ),
-    );
-    for (let i = 0; i < generation; i++)
-      sh.push(
-        ...query(
-          i === 0 ? key : `${key}-${i}`,
-          ".outputs.result | reveal",
-          `mariadb-generation-${i}.key`,
-        ),
-      );
+    sh.push(...generations(keyResource(partName.mariadb(SITE_RESOURCE)), "mariadb", "key"));
   }
   sh.push(`ls -l "${KEYS}"`);
   return [
