@@ -94,7 +94,7 @@ function restic(repo: string, passwordFile: string, ...args: string[]) {
   return run("restic", ["--repo", repo, "--password-file", passwordFile, "--no-cache", ...args]);
 }
 
-test("rotating the restic password adds a key and removes the old one: the repository stays", async () => {
+test("rotating the restic password adds a key; the old one goes after the next verified backup: the repository stays", async () => {
   const repo = `${sc.target.db.disk}/restic`;
   const pwFile = path.join(sc.target.db.paths.secrets, "restic-local.password");
   const before = fs.readFileSync(pwFile, "utf8");
@@ -251,6 +251,11 @@ const rotationSteps = (generation: number) => [
   FILE("backup321-mariadb-client-cnf"),
   // the new key's fingerprint, in every MariaDB job's env file
   ...["full", "binlogs", "restore-test", "pitr"].map((j) => FILE(`backup321-mariadb-${j}-env`)),
+  // each restic repository's next password, its own protected resource; the file's update rekeys
+  ...["local", "extra"].flatMap((r) => [
+    `create backup321-restic-${r}-password-${generation}`,
+    `update backup321-restic-${r}-password-file`,
+  ]),
   // RUNBOOK.md lists the generations
   FILE("backup321-db-monitor-runbook"),
   FILE("backup321-files-monitor-runbook"),
@@ -277,6 +282,11 @@ test("two monthly key rotations: a full from before each rotation and the newest
   sql("CREATE TABLE rotation_marks (g INT PRIMARY KEY)");
   sql("INSERT INTO rotation_marks VALUES (0)");
   const marks = [await full()];
+  const resticRepo = `${db.disk}/restic`;
+  const resticPassword = path.join(db.paths.secrets, "restic-local.password");
+  const repoId = () =>
+    JSON.parse(restic(resticRepo, resticPassword, "cat", "config").stdout).id as string;
+  const idBefore = repoId();
   const saved = process.env.BACKUP321_NOW;
   try {
     for (const [generation, when] of [
@@ -284,6 +294,8 @@ test("two monthly key rotations: a full from before each rotation and the newest
       [2, "2027-02-10T09:00:00Z"],
     ] as const) {
       const before = fs.readFileSync(keyFile, "utf8");
+      const oldPassword = path.join(sc.target.base, `restic-local-generation-${generation - 1}`);
+      fs.copyFileSync(resticPassword, oldPassword);
       process.env.BACKUP321_NOW = when;
       await sc.converge(
         (s) => {
@@ -292,9 +304,20 @@ test("two monthly key rotations: a full from before each rotation and the newest
           mariadb(s).retention = { ...(mariadb(s).retention ?? {}), fulls: 12 };
         },
         rotationSteps(generation),
-        // the removed repository's password, kept by the test above
-        { kept: { files: ["etc/backup321/secrets/restic-docs.password"] } },
+        // the removed repository's password, kept by the test above; the jobs run below
+        { kept: { files: ["etc/backup321/secrets/restic-docs.password"] }, runJobs: false },
       );
+      // the new restic password opens the repository; the old one too, until a verified backup
+      const keys = () =>
+        JSON.parse(restic(resticRepo, resticPassword, "key", "list", "--json").stdout);
+      expect(fs.readFileSync(resticPassword, "utf8")).not.toBe(
+        fs.readFileSync(oldPassword, "utf8"),
+      );
+      expect(keys()).toHaveLength(2);
+      expect(restic(resticRepo, oldPassword, "cat", "config").code).toBe(0);
+      sc.jobsGreen();
+      expect(keys()).toHaveLength(1);
+      expect(restic(resticRepo, oldPassword, "cat", "config").code).not.toBe(0);
       expect(fs.readFileSync(keyFile, "utf8")).not.toBe(before);
       const lines = fs.readFileSync(ring, "utf8").trim().split("\n");
       expect(lines).toHaveLength(generation + 1);
@@ -306,6 +329,22 @@ test("two monthly key rotations: a full from before each rotation and the newest
   } finally {
     process.env.BACKUP321_NOW = saved;
   }
+  // the same repository, every pack (those written before the rotations too) read with the newest
+  expect(repoId()).toBe(idBefore);
+  expect(restic(resticRepo, resticPassword, "check", "--read-data").code).toBe(0);
+  // every generation escrowed, in a secret output only
+  expect(sc.stack.cli(["stack", "output", "resticPasswords"]).stdout).toContain("[secret]");
+  const escrow = JSON.parse(
+    sc.stack.cli(["stack", "output", "resticPasswords", "--json", "--show-secrets"]).stdout,
+  ) as Record<string, Record<string, string>>;
+  expect(Object.keys(escrow.local)).toEqual([
+    "generation 0 (from 2026-12)",
+    "generation 1 (from 2027-01)",
+    "generation 2 (from 2027-02)",
+  ]);
+  expect(escrow.local["generation 2 (from 2027-02)"]).toBe(
+    fs.readFileSync(resticPassword, "utf8").replace(/\n$/, ""),
+  );
   const fingerprints = marks.map(
     (m) => JSON.parse(fs.readFileSync(`${m.file}.manifest.json`, "utf8")).key_fingerprint,
   );
