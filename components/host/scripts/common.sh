@@ -351,6 +351,34 @@ b321_run_cleanup() {
   B321_CLEANUP=()
 }
 
+# b321_scratch PARENT NAME [MODE]: a new scratch directory PARENT/NAME.XXXXXX (mode MODE, default
+# 0700) in B321_SCRATCH, removed when the run ends whatever happened; a full PARENT is named in the
+# error. A drill restores into it, never beside real data.
+B321_SCRATCH=""
+b321_scratch() {
+  mkdir -p -- "$1"
+  B321_SCRATCH=$(mktemp -d -- "$1/$2.XXXXXX") || b321_fail "cannot create a scratch directory in $1"
+  [ -z "${3:-}" ] || chmod "$3" -- "$B321_SCRATCH"
+  b321_cleanup b321_remove_scratch
+  b321_watch_space "$1"
+}
+
+b321_remove_scratch() {
+  [ -z "$B321_SCRATCH" ] || rm -rf -- "$B321_SCRATCH"
+}
+
+# b321_time_restore: starts a drill's clock. restore_seconds (what the monitor holds against the
+# RTO) is recorded when the run ends, also when a step failed: its time is known.
+B321_RESTORE_T0=""
+b321_time_restore() {
+  B321_RESTORE_T0=$(date +%s)
+  b321_cleanup b321_record_restore_seconds
+}
+
+b321_record_restore_seconds() {
+  [ -z "$B321_RESTORE_T0" ] || b321_set restore_seconds "$(($(date +%s) - B321_RESTORE_T0))"
+}
+
 # b321_watch_space DIR: when the run fails, a full file system under DIR is named in the error
 # (a failed write only says "exited with 1"; the alert should say the disk is full).
 b321_watch_space() {

@@ -33,17 +33,6 @@ source "${BASH_SOURCE[0]%/*}/nas-pull.sh"
 # shellcheck source=mariadb-lib.sh
 source "${BASH_SOURCE[0]%/*}/mariadb-lib.sh"
 
-SCRATCH=""
-T0=""
-
-# record_seconds: the measured time so far, also when a step failed (its time is known).
-record_seconds() {
-  [ -z "$T0" ] || b321_set restore_seconds "$(($(date +%s) - T0))"
-}
-
-remove_scratch() {
-  [ -z "$SCRATCH" ] || rm -rf -- "$SCRATCH"
-}
 
 # status_field FILE KEY: a scalar of a status file (one key per line, as common.sh writes it).
 status_field() {
@@ -107,14 +96,10 @@ main() {
   nas_latest
   # Traversable by the server user: the scratch instances run below it.
   install -d -m 0711 -- "$DRILL_SCRATCH"
-  SCRATCH=$(mktemp -d -- "$DRILL_SCRATCH/dr-drill.XXXXXX") ||
-    b321_fail "cannot create a scratch directory in $DRILL_SCRATCH"
-  chmod 0711 -- "$SCRATCH"
-  b321_cleanup remove_scratch
+  b321_scratch "$DRILL_SCRATCH" dr-drill 0711
+  SCRATCH=$B321_SCRATCH
   b321_cleanup mdb_stop_scratch
-  b321_watch_space "$DRILL_SCRATCH"
-  T0=$(date +%s)
-  b321_cleanup record_seconds
+  b321_time_restore
   b321_phase pull
   mkdir -m 0700 -- "$SCRATCH/copy"
   nas_pull "$SCRATCH/copy"
@@ -133,7 +118,7 @@ main() {
   b321_set file "${full##*/}"
   open_restored "$SCRATCH/recovered" "$manifest"
   b321_phase ""
-  record_seconds
+  b321_record_restore_seconds
   b321_log "disaster-recovery drill passed: snapshot $NAS_LATEST rebuilt from the NAS alone (restore test and recovery to $until UTC) in ${B321_FIELDS[restore_seconds]} s"
 }
 

@@ -25,17 +25,6 @@ b321_start "$@"
 # shellcheck source=nas-pull.sh
 source "${BASH_SOURCE[0]%/*}/nas-pull.sh"
 
-SCRATCH=""
-T0=""
-
-# record_seconds: the measured read-back time, also when a check failed (its time is known).
-record_seconds() {
-  [ -z "$T0" ] || b321_set restore_seconds "$(($(date +%s) - T0))"
-}
-
-remove_scratch() {
-  [ -z "$SCRATCH" ] || rm -rf -- "$SCRATCH"
-}
 
 main() {
   local secs
@@ -43,16 +32,11 @@ main() {
   # no sync moves ROOT/latest while the snapshot is read
   b321_lock nas-sync "${DRILL_LOCK_WAIT:-3600}"
   nas_latest
-  mkdir -p -- "$DRILL_SCRATCH"
-  SCRATCH=$(mktemp -d -- "$DRILL_SCRATCH/nas-drill.XXXXXX") ||
-    b321_fail "cannot create a scratch directory in $DRILL_SCRATCH"
-  b321_cleanup remove_scratch
-  b321_watch_space "$DRILL_SCRATCH"
-  T0=$(date +%s)
-  nas_pull "$SCRATCH"
-  b321_cleanup record_seconds
-  nas_verify "$SCRATCH"
-  secs=$(($(date +%s) - T0))
+  b321_scratch "$DRILL_SCRATCH" nas-drill
+  b321_time_restore
+  nas_pull "$B321_SCRATCH"
+  nas_verify "$B321_SCRATCH"
+  secs=$(($(date +%s) - B321_RESTORE_T0))
   b321_log "read-back drill passed: snapshot $NAS_LATEST, $NAS_FULLS full(s) and $NAS_BINLOGS shipped binlog(s) ($NAS_BYTES bytes) match what was recorded, read back in $secs s"
 }
 

@@ -29,11 +29,6 @@ b321_start "$@"
 # shellcheck source=../../mariadb/scripts/mariadb-lib.sh
 source "${BASH_SOURCE[0]%/*}/mariadb-lib.sh"
 
-SCRATCH=""
-
-remove_scratch() {
-  [ -z "$SCRATCH" ] || rm -rf -- "$SCRATCH"
-}
 
 check_config() {
   local v
@@ -136,11 +131,8 @@ main() {
   check_config
   command -v aws >/dev/null || b321_fail "the aws CLI is missing (apt-get install awscli)"
   mdb_require_key
-  mkdir -p -- "$DRILL_SCRATCH"
-  SCRATCH=$(mktemp -d -- "$DRILL_SCRATCH/offsite-drill.XXXXXX") ||
-    b321_fail "cannot create a scratch directory in $DRILL_SCRATCH"
-  b321_cleanup remove_scratch
-  b321_watch_space "$DRILL_SCRATCH"
+  b321_scratch "${DRILL_SCRATCH:?DRILL_SCRATCH missing}" offsite-drill
+  SCRATCH=$B321_SCRATCH
 
   b321_phase check
   newest_full

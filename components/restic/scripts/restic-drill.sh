@@ -14,11 +14,6 @@ source "${BASH_SOURCE[0]%/*}/common.sh"
 b321_kind drill
 source "${BASH_SOURCE[0]%/*}/restic-lib.sh"
 
-SCRATCH=""
-
-remove_scratch() {
-  [ -z "$SCRATCH" ] || rm -rf -- "$SCRATCH"
-}
 
 # pick_sample LIST OFFSET: from "path<TAB>size" lines (in snapshot order), every STRIDE-th file
 # from OFFSET, up to DRILL_FILES files and DRILL_MAX_MB (the first one is always taken). Paths
@@ -51,11 +46,8 @@ main() {
   b321_lock "restic-$REPO_NAME" "${DRILL_LOCK_WAIT:-3600}"
   restic_require_mounts
   restic_require_repo
-  mkdir -p -- "${DRILL_SCRATCH:?DRILL_SCRATCH missing}"
-  SCRATCH=$(mktemp -d -- "$DRILL_SCRATCH/restic-$REPO_NAME.XXXXXX") ||
-    b321_fail "cannot create a scratch directory in $DRILL_SCRATCH"
-  b321_cleanup remove_scratch
-  b321_watch_space "$DRILL_SCRATCH"
+  b321_scratch "${DRILL_SCRATCH:?DRILL_SCRATCH missing}" "restic-$REPO_NAME"
+  SCRATCH=$B321_SCRATCH
   work=$SCRATCH/.drill
   mkdir -- "$work"
 
