@@ -9,8 +9,8 @@
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import * as pulumi from "@pulumi/pulumi";
 import { useRig } from "../harness/rig";
+import { nasSync, sandboxNas, type SandboxNas } from "../harness/nas";
 import { run, type RunResult } from "../harness/proc";
 import { authorizedKeyLine, readOnlyKeyLine } from "../../components/offsite/render";
 import { DR_DRILL_JOB, mariadbEnv } from "../../components/mariadb/render";
@@ -23,6 +23,7 @@ const DB = "atlastech_db";
 
 let backupDir: string;
 let binlogDir: string;
+let nas: SandboxNas;
 let nasRoot: string;
 let nasHome: string;
 let receiver: string;
@@ -35,8 +36,7 @@ let readerKey: string;
 const read = (p: string) => fs.readFileSync(p, "utf8");
 const sha = (p: string) => crypto.createHash("sha256").update(fs.readFileSync(p)).digest("hex");
 const alertLines = () => (fs.existsSync(alerts) ? read(alerts).trim().split("\n") : []);
-const refusals = () =>
-  fs.existsSync(`${nasRoot}/.refused`) ? read(`${nasRoot}/.refused`).trim().split("\n") : [];
+const refusals = () => nas.refused();
 const newestFull = () =>
   fs
     .readdirSync(backupDir)
@@ -114,9 +114,8 @@ const rig = useRig({
     binlogDir = box.at("backups/binlogs");
     fs.mkdirSync(backupDir, { recursive: true, mode: 0o700 });
     fs.mkdirSync(binlogDir, { recursive: true, mode: 0o700 });
-    nasRoot = box.at("nas/backups/atlastech");
-    nasHome = box.at("nas/home");
-    receiver = `${nasHome}/.backup321/nas-receive.sh`;
+    nas = sandboxNas(box);
+    ({ root: nasRoot, home: nasHome, receiver } = nas);
     server.sql(seedSchema(DB, 0.2));
     mdb = physicalInstall(box.at("mdb"), server, DB, {
       backupDir,
@@ -134,32 +133,10 @@ const rig = useRig({
     );
   },
   program: async ({ box, sshd, mariadb: server }, db) => {
-    const { Host } = await import("../../components/host");
-    const { NasSync } = await import("../../components/offsite");
     const { MariaDbDrDrill } = await import("../../components/mariadb");
-    const nas = new Host("nas", {
-      hostName: "nas",
-      address: "127.0.0.1",
-      port: sshd.port,
-      privateKey: pulumi.secret(sshd.privateKey),
-      paths: box.paths,
-      installLibrary: false,
-    });
-    new NasSync("sync", {
-      host: db,
-      nas,
-      nasAddress: "127.0.0.1",
-      nasPort: sshd.port,
-      nasUser: "root",
-      nasHostKey: read(path.join(sshd.dir, "host_ed25519.pub")),
-      path: nasRoot,
+    const nasAsHost = await nasSync(nas, box, sshd, db, {
       sources: [backupDir, binlogDir],
       keep: 3,
-      minAgeMinutes: 0,
-      minIntervalMinutes: 0,
-      schedule: "45 * * * *",
-      nasHome,
-      authorizedKeysFile: path.join(sshd.dir, "authorized_keys"),
     });
     // The standby: another host (its own layout) with the MariaDB key and scripts (installed below,
     // as MariaDbBackup installs them on it), and the drill MariaDbDrDrill registers.
@@ -168,7 +145,7 @@ const rig = useRig({
       host: standbyHost,
       schedule: "0 6 10 3 *",
       nas: {
-        host: nas,
+        host: nasAsHost,
         address: "127.0.0.1",
         port: sshd.port,
         user: "root",

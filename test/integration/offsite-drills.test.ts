@@ -5,9 +5,9 @@
 // empty scratch directory.
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { useRig } from "../harness/rig";
+import { nasSync, sandboxNas, type SandboxNas } from "../harness/nas";
 import { run, type RunResult } from "../harness/proc";
 import { authorizedKeyLine } from "../../components/offsite/render";
 import {
@@ -26,8 +26,8 @@ const DB = "atlastech_db";
 
 let backupDir: string;
 let binlogDir: string;
+let nas: SandboxNas;
 let nasRoot: string;
-let nasHome: string;
 let receiver: string;
 let alerts: string;
 let mdb: Install;
@@ -104,9 +104,8 @@ const rig = useRig({
     binlogDir = box.at("backups/binlogs");
     fs.mkdirSync(backupDir, { recursive: true, mode: 0o700 });
     fs.mkdirSync(binlogDir, { recursive: true, mode: 0o700 });
-    nasRoot = box.at("nas/backups/atlastech");
-    nasHome = box.at("nas/home");
-    receiver = `${nasHome}/.backup321/nas-receive.sh`;
+    nas = sandboxNas(box);
+    ({ root: nasRoot, receiver } = nas);
     server.sql(seedSchema(DB, 0.2));
     mdb = physicalInstall(box.at("mdb"), server, DB, {
       backupDir,
@@ -129,31 +128,10 @@ const rig = useRig({
     );
   },
   program: async ({ box, sshd, s3, mariadb: server }, db) => {
-    const { Host } = await import("../../components/host");
-    const { DumpUpload, NasSync } = await import("../../components/offsite");
-    const nas = new Host("nas", {
-      hostName: "nas",
-      address: "127.0.0.1",
-      port: sshd.port,
-      privateKey: pulumi.secret(sshd.privateKey),
-      paths: box.paths,
-      installLibrary: false,
-    });
-    new NasSync("sync", {
-      host: db,
-      nas,
-      nasAddress: "127.0.0.1",
-      nasPort: sshd.port,
-      nasUser: "root",
-      nasHostKey: read(path.join(sshd.dir, "host_ed25519.pub")),
-      path: nasRoot,
+    const { DumpUpload } = await import("../../components/offsite");
+    await nasSync(nas, box, sshd, db, {
       sources: [backupDir, binlogDir],
       keep: 3,
-      minAgeMinutes: 0,
-      minIntervalMinutes: 0,
-      schedule: "45 * * * *",
-      nasHome,
-      authorizedKeysFile: path.join(sshd.dir, "authorized_keys"),
       drill: { schedule: "0 10 4 * *" },
     });
     new DumpUpload("upload", {

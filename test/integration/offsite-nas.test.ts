@@ -3,9 +3,9 @@
 // job runs: day 1, a deletion and a "ransomware" rewrite at the source, day 2, then retention.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import * as pulumi from "@pulumi/pulumi";
 import { ownerStamps } from "../harness/program";
 import { useRig } from "../harness/rig";
+import { nasSync, sandboxNas, type SandboxNas } from "../harness/nas";
 import { nasFetchStep } from "../../components/site/runbook/scenarios";
 import { pasteOk, pasteStep } from "../harness/runbook";
 import { parseSite } from "../../stacks/load";
@@ -17,8 +17,8 @@ import {
 } from "../../components/offsite/render";
 import { ensureKeyCommand, installAuthorizedKeyCommand } from "../../components/host/ssh-trust";
 
+let nas: SandboxNas;
 let nasRoot: string;
-let nasHome: string;
 let receiver: string;
 const src = { db: "", binlogs: "" };
 const KEEP = 3;
@@ -98,8 +98,7 @@ const setReceiverParams = (params: string) =>
       `command="${receiver} ${nasRoot} ${params}"`,
     ),
   );
-const refusals = () =>
-  fs.existsSync(`${nasRoot}/.refused`) ? read(`${nasRoot}/.refused`).trim().split("\n") : [];
+const refusals = () => nas.refused();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const inode = (p: string) => fs.statSync(p).ino;
 const read = (p: string) => fs.readFileSync(p, "utf8");
@@ -110,42 +109,15 @@ const rig = useRig({
   prefix: "b321-nas-",
   host: { name: "db", hostName: "db" },
   prepare: ({ box }) => {
-    nasRoot = box.at("nas/backups/atlastech");
+    nas = sandboxNas(box);
+    ({ root: nasRoot, receiver } = nas);
     src.db = box.at("backups/database");
     src.binlogs = box.at("backups/binlogs");
     fs.mkdirSync(src.db, { recursive: true });
     fs.mkdirSync(src.binlogs, { recursive: true });
-    nasHome = box.at("nas/home");
-    receiver = `${nasHome}/.backup321/nas-receive.sh`;
   },
   program: async ({ box, sshd }, db) => {
-    const { Host } = await import("../../components/host");
-    const { NasSync } = await import("../../components/offsite");
-    const hostKey = fs.readFileSync(path.join(sshd.dir, "host_ed25519.pub"), "utf8");
-    const nas = new Host("nas", {
-      hostName: "nas",
-      address: "127.0.0.1",
-      port: sshd.port,
-      privateKey: pulumi.secret(sshd.privateKey),
-      paths: box.paths,
-      installLibrary: false,
-    });
-    new NasSync("sync", {
-      host: db,
-      nas,
-      nasAddress: "127.0.0.1",
-      nasPort: sshd.port,
-      nasUser: "root",
-      nasHostKey: hostKey,
-      path: nasRoot,
-      sources: [src.db, src.binlogs],
-      keep: KEEP,
-      minAgeMinutes: 0,
-      minIntervalMinutes: 0,
-      schedule: "45 * * * *",
-      nasHome,
-      authorizedKeysFile: path.join(sshd.dir, "authorized_keys"),
-    });
+    await nasSync(nas, box, sshd, db, { sources: [src.db, src.binlogs], keep: KEEP });
   },
 });
 
