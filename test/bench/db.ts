@@ -21,10 +21,10 @@ import {
   type Install,
 } from "../integration/mariadb-fixture";
 
-const DB = "atlastech_db";
+export const DB = "atlastech_db";
 const ROWS = Number(process.env.B321_BENCH_ROWS ?? 2_000_000);
 
-function timed(what: string, f: () => void): number {
+export function timed(what: string, f: () => void): number {
   const t0 = process.hrtime.bigint();
   f();
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
@@ -32,12 +32,12 @@ function timed(what: string, f: () => void): number {
   return s;
 }
 
-function sh(script: string): void {
+export function sh(script: string): void {
   const r = run("bash", ["-o", "pipefail", "-c", script], { timeoutMs: 1_800_000 });
   if (r.code !== 0) throw new Error(`failed (${r.code}): ${script}\n${r.stderr.slice(-2000)}`);
 }
 
-function build(server: MariaDbServer): void {
+export function build(server: MariaDbServer): void {
   server.sql(seedSchema(DB));
   // 2M order lines with incompressible-ish text, like real customer data.
   server.sql(
@@ -60,7 +60,7 @@ async function sleep(ms: number): Promise<void> {
   await new Promise((r) => setTimeout(r, ms));
 }
 
-function flushDirtyPages(server: MariaDbServer): void {
+export function flushDirtyPages(server: MariaDbServer): void {
   server.sql(
     "SET GLOBAL innodb_max_dirty_pages_pct_lwm = 0.001; SET GLOBAL innodb_max_dirty_pages_pct = 0.001;",
   );

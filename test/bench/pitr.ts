@@ -1,0 +1,299 @@
+// npm run bench -- pitr: a week of the 2M-row database recovered to its last committed transaction,
+// the seed's way and backup321's, in the same run; then a kill test of the database host.
+//   week:     a full at day 0, then six "days" of writes, each changing 5 % of the order lines (in
+//             5,000-row transactions) and inserting 1 % new ones; the shipping job after each day.
+//   seed:     openssl -d | gunzip | mysql of the logical full (source MariaDB §16.10.4) into a fresh
+//             server, then mysqlbinlog of the six days from the dump's binlog position | mysql
+//             (§16.10.5, given the exact position rather than a start time, to its advantage).
+//   ours:     mariadb-pitr.sh to the same point, from the physical full and the shipped binlogs.
+//   Both results are compared with the source by CHECKSUM TABLE of every table at the target.
+//   kill:     a writer commits numbered transactions and records each acknowledgement; the server
+//             is killed (SIGKILL) at a random moment after a shipping run and its binlogs are lost
+//             with the host; recovery uses what the other hosts hold. The acknowledged transactions
+//             missing from it are counted, and the seconds of acknowledged writes lost.
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { spawn } from "node:child_process";
+import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
+import { run } from "../harness/proc";
+import {
+  createBackupUser,
+  installScripts,
+  startOn,
+  type Install,
+} from "../integration/mariadb-fixture";
+import { build, DB, flushDirtyPages, sh, timed } from "./db";
+
+const ROWS = Number(process.env.B321_BENCH_ROWS ?? 2_000_000);
+const DAYS = 6;
+const CHUNK = 100_000;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const utc = (ms: number) => new Date(ms).toISOString().slice(0, 19).replace("T", " ");
+
+/** One "day" of writes: 5 % of the order lines changed, 1 % new ones, in small transactions. */
+function day(server: MariaDbServer, d: number): void {
+  const statements: string[] = [];
+  for (let lo = 0; lo < ROWS; lo += CHUNK)
+    statements.push(
+      `UPDATE journal_commandes SET montant = montant + ${d}, statut = ELT(1 + (id + ${d}) MOD 4, 'nouvelle', 'payee', 'livree', 'annulee')
+         WHERE id > ${lo} AND id <= ${lo + CHUNK} AND id MOD 20 = ${d};`,
+    );
+  const added = Math.ceil(ROWS / 100);
+  const first = ROWS + (d - 1) * added;
+  for (let lo = 0; lo < added; lo += 5000)
+    statements.push(
+      `INSERT INTO journal_commandes SELECT ${first} + seq, seq DIV 3, seq MOD 50021, (seq MOD 99991) / 7,
+         '2026-06-01' + INTERVAL seq SECOND, 'nouvelle', CONCAT('jour ${d} ', MD5(seq))
+         FROM seq_${lo + 1}_to_${Math.min(lo + 5000, added)};`,
+    );
+  server.sql(statements.join("\n"), DB);
+}
+
+/** CHECKSUM TABLE of every table of DB, as "table<TAB>checksum" lines. */
+function checksums(sql: (q: string) => string, tables: readonly string[]): string {
+  return sql(`CHECKSUM TABLE ${tables.map((t) => `${DB}.${t}`).join(", ")}`);
+}
+
+/** The binlog position the seed's dump recorded (--master-data=2). */
+function dumpPosition(seedFile: string, keyFile: string): { file: string; pos: number } {
+  const head = run("bash", [
+    "-o",
+    "pipefail",
+    "-c",
+    `openssl enc -aes-256-cbc -d -pbkdf2 -pass file:${keyFile} -in ${seedFile} | gunzip | head -n 40`,
+  ]).stdout;
+  const m = /MASTER_LOG_FILE='([^']+)', MASTER_LOG_POS=(\d+)/.exec(head);
+  if (!m) throw new Error("the seed's dump has no binlog position");
+  return { file: m[1], pos: Number(m[2]) };
+}
+
+interface Ack {
+  readonly n: number;
+  readonly at: number;
+}
+
+/**
+ * Commits numbered transactions one at a time through one client session, recording each
+ * acknowledgement (the SELECT after the INSERT answers only once the INSERT has committed).
+ */
+function writer(server: MariaDbServer): { acks: Ack[]; stop: () => Promise<void> } {
+  const client = spawn("mariadb", [...server.clientArgs(), "-N", "-B", "--unbuffered", DB], {
+    stdio: ["pipe", "pipe", "ignore"],
+  });
+  const acks: Ack[] = [];
+  let n = 0;
+  let buffer = "";
+  const next = () => {
+    n += 1;
+    client.stdin.write(`INSERT INTO acks VALUES (${n}, NOW(6)); SELECT ${n};\n`, () => undefined);
+  };
+  client.stdin.on("error", () => undefined);
+  client.stdout.on("data", (chunk: Buffer) => {
+    buffer += chunk.toString();
+    let i: number;
+    while ((i = buffer.indexOf("\n")) >= 0) {
+      const line = buffer.slice(0, i).trim();
+      buffer = buffer.slice(i + 1);
+      if (line === String(n)) {
+        acks.push({ n, at: Date.now() });
+        next();
+      }
+    }
+  });
+  next();
+  const exited = new Promise((r) => client.once("exit", r));
+  return {
+    acks,
+    stop: async () => {
+      client.stdin.destroy();
+      client.kill("SIGKILL");
+      await exited;
+    },
+  };
+}
+
+/** SIGKILL of the server's mariadbd: no shutdown, nothing flushed. */
+function killServer(server: MariaDbServer): void {
+  run("pkill", ["-KILL", "-f", `mariadbd.*--socket=${server.socket}`]);
+}
+
+interface KillResult {
+  readonly acked: number;
+  readonly lostTxn: number;
+  readonly lostSeconds: number;
+  readonly windowSeconds: number;
+}
+
+/**
+ * The kill test with hourly shipping: a full, a shipping run (the last before the kill), writes for
+ * a random 5 to 15 s, SIGKILL, the server's binlogs gone with the host; recovery from the full and
+ * the shipped binlogs.
+ */
+async function killTest(server: MariaDbServer, box: Install, root: string): Promise<KillResult> {
+  server.sql("CREATE TABLE acks (n INT PRIMARY KEY, at DATETIME(6) NOT NULL) ENGINE=InnoDB", DB);
+  const full = box.runScript("mariadb-full.sh", box.env("mariadb-full"));
+  if (full.code !== 0) throw new Error(full.stderr);
+  const ship = box.runScript("mariadb-binlogs.sh", box.env("mariadb-binlogs"));
+  if (ship.code !== 0) throw new Error(ship.stderr);
+  const windowMs = 5000 + Math.floor(Math.random() * 10_000);
+  const w = writer(server);
+  await sleep(windowMs);
+  const killedAt = Date.now();
+  killServer(server);
+  await w.stop();
+  // the host is lost: its own binlogs with it
+  const binlogs = path.dirname(server.binlogBasename);
+  fs.renameSync(binlogs, `${binlogs}.lost`);
+  const target = path.join(root, "kill-recovered");
+  const r = box.pitr(box.env("mariadb-pitr", {}, "kill"), utc(Date.now() + 1000), target);
+  if (r.code !== 0) throw new Error(r.stderr);
+  const recovered = await startOn(target);
+  let present: Set<number>;
+  try {
+    present = new Set(
+      recovered
+        .sql(`SELECT n FROM ${DB}.acks`)
+        .trim()
+        .split("\n")
+        .filter((x) => x !== "")
+        .map(Number),
+    );
+  } finally {
+    await recovered.stop();
+  }
+  const lost = w.acks.filter((a) => !present.has(a.n));
+  return {
+    acked: w.acks.length,
+    lostTxn: lost.length,
+    lostSeconds: lost.length > 0 ? (killedAt - lost[0].at) / 1000 : 0,
+    windowSeconds: windowMs / 1000,
+  };
+}
+
+export async function run_(): Promise<void> {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "b321-bench-pitr-"));
+  fs.chmodSync(root, 0o755);
+  const server = await startMariaDb({
+    parent: root,
+    extraArgs: ["--innodb-buffer-pool-size=2G", "--innodb-log-file-size=512M"],
+  });
+  let seedServer: MariaDbServer | undefined;
+  try {
+    console.error(`building ${ROWS} rows ...`);
+    timed("build", () => build(server));
+    timed("flush dirty pages", () => flushDirtyPages(server));
+    const secrets = path.join(root, "etc", "secrets");
+    createBackupUser(server, "backup_phys", "Phys0Pass", "physical", [DB], `${secrets}/phys.cnf`);
+    createBackupUser(server, "backup_user", "Log1Pass", "logical", [DB], `${secrets}/log.cnf`);
+    const keyFile = `${secrets}/mariadb-backup.key`;
+    fs.writeFileSync(keyFile, run("openssl", ["rand", "-base64", "32"]).stdout, { mode: 0o600 });
+    const box = installScripts(root, server, {
+      method: "physical",
+      compression: "zstd",
+      databases: [DB],
+      clientCnf: `${secrets}/phys.cnf`,
+      keyFile,
+      backupDir: path.join(root, "backups"),
+      binlogBackupDir: path.join(root, "binlogs"),
+      keepFulls: 10,
+      timezone: "UTC",
+    });
+
+    // day 0: both fulls
+    const seedFile = path.join(root, "seed", `${DB}_full_seed.sql.gz.enc`);
+    fs.mkdirSync(path.dirname(seedFile));
+    timed("day 0: seed full (mysqldump | gzip | openssl)", () =>
+      sh(
+        `mysqldump --defaults-extra-file=${secrets}/log.cnf --socket=${server.socket} --single-transaction --master-data=2 --routines --triggers --events --hex-blob ${DB} | gzip | openssl enc -aes-256-cbc -salt -pbkdf2 -pass file:${keyFile} -out ${seedFile}`,
+      ),
+    );
+    timed("day 0: backup321 full", () => {
+      const r = box.runScript("mariadb-full.sh", box.env("mariadb-full"));
+      if (r.code !== 0) throw new Error(r.stderr);
+    });
+    const shipEnv = box.env("mariadb-binlogs");
+    for (let d = 1; d <= DAYS; d++)
+      timed(`day ${d}: writes and shipping`, () => {
+        day(server, d);
+        const r = box.runScript("mariadb-binlogs.sh", shipEnv);
+        if (r.code !== 0) throw new Error(r.stderr);
+      });
+    // the target: just after the last committed transaction of day 6
+    await sleep(1100);
+    const until = utc(Date.now());
+    await sleep(1100);
+    const tables = server
+      .sql(
+        `SELECT table_name FROM information_schema.tables WHERE table_schema = '${DB}' ORDER BY 1`,
+      )
+      .trim()
+      .split("\n");
+    const source = checksums((q) => server.sql(q), tables);
+    const rows = Number(server.sql(`SELECT COUNT(*) FROM ${DB}.journal_commandes`).trim());
+
+    // the seed's path into a fresh server
+    seedServer = await startMariaDb({
+      parent: root,
+      extraArgs: ["--innodb-buffer-pool-size=2G", "--innodb-log-file-size=512M"],
+    });
+    const s = seedServer;
+    const start = dumpPosition(seedFile, keyFile);
+    const binlogDir = path.dirname(server.binlogBasename);
+    const files = fs
+      .readdirSync(binlogDir)
+      .filter((f) => /^mysql-bin\.\d+$/.test(f) && f >= start.file)
+      .sort()
+      .map((f) => path.join(binlogDir, f));
+    s.sql(`CREATE DATABASE ${DB}`);
+    const seedRestore = timed("seed restore (openssl -d | gunzip | mysql)", () =>
+      sh(
+        `openssl enc -aes-256-cbc -d -pbkdf2 -pass file:${keyFile} -in ${seedFile} | gunzip | mariadb --no-defaults --socket=${s.socket} -uroot ${DB}`,
+      ),
+    );
+    const seedReplay = timed(`seed replay (mysqlbinlog of ${files.length} binlogs | mysql)`, () =>
+      sh(
+        `mariadb-binlog --start-position=${start.pos} ${files.join(" ")} | mariadb --no-defaults --socket=${s.socket} -uroot`,
+      ),
+    );
+    const seedEqual = checksums((q) => s.sql(q), tables) === source;
+    await s.stop();
+    seedServer = undefined;
+
+    // backup321's PITR to the same point
+    const target = path.join(root, "recovered");
+    const ours = timed("backup321 PITR (mariadb-pitr.sh)", () => {
+      const r = box.pitr(box.env("mariadb-pitr", {}, "bench"), until, target);
+      if (r.code !== 0) throw new Error(r.stderr);
+    });
+    const recovered = await startOn(target);
+    const oursEqual = checksums((q) => recovered.sql(q), tables) === source;
+    await recovered.stop();
+    fs.rmSync(target, { recursive: true, force: true });
+
+    const hourly = await killTest(server, box, root);
+    const seed = seedRestore + seedReplay;
+    console.log("");
+    console.log(
+      `seed: restore ${seedRestore.toFixed(1)} s + replay ${seedReplay.toFixed(1)} s; equal to the source: ${seedEqual ? "yes" : "NO"}`,
+    );
+    console.log(
+      `backup321 PITR: ${ours.toFixed(1)} s; equal to the source: ${oursEqual ? "yes" : "NO"}`,
+    );
+    console.log(
+      `kill test, hourly shipping: killed ${hourly.windowSeconds.toFixed(1)} s after the last shipping run; ${hourly.acked} acknowledged, ${hourly.lostTxn} lost (${hourly.lostSeconds.toFixed(1)} s of writes)`,
+    );
+    console.log(`database: ${rows} order lines after ${DAYS} days; ${os.cpus().length} cores`);
+    console.log(
+      `pitr-bench rows=${rows} days=${DAYS} restore_vs_seed=${(ours / seed).toFixed(2)} lost_txn_hourly=${hourly.lostTxn} lost_s_hourly=${hourly.lostSeconds.toFixed(1)}`,
+    );
+    if (!seedEqual || !oursEqual) process.exitCode = 1;
+  } finally {
+    await seedServer?.stop();
+    await server.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+}
+
+export { run_ as run };
