@@ -14,7 +14,7 @@ import { run } from "../harness/proc";
 import {
   createBackupUser,
   fulls,
-  installScripts,
+  physicalInstall,
   seedSchema,
   startOn,
   tableCounts,
@@ -53,6 +53,41 @@ export function build(server: MariaDbServer): void {
          CONCAT(MD5(seq), ' ', SHA1(seq * 7), ' ', MD5(seq * 13), ' ', LEFT(SHA1(seq), 10))
        FROM seq_1_to_${ROWS};`,
     DB,
+  );
+}
+
+/**
+ * The backup users of both methods (option files in <root>/etc/secrets), a fresh key and the
+ * scripts, physical zstd fulls in <root>/backups and shipped binlogs in <root>/binlogs.
+ */
+export function benchInstall(
+  root: string,
+  server: MariaDbServer,
+): { secrets: string; keyFile: string; box: Install } {
+  const { box, secrets } = physicalInstall(root, server, DB, {
+    backupDir: path.join(root, "backups"),
+    binlogBackupDir: path.join(root, "binlogs"),
+    keepFulls: 10,
+    timezone: "UTC",
+  });
+  createBackupUser(server, "backup_user", "Log1Pass", "logical", [DB], `${secrets}/log.cnf`);
+  return { secrets, keyFile: box.keyFile, box };
+}
+
+/**
+ * The seed's full, as documented (the password in the backup user's option file instead of -p on
+ * argv), into FILE; `--master-data=2` also records its binlog position, for a replay from it.
+ */
+export function seedDump(
+  server: MariaDbServer,
+  secrets: string,
+  keyFile: string,
+  file: string,
+  extra: readonly string[] = [],
+): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  sh(
+    `mysqldump --defaults-extra-file=${secrets}/log.cnf --socket=${server.socket} --single-transaction ${extra.join(" ")} --routines --triggers --events --hex-blob ${DB} | gzip | openssl enc -aes-256-cbc -salt -pbkdf2 -pass file:${keyFile} -out ${file}`,
   );
 }
 
@@ -102,30 +137,12 @@ export async function run_(): Promise<void> {
     const totalRows = Object.values(source).reduce((a, b) => a + b, 0);
     console.error(`database: ${totalRows} rows, ${mb} MB InnoDB (data + indexes)`);
 
-    const secrets = path.join(root, "etc", "secrets");
-    createBackupUser(server, "backup_phys", "Phys0Pass", "physical", [DB], `${secrets}/phys.cnf`);
-    createBackupUser(server, "backup_user", "Log1Pass", "logical", [DB], `${secrets}/log.cnf`);
-    const keyFile = `${secrets}/mariadb-backup.key`;
-    fs.writeFileSync(keyFile, run("openssl", ["rand", "-base64", "32"]).stdout, { mode: 0o600 });
-    const box: Install = installScripts(root, server, {
-      method: "physical",
-      compression: "zstd",
-      databases: [DB],
-      clientCnf: `${secrets}/phys.cnf`,
-      keyFile,
-      backupDir: path.join(root, "backups"),
-      binlogBackupDir: path.join(root, "binlogs"),
-      keepFulls: 10,
-      timezone: "UTC",
-    });
+    const { secrets, keyFile, box } = benchInstall(root, server);
 
     // The seed, as documented (the password via the same option file instead of -p on argv).
     const seedFile = path.join(root, "seed", `${DB}_full_seed.sql.gz.enc`);
-    fs.mkdirSync(path.dirname(seedFile));
     const seedBackup = timed("seed backup (mysqldump | gzip | openssl)", () =>
-      sh(
-        `mysqldump --defaults-extra-file=${secrets}/log.cnf --socket=${server.socket} --single-transaction --routines --triggers --events --hex-blob ${DB} | gzip | openssl enc -aes-256-cbc -salt -pbkdf2 -pass file:${keyFile} -out ${seedFile}`,
-      ),
+      seedDump(server, secrets, keyFile, seedFile),
     );
 
     const results: { name: string; backup: number; restore: number; mb: number; equal: boolean }[] =

@@ -17,13 +17,8 @@ import * as path from "node:path";
 import { spawn } from "node:child_process";
 import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
 import { run } from "../harness/proc";
-import {
-  createBackupUser,
-  installScripts,
-  startOn,
-  type Install,
-} from "../integration/mariadb-fixture";
-import { build, DB, flushDirtyPages, sh, timed } from "./db";
+import { startOn, type Install } from "../integration/mariadb-fixture";
+import { benchInstall, build, DB, flushDirtyPages, seedDump, sh, timed } from "./db";
 
 const ROWS = Number(process.env.B321_BENCH_ROWS ?? 2_000_000);
 const DAYS = 6;
@@ -184,30 +179,12 @@ export async function run_(): Promise<void> {
     console.error(`building ${ROWS} rows ...`);
     timed("build", () => build(server));
     timed("flush dirty pages", () => flushDirtyPages(server));
-    const secrets = path.join(root, "etc", "secrets");
-    createBackupUser(server, "backup_phys", "Phys0Pass", "physical", [DB], `${secrets}/phys.cnf`);
-    createBackupUser(server, "backup_user", "Log1Pass", "logical", [DB], `${secrets}/log.cnf`);
-    const keyFile = `${secrets}/mariadb-backup.key`;
-    fs.writeFileSync(keyFile, run("openssl", ["rand", "-base64", "32"]).stdout, { mode: 0o600 });
-    const box = installScripts(root, server, {
-      method: "physical",
-      compression: "zstd",
-      databases: [DB],
-      clientCnf: `${secrets}/phys.cnf`,
-      keyFile,
-      backupDir: path.join(root, "backups"),
-      binlogBackupDir: path.join(root, "binlogs"),
-      keepFulls: 10,
-      timezone: "UTC",
-    });
+    const { secrets, keyFile, box } = benchInstall(root, server);
 
     // day 0: both fulls
     const seedFile = path.join(root, "seed", `${DB}_full_seed.sql.gz.enc`);
-    fs.mkdirSync(path.dirname(seedFile));
     timed("day 0: seed full (mysqldump | gzip | openssl)", () =>
-      sh(
-        `mysqldump --defaults-extra-file=${secrets}/log.cnf --socket=${server.socket} --single-transaction --master-data=2 --routines --triggers --events --hex-blob ${DB} | gzip | openssl enc -aes-256-cbc -salt -pbkdf2 -pass file:${keyFile} -out ${seedFile}`,
-      ),
+      seedDump(server, secrets, keyFile, seedFile, ["--master-data=2"]),
     );
     timed("day 0: backup321 full", () => {
       const r = box.runScript("mariadb-full.sh", box.env("mariadb-full"));
