@@ -5,6 +5,8 @@
 import type { Site } from "../../stacks/schema";
 import { nasSources } from "../../stacks/defaults";
 import { dumpLock } from "../../stacks/model/offsite";
+import { keyGeneration } from "../../stacks/model/rotation";
+import { now } from "../../stacks/clock";
 import {
   recoveryReport,
   threeTwoOne,
@@ -322,6 +324,11 @@ function encryption(site: Site, f: Facts): string[] {
       : []),
     ...(site.offsite.nas && f.plainNas.length === 0
       ? ["The NAS receives only the encrypted outputs above."]
+      : []),
+    ...(site.rotation
+      ? [
+          `Keys rotated every ${site.rotation.months === 1 ? "month" : `${site.rotation.months} months`} since ${site.rotation.since} (\`rotation\`, now generation ${keyGeneration(site.rotation, now())}): the database key, the backup user's password, each restic password and each S3 writer's access key. Every encryption key and password generation stays escrowed in the stack, so nothing made before a rotation becomes unreadable.`,
+        ]
       : []),
   ];
 }

@@ -184,3 +184,13 @@ test("the yearly DR drill: described with its standby and schedule when set, a g
     "No yearly disaster-recovery drill rebuilding a host from the backups alone. (8.13 (f))",
   );
 });
+
+test("key rotation is evidence of its own: said when the model rotates, absent when it does not", () => {
+  const rotating = renderCompliance(parseSite(prodRaw()), "prod");
+  expect(rotating).toContain(
+    "Keys rotated every month since 2026-12 (`rotation`, now generation 0): the database key, the backup user's password, each restic password and each S3 writer's access key.",
+  );
+  const raw = prodRaw();
+  delete raw.rotation;
+  expect(renderCompliance(parseSite(raw), "prod")).not.toContain("Keys rotated");
+});
