@@ -540,6 +540,31 @@ describe("failures end non-zero, with a failed status, and leave the previous go
     expectFailed(r, "mariadb-full", /mariadb-dump failed/);
   });
 
+  // The physical full is checked as it is written: a stream damaged between mariadb-backup and
+  // the file (here by a wrapper on PATH that still exits 0) fails the run, and no full, partial
+  // or scratch file stays.
+  test.each([
+    [
+      "with a byte changed",
+      "sed 's/full-backuped/full-backupex/'",
+      /checksum mismatch \(corrupted\)/,
+    ],
+    ["cut short", "head -c 300000", /\(truncated\)/],
+  ])("physical stream %s on its way: caught in the same pass", (_what, filter, error) => {
+    const shims = fs.mkdtempSync(path.join(root, "xb-shims-"));
+    const real = run("bash", ["-c", "command -v mariadb-backup"]).stdout.trim();
+    fs.writeFileSync(
+      path.join(shims, "mariadb-backup"),
+      `#!/bin/bash\n'${real}' "$@" | ${filter}\n`,
+      { mode: 0o755 },
+    );
+    const r = run(path.join(box.lib, "mariadb-full.sh"), [physEnv], {
+      env: { ...process.env, PATH: `${shims}:${process.env.PATH}` },
+    });
+    expectFailed(r, "mariadb-full", error);
+    expect(String(box.status("mariadb-full").error)).toMatch(/^verify: the xbstream check failed/);
+  });
+
   test("wrong key", () => {
     const wrong = path.join(root, "etc", "secrets", "wrong.key");
     fs.writeFileSync(wrong, "not-the-key\n", { mode: 0o600 });

@@ -2,7 +2,8 @@
 # Full backup of MariaDB (source MariaDB §16.10.2, without its bugs): physical (mariadb-backup
 # stream) or logical (mariadb-dump with binlog coordinates and GTID), compressed, encrypted with
 # openssl enc -aes-256-cbc -pbkdf2 and a key file. Written to *.partial, verified end to end
-# (decrypt, decompress, dump trailer or xbstream integrity), then renamed, with a manifest beside it.
+# (decrypt, decompress, dump trailer or xbstream integrity; a physical one in the pass that writes
+# it, backup_physical), then renamed, with a manifest beside it.
 # Old fulls are removed by count, only after this verified one, never the newest good; a full that
 # no longer matches its manifest is never counted as good (nor removed: see retention).
 #
@@ -36,24 +37,154 @@ full_cleanup() {
   [ -z "$WORK" ] || rm -rf -- "$WORK"
 }
 
-# backup_physical OUT: mariadb-backup --stream=xbstream | compress | encrypt > OUT.
+# backup_physical OUT NAME: mariadb-backup --stream=xbstream | compress | encrypt > OUT, verified in
+# the same pass. tee hands the very bytes written to OUT to two readers: the check (decrypt,
+# decompress, then xbstream_check: every chunk's checksum, every file complete, the files
+# mariadb-backup streams last kept in $WORK/verify) and a sha256. Once OUT is complete, its sha256
+# read back from disk must equal that one: the bytes on disk are exactly the bytes that decrypted,
+# decompressed and checked, which is what reading the file a second time proved, without the second
+# pass or room to unpack it. Writes $WORK/info (verify_unpacked) and $WORK/check.sha.
 backup_physical() {
-  local out=$1 datadir
+  local out=$1 name=$2 dir=$WORK/verify datadir check hash hashrc=0 code
   datadir=$(mdb_sql "SELECT @@datadir")
-  local -a replica=()
+  local -a replica=() written=() checked=()
   # The backup also carries the primary's coordinates (xtrabackup_slave_info), for whoever builds
   # a new replica from it; the SQL thread is already stopped (mdb_replica_freeze).
   [ -z "${MARIADB_REPLICA_MAX_LAG:-}" ] || replica=(--slave-info)
+  mkdir -p -- "$dir"
+  mkfifo -m 0600 -- "$WORK/check.fifo" "$WORK/sha.fifo"
+  (
+    set +e
+    mdb_decrypt <"$WORK/check.fifo" | mdb_decompress "$name" |
+      xbstream_check "$dir" xtrabackup_checkpoints xtrabackup_info xtrabackup_binlog_info \
+        xtrabackup_slave_info >"$WORK/raw.bytes" 2>"$WORK/check.log"
+    echo "${PIPESTATUS[*]}" >"$WORK/check.rc"
+  ) &
+  check=$!
+  openssl dgst -sha256 -r <"$WORK/sha.fifo" >"$WORK/check.sha" &
+  hash=$!
   set +e
-  # dd counts the raw stream on its way (its summary on stderr): the verification needs that much
-  # free space to unpack, and knowing it up front costs no second pass over the backup.
   mdb_client mariadb-backup --backup --stream=xbstream --binlog-info=ON --parallel=2 "--datadir=$datadir" \
-    "--target-dir=$WORK/xb" "${replica[@]}" 2>"$WORK/tool.log" | LC_ALL=C dd bs=1M 2>"$WORK/raw.dd" |
-    mdb_compress | mdb_encrypt >"$out"
-  mdb_check_pipe "${PIPESTATUS[@]}" -- mariadb-backup count compress encrypt
+    "--target-dir=$WORK/xb" "${replica[@]}" 2>"$WORK/tool.log" |
+    mdb_compress | mdb_encrypt | tee -- "$WORK/check.fifo" "$WORK/sha.fifo" >"$out"
+  written=("${PIPESTATUS[@]}")
+  # Had tee not opened a fifo, its reader would wait for a writer forever: open and close each
+  # once (read-write never blocks), so that reader sees the end of what it got.
+  : <>"$WORK/check.fifo" <>"$WORK/sha.fifo"
+  wait "$check"
+  wait "$hash" || hashrc=$?
   set -e
+  read -r -a checked 2>/dev/null <"$WORK/check.rc" || checked=(255 255 255)
+  # A stage that failed by itself is named first; one killed by SIGPIPE (141) only stopped because
+  # a reader after it did (the check, when the stream does not decrypt, decompress or check).
+  for code in "${written[@]}"; do
+    [ "$code" = 0 ] || [ "$code" = 141 ] ||
+      mdb_check_pipe "${written[@]}" -- mariadb-backup compress encrypt "writing $out"
+  done
+  [ "${checked[2]}" = 0 ] || [ "${checked[0]}${checked[1]}" != 00 ] ||
+    b321_fail "verify: the xbstream check failed (exit ${checked[2]}): $(tail -n 3 -- "$WORK/check.log" | tr '\n' ' ')"
+  mdb_check_pipe "${checked[@]}" -- "verify: decrypt" "verify: decompress" "verify: xbstream check"
+  [ "$hashrc" = 0 ] || b321_fail "verify: sha256 of the written stream failed (exit $hashrc)"
+  mdb_check_pipe "${written[@]}" -- mariadb-backup compress encrypt "writing $out"
   grep -q 'completed OK!' -- "$WORK/tool.log" ||
     b321_fail "mariadb-backup did not complete: $(tail -n 3 -- "$WORK/tool.log" | tr '\n' ' ')"
+  verify_unpacked "$dir"
+}
+
+# xbstream_check DIR NAME...: reads an xbstream on stdin as mbstream -x reads it, without writing
+# what it unpacks: each chunk's magic, type and CRC32 (the checksum mbstream checks), each file's
+# chunks in order and ended by its EOF chunk, the stream ending between chunks. The files NAME (the
+# small ones mariadb-backup streams last) are written to DIR. Prints the stream's size in bytes.
+# perl comes with mariadb-server (Debian), and Compress::Raw::Zlib's crc32 with perl.
+# shellcheck disable=SC2016  # a perl program, not shell
+XBSTREAM_CHECK='
+use strict;
+use warnings;
+use Compress::Raw::Zlib ();
+my ($dir, @keep) = @ARGV;
+my %keep = map { $_ => "" } @keep;
+my (%size, %done);
+my ($stream, $chunks) = (0, 0);
+binmode STDIN;
+sub take {
+  my ($n, $what, $end_ok) = @_;
+  my $buf = "";
+  while (length($buf) < $n) {
+    my $r = read(STDIN, $buf, $n - length($buf), length($buf));
+    die "reading the stream: $!\n" unless defined $r;
+    return $buf if $r == 0 && $end_ok && $buf eq "";
+    die "the stream ends inside a $what after $stream bytes (truncated)\n" if $r == 0;
+  }
+  $stream += $n;
+  return $buf;
+}
+while (1) {
+  my $head = take(14, "chunk header", 1);
+  last if $head eq "";
+  my ($magic, $flags, $type, $plen) = unpack("a8 C a1 V", $head);
+  die "chunk $chunks: no XBSTCK01 magic (not an xbstream, or corrupted)\n" unless $magic eq "XBSTCK01";
+  die "chunk $chunks: path length $plen\n" if $plen == 0 || $plen > 4096;
+  my $path = take($plen, "chunk header");
+  die "chunk $chunks: path $path leaves the target directory\n" if $path =~ m{^/|(^|/)\.\.(/|$)};
+  die "chunk $chunks ($path): data after the end of its file\n" if $done{$path};
+  if ($type eq "E") {
+    $done{$path} = 1;
+    $size{$path} //= 0;
+    if (exists $keep{$path}) {
+      open(my $f, ">", "$dir/$path") or die "$dir/$path: $!\n";
+      print $f $keep{$path} or die "$dir/$path: $!\n";
+      close($f) or die "$dir/$path: $!\n";
+    }
+  } elsif ($type eq "P") {
+    my ($len, $offset, $sum) = unpack("Q< Q< V", take(20, "chunk header"));
+    my $have = $size{$path} // 0;
+    die "chunk $chunks ($path): offset $offset, its file has $have bytes (out of order)\n" unless $offset == $have;
+    my ($crc, $left) = (0, $len);
+    while ($left > 0) {
+      my $data = take($left < 8388608 ? $left : 8388608, "chunk");
+      $crc = Compress::Raw::Zlib::crc32($data, $crc);
+      $keep{$path} .= $data if exists $keep{$path};
+      $left -= length($data);
+    }
+    die "chunk $chunks ($path): checksum mismatch (corrupted)\n" unless $crc == $sum;
+    $size{$path} = $have + $len;
+  } else {
+    die sprintf("chunk %d (%s): unknown chunk type 0x%02x\n", $chunks, $path, ord($type));
+  }
+  $chunks++;
+}
+die "empty stream\n" unless $chunks;
+my @open = grep { !$done{$_} } sort keys %size;
+die "the stream ends before the end of @open (truncated)\n" if @open;
+print "$stream\n";
+'
+xbstream_check() {
+  perl -e "$XBSTREAM_CHECK" -- "$@"
+}
+
+# verify_unpacked DIR: the files mariadb-backup streams last are there (a complete full), then DIR
+# goes. Writes "raw_bytes binlog_file binlog_pos gtid" to $WORK/info (raw_bytes: the stream's size).
+verify_unpacked() {
+  local dir=$1 f raw bfile bpos gtid
+  local -a last=(xtrabackup_binlog_info)
+  [ -z "${MARIADB_REPLICA_MAX_LAG:-}" ] || last=(xtrabackup_slave_info)
+  for f in xtrabackup_checkpoints xtrabackup_info "${last[@]}"; do
+    [ -s "$dir/$f" ] || b321_fail "verify: $f missing from the stream (truncated backup)"
+  done
+  grep -q '^backup_type = full-backuped' -- "$dir/xtrabackup_checkpoints" ||
+    b321_fail "verify: the stream is not a complete full backup"
+  raw=$(cat -- "$WORK/raw.bytes")
+  [[ $raw =~ ^[0-9]+$ ]] || b321_fail "verify: the xbstream check gave no size ($raw)"
+  if [ -n "${MARIADB_REPLICA_MAX_LAG:-}" ]; then
+    # The primary's coordinates where the replica stood still; the stream must agree on the GTID.
+    grep -qF -- "gtid_slave_pos = '$MDB_PRIMARY_GTID'" "$dir/xtrabackup_slave_info" ||
+      b321_fail "verify: the backup's slave info ($(tr '\n' ' ' <"$dir/xtrabackup_slave_info")) is not the GTID the replica stopped at ($MDB_PRIMARY_GTID)"
+    bfile=$MDB_PRIMARY_FILE bpos=$MDB_PRIMARY_POS gtid=$MDB_PRIMARY_GTID
+  else
+    read -r bfile bpos gtid <"$dir/xtrabackup_binlog_info"
+  fi
+  rm -rf -- "$dir"
+  printf '%s %s %s %s\n' "$raw" "$bfile" "$bpos" "${gtid:-}" >"$WORK/info"
 }
 
 # backup_logical OUT: mariadb-dump in one snapshot with binlog coordinates and GTID. One database
@@ -71,44 +202,6 @@ backup_logical() {
     "$coords" --gtid "${dbs[@]}" 2>"$WORK/tool.log" | mdb_compress | mdb_encrypt >"$out"
   mdb_check_pipe "${PIPESTATUS[@]}" -- mariadb-dump compress encrypt
   set -e
-}
-
-# verify_physical FILE NAME: decrypt, decompress, extract with mbstream (chunk checksums) and check
-# the files mariadb-backup streams last. Writes "raw_bytes binlog_file binlog_pos gtid" to $WORK/info.
-verify_physical() {
-  local file=$1 name=$2 dir=$WORK/verify raw bfile bpos gtid need avail
-  mkdir -p -- "$dir"
-  # Unpacking needs the raw size free beside the backups (counted while the backup was written),
-  # so that a disk too small is named as such rather than failing half-way.
-  raw=$(sed -n 's/^\([0-9][0-9]*\) bytes .*/\1/p' -- "$WORK/raw.dd")
-  [ -n "$raw" ] || b321_fail "verify: the size of the backup stream was not counted ($(tail -n 1 -- "$WORK/raw.dd"))"
-  need=$((raw * 105 / 102400 + B321_FULL_KIB))
-  avail=$(b321_free_kib "$dir")
-  [ -z "$avail" ] || [ "$avail" -ge "$need" ] ||
-    b321_fail "verify: unpacking $name to check it needs about $((need / 1024)) MiB free in $MARIADB_BACKUP_DIR (its raw size), only $((avail / 1024)) MiB are free: make room there or move the backups to a bigger disk (the unverified backup was removed)"
-  set +e
-  mdb_decrypt "$file" | mdb_decompress "$name" | mbstream -x -p 2 -C "$dir"
-  mdb_check_pipe "${PIPESTATUS[@]}" -- "verify: decrypt" "verify: decompress" "verify: mbstream -x"
-  set -e
-  local f
-  local -a last=(xtrabackup_binlog_info)
-  [ -z "${MARIADB_REPLICA_MAX_LAG:-}" ] || last=(xtrabackup_slave_info)
-  for f in xtrabackup_checkpoints xtrabackup_info "${last[@]}"; do
-    [ -s "$dir/$f" ] || b321_fail "verify: $f missing from the stream (truncated backup)"
-  done
-  grep -q '^backup_type = full-backuped' -- "$dir/xtrabackup_checkpoints" ||
-    b321_fail "verify: the stream is not a complete full backup"
-  raw=$(du -sb -- "$dir" | cut -f1)
-  if [ -n "${MARIADB_REPLICA_MAX_LAG:-}" ]; then
-    # The primary's coordinates where the replica stood still; the stream must agree on the GTID.
-    grep -qF -- "gtid_slave_pos = '$MDB_PRIMARY_GTID'" "$dir/xtrabackup_slave_info" ||
-      b321_fail "verify: the backup's slave info ($(tr '\n' ' ' <"$dir/xtrabackup_slave_info")) is not the GTID the replica stopped at ($MDB_PRIMARY_GTID)"
-    bfile=$MDB_PRIMARY_FILE bpos=$MDB_PRIMARY_POS gtid=$MDB_PRIMARY_GTID
-  else
-    read -r bfile bpos gtid <"$dir/xtrabackup_binlog_info"
-  fi
-  rm -rf -- "$dir"
-  printf '%s %s %s %s\n' "$raw" "$bfile" "$bpos" "${gtid:-}" >"$WORK/info"
 }
 
 # verify_logical FILE NAME: decrypt and decompress the whole file (the CRC or frame checksum is at
@@ -217,7 +310,7 @@ write_manifest() {
 retention() {
   local keep=$1 newest=$2 i removed=0
   [ "$keep" -ge 1 ] || b321_fail "MARIADB_KEEP_FULLS must be at least 1"
-  mdb_scan_fulls
+  mdb_scan_fulls "$newest"
   local -a good=("${MDB_GOOD_FULLS[@]}")
   for ((i = 0; i < ${#good[@]} - keep; i++)); do
     [ "${good[$i]}" != "$newest" ] || continue
@@ -265,7 +358,7 @@ main() {
   # Leftovers of a run killed without its trap (kill -9, OOM killer): ours, since we hold the lock.
   rm -rf -- "$MARIADB_BACKUP_DIR"/*.partial "$MARIADB_BACKUP_DIR"/*.partial.manifest.json \
     "$MARIADB_BACKUP_DIR"/.b321-full.*
-  local ext cext stamp name final started t0 t1 consistent raw bfile bpos gtid sha bytes
+  local ext cext stamp name final started t0 t1 consistent raw bfile bpos gtid sha bytes shapid
   case $MARIADB_METHOD in
     physical) ext=xb ;;
     logical) ext=sql ;;
@@ -298,18 +391,33 @@ main() {
     mdb_replica_freeze
     consistent=$(date +%s)
     count_rows "$WORK/counts.txt"
-    "backup_$MARIADB_METHOD" "$PARTIAL"
+    "backup_$MARIADB_METHOD" "$PARTIAL" "$name"
     mdb_replica_thaw || b321_fail "the backup is done but START SLAVE SQL_THREAD failed: the replica is not applying the primary's changes (START SLAVE on it)"
+    b321_sha256 "$PARTIAL" >"$WORK/disk.sha" &
+    shapid=$!
   else
-    "backup_$MARIADB_METHOD" "$PARTIAL"
+    "backup_$MARIADB_METHOD" "$PARTIAL" "$name"
     consistent=$(date +%s)
+    # The file is read back while the rows are counted: neither waits for the other.
+    b321_sha256 "$PARTIAL" >"$WORK/disk.sha" &
+    shapid=$!
     count_rows "$WORK/counts.txt"
     mdb_sql "FLUSH BINARY LOGS" || b321_fail "FLUSH BINARY LOGS failed"
   fi
-  b321_log "verifying $name.partial"
-  "verify_$MARIADB_METHOD" "$PARTIAL" "$name"
+  # A physical full was verified while it was written (backup_physical); a dump is read again.
+  if [ "$MARIADB_METHOD" = logical ]; then
+    b321_log "verifying $name.partial"
+    verify_logical "$PARTIAL" "$name"
+  fi
   read -r raw bfile bpos gtid <"$WORK/info"
-  sha=$(b321_sha256 "$PARTIAL")
+  wait "$shapid" || b321_fail "reading $PARTIAL back for its sha256 failed"
+  sha=$(cat -- "$WORK/disk.sha")
+  [[ $sha =~ ^[0-9a-f]{64}$ ]] || b321_fail "reading $PARTIAL back for its sha256 failed ($sha)"
+  if [ "$MARIADB_METHOD" = physical ]; then
+    # The bytes on disk are the bytes that were checked as they were written.
+    [ "$sha" = "$(cut -d' ' -f1 <"$WORK/check.sha")" ] ||
+      b321_fail "verify: $PARTIAL on disk (sha256 $sha) is not what was written and checked ($(cut -d' ' -f1 <"$WORK/check.sha"))"
+  fi
   bytes=$(stat -c %s -- "$PARTIAL")
   t1=$(date +%s)
   write_manifest "$PARTIAL.manifest.json" "$name" "$sha" "$bytes" "$raw" "$bfile" "$bpos" \

@@ -339,17 +339,23 @@ mdb_full_problem() {
   fi
 }
 
-# mdb_scan_fulls: checks every full (mdb_full_problem) into MDB_GOOD_FULLS, the intact ones oldest
-# first, and MDB_BAD_FULLS, "FILE: why" for the others. Each bad one is a warning of the run (its
-# alert names it). A bad full is never removed here: it stays for inspection, but it never counts
-# as a good one (retention keeps that many intact fulls; restores use intact ones only).
+# mdb_scan_fulls [VERIFIED]: checks every full (mdb_full_problem) into MDB_GOOD_FULLS, the intact
+# ones oldest first, and MDB_BAD_FULLS, "FILE: why" for the others. Each bad one is a warning of the
+# run (its alert names it). A bad full is never removed here: it stays for inspection, but it never
+# counts as a good one (retention keeps that many intact fulls; restores use intact ones only).
+# VERIFIED: a full this run has just written, verified and hashed itself: not read a second time.
 MDB_GOOD_FULLS=()
 MDB_BAD_FULLS=()
+# shellcheck disable=SC2120  # the restore test passes none, retention (mariadb-full.sh) its newest
 mdb_scan_fulls() {
-  local f why
+  local f why verified=${1:-}
   MDB_GOOD_FULLS=()
   MDB_BAD_FULLS=()
   while IFS= read -r f; do
+    if [ -n "$verified" ] && [ "$f" = "$verified" ]; then
+      MDB_GOOD_FULLS+=("$f")
+      continue
+    fi
     why=$(mdb_full_problem "$f")
     if [ -z "$why" ]; then
       MDB_GOOD_FULLS+=("$f")
