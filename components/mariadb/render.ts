@@ -24,6 +24,8 @@ export const MARIADB_TOOLS = [
   "gzip",
   "awk",
   "realpath",
+  // the physical full's xbstream check in the pass that writes it (mariadb-full.sh)
+  "perl",
 ];
 
 /** What the handoff of a replica's fulls needs on both hosts (rsync over ssh, the replica's own key). */

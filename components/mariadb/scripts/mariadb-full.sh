@@ -54,8 +54,9 @@ backup_physical() {
   # a new replica from it; the SQL thread is already stopped (mdb_replica_freeze).
   [ -z "${MARIADB_REPLICA_MAX_LAG:-}" ] || replica=(--slave-info)
   mkdir -p -- "$dir"
-  # The fifos on a local file system (the backup dir may be a mount that has none), private.
-  PIPES=$(mktemp -d -t b321-full-pipes.XXXXXX)
+  # The fifos on the state dir's local file system (the backup dir may be a mount that has none),
+  # private; a run killed without its trap leaves them to the next run's cleanup of leftovers.
+  PIPES=$(mktemp -d -- "$B321_STATE/full-pipes.XXXXXX")
   mkfifo -m 0600 -- "$PIPES/check" "$PIPES/sha"
   (
     set +e
@@ -363,7 +364,7 @@ main() {
   b321_watch_space "$MARIADB_BACKUP_DIR"
   # Leftovers of a run killed without its trap (kill -9, OOM killer): ours, since we hold the lock.
   rm -rf -- "$MARIADB_BACKUP_DIR"/*.partial "$MARIADB_BACKUP_DIR"/*.partial.manifest.json \
-    "$MARIADB_BACKUP_DIR"/.b321-full.*
+    "$MARIADB_BACKUP_DIR"/.b321-full.* "$B321_STATE"/full-pipes.*
   local ext cext stamp name final started t0 t1 consistent raw bfile bpos gtid sha bytes shapid
   case $MARIADB_METHOD in
     physical) ext=xb ;;
