@@ -153,6 +153,29 @@ export const STATUS_EXTRAS: Readonly<Record<string, ScriptStatus>> = {
       ),
     },
   },
+  "mariadb-stream.sh": {
+    fields: {
+      state: field(
+        z.enum(["streaming", "stopped"]),
+        "`streaming` while the run is up (its status is rewritten every few seconds), `stopped` once its connection ended.",
+      ),
+      tls: field(text, "The TLS cipher of the connection to the primary, or `none`."),
+      started_from: field(
+        text,
+        "The binlog this run started streaming from (the newest one it found partial, fetched again from its start).",
+      ),
+      file: field(text, "The binlog being streamed (in `<dir>/live`)."),
+      position: field(count, "Bytes of it streamed so far."),
+      sealed: field(count, "Closed binlogs this run sealed (compressed, encrypted, verified)."),
+      bytes,
+      covered_epoch: field(
+        count,
+        "Everything the primary had written at this time (epoch seconds) is on the stream host: the RPO if the primary is lost now.",
+      ),
+      lag_seconds: field(count, "Seconds between the status write and covered_epoch."),
+    },
+    onSuccess: ["state", "tls", "file"],
+  },
   "mariadb-pitr-drill.sh": {
     fields: {
       checkpoint: field(text, "The checkpoint recovered to and compared with (its file name)."),

@@ -410,3 +410,117 @@ export function drDrillEnv(s: {
     DRILL_SCRATCH: s.scratch,
   };
 }
+
+/** The continuous binlog stream's job (mariadb.stream): its script, status and service name. */
+export const STREAM_JOB = "mariadb-stream";
+/** Its watchdog, a job run every minute beside it. */
+export const STREAM_WATCH_JOB = "mariadb-stream-watch";
+
+/**
+ * The stream's replication user on the primary: the least mariadb-binlog --read-from-remote-server
+ * --stop-never needs on MariaDB 10.5+ (REPLICATION SLAVE for the binlog dump; BINLOG MONITOR for
+ * SHOW BINARY LOGS / SHOW MASTER STATUS, where the stream resumes and measures its lag), from the
+ * stream host's address only.
+ */
+export interface StreamUserSpec {
+  readonly user: string;
+  /** The stream host's address as the primary sees it (the account's host part). */
+  readonly from: string;
+}
+
+function streamAccount(spec: StreamUserSpec): string {
+  if (!/^[A-Za-z0-9_]{1,32}$/.test(spec.user))
+    throw new Error(`"${spec.user}" is not a MariaDB user name`);
+  if (!/^[A-Za-z0-9.:%_-]{1,255}$/.test(spec.from))
+    throw new Error(`"${spec.from}" is not a host for a MariaDB account`);
+  return `${sqlString(spec.user)}@${sqlString(spec.from)}`;
+}
+
+/** The stream user's grants, and nothing else (an older grant is revoked first). */
+export function renderStreamGrantsSql(spec: StreamUserSpec): string {
+  const who = streamAccount(spec);
+  return [
+    `REVOKE ALL PRIVILEGES, GRANT OPTION FROM ${who};`,
+    `GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO ${who};`,
+    "",
+  ].join("\n");
+}
+
+/**
+ * Creates the stream user on the primary (idempotent, as root through unix_socket), its password
+ * read from stdin as userCommand does.
+ */
+export function streamUserCommand(socket: string, spec: StreamUserSpec): string {
+  const who = streamAccount(spec);
+  return [
+    "set -eu",
+    'IFS= read -r pw || [ -n "$pw" ]',
+    `case $pw in '' | *[!A-Za-z0-9._-]*) echo "backup321: the stream user's password on stdin must be letters, digits and ._-" >&2; exit 1 ;; esac`,
+    "{",
+    `  printf "CREATE USER IF NOT EXISTS %s IDENTIFIED BY '%s';\\n" ${shq(who)} "$pw"`,
+    `  printf "ALTER USER %s IDENTIFIED BY '%s';\\n" ${shq(who)} "$pw"`,
+    "  cat <<'B321_SQL'",
+    renderStreamGrantsSql(spec).trimEnd(),
+    "B321_SQL",
+    `} | ${rootSql(socket)}`,
+  ].join("\n");
+}
+
+/** Drops the stream user; a server that is gone (no socket) is reported, not an error. */
+export function dropStreamUserCommand(socket: string, spec: StreamUserSpec): string {
+  return [
+    "set -eu",
+    `if [ ! -S ${shq(socket)} ]; then echo ${shq(`backup321: no MariaDB socket at ${socket}: stream user ${spec.user} not dropped`)} >&2; exit 0; fi`,
+    `printf '%s' ${shq(`DROP USER IF EXISTS ${streamAccount(spec)};\n`)} | ${rootSql(socket)}`,
+  ].join("\n");
+}
+
+/** The stream user's option file on the stream host (0600), with the primary's address. */
+export function renderStreamOptionFile(user: string, password: string): string {
+  if (/[\s"'\\#;]/.test(password))
+    throw new Error("the stream password must have no quotes, spaces, # or ;");
+  return `# backup321: the MariaDB binlog stream's user (managed by pulumi up)\n[client]\nuser=${user}\npassword=${password}\n`;
+}
+
+export interface StreamEnvSpec {
+  /** The primary's address and port, from the stream host. */
+  readonly address: string;
+  readonly port: number;
+  /** The stream user's option file (0600). */
+  readonly clientCnf: string;
+  /** Where the stream keeps its files (live/ and the sealed binlogs). */
+  readonly dir: string;
+  /** The primary's binlog base name (the file part of log_bin, e.g. mysql-bin). */
+  readonly basename: string;
+  /** The server id the stream registers with on the primary (unique among its replicas). */
+  readonly serverId: number;
+  readonly keyFile: string;
+  readonly keyFingerprint: string;
+  readonly keyring?: string;
+  /** The CA of the primary's certificate: TLS required and verified. Defaults to TLS when offered. */
+  readonly sslCa?: string;
+  /** The watchdog alerts beyond this lag. */
+  readonly maxLagSeconds: number;
+  /** Seconds between two status writes of a healthy stream. Defaults to 10. */
+  readonly statusSeconds?: number;
+}
+
+/** The env file of the stream and of its watchdog. */
+export function streamEnv(s: StreamEnvSpec): Record<string, string | number> {
+  if (!/^[A-Za-z0-9_.-]+$/.test(s.basename) || s.basename.includes("/"))
+    throw new Error(`"${s.basename}" is not a binlog base name (the file part of log_bin)`);
+  return {
+    MARIADB_STREAM_ADDRESS: s.address,
+    MARIADB_STREAM_PORT: s.port,
+    MARIADB_STREAM_CNF: s.clientCnf,
+    MARIADB_STREAM_DIR: s.dir,
+    MARIADB_STREAM_BASENAME: s.basename,
+    MARIADB_STREAM_SERVER_ID: s.serverId,
+    MARIADB_KEY_FILE: s.keyFile,
+    MARIADB_KEY_FINGERPRINT: s.keyFingerprint,
+    ...(s.keyring ? { MARIADB_KEYRING: s.keyring } : {}),
+    ...(s.sslCa ? { MARIADB_STREAM_SSL_CA: s.sslCa } : {}),
+    MARIADB_STREAM_MAX_LAG: s.maxLagSeconds,
+    MARIADB_STREAM_STATUS_SECONDS: s.statusSeconds ?? 10,
+  };
+}

@@ -1,0 +1,440 @@
+// Continuous binlog streaming (mariadb-stream.sh) against a real MariaDB 10.11 primary over TCP,
+// with the stream user exactly as the component creates it (streamUserCommand). The stream's own
+// files are compared byte for byte with the primary's binlogs: every closed binlog sealed once
+// (decrypting to the primary's file), the open one equal to the primary's so far, after a kill -9,
+// a primary restart with a rotation, and a full disk on the stream host. Then the database host is
+// gone and PITR on the stream host, from a full and the streamed files only, gives back every
+// table as it was at the last write.
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { expectFileContracts } from "../harness/contracts";
+import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
+import { run, runAsync, runOk, waitFor } from "../harness/proc";
+import { jobEnv, renderEnvFile } from "../../components/host/render";
+import { hostPaths, type HostPaths } from "../../stacks/model/hosts";
+import {
+  STREAM_JOB,
+  renderStreamOptionFile,
+  streamEnv,
+  streamUserCommand,
+} from "../../components/mariadb/render";
+import {
+  keyFileFingerprint,
+  physicalInstall,
+  seedSchema,
+  startOn,
+  type Install,
+} from "./mariadb-fixture";
+
+const DB = "atlastech_db";
+const STREAM_USER = "b321_stream";
+const STREAM_PASSWORD = "Str3amPass";
+
+let primary: MariaDbServer;
+let root: string;
+let box: Install;
+/** The stream host's directories (another host: its own etc, state, status). */
+let on: HostPaths;
+let streamDir: string;
+let alerts: string;
+
+/** The primary's binlogs: name -> path, in order. */
+function primaryBinlogs(): { name: string; size: number }[] {
+  return primary
+    .sql("SHOW BINARY LOGS")
+    .trim()
+    .split("\n")
+    .map((l) => l.split("\t"))
+    .map(([name, size]) => ({ name, size: Number(size) }));
+}
+
+function sha(file: string): string {
+  return runOk("sha256sum", [file]).stdout.split(" ")[0];
+}
+
+/** What a sealed binlog decrypts to (with the stack's key, as PITR reads it). */
+function unsealed(file: string): string {
+  const r = runOk("bash", [
+    "-c",
+    'set -o pipefail; openssl enc -aes-256-cbc -d -pbkdf2 -pass "file:$1" -in "$2" | zstd -d -q -c | sha256sum',
+    "_",
+    box.keyFile,
+    file,
+  ]);
+  return r.stdout.split(" ")[0];
+}
+
+/** The stream's sealed files: binlog name -> path. */
+function sealed(): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const f of fs.readdirSync(streamDir).sort()) {
+    const r = /^(mysql-bin\.\d+)\.\d{8}T\d{6}Z\.s\d+\.zst\.enc$/.exec(f);
+    if (r) {
+      expect(m.has(r[1])).toBe(false);
+      m.set(r[1], path.join(streamDir, f));
+    }
+  }
+  return m;
+}
+
+const live = () => path.join(streamDir, "live");
+const liveFiles = () => fs.readdirSync(live()).filter((f) => /^mysql-bin\.\d+$/.test(f));
+
+/**
+ * The stream holds exactly the primary's binlogs: each closed one sealed once (a .sha256 beside it,
+ * decrypting to the primary's bytes), the active one open in live/ with the primary's bytes, and
+ * nothing else there. No event missing, none written twice.
+ */
+function expectSameAsPrimary(): void {
+  const logs = primaryBinlogs();
+  const active = logs[logs.length - 1];
+  const seals = sealed();
+  for (const { name } of logs.slice(0, -1)) {
+    const f = seals.get(name);
+    expect({ name, sealed: f !== undefined }).toEqual({ name, sealed: true });
+    expect(fs.existsSync(`${f}.sha256`)).toBe(true);
+    expect(fs.readFileSync(`${f}.sha256`, "utf8").split(" ")[0]).toBe(sha(f as string));
+    expect({ name, sha: unsealed(f as string) }).toEqual({
+      name,
+      sha: sha(path.join(path.dirname(primary.binlogBasename), name)),
+    });
+  }
+  expect(liveFiles()).toEqual([active.name]);
+  expectSameOpenBinlog(
+    path.join(live(), active.name),
+    path.join(path.dirname(primary.binlogBasename), active.name),
+  );
+}
+
+/**
+ * An open binlog and its streamed copy: the same bytes, but for the "in use" flag of the format
+ * description event (the first event), which the server sets in its own open file and the dump
+ * sends cleared (and the event's checksum with it).
+ */
+function expectSameOpenBinlog(copy: string, original: string): void {
+  const a = fs.readFileSync(copy);
+  const b = fs.readFileSync(original);
+  expect(a.length).toBe(b.length);
+  const fdEnd = 4 + b.readUInt32LE(4 + 9);
+  expect(a.subarray(0, 4 + 17).equals(b.subarray(0, 4 + 17))).toBe(true);
+  expect(a.readUInt32LE(4 + 9)).toBe(fdEnd - 4);
+  expect({ copy, same: a.subarray(fdEnd).equals(b.subarray(fdEnd)) }).toEqual({ copy, same: true });
+}
+
+/** waitFor, with the stream's log in the error when it times out (the stream is stopped then). */
+async function waitForStream(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
+  try {
+    await waitFor(what, check, timeoutMs);
+  } catch (e) {
+    const s = stream;
+    stream = undefined;
+    s?.kill("SIGTERM");
+    const r = await s?.done;
+    throw new Error(
+      `${(e as Error).message}; the stream said:\n${r?.stderr.slice(-3000) ?? "(none running)"}`,
+    );
+  }
+}
+
+/** The stream has everything the primary wrote (its open file is as long as the primary's). */
+async function caughtUp(): Promise<void> {
+  await waitForStream(
+    "the stream to catch up with the primary",
+    () => {
+      const logs = primaryBinlogs();
+      const active = logs[logs.length - 1];
+      const f = path.join(live(), active.name);
+      return (
+        fs.existsSync(f) &&
+        fs.statSync(f).size === active.size &&
+        liveFiles().length === 1 &&
+        logs.slice(0, -1).every(({ name }) => sealed().has(name))
+      );
+    },
+    60_000,
+  );
+}
+
+function envFile(dir: string): string {
+  const file = path.join(on.etc, `${STREAM_JOB}.env`);
+  fs.writeFileSync(
+    file,
+    renderEnvFile("test stream", {
+      ...streamEnv({
+        address: "127.0.0.1",
+        port: primary.port,
+        clientCnf: path.join(on.secrets, "mariadb-stream.cnf"),
+        dir,
+        basename: "mysql-bin",
+        serverId: 4242,
+        keyFile: box.keyFile,
+        keyFingerprint: keyFileFingerprint(box.keyFile),
+        maxLagSeconds: 60,
+        statusSeconds: 1,
+      }),
+      ...jobEnv(on, STREAM_JOB),
+      B321_ALERT: path.join(root, "alert.sh"),
+    }),
+    { mode: 0o600 },
+  );
+  return file;
+}
+
+type Stream = ReturnType<typeof runAsync>;
+let stream: Stream | undefined;
+
+function startStream(dir = streamDir): Stream {
+  const s = runAsync(path.join(box.lib, "mariadb-stream.sh"), [envFile(dir)]);
+  stream = s;
+  return s;
+}
+
+async function stopStream(sig: NodeJS.Signals = "SIGTERM"): Promise<void> {
+  const s = stream;
+  stream = undefined;
+  if (!s) return;
+  s.kill(sig);
+  await s.done;
+}
+
+function streamStatus(): Record<string, unknown> {
+  return JSON.parse(fs.readFileSync(path.join(on.status, `${STREAM_JOB}.json`), "utf8"));
+}
+
+/** Inserts N rows into a table of their own, one transaction each; returns the last id. */
+let nextId = 1;
+function write(n: number): number {
+  const values = [];
+  for (let i = 0; i < n; i++) values.push(`(${nextId++}, REPEAT('x', 200))`);
+  primary.sql(values.map((v) => `INSERT INTO ${DB}.stream_probe VALUES ${v};`).join("\n"));
+  return nextId - 1;
+}
+
+beforeAll(async () => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), "b321-stream-"));
+  fs.chmodSync(root, 0o755);
+  primary = await startMariaDb({ parent: root });
+  primary.sql(seedSchema(DB, 0.2));
+  primary.sql(`CREATE TABLE ${DB}.stream_probe (id INT PRIMARY KEY, pad VARCHAR(255))`);
+  ({ box } = physicalInstall(path.join(root, "db"), primary, DB, {
+    backupDir: path.join(root, "db/backups"),
+    binlogBackupDir: path.join(root, "db/binlogs"),
+    keepFulls: 4,
+    timezone: "UTC",
+  }));
+  alerts = path.join(root, "alerts.log");
+  fs.writeFileSync(path.join(root, "alert.sh"), `#!/bin/sh\necho "$@" >> '${alerts}'\n`, {
+    mode: 0o755,
+  });
+  const full = box.runScript("mariadb-full.sh", box.env("mariadb-full"));
+  if (full.code !== 0) throw new Error(`the full failed: ${full.stderr}`);
+  // The stream host: its own directories, the stream user's option file.
+  const at = (p: string) => path.join(root, "streamhost", p);
+  on = hostPaths.parse({ lib: box.lib, etc: at("etc"), state: at("state") });
+  fs.mkdirSync(on.secrets, { recursive: true, mode: 0o700 });
+  fs.writeFileSync(
+    path.join(on.secrets, "mariadb-stream.cnf"),
+    renderStreamOptionFile(STREAM_USER, STREAM_PASSWORD),
+    { mode: 0o600 },
+  );
+  streamDir = at("stream");
+  runOk(
+    "bash",
+    ["-c", streamUserCommand(primary.socket, { user: STREAM_USER, from: "127.0.0.1" })],
+    {
+      input: `${STREAM_PASSWORD}\n`,
+    },
+  );
+}, 300_000);
+
+afterAll(async () => {
+  await stopStream("SIGKILL");
+  await primary?.stop();
+  if (root) {
+    run("umount", [path.join(root, "small")]);
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("the stream user has exactly the replication grants, from the stream host only", () => {
+  const grants = primary.sql(`SHOW GRANTS FOR '${STREAM_USER}'@'127.0.0.1'`);
+  expect(grants).toMatch(
+    /^GRANT REPLICATION SLAVE, BINLOG MONITOR ON \*\.\* TO `b321_stream`@`127\.0\.0\.1`/,
+  );
+  expect(grants.trim().split("\n")).toHaveLength(1);
+  // no password on any command line of the script: it reads the option file
+  expect(fs.readFileSync(path.join(box.lib, "mariadb-stream.sh"), "utf8")).not.toContain(
+    "--password",
+  );
+});
+
+test("streams every binlog as it is written, and seals each closed one", async () => {
+  startStream();
+  write(50);
+  primary.sql("FLUSH BINARY LOGS");
+  write(50);
+  primary.sql("FLUSH BINARY LOGS");
+  write(20);
+  await caughtUp();
+  expectSameAsPrimary();
+  await waitFor("a status of the running stream", () => {
+    try {
+      return streamStatus().state === "streaming" && typeof streamStatus().lag_seconds === "number";
+    } catch {
+      return false;
+    }
+  });
+  const status = streamStatus();
+  expect(status).toMatchObject({ job: STREAM_JOB, result: "success", tls: "none" });
+  expect(Number(status.lag_seconds)).toBeLessThan(10);
+  // The sealed files and the stream's directory are the stream host's alone.
+  expect((fs.statSync(streamDir).mode & 0o777).toString(8)).toBe("700");
+  for (const f of sealed().values()) expect((fs.statSync(f).mode & 0o777).toString(8)).toBe("600");
+}, 120_000);
+
+test("a stream killed mid-write resumes: no gap, no event twice", async () => {
+  const writer = runAsync("bash", [
+    "-c",
+    `for i in $(seq 100000 100400); do echo "INSERT INTO ${DB}.stream_probe VALUES ($i, REPEAT('k', 200));"; done | mariadb ${primary
+      .clientArgs()
+      .join(" ")}`,
+  ]);
+  await new Promise((r) => setTimeout(r, 300));
+  await stopStream("SIGKILL");
+  const w = await writer.done;
+  expect(w.code).toBe(0);
+  primary.sql("FLUSH BINARY LOGS");
+  write(30);
+  // the killed run's mariadb-binlog is gone with it (its process group is stopped)
+  await waitFor(
+    "the killed stream's mariadb-binlog to end",
+    () => run("pgrep", ["-f", "--", `--result-file=${live()}/`]).code !== 0,
+  );
+  startStream();
+  await caughtUp();
+  expectSameAsPrimary();
+}, 120_000);
+
+test("the primary restarted and its binlog rotated mid-stream: the run fails and alerts, the next resumes", async () => {
+  const s = stream as Stream;
+  write(10);
+  await primary.kill();
+  const r = await s.done;
+  stream = undefined;
+  expect(r.code).toBe(1);
+  const status = streamStatus();
+  expect(status.result).toBe("failed");
+  expect(String(status.error)).toContain("the stream stopped");
+  expect(fs.readFileSync(alerts, "utf8")).toContain(`${STREAM_JOB} failed the stream stopped`);
+  await primary.start();
+  write(10);
+  primary.sql("FLUSH BINARY LOGS");
+  write(10);
+  startStream();
+  await caughtUp();
+  expectSameAsPrimary();
+}, 180_000);
+
+test("a full disk on the stream host fails the stream with an alert; the primary goes on", async () => {
+  await stopStream();
+  // a second stream, in a small file system of its own
+  const small = path.join(root, "small");
+  fs.mkdirSync(small);
+  runOk("mount", ["-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", small]);
+  const dir = path.join(small, "stream");
+  fs.writeFileSync(alerts, "");
+  const before = primaryBinlogs().map((l) => l.name);
+  // fill it to a few KiB free, then give the primary more than that to write
+  runOk("bash", ["-c", `head -c $((4 * 1024 * 1024 - 96 * 1024)) /dev/zero > '${small}/filler'`]);
+  const s = startStream(dir);
+  for (let i = 0; i < 10; i++) write(100);
+  const r = await s.done;
+  stream = undefined;
+  expect(r.code).toBe(1);
+  const status = streamStatus();
+  expect(status.result).toBe("failed");
+  expect(String(status.error)).toMatch(/is full/);
+  expect(fs.readFileSync(alerts, "utf8")).toContain(`${STREAM_JOB} failed`);
+  // The primary: still writing, its binlogs all there, no dump thread left behind.
+  write(5);
+  expect(
+    primaryBinlogs()
+      .map((l) => l.name)
+      .slice(0, before.length),
+  ).toEqual(before);
+  await waitFor(
+    "the primary's dump thread to end",
+    () => !primary.sql("SHOW PROCESSLIST").includes("Binlog Dump"),
+  );
+  // Room again: the next run resumes where the full disk stopped it.
+  fs.rmSync(path.join(small, "filler"));
+  const saved = streamDir;
+  streamDir = dir;
+  try {
+    startStream(dir);
+    await caughtUp();
+    expectSameAsPrimary();
+    await stopStream();
+  } finally {
+    streamDir = saved;
+  }
+}, 180_000);
+
+test("PITR on the stream host, the database host gone: every table as at the last write", async () => {
+  startStream();
+  write(25);
+  primary.sql(`UPDATE ${DB}.salaires SET montant = montant + 1 WHERE id % 3 = 0`);
+  primary.sql(`DELETE FROM ${DB}.conges WHERE id % 5 = 0`);
+  const lastId = write(1);
+  await caughtUp();
+  const tables = primary
+    .sql(
+      `SELECT table_name FROM information_schema.tables WHERE table_schema='${DB}' AND table_type='BASE TABLE' ORDER BY 1`,
+    )
+    .trim()
+    .split("\n");
+  const checksum = `CHECKSUM TABLE ${tables.map((t) => `\`${DB}\`.\`${t}\``).join(", ")}`;
+  const source = primary.sql(checksum);
+  // The database host is gone: its server and its binlogs (and the shipped copies beside them).
+  await stopStream("SIGKILL");
+  await primary.kill();
+  fs.renameSync(
+    path.dirname(primary.binlogBasename),
+    `${path.dirname(primary.binlogBasename)}.gone`,
+  );
+  fs.rmSync(path.join(root, "db/binlogs"), { recursive: true, force: true });
+  try {
+    // PITR with the fulls (from the NAS or the bucket) and the stream's files as its binlogs.
+    const env = box.env("mariadb-pitr");
+    fs.appendFileSync(
+      env,
+      `MARIADB_BINLOG_BACKUP_DIR=${streamDir}\nMARIADB_BINLOG_BASENAME=${live()}/mysql-bin\n`,
+    );
+    const until = new Date(Date.now() + 5_000).toISOString().slice(0, 19).replace("T", " ");
+    const target = path.join(root, "recovered");
+    const r = box.pitr(env, until, target);
+    expect({ code: r.code, err: r.code === 0 ? "" : r.stderr.slice(-2000) }).toEqual({
+      code: 0,
+      err: "",
+    });
+    const restored = await startOn(target);
+    try {
+      expect(restored.sql(checksum)).toBe(source);
+      expect(restored.sql(`SELECT MAX(id) FROM ${DB}.stream_probe WHERE id < 100000`).trim()).toBe(
+        String(lastId),
+      );
+    } finally {
+      await restored.stop();
+    }
+  } finally {
+    fs.renameSync(
+      `${path.dirname(primary.binlogBasename)}.gone`,
+      path.dirname(primary.binlogBasename),
+    );
+  }
+}, 300_000);
+
+test("every status file and history line the stream wrote meets its contract", () => {
+  expectFileContracts(path.join(root, "streamhost"));
+});
