@@ -176,6 +176,16 @@ export const STATUS_EXTRAS: Readonly<Record<string, ScriptStatus>> = {
     },
     onSuccess: ["state", "tls", "file"],
   },
+  "mariadb-stream-watch.sh": {
+    fields: {
+      stream_age_seconds: field(count, "Seconds since the stream last wrote its status."),
+      lag_seconds: field(
+        count,
+        "How far the stream is behind the primary: now minus the stream's covered_epoch (or its start, before it first caught up).",
+      ),
+    },
+    onSuccess: ["stream_age_seconds", "lag_seconds"],
+  },
   "mariadb-pitr-drill.sh": {
     fields: {
       checkpoint: field(text, "The checkpoint recovered to and compared with (its file name)."),

@@ -36,6 +36,11 @@ export interface MonitorChecks {
   /** The replica the fulls are taken on (mariadb.replica): replicating, within its lag limit. */
   readonly replica?: { readonly socket: string; readonly maxLagSeconds: number };
   /**
+   * The binlog stream on this host (mariadb.stream): up, reporting (its status no older than
+   * staleSeconds), within its lag limit.
+   */
+  readonly stream?: { readonly maxLagSeconds: number; readonly staleSeconds: number };
+  /**
    * PBS verify jobs on this host (the PBS CLI through `prefix`): the last finished run of each must
    * have ended OK, less than maxAgeHours ago.
    */
@@ -171,6 +176,12 @@ export function monitorEnv(c: MonitorChecks): Record<string, string | number> {
     MONITOR_RESTORE_JOBS: c.restoreJobs.join(" "),
     MONITOR_REPLICA_SOCKET: c.replica?.socket ?? "",
     MONITOR_REPLICA_MAX_LAG_SECONDS: c.replica?.maxLagSeconds ?? "",
+    ...(c.stream
+      ? {
+          MONITOR_STREAM_MAX_LAG_SECONDS: c.stream.maxLagSeconds,
+          MONITOR_STREAM_STALE_SECONDS: c.stream.staleSeconds,
+        }
+      : {}),
     MONITOR_RTO_SECONDS: hours(c.rtoHours),
     MONITOR_RESTORE_RTO_SECONDS: Object.entries(c.restoreRtoHours ?? {})
       .map(([job, h]) => `${job}=${hours(h)}`)

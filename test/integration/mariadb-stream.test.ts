@@ -12,9 +12,11 @@ import { expectFileContracts } from "../harness/contracts";
 import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
 import { run, runAsync, runOk, waitFor } from "../harness/proc";
 import { jobEnv, renderEnvFile } from "../../components/host/render";
+import { monitorEnv, type MonitorChecks } from "../../components/monitoring/render";
 import { hostPaths, type HostPaths } from "../../stacks/model/hosts";
 import {
   STREAM_JOB,
+  STREAM_WATCH_JOB,
   renderStreamOptionFile,
   streamEnv,
   streamUserCommand,
@@ -181,6 +183,65 @@ function envFile(dir: string): string {
   return file;
 }
 
+/** Runs the watchdog once (the stream's env, its own job; a 3 s lag limit, stale after 4 s). */
+function watch(): { code: number; status: Record<string, unknown> } {
+  const file = path.join(on.etc, `${STREAM_WATCH_JOB}.env`);
+  const env = fs
+    .readFileSync(envFile(streamDir), "utf8")
+    .replace(/^B321_JOB=.*$/m, `B321_JOB=${STREAM_WATCH_JOB}`);
+  fs.writeFileSync(file, `${env}MARIADB_STREAM_MAX_LAG=3\nMARIADB_STREAM_STALE_SECONDS=4\n`, {
+    mode: 0o600,
+  });
+  const r = run(path.join(box.lib, "mariadb-stream-watch.sh"), [file]);
+  return {
+    code: r.code,
+    status: JSON.parse(fs.readFileSync(path.join(on.status, `${STREAM_WATCH_JOB}.json`), "utf8")),
+  };
+}
+
+/**
+ * monitor.sh on the stream host with its stream check only (3 s lag limit, stale after 4 s): the
+ * stream's line of its status error ("" when that check passed) and its check metric.
+ */
+function monitor(): { problem: string; metric: string } {
+  const script = path.join(box.lib, "monitor.sh");
+  fs.copyFileSync(path.join(__dirname, "../../components/monitoring/scripts/monitor.sh"), script);
+  fs.chmodSync(script, 0o755);
+  const env = path.join(on.etc, "monitor.env");
+  const checks: MonitorChecks = {
+    mounts: [],
+    diskFullPercent: 90,
+    smartDevices: [],
+    resticRepos: [],
+    staleLockHours: 1,
+    restoreJobs: [],
+    rtoHours: 4,
+    stream: { maxLagSeconds: 3, staleSeconds: 4 },
+  };
+  fs.writeFileSync(
+    env,
+    renderEnvFile("test monitor", {
+      ...monitorEnv(checks),
+      ...jobEnv(on, "monitor"),
+      B321_ALERT: "/bin/true",
+    }),
+    { mode: 0o600 },
+  );
+  run(script, [env], { timeoutMs: 120_000 });
+  const status = JSON.parse(fs.readFileSync(path.join(on.status, "monitor.json"), "utf8"));
+  const metrics = fs.readFileSync(path.join(on.metrics, "monitor-checks.prom"), "utf8");
+  return {
+    problem: String(status.error)
+      .split("\n")
+      .filter((l) => l.includes("binlog stream"))
+      .join("\n"),
+    metric:
+      /backup321_monitor_check_ok\{check="stream",target="mariadb-stream"\} (\d)/.exec(
+        metrics,
+      )?.[1] ?? "",
+  };
+}
+
 type Stream = ReturnType<typeof runAsync>;
 let stream: Stream | undefined;
 
@@ -291,6 +352,49 @@ test("streams every binlog as it is written, and seals each closed one", async (
   // The sealed files and the stream's directory are the stream host's alone.
   expect((fs.statSync(streamDir).mode & 0o777).toString(8)).toBe("700");
   for (const f of sealed().values()) expect((fs.statSync(f).mode & 0o777).toString(8)).toBe("600");
+  // The watchdog finds it up and close behind the primary.
+  const w = watch();
+  expect(w.code).toBe(0);
+  expect(w.status).toMatchObject({ job: STREAM_WATCH_JOB, result: "success" });
+  expect(Number(w.status.lag_seconds)).toBeLessThanOrEqual(3);
+  expect(monitor()).toEqual({ problem: "", metric: "1" });
+}, 120_000);
+
+test("a stream that receives nothing while the primary writes lags: the watchdog alerts, then clears", async () => {
+  const pid = run("pgrep", ["-f", "--", `--result-file=${live()}/`]).stdout.trim();
+  expect(pid).toMatch(/^\d+$/);
+  fs.writeFileSync(alerts, "");
+  process.kill(Number(pid), "SIGSTOP");
+  try {
+    write(5);
+    await waitFor(
+      "the stream's status to show a lag beyond 3 s",
+      () => Number(streamStatus().lag_seconds) > 3,
+      20_000,
+    );
+    const w = watch();
+    expect(w.code).toBe(1);
+    expect(String(w.status.error)).toMatch(
+      /^the binlog stream lags the primary by \d+ s, more than the limit of 3 s \(mariadb\.stream\.maxLagSeconds\)/,
+    );
+    expect(fs.readFileSync(alerts, "utf8")).toContain(
+      `${STREAM_WATCH_JOB} failed the binlog stream lags`,
+    );
+    const m = monitor();
+    expect(m.metric).toBe("0");
+    expect(m.problem).toMatch(
+      /^- the binlog stream lags the primary by \d+ s, more than the limit of 3 s \(mariadb\.stream\.maxLagSeconds\)$/,
+    );
+  } finally {
+    process.kill(Number(pid), "SIGCONT");
+  }
+  await caughtUp();
+  await waitFor(
+    "the stream's status to catch up",
+    () => Number(streamStatus().lag_seconds) <= 2,
+    20_000,
+  );
+  expect(watch().code).toBe(0);
 }, 120_000);
 
 test("a stream killed mid-write resumes: no gap, no event twice", async () => {
@@ -306,6 +410,14 @@ test("a stream killed mid-write resumes: no gap, no event twice", async () => {
   expect(w.code).toBe(0);
   primary.sql("FLUSH BINARY LOGS");
   write(30);
+  // Killed without its trap, its status still says "streaming": the watchdog calls it down once
+  // that status is older than the stale limit.
+  expect(streamStatus().state).toBe("streaming");
+  await new Promise((r) => setTimeout(r, 5_000));
+  const dog = watch();
+  expect(dog.code).toBe(1);
+  expect(String(dog.status.error)).toMatch(/^the binlog stream has not reported for \d+ s/);
+  expect(monitor().problem).toMatch(/^- the binlog stream has not reported for \d+ s/);
   // the killed run's mariadb-binlog is gone with it (its process group is stopped)
   await waitFor(
     "the killed stream's mariadb-binlog to end",
@@ -327,6 +439,13 @@ test("the primary restarted and its binlog rotated mid-stream: the run fails and
   expect(status.result).toBe("failed");
   expect(String(status.error)).toContain("the stream stopped");
   expect(fs.readFileSync(alerts, "utf8")).toContain(`${STREAM_JOB} failed the stream stopped`);
+  const w = watch();
+  expect(w.code).toBe(1);
+  expect(String(w.status.error)).toContain(
+    `the binlog stream is down since ${String(status.ended)}: the stream stopped`,
+  );
+  expect(monitor()).toMatchObject({ metric: "0" });
+  expect(monitor().problem).toContain(`- the binlog stream is down since ${String(status.ended)}`);
   await primary.start();
   write(10);
   primary.sql("FLUSH BINARY LOGS");

@@ -34,6 +34,11 @@
 #   MONITOR_REPLICA_SOCKET, MONITOR_REPLICA_MAX_LAG_SECONDS
 #                the replica the fulls are taken on (mariadb.replica), queried as root through
 #                its socket: both threads running and at most that far behind its primary
+#   MONITOR_STREAM_MAX_LAG_SECONDS, MONITOR_STREAM_STALE_SECONDS
+#                the binlog stream on this host (mariadb.stream, mariadb-stream.sh), from its status
+#                file: its last run did not fail, its status is not older than the stale limit (a
+#                healthy stream rewrites it every few seconds), and it lags the primary (now minus
+#                its covered_epoch) by at most the limit; its watchdog checks the same every minute
 #   channels     the alert channels of alert.env can deliver (sendmail exists, the URL file is there)
 # Metrics: <metrics>/monitor-checks.prom (the <dirs> are the host's paths, from the env file). With MONITOR_TEXTFILE_DIR, the metrics of every job
 # still on this host (registered in jobs.d, or with its <etc>/<job>.env: the one-off jobs, restic
@@ -372,6 +377,38 @@ check_replica() {
   fi
 }
 
+# The binlog stream (mariadb.stream): what its watchdog (mariadb-stream-watch.sh) checks every
+# minute, checked here too, so a stream whose watchdog no longer runs is still watched.
+check_stream() {
+  local max=${MONITOR_STREAM_MAX_LAG_SECONDS:-} stale_after=${MONITOR_STREAM_STALE_SECONDS:-60}
+  local status=$B321_STATUS_DIR/mariadb-stream.json ended age since lag
+  [ -n "$max" ] || return 0
+  if [ ! -f "$status" ]; then
+    bad stream mariadb-stream "the binlog stream has never reported ($status is missing): is its service (backup321-mariadb-stream) running?"
+    return 0
+  fi
+  json_load "$status"
+  ended=${J[ended]:-}
+  age=$((NOW - $(date -d "${ended:-@0}" +%s 2>/dev/null || echo 0)))
+  if [ "${J[result]:-}" = failed ]; then
+    bad stream mariadb-stream "the binlog stream is down since $ended: ${J[error]:-}"
+    return 0
+  fi
+  if [ "$age" -gt "$stale_after" ]; then
+    bad stream mariadb-stream "the binlog stream has not reported for $age s (last at $ended): its process is gone or hung"
+    return 0
+  fi
+  since=$(json_num "$status" covered_epoch)
+  [[ $since =~ ^[0-9]+$ ]] || since=$(date -d "${J[started]:-@0}" +%s 2>/dev/null || echo 0)
+  lag=$((NOW - since))
+  METRICS+=("backup321_stream_lag_seconds $lag")
+  if [ "$lag" -gt "$max" ]; then
+    bad stream mariadb-stream "the binlog stream lags the primary by $lag s, more than the limit of $max s (mariadb.stream.maxLagSeconds)"
+  else
+    ok stream mariadb-stream
+  fi
+}
+
 # pbs_tasks: "worker_type<TAB>worker_id<TAB>endtime<TAB>status<TAB>upid" of each task in the PBS
 # task list on stdin (compact JSON, one flat object per task; endtime empty while it runs).
 pbs_tasks() {
@@ -502,6 +539,7 @@ main() {
   check_smart
   check_restore_tests
   check_replica
+  check_stream
   check_pbs_verify
   check_channels
   write_metrics
