@@ -1,5 +1,5 @@
 // The primitives every other component uses: a typed SSH connection, files pushed with owner and
-// mode, cron jobs, and a scheduled job (env file + entry point + cron line).
+// mode, cron jobs, a scheduled job (env file + entry point + cron line) and a supervised service.
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import * as fs from "node:fs";
@@ -26,6 +26,9 @@ import {
   renderEntryPoint,
   renderEnvFile,
   renderJobEntry,
+  serviceCreateCommand,
+  serviceDeleteCommand,
+  serviceFiles,
   sha256,
 } from "./render";
 
@@ -598,4 +601,59 @@ export function installJobFiles(
     opts,
   );
   return { env, bin };
+}
+
+export interface ServiceArgs {
+  readonly host: Host;
+  /** The service's name, unique on the host: unit backup321-<name>.service. */
+  readonly name: string;
+  /** The program kept running (absolute path) and its arguments. */
+  readonly program: string;
+  readonly args?: readonly string[];
+  /** Contents (or their hashes) the program runs with: a change restarts the service. Defaults to none. */
+  readonly restartOn?: pulumi.Input<string>[];
+  /** What the program needs installed first (its script, env file, secrets). */
+  readonly dependsOn?: pulumi.Input<pulumi.Resource>[];
+}
+
+/**
+ * A long-running program kept up on a host: a systemd unit (Restart=always) where systemd runs the
+ * host, else b321-supervise.sh (a restart loop with backoff, holding a lock for its whole life)
+ * started by cron at boot and every minute unless it runs. One remote command: create installs and
+ * (re)starts it, an update (new arguments, a new version of what it runs: restartOn) does the same
+ * in place, delete stops it before removing its unit or supervisor (never what the program wrote).
+ * A renamed service is a replacement, the old one stopped and removed first.
+ */
+export class Service extends pulumi.ComponentResource {
+  public readonly unitName: string;
+  public readonly runDir: string;
+  public readonly command: command.remote.Command;
+
+  constructor(name: string, args: ServiceArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("backup321:host:Service", name, {}, opts);
+    const { host } = args;
+    const spec = {
+      name: args.name,
+      program: args.program,
+      args: args.args ?? [],
+      paths: host.paths,
+      disarmed: host.disarmed,
+    };
+    const files = serviceFiles(spec);
+    this.unitName = files.unitName;
+    this.runDir = files.runDir;
+    this.command = host.command(
+      `${name}-service`,
+      {
+        create: serviceCreateCommand(spec),
+        delete: serviceDeleteCommand(spec),
+        owns: `service:${args.name}`,
+        stdin: readScript(__dirname, "b321-supervise.sh"),
+        runAgainOn: args.restartOn,
+        dependsOn: [...host.base, ...(args.dependsOn ?? [])],
+      },
+      { parent: this },
+    );
+    this.registerOutputs({ unitName: this.unitName, runDir: this.runDir });
+  }
 }

@@ -359,3 +359,152 @@ export function renderJobEntry(e: JobEntry): string {
   const sorted = Object.fromEntries(Object.entries(e).sort(([a], [b]) => a.localeCompare(b)));
   return JSON.stringify(sorted, null, 2) + "\n";
 }
+
+/** A supervised service on a host (components/host Service). */
+export interface ServiceSpec {
+  /** The service's name: unit backup321-<name>.service, cron file backup321-service-<name>. */
+  readonly name: string;
+  /** The program kept running (absolute path) and its arguments. */
+  readonly program: string;
+  readonly args: readonly string[];
+  /** The host's directories: the cron file goes to cron, the plain supervisor's files to state. */
+  readonly paths: Pick<HostPaths, "cron" | "state">;
+  /** Where units go. Defaults to /etc/systemd/system. */
+  readonly unitDir?: string;
+  /** The directory whose presence says systemd runs the host (sd_booted). Defaults to /run/systemd/system. */
+  readonly systemdProbe?: string;
+  /** Rebuild mode: installed, but stopped and never started. */
+  readonly disarmed?: boolean;
+}
+
+/** Where a service's files are on its host. */
+export function serviceFiles(spec: ServiceSpec) {
+  cronFileName(spec.name);
+  const unitName = `backup321-${spec.name}.service`;
+  const runDir = `${spec.paths.state}/services/${spec.name}`;
+  return {
+    unitName,
+    unit: `${spec.unitDir ?? "/etc/systemd/system"}/${unitName}`,
+    cronFile: `${spec.paths.cron}/${cronFileName(`service-${spec.name}`)}`,
+    runDir,
+    supervisor: `${runDir}/supervise.sh`,
+  };
+}
+
+/** The systemd unit: restarted 5 s after any end, never rate-limited out of restarting. */
+export function renderServiceUnit(spec: ServiceSpec): string {
+  const argv = [spec.program, ...spec.args].map((a) => {
+    if (/[\s"'\\%$;]/.test(a)) throw new Error(`service argument "${a}" needs quoting in a unit`);
+    return a;
+  });
+  return [
+    "# Managed by backup321 (pulumi up): local edits are overwritten.",
+    "[Unit]",
+    `Description=backup321 ${spec.name}`,
+    "After=network-online.target",
+    "Wants=network-online.target",
+    "StartLimitIntervalSec=0",
+    "",
+    "[Service]",
+    "Type=simple",
+    `ExecStart=${argv.join(" ")}`,
+    "Restart=always",
+    "RestartSec=5",
+    "KillMode=control-group",
+    "TimeoutStopSec=30",
+    "SyslogIdentifier=backup321",
+    "",
+    "[Install]",
+    "WantedBy=multi-user.target",
+    "",
+  ].join("\n");
+}
+
+/** The plain supervisor's cron file: started at boot, and every minute unless it runs. */
+export function renderServiceCron(spec: ServiceSpec): string {
+  const f = serviceFiles(spec);
+  const argv = [f.supervisor, "start", f.runDir, "--", spec.program, ...spec.args]
+    .map(shq)
+    .join(" ");
+  const off = spec.disarmed ? `# ${DISARMED} ` : "";
+  return [
+    `# backup321 service ${spec.name} (no systemd here: b321-supervise.sh keeps it running)`,
+    "# Managed by backup321 (pulumi up): local edits are overwritten.",
+    "SHELL=/bin/bash",
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    `${off}@reboot root ${argv}`,
+    `${off}* * * * * root ${argv}`,
+    "",
+  ].join("\n");
+}
+
+/** Writes a file from a here-document, atomically, with a mode (none of it is secret). */
+function hereFile(path: string, mode: string, content: string, tag: string): string {
+  if (content.includes(`\n${tag}\n`)) throw new Error(`content holds its here-document tag ${tag}`);
+  return [
+    `tmp=$(mktemp -- ${shq(path)}.b321.XXXXXX)`,
+    `cat > "$tmp" <<'${tag}'`,
+    content.endsWith("\n") ? content.slice(0, -1) : content,
+    tag,
+    `chmod ${mode} "$tmp"`,
+    `mv -f -- "$tmp" ${shq(path)}`,
+  ].join("\n");
+}
+
+/**
+ * The service's create (and update) command: with systemd, its unit written, enabled and restarted;
+ * without, the supervisor (b321-supervise.sh, on stdin) in its run directory, the cron file that
+ * starts it at boot and every minute, and the service restarted (a new program version or argument
+ * takes effect now). A disarmed host gets it all stopped. Idempotent.
+ */
+export function serviceCreateCommand(spec: ServiceSpec): string {
+  const f = serviceFiles(spec);
+  const probe = shq(spec.systemdProbe ?? "/run/systemd/system");
+  const unit = shq(f.unitName);
+  return [
+    "set -eu",
+    `supervisor=$(mktemp -- ${shq(`${spec.paths.state}/.supervise`)}.XXXXXX)`,
+    `trap 'rm -f -- "$supervisor"' EXIT`,
+    `cat > "$supervisor"`,
+    `if [ -d ${probe} ] && command -v systemctl >/dev/null 2>&1; then`,
+    // a host that had no systemd before: its plain supervisor goes first
+    `  rm -f -- ${shq(f.cronFile)}`,
+    `  if [ -x ${shq(f.supervisor)} ]; then ${shq(f.supervisor)} stop ${shq(f.runDir)}; fi`,
+    `  install -d -m 0755 -- ${shq(spec.unitDir ?? "/etc/systemd/system")}`,
+    hereFile(f.unit, "0644", renderServiceUnit(spec), "B321_UNIT"),
+    "  systemctl daemon-reload",
+    spec.disarmed
+      ? `  systemctl disable --now ${unit}`
+      : `  systemctl enable ${unit}\n  systemctl restart ${unit}`,
+    "else",
+    `  install -d -m 0700 -- ${shq(f.runDir)}`,
+    `  install -m 0755 -- "$supervisor" ${shq(f.supervisor)}`,
+    hereFile(f.cronFile, "0644", renderServiceCron(spec), "B321_CRON"),
+    `  ${shq(f.supervisor)} stop ${shq(f.runDir)}`,
+    spec.disarmed
+      ? "  :"
+      : `  ${[f.supervisor, "start", f.runDir, "--", spec.program, ...spec.args].map(shq).join(" ")}`,
+    "fi",
+  ].join("\n");
+}
+
+/**
+ * The service's delete: stopped (nothing starts it again first: the unit disabled, the cron file
+ * removed), then its unit or supervisor and run directory removed. What the program wrote is not
+ * touched. Succeeds when it is already gone.
+ */
+export function serviceDeleteCommand(spec: ServiceSpec): string {
+  const f = serviceFiles(spec);
+  const unit = shq(f.unitName);
+  return [
+    "set -eu",
+    `if [ -e ${shq(f.unit)} ] && command -v systemctl >/dev/null 2>&1; then`,
+    `  systemctl disable --now ${unit} || true`,
+    `  rm -f -- ${shq(f.unit)}`,
+    "  systemctl daemon-reload || true",
+    "fi",
+    `rm -f -- ${shq(f.cronFile)}`,
+    `if [ -x ${shq(f.supervisor)} ]; then ${shq(f.supervisor)} stop ${shq(f.runDir)}; fi`,
+    `rm -rf -- ${shq(f.runDir)}`,
+  ].join("\n");
+}
