@@ -39,6 +39,11 @@ b321_start "$@"
 # shellcheck source=mariadb-lib.sh
 source "${BASH_SOURCE[0]%/*}/mariadb-lib.sh"
 
+# SIGTERM is how its service manager stops it (systemctl stop, b321-supervise.sh stop, an update):
+# a clean end, not a failure (no alert); the watchdog calls a stream that stays stopped down.
+STOPPING=0
+trap 'STOPPING=1' TERM
+
 DIR=$MARIADB_STREAM_DIR
 LIVE=$DIR/live
 BASE=$MARIADB_STREAM_BASENAME
@@ -242,7 +247,7 @@ main() {
     "--result-file=$LIVE/" -- "$start" </dev/null 2>"$MB_ERR" &
   MB_PID=$!
   local last=0 now
-  while kill -0 "$MB_PID" 2>/dev/null; do
+  while [ "$STOPPING" = 0 ] && kill -0 "$MB_PID" 2>/dev/null; do
     seal_closed
     sample
     covered
@@ -253,11 +258,17 @@ main() {
     fi
     sleep "$tick" & wait $! || true
   done
+  b321_set state stopped
+  if [ "$STOPPING" = 1 ]; then
+    stream_cleanup
+    seal_closed
+    b321_log "stopped by SIGTERM (its service was stopped or restarted)"
+    return 0
+  fi
   local rc=0
   wait "$MB_PID" || rc=$?
   MB_PID=""
   seal_closed
-  b321_set state stopped
   b321_fail "the stream stopped (mariadb-binlog exited with $rc: $(tail -n 3 -- "$MB_ERR" | tr '\n' ' ')); the supervisor starts it again"
 }
 
