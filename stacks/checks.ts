@@ -228,6 +228,26 @@ const drDrillOnAStandby: Check = (site) => {
   return out;
 };
 
+/** The stream is a copy elsewhere: on the database host it would be lost with it. */
+const streamToAnotherHost: Check = (site) => {
+  const m = site.mariadb;
+  if (!m?.stream) return [];
+  if (!site.hosts.some((h) => h.name === m.stream?.host))
+    return [
+      {
+        path: "mariadb.stream.host",
+        message: `unknown host "${m.stream.host}" (one of: ${site.hosts.map((h) => h.name).join(", ")})`,
+      },
+    ];
+  if (m.stream.host !== m.host) return [];
+  return [
+    {
+      path: "mariadb.stream.host",
+      message: `"${m.host}" is the database host itself (mariadb.host): name another host (e.g. the backup host), which keeps the binlogs when the database host is lost`,
+    },
+  ];
+};
+
 /** Every cross-check; each reads the site on its own, so any of them can run without the others. */
 export const crossChecks: readonly Check[] = [
   uniqueNames,
@@ -236,6 +256,7 @@ export const crossChecks: readonly Check[] = [
   binlogsOutliveShipping,
   replicaIsAnotherHost,
   drDrillOnAStandby,
+  streamToAnotherHost,
   ...resticChecks,
   ...proxmoxChecks,
   ...targetsChecks,

@@ -204,6 +204,8 @@ interface Chain {
   readonly from: string;
   readonly via: readonly string[];
   readonly schedules: readonly string[];
+  /** A copy made continuously: its worst-case loss in hours, instead of one from schedules. */
+  readonly continuousHours?: number;
   readonly place: Place;
 }
 
@@ -300,6 +302,19 @@ function databaseChains(site: Site): Chain[] {
             place: bucket,
           },
     );
+  // The stream: everything but its lag is on another host. It brings the database back only with
+  // a full that survives too (the NAS's, the bucket's or the replica's), so it counts only then.
+  const fullsElsewhere =
+    chains.some((c) => c.place.host !== m.host) ||
+    (m.replica !== undefined && m.replica.host !== m.host);
+  if (m.stream && m.stream.host !== m.host && fullsElsewhere)
+    chains.push({
+      ...base,
+      via: [`binlog stream to ${m.stream.host}`],
+      schedules: [],
+      continuousHours: m.stream.maxLagSeconds / 3600,
+      place: hostDisk(m.stream.host),
+    });
   return chains;
 }
 
@@ -355,7 +370,7 @@ function classOutcome(
     const alive = copies.filter(SURVIVES[scenario]).map((c) => ({
       what,
       via: c.via.join(" → "),
-      hours: round2(chainRpoHours(c.schedules, site.timezone)),
+      hours: round2(c.continuousHours ?? chainRpoHours(c.schedules, site.timezone)),
     }));
     if (alive.length > 0) best.push(alive.reduce((a, b) => (b.hours < a.hours ? b : a)));
     else

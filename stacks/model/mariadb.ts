@@ -37,6 +37,43 @@ export const drDrill = z.strictObject({
 });
 export type DrDrill = z.infer<typeof drDrill>;
 
+/**
+ * Continuous binlog streaming to another host (mariadb-stream.sh under a supervised service): the
+ * primary's binlogs are copied there event by event as they are written, each closed one sealed
+ * (compressed, encrypted with the fulls' key), so a lost database host loses at most the stream's
+ * lag, not a shipping interval. The primary must accept TCP connections from the stream host.
+ */
+export const stream = z.strictObject({
+  /** Host (by name) that receives the stream, e.g. the backup host; not mariadb.host. */
+  host: name,
+  /**
+   * The watchdog (every minute) and the monitor alert when the stream is down or further behind the
+   * primary than this; it is also the database's RPO when its host is lost. Defaults to 60.
+   */
+  maxLagSeconds: z
+    .number()
+    .int()
+    .positive("must be a positive whole number of seconds (e.g. 60)")
+    .default(60),
+  /** Where the stream host keeps the streamed binlogs. Defaults to /backups/binlog-stream. */
+  dir: absPath.default("/backups/binlog-stream"),
+  /** The primary's MariaDB port. Defaults to 3306. */
+  port: z.number().int().min(1).max(65535).default(3306),
+  /** The stream user's name on the primary (REPLICATION SLAVE, BINLOG MONITOR only). Defaults to b321_stream. */
+  user: z
+    .string()
+    .regex(/^[A-Za-z0-9_]{1,32}$/, "must be a MariaDB user name")
+    .default("b321_stream"),
+  /** The server id the stream registers with on the primary: unique among its replicas. Defaults to 4242. */
+  serverId: z.number().int().positive().default(4242),
+  /**
+   * The CA of the primary's TLS certificate, a file on the stream host: TLS is then required and the
+   * certificate verified. Defaults to none: TLS when the server offers it.
+   */
+  sslCa: absPath.optional(),
+});
+export type Stream = z.infer<typeof stream>;
+
 export const mariadb = z.strictObject({
   /** Host (by name) that runs the MariaDB server (the primary when there is a replica). */
   host: name,
@@ -44,6 +81,8 @@ export const mariadb = z.strictObject({
   replica: replica.optional(),
   /** The yearly disaster-recovery drill on a standby, from the NAS copy alone (needs offsite.nas). Defaults to none. */
   drDrill: drDrill.optional(),
+  /** Continuous binlog streaming to another host (an RPO of seconds when the database host is lost). Defaults to none. */
+  stream: stream.optional(),
   /** Databases to back up (the backup user is granted on these only). */
   databases: z
     .array(z.string().regex(/^[A-Za-z0-9_]+$/, "must be a database name (letters, digits, _)"))
