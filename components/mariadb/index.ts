@@ -7,7 +7,7 @@ import * as command from "@pulumi/command";
 import * as random from "@pulumi/random";
 import type { MariaDb } from "../../stacks/model/mariadb";
 import { generationLabel, generationName, type Rotation } from "../../stacks/model/rotation";
-import { Host, RemoteFile, ScheduledJob, installJobFiles } from "../host";
+import { Host, RemoteFile, ScheduledJob, Service, installJobFiles } from "../host";
 import { removeFileCommand, fileMarker, shq } from "../host/render";
 import {
   ensureKeyCommand,
@@ -35,6 +35,13 @@ import {
   PITR_JOB,
   renderBinlogDropIn,
   renderOptionFile,
+  renderStreamOptionFile,
+  STREAM_JOB,
+  STREAM_STATUS_SECONDS,
+  STREAM_WATCH_JOB,
+  dropStreamUserCommand,
+  streamEnv,
+  streamUserCommand,
   userCommand,
 } from "./render";
 
@@ -82,6 +89,33 @@ export interface MariaDbBackupArgs {
    * the NAS copy alone. Defaults to none.
    */
   readonly drDrill?: DrDrillArgs;
+  /**
+   * Continuous binlog streaming to another host (mariadb.stream): its user on the primary, and on
+   * the stream host the service, its watchdog, the key and the scripts. Defaults to none.
+   */
+  readonly stream?: StreamArgs;
+}
+
+export interface StreamArgs {
+  /** The host that receives the stream (not the database host). */
+  readonly host: Host;
+  /** The primary's address from the stream host, and its MariaDB port. */
+  readonly address: string;
+  readonly port: number;
+  /** The stream host's address as the primary sees it: the stream user's host part. */
+  readonly from: string;
+  /** The stream user's name. */
+  readonly user: string;
+  /** The server id the stream registers with. */
+  readonly serverId: number;
+  /** Where the stream keeps its files. */
+  readonly dir: string;
+  /** The primary's binlog base name (the file part of log_bin). */
+  readonly basename: string;
+  /** The watchdog and the monitor alert beyond this lag (seconds). */
+  readonly maxLagSeconds: number;
+  /** The CA of the primary's certificate on the stream host: TLS required and verified. Defaults to none. */
+  readonly sslCa?: string;
 }
 
 export interface DrDrillArgs {
@@ -149,6 +183,8 @@ export class MariaDbBackup extends pulumi.ComponentResource {
   public readonly installed: pulumi.Resource[];
   /** The disaster-recovery drill's status file on the standby, when drDrill is set. */
   public readonly drDrillStatusFile?: string;
+  /** The binlog stream's status file on the stream host, when stream is set. */
+  public readonly streamStatusFile?: string;
 
   constructor(name: string, args: MariaDbBackupArgs, opts?: pulumi.ComponentResourceOptions) {
     super("backup321:mariadb:MariaDbBackup", name, {}, opts);
@@ -241,6 +277,7 @@ export class MariaDbBackup extends pulumi.ComponentResource {
     }
     this.pitrCommand = this.installPitr(name, host, env, needs);
     const d = args.drDrill;
+    let standbyNeeds: pulumi.Resource[] = [];
     if (d) {
       if (d.host === host) {
         throw new pulumi.ResourceError(
@@ -250,7 +287,7 @@ export class MariaDbBackup extends pulumi.ComponentResource {
       }
       // On the replica's host the key and the scripts are there already (the same files).
       const onReplica = r !== undefined && d.host === r.host;
-      const standbyNeeds = onReplica
+      standbyNeeds = onReplica
         ? replicaNeeds
         : [
             this.installKey(
@@ -268,6 +305,33 @@ export class MariaDbBackup extends pulumi.ComponentResource {
       );
       this.drDrillStatusFile = drill.statusFile;
     }
+    const st = args.stream;
+    if (st) {
+      if (st.host === host) {
+        throw new pulumi.ResourceError(
+          `mariadb.stream.host: "${host.hostName}" is the database host itself: the stream keeps the binlogs on another host`,
+          this,
+        );
+      }
+      // On the replica's or the standby's host the key, the ring and mariadb-lib.sh are there already.
+      const keyThere =
+        r !== undefined && st.host === r.host
+          ? replicaNeeds
+          : d !== undefined && st.host === d.host
+            ? standbyNeeds
+            : [
+                this.installKey(
+                  `${name}-stream`,
+                  st.host,
+                  key,
+                  this.installKeyring(`${name}-stream`, st.host, keys),
+                ),
+                st.host.installScript(`${name}-stream-script-lib`, __dirname, SCRIPTS.lib, {
+                  parent: this,
+                }),
+              ];
+      this.streamStatusFile = this.installStream(name, host, socket, st, fingerprint, keyThere);
+    }
     this.encryptionKey = pulumi.secret(key.result);
     this.encryptionKeys = pulumi.secret(
       pulumi
@@ -282,7 +346,110 @@ export class MariaDbBackup extends pulumi.ComponentResource {
       statusFiles: this.statusFiles,
       pitrCommand: this.pitrCommand,
       drDrillStatusFile: this.drDrillStatusFile,
+      streamStatusFile: this.streamStatusFile,
     });
+  }
+
+  /**
+   * The binlog stream (mariadb.stream): its own replication user on the primary (password
+   * generated, on stdin, into a 0600 option file on the stream host), then on the stream host the
+   * two scripts, the stream's env file, the supervised service that runs mariadb-stream.sh (restarted
+   * when a script, the env or the password changes) and the watchdog, a job every minute whose
+   * registry entry takes the stream's status and metrics with it. Returns the stream's status file.
+   */
+  private installStream(
+    name: string,
+    primary: Host,
+    socket: string,
+    st: StreamArgs,
+    fingerprint: pulumi.Output<string>,
+    needs: pulumi.Resource[],
+  ): string {
+    const there = `${name}-stream`;
+    const sh = st.host;
+    const password = new random.RandomPassword(
+      `${there}-password`,
+      { length: 32, special: false },
+      { parent: this },
+    );
+    const spec = { user: st.user, from: st.from };
+    const user = primary.command(
+      `${there}-user`,
+      {
+        create: streamUserCommand(socket, spec),
+        delete: dropStreamUserCommand(socket, spec),
+        owns: `mariadb-user:${st.user}@${st.from}@${socket}`,
+        stdin: password.result.apply((pw) => `${pw}\n`),
+        secret: true,
+        dependsOn: primary.base,
+      },
+      { parent: this },
+    );
+    const clientCnf = `${sh.paths.secrets}/mariadb-stream.cnf`;
+    const cnf = new RemoteFile(
+      `${there}-cnf`,
+      {
+        host: sh,
+        path: clientCnf,
+        content: password.result.apply((pw) => renderStreamOptionFile(st.user, pw)),
+        secret: true,
+        dependsOn: [user],
+      },
+      { parent: this },
+    );
+    const scripts = (["mariadb-stream.sh", "mariadb-stream-watch.sh"] as const).map((f) =>
+      sh.installScript(`${there}-script-${f.replace(/^mariadb-|\.sh$/g, "")}`, __dirname, f, {
+        parent: this,
+      }),
+    );
+    const vars = fingerprint.apply((fp) =>
+      streamEnv({
+        address: st.address,
+        port: st.port,
+        clientCnf,
+        dir: st.dir,
+        basename: st.basename,
+        serverId: st.serverId,
+        keyFile: `${sh.paths.secrets}/mariadb-backup.key`,
+        keyFingerprint: fp,
+        keyring: `${sh.paths.secrets}/mariadb-backup.keyring`,
+        sslCa: st.sslCa,
+        maxLagSeconds: st.maxLagSeconds,
+        statusSeconds: STREAM_STATUS_SECONDS,
+      }),
+    );
+    const { env } = installJobFiles(
+      `${there}-job`,
+      { host: sh, job: STREAM_JOB, vars },
+      { parent: this },
+    );
+    const status = `${sh.paths.status}/${STREAM_JOB}.json`;
+    new ScheduledJob(
+      `${there}-watch`,
+      {
+        host: sh,
+        job: STREAM_WATCH_JOB,
+        schedule: "* * * * *",
+        script: `${sh.paths.lib}/mariadb-stream-watch.sh`,
+        env: vars,
+        dependsOn: [cnf, ...scripts, ...needs],
+        alsoWrites: [status, `${sh.paths.metrics}/${STREAM_JOB}.prom`],
+      },
+      { parent: this },
+    );
+    new Service(
+      `${there}-service`,
+      {
+        host: sh,
+        name: STREAM_JOB,
+        program: `${sh.paths.lib}/mariadb-stream.sh`,
+        args: [`${sh.paths.etc}/${STREAM_JOB}.env`],
+        restartOn: [env.contentHash, cnf.contentHash, ...scripts.map((x) => x.contentHash)],
+        dependsOn: [env, cnf, ...scripts, ...needs],
+      },
+      { parent: this },
+    );
+    return status;
   }
 
   /**

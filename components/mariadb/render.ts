@@ -411,10 +411,17 @@ export function drDrillEnv(s: {
   };
 }
 
+/** The tools a stream host needs (mariadb.stream) when it runs no MariaDB of its own. */
+export const STREAM_TOOLS = ["mariadb", "mariadb-binlog", "openssl", "zstd", "setsid", "flock"];
+
 /** The continuous binlog stream's job (mariadb.stream): its script, status and service name. */
 export const STREAM_JOB = "mariadb-stream";
 /** Its watchdog, a job run every minute beside it. */
 export const STREAM_WATCH_JOB = "mariadb-stream-watch";
+/** Seconds between two status writes of a healthy stream. */
+export const STREAM_STATUS_SECONDS = 10;
+/** How old a stream's status may be before it counts as down (the watchdog's default too). */
+export const STREAM_STALE_SECONDS = 3 * STREAM_STATUS_SECONDS + 20;
 
 /**
  * The stream's replication user on the primary: the least mariadb-binlog --read-from-remote-server

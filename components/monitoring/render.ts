@@ -10,7 +10,7 @@ import { pbsJobId } from "../pbs/render";
 import { resticDrillJob } from "../restic/render";
 import { NAS_DRILL_JOB, UPLOAD_DRILL_JOB } from "../offsite/render";
 import { hostTimezone, nasFrom, uploadHost } from "../../stacks/defaults";
-import { DR_DRILL_JOB } from "../mariadb/render";
+import { DR_DRILL_JOB, STREAM_STALE_SECONDS } from "../mariadb/render";
 
 /** The job name of the MariaDB restore test; it records restore_seconds in its status file. */
 export const MARIADB_RESTORE_TEST_JOB = "mariadb-restore-test";
@@ -131,6 +131,15 @@ export function monitorChecksFor(site: Site, hostName: string): MonitorChecks {
     ],
     ...(replica
       ? { replica: { socket: replica.socket, maxLagSeconds: replica.maxLagSeconds } }
+      : {}),
+    // the binlog stream's host: what its watchdog checks every minute, checked hourly too
+    ...(site.mariadb?.stream?.host === hostName
+      ? {
+          stream: {
+            maxLagSeconds: site.mariadb.stream.maxLagSeconds,
+            staleSeconds: STREAM_STALE_SECONDS,
+          },
+        }
       : {}),
     rtoHours: site.targets.rtoHours,
     // the offsite copies are those of a lost site: their drills answer to that target

@@ -22,12 +22,12 @@ import { ProxmoxBackupServer } from "../pbs";
 import { ProxmoxBackups } from "../proxmox";
 import { Monitor } from "../monitoring";
 import { monitorChecksFor } from "../monitoring/render";
-import { MariaDbBackup, type DrDrillArgs } from "../mariadb";
+import { MariaDbBackup, type DrDrillArgs, type StreamArgs } from "../mariadb";
 import { nasAccount } from "../offsite/render";
 import { fullsHost } from "../../stacks/model/mariadb";
 import { keyGeneration } from "../../stacks/model/rotation";
 import { now } from "../../stacks/clock";
-import { HANDOFF_TOOLS, MARIADB_TOOLS } from "../mariadb/render";
+import { HANDOFF_TOOLS, MARIADB_TOOLS, STREAM_TOOLS } from "../mariadb/render";
 import { partName } from "./names";
 import { contactLine } from "../../stacks/model/people";
 
@@ -145,9 +145,30 @@ export class BackupSite extends pulumi.ComponentResource {
           maxLagSeconds: m.replica.maxLagSeconds,
         },
         drDrill: this.drDrillArgs(site),
+        stream: this.streamArgs(site),
       },
       { parent: this },
     );
+  }
+
+  /** mariadb.stream: the stream host, and the primary as each reaches the other. */
+  private streamArgs(site: Site): StreamArgs | undefined {
+    const m = site.mariadb;
+    const st = m?.stream;
+    if (!m || !st) return undefined;
+    const address = (h: string) => site.hosts.find((x) => x.name === h)!.address;
+    return {
+      host: this.hosts[st.host],
+      address: address(m.host),
+      port: st.port,
+      from: address(st.host),
+      user: st.user,
+      serverId: st.serverId,
+      dir: st.dir,
+      basename: m.binlogBasename.slice(m.binlogBasename.lastIndexOf("/") + 1),
+      maxLagSeconds: st.maxLagSeconds,
+      sslCa: st.sslCa,
+    };
   }
 
   /** mariadb.drDrill: the standby, and the NAS of offsite.nas as the NAS sync reaches it. */
@@ -290,7 +311,9 @@ export class BackupSite extends pulumi.ComponentResource {
             installLibrary: !isStorageOnly(h),
             requiredTools: h.roles.includes("mariadb")
               ? mariadbTools(args.site, h.name)
-              : undefined,
+              : args.site.mariadb?.stream?.host === h.name
+                ? STREAM_TOOLS
+                : undefined,
           },
           { parent: this },
         ),

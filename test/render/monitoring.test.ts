@@ -24,6 +24,8 @@ test("docker-srv: the USB SSD mount, its SMART health, the local restic reposito
     smartDevices: ["/dev/disk/by-uuid/5f3a2c1e-8b7d-4e6f-9a0b-1c2d3e4f5a6b"],
     resticRepos: ["/mnt/usb-ssd/restic"],
     staleLockHours: 12,
+    // the binlog stream from db-srv (mariadb.stream)
+    stream: { maxLagSeconds: 60, staleSeconds: 50 },
     pbsVerify: {
       prefix: "docker exec pbs",
       // weekly: 168 h and 12 h of grace

@@ -144,7 +144,8 @@ describe("the seed site (prod)", () => {
       rpo: [
         { what: "guests", via: 'vzdump "daily-pbs"', hours: 25 },
         { what: "files", via: 'restic "usb"', hours: 25 },
-        { what: "database", via: "binlog shipping → NAS sync to nas", hours: 1.5 },
+        // db-srv lost: its binlogs up to the stream's lag limit are on docker-srv
+        { what: "database", via: "binlog stream to docker-srv", hours: 0.02 },
       ],
       worstRpoHours: 25,
       rpoTargetHours: 24,
@@ -228,7 +229,7 @@ describe("the seed site (prod)", () => {
         "  host lost:  RPO 25 h, RTO 0.92 h",
         '    guests: 25 h via vzdump "daily-pbs"',
         '    files: 25 h via restic "usb"',
-        "    database: 1.5 h via binlog shipping → NAS sync to nas",
+        "    database: 0.02 h via binlog stream to docker-srv",
         "  site lost:  RPO 172 h (target 192 h), RTO 6.27 h (target 24 h)",
         '    guests: 172 h via vzdump "daily-pbs" → restic "usb" → restic copy "cloud"',
         '    files: 170 h via restic "usb" → restic copy "cloud"',
@@ -339,7 +340,7 @@ describe("a plan that breaks a target fails with the reason", () => {
         delete raw.offsite!.upload;
       },
       "targets.siteLoss.rpoHours",
-      "when the site is lost, no copy of the database survives: every copy stays on site (binlog shipping on host:db-srv; binlog shipping → NAS sync to nas on nas:nas) (add a copy of it that goes offsite)",
+      "when the site is lost, no copy of the database survives: every copy stays on site (binlog shipping on host:db-srv; binlog shipping → NAS sync to nas on nas:nas; binlog stream to docker-srv on host:docker-srv) (add a copy of it that goes offsite)",
     ],
     [
       "without the NAS, the shipped binlogs on the database host do not count: the daily upload is what survives it",
@@ -347,6 +348,8 @@ describe("a plan that breaks a target fails with the reason", () => {
         delete raw.offsite!.nas;
         // the DR drill rebuilds from the NAS: it goes with it
         delete raw.mariadb!.drDrill;
+        // and without the stream, which would otherwise be the copy that survives
+        delete raw.mariadb!.stream;
       },
       "targets.rpoHours",
       "when a host is lost, up to 25.25 h of data can be lost (database: 25.25 h via binlog shipping → dump upload), more than the target of 24 h (run those copies more often, or raise targets.rpoHours to at least 25.25)",

@@ -199,6 +199,10 @@ describe.each(STACKS)("the %s stack", (stack) => {
                 `${state}/status/${job}.json`,
                 `${state}/metrics/${job}.prom`,
                 ...(job === "monitor" ? [`${state}/metrics/monitor-checks.prom`] : []),
+                // the binlog stream's watchdog takes the stream's own results with it
+                ...(job === "mariadb-stream-watch"
+                  ? [`${state}/status/mariadb-stream.json`, `${state}/metrics/mariadb-stream.prom`]
+                  : []),
               ];
         expect(c.delete).toBe(
           asHost(
@@ -233,6 +237,8 @@ describe.each(STACKS)("the %s stack", (stack) => {
         "backup321-mariadb-keyring-file",
         "backup321-mariadb-replica-key-file-file",
         "backup321-mariadb-replica-keyring-file",
+        "backup321-mariadb-stream-key-file-file",
+        "backup321-mariadb-stream-keyring-file",
         "backup321-nas-sync-key",
         "backup321-restic-cloud-password-file",
         "backup321-restic-usb-password-file",
@@ -241,7 +247,7 @@ describe.each(STACKS)("the %s stack", (stack) => {
     expect(opensBackups.map((c) => c.name).sort()).toEqual(expected);
     for (const c of opensBackups) expect([c.name, c.delete]).toEqual([c.name, undefined]);
     // The only RemoteFiles kept on delete are the MariaDB key files and key rings (prod: the
-    // primary's and the replica's, which takes the fulls).
+    // primary's, the replica's, which takes the fulls, and the stream host's, which seals binlogs).
     const keyFiles = {
       dev: ["backup321-mariadb-keyring-file", "backup321-mariadb-key-file-file"],
       prod: [
@@ -249,6 +255,8 @@ describe.each(STACKS)("the %s stack", (stack) => {
         "backup321-mariadb-key-file-file",
         "backup321-mariadb-replica-keyring-file",
         "backup321-mariadb-replica-key-file-file",
+        "backup321-mariadb-stream-keyring-file",
+        "backup321-mariadb-stream-key-file-file",
       ],
     }[stack];
     expect(
@@ -309,6 +317,8 @@ describe.each(STACKS)("the %s stack", (stack) => {
         prod: [
           ["backup321-mariadb-key", protect],
           ["backup321-mariadb-password", neither],
+          // the stream user's, likewise: a new one is ALTER USER, then its option file
+          ["backup321-mariadb-stream-password", neither],
           ["backup321-proxmox-usb-ssd-key", protect],
           ["backup321-restic-cloud-password", kept],
           ["backup321-restic-usb-password", kept],
@@ -431,6 +441,10 @@ test("prod: the S3 bucket is protected, and the only protected resource besides 
     "backup321-mariadb-replica-key-file-file",
     "backup321-mariadb-replica-keyring",
     "backup321-mariadb-replica-keyring-file",
+    "backup321-mariadb-stream-key-file",
+    "backup321-mariadb-stream-key-file-file",
+    "backup321-mariadb-stream-keyring",
+    "backup321-mariadb-stream-keyring-file",
     "backup321-offsite-bucket",
     "backup321-proxmox-usb-ssd-key",
     "backup321-restic-cloud-password",

@@ -34,6 +34,17 @@ const withStream = (stream: Record<string, unknown> = { host: "docker-srv" }) =>
 const databaseRpo = (raw: Raw) =>
   recoveryReport(parseSite(raw)).onSite.rpo.find((i) => i.what === "database");
 
+test("prod streams db-srv's binlogs to docker-srv, the backup host, a minute behind at most", () => {
+  expect(parseSite(prod()).mariadb?.stream).toEqual({
+    host: "docker-srv",
+    maxLagSeconds: 60,
+    dir: "/backups/binlog-stream",
+    port: 3306,
+    user: "b321_stream",
+    serverId: 4242,
+  });
+});
+
 test("a stream names its host; everything else has a default", () => {
   expect(parseSite(withStream()).mariadb?.stream).toEqual({
     host: "docker-srv",
@@ -65,7 +76,9 @@ test("a lag limit that is not a positive whole number, a relative CA, an unknown
 });
 
 test("with the database host lost, the database's RPO is the stream's lag limit", () => {
-  const before = databaseRpo(prod());
+  const without = prod();
+  delete without.mariadb.stream;
+  const before = databaseRpo(without);
   expect(before?.via).not.toContain("stream");
   expect(before?.hours).toBeGreaterThanOrEqual(1);
   expect(databaseRpo(withStream())).toEqual({
