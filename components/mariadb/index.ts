@@ -110,6 +110,8 @@ export interface StreamArgs {
   readonly serverId: number;
   /** Where the stream keeps its files. */
   readonly dir: string;
+  /** Sealed binlogs older than this many days are removed. */
+  readonly keepDays: number;
   /** The primary's binlog base name (the file part of log_bin). */
   readonly basename: string;
   /** The watchdog and the monitor alert beyond this lag (seconds). */
@@ -416,6 +418,7 @@ export class MariaDbBackup extends pulumi.ComponentResource {
         sslCa: st.sslCa,
         maxLagSeconds: st.maxLagSeconds,
         statusSeconds: STREAM_STATUS_SECONDS,
+        keepDays: st.keepDays,
       }),
     );
     const { env } = installJobFiles(

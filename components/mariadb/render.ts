@@ -510,6 +510,8 @@ export interface StreamEnvSpec {
   readonly maxLagSeconds: number;
   /** Seconds between two status writes of a healthy stream. Defaults to 10. */
   readonly statusSeconds?: number;
+  /** Sealed binlogs older than this many days are removed. */
+  readonly keepDays: number;
 }
 
 /** The env file of the stream and of its watchdog. */
@@ -529,5 +531,6 @@ export function streamEnv(s: StreamEnvSpec): Record<string, string | number> {
     ...(s.sslCa ? { MARIADB_STREAM_SSL_CA: s.sslCa } : {}),
     MARIADB_STREAM_MAX_LAG: s.maxLagSeconds,
     MARIADB_STREAM_STATUS_SECONDS: s.statusSeconds ?? 10,
+    MARIADB_STREAM_KEEP_DAYS: s.keepDays,
   };
 }

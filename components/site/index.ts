@@ -165,6 +165,7 @@ export class BackupSite extends pulumi.ComponentResource {
       user: st.user,
       serverId: st.serverId,
       dir: st.dir,
+      keepDays: st.keepDays,
       basename: m.binlogBasename.slice(m.binlogBasename.lastIndexOf("/") + 1),
       maxLagSeconds: st.maxLagSeconds,
       sslCa: st.sslCa,

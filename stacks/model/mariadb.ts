@@ -57,6 +57,15 @@ export const stream = z.strictObject({
     .default(60),
   /** Where the stream host keeps the streamed binlogs. Defaults to /backups/binlog-stream. */
   dir: absPath.default("/backups/binlog-stream"),
+  /**
+   * Days the stream host keeps the sealed binlogs (never the newest); older ones are on the NAS and
+   * in the bucket with the shipped copies. Defaults to 35 (four weekly fulls and a week).
+   */
+  keepDays: z
+    .number()
+    .int()
+    .positive("must be a positive whole number of days (e.g. 35)")
+    .default(35),
   /** The primary's MariaDB port. Defaults to 3306. */
   port: z.number().int().min(1).max(65535).default(3306),
   /** The stream user's name on the primary (REPLICATION SLAVE, BINLOG MONITOR only). Defaults to b321_stream. */

@@ -174,6 +174,7 @@ function envFile(dir: string): string {
         keyFingerprint: keyFileFingerprint(box.keyFile),
         maxLagSeconds: 60,
         statusSeconds: 1,
+        keepDays: 30,
       }),
       ...jobEnv(on, STREAM_JOB),
       B321_ALERT: path.join(root, "alert.sh"),
@@ -562,6 +563,31 @@ test("PITR on the stream host, the database host gone: every table as at the las
     );
   }
 }, 300_000);
+
+test("sealed binlogs older than keepDays go with their .sha256, after the next seal; the newest stays", async () => {
+  await primary.start();
+  startStream();
+  await caughtUp();
+  const old = [...sealed().values()];
+  expect(old.length).toBeGreaterThan(3);
+  for (const f of old) runOk("touch", ["-d", "40 days ago", f, `${f}.sha256`]);
+  primary.sql("FLUSH BINARY LOGS");
+  write(3);
+  // (caughtUp would wait for the pruned ones: the primary still has them)
+  await waitForStream(
+    "the next seal and the prune after it",
+    () => sealed().size === 1 && !old.some((f) => fs.existsSync(f)),
+    30_000,
+  );
+  const now = [...sealed().values()];
+  // the one just sealed is the only one left; none of the old ones, nor their checksums
+  expect(old).not.toContain(now[0]);
+  expect(fs.existsSync(`${now[0]}.sha256`)).toBe(true);
+  for (const f of old)
+    expect([f, fs.existsSync(f), fs.existsSync(`${f}.sha256`)]).toEqual([f, false, false]);
+  expect(liveFiles()).toHaveLength(1);
+  await stopStream();
+}, 120_000);
 
 test("every status file and history line the stream wrote meets its contract", () => {
   expectFileContracts(path.join(root, "streamhost"));

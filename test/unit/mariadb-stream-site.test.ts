@@ -71,6 +71,7 @@ test("docker-srv gets the stream's files: a secret option file, the key, the scr
     "MARIADB_STREAM_CNF='/etc/backup321/secrets/mariadb-stream.cnf'",
     "MARIADB_STREAM_MAX_LAG='60'",
     "MARIADB_STREAM_STATUS_SECONDS='10'",
+    "MARIADB_STREAM_KEEP_DAYS='35'",
   ])
     expect(env.split("\n")).toContain(line);
   expect(byPath.get("/etc/cron.d/backup321-mariadb-stream-watch")?.content).toContain(

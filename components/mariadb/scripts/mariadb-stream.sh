@@ -18,6 +18,8 @@
 #                          common.sh), checked to decrypt to the raw file, then the raw file goes.
 #                          A sealed file is never written again: a raw file whose sealed copy is
 #                          there already must be the same bytes (else the run fails naming both).
+# Sealed files older than MARIADB_STREAM_KEEP_DAYS days (by their file time) are removed with their
+# .sha256, after each seal; never the newest sealed one.
 # Resuming: the newest raw file (possibly partial: a killed run, a lost connection) is fetched again
 # from its start, over itself; with no raw file left, the binlog after the newest sealed one (it
 # must still be on the primary: otherwise the stream has a gap, and the run fails saying so); on a
@@ -112,12 +114,25 @@ seal() {
   b321_log "sealed $name as ${dst##*/}"
 }
 
-# seal_closed: every raw file but the newest is closed: seal them, oldest first.
+# seal_closed: every raw file but the newest is closed: seal them, oldest first; then prune.
 seal_closed() {
   local -a files=()
   local i
   mapfile -t files < <(raw_files | cut -d' ' -f2-)
   for ((i = 0; i < ${#files[@]} - 1; i++)); do seal "${files[$i]}"; done
+  [ "${#files[@]}" -lt 2 ] || prune
+}
+
+# prune: sealed files older than MARIADB_STREAM_KEEP_DAYS go (with their .sha256), never the newest.
+prune() {
+  local days=${MARIADB_STREAM_KEEP_DAYS:-} newest f
+  [[ $days =~ ^[0-9]+$ ]] || return 0
+  newest=$(find "$DIR" -maxdepth 1 -name '*.zst.enc' -printf '%T@ %p\n' | sort -n | tail -n 1 | cut -d' ' -f2-)
+  while IFS= read -r f; do
+    { [ -n "$f" ] && [ "$f" != "$newest" ]; } || continue
+    rm -f -- "$f.sha256" "$f"
+    b321_log "removed ${f##*/}: older than $days days"
+  done < <(find "$DIR" -maxdepth 1 -name '*.zst.enc' -mtime "+$days" -print)
 }
 
 # resume_point: what a run before this one left in live/ (it was killed, its disk filled): each
