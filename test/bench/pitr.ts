@@ -16,8 +16,17 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { spawn } from "node:child_process";
 import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
-import { run } from "../harness/proc";
-import { startOn, type Install } from "../integration/mariadb-fixture";
+import { run, runAsync, waitFor } from "../harness/proc";
+import { randomBytes } from "node:crypto";
+import { jobEnv, renderEnvFile } from "../../components/host/render";
+import {
+  STREAM_JOB,
+  renderStreamOptionFile,
+  streamEnv,
+  streamUserCommand,
+} from "../../components/mariadb/render";
+import { hostPaths } from "../../stacks/model/hosts";
+import { keyFileFingerprint, startOn, type Install } from "../integration/mariadb-fixture";
 import { benchInstall, build, DB, flushDirtyPages, seedDump, sh, timed } from "./db";
 
 const ROWS = Number(process.env.B321_BENCH_ROWS ?? 2_000_000);
@@ -121,50 +130,140 @@ interface KillResult {
   readonly windowSeconds: number;
 }
 
+/** The stream host of the kill test: the stream user, its option file and env, its directory. */
+function streamHost(
+  server: MariaDbServer,
+  box: Install,
+  root: string,
+): { env: string; dir: string } {
+  const on = hostPaths.parse({
+    lib: box.lib,
+    etc: path.join(root, "streamhost/etc"),
+    state: path.join(root, "streamhost/state"),
+  });
+  fs.mkdirSync(on.secrets, { recursive: true, mode: 0o700 });
+  const password = randomBytes(12).toString("hex");
+  const cnf = path.join(on.secrets, "mariadb-stream.cnf");
+  fs.writeFileSync(cnf, renderStreamOptionFile("b321_stream", password), { mode: 0o600 });
+  const user = run(
+    "bash",
+    ["-c", streamUserCommand(server.socket, { user: "b321_stream", from: "127.0.0.1" })],
+    {
+      input: `${password}\n`,
+    },
+  );
+  if (user.code !== 0) throw new Error(user.stderr);
+  const dir = path.join(root, "streamhost/stream");
+  const env = path.join(on.etc, `${STREAM_JOB}.env`);
+  fs.writeFileSync(
+    env,
+    renderEnvFile("bench stream", {
+      ...streamEnv({
+        address: "127.0.0.1",
+        port: server.port,
+        clientCnf: cnf,
+        dir,
+        basename: path.basename(server.binlogBasename),
+        serverId: 4242,
+        keyFile: box.keyFile,
+        keyFingerprint: keyFileFingerprint(box.keyFile),
+        maxLagSeconds: 60,
+        keepDays: 35,
+      }),
+      ...jobEnv(on, STREAM_JOB),
+      B321_ALERT: "/bin/true",
+    }),
+    { mode: 0o600 },
+  );
+  return { env, dir };
+}
+
+/** Whether the stream's open file holds everything the primary has written. */
+function streamCaughtUp(server: MariaDbServer, dir: string): boolean {
+  const [file, pos] = server.sql("SHOW MASTER STATUS").split("\t");
+  const live = path.join(dir, "live", file);
+  return fs.existsSync(live) && fs.statSync(live).size >= Number(pos);
+}
+
 /**
- * The kill test with hourly shipping: a full, a shipping run (the last before the kill), writes for
- * a random 5 to 15 s, SIGKILL, the server's binlogs gone with the host; recovery from the full and
- * the shipped binlogs.
+ * The kill test: a full, then either a shipping run (hourly shipping: the last one before the kill)
+ * or the stream running and caught up; writes for a random 5 to 15 s, SIGKILL, the server's
+ * binlogs gone with the host; recovery from the full and the shipped binlogs, or the streamed ones.
  */
-async function killTest(server: MariaDbServer, box: Install, root: string): Promise<KillResult> {
-  server.sql("CREATE TABLE acks (n INT PRIMARY KEY, at DATETIME(6) NOT NULL) ENGINE=InnoDB", DB);
+async function killTest(
+  server: MariaDbServer,
+  box: Install,
+  root: string,
+  mode: "hourly" | "stream",
+): Promise<KillResult> {
+  server.sql(
+    "CREATE TABLE IF NOT EXISTS acks (n INT PRIMARY KEY, at DATETIME(6) NOT NULL) ENGINE=InnoDB",
+    DB,
+  );
+  server.sql("TRUNCATE TABLE acks", DB);
   const full = box.runScript("mariadb-full.sh", box.env("mariadb-full"));
   if (full.code !== 0) throw new Error(full.stderr);
-  const ship = box.runScript("mariadb-binlogs.sh", box.env("mariadb-binlogs"));
-  if (ship.code !== 0) throw new Error(ship.stderr);
+  const pitrEnv = box.env("mariadb-pitr", {}, `kill-${mode}`);
+  let stream: ReturnType<typeof runAsync> | undefined;
+  if (mode === "hourly") {
+    const ship = box.runScript("mariadb-binlogs.sh", box.env("mariadb-binlogs"));
+    if (ship.code !== 0) throw new Error(ship.stderr);
+  } else {
+    const host = streamHost(server, box, root);
+    stream = runAsync(path.join(box.lib, "mariadb-stream.sh"), [host.env]);
+    await waitFor("the stream to catch up", () => streamCaughtUp(server, host.dir), 120_000);
+    // PITR on the stream host: its files are the binlogs (the open one plain, the sealed ones)
+    fs.appendFileSync(
+      pitrEnv,
+      `MARIADB_BINLOG_BACKUP_DIR=${host.dir}\nMARIADB_BINLOG_BASENAME=${path.join(host.dir, "live", path.basename(server.binlogBasename))}\n`,
+    );
+  }
   const windowMs = 5000 + Math.floor(Math.random() * 10_000);
   const w = writer(server);
   await sleep(windowMs);
   const killedAt = Date.now();
   killServer(server);
   await w.stop();
+  if (stream) {
+    // what reached the stream host before the kill is all there is: the stream ends by itself
+    await sleep(2000);
+    stream.kill("SIGTERM");
+    await stream.done;
+  }
   // the host is lost: its own binlogs with it
   const binlogs = path.dirname(server.binlogBasename);
   fs.renameSync(binlogs, `${binlogs}.lost`);
-  const target = path.join(root, "kill-recovered");
-  const r = box.pitr(box.env("mariadb-pitr", {}, "kill"), utc(Date.now() + 1000), target);
-  if (r.code !== 0) throw new Error(r.stderr);
-  const recovered = await startOn(target);
-  let present: Set<number>;
+  const target = path.join(root, `kill-recovered-${mode}`);
   try {
-    present = new Set(
-      recovered
-        .sql(`SELECT n FROM ${DB}.acks`)
-        .trim()
-        .split("\n")
-        .filter((x) => x !== "")
-        .map(Number),
-    );
+    const r = box.pitr(pitrEnv, utc(Date.now() + 1000), target);
+    if (r.code !== 0) throw new Error(r.stderr);
+    const recovered = await startOn(target);
+    let present: Set<number>;
+    try {
+      present = new Set(
+        recovered
+          .sql(`SELECT n FROM ${DB}.acks`)
+          .trim()
+          .split("\n")
+          .filter((x) => x !== "")
+          .map(Number),
+      );
+    } finally {
+      await recovered.stop();
+    }
+    const lost = w.acks.filter((a) => !present.has(a.n));
+    return {
+      acked: w.acks.length,
+      lostTxn: lost.length,
+      lostSeconds: lost.length > 0 ? (killedAt - lost[0].at) / 1000 : 0,
+      windowSeconds: windowMs / 1000,
+    };
   } finally {
-    await recovered.stop();
+    // the host comes back for the next test: its binlogs, its server (crash recovery)
+    fs.rmSync(target, { recursive: true, force: true });
+    fs.renameSync(`${binlogs}.lost`, binlogs);
+    await server.start();
   }
-  const lost = w.acks.filter((a) => !present.has(a.n));
-  return {
-    acked: w.acks.length,
-    lostTxn: lost.length,
-    lostSeconds: lost.length > 0 ? (killedAt - lost[0].at) / 1000 : 0,
-    windowSeconds: windowMs / 1000,
-  };
 }
 
 export async function run_(): Promise<void> {
@@ -253,7 +352,8 @@ export async function run_(): Promise<void> {
     await recovered.stop();
     fs.rmSync(target, { recursive: true, force: true });
 
-    const hourly = await killTest(server, box, root);
+    const hourly = await killTest(server, box, root, "hourly");
+    const streamed = await killTest(server, box, root, "stream");
     const seed = seedRestore + seedReplay;
     console.log("");
     console.log(
@@ -265,9 +365,12 @@ export async function run_(): Promise<void> {
     console.log(
       `kill test, hourly shipping: killed ${hourly.windowSeconds.toFixed(1)} s after the last shipping run; ${hourly.acked} acknowledged, ${hourly.lostTxn} lost (${hourly.lostSeconds.toFixed(1)} s of writes)`,
     );
+    console.log(
+      `kill test, streaming: killed ${streamed.windowSeconds.toFixed(1)} s into the writes; ${streamed.acked} acknowledged, ${streamed.lostTxn} lost (${streamed.lostSeconds.toFixed(1)} s of writes)`,
+    );
     console.log(`database: ${rows} order lines after ${DAYS} days; ${os.cpus().length} cores`);
     console.log(
-      `pitr-bench rows=${rows} days=${DAYS} restore_vs_seed=${(ours / seed).toFixed(2)} lost_txn_hourly=${hourly.lostTxn} lost_s_hourly=${hourly.lostSeconds.toFixed(1)}`,
+      `pitr-bench rows=${rows} days=${DAYS} restore_vs_seed=${(ours / seed).toFixed(2)} lost_txn_stream=${streamed.lostTxn} lost_s_stream=${streamed.lostSeconds.toFixed(1)} lost_s_hourly=${hourly.lostSeconds.toFixed(1)}`,
     );
     if (!seedEqual || !oursEqual) process.exitCode = 1;
   } finally {
