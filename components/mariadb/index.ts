@@ -332,7 +332,15 @@ export class MariaDbBackup extends pulumi.ComponentResource {
                   parent: this,
                 }),
               ];
-      this.streamStatusFile = this.installStream(name, host, socket, st, fingerprint, keyThere);
+      this.streamStatusFile = this.installStream(
+        name,
+        host,
+        socket,
+        st,
+        fingerprint,
+        keyThere,
+        generation,
+      );
     }
     this.encryptionKey = pulumi.secret(key.result);
     this.encryptionKeys = pulumi.secret(
@@ -366,12 +374,18 @@ export class MariaDbBackup extends pulumi.ComponentResource {
     st: StreamArgs,
     fingerprint: pulumi.Output<string>,
     needs: pulumi.Resource[],
+    generation: number,
   ): string {
     const there = `${name}-stream`;
     const sh = st.host;
+    // Rotated with the backup user's (keepers): the user is altered, its option file rewritten.
     const password = new random.RandomPassword(
       `${there}-password`,
-      { length: 32, special: false },
+      {
+        length: 32,
+        special: false,
+        ...(generation > 0 ? { keepers: { generation: String(generation) } } : {}),
+      },
       { parent: this },
     );
     const spec = { user: st.user, from: st.from };

@@ -104,6 +104,18 @@ test("the backup user's password is replaced by the rotation, not before", () =>
   expect(password(later).keepers).toEqual({ generation: "2" });
 });
 
+test("the binlog stream user's password is replaced by the rotation too: an update of the user", () => {
+  const named = (rs: Registration[], n: string) => rs.find((r) => r.name === n)!;
+  expect(named(now, "backup321-mariadb-stream-password").inputs.keepers).toBeUndefined();
+  expect(named(later, "backup321-mariadb-stream-password").inputs.keepers).toEqual({
+    generation: "2",
+  });
+  // the user's command takes the password on stdin only: a new one is an update (ALTER USER)
+  const user = named(later, "backup321-mariadb-stream-user");
+  expect(isSecretValue(user.inputs.stdin)).toBe(true);
+  expect(user.inputs.create).toEqual(named(now, "backup321-mariadb-stream-user").inputs.create);
+});
+
 test("the runbook lists each generation with its months, and how to read every key", () => {
   const runbook = String(
     pushedFiles(later).find((f) => f.host === "db-srv" && f.path === "/etc/backup321/RUNBOOK.md")!

@@ -108,7 +108,7 @@ function rotationLines(site: Site): string[] {
           "  - the **encryption key** of the database fulls and binlogs: every generation stays in the",
           "    stack and in `mariadb-backup.keyring` beside the key file: a full opens with the key its",
           "    manifest's `key_fingerprint` names, a binlog with the generation it was shipped under;",
-          "    and the backup user's password (altered in place);",
+          `    and the backup user's password${site.mariadb.stream ? " and the binlog stream user's" : ""} (altered in place);`,
         ]
       : []),
     ...(site.restic.repositories.length > 0
