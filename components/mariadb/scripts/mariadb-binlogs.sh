@@ -164,18 +164,7 @@ ship() {
   fi
   size=$(stat -c %s -- "$src")
   sha=$(b321_sha256 "$src")
-  mariadb-binlog -- "$src" >/dev/null 2>"$DEST/.mariadb-binlog.err" ||
-    b321_fail "$name does not parse: $(head -n 2 -- "$DEST/.mariadb-binlog.err" | tr '\n' ' ')"
-  rm -f -- "$DEST/.mariadb-binlog.err"
-  set +e
-  zstd -q -c -- "$src" | mdb_encrypt >"$dst.b321-partial"
-  mdb_check_pipe "${PIPESTATUS[@]}" -- "compressing $name" "encrypting $name"
-  set -e
-  [ "$(mdb_decrypt "$dst.b321-partial" | zstd -d -q -c | sha256sum | cut -d' ' -f1)" = "$sha" ] ||
-    b321_fail "the encrypted copy of $name does not decrypt to the binlog (sha256 $sha)"
-  printf '%s  %s\n' "$(b321_sha256 "$dst.b321-partial")" "${dst##*/}" >"$dst.sha256.b321-partial"
-  mv -- "$dst.b321-partial" "$dst"
-  mv -- "$dst.sha256.b321-partial" "$dst.sha256"
+  mdb_seal_binlog "$src" "$dst" "$name" "$sha"
   SHIPPED_SIZE=$size
 }
 

@@ -291,6 +291,26 @@ mdb_check_pipe() {
   done
 }
 
+# mdb_seal_binlog SRC DST WHAT SHA: the closed binlog SRC (sha256 SHA), which must parse, sealed
+# into DST: zstd, then the stack's key, checked to decrypt back to SHA, with DST.sha256 beside it.
+# Both are written as .b321-partial, synced, and renamed only once complete. The shipper and the
+# stream seal their copies this one way, so PITR reads them alike.
+mdb_seal_binlog() {
+  local src=$1 dst=$2 what=$3 sha=$4 err
+  err=$(mariadb-binlog -- "$src" 2>&1 >/dev/null) ||
+    b321_fail "$what does not parse: $(head -n 2 <<<"$err" | tr '\n' ' ')"
+  set +e
+  zstd -q -c -- "$src" | mdb_encrypt >"$dst.b321-partial"
+  mdb_check_pipe "${PIPESTATUS[@]}" -- "compressing $what" "encrypting $what"
+  set -e
+  [ "$(mdb_decrypt "$dst.b321-partial" | zstd -d -q -c | sha256sum | cut -d' ' -f1)" = "$sha" ] ||
+    b321_fail "the sealed copy of $what does not decrypt to it (sha256 $sha)"
+  printf '%s  %s\n' "$(b321_sha256 "$dst.b321-partial")" "${dst##*/}" >"$dst.sha256.b321-partial"
+  sync -- "$dst.b321-partial" "$dst.sha256.b321-partial"
+  mv -- "$dst.b321-partial" "$dst"
+  mv -- "$dst.sha256.b321-partial" "$dst.sha256"
+}
+
 # mdb_manifest_get MANIFEST KEY: a scalar field of a manifest (one field per line, as written).
 mdb_manifest_get() {
   sed -n "s/^  \"$2\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}\$/\1/p" -- "$1" | head -n 1

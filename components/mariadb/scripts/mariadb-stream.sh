@@ -62,7 +62,7 @@ stream_cleanup() {
     wait "$MB_PID" 2>/dev/null || true
     MB_PID=""
   fi
-  rm -f -- "$DIR"/*.b321-partial "$DIR/.sealing" 2>/dev/null || true
+  rm -f -- "$DIR"/*.b321-partial 2>/dev/null || true
 }
 
 # stream_sql SQL: SQL on the primary as the stream user (tab-separated rows, no header).
@@ -96,19 +96,8 @@ seal() {
     rm -f -- "$raw"
     return 0
   fi
-  mariadb-binlog -- "$raw" >/dev/null 2>"$DIR/.sealing" ||
-    b321_fail "the streamed $name does not parse: $(head -n 2 -- "$DIR/.sealing" | tr '\n' ' ')"
-  set +e
-  zstd -q -c -- "$raw" | mdb_encrypt >"$dst.b321-partial"
-  mdb_check_pipe "${PIPESTATUS[@]}" -- "compressing $name" "encrypting $name"
-  set -e
-  [ "$(mdb_decrypt "$dst.b321-partial" | zstd -d -q -c | sha256sum | cut -d' ' -f1)" = "$sha" ] ||
-    b321_fail "the sealed copy of $name does not decrypt to the streamed binlog (sha256 $sha)"
-  printf '%s  %s\n' "$(b321_sha256 "$dst.b321-partial")" "${dst##*/}" >"$dst.sha256.b321-partial"
-  sync -- "$dst.b321-partial" "$dst.sha256.b321-partial"
-  mv -- "$dst.b321-partial" "$dst"
-  mv -- "$dst.sha256.b321-partial" "$dst.sha256"
-  rm -f -- "$raw" "$DIR/.sealing"
+  mdb_seal_binlog "$raw" "$dst" "the streamed $name" "$sha"
+  rm -f -- "$raw"
   SEALED=$((SEALED + 1))
   SEALED_BYTES=$((SEALED_BYTES + $(stat -c %s -- "$dst")))
   b321_log "sealed $name as ${dst##*/}"
