@@ -1,8 +1,8 @@
 // mariadb.replica in the site model: its defaults, and the problems named with their key and fix
 // before any resource is touched.
-import { parseSite, SiteError } from "../../stacks/load";
+import { parseSite } from "../../stacks/load";
 import { fullsHost } from "../../stacks/model/mariadb";
-import { clone, stackSite } from "../harness/sites";
+import { clone, stackSite, siteProblems } from "../harness/sites";
 
 type Raw = {
   hosts: { name: string; address: string; roles: string[] }[];
@@ -10,20 +10,7 @@ type Raw = {
   offsite?: { nas?: unknown };
 };
 
-function problems(raw: unknown): string[] {
-  try {
-    parseSite(raw);
-  } catch (e) {
-    if (e instanceof SiteError)
-      return e.message
-        .split("\n")
-        .slice(1)
-        .map((l) => l.trim())
-        .filter((l) => !l.startsWith("backup321:site.targets."));
-    throw e;
-  }
-  return [];
-}
+const problems = siteProblems;
 
 const prod = () => clone(stackSite("prod")) as unknown as Raw;
 

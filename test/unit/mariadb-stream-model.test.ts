@@ -1,8 +1,8 @@
 // mariadb.stream in the site model: its defaults, the problems named with their key and fix, and
 // what it does to the promised RPO when the database host is lost.
-import { parseSite, SiteError } from "../../stacks/load";
+import { parseSite } from "../../stacks/load";
 import { recoveryReport } from "../../stacks/targets";
-import { clone, stackSite } from "../harness/sites";
+import { clone, stackSite, siteProblems } from "../harness/sites";
 
 type Raw = {
   hosts: { name: string; address: string; roles: string[] }[];
@@ -10,20 +10,7 @@ type Raw = {
   offsite: { nas?: unknown; upload?: unknown; bucket?: unknown };
 };
 
-function problems(raw: unknown): string[] {
-  try {
-    parseSite(raw);
-  } catch (e) {
-    if (e instanceof SiteError)
-      return e.message
-        .split("\n")
-        .slice(1)
-        .map((l) => l.trim())
-        .filter((l) => !l.startsWith("backup321:site.targets."));
-    throw e;
-  }
-  return [];
-}
+const problems = siteProblems;
 
 const prod = () => clone(stackSite("prod")) as unknown as Raw;
 const withStream = (stream: Record<string, unknown> = { host: "docker-srv" }) => {

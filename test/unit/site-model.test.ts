@@ -1,27 +1,11 @@
 // The site model: defaults filled in one place, every problem listed with its key path and fix.
 import fc from "fast-check";
-import { parseSite, SiteError } from "../../stacks/load";
+import { parseSite } from "../../stacks/load";
 import { maxIntervalHours } from "../../stacks/schedule";
 import { cronProblem } from "../../stacks/primitives";
-import { clone, minimalSite, stackSite } from "../harness/sites";
+import { clone, minimalSite, stackSite, siteProblems } from "../harness/sites";
 
-function problems(raw: unknown): string[] {
-  try {
-    parseSite(raw);
-  } catch (e) {
-    if (e instanceof SiteError)
-      return (
-        e.message
-          .split("\n")
-          .slice(1)
-          .map((l) => l.trim())
-          // the recovery targets are tested in test/render/targets.test.ts
-          .filter((l) => !l.startsWith("backup321:site.targets."))
-      );
-    throw e;
-  }
-  return [];
-}
+const problems = siteProblems;
 
 describe("the stacks' own models", () => {
   test.each(["prod", "dev"])("%s is valid", (stack) => {
