@@ -38,6 +38,14 @@ export const STATUS_FIELDS = {
 
 const bytes = field(count, "Bytes written by this run.");
 const dumpFile = field(text, "The full backup file it used (absolute path).");
+/** What a restore of a physical full says of its increments (mdb_pick_increment). */
+const incrementRestored = {
+  increment: field(text, "The increment restored on top of the full (absolute path), if any."),
+  increment_skipped: field(
+    text,
+    "Newer increments of the full that were not intact (file names): the restore fell back to an older one, or to the full and its binlogs.",
+  ),
+};
 const restoreSeconds = field(
   count,
   "Seconds from the start of the restore to a server answering with the data: the measured RTO.",
@@ -135,8 +143,17 @@ export const STATUS_EXTRAS: Readonly<Record<string, ScriptStatus>> = {
         text,
         "On a replica: the primary's address that accepted the full (mariadb-receive.sh); missing when it did not.",
       ),
+      level: field(
+        z.enum(["full", "incremental"]),
+        "What the run wrote: a full, or an increment (the job mariadb-incremental).",
+      ),
+      base_full: field(text, "An increment's full (its file name)."),
+      full_instead: field(
+        text,
+        "Why the incremental job took a full instead (no full yet, the newest not intact or without to_lsn).",
+      ),
     },
-    onSuccess: ["file", "bytes", "binlog_file", "binlog_position"],
+    onSuccess: ["file", "bytes", "binlog_file", "binlog_position", "level"],
   },
   "mariadb-binlogs.sh": {
     fields: {
@@ -190,6 +207,7 @@ export const STATUS_EXTRAS: Readonly<Record<string, ScriptStatus>> = {
     fields: {
       checkpoint: field(text, "The checkpoint recovered to and compared with (its file name)."),
       file: dumpFile,
+      ...incrementRestored,
       binlogs_replayed: field(count, "Shipped binlogs replayed up to the checkpoint's position."),
       restore_seconds: restoreSeconds,
       tables: field(count, "Tables whose CHECKSUM TABLE was compared with the checkpoint's."),
@@ -206,6 +224,7 @@ export const STATUS_EXTRAS: Readonly<Record<string, ScriptStatus>> = {
     fields: {
       file: dumpFile,
       restore_seconds: restoreSeconds,
+      ...incrementRestored,
       tables: field(count, "Tables compared with the manifest's row counts."),
       rows: field(count, "Rows restored, all tables."),
       binlogs_replayed: field(
@@ -221,8 +240,9 @@ export const STATUS_EXTRAS: Readonly<Record<string, ScriptStatus>> = {
     fields: {
       file: dumpFile,
       until: field(text, "The recovery target, in the host's time zone."),
-      binlogs_replayed: field(count, "Binlogs replayed on top of the full."),
+      binlogs_replayed: field(count, "Binlogs replayed on top of the full (and its increment)."),
       restore_seconds: restoreSeconds,
+      ...incrementRestored,
       ...pitrPhases.field,
     },
     onSuccess: ["file", "until", "restore_seconds"],
@@ -311,6 +331,10 @@ export const STATUS_EXTRAS: Readonly<Record<string, ScriptStatus>> = {
       file: field(text, "The newest full, uploaded or found already there."),
       key: field(text, "Its object key in the bucket."),
       sha256: field(text, "The full's sha256, checked against its manifest before the upload."),
+      increment: field(
+        text,
+        "The full's newest increment, uploaded (with its manifest) or found already there; missing when it has none.",
+      ),
       full_age_hours: field(z.number().nonnegative(), "Age of that full when the upload ran."),
       binlogs_present: field(count, "Shipped binlogs found already uploaded."),
       binlogs_uploaded: field(count, "Shipped binlogs uploaded by this run."),
@@ -480,10 +504,28 @@ export const HISTORY_COLUMNS = {
   message: field(text, "Why it failed or warned (the alert's text); empty on success."),
 } satisfies Fields;
 
-/** <backupDir>/<prefix>_full_<stamp>.<ext>.enc.manifest.json, written by mariadb-full.sh. */
+/**
+ * <backupDir>/<prefix>_full_<stamp>.<ext>.enc.manifest.json, and _incr_ for an increment, written by
+ * mariadb-full.sh.
+ */
 export const MANIFEST_FIELDS = {
-  format: field(z.literal("backup321-mariadb-full/1"), "The manifest's format and version."),
-  file: field(text, "The full's file name, beside the manifest."),
+  format: field(
+    z.enum(["backup321-mariadb-full/1", "backup321-mariadb-incremental/1"]),
+    "The manifest's format and version: a full, or an increment of one.",
+  ),
+  file: field(text, "The full's (or increment's) file name, beside the manifest."),
+  base_full: field(
+    text.optional(),
+    "An increment's full (its file name): restored first, then the increment on top of it. Absent for a full.",
+  ),
+  from_lsn: field(
+    count.optional(),
+    "An increment's first LSN: its full's `to_lsn`, else it is not restored. Absent for a full.",
+  ),
+  to_lsn: field(
+    count.optional(),
+    "A physical backup's last LSN: an increment of this full starts there. Absent for a logical full (and a physical one made before increments).",
+  ),
   verified: field(
     z.literal(true),
     "The full was decrypted, unpacked and checked before it was named.",

@@ -9,7 +9,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
+import { flushDirtyPages, startMariaDb, type MariaDbServer } from "../harness/mariadb";
 import { run } from "../harness/proc";
 import {
   createBackupUser,
@@ -93,23 +93,6 @@ export function seedDump(
 
 async function sleep(ms: number): Promise<void> {
   await new Promise((r) => setTimeout(r, ms));
-}
-
-export function flushDirtyPages(server: MariaDbServer): void {
-  server.sql(
-    "SET GLOBAL innodb_max_dirty_pages_pct_lwm = 0.001; SET GLOBAL innodb_max_dirty_pages_pct = 0.001;",
-  );
-  const deadline = Date.now() + 300_000;
-  const status = (v: string) => Number(server.sql(`SHOW GLOBAL STATUS LIKE '${v}'`).split("\t")[1]);
-  // No dirty page, and the checkpoint caught up (no backlog of redo for a physical copy to carry).
-  while (
-    (status("Innodb_buffer_pool_pages_dirty") > 0 || status("Innodb_checkpoint_age") > 1048576) &&
-    Date.now() < deadline
-  )
-    run("sleep", ["0.5"]);
-  server.sql(
-    "SET GLOBAL innodb_max_dirty_pages_pct = 90; SET GLOBAL innodb_max_dirty_pages_pct_lwm = 0;",
-  );
 }
 
 export async function run_(): Promise<void> {

@@ -15,7 +15,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { spawn } from "node:child_process";
-import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
+import { flushDirtyPages, startMariaDb, type MariaDbServer } from "../harness/mariadb";
 import { run, runAsync, waitFor } from "../harness/proc";
 import { randomBytes } from "node:crypto";
 import { jobEnv, renderEnvFile } from "../../components/host/render";
@@ -27,7 +27,7 @@ import {
 } from "../../components/mariadb/render";
 import { hostPaths } from "../../stacks/model/hosts";
 import { keyFileFingerprint, startOn, type Install } from "../integration/mariadb-fixture";
-import { benchInstall, build, DB, flushDirtyPages, seedDump, sh, timed } from "./db";
+import { benchInstall, build, DB, seedDump, sh, timed } from "./db";
 
 const ROWS = Number(process.env.B321_BENCH_ROWS ?? 2_000_000);
 const DAYS = 6;

@@ -150,3 +150,24 @@ export async function startMariaDb(opts: MariaDbOptions = {}): Promise<MariaDbSe
     },
   };
 }
+
+/**
+ * Waits until the server has no dirty page and its checkpoint caught up, as on a quiet server at
+ * 02:00: a physical copy then carries no backlog of redo.
+ */
+export function flushDirtyPages(server: MariaDbServer): void {
+  server.sql(
+    "SET GLOBAL innodb_max_dirty_pages_pct_lwm = 0.001; SET GLOBAL innodb_max_dirty_pages_pct = 0.001;",
+  );
+  const deadline = Date.now() + 300_000;
+  const status = (v: string) => Number(server.sql(`SHOW GLOBAL STATUS LIKE '${v}'`).split("\t")[1]);
+  // No dirty page, and the checkpoint caught up (no backlog of redo for a physical copy to carry).
+  while (
+    (status("Innodb_buffer_pool_pages_dirty") > 0 || status("Innodb_checkpoint_age") > 1048576) &&
+    Date.now() < deadline
+  )
+    run("sleep", ["0.5"]);
+  server.sql(
+    "SET GLOBAL innodb_max_dirty_pages_pct = 90; SET GLOBAL innodb_max_dirty_pages_pct_lwm = 0;",
+  );
+}

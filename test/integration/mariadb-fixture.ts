@@ -118,6 +118,8 @@ export interface EnvOptions {
   readonly backupDir: string;
   readonly binlogBackupDir: string;
   readonly keepFulls: number;
+  /** mariadb.retention.incrementDays. Defaults to none (increments go with their full). */
+  readonly keepIncrementDays?: number;
   readonly timezone: string;
   /** The full job runs on a replica with this lag limit (mariadb.replica.maxLagSeconds). */
   readonly replicaMaxLag?: number;
@@ -218,6 +220,7 @@ export function installScripts(root: string, server: MariaDbServer, base: EnvOpt
           binlogBasename: server.binlogBasename,
           prefix: e.databases.length === 1 ? e.databases[0] : "site",
           keepFulls: e.keepFulls,
+          keepIncrementDays: e.keepIncrementDays,
           binlogKeepDays: 7,
           timezone: e.timezone,
           scratchDir: path.join(root, "scratch"),
@@ -316,12 +319,17 @@ export async function startOn(
   };
 }
 
-/** Verified fulls in a directory (data files with a manifest), oldest first. */
-export function fulls(dir: string): string[] {
+/** Verified fulls (or increments) in a directory (data files with a manifest), oldest first. */
+export function fulls(dir: string, kind: "full" | "incr" = "full"): string[] {
   if (!fs.existsSync(dir)) return [];
   return fs
     .readdirSync(dir)
-    .filter((f) => f.endsWith(".enc") && fs.existsSync(path.join(dir, `${f}.manifest.json`)))
+    .filter(
+      (f) =>
+        f.includes(`_${kind}_`) &&
+        f.endsWith(".enc") &&
+        fs.existsSync(path.join(dir, `${f}.manifest.json`)),
+    )
     .sort()
     .map((f) => path.join(dir, f));
 }

@@ -22,6 +22,17 @@
 # handed to the primary (handoff, MARIADB_HANDOFF_* set), whose mariadb-receive.sh checks it against
 # its manifest and keeps it beside the shipped binlogs: PITR, the NAS sync and the upload find it
 # there as without a replica. A full the primary did not accept fails the run (it stays here).
+#
+# Increments (MARIADB_BACKUP_LEVEL=incremental, run by mariadb-incremental.sh): the same job, but
+# mariadb-backup copies only the pages changed since the newest intact physical full (its to_lsn,
+# recorded in its manifest), named <prefix>_incr_<stamp>, verified and hashed the same way, with the
+# full it builds on in its manifest (base_full). Each increment builds on the full, not on the
+# increment before it: a restore reads the full and one increment, never a chain of them, and a
+# corrupt increment costs its own day only. Without a physical full that records its to_lsn (none
+# yet, or made before increments), the run takes a full instead and says so.
+# Retention counts chains: increments are removed when the newest of their full's increments is
+# older than MARIADB_INCREMENT_KEEP_DAYS (unset: only with their full), and a full is never removed
+# while an increment of it stays.
 set -Eeuo pipefail
 # shellcheck source=../../host/scripts/common.sh
 source "${BASH_SOURCE[0]%/*}/common.sh"
@@ -32,6 +43,10 @@ source "${BASH_SOURCE[0]%/*}/mariadb-lib.sh"
 WORK=""
 PARTIAL=""
 PIPES=""
+# An increment's full (file name) and the LSN it starts from; empty for a full.
+BASE_FULL=""
+BASE_LSN=""
+FULL_INSTEAD=""
 
 full_cleanup() {
   [ -z "$PARTIAL" ] || rm -f -- "$PARTIAL" "$PARTIAL.manifest.json"
@@ -49,7 +64,8 @@ full_cleanup() {
 backup_physical() {
   local out=$1 name=$2 dir=$WORK/verify datadir check hash hashrc=0 code
   datadir=$(mdb_sql "SELECT @@datadir")
-  local -a replica=() written=() checked=()
+  local -a replica=() written=() checked=() level=()
+  [ -z "$BASE_LSN" ] || level=("--incremental-lsn=$BASE_LSN")
   # The backup also carries the primary's coordinates (xtrabackup_slave_info), for whoever builds
   # a new replica from it; the SQL thread is already stopped (mdb_replica_freeze).
   [ -z "${MARIADB_REPLICA_MAX_LAG:-}" ] || replica=(--slave-info)
@@ -70,7 +86,7 @@ backup_physical() {
   hash=$!
   set +e
   mdb_client mariadb-backup --backup --stream=xbstream --binlog-info=ON --parallel=2 "--datadir=$datadir" \
-    "--target-dir=$WORK/xb" "${replica[@]}" 2>"$WORK/tool.log" |
+    "--target-dir=$WORK/xb" "${level[@]}" "${replica[@]}" 2>"$WORK/tool.log" |
     mdb_compress | mdb_encrypt | tee -- "$PIPES/check" "$PIPES/sha" >"$out"
   written=("${PIPESTATUS[@]}")
   # Had tee not opened a fifo, its reader would wait for a writer forever: open and close each
@@ -169,17 +185,25 @@ xbstream_check() {
   perl -e "$XBSTREAM_CHECK" -- "$@"
 }
 
-# verify_unpacked DIR: the files mariadb-backup streams last are there (a complete full), then DIR
-# goes. Writes "raw_bytes binlog_file binlog_pos gtid" to $WORK/info (raw_bytes: the stream's size).
+# verify_unpacked DIR: the files mariadb-backup streams last are there (a complete full, or an
+# increment from BASE_LSN), then DIR goes. Writes "raw_bytes binlog_file binlog_pos gtid" to
+# $WORK/info (raw_bytes: the stream's size) and "from_lsn to_lsn" to $WORK/lsn.
 verify_unpacked() {
-  local dir=$1 f raw bfile bpos gtid
+  local dir=$1 f raw bfile bpos gtid type=full-backuped from to
   local -a last=(xtrabackup_binlog_info)
   [ -z "${MARIADB_REPLICA_MAX_LAG:-}" ] || last=(xtrabackup_slave_info)
   for f in xtrabackup_checkpoints xtrabackup_info "${last[@]}"; do
     [ -s "$dir/$f" ] || b321_fail "verify: $f missing from the stream (truncated backup)"
   done
-  grep -q '^backup_type = full-backuped' -- "$dir/xtrabackup_checkpoints" ||
-    b321_fail "verify: the stream is not a complete full backup"
+  [ -z "$BASE_LSN" ] || type=incremental
+  grep -qx "backup_type = $type" -- "$dir/xtrabackup_checkpoints" ||
+    b321_fail "verify: the stream is not a complete ${type%-backuped} backup ($(head -n 1 -- "$dir/xtrabackup_checkpoints"))"
+  from=$(sed -n 's/^from_lsn = \([0-9]*\)$/\1/p' -- "$dir/xtrabackup_checkpoints")
+  to=$(sed -n 's/^to_lsn = \([0-9]*\)$/\1/p' -- "$dir/xtrabackup_checkpoints")
+  [[ $from =~ ^[0-9]+$ && $to =~ ^[0-9]+$ ]] || b321_fail "verify: xtrabackup_checkpoints records no LSNs"
+  [ -z "$BASE_LSN" ] || [ "$from" = "$BASE_LSN" ] ||
+    b321_fail "verify: the increment starts at LSN $from, not at its full's $BASE_LSN"
+  printf '%s %s\n' "$from" "$to" >"$WORK/lsn"
   raw=$(cat -- "$WORK/raw.bytes")
   [[ $raw =~ ^[0-9]+$ ]] || b321_fail "verify: the xbstream check gave no size ($raw)"
   if [ -n "${MARIADB_REPLICA_MAX_LAG:-}" ]; then
@@ -259,15 +283,19 @@ count_rows() {
 }
 
 # write_manifest OUT NAME SHA BYTES RAW BFILE BPOS GTID COUNTS STARTED CONSISTENT DURATION: the
-# manifest beside the full (its fields: components/host/file-contracts.ts MANIFEST_FIELDS).
+# manifest beside the full or increment (its fields: components/host/file-contracts.ts
+# MANIFEST_FIELDS). A physical one records its to_lsn (an increment of it starts there); an
+# increment its base_full and from_lsn too.
 # binlog_identity: the identity of binlog_file (common.sh), which PITR and pruning follow.
 # key_fingerprint: mdb_key_fingerprint of the key that encrypted the full (the stack's, checked by
 # mdb_require_key), so a full made with another key is skipped, and named, before a restore needs it.
 write_manifest() {
   local out=$1 name=$2 sha=$3 bytes=$4 raw=$5 bfile=$6 bpos=$7 gtid=$8 counts=$9
   local started=${10} consistent=${11} duration=${12}
-  local cfile cpos kfp bid="" sid=""
+  local cfile cpos kfp bid="" sid="" from="" to="" format=full
   kfp=$(mdb_key_fingerprint) || b321_fail "cannot read $MARIADB_KEY_FILE"
+  [ ! -f "$WORK/lsn" ] || read -r from to <"$WORK/lsn"
+  [ -z "$BASE_FULL" ] || format=incremental
   # The binlog's identity, not only its name: a rebuilt server reuses the names (common.sh). On a
   # replica, bfile is the primary's, whose header is not here (a same-named binlog here is the
   # replica's own): the primary's server_id stands in for it (mdb_of_server).
@@ -282,8 +310,13 @@ write_manifest() {
   { [ -n "$cfile" ] && [ -n "$cpos" ]; } || b321_fail "the count snapshot has no binlog position"
   {
     echo "{"
-    echo "  \"format\": \"backup321-mariadb-full/1\","
+    echo "  \"format\": \"backup321-mariadb-$format/1\","
     echo "  \"file\": \"$name\","
+    if [ -n "$BASE_FULL" ]; then
+      echo "  \"base_full\": \"$BASE_FULL\","
+      echo "  \"from_lsn\": $from,"
+    fi
+    [ -z "$to" ] || echo "  \"to_lsn\": $to,"
     echo "  \"verified\": true,"
     echo "  \"method\": \"$MARIADB_METHOD\","
     echo "  \"compression\": \"$MARIADB_COMPRESSION\","
@@ -311,22 +344,77 @@ write_manifest() {
   } >"$out"
 }
 
-# retention KEEP NEWEST: removes intact fulls beyond the newest KEEP; never NEWEST. A full that is
-# not intact (mdb_scan_fulls) is neither counted nor removed: the run warns naming it, and it stays
-# for inspection without pushing a good one out.
+# retention KEEP NEWEST: chains first, then fulls. A full's increments go together, once the newest
+# of them is older than MARIADB_INCREMENT_KEEP_DAYS, or once their full is gone (nothing can
+# restore them); never NEWEST. Then intact fulls beyond the newest KEEP are removed, except one an
+# increment still builds on, and never NEWEST. A full that is not intact (mdb_scan_fulls) is
+# neither counted nor removed: the run warns naming it, and it stays for inspection without pushing
+# a good one out.
 retention() {
-  local keep=$1 newest=$2 i removed=0
+  local keep=$1 newest=$2 i removed=0 f base
   [ "$keep" -ge 1 ] || b321_fail "MARIADB_KEEP_FULLS must be at least 1"
   mdb_scan_fulls "$newest"
   local -a good=("${MDB_GOOD_FULLS[@]}")
+  local -A kept_base=() newest_of=() gone=()
+  local days=${MARIADB_INCREMENT_KEEP_DAYS:-} now
+  now=$(date +%s)
+  while IFS= read -r f; do
+    base=$(mdb_manifest_get "$f.manifest.json" base_full)
+    newest_of[$base]=$(mdb_manifest_get "$f.manifest.json" consistent_before_epoch)
+  done < <(mdb_increments)
+  for base in "${!newest_of[@]}"; do
+    if [ ! -f "$MARIADB_BACKUP_DIR/$base.manifest.json" ] ||
+      { [ -n "$days" ] && [ $((now - ${newest_of[$base]:-0})) -gt $((days * 86400)) ]; }; then
+      gone[$base]=1
+    fi
+  done
+  while IFS= read -r f; do
+    base=$(mdb_manifest_get "$f.manifest.json" base_full)
+    if [ -n "${gone[$base]:-}" ] && [ "$f" != "$newest" ]; then
+      b321_log "retention: removing ${f##*/} (increment of $base)"
+      rm -f -- "$f.manifest.json" "$f"
+      removed=$((removed + 1))
+    else
+      kept_base[$base]=1
+    fi
+  done < <(mdb_increments)
   for ((i = 0; i < ${#good[@]} - keep; i++)); do
     [ "${good[$i]}" != "$newest" ] || continue
+    if [ -n "${kept_base[${good[$i]##*/}]:-}" ]; then
+      b321_log "retention: keeping ${good[$i]##*/}: increments of it are kept"
+      continue
+    fi
     b321_log "retention: removing ${good[$i]##*/}"
     rm -f -- "${good[$i]}.manifest.json"
     rm -f -- "${good[$i]}"
     removed=$((removed + 1))
   done
   b321_set removed "$removed"
+}
+
+# increment_base: BASE_FULL and BASE_LSN, the newest intact full when it is physical and records
+# its to_lsn; both empty otherwise (the run then takes a full). Only the newest full is a base: an
+# increment of an older one would hold more and restore nothing newer.
+increment_base() {
+  local f why lsn
+  BASE_FULL="" BASE_LSN=""
+  f=$(mdb_fulls | tail -n 1)
+  if [ -z "$f" ]; then
+    FULL_INSTEAD="there is no full yet"
+    return 0
+  fi
+  why=$(mdb_full_problem "$f")
+  if [ -n "$why" ]; then
+    b321_warn "$f: $why: skipped (kept for inspection); a full is taken instead of an increment"
+    FULL_INSTEAD="the newest full ${f##*/} is not intact"
+    return 0
+  fi
+  lsn=$(mdb_manifest_get "$f.manifest.json" to_lsn)
+  if [ "$(mdb_manifest_get "$f.manifest.json" method)" != physical ] || ! [[ $lsn =~ ^[0-9]+$ ]]; then
+    FULL_INSTEAD="the newest full ${f##*/} records no to_lsn (logical, or made before increments)"
+    return 0
+  fi
+  BASE_FULL=${f##*/} BASE_LSN=$lsn
 }
 
 # handoff FULL: sends FULL and its manifest to the primary (mariadb-receive.sh, the forced command
@@ -366,6 +454,20 @@ main() {
   rm -rf -- "$MARIADB_BACKUP_DIR"/*.partial "$MARIADB_BACKUP_DIR"/*.partial.manifest.json \
     "$MARIADB_BACKUP_DIR"/.b321-full.* "$B321_STATE"/full-pipes.*
   local ext cext stamp name final started t0 t1 consistent raw bfile bpos gtid sha bytes shapid
+  local kind=full
+  if [ "${MARIADB_BACKUP_LEVEL:-full}" = incremental ]; then
+    [ "$MARIADB_METHOD" = physical ] ||
+      b321_fail "increments need the physical method: set mariadb.method to physical, or remove mariadb.schedules.incremental"
+    increment_base
+    if [ -n "$BASE_FULL" ]; then
+      kind=incr
+      b321_set base_full "$BASE_FULL"
+    else
+      b321_log "taking a full instead of an increment: $FULL_INSTEAD"
+      b321_set full_instead "$FULL_INSTEAD"
+    fi
+  fi
+  b321_set level "${kind/incr/incremental}"
   case $MARIADB_METHOD in
     physical) ext=xb ;;
     logical) ext=sql ;;
@@ -381,7 +483,7 @@ main() {
   local try
   for try in 1 2 3; do
     stamp=$(date -u +%Y%m%d_%H%M%S)
-    name=${MARIADB_PREFIX}_full_${stamp}.${ext}.${cext}.enc
+    name=${MARIADB_PREFIX}_${kind}_${stamp}.${ext}.${cext}.enc
     final=$MARIADB_BACKUP_DIR/$name
     [ -e "$final" ] || break
     [ "$try" -lt 3 ] || b321_fail "$final already exists"
@@ -391,7 +493,7 @@ main() {
   PARTIAL=$final.partial
   started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   t0=$(date +%s)
-  b321_log "backing up ($MARIADB_METHOD, $MARIADB_COMPRESSION) to $name.partial"
+  b321_log "backing up ($MARIADB_METHOD, $MARIADB_COMPRESSION${BASE_FULL:+, pages changed since $BASE_FULL}) to $name.partial"
   if [ -n "${MARIADB_REPLICA_MAX_LAG:-}" ]; then
     # Counted first, then backed up, both while the replica stands still: the same point. The
     # primary's binlogs are flushed and shipped by its own binlog job; the replica's are not ours.

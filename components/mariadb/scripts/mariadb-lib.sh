@@ -15,8 +15,11 @@
 #   MARIADB_BACKUP_DIR        fulls and their manifests
 #   MARIADB_BINLOG_BACKUP_DIR shipped binlogs
 #   MARIADB_BINLOG_BASENAME   the server's log_bin basename (its binlogs are read, never written)
-#   MARIADB_PREFIX            file name prefix: <prefix>_full_<UTC stamp>.<xb|sql>.<zst|gz>.enc
+#   MARIADB_PREFIX            file name prefix: <prefix>_full_<UTC stamp>.<xb|sql>.<zst|gz>.enc,
+#                             <prefix>_incr_<UTC stamp>.xb.<zst|gz>.enc for an increment
 #   MARIADB_KEEP_FULLS        verified fulls kept
+#   MARIADB_INCREMENT_KEEP_DAYS  a full's increments are kept until the newest of them is this old
+#                             [optional: unset, as long as their full]
 #   MARIADB_BINLOG_KEEP_DAYS  shipped binlogs are kept at least this long (and back to the oldest full)
 #   MARIADB_TZ                time zone of --until in point-in-time recovery
 #   MARIADB_SCRATCH_DIR       where restore tests build their scratch instance
@@ -340,7 +343,52 @@ mdb_fulls() {
   done | LC_ALL=C sort
 }
 
-# mdb_full_problem FILE: why FILE cannot be relied on, nothing when it is intact: its manifest says
+# mdb_increments [FULL]: every increment that has a manifest, oldest first (of the full named FULL
+# only, a file name), intact or not.
+mdb_increments() {
+  local m
+  for m in "$MARIADB_BACKUP_DIR/${MARIADB_PREFIX}"_incr_*.enc.manifest.json; do
+    [ -f "$m" ] || continue
+    [ -z "${1:-}" ] || [ "$(mdb_manifest_get "$m" base_full)" = "$1" ] || continue
+    printf '%s\n' "${m%.manifest.json}"
+  done | LC_ALL=C sort
+}
+
+# mdb_pick_increment FULL [UNTIL_EPOCH]: MDB_PICKED_INCR, the newest intact increment of FULL
+# (consistent before UNTIL_EPOCH when given) that starts where FULL ends (its from_lsn is FULL's
+# to_lsn); empty when there is none. Only that one is read: increments build on the full, not on
+# each other. A newer one that is not intact is a warning naming it (kept for inspection), and the
+# log and the status (increment_skipped) say what the restore falls back to: an older increment,
+# or the full and every binlog after it.
+MDB_PICKED_INCR=""
+mdb_pick_increment() {
+  local full=$1 until=${2:-} f why lsn skipped=""
+  MDB_PICKED_INCR=""
+  lsn=$(mdb_manifest_get "$full.manifest.json" to_lsn)
+  while IFS= read -r f; do
+    [ -z "$until" ] || mdb_consistent_before "$f" "$until" || continue
+    why=$(mdb_full_problem "$f")
+    if [ -z "$why" ] && [ "$(mdb_manifest_get "$f.manifest.json" from_lsn)" != "$lsn" ]; then
+      why="it starts at LSN $(mdb_manifest_get "$f.manifest.json" from_lsn), its full ends at ${lsn:-an unknown LSN}"
+    fi
+    if [ -z "$why" ]; then
+      MDB_PICKED_INCR=$f
+      MDB_SHA_OK[$f]=$(mdb_file_stamp "$f")
+      break
+    fi
+    b321_warn "$f: $why: skipped (kept for inspection)"
+    skipped+="${skipped:+ }${f##*/}"
+  done < <(mdb_increments "${full##*/}" | LC_ALL=C sort -r)
+  [ -n "$skipped" ] || return 0
+  b321_set increment_skipped "$skipped"
+  if [ -n "$MDB_PICKED_INCR" ]; then
+    b321_log "falling back to the older increment ${MDB_PICKED_INCR##*/} and the binlogs after it"
+  else
+    b321_log "falling back to the full ${full##*/} and every binlog after it"
+  fi
+}
+
+# mdb_full_problem FILE: why FILE (a full or an increment) cannot be relied on, nothing when it is intact: its manifest says
 # verified, the file has the recorded size and sha256 (read in full: seconds per GB), and it was
 # encrypted with the stack's key (a manifest older than key_fingerprint records none).
 mdb_full_problem() {
@@ -495,34 +543,58 @@ mdb_stop_scratch() {
   kill -KILL "$pid" 2>/dev/null || true
 }
 
-# mdb_restore_full FILE DATADIR: restores a verified full into an empty DATADIR and leaves a scratch
-# server running on it (socket in MDB_SCRATCH_SOCKET). Physical: decrypt | decompress | mbstream -x,
-# then mariadb-backup --prepare (no SQL replay). Logical: a fresh instance, then the dump loaded.
+# mdb_unpack FILE DIR: a physical full or increment, checked against its manifest, decrypted with
+# its key, decompressed and unpacked into DIR.
+mdb_unpack() {
+  local file=$1 dir=$2
+  mdb_check_sha "$file"
+  mdb_use_key "$(mdb_manifest_get "$file.manifest.json" key_fingerprint)"
+  mkdir -p -- "$dir"
+  set +e
+  mdb_read_full "$file" | mdb_decrypt | mdb_decompress "$file" | mbstream -x -p 2 -C "$dir"
+  mdb_check_pipe "${PIPESTATUS[@]}" -- "reading $file" "decrypt (wrong key or corrupted file?)" decompress "mbstream -x"
+  set -e
+}
+
+# mdb_prepare DATADIR [INCREMENT_DIR]: mariadb-backup --prepare of the unpacked full, then of the
+# increment's pages on top of it.
+mdb_prepare() {
+  local datadir=$1 log=$1.prepare.log
+  mariadb-backup --prepare "--target-dir=$datadir" ${2:+"--incremental-dir=$2"} >"$log" 2>&1 ||
+    b321_fail "mariadb-backup --prepare${2:+ of the increment} failed: $(tail -n 3 -- "$log" | tr '\n' ' ')"
+  rm -f -- "$log"
+}
+
+# mdb_restore_full FILE DATADIR [INCREMENT]: restores a verified full (and the increment of it, a
+# physical one's) into an empty DATADIR and leaves a scratch server running on it (socket in
+# MDB_SCRATCH_SOCKET). Physical: decrypt | decompress | mbstream -x, then mariadb-backup --prepare
+# (no SQL replay); an increment is unpacked beside it (DATADIR.incr) and prepared on top of it.
+# Logical: a fresh instance, then the dump loaded.
 # Phases (b321_phase): physical restore, prepare, start; logical start, restore.
 mdb_restore_full() {
-  local file=$1 datadir=$2 method databases
+  local file=$1 datadir=$2 incr=${3:-} method databases
   local manifest=$file.manifest.json
   method=$(mdb_manifest_get "$manifest" method)
   databases=$(mdb_manifest_get "$manifest" databases)
-  mdb_check_sha "$file"
-  mdb_use_key "$(mdb_manifest_get "$manifest" key_fingerprint)"
   mkdir -p -- "$datadir"
   [ -z "$(ls -A -- "$datadir")" ] || b321_fail "$datadir is not empty (restore into an empty directory)"
   case $method in
     physical)
       b321_phase restore
-      set +e
-      mdb_read_full "$file" | mdb_decrypt | mdb_decompress "$file" | mbstream -x -p 2 -C "$datadir"
-      mdb_check_pipe "${PIPESTATUS[@]}" -- "reading $file" "decrypt (wrong key or corrupted file?)" decompress "mbstream -x"
-      set -e
+      mdb_unpack "$file" "$datadir"
+      [ -z "$incr" ] || mdb_unpack "$incr" "$datadir.incr"
       b321_phase prepare
-      mariadb-backup --prepare "--target-dir=$datadir" >"$datadir.prepare.log" 2>&1 ||
-        b321_fail "mariadb-backup --prepare failed: $(tail -n 3 -- "$datadir.prepare.log" | tr '\n' ' ')"
-      rm -f -- "$datadir.prepare.log"
+      mdb_prepare "$datadir"
+      if [ -n "$incr" ]; then
+        mdb_prepare "$datadir" "$datadir.incr"
+        rm -rf -- "$datadir.incr"
+        b321_set increment "$incr"
+      fi
       b321_phase start
       mdb_start_scratch "$datadir" "$datadir.run"
       ;;
     logical)
+      mdb_check_sha "$file"
       b321_phase start
       mdb_reachable "${datadir%/*}"
       chown -- "${MARIADB_SERVER_USER:-mysql}:" "$datadir"
@@ -682,7 +754,7 @@ mdb_consistent_before() {
 }
 
 # mdb_pick_full UNTIL_EPOCH: MDB_PICKED, the newest intact full consistent before that moment (empty
-# when there is none). Every full is checked (mdb_scan_fulls warns naming each bad one); when the
+# when there is none), and MDB_PICKED_INCR, its newest intact increment before then (mdb_pick_increment). Every full is checked (mdb_scan_fulls warns naming each bad one); when the
 # newest is not intact, the log says which older one is restored instead (the binlogs are replayed
 # from that one's position).
 MDB_PICKED=""
@@ -700,6 +772,8 @@ mdb_pick_full() {
   if [ -n "$MDB_PICKED" ] && [ "$newest" != "$MDB_PICKED" ]; then
     b321_log "${newest##*/} is not intact: restoring the newest intact full before it, ${MDB_PICKED##*/}"
   fi
+  MDB_PICKED_INCR=""
+  [ -z "$MDB_PICKED" ] || mdb_pick_increment "$MDB_PICKED" "$until"
 }
 
 # mdb_replay_scope FILE: a logical full of one database replays that database's events only (its
@@ -715,15 +789,16 @@ mdb_replay_scope() {
 }
 
 # mdb_pitr_build FILE DATADIR STOP_OPTION [LAST_FILE]: point-in-time recovery into a new datadir,
-# the one code path of b321-mariadb-pitr --target-datadir and of the PITR drill: the full FILE
-# restored into the empty DATADIR (mdb_restore_full), then the binlogs replayed from its position
-# up to STOP_OPTION (mdb_replay). The scratch server is left running on DATADIR (MDB_SCRATCH_SOCKET):
+# the one code path of b321-mariadb-pitr --target-datadir and of the PITR drill: the full FILE and
+# its increment MDB_PICKED_INCR (when one was picked) restored into the empty DATADIR
+# (mdb_restore_full), then the binlogs replayed from the position of the last of them up to
+# STOP_OPTION (mdb_replay). The scratch server is left running on DATADIR (MDB_SCRATCH_SOCKET):
 # the caller compares, or stops it and renames the datadir.
 mdb_pitr_build() {
   local file=$1 datadir=$2 stop=$3 last=${4:-}
   mdb_replay_scope "$file"
-  mdb_restore_full "$file" "$datadir"
-  mdb_replay "$MDB_SCRATCH_SOCKET" "$file.manifest.json" "$stop" "$last"
+  mdb_restore_full "$file" "$datadir" "$MDB_PICKED_INCR"
+  mdb_replay "$MDB_SCRATCH_SOCKET" "${MDB_PICKED_INCR:-$file}.manifest.json" "$stop" "$last"
 }
 
 # mdb_count_sql TABLES...: SQL printing "db.table count" for each db.table given.

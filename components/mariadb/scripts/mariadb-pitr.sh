@@ -2,16 +2,19 @@
 # Point-in-time recovery (source MariaDB §16.10.5), run by hand as b321-mariadb-pitr:
 #   b321-mariadb-pitr --until "YYYY-MM-DD HH:MM:SS" [--tz Europe/Paris]
 #                     (--target-datadir DIR | --target-socket SOCKET [--replace]) [--full NAME]
-# Restores the newest intact full consistent before --until, then replays the shipped binlogs (and
-# the server's own, for those not shipped yet) from the full's binlog position up to --until, read
-# in the given time zone (default: the site's). The result holds every change made before --until.
+# Restores the newest intact full consistent before --until with its newest intact increment
+# before then (a physical full's), then replays the shipped binlogs (and the server's own, for those
+# not shipped yet) from the binlog position of the last of them up to --until, read in the given
+# time zone (default: the site's). A corrupt increment is named in a warning and the recovery falls
+# back to an older increment, or to the full and every binlog after it. The result holds every change made before --until.
 #   --target-datadir DIR   a new (or empty) directory: a complete instance (physical or logical) is
 #                          built beside it in DIR.partial, shut down cleanly, and only then renamed
 #                          to DIR; start a server on it (datadir=DIR). A failed or interrupted run
 #                          leaves nothing at DIR (after a kill -9, DIR.partial: remove it).
 #   --target-socket SOCK   a running server, reached as root by unix_socket: a logical full of the
 #                          listed databases is loaded there (refused if they exist, unless --replace).
-#   --full NAME            restore that full (a file name in the backup dir) instead of the newest.
+#   --full NAME            restore that full (a file name in the backup dir) instead of the newest,
+#                          with its newest intact increment before --until.
 # A full that does not match its manifest (size, sha256, key) is never restored: without --full, the
 # newest intact one before it is used instead (the log says so, the run warns naming the bad one).
 # The live server is never a target. A wrong command line exits 2 with no status and no alert.
@@ -33,7 +36,7 @@ WORK_DIR=""
 pitr_cleanup() {
   mdb_stop_scratch
   [ -z "$WORK_DIR" ] ||
-    rm -rf -- "$WORK_DIR" "$WORK_DIR.run" "$WORK_DIR.prepare.log" "$WORK_DIR.install.log"
+    rm -rf -- "$WORK_DIR" "$WORK_DIR.run" "$WORK_DIR.incr" "$WORK_DIR.prepare.log" "$WORK_DIR.install.log"
 }
 
 # usage WHY: a wrong command line (see b321_usage: no failed status, no alert).
@@ -100,6 +103,7 @@ main() {
     local why
     why=$(mdb_full_problem "$file")
     [ -z "$why" ] || b321_fail "$file: $why: name another full with --full, or leave it out for the newest intact one"
+    mdb_pick_increment "$file" "$until_epoch"
   else
     mdb_pick_full "$until_epoch"
     file=$MDB_PICKED
@@ -110,7 +114,7 @@ main() {
   databases=$(mdb_manifest_get "$manifest" databases)
   b321_set file "$file"
   b321_set until "$until $tz"
-  b321_log "restoring ${file##*/} then replaying binlogs up to $until ($tz)"
+  b321_log "restoring ${file##*/}${MDB_PICKED_INCR:+ and its increment ${MDB_PICKED_INCR##*/}} then replaying binlogs up to $until ($tz)"
   live_datadir=$(mdb_sql "SELECT @@datadir" 2>/dev/null || true)
   # shellcheck disable=SC2034  # read by mdb_replay
   MDB_REPLAY_TZ=$tz

@@ -1,6 +1,7 @@
 #!/bin/bash
 # backup321 full receiver, on the primary: the forced command of the replica's handoff key
-# (root's authorized_keys: restrict,command="mariadb-receive.sh BACKUP_DIR KEEP MIN_INTERVAL").
+# (root's authorized_keys: restrict,command="mariadb-receive.sh BACKUP_DIR KEEP MIN_INTERVAL
+# INCR_DAYS").
 # With mariadb.replica the fulls are taken on the replica; each verified one is handed here, so the
 # primary keeps fulls and shipped binlogs side by side as without a replica: PITR, the NAS sync,
 # the upload and the monitor's PITR-chain check read them where they always did. The key can only:
@@ -9,19 +10,23 @@
 #                    server command line mariadb-full.sh's rsync sends
 #   accept NAME      check NAME against its manifest (name, size, sha256, verified), move it into
 #                    BACKUP_DIR (the file first, its manifest last: a full counts once the manifest
-#                    is there), keep the KEEP newest
+#                    is there), keep the KEEP newest. An increment (<prefix>_incr_...) is accepted
+#                    only when its full is here; a full's increments go together once the newest of
+#                    them is INCR_DAYS days old or the full is gone, and a full stays while they do
 # A stolen key cannot push the good fulls out quickly: a full is accepted only when it is newer
 # than every full here, and at most one per MIN_INTERVAL minutes (by this host's clock), so the
-# KEEP fulls here before a flood go one per MIN_INTERVAL at most.
+# KEEP fulls here before a flood go one per MIN_INTERVAL at most. Increments are held to the same
+# rules among themselves (newer than every increment here, one per MIN_INTERVAL).
 set -Eeuo pipefail
 
-usage="usage: mariadb-receive.sh BACKUP_DIR KEEP MIN_INTERVAL"
+usage="usage: mariadb-receive.sh BACKUP_DIR KEEP MIN_INTERVAL [INCR_DAYS]"
 dir=${1:?$usage}
 keep=${2:?$usage}
 min_interval=${3:?$usage}
+incr_days=${4:-}
 cmd=${SSH_ORIGINAL_COMMAND:-}
 incoming=$dir/.incoming
-for n in "$keep" "$min_interval"; do
+for n in "$keep" "$min_interval" ${incr_days:+"$incr_days"}; do
   [[ $n =~ ^[0-9]+$ ]] || { echo "$usage" >&2 && exit 2; }
 done
 [ "$keep" -ge 1 ] || { echo "$usage" >&2 && exit 2; }
@@ -32,25 +37,34 @@ refuse() {
   exit 1
 }
 
-# The name mariadb-full.sh gives a full: <prefix>_full_<UTC stamp>.<xb|sql>.<zst|gz>.enc
-is_full_name() {
-  [[ $1 =~ ^[A-Za-z0-9_-]+_full_[0-9]{8}_[0-9]{6}\.(xb|sql)\.(zst|gz)\.enc$ ]]
+# The names mariadb-full.sh gives: <prefix>_<full|incr>_<UTC stamp>.<xb|sql>.<zst|gz>.enc
+is_backup_name() {
+  [[ $1 =~ ^[A-Za-z0-9_-]+_(full|incr)_[0-9]{8}_[0-9]{6}\.(xb|sql)\.(zst|gz)\.enc$ ]]
+}
+
+kind_of() {
+  [[ $1 =~ _(full|incr)_[0-9]{8}_[0-9]{6}\. ]] && printf '%s\n' "${BASH_REMATCH[1]}"
 }
 
 stamp_of() {
-  [[ $1 =~ _full_([0-9]{8}_[0-9]{6})\. ]] && printf '%s\n' "${BASH_REMATCH[1]}"
+  [[ $1 =~ _(full|incr)_([0-9]{8}_[0-9]{6})\. ]] && printf '%s\n' "${BASH_REMATCH[2]}"
 }
 
-# fulls: the complete fulls here (a manifest beside its file), oldest first by their stamp.
-fulls() {
-  local m f
-  for m in "$dir"/*_full_*.enc.manifest.json; do
+# backups [KIND]: the complete fulls (or increments: incr) here, a manifest beside each file,
+# oldest first by their stamp.
+backups() {
+  local kind=${1:-full} m f
+  for m in "$dir"/*_"$kind"_*.enc.manifest.json; do
     [ -f "$m" ] || continue
     f=${m%.manifest.json}
     f=${f##*/}
-    { is_full_name "$f" && [ -f "$dir/$f" ]; } || continue
+    { is_backup_name "$f" && [ -f "$dir/$f" ]; } || continue
     printf '%s %s\n' "$(stamp_of "$f")" "$f"
   done | LC_ALL=C sort | cut -d' ' -f2
+}
+
+fulls() {
+  backups full
 }
 
 manifest_get() {
@@ -78,8 +92,9 @@ receive() {
 }
 
 accept() {
-  local name=$1 f m newest want got
-  is_full_name "$name" || refuse "name $name"
+  local name=$1 f m newest want got kind base="" last
+  is_backup_name "$name" || refuse "name $name"
+  kind=$(kind_of "$name")
   f=$incoming/$name
   m=$f.manifest.json
   { [ -f "$f" ] && [ ! -L "$f" ] && [ -f "$m" ] && [ ! -L "$m" ]; } ||
@@ -99,26 +114,59 @@ accept() {
   want=$(manifest_get "$m" sha256)
   got=$(sha256sum -- "$f" | cut -d' ' -f1)
   { [ -n "$want" ] && [ "$want" = "$got" ]; } || refuse "$name has sha256 $got, its manifest recorded ${want:-none}"
-  newest=$(fulls | tail -n 1)
+  if [ "$kind" = incr ]; then
+    base=$(manifest_get "$m" base_full)
+    { is_backup_name "$base" && [ "$(kind_of "$base")" = full ] && [ -f "$dir/$base.manifest.json" ] &&
+      [ -f "$dir/$base" ]; } || refuse "the increment $name builds on ${base:-no full}, which is not here"
+  fi
+  newest=$(backups "$kind" | tail -n 1)
   if [ -n "$newest" ] && [[ ! "$(stamp_of "$name")" > "$(stamp_of "$newest")" ]]; then
-    refuse "$name is not newer than $newest, the newest full here"
+    refuse "$name is not newer than $newest, the newest $kind here"
   fi
   # by this host's clock (rsync -t gives the files the replica's times)
-  if [ "$min_interval" -gt 0 ] && [ -f "$dir/.last-accepted" ] &&
-    [ -n "$(find "$dir/.last-accepted" -mmin -"$min_interval")" ]; then
-    refuse "too frequent: a full was accepted here less than $min_interval minutes ago"
+  last=$dir/.last-accepted${base:+-incr}
+  if [ "$min_interval" -gt 0 ] && [ -f "$last" ] && [ -n "$(find "$last" -mmin -"$min_interval")" ]; then
+    refuse "too frequent: a $kind was accepted here less than $min_interval minutes ago"
   fi
   chmod 0600 -- "$f" "$m"
   mv -f -- "$f" "$dir/$name"
   mv -f -- "$m" "$dir/$name.manifest.json"
   trap - EXIT
-  touch -- "$dir/.last-accepted"
+  touch -- "$last"
   printf 'accepted %s\n' "$name"
-  # retention: the KEEP newest complete fulls stay (the one just accepted is the newest)
+  retention "$name"
+}
+
+# retention JUST_ACCEPTED: a full's increments go together once the newest of them is INCR_DAYS days
+# old (by its file's time: the replica's clock, which rsync -t kept; without INCR_DAYS, never by
+# age) or their full is gone, never the
+# one just accepted; then the KEEP newest complete fulls stay, and an older one while increments of
+# it do.
+retention() {
+  local just=$1 f base i
+  local -A stale=() kept=()
+  while IFS= read -r f; do
+    base=$(manifest_get "$dir/$f.manifest.json" base_full)
+    if [ -f "$dir/$base.manifest.json" ] &&
+      { [ -z "$incr_days" ] || [ -z "$(find "$dir/$f" -mtime +"$((incr_days - 1))")" ]; }; then
+      stale[$base]=""
+    else
+      stale[$base]=${stale[$base]-1}
+    fi
+  done < <(backups incr)
+  while IFS= read -r f; do
+    base=$(manifest_get "$dir/$f.manifest.json" base_full)
+    if [ -n "${stale[$base]:-}" ] && [ "$f" != "$just" ]; then
+      rm -f -- "$dir/$f.manifest.json" "$dir/$f"
+      printf 'removed %s\n' "$f"
+    else
+      kept[$base]=1
+    fi
+  done < <(backups incr)
   local -a all
   mapfile -t all < <(fulls)
-  local i
   for ((i = 0; i < ${#all[@]} - keep; i++)); do
+    [ -z "${kept[${all[$i]}]:-}" ] || continue
     rm -f -- "$dir/${all[$i]}.manifest.json" "$dir/${all[$i]}"
     printf 'removed %s\n' "${all[$i]}"
   done

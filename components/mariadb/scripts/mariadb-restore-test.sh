@@ -1,8 +1,9 @@
 #!/bin/bash
-# Restore test (source MariaDB §16.10.6, without its bugs): restores the newest intact full into
-# a scratch instance (its own datadir and socket, no network; never the live server), replays the
-# binlog events between the backup's position and the position its row counts were taken at, then
-# compares every table's row count with the manifest. Records the measured restore time (RTO).
+# Restore test (source MariaDB §16.10.6, without its bugs): restores the newest intact full, with
+# its newest intact increment, into a scratch instance (its own datadir and socket, no network;
+# never the live server), replays the binlog events between the backup's position and the position
+# its row counts were taken at, then compares every table's row count with the manifest (the
+# increment's, when there is one). Records the measured restore time (RTO).
 # Every full is checked against its manifest first (mdb_scan_fulls): one that is not intact is
 # skipped and named in the run's warning (and alert); it is left in place for inspection.
 # Its status records each phase's seconds (phase_<name>_seconds: check, restore, prepare, start,
@@ -32,15 +33,17 @@ main() {
   mdb_scan_fulls
   [ "${#MDB_GOOD_FULLS[@]}" -gt 0 ] || mdb_no_intact_full ""
   file=${MDB_GOOD_FULLS[-1]}
-  manifest=$file.manifest.json
+  # with its newest intact increment: the counts compared are the increment's
+  mdb_pick_increment "$file"
+  manifest=${MDB_PICKED_INCR:-$file}.manifest.json
   b321_set file "$file"
   # Traversable by the server user; the restore's own directory is created below it.
   install -d -m 0711 -- "$MARIADB_SCRATCH_DIR"
   WORK=$(mktemp -d -- "$MARIADB_SCRATCH_DIR/restore-test.XXXXXX")
   chmod 0755 -- "$WORK"
-  b321_log "restoring ${file##*/} into a scratch instance under $WORK"
+  b321_log "restoring ${file##*/}${MDB_PICKED_INCR:+ and its increment ${MDB_PICKED_INCR##*/}} into a scratch instance under $WORK"
   t0=$(date +%s)
-  mdb_restore_full "$file" "$WORK/data"
+  mdb_restore_full "$file" "$WORK/data" "$MDB_PICKED_INCR"
   bfile=$(mdb_manifest_get "$manifest" binlog_file)
   bpos=$(mdb_manifest_get "$manifest" binlog_position)
   cfile=$(mdb_manifest_get "$manifest" counted_binlog_file)

@@ -1,6 +1,7 @@
 #!/bin/bash
 # backup321 dump upload (source MariaDB §16.10.7, without its traps): sends the newest VERIFIED full
-# backup and its manifest to the bucket's dump prefix, then proves the copy: its size from
+# backup and its manifest (and the newest increment of it, with its own) to the bucket's dump
+# prefix, then proves the copy: its size from
 # head-object, and the object read back and hashed (the sha256 in its metadata is only what this
 # job wrote there). An object found already there counts once this host has read it back: a marker
 # per key in <state>/offsite-verified/ records that read-back, and a key without one is read again. Uploads go to STANDARD: the bucket's lifecycle
@@ -62,17 +63,20 @@ manifest_sha256() {
   sed -n 's/.*"sha256"[[:space:]]*:[[:space:]]*"\([0-9a-f]\{64\}\)".*/\1/p' -- "$1" | head -n 1
 }
 
-# newest_verified: prints the newest full that has a manifest (by the manifest's time).
+# newest_verified [KIND [FULL]]: prints the newest full (KIND incr: increment, of the full named
+# FULL) that has a manifest (by the manifest's time).
 newest_verified() {
+  local kind=${1:-full} of=${2:-}
   local manifest full
   while IFS= read -r manifest; do
     full=${manifest%.manifest.json}
+    [ -z "$of" ] || grep -qF -- "\"base_full\": \"$of\"" "$manifest" || continue
     if [ -f "$full" ] && [ -n "$(manifest_sha256 "$manifest")" ]; then
       printf '%s\n' "$full"
       return 0
     fi
     b321_warn "skipping $manifest: no readable full or sha256 beside it"
-  done < <(find "$OFFSITE_BACKUP_DIR" -maxdepth 1 -type f -name '*.manifest.json' \
+  done < <(find "$OFFSITE_BACKUP_DIR" -maxdepth 1 -type f -name "*_${kind}_*.manifest.json" \
     -printf '%T@ %p\n' | sort -rn | cut -d' ' -f2-)
   return 1
 }
@@ -285,8 +289,36 @@ upload_binlogs() {
   b321_log "$uploaded binlog(s) uploaded to s3://$OFFSITE_BUCKET/${OFFSITE_PREFIX}binlogs/, $present already there"
 }
 
+# upload_backup FILE: FILE (a verified full or increment) and then its manifest to the dump prefix,
+# each proved. The file's sha256 must still be its manifest's. Sets SENT_BACKUP (bytes sent),
+# BACKUP_KEY, BACKUP_SHA and, with a lock, FILE_LOCKED_UNTIL and MANIFEST_LOCKED_UNTIL.
+SENT_BACKUP=0
+BACKUP_KEY=""
+BACKUP_SHA=""
+FILE_LOCKED_UNTIL=""
+MANIFEST_LOCKED_UNTIL=""
+upload_backup() {
+  local file=$1 manifest=$1.manifest.json actual msize
+  SENT_BACKUP=0
+  BACKUP_SHA=$(manifest_sha256 "$manifest")
+  actual=$(b321_sha256 "$file")
+  [ "$actual" = "$BACKUP_SHA" ] ||
+    b321_fail "$file has sha256 $actual but its manifest says $BACKUP_SHA (changed since it was verified)"
+  BACKUP_KEY=${OFFSITE_PREFIX}${file##*/}
+  if upload "$file" "$BACKUP_KEY" "$BACKUP_SHA"; then
+    SENT_BACKUP=$(stat -c %s -- "$file")
+  fi
+  FILE_LOCKED_UNTIL=${LOCKED_UNTIL:-}
+  if upload "$manifest" "$BACKUP_KEY.manifest.json" "$(b321_sha256 "$manifest")"; then
+    msize=$(stat -c %s -- "$manifest")
+    SENT_BACKUP=$((SENT_BACKUP + msize))
+  fi
+  MANIFEST_LOCKED_UNTIL=${LOCKED_UNTIL:-}
+  b321_log "s3://$OFFSITE_BUCKET/$BACKUP_KEY verified"
+}
+
 main() {
-  local full manifest sum actual key sent=0 msize
+  local full manifest sent=0 incr
   check_config
   command -v aws > /dev/null || b321_fail "the aws CLI is missing (apt-get install awscli)"
   b321_lock offsite-upload
@@ -298,29 +330,27 @@ main() {
   b321_set full_age_hours "$age_hours"
   [ "$age_hours" -le "${OFFSITE_MAX_AGE_HOURS:-192}" ] ||
     b321_warn "the newest verified full, ${full##*/}, is $age_hours h old (more than ${OFFSITE_MAX_AGE_HOURS:-192} h): are fulls still running?"
-  sum=$(manifest_sha256 "$manifest")
-  actual=$(b321_sha256 "$full")
-  [ "$actual" = "$sum" ] ||
-    b321_fail "$full has sha256 $actual but its manifest says $sum (changed since it was verified)"
-  key=${OFFSITE_PREFIX}${full##*/}
   b321_set file "$full"
-  b321_set key "$key"
+  b321_set key "${OFFSITE_PREFIX}${full##*/}"
   if [ -n "${OFFSITE_LOCK_MODE:-}" ]; then
     LOCK_UNTIL=$(lock_until)
     b321_set lock_mode "$OFFSITE_LOCK_MODE"
     b321_set lock_until "$LOCK_UNTIL"
   fi
-  if upload "$full" "$key" "$sum"; then
-    sent=$(stat -c %s -- "$full")
+  upload_backup "$full"
+  sent=$SENT_BACKUP
+  if [ -n "${OFFSITE_LOCK_MODE:-}" ]; then
+    b321_set full_locked_until "$FILE_LOCKED_UNTIL"
+    b321_set manifest_locked_until "$MANIFEST_LOCKED_UNTIL"
   fi
-  [ -z "${OFFSITE_LOCK_MODE:-}" ] || b321_set full_locked_until "$LOCKED_UNTIL"
-  if upload "$manifest" "$key.manifest.json" "$(b321_sha256 "$manifest")"; then
-    msize=$(stat -c %s -- "$manifest")
-    sent=$((sent + msize))
+  b321_set sha256 "$BACKUP_SHA"
+  # The full's newest increment: with the full, it is all a restore reads (each holds the changes
+  # since the full), and the older ones went on the days they were new.
+  if incr=$(newest_verified incr "${full##*/}"); then
+    upload_backup "$incr"
+    sent=$((sent + SENT_BACKUP))
+    b321_set increment "$incr"
   fi
-  [ -z "${OFFSITE_LOCK_MODE:-}" ] || b321_set manifest_locked_until "$LOCKED_UNTIL"
-  b321_set sha256 "$sum"
-  b321_log "s3://$OFFSITE_BUCKET/$key verified"
   [ -z "${OFFSITE_BINLOG_DIR:-}" ] || upload_binlogs
   if [ -n "${OFFSITE_LOCK_MODE:-}" ]; then
     b321_set lock_set "$LOCK_SET"
