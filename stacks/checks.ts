@@ -248,6 +248,19 @@ const streamToAnotherHost: Check = (site) => {
   ];
 };
 
+/** mariadb-backup copies changed pages; a dump has no pages to compare. */
+const incrementsArePhysical: Check = (site) => {
+  const m = site.mariadb;
+  if (!m?.schedules.incremental || m.method === "physical") return [];
+  return [
+    {
+      path: "mariadb.schedules.incremental",
+      message:
+        "increments need the physical method (mariadb-backup), and mariadb.method is logical: set mariadb.method to physical, or remove mariadb.schedules.incremental",
+    },
+  ];
+};
+
 /** Every cross-check; each reads the site on its own, so any of them can run without the others. */
 export const crossChecks: readonly Check[] = [
   uniqueNames,
@@ -257,6 +270,7 @@ export const crossChecks: readonly Check[] = [
   replicaIsAnotherHost,
   drDrillOnAStandby,
   streamToAnotherHost,
+  incrementsArePhysical,
   ...resticChecks,
   ...proxmoxChecks,
   ...targetsChecks,

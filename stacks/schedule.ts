@@ -120,3 +120,17 @@ export function maxIntervalHours(expr: string, tz: string): number {
   }
   return max / HOUR;
 }
+
+/**
+ * The longest gap, in hours, between two consecutive runs of any of a set of cron expressions (e.g.
+ * a full and its increments: the restore points), walked over the windows that show every gap.
+ */
+export function maxUnionIntervalHours(exprs: readonly string[], tz: string): number {
+  if (exprs.length === 1) return maxIntervalHours(exprs[0], tz);
+  let max = 0;
+  for (const [from, to] of scheduleWindows(exprs, tz, 2)) {
+    const times = exprs.flatMap((e) => runTimesIn(e, tz, from, to)).sort((a, b) => a - b);
+    for (let i = 1; i < times.length; i++) max = Math.max(max, times[i] - times[i - 1]);
+  }
+  return max / HOUR;
+}

@@ -1,12 +1,14 @@
 // What the plan promises: the worst-case RPO and an estimated restore time (RTO) for each kind of
 // loss, computed from the schedules, the copies and the declared sizes; and the 3-2-1 count.
 // Pure: the checks, the plan summary, the stack outputs and the runbook all read these numbers.
-import { nasFrom, nasSources, uploadHost } from "./defaults";
-import { runTimesIn, scheduleWindows } from "./schedule";
+import { hostTimezone, nasFrom, nasSources, uploadHost } from "./defaults";
+import { maxUnionIntervalHours, runTimesIn, scheduleWindows } from "./schedule";
 import type { Site } from "./schema";
 import type { Disk, Pbs } from "./model/pbs";
 import type { ResticRepository } from "./model/restic";
 import { dumpLock, type ObjectLock } from "./model/offsite";
+import { fullsHost } from "./model/mariadb";
+import type { Sizes } from "./model/recovery";
 
 const HOUR = 3600_000;
 
@@ -25,6 +27,8 @@ export const ASSUMED = {
   physicalDbMBps: 50,
   /** Importing a logical dump (indexes rebuilt), MB/s. */
   logicalDbMBps: 5,
+  /** Replaying binlogs (mariadb-binlog | mariadb, one thread), MB of binlog per second. */
+  binlogReplayMBps: 10,
 } as const;
 
 /** One data class: how much of it can be lost, and through which copies it comes back. */
@@ -384,14 +388,6 @@ function classOutcome(
   return { rpo, unprotected };
 }
 
-interface Sized {
-  readonly databaseGb?: number;
-  readonly guestsGb?: number;
-  readonly filesGb?: number;
-  readonly localMBps: number;
-  readonly cloudMBps: number;
-}
-
 const hoursToMove = (gb: number, mbps: number): number => (gb * 1000) / mbps / 3600;
 
 function dbMBps(site: Site): number {
@@ -399,14 +395,32 @@ function dbMBps(site: Site): number {
 }
 
 /** Restore of one class from the local copies: read from the backup disk, plus the fixed cost. */
-function localRestore(site: Site, s: Sized, what: RpoItem["what"]): RtoItem | undefined {
+function localRestore(site: Site, s: Sizes, what: RpoItem["what"]): RtoItem | undefined {
   const gb = { guests: s.guestsGb, files: s.filesGb, database: s.databaseGb }[what];
   if (gb === undefined) return undefined;
   const speed = what === "database" ? dbMBps(site) : s.localMBps;
+  const replay = what === "database" ? binlogReplay(site, s) : undefined;
   return {
     what,
-    how: `${gb} GB at ${speed} MB/s + ${ASSUMED.restoreOverheadHours} h`,
-    hours: round2(hoursToMove(gb, speed) + ASSUMED.restoreOverheadHours),
+    how: `${gb} GB at ${speed} MB/s${replay ? ` + ${replay.how}` : ""} + ${ASSUMED.restoreOverheadHours} h`,
+    hours: round2(hoursToMove(gb, speed) + (replay?.hours ?? 0) + ASSUMED.restoreOverheadHours),
+  };
+}
+
+/**
+ * The worst replay of a point-in-time recovery: the binlogs of the longest gap between two restore
+ * points (fulls, and increments when scheduled: a restore reads the full and one increment, then
+ * replays only what came after it). Unknown without sizes.binlogGbPerDay.
+ */
+function binlogReplay(site: Site, s: Sizes): { how: string; hours: number } | undefined {
+  const m = site.mariadb;
+  if (!m || s.binlogGbPerDay === undefined) return undefined;
+  const points = [m.schedules.full, ...(m.schedules.incremental ? [m.schedules.incremental] : [])];
+  const gap = maxUnionIntervalHours(points, hostTimezone(site, fullsHost(m)));
+  const gb = round2((s.binlogGbPerDay * gap) / 24);
+  return {
+    how: `${gb} GB of binlogs (${round2(gap)} h since the last ${m.schedules.incremental ? "full or increment" : "full"}) at ${ASSUMED.binlogReplayMBps} MB/s`,
+    hours: hoursToMove(gb, ASSUMED.binlogReplayMBps),
   };
 }
 

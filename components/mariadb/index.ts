@@ -49,11 +49,16 @@ import {
 const SCRIPTS = {
   lib: "mariadb-lib.sh",
   full: "mariadb-full.sh",
+  incremental: "mariadb-incremental.sh",
   binlogs: "mariadb-binlogs.sh",
   "restore-test": "mariadb-restore-test.sh",
   pitr: "mariadb-pitr.sh",
   "pitr-drill": "mariadb-pitr-drill.sh",
 } as const;
+
+/** The scripts cron runs, by role (the job is mariadb-<role>, the PITR drill's PITR_DRILL_JOB). */
+const SCHEDULED_ROLES = ["full", "incremental", "binlogs", "restore-test", "pitr-drill"] as const;
+type ScheduledRole = (typeof SCHEDULED_ROLES)[number];
 
 export interface MariaDbBackupArgs {
   /** The database host (its SSH connection and paths). */
@@ -227,6 +232,7 @@ export class MariaDbBackup extends pulumi.ComponentResource {
           binlogBasename: config.binlogBasename,
           prefix: filePrefix(config.databases, args.siteName),
           keepFulls: config.retention.fulls,
+          keepIncrementDays: config.retention.incrementDays,
           binlogKeepDays: config.retention.binlogExpireDays,
           timezone: args.timezone,
           scratchDir: args.scratchDir ?? `${h.paths.state}/mariadb-scratch`,
@@ -240,6 +246,7 @@ export class MariaDbBackup extends pulumi.ComponentResource {
     this.installed = needs;
     const schedules = {
       full: config.schedules.full,
+      ...(config.schedules.incremental ? { incremental: config.schedules.incremental } : {}),
       binlogs: config.schedules.binlogs,
       "restore-test": config.schedules.restoreTest,
       ...(config.schedules.pitrDrill ? { "pitr-drill": config.schedules.pitrDrill } : {}),
@@ -271,6 +278,7 @@ export class MariaDbBackup extends pulumi.ComponentResource {
         }),
         ...this.scheduleJobs(there, r.host, replicaEnv, replicaNeeds, {
           full: schedules.full,
+          incremental: schedules.incremental,
           "restore-test": schedules["restore-test"],
         }),
       };
@@ -671,6 +679,7 @@ export class MariaDbBackup extends pulumi.ComponentResource {
               receiver: receiver.path,
               backupDir: config.backupDir,
               keep: config.retention.fulls,
+              incrementDays: config.retention.incrementDays,
               publicKey,
               comment,
             }) + "\n",
@@ -718,11 +727,9 @@ export class MariaDbBackup extends pulumi.ComponentResource {
     host: Host,
     env: pulumi.Output<Record<string, string | number>>,
     needs: pulumi.Resource[],
-    schedules: Partial<Record<"full" | "binlogs" | "restore-test" | "pitr-drill", string>>,
+    schedules: Partial<Record<ScheduledRole, string>>,
   ): Record<string, string> {
-    const roles = (["full", "binlogs", "restore-test", "pitr-drill"] as const).filter(
-      (role) => schedules[role] !== undefined,
-    );
+    const roles = SCHEDULED_ROLES.filter((role) => schedules[role] !== undefined);
     return Object.fromEntries(
       roles.map((role) => {
         const job = new ScheduledJob(

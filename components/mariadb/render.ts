@@ -272,6 +272,8 @@ export interface JobEnvSpec {
   readonly binlogBasename: string;
   readonly prefix: string;
   readonly keepFulls: number;
+  /** Days a full's increments are kept after the newest of them (mariadb.retention.incrementDays). */
+  readonly keepIncrementDays?: number;
   readonly binlogKeepDays: number;
   readonly timezone: string;
   readonly scratchDir: string;
@@ -317,6 +319,8 @@ export function handoffKeyLine(spec: {
   readonly receiver: string;
   readonly backupDir: string;
   readonly keep: number;
+  /** Days the increments of a full are kept after the newest of them; unset: as long as the full. */
+  readonly incrementDays?: number;
   readonly publicKey: string;
   readonly comment: string;
 }): string {
@@ -325,7 +329,9 @@ export function handoffKeyLine(spec: {
     throw new Error(`"${spec.publicKey}" is not an ed25519 public key`);
   for (const p of [spec.receiver, spec.backupDir])
     if (!/^\/[A-Za-z0-9._/@+-]*$/.test(p)) throw new Error(`"${p}" must be a plain absolute path`);
-  const params = [spec.backupDir, spec.keep, HANDOFF_MIN_INTERVAL_MINUTES].join(" ");
+  const params = [spec.backupDir, spec.keep, HANDOFF_MIN_INTERVAL_MINUTES, spec.incrementDays ?? ""]
+    .join(" ")
+    .trimEnd();
   return `restrict,command="${spec.receiver} ${params}" ${key} ${spec.comment}`;
 }
 
@@ -345,6 +351,9 @@ export function mariadbEnv(s: JobEnvSpec): Record<string, string | number> {
     MARIADB_BINLOG_BASENAME: s.binlogBasename,
     MARIADB_PREFIX: s.prefix,
     MARIADB_KEEP_FULLS: s.keepFulls,
+    ...(s.keepIncrementDays === undefined
+      ? {}
+      : { MARIADB_INCREMENT_KEEP_DAYS: s.keepIncrementDays }),
     MARIADB_BINLOG_KEEP_DAYS: s.binlogKeepDays,
     MARIADB_TZ: s.timezone,
     MARIADB_SCRATCH_DIR: s.scratchDir,

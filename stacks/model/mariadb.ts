@@ -152,6 +152,12 @@ export const mariadb = z.strictObject({
     .strictObject({
       /** Full backup. Defaults to Sunday 02:00. */
       full: cron.default("0 2 * * 0"),
+      /**
+       * Incremental backup (physical method only): the pages changed since the newest full, so a
+       * restore late in the week reads the full and one increment and replays only the binlogs
+       * after it. E.g. the seed's Monday to Saturday 02:00: "0 2 * * 1-6". Defaults to none.
+       */
+      incremental: cron.optional(),
       /** Binlog shipping. Defaults to hourly, so the database RPO is one hour. */
       binlogs: cron.default("15 * * * *"),
       /** Restore test into a scratch instance. Defaults to the 1st of the month, 03:00. */
@@ -178,6 +184,15 @@ export const mariadb = z.strictObject({
     .strictObject({
       /** Verified fulls kept (count). Defaults to 4 (four weekly fulls). */
       fulls: z.number().int().positive("must be a positive whole number (e.g. 4)").default(4),
+      /**
+       * Days a full's increments are kept after the newest of them (they go together; their full
+       * stays while they do). Defaults to 7.
+       */
+      incrementDays: z
+        .number()
+        .int()
+        .positive("must be a positive whole number of days (e.g. 7)")
+        .default(7),
       /**
        * Days the server keeps its own binlogs (binlog_expire_logs_seconds; the seed's expire_logs_days).
        * Shipped copies are kept back to the oldest kept full, so PITR works from any full. Defaults to 7.

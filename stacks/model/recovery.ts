@@ -8,6 +8,11 @@ const mbps = z.number().positive("must be a positive speed in MB/s (e.g. 20)");
 export const sizes = z.strictObject({
   /** Data of the backed-up databases, GB (SELECT SUM(data_length+index_length)). */
   databaseGb: gb,
+  /**
+   * Binlogs the database writes per day, GB (the shipped copies' daily growth, uncompressed). The
+   * RTO then counts the replay after the last restore point (a full or an increment).
+   */
+  binlogGbPerDay: gb,
   /** Disks of the guests backed up by vzdump, GB (used space). */
   guestsGb: gb,
   /** Files backed up by restic besides the PBS datastore, GB (restic stats --mode raw-data). */

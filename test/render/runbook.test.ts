@@ -39,7 +39,7 @@ test("targets table with the computed numbers", () => {
     "| Data lost on site: a guest, files, the database, a host (the copies off that host remain) | 25 h | 24 h | 0.92 h | 4 h |",
   );
   expect(lines).toContain(
-    "| The whole site lost (offsite copies only) | 172 h | 192 h | 6.27 h | 24 h |",
+    "| The whole site lost (offsite copies only) | 172 h | 192 h | 6.28 h | 24 h |",
   );
   expect(lines).toContain(
     "3-2-1: 5 copies on 4 media, 1 offsite, 1 immutable (database dumps in s3:atlastech-backups, 35 days GOVERNANCE): satisfied.",

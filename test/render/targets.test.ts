@@ -137,7 +137,11 @@ describe("the seed site (prod)", () => {
     const restores = [
       { what: "guests", how: "150 GB at 100 MB/s + 0.5 h", hours: 0.92 },
       { what: "files", how: "10 GB at 100 MB/s + 0.5 h", hours: 0.53 },
-      { what: "database", how: "5 GB at 50 MB/s + 0.5 h", hours: 0.53 },
+      {
+        what: "database",
+        how: "5 GB at 50 MB/s + 0.52 GB of binlogs (25 h since the last full or increment) at 10 MB/s + 0.5 h",
+        hours: 0.54,
+      },
     ];
     expect(r.onSite).toEqual({
       scenario: "host lost",
@@ -174,7 +178,7 @@ describe("the seed site (prod)", () => {
         { what: "download", how: "165 GB at 20 MB/s", hours: 2.29 },
         ...restores,
       ],
-      rtoHours: 6.27,
+      rtoHours: 6.28,
       rtoTargetHours: 24,
       unprotected: [],
     });
@@ -230,7 +234,7 @@ describe("the seed site (prod)", () => {
         '    guests: 25 h via vzdump "daily-pbs"',
         '    files: 25 h via restic "usb"',
         "    database: 0.02 h via binlog stream to docker-srv",
-        "  site lost:  RPO 172 h (target 192 h), RTO 6.27 h (target 24 h)",
+        "  site lost:  RPO 172 h (target 192 h), RTO 6.28 h (target 24 h)",
         '    guests: 172 h via vzdump "daily-pbs" → restic "usb" → restic copy "cloud"',
         '    files: 170 h via restic "usb" → restic copy "cloud"',
         "    database: 25.25 h via binlog shipping → dump upload",
@@ -367,7 +371,7 @@ describe("a plan that breaks a target fails with the reason", () => {
       /^when the site is lost, up to 172 h of data can be lost \(guests: 172 h via/,
     );
     expect(p[1].message).toBe(
-      "when the site is lost, the restore is estimated at 6.27 h (rebuild hosts 2 h (assumed); download 2.29 h (165 GB at 20 MB/s); guests 0.92 h (150 GB at 100 MB/s + 0.5 h); files 0.53 h (10 GB at 100 MB/s + 0.5 h); database 0.53 h (5 GB at 50 MB/s + 0.5 h)), more than the target of 4 h (restore less data, use faster media, or raise targets.rtoHours to at least 7)",
+      "when the site is lost, the restore is estimated at 6.28 h (rebuild hosts 2 h (assumed); download 2.29 h (165 GB at 20 MB/s); guests 0.92 h (150 GB at 100 MB/s + 0.5 h); files 0.53 h (10 GB at 100 MB/s + 0.5 h); database 0.54 h (5 GB at 50 MB/s + 0.52 GB of binlogs (25 h since the last full or increment) at 10 MB/s + 0.5 h)), more than the target of 4 h (restore less data, use faster media, or raise targets.rtoHours to at least 7)",
     );
   });
 
@@ -380,12 +384,12 @@ describe("a plan that breaks a target fails with the reason", () => {
       {
         path: "targets.rtoHours",
         message:
-          "when a host is lost, the restore is estimated at 6.06 h (guests 6.06 h (2000 GB at 100 MB/s + 0.5 h); files 0.53 h (10 GB at 100 MB/s + 0.5 h); database 0.53 h (5 GB at 50 MB/s + 0.5 h)), more than the target of 4 h (restore less data, use faster media, or raise targets.rtoHours to at least 7)",
+          "when a host is lost, the restore is estimated at 6.06 h (guests 6.06 h (2000 GB at 100 MB/s + 0.5 h); files 0.53 h (10 GB at 100 MB/s + 0.5 h); database 0.54 h (5 GB at 50 MB/s + 0.52 GB of binlogs (25 h since the last full or increment) at 10 MB/s + 0.5 h)), more than the target of 4 h (restore less data, use faster media, or raise targets.rtoHours to at least 7)",
       },
       {
         path: "targets.siteLoss.rtoHours",
         message:
-          "when the site is lost, the restore is estimated at 37.11 h (rebuild hosts 2 h (assumed); download 27.99 h (2015 GB at 20 MB/s); guests 6.06 h (2000 GB at 100 MB/s + 0.5 h); files 0.53 h (10 GB at 100 MB/s + 0.5 h); database 0.53 h (5 GB at 50 MB/s + 0.5 h)), more than the target of 24 h (restore less data, use faster media, or raise targets.siteLoss.rtoHours to at least 38)",
+          "when the site is lost, the restore is estimated at 37.12 h (rebuild hosts 2 h (assumed); download 27.99 h (2015 GB at 20 MB/s); guests 6.06 h (2000 GB at 100 MB/s + 0.5 h); files 0.53 h (10 GB at 100 MB/s + 0.5 h); database 0.54 h (5 GB at 50 MB/s + 0.52 GB of binlogs (25 h since the last full or increment) at 10 MB/s + 0.5 h)), more than the target of 24 h (restore less data, use faster media, or raise targets.siteLoss.rtoHours to at least 38)",
       },
     ]);
   });

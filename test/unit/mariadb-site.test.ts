@@ -73,6 +73,7 @@ test("db-srv, the primary, receives binlog shipping, PITR, the fulls' receiver, 
       "/usr/local/lib/backup321/evidence.sh",
       "/usr/local/lib/backup321/mariadb-binlogs.sh",
       "/usr/local/lib/backup321/mariadb-full.sh",
+      "/usr/local/lib/backup321/mariadb-incremental.sh",
       "/usr/local/lib/backup321/mariadb-lib.sh",
       "/usr/local/lib/backup321/mariadb-pitr.sh",
       "/usr/local/lib/backup321/mariadb-pitr-drill.sh",
@@ -90,8 +91,10 @@ test("db-replica takes, tests and hands over the fulls: their jobs, the key and 
     .map((f) => `${f.path}${f.content === undefined ? " (secret)" : ""}`);
   for (const f of [
     "/etc/backup321/mariadb-full.env",
+    "/etc/backup321/mariadb-incremental.env",
     "/etc/backup321/mariadb-restore-test.env",
     "/etc/cron.d/backup321-mariadb-full",
+    "/etc/cron.d/backup321-mariadb-incremental",
     "/etc/cron.d/backup321-mariadb-restore-test",
     "/etc/backup321/secrets/mariadb-backup.cnf (secret)",
     "/etc/backup321/secrets/mariadb-backup.key (secret)",
@@ -168,7 +171,7 @@ test("the handoff: the replica's key made on db-replica, a restricted forced-com
   const auth = one("backup321-mariadb-replica-handoff-authorized-key");
   expect(host(auth)).toBe("192.168.10.25");
   expect(auth.inputs.stdin).toBe(
-    `restrict,command="/usr/local/lib/backup321/mariadb-receive.sh /backups/database 4 60" ${MOCK_PUBLIC_KEY.split(" ").slice(0, 2).join(" ")} backup321-mariadb-handoff@db-replica\n`,
+    `restrict,command="/usr/local/lib/backup321/mariadb-receive.sh /backups/database 4 60 7" ${MOCK_PUBLIC_KEY.split(" ").slice(0, 2).join(" ")} backup321-mariadb-handoff@db-replica\n`,
   );
   expect(String(auth.inputs.create)).toContain("/root/.ssh/authorized_keys");
   // removing the replica removes its line, and only its line

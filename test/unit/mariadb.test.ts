@@ -50,6 +50,7 @@ test("the component's direct children, pinned (a rename would replace state)", (
       "backup321:host:RemoteFile mdb-pitr-env",
       "backup321:host:RemoteFile mdb-script-binlogs",
       "backup321:host:RemoteFile mdb-script-full",
+      "backup321:host:RemoteFile mdb-script-incremental",
       "backup321:host:RemoteFile mdb-script-lib",
       "backup321:host:RemoteFile mdb-script-pitr",
       "backup321:host:RemoteFile mdb-script-pitr-drill",
