@@ -355,6 +355,13 @@ export const STATUS_EXTRAS: Readonly<Record<string, ScriptStatus>> = {
       manifest_locked_until: field(timestamp, "Its manifest's retain-until date, read back."),
       binlogs_locked: field(count, "Uploaded binlogs whose lock was proven by this run."),
       binlogs_locked_until: field(timestamp, "The earliest retain-until date among them."),
+      stream_present: field(count, "The binlog stream's sealed files found already uploaded."),
+      stream_uploaded: field(count, "The binlog stream's sealed files uploaded by this run."),
+      stream_locked: field(
+        count,
+        "Uploaded sealed stream files whose lock was proven by this run.",
+      ),
+      stream_locked_until: field(timestamp, "The earliest retain-until date among them."),
       lock_set: field(count, "Objects whose retention this run set or lengthened."),
       lock_proven: field(
         count,

@@ -217,8 +217,11 @@ export interface DumpUploadArgs {
   readonly region: string;
   /** Key prefix of dumps. */
   readonly prefix: string;
-  /** Directory of the full backups and their manifests. */
-  readonly backupDir: string;
+  /**
+   * Directory of the full backups and their manifests. Defaults to none: no full is sent, only the
+   * binlogs of `binlogs` and `stream` (the stream host).
+   */
+  readonly backupDir?: string;
   /** Cron schedule of the upload. */
   readonly schedule: string;
   /** The dump writer's access key id. */
@@ -254,6 +257,17 @@ export interface DumpUploadArgs {
     readonly basename: string;
   };
   /**
+   * The binlog stream's sealed files (mariadb.stream, on this host: compressed and encrypted by
+   * mariadb-stream.sh as the shipper seals its copies), sent as they are to `<prefix>binlog-stream/`
+   * on every run; its open file in live/ never is. Defaults to none.
+   */
+  readonly stream?: {
+    /** The stream's directory (mariadb.stream.dir). */
+    readonly dir: string;
+    /** The server's binlog basename (full path or file name), as for `binlogs`. */
+    readonly basename: string;
+  };
+  /**
    * Restore drill of the uploaded fulls (offsite-drill.sh): the newest full downloaded with the
    * writer's key (get and list only), checked, decrypted and prepared. Needs the MariaDB key and
    * mariadb-lib.sh on this host (the MariaDB host). Defaults to none.
@@ -275,8 +289,9 @@ export interface UploadDrill {
 }
 
 /**
- * The upload of the newest verified full (sent when new, i.e. weekly) and of every verified shipped
- * binlog not yet in the bucket (daily) to the bucket's dump prefix (offsite-upload.sh).
+ * The upload of the newest verified full (sent when new, i.e. weekly), of every verified shipped
+ * binlog and of every sealed file of the binlog stream not yet in the bucket (daily) to the bucket's
+ * dump prefix (offsite-upload.sh).
  */
 export class DumpUpload extends pulumi.ComponentResource {
   public readonly job: ScheduledJob;
@@ -288,6 +303,7 @@ export class DumpUpload extends pulumi.ComponentResource {
     super("backup321:offsite:DumpUpload", name, {}, opts);
     const { host } = args;
     const jobName = args.job ?? UPLOAD_JOB;
+    const basename = binlogBasename(this, args);
     this.credentialsFile = `${host.paths.secrets}/${jobName}-aws`;
     const scriptFile = host.installScript(`${name}-script`, __dirname, "offsite-upload.sh", {
       parent: this,
@@ -308,9 +324,13 @@ export class DumpUpload extends pulumi.ComponentResource {
       { parent: this },
     );
     const env: Record<string, string> = {
-      OFFSITE_BACKUP_DIR: args.backupDir,
+      ...(args.backupDir
+        ? {
+            OFFSITE_BACKUP_DIR: args.backupDir,
+            OFFSITE_MAX_AGE_HOURS: String(args.maxAgeHours ?? 192),
+          }
+        : {}),
       OFFSITE_CREDENTIALS: this.credentialsFile,
-      OFFSITE_MAX_AGE_HOURS: String(args.maxAgeHours ?? 192),
       OFFSITE_PREFIX: args.prefix,
       OFFSITE_REGION: args.region,
       OFFSITE_SSE: args.kmsKeyArn ? "aws:kms" : "AES256",
@@ -326,14 +346,9 @@ export class DumpUpload extends pulumi.ComponentResource {
             OFFSITE_LOCK_MODE: args.objectLock.mode,
           }
         : {}),
-      ...(args.binlogs
-        ? {
-            OFFSITE_BINLOG_BASENAME: args.binlogs.basename.slice(
-              args.binlogs.basename.lastIndexOf("/") + 1,
-            ),
-            OFFSITE_BINLOG_DIR: args.binlogs.dir,
-          }
-        : {}),
+      ...(basename ? { OFFSITE_BINLOG_BASENAME: basename } : {}),
+      ...(args.binlogs ? { OFFSITE_BINLOG_DIR: args.binlogs.dir } : {}),
+      ...(args.stream ? { OFFSITE_STREAM_DIR: args.stream.dir } : {}),
     };
     this.job = new ScheduledJob(
       `${name}-job`,
@@ -391,6 +406,27 @@ export class DumpUpload extends pulumi.ComponentResource {
   }
 }
 
+/**
+ * The binlog file name (mysql-bin) the upload's binlogs and stream share; the job sends nothing but
+ * what these name, so at least one of backupDir, binlogs and stream is needed.
+ */
+function binlogBasename(self: pulumi.Resource, args: DumpUploadArgs): string | undefined {
+  const names = [args.binlogs?.basename, args.stream?.basename]
+    .filter((b): b is string => b !== undefined)
+    .map((b) => b.slice(b.lastIndexOf("/") + 1));
+  if (names.some((n) => n !== names[0]))
+    throw new pulumi.ResourceError(
+      `binlogs.basename "${names[0]}" and stream.basename "${names[1]}" differ: both are the server's binlog basename (mariadb.binlogBasename)`,
+      self,
+    );
+  if (!args.backupDir && names.length === 0)
+    throw new pulumi.ResourceError(
+      "nothing to upload: give backupDir (the fulls), binlogs (the shipped binlogs) or stream (the binlog stream's directory)",
+      self,
+    );
+  return names[0];
+}
+
 export interface NasSyncArgs {
   /** The host whose backup directories are copied (it runs the job and holds the key). */
   readonly host: Host;
@@ -408,6 +444,17 @@ export interface NasSyncArgs {
   readonly path: string;
   /** Local directories copied into each snapshot (full paths kept). */
   readonly sources: readonly string[];
+  /**
+   * rsync exclude patterns: what under the sources is never copied (a path is matched with the
+   * source's full path, e.g. /backups/binlog-stream/live/). Defaults to none.
+   */
+  readonly excludes?: readonly string[];
+  /**
+   * Another NasSync to the same NAS account whose receiver this one's key uses too (another source
+   * host syncing to its own path): the receiver is installed and removed with that one only.
+   * Defaults to none: this one installs it.
+   */
+  readonly sharedReceiver?: NasSync;
   /** Snapshots the NAS keeps. */
   readonly keep: number;
   /** Minutes a finished snapshot is kept whatever `keep` says (a flood of new snapshots cannot push it out). Defaults to 2880 (48 h). */
@@ -446,6 +493,8 @@ export class NasSync extends pulumi.ComponentResource {
   public readonly publicKey: pulumi.Output<string>;
   public readonly keyFile: string;
   public readonly receiver: string;
+  /** The command that installs the receiver on the NAS (the sharedReceiver's when given). */
+  public readonly receiverCommand: pulumi.Resource;
 
   constructor(name: string, args: NasSyncArgs, opts?: pulumi.ComponentResourceOptions) {
     super("backup321:offsite:NasSync", name, {}, opts);
@@ -475,20 +524,27 @@ export class NasSync extends pulumi.ComponentResource {
 
     // The NAS account has no sudo: its commands run as itself, owner stamps in its home.
     const onNas = { asLoginUser: true, ownersDir: `${home}/.backup321/owners` };
-    const receiver = nas.command(
-      `${name}-receiver`,
-      {
-        ...onNas,
-        create: [
-          requireToolsCommand(["rsync"], nas.hostName),
-          installUserFileCommand(this.receiver, "0700"),
-        ].join("\n"),
-        delete: removeFileCommand(this.receiver),
-        owns: this.receiver,
-        stdin: readScript(__dirname, "nas-receive.sh"),
-      },
-      { parent: this },
-    );
+    if (args.sharedReceiver && args.sharedReceiver.receiver !== this.receiver)
+      throw new pulumi.ResourceError(
+        `the shared receiver is ${args.sharedReceiver.receiver}, but this NAS account's is ${this.receiver} (the same NAS user and home)`,
+        this,
+      );
+    const receiver = (this.receiverCommand =
+      args.sharedReceiver?.receiverCommand ??
+      nas.command(
+        `${name}-receiver`,
+        {
+          ...onNas,
+          create: [
+            requireToolsCommand(["rsync"], nas.hostName),
+            installUserFileCommand(this.receiver, "0700"),
+          ].join("\n"),
+          delete: removeFileCommand(this.receiver),
+          owns: this.receiver,
+          stdin: readScript(__dirname, "nas-receive.sh"),
+        },
+        { parent: this },
+      ));
     const line = this.publicKey.apply(
       (publicKey) =>
         authorizedKeyLine({
@@ -545,6 +601,9 @@ export class NasSync extends pulumi.ComponentResource {
       NAS_PORT: nasPort,
       NAS_SOURCES: args.sources.join(" "),
       NAS_USER: nasUser,
+      ...(args.excludes && args.excludes.length > 0
+        ? { NAS_EXCLUDES: excludesEnv(this, args.excludes) }
+        : {}),
     };
     this.job = new ScheduledJob(
       `${name}-job`,
@@ -583,4 +642,15 @@ export class NasSync extends pulumi.ComponentResource {
     }
     this.registerOutputs({ publicKey: this.publicKey, receiver: this.receiver });
   }
+}
+
+/** NAS_EXCLUDES: the patterns, one word each (nas-sync.sh splits them on spaces). */
+function excludesEnv(self: pulumi.Resource, excludes: readonly string[]): string {
+  const bad = excludes.find((e) => !/^[A-Za-z0-9._/*@+-]+$/.test(e));
+  if (bad !== undefined)
+    throw new pulumi.ResourceError(
+      `exclude pattern "${bad}" must be one word of letters, digits, . _ / * @ + -`,
+      self,
+    );
+  return excludes.join(" ");
 }

@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { Host } from "../../components/host";
-import type { NasSyncArgs } from "../../components/offsite";
+import type { NasSync, NasSyncArgs } from "../../components/offsite";
 import type { Sandbox } from "./sandbox";
 import type { Sshd } from "./sshd";
 
@@ -46,17 +46,21 @@ export async function nasHost(box: Sandbox, sshd: Sshd): Promise<Host> {
   });
 }
 
-/** The NasSync "sync" from `source` to the sandbox NAS, with no age or interval limit. */
+/**
+ * The NasSync "sync" (or `opts.name`) from `source` to the sandbox NAS, with no age or interval
+ * limit; the NAS host is made here unless `opts.nas` gives it (a second sync to the same NAS).
+ */
 export async function nasSync(
   nas: SandboxNas,
   box: Sandbox,
   sshd: Sshd,
   source: Host,
   args: Pick<NasSyncArgs, "sources" | "keep"> & Partial<NasSyncArgs>,
-): Promise<Host> {
+  opts: { name?: string; nas?: Host } = {},
+): Promise<{ nas: Host; sync: NasSync }> {
   const { NasSync } = await import("../../components/offsite");
-  const host = await nasHost(box, sshd);
-  new NasSync("sync", {
+  const host = opts.nas ?? (await nasHost(box, sshd));
+  const sync = new NasSync(opts.name ?? "sync", {
     host: source,
     nas: host,
     nasAddress: "127.0.0.1",
@@ -71,5 +75,5 @@ export async function nasSync(
     authorizedKeysFile: path.join(sshd.dir, "authorized_keys"),
     ...args,
   });
-  return host;
+  return { nas: host, sync };
 }

@@ -134,7 +134,7 @@ const rig = useRig({
   },
   program: async ({ box, sshd, mariadb: server }, db) => {
     const { MariaDbDrDrill } = await import("../../components/mariadb");
-    const nasAsHost = await nasSync(nas, box, sshd, db, {
+    const { nas: nasAsHost } = await nasSync(nas, box, sshd, db, {
       sources: [backupDir, binlogDir],
       keep: 3,
     });

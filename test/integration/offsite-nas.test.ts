@@ -1,9 +1,15 @@
 // NasSync for real: the commands a mock run registers are replayed over SSH (the source host and
 // the NAS are both 127.0.0.1 through a real sshd, each rooted in a sandbox), then the installed
-// job runs: day 1, a deletion and a "ransomware" rewrite at the source, day 2, then retention.
+// job runs: day 1, a deletion and a "ransomware" rewrite at the source, day 2, then retention. A
+// second source host, the binlog stream's, syncs the files the real mariadb-stream.sh sealed from a
+// real MariaDB to a path of its own on the same NAS, through the same receiver.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ownerStamps } from "../harness/program";
+import { ownerStamps, sandboxHost } from "../harness/program";
+import { rootedPaths } from "../harness/sandbox";
+import { streamHost, streamWhile, type StreamHost } from "../harness/stream";
+import { streamUnsealed } from "../../components/mariadb/render";
+import type { HostPaths } from "../../stacks/model/hosts";
 import { useRig } from "../harness/rig";
 import { nasSync, sandboxNas, type SandboxNas } from "../harness/nas";
 import { nasFetchStep } from "../../components/site/runbook/scenarios";
@@ -22,27 +28,42 @@ let nasRoot: string;
 let receiver: string;
 const src = { db: "", binlogs: "" };
 const KEEP = 3;
+/** The binlog stream's host: its own directories, its stream, its path on the NAS. */
+let streamer: HostPaths;
+let stream: StreamHost;
+let streamRoot: string;
 
-/** Runs the creates in order, as the engine would: the authorized_keys line is built from the real key. */
+/** Each sync's key line: its key's step, its NAS path, its source host. */
+const KEY_LINES: Record<string, { key: string; path: () => string; host: string }> = {
+  "sync-authorized-key": { key: "sync-key", path: () => nasRoot, host: "db" },
+  "sync-stream-authorized-key": {
+    key: "sync-stream-key",
+    path: () => streamRoot,
+    host: "streamer",
+  },
+};
+
+/** Runs the creates in order, as the engine would: the authorized_keys lines are built from the real keys. */
 function applyCreates(): RunResult[] {
-  let publicKey = "";
+  const publicKeys: Record<string, string> = {};
   return rig.steps.map((s) => {
     let stdin = s.stdin;
-    if (s.name === "sync-authorized-key") {
+    const line = KEY_LINES[s.name];
+    if (line) {
       stdin =
         authorizedKeyLine({
           receiver,
-          path: nasRoot,
+          path: line.path(),
           keep: KEEP,
           minAgeMinutes: 0,
           minIntervalMinutes: 0,
-          publicKey,
-          sourceHost: "db",
+          publicKey: publicKeys[line.key],
+          sourceHost: line.host,
         }) + "\n";
     }
     const r = s.create ? rig.sshd.exec(s.create, stdin) : { code: 0, stdout: "", stderr: "" };
     if (r.code !== 0) throw new Error(`create of ${s.name} failed (${r.code}):\n${r.stderr}`);
-    if (s.name === "sync-key") publicKey = r.stdout.trim();
+    if (s.name.endsWith("-key")) publicKeys[s.name] = r.stdout.trim();
     return r;
   });
 }
@@ -107,17 +128,43 @@ const stampOf = (d: Date) => d.toISOString().slice(0, 19).replace(/[-:]/g, "").r
 
 const rig = useRig({
   prefix: "b321-nas-",
+  mariadb: true,
   host: { name: "db", hostName: "db" },
-  prepare: ({ box }) => {
+  prepare: ({ box, mariadb }) => {
     nas = sandboxNas(box);
     ({ root: nasRoot, receiver } = nas);
+    streamRoot = `${nasRoot}/binlog-stream`;
     src.db = box.at("backups/database");
     src.binlogs = box.at("backups/binlogs");
     fs.mkdirSync(src.db, { recursive: true });
     fs.mkdirSync(src.binlogs, { recursive: true });
+    streamer = rootedPaths(box.at("streamer"));
+    const keyFile = box.at("mariadb-backup.key");
+    fs.writeFileSync(keyFile, runOk("openssl", ["rand", "-base64", "32"]).stdout, { mode: 0o600 });
+    stream = streamHost(mariadb, {
+      lib: box.at("stream-lib"),
+      keyFile,
+      root: box.at("streamer/backups"),
+    });
   },
   program: async ({ box, sshd }, db) => {
-    await nasSync(nas, box, sshd, db, { sources: [src.db, src.binlogs], keep: KEEP });
+    const main = await nasSync(nas, box, sshd, db, { sources: [src.db, src.binlogs], keep: KEEP });
+    // the binlog stream's host: its sealed files only, to a path of its own, the receiver shared
+    const host = await sandboxHost("streamer", "streamer", sshd, streamer);
+    await nasSync(
+      nas,
+      box,
+      sshd,
+      host,
+      {
+        sources: [stream.dir],
+        excludes: streamUnsealed(stream.dir),
+        keep: KEEP,
+        path: streamRoot,
+        sharedReceiver: main.sync,
+      },
+      { name: "sync-stream", nas: main.nas },
+    );
   },
 });
 
@@ -127,10 +174,23 @@ test("pulumi up's commands install the key, the NAS receiver and the restricted 
   expect((fs.statSync(keyFile).mode & 0o777).toString(8)).toBe("600");
   const pub = runOk("ssh-keygen", ["-y", "-f", keyFile]).stdout.split(" ").slice(0, 2).join(" ");
   const lines = read(path.join(rig.sshd.dir, "authorized_keys")).trim().split("\n");
-  expect(lines).toHaveLength(2);
+  expect(lines).toHaveLength(3);
   expect(lines[1]).toBe(
     `restrict,command="${receiver} ${nasRoot} ${KEEP} 0 0" ${pub} backup321-nas-sync@db`,
   );
+  // the stream host's own key, forced into its own path with the same receiver
+  const streamPub = runOk("ssh-keygen", ["-y", "-f", `${streamer.secrets}/nas-sync_ed25519`])
+    .stdout.split(" ")
+    .slice(0, 2)
+    .join(" ");
+  expect(streamPub).not.toBe(pub);
+  expect(lines[2]).toBe(
+    `restrict,command="${receiver} ${streamRoot} ${KEEP} 0 0" ${streamPub} backup321-nas-sync@streamer`,
+  );
+  // one receiver, installed by the first sync only
+  expect(rig.steps.filter((x) => x.name.endsWith("-receiver")).map((x) => x.name)).toEqual([
+    "sync-receiver",
+  ]);
   const before = read(path.join(rig.sshd.dir, "authorized_keys"));
   applyCreates();
   expect(read(path.join(rig.sshd.dir, "authorized_keys"))).toBe(before);
@@ -142,6 +202,7 @@ test("pulumi up's commands install the key, the NAS receiver and the restricted 
     [
       `sync-authorized-key authorized-key:${path.join(rig.sshd.dir, "authorized_keys")}:db`,
       `sync-receiver ${receiver}`,
+      `sync-stream-authorized-key authorized-key:${path.join(rig.sshd.dir, "authorized_keys")}:streamer`,
     ].sort(),
   );
 });
@@ -195,6 +256,53 @@ test("the NAS keeps its own count of snapshots, the newest always", async () => 
   expect(kept).toHaveLength(KEEP);
   expect(fs.readlinkSync(`${nasRoot}/latest`)).toBe(kept[KEEP - 1]);
   expect(fs.readdirSync(nasRoot).filter((d) => d.endsWith(".partial"))).toEqual([]);
+});
+
+test("the binlog stream's host sends the real stream's sealed files to its own path on the NAS, never its open binlog nor a seal in progress", async () => {
+  const before = { snapshots: snapshots(), latest: fs.readlinkSync(`${nasRoot}/latest`) };
+  await streamWhile(rig.mariadb, stream, () => {
+    rig.mariadb.sql("CREATE DATABASE IF NOT EXISTS s; CREATE TABLE IF NOT EXISTS s.t (id INT)");
+    for (let i = 0; i < 3; i++) {
+      rig.mariadb.sql(`INSERT INTO s.t VALUES (${i})`);
+      rig.mariadb.sql("FLUSH BINARY LOGS");
+    }
+  });
+  const sealed = stream.sealed();
+  expect(sealed.length).toBeGreaterThanOrEqual(3);
+  const [open] = stream.live();
+  expect(open).toMatch(/^mysql-bin\.\d+$/);
+  // a seal in progress, as the stream leaves it while it writes one
+  const partial = `${stream.dir}/${open}.20991231T000000Z.s1.zst.enc.b321-partial`;
+  fs.copyFileSync(`${stream.dir}/live/${open}`, partial);
+  let r: RunResult;
+  try {
+    r = run(`${streamer.sbin}/b321-nas-sync`, []);
+  } finally {
+    fs.rmSync(partial);
+  }
+  expect({ code: r.code, err: r.code === 0 ? "" : r.stderr.slice(-1500) }).toEqual({
+    code: 0,
+    err: "",
+  });
+  const taken = fs.readdirSync(streamRoot).filter((d) => /^\d{8}-\d{6}$/.test(d));
+  expect(taken).toHaveLength(1);
+  expect(fs.readlinkSync(`${streamRoot}/latest`)).toBe(taken[0]);
+  const copy = `${streamRoot}/${taken[0]}${stream.dir}`;
+  // exactly the sealed files and their .sha256, as the stream wrote them
+  expect(fs.readdirSync(copy).sort()).toEqual(sealed.flatMap((f) => [f, `${f}.sha256`]).sort());
+  for (const f of sealed.flatMap((x) => [x, `${x}.sha256`]))
+    expect({
+      f,
+      same: fs.readFileSync(`${copy}/${f}`).equals(fs.readFileSync(`${stream.dir}/${f}`)),
+    }).toEqual({
+      f,
+      same: true,
+    });
+  const status = JSON.parse(read(`${streamer.status}/nas-sync.json`));
+  expect(status).toMatchObject({ result: "success", snapshot: taken[0] });
+  // the database host's snapshots are untouched: the stream's live beside them, not among them
+  expect(snapshots()).toEqual(before.snapshots);
+  expect(fs.readlinkSync(`${nasRoot}/latest`)).toBe(before.latest);
 });
 
 test("a symlink at the source is stored inert on the NAS (nothing is written through it)", async () => {
@@ -598,9 +706,14 @@ test("deletes remove the key line and the receiver, never the snapshots", () => 
   rig.applyDeletes();
   rig.applyDeletes();
   expect(read(path.join(rig.sshd.dir, "authorized_keys"))).not.toContain("backup321-nas-sync@db");
+  expect(read(path.join(rig.sshd.dir, "authorized_keys"))).not.toContain(
+    "backup321-nas-sync@streamer",
+  );
+  expect(fs.readdirSync(streamRoot).filter((d) => /^\d{8}-\d{6}$/.test(d))).toHaveLength(1);
   expect(fs.existsSync(receiver)).toBe(false);
   expect(snapshots()).toHaveLength(KEEP);
   // Every delete forgot its owner stamp, on the NAS and on the source host.
   expect(ownerStamps(nasOwners())).toEqual([]);
   expect(ownerStamps(`${rig.box.paths.owners}`)).toEqual([]);
+  expect(ownerStamps(streamer.owners)).toEqual([]);
 });

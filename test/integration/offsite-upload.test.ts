@@ -1,6 +1,7 @@
 // DumpUpload for real: the commands of a mock run replayed over SSH into a sandbox, then the job
 // uploads to s3rver over TLS with the aws CLI, credentials only from the 0600 file. The binlogs it
-// sends are the ones the real binlog shipper (mariadb-binlogs.sh) verified from a real MariaDB.
+// sends are the ones the real binlog shipper (mariadb-binlogs.sh) verified from a real MariaDB, and
+// the ones the real binlog stream (mariadb-stream.sh) sealed from it.
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -10,6 +11,7 @@ import { useRig } from "../harness/rig";
 import { run, runOk, type RunResult } from "../harness/proc";
 import { createBackupUser, installScripts, type Install } from "./mariadb-fixture";
 import { manifestFixture } from "../harness/manifest";
+import { streamHost, streamWhile, type StreamHost } from "../harness/stream";
 
 const BUCKET = "atlastech-backups";
 const ACCESS = "S3RVER";
@@ -24,6 +26,10 @@ let mdb: Install;
 let creds: string;
 /** The test's own credentials for looking into the bucket. */
 let testCreds: string;
+/** The binlog stream's host (its files on this host: a stream host with no fulls has its own job). */
+let stream: StreamHost;
+/** The upload job of a stream host: no fulls, only the stream's sealed files. */
+const STREAM_UPLOAD = "offsite-upload-stream";
 
 /** The Object Lock retention the job asks for: 35 days from now, rounded up to midnight UTC. */
 const LOCK_DAYS = 35;
@@ -33,9 +39,9 @@ let shimBin: string;
 let shimStore: string;
 let shimLog: string;
 
-function upload(extra: Record<string, string> = {}): RunResult {
+function upload(extra: Record<string, string> = {}, job = "offsite-upload"): RunResult {
   fs.writeFileSync(shimLog, "");
-  return run(`${rig.box.paths.sbin}/b321-offsite-upload`, [], {
+  return run(`${rig.box.paths.sbin}/b321-${job}`, [], {
     env: {
       ...process.env,
       PATH: `${shimBin}:${process.env.PATH ?? ""}`,
@@ -88,8 +94,8 @@ function keys(prefix: string): string[] {
     .sort();
 }
 
-function status(): Record<string, unknown> {
-  return JSON.parse(fs.readFileSync(`${rig.box.paths.status}/offsite-upload.json`, "utf8"));
+function status(job = "offsite-upload"): Record<string, unknown> {
+  return JSON.parse(fs.readFileSync(`${rig.box.paths.status}/${job}.json`, "utf8"));
 }
 
 function aws(args: string[]): RunResult {
@@ -186,6 +192,9 @@ const rig = useRig({
       keepFulls: 4,
       timezone: "UTC",
     });
+    stream = streamHost(server, { lib: mdb.lib, keyFile, root: box.at("streaming") });
+    // made by the stream's first run, as soon as its service starts
+    fs.mkdirSync(stream.dir, { recursive: true, mode: 0o700 });
     alerts = box.at("alerts.log");
     fs.writeFileSync(
       box.at("record-alert.sh"),
@@ -224,6 +233,23 @@ const rig = useRig({
       caBundle: s3.caFile,
       checksumCalculation: "when_required",
       binlogs: { dir: binlogDir, basename: server.binlogBasename },
+      stream: { dir: stream.dir, basename: server.binlogBasename },
+      objectLock: { mode: "GOVERNANCE", days: LOCK_DAYS },
+    });
+    // the stream host's own upload: no fulls there, no shipped binlogs
+    new DumpUpload("upload-stream", {
+      host,
+      job: STREAM_UPLOAD,
+      bucket: BUCKET,
+      region: "us-east-1",
+      prefix: "database/",
+      schedule: "30 5 * * *",
+      accessKeyId: ACCESS,
+      secretAccessKey: pulumi.secret(SECRET),
+      endpoint: s3.endpoint,
+      caBundle: s3.caFile,
+      checksumCalculation: "when_required",
+      stream: { dir: stream.dir, basename: server.binlogBasename },
       objectLock: { mode: "GOVERNANCE", days: LOCK_DAYS },
     });
   },
@@ -249,6 +275,26 @@ test("the secret key reaches the host only as a 0600 credentials file", () => {
   // the shipper encrypted the binlogs: the upload host needs no key to send them
   expect(env).not.toContain("KEY_FILE");
   expect(env).toContain("OFFSITE_LOCK_DAYS='35'\nOFFSITE_LOCK_MODE='GOVERNANCE'\n");
+  expect(env).toContain(`OFFSITE_STREAM_DIR='${stream.dir}'\n`);
+  // the stream host's job: the stream's directory only
+  const own = fs
+    .readFileSync(`${rig.box.paths.etc}/${STREAM_UPLOAD}.env`, "utf8")
+    .split("\n")
+    .filter((l) => l.startsWith("OFFSITE_"));
+  expect(own).toEqual([
+    "OFFSITE_BINLOG_BASENAME='mysql-bin'",
+    `OFFSITE_BUCKET='${BUCKET}'`,
+    "OFFSITE_CA_BUNDLE='" + rig.s3.caFile + "'",
+    "OFFSITE_CHECKSUM_CALCULATION='when_required'",
+    `OFFSITE_CREDENTIALS='${rig.box.paths.secrets}/${STREAM_UPLOAD}-aws'`,
+    `OFFSITE_ENDPOINT='${rig.s3.endpoint}'`,
+    "OFFSITE_LOCK_DAYS='35'",
+    "OFFSITE_LOCK_MODE='GOVERNANCE'",
+    "OFFSITE_PREFIX='database/'",
+    "OFFSITE_REGION='us-east-1'",
+    "OFFSITE_SSE='AES256'",
+    `OFFSITE_STREAM_DIR='${stream.dir}'`,
+  ]);
 });
 
 test("with no verified full the job fails and says why", () => {
@@ -574,6 +620,118 @@ test("an object already there with other bytes is never overwritten: the run fai
   expect(keys("database/binlogs/")).toContain(key);
 });
 
+/** The plain binlog a sealed stream file decrypts to: its sha256, read with the stack's key. */
+const unsealed = (file: string) =>
+  runOk("bash", [
+    "-c",
+    'set -o pipefail; openssl enc -aes-256-cbc -d -pbkdf2 -pass "file:$1" -in "$2" | zstd -d -q -c | sha256sum',
+    "_",
+    keyFile,
+    file,
+  ]).stdout.split(" ")[0];
+
+test("on the stream host, with no fulls: every sealed file of the real stream goes up to binlog-stream/, never its open binlog nor a seal in progress", async () => {
+  await streamWhile(rig.mariadb, stream, () => {
+    for (let i = 200; i < 203; i++) {
+      rig.mariadb.sql(`INSERT INTO atlastech_db.t VALUES (${i}, 'streamed')`);
+      rig.mariadb.sql("FLUSH BINARY LOGS");
+    }
+  });
+  const sealed = stream.sealed();
+  expect(sealed.length).toBeGreaterThanOrEqual(3);
+  const [open] = stream.live();
+  expect(open).toBe(rig.mariadb.sql("SHOW MASTER STATUS").split("\t")[0]);
+  // a seal in progress, as the stream leaves it while it writes one
+  const partial = `${stream.dir}/${open}.20991231T000000Z.s1.zst.enc`;
+  fs.copyFileSync(`${stream.dir}/live/${open}`, `${partial}.b321-partial`);
+  fs.writeFileSync(
+    `${partial}.sha256.b321-partial`,
+    `${"0".repeat(64)}  ${path.basename(partial)}\n`,
+  );
+  const shippedBefore = keys("database/binlogs/");
+  try {
+    const r = upload({}, STREAM_UPLOAD);
+    expect({ code: r.code, err: r.code === 0 ? "" : r.stderr.slice(-1500) }).toEqual({
+      code: 0,
+      err: "",
+    });
+  } finally {
+    fs.rmSync(`${partial}.b321-partial`);
+    fs.rmSync(`${partial}.sha256.b321-partial`);
+  }
+  // exactly the sealed files, under their own prefix; the shipped copies untouched
+  expect(keys("database/binlog-stream/")).toEqual(sealed.map((f) => `database/binlog-stream/${f}`));
+  expect(keys("database/binlogs/")).toEqual(shippedBefore);
+  let bytes = 0;
+  for (const f of sealed) {
+    const local = `${stream.dir}/${f}`;
+    const key = `database/binlog-stream/${f}`;
+    const got = rig.box.at(`got-stream-${f}`);
+    expect(aws(["s3", "cp", `s3://${BUCKET}/${key}`, got]).code).toBe(0);
+    // the stream's sealed file byte for byte, with the sha256 it recorded
+    expect(sha(got)).toBe(sha(local));
+    expect(fs.readFileSync(`${local}.sha256`, "utf8").split(" ")[0]).toBe(sha(got));
+    expect(head(key).Metadata).toEqual({ sha256: sha(got) });
+    // and it opens, with the stack's key, to the server's own binlog
+    expect({ f, plain: unsealed(got) }).toEqual({ f, plain: sha(serverBinlogOf(f)) });
+    bytes += fs.statSync(got).size;
+  }
+  const s = status(STREAM_UPLOAD);
+  expect(s).toMatchObject({
+    result: "success",
+    stream_uploaded: sealed.length,
+    stream_present: 0,
+    stream_locked: sealed.length,
+    stream_locked_until: s.lock_until,
+    bytes,
+  });
+  // nothing of fulls or shipped binlogs on this host's job
+  for (const k of ["file", "key", "full_age_hours", "binlogs_uploaded"])
+    expect(s[k]).toBeUndefined();
+  for (const f of sealed) expect(retention(`database/binlog-stream/${f}`)?.Mode).toBe("GOVERNANCE");
+});
+
+test("where the fulls are, one job sends the fulls, the shipped binlogs and the stream's sealed files", () => {
+  const r = upload();
+  expect(r.code).toBe(0);
+  const sealed = stream.sealed();
+  expect(status()).toMatchObject({
+    result: "success",
+    key: "database/atlastech_db_full_20260208.xb.zst.enc",
+    stream_uploaded: 0,
+    stream_present: sealed.length,
+  });
+  expect(Number(status().binlogs_present)).toBeGreaterThan(0);
+});
+
+test("a sealed stream file changed after the stream verified it is refused, with a failed status and an alert", async () => {
+  await streamWhile(rig.mariadb, stream, () => {
+    rig.mariadb.sql("INSERT INTO atlastech_db.t VALUES (210, 'streamed, then changed')");
+    rig.mariadb.sql("FLUSH BINARY LOGS");
+  });
+  const sealed = stream.sealed();
+  const newest = sealed[sealed.length - 1];
+  const file = `${stream.dir}/${newest}`;
+  const good = fs.readFileSync(file);
+  fs.appendFileSync(file, "tampered");
+  fs.rmSync(alerts, { force: true });
+  try {
+    const r = upload({}, STREAM_UPLOAD);
+    expect(r.code).toBe(1);
+    expect(status(STREAM_UPLOAD)).toMatchObject({ result: "failed" });
+    expect(String(status(STREAM_UPLOAD).error)).toContain(
+      `streamed binlog ${file} has sha256 ${sha(file)} but the stream verified ${sha256Of(good)} (changed since it was verified)`,
+    );
+    expect(fs.readFileSync(alerts, "utf8")).toContain(`${STREAM_UPLOAD}|failed|streamed binlog`);
+    expect(keys("database/binlog-stream/")).not.toContain(`database/binlog-stream/${newest}`);
+  } finally {
+    fs.writeFileSync(file, good);
+  }
+  expect(upload({}, STREAM_UPLOAD).code).toBe(0);
+  expect(keys("database/binlog-stream/")).toContain(`database/binlog-stream/${newest}`);
+  expect(status(STREAM_UPLOAD)).toMatchObject({ result: "success", stream_uploaded: 1 });
+});
+
 test("a credentials file readable by others is refused", () => {
   fs.chmodSync(creds, 0o644);
   try {
@@ -602,6 +760,7 @@ test("deletes remove the job's files but never the uploaded dumps", () => {
   rig.applyDeletes();
   expect(fs.existsSync(creds)).toBe(false);
   expect(fs.existsSync(`${rig.box.paths.etc}/offsite-upload.env`)).toBe(false);
+  expect(fs.existsSync(`${rig.box.paths.etc}/${STREAM_UPLOAD}.env`)).toBe(false);
   expect(ownerStamps(`${rig.box.paths.owners}`)).toEqual([]);
   expect(aws(["s3", "ls", `s3://${BUCKET}/database/`]).stdout).toContain("20260208");
 });

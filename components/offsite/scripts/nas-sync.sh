@@ -9,7 +9,8 @@
 # and keeps its own count of snapshots.
 #
 # Env file: NAS_USER NAS_ADDRESS NAS_PORT NAS_PATH NAS_KEY NAS_KNOWN_HOSTS NAS_SOURCES (space-
-# separated absolute paths) [NAS_TIMEOUT seconds, default 3600 per rsync run].
+# separated absolute paths) [NAS_EXCLUDES: space-separated rsync exclude patterns, never copied, e.g.
+# the binlog stream's live/ and *.b321-partial] [NAS_TIMEOUT seconds, default 3600 per rsync run].
 set -Eeuo pipefail
 # shellcheck source=../../host/scripts/common.sh
 source "${BASH_SOURCE[0]%/*}/common.sh"
@@ -31,7 +32,7 @@ check_config() {
 }
 
 main() {
-  local sources=() src stamp latest stats sent rc out snapshot refused
+  local sources=() excludes=() src stamp latest stats sent rc out snapshot refused x
   check_config
   b321_lock nas-sync
   read -r -a sources <<< "$NAS_SOURCES"
@@ -44,6 +45,9 @@ main() {
   latest=$(nas latest) || b321_fail "cannot reach the NAS $NAS_ADDRESS:$NAS_PORT as $NAS_USER"
   # nas-receive.sh accepts exactly the server command line these options make: change both together.
   local args=(-a --relative --stats --timeout=600 -e "${B321_SSH[*]}")
+  # excludes filter on this side only: the server command line stays the one nas-receive.sh accepts
+  read -r -a excludes <<< "${NAS_EXCLUDES:-}"
+  for x in "${excludes[@]}"; do args+=("--exclude=$x"); done
   if [ -n "$latest" ]; then
     [[ $latest =~ ^[0-9]{8}-[0-9]{6}$ ]] || b321_fail "the NAS answered '$latest' for its latest snapshot"
     args+=("--link-dest=$NAS_PATH/$latest")

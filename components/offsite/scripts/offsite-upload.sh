@@ -13,6 +13,10 @@
 # a *.b321-partial) goes as it is to <prefix>binlogs/<copy name>, so a day's changes leave the site
 # daily without a new full, and this host needs no key to read them. An object already there with
 # the same bytes is proved and skipped; one with other bytes is never overwritten: the run fails.
+# The binlog stream's sealed files (mariadb-stream.sh, on the stream host: sealed the same way, with
+# the same <copy>.sha256; never its live/ files nor a *.b321-partial) go the same way to
+# <prefix>binlog-stream/<copy name>, so the bucket's dump lifecycle expires them with the fulls.
+# On a host with no fulls (the stream host), OFFSITE_BACKUP_DIR is left out and only binlogs go.
 # Fulls weekly plus binlogs daily is the seed's design: a fresh full adds its whole size again to any
 # chunk-deduplicating store, the binlogs a few %.
 # With OFFSITE_LOCK_MODE and OFFSITE_LOCK_DAYS (the bucket has Object Lock), every object this
@@ -23,12 +27,15 @@
 # s3:BypassGovernanceRetention), so an existing mode is kept.
 #
 # Env file: OFFSITE_BUCKET OFFSITE_PREFIX OFFSITE_REGION OFFSITE_CREDENTIALS (0600 AWS credentials
-# file) OFFSITE_BACKUP_DIR [OFFSITE_SSE AES256|aws:kms] [OFFSITE_KMS_KEY_ID] [OFFSITE_ENDPOINT]
+# file) [OFFSITE_BACKUP_DIR: the fulls; at least one of it, OFFSITE_BINLOG_DIR and OFFSITE_STREAM_DIR]
+# [OFFSITE_SSE AES256|aws:kms] [OFFSITE_KMS_KEY_ID] [OFFSITE_ENDPOINT]
 # [OFFSITE_CA_BUNDLE] [OFFSITE_CHECKSUM_CALCULATION when_supported|when_required]
 # [OFFSITE_READ_BACK 1|0, default 1] [OFFSITE_MAX_AGE_HOURS: warn when the newest verified full is
 # older, default 192: a run that only finds last month's full has nothing new to send]
 # [OFFSITE_BINLOG_DIR: the shipper's directory; binlogs are sent only when set, with
 # OFFSITE_BINLOG_BASENAME (mysql-bin)]
+# [OFFSITE_STREAM_DIR: the binlog stream's directory; its sealed files are sent only when set, with
+# OFFSITE_BINLOG_BASENAME]
 # [OFFSITE_LOCK_MODE GOVERNANCE|COMPLIANCE with OFFSITE_LOCK_DAYS: Object Lock retention].
 set -Eeuo pipefail
 # shellcheck source=../../host/scripts/common.sh
@@ -38,14 +45,17 @@ b321_start "$@"
 
 check_config() {
   local v
-  for v in OFFSITE_BUCKET OFFSITE_PREFIX OFFSITE_REGION OFFSITE_CREDENTIALS OFFSITE_BACKUP_DIR; do
+  for v in OFFSITE_BUCKET OFFSITE_PREFIX OFFSITE_REGION OFFSITE_CREDENTIALS; do
     [ -n "${!v:-}" ] || b321_fail "$v is missing from the env file"
   done
+  [ -n "${OFFSITE_BACKUP_DIR:-}${OFFSITE_BINLOG_DIR:-}${OFFSITE_STREAM_DIR:-}" ] ||
+    b321_fail "the env file names nothing to send: OFFSITE_BACKUP_DIR, OFFSITE_BINLOG_DIR or OFFSITE_STREAM_DIR"
   [ -r "$OFFSITE_CREDENTIALS" ] || b321_fail "no credentials file at $OFFSITE_CREDENTIALS"
   [ "$(stat -c %a -- "$OFFSITE_CREDENTIALS")" = 600 ] ||
     b321_fail "$OFFSITE_CREDENTIALS must be mode 0600"
-  [ -d "$OFFSITE_BACKUP_DIR" ] || b321_fail "$OFFSITE_BACKUP_DIR is not a directory"
-  if [ -n "${OFFSITE_BINLOG_DIR:-}" ]; then
+  [ -z "${OFFSITE_BACKUP_DIR:-}" ] || [ -d "$OFFSITE_BACKUP_DIR" ] ||
+    b321_fail "$OFFSITE_BACKUP_DIR is not a directory"
+  if [ -n "${OFFSITE_BINLOG_DIR:-}${OFFSITE_STREAM_DIR:-}" ]; then
     [ -n "${OFFSITE_BINLOG_BASENAME:-}" ] || b321_fail "OFFSITE_BINLOG_BASENAME is missing from the env file"
   fi
   if [ -n "${OFFSITE_LOCK_MODE:-}${OFFSITE_LOCK_DAYS:-}" ]; then
@@ -251,27 +261,31 @@ note_binlog_lock() {
   fi
 }
 
-# upload_binlogs: every verified shipped binlog not yet in the bucket, oldest first. Sets SENT to
-# the bytes sent and counts binlogs in the status.
+# upload_binlogs DIR FOLDER FIELD WHAT WHO: every sealed binlog in DIR (the shipper's copies, or the
+# stream's sealed files: both written by mdb_seal_binlog, <copy> then <copy>.sha256) not yet in the
+# bucket, oldest first, to <prefix>FOLDER/<copy name>. Adds the bytes sent to SENT and counts them in
+# the status as FIELD_uploaded, FIELD_present (FIELD_locked, FIELD_locked_until); WHAT and WHO name
+# the copies and their writer in messages ("shipped" and "shipper", "streamed" and "stream").
 SENT=0
 upload_binlogs() {
+  local dir=$1 folder=$2 field=$3 what=$4 who=$5
   local f name sum actual key uploaded=0 present=0 locked=0 earliest=""
-  [ -d "$OFFSITE_BINLOG_DIR" ] || b321_fail "$OFFSITE_BINLOG_DIR is not a directory"
-  for f in "$OFFSITE_BINLOG_DIR/$OFFSITE_BINLOG_BASENAME".*.zst.enc; do
+  [ -d "$dir" ] || b321_fail "$dir is not a directory"
+  for f in "$dir/$OFFSITE_BINLOG_BASENAME".*.zst.enc; do
     name=${f##*/}
     { b321_binlog_stamp "$name" >/dev/null && [ -f "$f" ]; } || continue
-    # No .sha256 yet: the shipper has not verified it (it writes the sum just before the rename).
+    # No .sha256 yet: the $who has not verified it (it writes the sum just before the rename).
     [ -f "$f.sha256" ] || continue
-    # The shipper's prune may remove an old one (already uploaded) while this runs: skip it then.
+    # The $who's prune may remove an old one (already uploaded) while this runs: skip it then.
     if ! sum=$(sed -n '1s/^\([0-9a-f]\{64\}\)  .*/\1/p' -- "$f.sha256") ||
       ! actual=$(b321_sha256 "$f"); then
       { [ -e "$f" ] && [ -e "$f.sha256" ]; } || continue
-      b321_fail "cannot read the shipped binlog $f"
+      b321_fail "cannot read the $what binlog $f"
     fi
     [ -n "$sum" ] || b321_fail "$f.sha256 holds no sha256"
     [ "$actual" = "$sum" ] ||
-      b321_fail "shipped binlog $f has sha256 $actual but the shipper verified $sum (changed since it was verified)"
-    key=${OFFSITE_PREFIX}binlogs/$name
+      b321_fail "$what binlog $f has sha256 $actual but the $who verified $sum (changed since it was verified)"
+    key=${OFFSITE_PREFIX}$folder/$name
     if upload "$f" "$key" "$sum"; then
       SENT=$((SENT + $(stat -c %s -- "$f")))
       uploaded=$((uploaded + 1))
@@ -280,50 +294,45 @@ upload_binlogs() {
     fi
     note_binlog_lock
   done
-  b321_set binlogs_uploaded "$uploaded"
-  b321_set binlogs_present "$present"
+  b321_set "${field}_uploaded" "$uploaded"
+  b321_set "${field}_present" "$present"
   if [ -n "${OFFSITE_LOCK_MODE:-}" ]; then
-    b321_set binlogs_locked "$locked"
-    [ -z "$earliest" ] || b321_set binlogs_locked_until "$earliest"
+    b321_set "${field}_locked" "$locked"
+    [ -z "$earliest" ] || b321_set "${field}_locked_until" "$earliest"
   fi
-  b321_log "$uploaded binlog(s) uploaded to s3://$OFFSITE_BUCKET/${OFFSITE_PREFIX}binlogs/, $present already there"
+  b321_log "$uploaded $what binlog(s) uploaded to s3://$OFFSITE_BUCKET/${OFFSITE_PREFIX}$folder/, $present already there"
 }
 
 # upload_backup FILE: FILE (a verified full or increment) and then its manifest to the dump prefix,
-# each proved. The file's sha256 must still be its manifest's. Sets SENT_BACKUP (bytes sent),
-# BACKUP_KEY, BACKUP_SHA and, with a lock, FILE_LOCKED_UNTIL and MANIFEST_LOCKED_UNTIL.
-SENT_BACKUP=0
-BACKUP_KEY=""
+# each proved. The file's sha256 must still be its manifest's. Adds the bytes sent to SENT; sets
+# BACKUP_SHA and, with a lock, FILE_LOCKED_UNTIL and MANIFEST_LOCKED_UNTIL.
 BACKUP_SHA=""
 FILE_LOCKED_UNTIL=""
 MANIFEST_LOCKED_UNTIL=""
 upload_backup() {
-  local file=$1 manifest=$1.manifest.json actual msize
-  SENT_BACKUP=0
+  local file=$1 manifest=$1.manifest.json actual msize key
   BACKUP_SHA=$(manifest_sha256 "$manifest")
   actual=$(b321_sha256 "$file")
   [ "$actual" = "$BACKUP_SHA" ] ||
     b321_fail "$file has sha256 $actual but its manifest says $BACKUP_SHA (changed since it was verified)"
-  BACKUP_KEY=${OFFSITE_PREFIX}${file##*/}
-  if upload "$file" "$BACKUP_KEY" "$BACKUP_SHA"; then
-    SENT_BACKUP=$(stat -c %s -- "$file")
+  key=${OFFSITE_PREFIX}${file##*/}
+  if upload "$file" "$key" "$BACKUP_SHA"; then
+    SENT=$((SENT + $(stat -c %s -- "$file")))
   fi
   FILE_LOCKED_UNTIL=${LOCKED_UNTIL:-}
-  if upload "$manifest" "$BACKUP_KEY.manifest.json" "$(b321_sha256 "$manifest")"; then
+  if upload "$manifest" "$key.manifest.json" "$(b321_sha256 "$manifest")"; then
     msize=$(stat -c %s -- "$manifest")
-    SENT_BACKUP=$((SENT_BACKUP + msize))
+    SENT=$((SENT + msize))
   fi
   MANIFEST_LOCKED_UNTIL=${LOCKED_UNTIL:-}
-  b321_log "s3://$OFFSITE_BUCKET/$BACKUP_KEY verified"
+  b321_log "s3://$OFFSITE_BUCKET/$key verified"
 }
 
-main() {
-  local full manifest sent=0 incr
-  check_config
-  command -v aws > /dev/null || b321_fail "the aws CLI is missing (apt-get install awscli)"
-  b321_lock offsite-upload
-  VERIFIED_DIR=$B321_STATE/offsite-verified
-  mkdir -p -- "$VERIFIED_DIR"
+# upload_full: the newest verified full and its manifest, then the full's newest increment with
+# its own: with the full, it is all a restore reads (each holds the changes since the full), and
+# the older ones went on the days they were new.
+upload_full() {
+  local full manifest incr
   full=$(newest_verified) || b321_fail "no verified full backup in $OFFSITE_BACKUP_DIR (a full counts once its .manifest.json is written)"
   manifest=$full.manifest.json
   local age_hours=$((($(date +%s) - $(stat -c %Y -- "$manifest")) / 3600))
@@ -332,34 +341,40 @@ main() {
     b321_warn "the newest verified full, ${full##*/}, is $age_hours h old (more than ${OFFSITE_MAX_AGE_HOURS:-192} h): are fulls still running?"
   b321_set file "$full"
   b321_set key "${OFFSITE_PREFIX}${full##*/}"
-  if [ -n "${OFFSITE_LOCK_MODE:-}" ]; then
-    LOCK_UNTIL=$(lock_until)
-    b321_set lock_mode "$OFFSITE_LOCK_MODE"
-    b321_set lock_until "$LOCK_UNTIL"
-  fi
   upload_backup "$full"
-  sent=$SENT_BACKUP
   if [ -n "${OFFSITE_LOCK_MODE:-}" ]; then
     b321_set full_locked_until "$FILE_LOCKED_UNTIL"
     b321_set manifest_locked_until "$MANIFEST_LOCKED_UNTIL"
   fi
   b321_set sha256 "$BACKUP_SHA"
-  # The full's newest increment: with the full, it is all a restore reads (each holds the changes
-  # since the full), and the older ones went on the days they were new.
   if incr=$(newest_verified incr "${full##*/}"); then
     upload_backup "$incr"
-    sent=$((sent + SENT_BACKUP))
     b321_set increment "$incr"
   fi
-  [ -z "${OFFSITE_BINLOG_DIR:-}" ] || upload_binlogs
+}
+
+main() {
+  check_config
+  command -v aws > /dev/null || b321_fail "the aws CLI is missing (apt-get install awscli)"
+  b321_lock offsite-upload
+  VERIFIED_DIR=$B321_STATE/offsite-verified
+  mkdir -p -- "$VERIFIED_DIR"
+  if [ -n "${OFFSITE_LOCK_MODE:-}" ]; then
+    LOCK_UNTIL=$(lock_until)
+    b321_set lock_mode "$OFFSITE_LOCK_MODE"
+    b321_set lock_until "$LOCK_UNTIL"
+  fi
+  [ -z "${OFFSITE_BACKUP_DIR:-}" ] || upload_full
+  [ -z "${OFFSITE_BINLOG_DIR:-}" ] || upload_binlogs "$OFFSITE_BINLOG_DIR" binlogs binlogs shipped shipper
+  [ -z "${OFFSITE_STREAM_DIR:-}" ] || upload_binlogs "$OFFSITE_STREAM_DIR" binlog-stream stream streamed stream
   if [ -n "${OFFSITE_LOCK_MODE:-}" ]; then
     b321_set lock_set "$LOCK_SET"
     b321_set lock_proven "$LOCK_PROVEN"
     b321_log "$LOCK_PROVEN object(s) locked in $OFFSITE_LOCK_MODE until $LOCK_UNTIL or later ($LOCK_SET set by this run)"
   fi
-  b321_set bytes "$((sent + SENT))"
+  b321_set bytes "$SENT"
   b321_set read_back "$READ_BACK"
-  b321_log "$((sent + SENT)) bytes sent, $READ_BACK object(s) read back"
+  b321_log "$SENT bytes sent, $READ_BACK object(s) read back"
 }
 
 main
