@@ -31,3 +31,15 @@ export function bucketWriters(site: Site): { dumps: boolean; restic: boolean } {
     restic: bucket && site.restic.repositories.some((r) => r.kind === "s3"),
   };
 }
+
+/**
+ * Where the binlog stream's sealed files go on the NAS: with the other sources when the stream host
+ * is the one that syncs (offsite.nas.from), else in a snapshot directory of their own under
+ * offsite.nas.path (each source host's snapshots are the NAS's own to count and expire).
+ */
+export function streamNasPath(site: Site): string | undefined {
+  const st = site.mariadb?.stream;
+  const nas = site.offsite.nas;
+  if (!st || !nas) return undefined;
+  return nasFrom(site) === st.host ? nas.path : `${nas.path}/binlog-stream`;
+}

@@ -311,14 +311,35 @@ function databaseChains(site: Site): Chain[] {
   const fullsElsewhere =
     chains.some((c) => c.place.host !== m.host) ||
     (m.replica !== undefined && m.replica.host !== m.host);
-  if (m.stream && m.stream.host !== m.host && fullsElsewhere)
+  if (m.stream && m.stream.host !== m.host && fullsElsewhere) {
+    const stream = `binlog stream to ${m.stream.host}`;
     chains.push({
       ...base,
-      via: [`binlog stream to ${m.stream.host}`],
+      via: [stream],
       schedules: [],
       continuousHours: m.stream.maxLagSeconds / 3600,
       place: hostDisk(m.stream.host),
     });
+    // Its sealed files go on to the bucket and the NAS from the stream host (they join the fulls
+    // there). A streamed binlog is sealed only once closed, and the shipping run's FLUSH BINARY LOGS
+    // is what closes it: those copies are as old as the shipped ones, never fresher. They survive
+    // the database host's upload or sync failing, but lower no RPO.
+    const sealed = { ...base, schedules: [m.schedules.binlogs] };
+    if (upload && bucket)
+      chains.push({
+        ...sealed,
+        via: [stream, "dump upload"],
+        schedules: [...sealed.schedules, upload.schedule],
+        place: bucket,
+      });
+    if (nas && mariadbSyncedToNas(site))
+      chains.push({
+        ...sealed,
+        via: [stream, `NAS sync to ${nas.host}`],
+        schedules: [...sealed.schedules, nas.schedule],
+        place: nasShare(nas.host),
+      });
+  }
   return chains;
 }
 
@@ -539,10 +560,16 @@ export function threeTwoOne(site: Site): ThreeTwoOne {
   for (const r of site.restic.repositories) add(repositoryPlace(site, r), `restic ${r.name}`);
   const m = site.mariadb;
   if (m) add(hostDisk(m.host), "database fulls and binlogs");
-  if (site.offsite.nas) add(nasShare(site.offsite.nas.host), "dated snapshots");
+  // the binlog stream's sealed files, sent on by its host (components/site)
+  const stream = m?.stream && m.stream.host !== m.host ? "database binlog stream" : undefined;
+  if (site.offsite.nas) {
+    add(nasShare(site.offsite.nas.host), "dated snapshots");
+    if (stream) add(nasShare(site.offsite.nas.host), stream);
+  }
   const bucket = bucketOf(site);
   if (site.offsite.upload && bucket) {
     add(bucket, "database dumps");
+    if (stream) add(bucket, stream);
     const lock = dumpLock(site.offsite.bucket!);
     if (lock)
       Object.assign(locs.get(bucket.id)!, {

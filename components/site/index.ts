@@ -4,6 +4,7 @@ import {
   hostTimezone,
   nasFrom,
   nasSources,
+  streamNasPath,
   uploadHost,
 } from "../../stacks/defaults";
 import * as pulumi from "@pulumi/pulumi";
@@ -27,7 +28,7 @@ import { nasAccount } from "../offsite/render";
 import { fullsHost } from "../../stacks/model/mariadb";
 import { keyGeneration } from "../../stacks/model/rotation";
 import { now } from "../../stacks/clock";
-import { HANDOFF_TOOLS, MARIADB_TOOLS, STREAM_TOOLS } from "../mariadb/render";
+import { HANDOFF_TOOLS, MARIADB_TOOLS, STREAM_TOOLS, streamUnsealed } from "../mariadb/render";
 import { partName } from "./names";
 import { contactLine } from "../../stacks/model/people";
 
@@ -406,7 +407,7 @@ export class BackupSite extends pulumi.ComponentResource {
     site: Site,
     mariadb: MariaDbBackup | undefined,
   ): OffsiteBucket | undefined {
-    const { bucket, upload, nas } = site.offsite;
+    const { bucket, upload } = site.offsite;
     let offsite: OffsiteBucket | undefined;
     if (bucket) {
       // Credentials come from the environment of `pulumi up` (AWS_PROFILE, SSO...), never the program.
@@ -425,25 +426,32 @@ export class BackupSite extends pulumi.ComponentResource {
     if (upload && bucket && offsite?.dumpWriter && site.mariadb) {
       const m = site.mariadb;
       const from = uploadHost(site)!; // the MariaDB host unless the model names another
+      // the binlog stream's sealed files (encrypted by the stream) are on the stream host only:
+      // sent by the upload there, or by an upload of their own
+      const stream = m.stream && { dir: m.stream.dir, basename: m.binlogBasename };
+      const writer = {
+        bucket: bucket.name,
+        region: bucket.region,
+        prefix: bucket.dumpPrefix,
+        schedule: upload.schedule,
+        accessKeyId: offsite.dumpWriter.accessKeyId,
+        secretAccessKey: offsite.dumpWriter.secretAccessKey,
+        kmsKeyArn: bucket.kmsKeyArn,
+        objectLock: dumpLock(bucket),
+      };
       new DumpUpload(
         `${name}-offsite-upload`,
         {
+          ...writer,
           host: this.hosts[from],
-          bucket: bucket.name,
-          region: bucket.region,
-          prefix: bucket.dumpPrefix,
           backupDir: site.mariadb.backupDir,
-          schedule: upload.schedule,
-          accessKeyId: offsite.dumpWriter.accessKeyId,
-          secretAccessKey: offsite.dumpWriter.secretAccessKey,
-          kmsKeyArn: bucket.kmsKeyArn,
-          objectLock: dumpLock(bucket),
           // a missed full plus a day before the upload warns that it has nothing new
           maxAgeHours: maxIntervalHours(m.schedules.full, hostTimezone(site, m.host)) * 2 + 24,
           // the shipped binlogs (encrypted by the shipper) are on the database host only
           ...(from === m.host
             ? { binlogs: { dir: m.binlogBackupDir, basename: m.binlogBasename } }
             : {}),
+          ...(stream && m.stream?.host === from ? { stream } : {}),
           // the drill decrypts with the MariaDB key: on its host only (stacks/ checks the model)
           ...(upload.drill && mariadb && from === m.host
             ? {
@@ -459,28 +467,61 @@ export class BackupSite extends pulumi.ComponentResource {
         },
         { parent: this },
       );
+      if (stream && m.stream && m.stream.host !== from)
+        new DumpUpload(
+          `${name}-offsite-upload-stream`,
+          { ...writer, host: this.hosts[m.stream.host], stream },
+          { parent: this },
+        );
     }
+    this.buildNasSync(name, site);
+    return offsite;
+  }
+
+  /**
+   * The NAS sync of the backups (offsite.nas.from), and of the binlog stream's sealed files: with
+   * them when the stream host is that host, else from the stream host to a path of its own.
+   */
+  private buildNasSync(name: string, site: Site): void {
+    const { nas } = site.offsite;
     const from = nasFrom(site);
-    if (nas && from) {
-      const nasModel = site.hosts.find((h) => h.name === nas.host)!;
+    if (!nas || !from) return;
+    const nasModel = site.hosts.find((h) => h.name === nas.host)!;
+    const st = site.mariadb?.stream;
+    const common = {
+      nas: this.hosts[nas.host],
+      nasAddress: nasModel.address,
+      nasPort: nasModel.port,
+      nasUser: nasModel.user,
+      nasHostKey: nasModel.hostKey,
+      keep: nas.keep,
+      schedule: nas.schedule,
+    };
+    const merged = st?.host === from;
+    const main = new NasSync(
+      `${name}-nas-sync`,
+      {
+        ...common,
+        host: this.hosts[from],
+        path: nas.path,
+        sources: merged ? [...nasSources(site), st.dir] : nasSources(site),
+        ...(merged ? { excludes: streamUnsealed(st.dir) } : {}),
+        drill: nas.drill,
+      },
+      { parent: this },
+    );
+    if (st && !merged)
       new NasSync(
-        `${name}-nas-sync`,
+        `${name}-nas-sync-stream`,
         {
-          host: this.hosts[from],
-          nas: this.hosts[nas.host],
-          nasAddress: nasModel.address,
-          nasPort: nasModel.port,
-          nasUser: nasModel.user,
-          nasHostKey: nasModel.hostKey,
-          path: nas.path,
-          sources: nasSources(site),
-          keep: nas.keep,
-          schedule: nas.schedule,
-          drill: nas.drill,
+          ...common,
+          host: this.hosts[st.host],
+          path: streamNasPath(site)!,
+          sources: [st.dir],
+          excludes: streamUnsealed(st.dir),
+          sharedReceiver: main,
         },
         { parent: this },
       );
-    }
-    return offsite;
   }
 }

@@ -211,18 +211,31 @@ describe("the seed site (prod)", () => {
           medium: "NAS",
           offsite: false,
           immutable: false,
-          holds: ["dated snapshots"],
+          // the binlog stream's sealed files: docker-srv syncs them there too
+          holds: ["database binlog stream", "dated snapshots"],
         },
         {
           id: "s3:atlastech-backups",
           medium: "object storage",
           offsite: true,
           immutable: true,
-          holds: ["database dumps", "restic cloud"],
+          // ...and uploads them under the dump prefix
+          holds: ["database binlog stream", "database dumps", "restic cloud"],
           // restic's prefix is never locked: only the dumps are
           lock: { holds: "database dumps", mode: "GOVERNANCE", days: 35 },
         },
       ],
+    });
+  });
+
+  test("the stream's sealed files offsite are as old as the shipped ones: where those go too, they lower no RPO", () => {
+    // both are closed by the hourly shipping's FLUSH and sent by the same daily upload
+    const db = (r: ReturnType<typeof recoveryReport>["siteLoss"]) =>
+      r!.rpo.find((i) => i.what === "database");
+    expect(db(recoveryReport(site).siteLoss)).toEqual({
+      what: "database",
+      via: "binlog shipping → dump upload",
+      hours: 25.25,
     });
   });
 
@@ -244,13 +257,20 @@ describe("the seed site (prod)", () => {
     );
   });
 
-  test("uploaded from a host without the shipped binlogs, the database offsite is only the weekly full", () => {
+  test("uploaded from a host without the shipped binlogs, the database offsite is only the weekly full, unless the stream's files go with it", () => {
     const raw = structuredClone(readStackFile("prod").config["backup321:site"]) as SiteInput &
       Record<string, never>;
     raw.hosts!.find((h) => h.name === "docker-srv")!.roles!.push("mariadb");
     raw.offsite!.upload!.host = "docker-srv";
     // its drill decrypts fulls: only where the key is (the check below)
     delete raw.offsite!.upload!.drill;
+    // docker-srv is the stream's host: its upload sends the sealed streamed binlogs daily
+    expect(recoveryReport(parseSite(raw)).siteLoss?.rpo).toContainEqual({
+      what: "database",
+      via: "binlog stream to docker-srv → dump upload",
+      hours: 25.25,
+    });
+    delete raw.mariadb!.stream;
     expect(recoveryReport(parseSite(raw)).siteLoss?.rpo).toContainEqual({
       what: "database",
       via: "full backup → dump upload",
@@ -344,7 +364,7 @@ describe("a plan that breaks a target fails with the reason", () => {
         delete raw.offsite!.upload;
       },
       "targets.siteLoss.rpoHours",
-      "when the site is lost, no copy of the database survives: every copy stays on site (binlog shipping on host:db-srv; binlog shipping → NAS sync to nas on nas:nas; binlog stream to docker-srv on host:docker-srv) (add a copy of it that goes offsite)",
+      "when the site is lost, no copy of the database survives: every copy stays on site (binlog shipping on host:db-srv; binlog shipping → NAS sync to nas on nas:nas; binlog stream to docker-srv on host:docker-srv; binlog stream to docker-srv → NAS sync to nas on nas:nas) (add a copy of it that goes offsite)",
     ],
     [
       "without the NAS, the shipped binlogs on the database host do not count: the daily upload is what survives it",

@@ -224,7 +224,7 @@ describe.each(STACKS)("the %s stack", (stack) => {
       (c) =>
         /\.(key|keyring|password)$|_ed25519$/.test(
           c.file ?? parseFileMarker(c.create)?.path ?? "",
-        ) || c.name.endsWith("-nas-sync-key"),
+        ) || /-nas-sync(-stream)?-key$/.test(c.name),
     );
     const expected = {
       dev: [
@@ -240,6 +240,7 @@ describe.each(STACKS)("the %s stack", (stack) => {
         "backup321-mariadb-stream-key-file-file",
         "backup321-mariadb-stream-keyring-file",
         "backup321-nas-sync-key",
+        "backup321-nas-sync-stream-key",
         "backup321-restic-cloud-password-file",
         "backup321-restic-usb-password-file",
       ],

@@ -28,12 +28,14 @@ const childrenOf = (type: string, name: string): [string, string][] => {
     .map((r): [string, string] => [r.type, r.name])
     .sort((a, b) => a[1].localeCompare(b[1]));
 };
-/** The file a RemoteFile would write at this path: its install command's stdin. */
-const fileAt = (p: string): unknown => {
+/** The file a RemoteFile would write at this path (of that host, if given): its install command's stdin. */
+const fileAt = (p: string, host?: string): unknown => {
   const found = recorded.filter(
     (r) =>
       r.type === "command:remote:Command" &&
-      String(reveal(r.inputs.create)).startsWith(`# backup321: install ${p} on `),
+      String(reveal(r.inputs.create)).startsWith(
+        `# backup321: install ${p} on ${host === undefined ? "" : `${host}\n`}`,
+      ),
   );
   expect(found).toHaveLength(1);
   return found[0].inputs.stdin;
@@ -238,7 +240,7 @@ test("each writer is its own IAM user, scoped to its prefix; the dump uploader c
 
 test("the dump writer's secret reaches db-srv only as a secret 0600 credentials file", () => {
   const path = "/etc/backup321/secrets/offsite-upload-aws";
-  const stdin = fileAt(path);
+  const stdin = fileAt(path, "db-srv");
   expect(isSecretValue(stdin)).toBe(true);
   expect(reveal(stdin)).toBe(
     "[default]\naws_access_key_id = mocked::aws:iam/accessKey:AccessKey::backup321-offsite-dumps-key\naws_secret_access_key = mock-aws-secret-backup321-offsite-dumps-key\n",
@@ -254,7 +256,7 @@ test("the dump writer's secret reaches db-srv only as a secret 0600 credentials 
     }
   }
   // the job's own variables (the B321_* every env file carries: host.test.ts)
-  const env = String(fileAt("/etc/backup321/offsite-upload.env")).split("\n");
+  const env = String(fileAt("/etc/backup321/offsite-upload.env", "db-srv")).split("\n");
   expect(env[0]).toBe("# backup321 job offsite-upload");
   expect(env.filter((l) => !l.startsWith("#") && !l.startsWith("B321_"))).toEqual([
     "OFFSITE_BACKUP_DIR='/backups/database'",
@@ -271,21 +273,21 @@ test("the dump writer's secret reaches db-srv only as a secret 0600 credentials 
     "",
   ]);
   expect(env).toContain("B321_JOB='offsite-upload'");
-  expect(fileAt("/etc/cron.d/backup321-offsite-upload")).toContain(
+  expect(fileAt("/etc/cron.d/backup321-offsite-upload", "db-srv")).toContain(
     "30 5 * * * root '/usr/local/lib/backup321/b321-cron.sh' 'offsite-upload' '/usr/local/lib/backup321/offsite-upload.sh' '/etc/backup321/offsite-upload.env'",
   );
 });
 
 /** A job's own variables in its env file (the B321_* every env file carries: host.test.ts). */
-const ownVars = (job: string) =>
-  String(fileAt(`/etc/backup321/${job}.env`))
+const ownVars = (job: string, host?: string) =>
+  String(fileAt(`/etc/backup321/${job}.env`, host))
     .split("\n")
     .filter((l) => l !== "" && !l.startsWith("#") && !l.startsWith("B321_"));
 
 test("the drills of prod's NAS and offsite copies: monthly jobs on db-srv, no secret in their env", () => {
   expect(ownVars("nas-sync-drill")).toEqual([
     "DRILL_SCRATCH='/var/lib/backup321/nas-scratch'",
-    ...ownVars("nas-sync"),
+    ...ownVars("nas-sync", "db-srv"),
   ]);
   expect(fileAt("/etc/cron.d/backup321-nas-sync-drill")).toContain(
     "0 10 4 * * root '/usr/local/lib/backup321/b321-cron.sh' 'nas-sync-drill' '/usr/local/lib/backup321/nas-drill.sh' '/etc/backup321/nas-sync-drill.env'",
@@ -350,10 +352,10 @@ test("the NAS sync: key made on db-srv, a restricted forced-command line on the 
   );
   const receiver = one("command:remote:Command", "backup321-nas-sync-receiver");
   expect(String(receiver.inputs.stdin)).toContain("backup321 NAS receiver");
-  const env = String(fileAt("/etc/backup321/nas-sync.env"));
+  const env = String(fileAt("/etc/backup321/nas-sync.env", "db-srv"));
   expect(env).toContain("NAS_SOURCES='/backups/database /backups/binlogs'\n");
   expect(env).toContain("NAS_USER='backup'\n");
-  expect(fileAt("/etc/cron.d/backup321-nas-sync")).toContain("45 * * * * root ");
+  expect(fileAt("/etc/cron.d/backup321-nas-sync", "db-srv")).toContain("45 * * * * root ");
   // no pinned host key in prod: scanned once from db-srv
   expect(
     String(one("command:remote:Command", "backup321-nas-sync-known-hosts").inputs.create),
@@ -419,4 +421,56 @@ test("the NAS commands run as the NAS user, stamp their ownership in its home, a
   // another known_hosts path removes the old file first
   expect(known.inputs.triggers).toEqual([file]);
   expect(known.options.deleteBeforeReplace).toBe(true);
+});
+
+test("the binlog stream's host (docker-srv) uploads its sealed files itself: no fulls, no shipped binlogs there", () => {
+  const upload = one("backup321:offsite:DumpUpload", "backup321-offsite-upload-stream");
+  expect(upload.parent).toBe(one("backup321:site:BackupSite", "backup321").urn);
+  expect(ownVars("offsite-upload", "docker-srv")).toEqual([
+    "OFFSITE_BINLOG_BASENAME='mysql-bin'",
+    "OFFSITE_BUCKET='atlastech-backups'",
+    "OFFSITE_CREDENTIALS='/etc/backup321/secrets/offsite-upload-aws'",
+    "OFFSITE_LOCK_DAYS='35'",
+    "OFFSITE_LOCK_MODE='GOVERNANCE'",
+    "OFFSITE_PREFIX='database/'",
+    "OFFSITE_REGION='eu-west-3'",
+    "OFFSITE_SSE='AES256'",
+    "OFFSITE_STREAM_DIR='/backups/binlog-stream'",
+  ]);
+  // the same daily schedule as the database host's upload, and the same writer's key, secret
+  expect(fileAt("/etc/cron.d/backup321-offsite-upload", "docker-srv")).toContain(
+    "30 5 * * * root '/usr/local/lib/backup321/b321-cron.sh' 'offsite-upload'",
+  );
+  const creds = fileAt("/etc/backup321/secrets/offsite-upload-aws", "docker-srv");
+  expect(isSecretValue(creds)).toBe(true);
+  expect(reveal(creds)).toContain("backup321-offsite-dumps-key");
+  // the database host's upload does not send the stream's files (they are not there)
+  expect(ownVars("offsite-upload", "db-srv").filter((l) => l.includes("STREAM"))).toEqual([]);
+});
+
+test("the binlog stream's host syncs its sealed files to a NAS path of its own, with its own key and the NAS's one receiver", () => {
+  expect(ownVars("nas-sync", "docker-srv")).toEqual([
+    "NAS_ADDRESS='192.168.10.30'",
+    "NAS_EXCLUDES='/backups/binlog-stream/live/ .stream.err *.b321-partial'",
+    "NAS_KEY='/etc/backup321/secrets/nas-sync_ed25519'",
+    "NAS_KNOWN_HOSTS='/etc/backup321/nas-sync.known_hosts'",
+    "NAS_PATH='/backups/atlastech/binlog-stream'",
+    "NAS_PORT='22'",
+    "NAS_SOURCES='/backups/binlog-stream'",
+    "NAS_USER='backup'",
+  ]);
+  const key = one("command:remote:Command", "backup321-nas-sync-stream-key");
+  expect((reveal(key.inputs.connection) as { host: string }).host).toBe("192.168.10.20");
+  expect(key.inputs.delete).toBeUndefined();
+  const auth = one("command:remote:Command", "backup321-nas-sync-stream-authorized-key");
+  expect(auth.inputs.stdin).toBe(
+    `restrict,command="/home/backup/.backup321/nas-receive.sh /backups/atlastech/binlog-stream 168 2880 30" ${MOCK_PUBLIC_KEY.split(" ").slice(0, 2).join(" ")} backup321-nas-sync@docker-srv\n`,
+  );
+  // no receiver of its own: the database host's sync installs it, and this key line waits for it
+  expect(recorded.filter((r) => r.name === "backup321-nas-sync-stream-receiver")).toEqual([]);
+  expect(auth.options.dependsOn).toContain(
+    one("command:remote:Command", "backup321-nas-sync-receiver").urn,
+  );
+  // no drill of its own: the NAS drill checks the database host's snapshots (fulls and binlogs)
+  expect(recorded.filter((r) => r.name.startsWith("backup321-nas-sync-stream-drill"))).toEqual([]);
 });

@@ -69,6 +69,13 @@ export function renderCopiesDiagram(site: Site): string {
       node("DUMPS", `${bucket.name}/${bucket.dumpPrefix}<br/>database dumps${glacier}`, "db");
       edge("DBB", `upload ${upload.schedule}`, "DUMPS");
     }
+    const st = m.stream;
+    if (st) {
+      node("STREAM", `${st.host}: ${st.dir}<br/>binlog stream, sealed once closed`, "db");
+      edge(`H_${id(m.host)}`, `binlog stream, lag < ${st.maxLagSeconds} s`, "STREAM");
+      if (nas) edge("STREAM", `rsync ${nas.schedule}`, "NAS");
+      if (upload && bucket) edge("STREAM", `upload ${upload.schedule}`, "DUMPS");
+    }
   }
   lines.push("```");
   return lines.join("\n");
