@@ -48,7 +48,7 @@ test("targets table with the computed numbers", () => {
 
 test("which copy is immutable, and how long a deleted restic object can be brought back", () => {
   expect(lines).toContain(
-    "| s3:atlastech-backups | object storage | yes | database dumps, 35 days GOVERNANCE | database dumps, restic cloud |",
+    "| s3:atlastech-backups | object storage | yes | database dumps, 35 days GOVERNANCE | database binlog stream, database dumps, restic cloud |",
   );
   expect(lines).toContain(
     "restic data under restic/ is never locked (restic deletes what it prunes): an object there that is overwritten or deleted comes back only from its noncurrent version, kept 30 days (offsite.bucket.noncurrentDays; `aws s3api list-object-versions --prefix restic/`). Notice within that window or it is gone.",
@@ -70,6 +70,7 @@ test("RUNBOOK.md prints each step's block exactly as the scenario tests run it",
     "a VM or container is lost — restore it from PBS",
     "the database is lost or damaged — newest full plus binlogs (point in time)",
     "db-srv is lost — rebuild it, then its database",
+    "db-srv is lost — rebuild it, then its database up to the last streamed write",
     "files are lost — restore them from restic",
     "total loss — restore from the cloud",
   ]);
@@ -405,4 +406,61 @@ test("a site without offsite copies says so", () => {
     "This site has no offsite copy: a total loss cannot be recovered. Add an s3 restic repository or the dump upload.",
   );
   expect(text).toContain("NOT STATED: set escrow: in the site model");
+});
+
+describe("the binlog stream's section (mariadb.stream)", () => {
+  const title = "db-srv is lost — rebuild it, then its database up to the last streamed write";
+
+  test("saves the stream's files before the rebuild, recovers from them on the rebuilt host, then starts a new stream", () => {
+    const sc = scenario(title);
+    expect(sc.steps.map((x) => x.on)).toEqual([
+      "docker-srv", // the stream's files saved, before the rebuilt db-srv runs a server
+      LAPTOP,
+      LAPTOP,
+      "db-srv", // the NAS snapshot (the fulls)
+      "db-srv", // the newest full
+      "docker-srv", // the saved files to db-srv
+      "db-srv",
+      "db-srv", // the recovery
+      "db-srv",
+      "docker-srv", // a new stream
+      LAPTOP,
+    ]);
+    expect(sc.needs[1]).toBe("docker-srv and the stream's files in /backups/binlog-stream");
+    // only the sealed binlogs and the open one: no seal in progress, no error log
+    expect(block(sc.steps[0])).toContain(
+      "    rsync -a --exclude='.stream.err' --exclude='*.b321-partial' -- /backups/binlog-stream/ \"$COPY.partial/\"",
+    );
+    expect(block(sc.steps[5])).toContain('  rsync -a -- "$COPY/" "root@192.168.10.25:$COPY/"');
+    // PITR with the job's own env file, its binlogs read from the copy: sealed, and live/ plain
+    const pitr = block(pitrOf(sc.steps));
+    expect(pitr).toContain(
+      "  UNTIL=\"$(TZ=Europe/Paris date '+%Y-%m-%d %H:%M:%S')\"   # now: every write the stream received (or an earlier moment, Europe/Paris)",
+    );
+    expect(pitr).toContain(
+      "  ( umask 077; grep -v -e '^MARIADB_BINLOG_BACKUP_DIR=' -e '^MARIADB_BINLOG_BASENAME=' /etc/backup321/mariadb-pitr.env > \"$env\" )",
+    );
+    expect(pitr).toContain(
+      "  printf '%s=%s\\n' MARIADB_BINLOG_BACKUP_DIR '/restore/binlog-stream' MARIADB_BINLOG_BASENAME '/restore/binlog-stream/live/mysql-bin' >> \"$env\"",
+    );
+    expect(pitr).toContain(
+      '  [ -d "$pitr" ] || /usr/local/lib/backup321/mariadb-pitr.sh "$env" --until "$UNTIL" --tz Europe/Paris --target-datadir "$pitr"',
+    );
+    expect(block(sc.steps[9])).toContain(
+      '  if [ -d /backups/binlog-stream ]; then mv -T /backups/binlog-stream "/backups/binlog-stream.before-$(date +%Y%m%dT%H%M%S)"; fi',
+    );
+    // the plain host-loss scenario points to it
+    expect(scenario("db-srv is lost — rebuild it, then its database").intro).toContain(
+      `This recovers up to the newest shipped binlog (15 * * * *). While docker-srv and its binlog stream survive, follow "${title}" instead: it recovers up to the last streamed write.`,
+    );
+    expect(md).toContain(`## Scenario 5: ${title}`);
+  });
+
+  test("without a stream, no such section and no pointer to it", () => {
+    const raw = prodRaw();
+    delete (raw.mariadb as { stream?: unknown }).stream;
+    const site = parseSite(raw);
+    expect(scenarios(site, "prod").map((x) => x.title)).not.toContain(title);
+    expect(renderRunbook(site, "prod")).not.toContain("last streamed write");
+  });
 });

@@ -7,8 +7,15 @@ import type { Site } from "../../../stacks/schema";
 import { serviceCommand } from "../../../stacks/model/mariadb";
 import type { Application } from "../../../stacks/model/people";
 import { ASSUMED } from "../../../stacks/targets";
-import { jobFiles, shq } from "../../host/render";
-import { DR_DRILL_JOB, PITR_JOB } from "../../mariadb/render";
+import { jobFiles, serviceFiles, shq } from "../../host/render";
+import {
+  DR_DRILL_JOB,
+  PITR_JOB,
+  PITR_SCRIPT,
+  STREAM_JOB,
+  STREAM_SCRATCH,
+  streamLiveDir,
+} from "../../mariadb/render";
 import { pbsStorageId } from "../../proxmox/render";
 import { repositoryUrl, resticJob, resticLocation } from "../../restic/render";
 import { NAS_JOB, UPLOAD_JOB } from "../../offsite/render";
@@ -207,12 +214,25 @@ function appStartStep(app: Application): Step {
   };
 }
 
+/**
+ * Binlogs PITR reads instead of the shipped ones: a directory of sealed binlogs and the basename
+ * of the plain ones (the binlog stream's files: sealed, and the open one in live/).
+ */
+export interface PitrBinlogs {
+  readonly dir: string;
+  readonly basename: string;
+}
+
 /** The database brought back to a moment, with the application stopped around it (when the model names it). */
-export function databaseSteps(site: Site, until: { value: string; say: string }): Step[] {
+export function databaseSteps(
+  site: Site,
+  until: { value: string; say: string },
+  binlogs?: PitrBinlogs,
+): Step[] {
   const app = site.application;
   return app
-    ? [appStopStep(app), pitrStep(site, until), appStartStep(app)]
-    : [pitrStep(site, until)];
+    ? [appStopStep(app), pitrStep(site, until, binlogs), appStartStep(app)]
+    : [pitrStep(site, until, binlogs)];
 }
 
 /**
@@ -220,9 +240,24 @@ export function databaseSteps(site: Site, until: { value: string; say: string })
  * replaces is kept aside, never deleted; a recovery already built for the same moment is reused, so
  * pasting the block again after a failure goes on where it stopped.
  */
-export function pitrStep(site: Site, until: { value: string; say: string }): Step {
+export function pitrStep(
+  site: Site,
+  until: { value: string; say: string },
+  binlogs?: PitrBinlogs,
+): Step {
   const m = site.mariadb!;
-  const pitrTool = jobFiles(hostOf(site, m.host).paths, PITR_JOB).entryPoint;
+  const paths = hostOf(site, m.host).paths;
+  const job = jobFiles(paths, PITR_JOB);
+  const args = `--until "$UNTIL" --tz ${site.timezone} --target-datadir "$pitr"`;
+  // with other binlogs: the PITR job's own env file, but for where it reads its binlogs
+  const run = binlogs
+    ? [
+        `env=${binlogs.dir}.pitr.env   # ${job.envFile}, reading the binlogs in ${binlogs.dir}`,
+        `( umask 077; grep -v -e '^MARIADB_BINLOG_BACKUP_DIR=' -e '^MARIADB_BINLOG_BASENAME=' ${job.envFile} > "$env" )`,
+        `printf '%s=%s\\n' MARIADB_BINLOG_BACKUP_DIR ${shq(binlogs.dir)} MARIADB_BINLOG_BASENAME ${shq(binlogs.basename)} >> "$env"`,
+        `[ -d "$pitr" ] || ${paths.lib}/${PITR_SCRIPT} "$env" ${args}`,
+      ]
+    : [`[ -d "$pitr" ] || ${job.entryPoint} ${args}`];
   const app = site.application;
   return {
     on: m.host,
@@ -235,7 +270,7 @@ export function pitrStep(site: Site, until: { value: string; say: string }): Ste
     ],
     sh: [
       `pitr=${m.datadir}.pitr-$(printf %s "$UNTIL" | tr -dc 0-9)   # one per moment: a second paste reuses a finished one`,
-      `[ -d "$pitr" ] || ${pitrTool} --until "$UNTIL" --tz ${site.timezone} --target-datadir "$pitr"`,
+      ...run,
       ...(app
         ? [
             'if [ "$FORCE" != 1 ]; then   # the application must be down: nothing writes during the swap',
@@ -346,6 +381,11 @@ function hostLossScenario(site: Site, stack: string): Scenario | undefined {
     title: `${m.host} is lost — rebuild it, then its database`,
     intro: [
       `Reinstall ${m.host} at ${hostOf(site, m.host).address} first. Its jobs come back disarmed: nothing runs over the restore, and the server's new binlogs never overwrite the shipped history.`,
+      ...(streamElsewhere(site)
+        ? [
+            `This recovers up to the newest shipped binlog (${m.schedules.binlogs}). While ${m.stream!.host} and its binlog stream survive, follow "${streamLossTitle(site)}" instead: it recovers up to the last streamed write.`,
+          ]
+        : []),
       ...(m.drDrill && nas
         ? [
             `Rehearsed every year: ${m.drDrill.host} rebuilds ${m.host}'s database from the NAS's newest snapshot alone (\`${m.drDrill.schedule}\`, job ${DR_DRILL_JOB}). Its last measured time, restore_seconds in ${jobFiles(hostOf(site, m.drDrill.host).paths, DR_DRILL_JOB).statusFile} on ${m.drDrill.host}, is how long the database's part of this rebuild took then (the fetch from the NAS, the restore and the recovery); \`b321-evidence\` there lists every drill.`,
@@ -367,6 +407,120 @@ function hostLossScenario(site: Site, stack: string): Scenario | undefined {
         ...UNTIL_PAST,
         say: `${UNTIL_PAST.say}, ${site.timezone}; the newest shipped binlog's end is the latest possible`,
       }),
+      rearmStep(site, [m.host]),
+    ],
+  };
+}
+
+/** mariadb.stream on a host other than the database host (stacks/ refuses it on the same host). */
+const streamElsewhere = (site: Site): boolean =>
+  site.mariadb?.stream !== undefined && site.mariadb.stream.host !== site.mariadb.host;
+
+const streamLossTitle = (site: Site): string =>
+  `${site.mariadb!.host} is lost — rebuild it, then its database up to the last streamed write`;
+
+/** Where the stream host keeps the copy of the stream's files that PITR reads. */
+const STREAM_COPY = "/restore/binlog-stream";
+
+/**
+ * The binlog stream's files as they were when the database host was lost, copied aside on the
+ * stream host before anything else: once the rebuilt host runs a server the stream may reach, it
+ * resumes there, and its open file is fetched again from the new server.
+ */
+function streamSaveStep(site: Site): Step {
+  const st = site.mariadb!.stream!;
+  return {
+    on: st.host,
+    say: `before ${site.mariadb!.host} is rebuilt: copy the binlog stream's files aside as they are (the sealed binlogs and the open one in live/, up to its last streamed write).`,
+    inputs: [
+      { name: "COPY", value: STREAM_COPY, say: "a new directory for the copy, on this host" },
+    ],
+    sh: [
+      `if [ ! -e "$COPY" ]; then`,
+      '  rm -rf -- "$COPY.partial"',
+      '  install -d -m 0700 -- "$COPY.partial"',
+      `  rsync -a ${STREAM_SCRATCH.map((x) => `--exclude=${shq(x)}`).join(" ")} -- ${st.dir}/ "$COPY.partial/"`,
+      '  mv -T -- "$COPY.partial" "$COPY"',
+      "fi",
+      'ls -l -- "$COPY" "$COPY/live"   # the sealed binlogs (.zst.enc), then the open one',
+    ],
+  };
+}
+
+/** The saved copy onto the rebuilt database host, where PITR runs (it has mariadbd and the fulls). */
+function streamSendStep(site: Site): Step {
+  const m = site.mariadb!;
+  return {
+    on: m.stream!.host,
+    say: `copy the saved stream files to ${m.host}, into the same directory there (as root over ssh, or any way you can).`,
+    inputs: [{ name: "COPY", value: STREAM_COPY, say: "the copy made before the rebuild" }],
+    sh: [
+      '[ -d "$COPY/live" ] || { echo "no saved stream files in $COPY: the first step of this scenario saves them" >&2; exit 1; }',
+      `rsync -a -- "$COPY/" "root@${hostOf(site, m.host).address}:$COPY/"`,
+    ],
+  };
+}
+
+/**
+ * A new stream from the rebuilt server: its binlogs start again, so the old stream's files go
+ * aside (kept) and the service starts from the new server's first binlog.
+ */
+function streamRestartStep(site: Site): Step {
+  const st = site.mariadb!.stream!;
+  const h = hostOf(site, st.host);
+  const svc = serviceFiles({ name: STREAM_JOB, program: "", args: [], paths: h.paths });
+  const unit = shq(svc.unitName);
+  return {
+    on: st.host,
+    say: `once, after the recovery: a new stream from the rebuilt ${site.mariadb!.host} (whose binlogs start again); the old stream's files are moved aside, never deleted.`,
+    sh: [
+      `if [ -d /run/systemd/system ]; then systemctl stop ${unit}; else ${shq(svc.supervisor)} stop ${shq(svc.runDir)}; fi`,
+      `if [ -d ${st.dir} ]; then mv -T ${st.dir} "${st.dir}.before-$(date +%Y%m%dT%H%M%S)"; fi`,
+      `if [ -d /run/systemd/system ]; then systemctl start ${unit}; fi   # without systemd, cron starts it within a minute`,
+    ],
+  };
+}
+
+/**
+ * The database host lost while the binlog stream's host survives: PITR on the rebuilt host from the
+ * newest full and the stream's files, so at most the stream's lag of writes is lost.
+ */
+function streamLossScenario(site: Site, stack: string): Scenario | undefined {
+  const m = site.mariadb;
+  if (!m?.stream || !streamElsewhere(site)) return undefined;
+  const st = m.stream;
+  const nas = site.offsite.nas;
+  const fromNas = nas !== undefined && nasFrom(site) === m.host;
+  const basename = m.binlogBasename.slice(m.binlogBasename.lastIndexOf("/") + 1);
+  return {
+    title: streamLossTitle(site),
+    intro: [
+      `The binlog stream copies every write of ${m.host} to ${st.host} (${st.dir}) as it happens, at most ${st.maxLagSeconds} s behind (mariadb.stream.maxLagSeconds): each closed binlog sealed with the fulls' key, the open one plain in ${streamLiveDir(st.dir)}/. ${st.host} has no MariaDB server, so the recovery runs on the rebuilt ${m.host}, from its newest full and the stream's files instead of the shipped binlogs.`,
+      `Reinstall ${m.host} at ${hostOf(site, m.host).address}, but save the stream's files first (step 1): once the rebuilt ${m.host} runs a server, the stream resumes against it.`,
+    ],
+    needs: [
+      `the Pulumi state (${site.stateBackend ?? "stateBackend: not stated"}) and the escrowed passphrase (${site.escrow ?? "escrow: not stated"})`,
+      `${st.host} and the stream's files in ${st.dir}`,
+      fromNas
+        ? `the fulls (${m.backupDir}): the backup disk of ${m.host}, or the NAS (${nas.host}:${nas.path})`
+        : `the fulls (${m.backupDir}): the backup disk of ${m.host}`,
+    ],
+    steps: [
+      streamSaveStep(site),
+      loginStep(site, stack),
+      rebuildStep(site, [m.host]),
+      ...(fromNas ? [nasFetchStep(site)] : []),
+      newestFullStep(site),
+      streamSendStep(site),
+      ...databaseSteps(
+        site,
+        {
+          value: `"$(TZ=${site.timezone} date '+%Y-%m-%d %H:%M:%S')"`,
+          say: `now: every write the stream received (or an earlier moment, ${site.timezone})`,
+        },
+        { dir: STREAM_COPY, basename: `${streamLiveDir(STREAM_COPY)}/${basename}` },
+      ),
+      streamRestartStep(site),
       rearmStep(site, [m.host]),
     ],
   };
@@ -541,6 +695,7 @@ export function scenarios(site: Site, stack: string): Scenario[] {
     pbsScenario(site, stack),
     databaseScenario(site),
     hostLossScenario(site, stack),
+    streamLossScenario(site, stack),
     filesScenario(site),
     totalLossScenario(site, stack),
   ].filter((s): s is Scenario => s !== undefined);
