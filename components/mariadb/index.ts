@@ -33,6 +33,7 @@ import {
   mariadbEnv,
   PITR_DRILL_JOB,
   PITR_JOB,
+  PITR_SCRIPT,
   renderBinlogDropIn,
   renderOptionFile,
   renderStreamOptionFile,
@@ -52,7 +53,7 @@ const SCRIPTS = {
   incremental: "mariadb-incremental.sh",
   binlogs: "mariadb-binlogs.sh",
   "restore-test": "mariadb-restore-test.sh",
-  pitr: "mariadb-pitr.sh",
+  pitr: PITR_SCRIPT,
   "pitr-drill": "mariadb-pitr-drill.sh",
 } as const;
 

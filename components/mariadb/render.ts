@@ -4,6 +4,8 @@ import { dirname, sha256, shq } from "../host/render";
 
 /** The point-in-time recovery job, run by hand (b321-mariadb-pitr). */
 export const PITR_JOB = "mariadb-pitr";
+/** Its script (b321-mariadb-pitr runs it with the job's env file). */
+export const PITR_SCRIPT = "mariadb-pitr.sh";
 /** The scheduled PITR drill (the monitor checks its result like a restore test). */
 export const PITR_DRILL_JOB = "mariadb-pitr-drill";
 
@@ -427,6 +429,18 @@ export const STREAM_TOOLS = ["mariadb", "mariadb-binlog", "openssl", "zstd", "se
 export const STREAM_JOB = "mariadb-stream";
 /** Its watchdog, a job run every minute beside it. */
 export const STREAM_WATCH_JOB = "mariadb-stream-watch";
+/** Where the stream keeps the binlogs it is writing (mariadb-stream.sh): plain, the newest open. */
+export const streamLiveDir = (dir: string): string => `${dir}/live`;
+/** The stream's scratch files (rsync patterns): its error log and a seal in progress. */
+export const STREAM_SCRATCH = [".stream.err", "*.b321-partial"] as const;
+/**
+ * What in the stream's directory is not a sealed binlog, as rsync exclude patterns: the files in
+ * live/ and the scratch files. The NAS gets only the sealed files and their .sha256 (the upload picks
+ * those by name).
+ */
+export function streamUnsealed(dir: string): string[] {
+  return [`${streamLiveDir(dir)}/`, ...STREAM_SCRATCH];
+}
 /** Seconds between two status writes of a healthy stream. */
 export const STREAM_STATUS_SECONDS = 10;
 /** How old a stream's status may be before it counts as down (the watchdog's default too). */

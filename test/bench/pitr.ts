@@ -17,16 +17,8 @@ import * as path from "node:path";
 import { spawn } from "node:child_process";
 import { flushDirtyPages, startMariaDb, type MariaDbServer } from "../harness/mariadb";
 import { run, runAsync, waitFor } from "../harness/proc";
-import { randomBytes } from "node:crypto";
-import { jobEnv, renderEnvFile } from "../../components/host/render";
-import {
-  STREAM_JOB,
-  renderStreamOptionFile,
-  streamEnv,
-  streamUserCommand,
-} from "../../components/mariadb/render";
-import { hostPaths } from "../../stacks/model/hosts";
-import { keyFileFingerprint, startOn, type Install } from "../integration/mariadb-fixture";
+import { streamHost } from "../harness/stream";
+import { startOn, type Install } from "../integration/mariadb-fixture";
 import { benchInstall, build, DB, seedDump, sh, timed } from "./db";
 
 const ROWS = Number(process.env.B321_BENCH_ROWS ?? 2_000_000);
@@ -130,54 +122,6 @@ interface KillResult {
   readonly windowSeconds: number;
 }
 
-/** The stream host of the kill test: the stream user, its option file and env, its directory. */
-function streamHost(
-  server: MariaDbServer,
-  box: Install,
-  root: string,
-): { env: string; dir: string } {
-  const on = hostPaths.parse({
-    lib: box.lib,
-    etc: path.join(root, "streamhost/etc"),
-    state: path.join(root, "streamhost/state"),
-  });
-  fs.mkdirSync(on.secrets, { recursive: true, mode: 0o700 });
-  const password = randomBytes(12).toString("hex");
-  const cnf = path.join(on.secrets, "mariadb-stream.cnf");
-  fs.writeFileSync(cnf, renderStreamOptionFile("b321_stream", password), { mode: 0o600 });
-  const user = run(
-    "bash",
-    ["-c", streamUserCommand(server.socket, { user: "b321_stream", from: "127.0.0.1" })],
-    {
-      input: `${password}\n`,
-    },
-  );
-  if (user.code !== 0) throw new Error(user.stderr);
-  const dir = path.join(root, "streamhost/stream");
-  const env = path.join(on.etc, `${STREAM_JOB}.env`);
-  fs.writeFileSync(
-    env,
-    renderEnvFile("bench stream", {
-      ...streamEnv({
-        address: "127.0.0.1",
-        port: server.port,
-        clientCnf: cnf,
-        dir,
-        basename: path.basename(server.binlogBasename),
-        serverId: 4242,
-        keyFile: box.keyFile,
-        keyFingerprint: keyFileFingerprint(box.keyFile),
-        maxLagSeconds: 60,
-        keepDays: 35,
-      }),
-      ...jobEnv(on, STREAM_JOB),
-      B321_ALERT: "/bin/true",
-    }),
-    { mode: 0o600 },
-  );
-  return { env, dir };
-}
-
 /** Whether the stream's open file holds everything the primary has written. */
 function streamCaughtUp(server: MariaDbServer, dir: string): boolean {
   const [file, pos] = server.sql("SHOW MASTER STATUS").split("\t");
@@ -209,7 +153,7 @@ async function killTest(
     const ship = box.runScript("mariadb-binlogs.sh", box.env("mariadb-binlogs"));
     if (ship.code !== 0) throw new Error(ship.stderr);
   } else {
-    const host = streamHost(server, box, root);
+    const host = streamHost(server, { lib: box.lib, keyFile: box.keyFile, root });
     stream = runAsync(path.join(box.lib, "mariadb-stream.sh"), [host.env]);
     await waitFor("the stream to catch up", () => streamCaughtUp(server, host.dir), 120_000);
     // PITR on the stream host: its files are the binlogs (the open one plain, the sealed ones)
