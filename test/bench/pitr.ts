@@ -1,11 +1,14 @@
 // npm run bench -- pitr: a week of the 2M-row database recovered to its last committed transaction,
 // the seed's way and backup321's, in the same run; then a kill test of the database host.
 //   week:     a full at day 0, then six "days" of writes, each changing 5 % of the order lines (in
-//             5,000-row transactions) and inserting 1 % new ones; the shipping job after each day.
+//             5,000-row transactions: one region of the table a day, as a batch of orders moves on;
+//             B321_BENCH_SCATTER=1 spreads them over every page instead) and inserting 1 % new
+//             ones; the shipping job and an increment after each day.
 //   seed:     openssl -d | gunzip | mysql of the logical full (source MariaDB §16.10.4) into a fresh
 //             server, then mysqlbinlog of the six days from the dump's binlog position | mysql
 //             (§16.10.5, given the exact position rather than a start time, to its advantage).
-//   ours:     mariadb-pitr.sh to the same point, from the physical full and the shipped binlogs.
+//   ours:     mariadb-pitr.sh to the same point, from the physical full, its newest increment and
+//             the shipped binlogs after it.
 //   Both results are compared with the source by CHECKSUM TABLE of every table at the target.
 //   kill:     a writer commits numbered transactions and records each acknowledgement; the server
 //             is killed (SIGKILL) at a random moment after a shipping run and its binlogs are lost
@@ -18,24 +21,38 @@ import { spawn } from "node:child_process";
 import { flushDirtyPages, startMariaDb, type MariaDbServer } from "../harness/mariadb";
 import { run, runAsync, waitFor } from "../harness/proc";
 import { streamHost } from "../harness/stream";
-import { startOn, type Install } from "../integration/mariadb-fixture";
+import { fulls, startOn, type Install } from "../integration/mariadb-fixture";
 import { benchInstall, build, DB, seedDump, sh, timed } from "./db";
 
 const ROWS = Number(process.env.B321_BENCH_ROWS ?? 2_000_000);
 const DAYS = 6;
 const CHUNK = 100_000;
+const SCATTER = process.env.B321_BENCH_SCATTER === "1";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const utc = (ms: number) => new Date(ms).toISOString().slice(0, 19).replace("T", " ");
 
-/** One "day" of writes: 5 % of the order lines changed, 1 % new ones, in small transactions. */
+/**
+ * One "day" of writes: 5 % of the order lines changed, 1 % new ones, in small transactions. The
+ * changed lines are one region of the table (the day's sixth of it), or with SCATTER every
+ * twentieth line, which changes every page: an increment is then as large as the full.
+ */
 function day(server: MariaDbServer, d: number): void {
   const statements: string[] = [];
-  for (let lo = 0; lo < ROWS; lo += CHUNK)
-    statements.push(
-      `UPDATE journal_commandes SET montant = montant + ${d}, statut = ELT(1 + (id + ${d}) MOD 4, 'nouvelle', 'payee', 'livree', 'annulee')
+  const changed = ROWS / 20;
+  const from = Math.floor(((d - 1) * ROWS) / DAYS);
+  if (SCATTER)
+    for (let lo = 0; lo < ROWS; lo += CHUNK)
+      statements.push(
+        `UPDATE journal_commandes SET montant = montant + ${d}, statut = ELT(1 + (id + ${d}) MOD 4, 'nouvelle', 'payee', 'livree', 'annulee')
          WHERE id > ${lo} AND id <= ${lo + CHUNK} AND id MOD 20 = ${d};`,
-    );
+      );
+  else
+    for (let lo = from; lo < from + changed; lo += 5000)
+      statements.push(
+        `UPDATE journal_commandes SET montant = montant + ${d}, statut = ELT(1 + (id + ${d}) MOD 4, 'nouvelle', 'payee', 'livree', 'annulee')
+         WHERE id > ${lo} AND id <= ${lo + 5000};`,
+      );
   const added = Math.ceil(ROWS / 100);
   const first = ROWS + (d - 1) * added;
   for (let lo = 0; lo < added; lo += 5000)
@@ -234,11 +251,14 @@ export async function run_(): Promise<void> {
       if (r.code !== 0) throw new Error(r.stderr);
     });
     const shipEnv = box.env("mariadb-binlogs");
+    const incrEnv = box.env("mariadb-incremental");
     for (let d = 1; d <= DAYS; d++)
-      timed(`day ${d}: writes and shipping`, () => {
+      timed(`day ${d}: writes, shipping and an increment`, () => {
         day(server, d);
         const r = box.runScript("mariadb-binlogs.sh", shipEnv);
         if (r.code !== 0) throw new Error(r.stderr);
+        const i = box.runScript("mariadb-incremental.sh", incrEnv);
+        if (i.code !== 0) throw new Error(i.stderr);
       });
     // the target: just after the last committed transaction of day 6
     await sleep(1100);
@@ -296,6 +316,14 @@ export async function run_(): Promise<void> {
     await recovered.stop();
     fs.rmSync(target, { recursive: true, force: true });
 
+    const rawMb = (f: string) =>
+      (JSON.parse(fs.readFileSync(`${f}.manifest.json`, "utf8")).raw_bytes as number) / 1048576;
+    const chain = `full ${rawMb(fulls(path.join(root, "backups"))[0]).toFixed(0)} MB, increments ${fulls(
+      path.join(root, "backups"),
+      "incr",
+    )
+      .map((f) => rawMb(f).toFixed(0))
+      .join(" / ")} MB (raw)`;
     const hourly = await killTest(server, box, root, "hourly");
     const streamed = await killTest(server, box, root, "stream");
     const seed = seedRestore + seedReplay;
@@ -312,7 +340,9 @@ export async function run_(): Promise<void> {
     console.log(
       `kill test, streaming: killed ${streamed.windowSeconds.toFixed(1)} s into the writes; ${streamed.acked} acknowledged, ${streamed.lostTxn} lost (${streamed.lostSeconds.toFixed(1)} s of writes)`,
     );
-    console.log(`database: ${rows} order lines after ${DAYS} days; ${os.cpus().length} cores`);
+    console.log(
+      `database: ${rows} order lines after ${DAYS} days (${SCATTER ? "scattered" : "clustered"} changes); ${chain}; ${os.cpus().length} cores`,
+    );
     console.log(
       `pitr-bench rows=${rows} days=${DAYS} restore_vs_seed=${(ours / seed).toFixed(2)} lost_txn_stream=${streamed.lostTxn} lost_s_stream=${streamed.lostSeconds.toFixed(1)} lost_s_hourly=${hourly.lostSeconds.toFixed(1)}`,
     );
