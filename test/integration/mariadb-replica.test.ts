@@ -577,4 +577,77 @@ describe("the primary takes from the handoff key only newer verified fulls", () 
     expect(names()).toEqual(handed);
     expect(fs.existsSync(path.join(backups(), `${first[0]}.manifest.json`))).toBe(false);
   }, 300_000);
+
+  test("an increment on the replica goes to the primary beside its full, which then stays; PITR there restores both", async () => {
+    const base = names().at(-1)!;
+    primary.sql(
+      `UPDATE ${DB}.produits SET prix = prix + 1; INSERT INTO ${DB}.clients (nom, email) SELECT CONCAT('incr-', seq), 'i@y' FROM seq_1_to_30;`,
+    );
+    await caughtUp();
+    const r = onReplica.runScript("mariadb-incremental.sh", onReplica.env("mariadb-incremental"));
+    expect(r.code).toBe(0);
+    const status = onReplica.status("mariadb-incremental");
+    expect(status).toMatchObject({
+      result: "success",
+      level: "incremental",
+      base_full: base,
+      handed_to: "127.0.0.1",
+    });
+    const incr = path.basename(String(status.file));
+    const onThePrimary = path.join(backups(), incr);
+    expect(fulls(backups(), "incr")).toEqual([onThePrimary]);
+    expect(fs.readFileSync(onThePrimary)).toEqual(fs.readFileSync(String(status.file)));
+    // PITR on the primary: the handed full, the increment, then the primary's binlogs after it
+    primary.sql(`DELETE FROM ${DB}.conges WHERE id % 5 = 0`);
+    const until = await nextSecond();
+    const atTarget = checksums((q) => primary.sql(q));
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(onPrimary.runScript("mariadb-binlogs.sh", onPrimary.env("mariadb-binlogs")).code).toBe(
+      0,
+    );
+    const target = path.join(root, "pitr-incr");
+    const pitr = onPrimary.pitr(onPrimary.env("mariadb-pitr"), until, target);
+    expect(pitr.code).toBe(0);
+    expect(onPrimary.status("mariadb-pitr")).toMatchObject({
+      file: path.join(backups(), base),
+      increment: onThePrimary,
+    });
+    const restored = await startOn(target);
+    try {
+      expect(checksums(restored.sql)).toBe(atTarget);
+    } finally {
+      await restored.stop();
+    }
+    // an increment of a full the primary does not have is refused
+    const orphan = path.join(
+      fs.mkdtempSync(path.join(root, "orphan-")),
+      incr.replace(/_incr_\d{8}_\d{6}\./, "_incr_29991231_000000."),
+    );
+    fs.copyFileSync(String(status.file), orphan);
+    fs.writeFileSync(
+      `${orphan}.manifest.json`,
+      fs
+        .readFileSync(`${String(status.file)}.manifest.json`, "utf8")
+        .replace(incr, path.basename(orphan))
+        .replace(
+          `"base_full": "${base}"`,
+          `"base_full": "${base.replace(/_full_\d{8}/, "_full_20000101")}"`,
+        ),
+    );
+    sendToPrimary(orphan);
+    const refused = asHandoffKey(`accept ${path.basename(orphan)}`);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/builds on \S+_full_20000101_\d{6}\S*, which is not here/);
+    // two newer fulls: the primary keeps its newest two, and the increment's full besides them
+    for (const tag of ["third", "fourth"]) {
+      const past = new Date(Date.now() - 2 * 3600_000);
+      fs.utimesSync(path.join(backups(), ".last-accepted"), past, past);
+      await caughtUp();
+      const r = onReplica.runScript("mariadb-full.sh", onReplica.env("mariadb-full", {}, tag));
+      expect(r.code).toBe(0);
+    }
+    expect(names()).toHaveLength(3);
+    expect(names()).toContain(base);
+    expect(fulls(backups(), "incr")).toEqual([onThePrimary]);
+  }, 300_000);
 });
