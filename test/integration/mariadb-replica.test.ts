@@ -582,6 +582,7 @@ describe("the primary takes from the handoff key only newer verified fulls", () 
     const base = names().at(-1)!;
     primary.sql(
       `UPDATE ${DB}.produits SET prix = prix + 1; INSERT INTO ${DB}.clients (nom, email) SELECT CONCAT('incr-', seq), 'i@y' FROM seq_1_to_30;`,
+      DB,
     );
     await caughtUp();
     const r = onReplica.runScript("mariadb-incremental.sh", onReplica.env("mariadb-incremental"));
