@@ -221,8 +221,23 @@ test("corrupt increments: PITR falls back to the older one, then to the full and
   }
 }, 600_000);
 
+test("PITR to just after an increment replays nothing and starts no server: the prepared datadir is the recovery", async () => {
+  expect(box.runScript("mariadb-incremental.sh", incrEnv).code).toBe(0);
+  const newest = increments().at(-1)!;
+  const { r, equal } = await recoverNow("lazy");
+  expect(r.code).toBe(0);
+  expect(r.stderr).toMatch(
+    /nothing to replay in \d+ binlog\(s\) from mysql-bin\.\d+:\d+ \(--stop-datetime=[^)]+\): the prepared datadir is the recovery/,
+  );
+  const status = box.status("mariadb-pitr");
+  expect(status).toMatchObject({ result: "success", increment: newest, binlogs_replayed: 0 });
+  expect(status.phase_start_seconds).toBeUndefined();
+  expect(equal).toBe(true);
+}, 300_000);
+
 test("retention counts chains: a full stays while its increments do, and they go together", () => {
   const [full1] = fulls(backups());
+  const chain = increments().length;
   const later = (days: number, env: string, script: string) =>
     run("faketime", ["-f", `+${days}d`, path.join(box.lib, script), env], {
       timeoutMs: 300_000,
@@ -235,7 +250,7 @@ test("retention counts chains: a full stays while its increments do, and they go
   const after1 = fulls(backups());
   expect(after1).toHaveLength(2);
   expect(after1[0]).toBe(full1);
-  expect(increments()).toHaveLength(2);
+  expect(increments()).toHaveLength(chain);
   // nine days later: the chain's newest increment is older than 7 days, so it goes with its full
   const r2 = later(9, fullEnv, "mariadb-full.sh");
   expect(r2.code).toBe(0);
@@ -244,5 +259,5 @@ test("retention counts chains: a full stays while its increments do, and they go
   expect(after2).toHaveLength(1);
   expect(after2[0]).not.toBe(full1);
   expect(after2[0]).not.toBe(after1[1]);
-  expect(box.status("mariadb-full").removed).toBe(4);
+  expect(box.status("mariadb-full").removed).toBe(chain + 2);
 }, 600_000);

@@ -565,14 +565,14 @@ mdb_prepare() {
   rm -f -- "$log"
 }
 
-# mdb_restore_full FILE DATADIR [INCREMENT]: restores a verified full (and the increment of it, a
-# physical one's) into an empty DATADIR and leaves a scratch server running on it (socket in
-# MDB_SCRATCH_SOCKET). Physical: decrypt | decompress | mbstream -x, then mariadb-backup --prepare
+# mdb_restore_full FILE DATADIR [INCREMENT [LAZY]]: restores a verified full (and the increment of
+# it, a physical one's) into an empty DATADIR and leaves a scratch server running on it (socket in
+# MDB_SCRATCH_SOCKET; with LAZY, a physical one is only prepared). Physical: decrypt | decompress | mbstream -x, then mariadb-backup --prepare
 # (no SQL replay); an increment is unpacked beside it (DATADIR.incr) and prepared on top of it.
 # Logical: a fresh instance, then the dump loaded.
 # Phases (b321_phase): physical restore, prepare, start; logical start, restore.
 mdb_restore_full() {
-  local file=$1 datadir=$2 incr=${3:-} method databases
+  local file=$1 datadir=$2 incr=${3:-} lazy=${4:-} method databases
   local manifest=$file.manifest.json
   method=$(mdb_manifest_get "$manifest" method)
   databases=$(mdb_manifest_get "$manifest" databases)
@@ -590,6 +590,7 @@ mdb_restore_full() {
         rm -rf -- "$datadir.incr"
         b321_set increment "$incr"
       fi
+      [ -z "$lazy" ] || return 0
       b321_phase start
       mdb_start_scratch "$datadir" "$datadir.run"
       ;;
@@ -711,9 +712,22 @@ mdb_open_binlog() {
 # replay, whose progress is the SQL fed to the server of that measured total: mariadb-binlog decodes
 # the range twice, which costs little beside the server applying it, for an exact total.
 mdb_replay() {
-  local socket=$1 manifest=$2 stop=$3 last=${4:-} name start line
-  local start_pos=${5:-$(mdb_manifest_get "$manifest" binlog_position)}
-  local -a files=() decode
+  mdb_replay_plan "${@:2}"
+  mdb_replay_run "$1"
+}
+
+# mdb_replay_plan MANIFEST STOP_OPTION [LAST_FILE [FROM_POS]]: mdb_replay's first half (phase
+# binlogs): MDB_REPLAY_DECODE, the mariadb-binlog command of the range, MDB_REPLAY_TOTAL, the bytes
+# of SQL it decodes to, and MDB_REPLAY_EMPTY=1 when the range holds no transaction (no GTID event:
+# MariaDB writes one before every transaction and DDL).
+MDB_REPLAY_DECODE=()
+MDB_REPLAY_TOTAL=0
+MDB_REPLAY_EMPTY=""
+MDB_REPLAY_FROM=""
+mdb_replay_plan() {
+  local manifest=$1 stop=$2 last=${3:-} name start line
+  local start_pos=${4:-$(mdb_manifest_get "$manifest" binlog_position)}
+  local -a files=()
   b321_phase binlogs
   read -r name start < <(mdb_binlog_start "$manifest")
   while IFS= read -r line; do
@@ -732,18 +746,30 @@ mdb_replay() {
   fi
   local -a filter=()
   [ -z "${MDB_REPLAY_DATABASE:-}" ] || filter=("--database=$MDB_REPLAY_DATABASE")
-  decode=(mariadb-binlog "--start-position=$start_pos" "$stop" "${filter[@]}" -- "${files[@]}")
+  MDB_REPLAY_DECODE=(mariadb-binlog "--start-position=$start_pos" "$stop" "${filter[@]}" -- "${files[@]}")
+  MDB_REPLAY_FROM="${#files[@]} binlog(s) from $name:$start_pos ($stop)"
   # Its warnings and errors are the replay's own: they are logged once, by the replay.
-  local total
-  total=$(TZ=${MDB_REPLAY_TZ:-UTC} "${decode[@]}" 2>/dev/null | wc -c) || true
+  MDB_REPLAY_TOTAL=$(TZ=${MDB_REPLAY_TZ:-UTC} "${MDB_REPLAY_DECODE[@]}" 2>/dev/null | wc -c) || true
+  MDB_REPLAY_EMPTY=""
+  # A range with a transaction decodes to more than its headers; a short one is read again.
+  if [ "$MDB_REPLAY_TOTAL" -lt 65536 ] &&
+    ! TZ=${MDB_REPLAY_TZ:-UTC} "${MDB_REPLAY_DECODE[@]}" 2>/dev/null | grep -qE ' GTID [0-9]+-[0-9]+-[0-9]+'; then
+    MDB_REPLAY_EMPTY=1
+  fi
+  b321_set binlogs_replayed "${#files[@]}"
+}
+
+# mdb_replay_run SOCKET: mdb_replay's second half (phase replay): the planned range into the server
+# on SOCKET as root, with its progress.
+mdb_replay_run() {
+  local socket=$1
   b321_phase replay
-  b321_log "replaying ${#files[@]} binlog(s) from $name:$start_pos ($stop): $(b321_size "$total") of SQL"
+  b321_log "replaying $MDB_REPLAY_FROM: $(b321_size "$MDB_REPLAY_TOTAL") of SQL"
   set +e
-  TZ=${MDB_REPLAY_TZ:-UTC} "${decode[@]}" | b321_progress replay "$total" |
+  TZ=${MDB_REPLAY_TZ:-UTC} "${MDB_REPLAY_DECODE[@]}" | b321_progress replay "$MDB_REPLAY_TOTAL" |
     mariadb --no-defaults "--socket=$socket" -uroot --binary-mode
   mdb_check_pipe "${PIPESTATUS[@]}" -- mariadb-binlog "counting the replayed SQL" "replaying binlog events"
   set -e
-  b321_set binlogs_replayed "${#files[@]}"
 }
 
 # mdb_consistent_before FILE UNTIL_EPOCH: true when FILE's manifest says it is consistent before then.
@@ -788,17 +814,29 @@ mdb_replay_scope() {
   fi
 }
 
-# mdb_pitr_build FILE DATADIR STOP_OPTION [LAST_FILE]: point-in-time recovery into a new datadir,
+# mdb_pitr_build FILE DATADIR STOP_OPTION [LAST_FILE [LAZY]]: point-in-time recovery into a new datadir,
 # the one code path of b321-mariadb-pitr --target-datadir and of the PITR drill: the full FILE and
 # its increment MDB_PICKED_INCR (when one was picked) restored into the empty DATADIR
 # (mdb_restore_full), then the binlogs replayed from the position of the last of them up to
 # STOP_OPTION (mdb_replay). The scratch server is left running on DATADIR (MDB_SCRATCH_SOCKET):
 # the caller compares, or stops it and renames the datadir.
+# LAZY (b321-mariadb-pitr): no server is started on a physical restore that has nothing to replay
+# after it (the prepared datadir is already the recovery).
 mdb_pitr_build() {
-  local file=$1 datadir=$2 stop=$3 last=${4:-}
+  local file=$1 datadir=$2 stop=$3 last=${4:-} lazy=${5:-}
   mdb_replay_scope "$file"
-  mdb_restore_full "$file" "$datadir" "$MDB_PICKED_INCR"
-  mdb_replay "$MDB_SCRATCH_SOCKET" "${MDB_PICKED_INCR:-$file}.manifest.json" "$stop" "$last"
+  mdb_restore_full "$file" "$datadir" "$MDB_PICKED_INCR" "$lazy"
+  mdb_replay_plan "${MDB_PICKED_INCR:-$file}.manifest.json" "$stop" "$last"
+  if [ -z "$MDB_SCRATCH_PID" ] && [ -n "$MDB_REPLAY_EMPTY" ]; then
+    b321_log "nothing to replay in $MDB_REPLAY_FROM: the prepared datadir is the recovery"
+    b321_set binlogs_replayed 0
+    return 0
+  fi
+  if [ -z "$MDB_SCRATCH_PID" ]; then
+    b321_phase start
+    mdb_start_scratch "$datadir" "$datadir.run"
+  fi
+  mdb_replay_run "$MDB_SCRATCH_SOCKET"
 }
 
 # mdb_count_sql TABLES...: SQL printing "db.table count" for each db.table given.

@@ -10,7 +10,9 @@
 #   --target-datadir DIR   a new (or empty) directory: a complete instance (physical or logical) is
 #                          built beside it in DIR.partial, shut down cleanly, and only then renamed
 #                          to DIR; start a server on it (datadir=DIR). A failed or interrupted run
-#                          leaves nothing at DIR (after a kill -9, DIR.partial: remove it).
+#                          leaves nothing at DIR (after a kill -9, DIR.partial: remove it). With
+#                          nothing to replay after the full (or increment), no server is started:
+#                          the prepared datadir is the recovery.
 #   --target-socket SOCK   a running server, reached as root by unix_socket: a logical full of the
 #                          listed databases is loaded there (refused if they exist, unless --replace).
 #   --full NAME            restore that full (a file name in the backup dir) instead of the newest,
@@ -125,7 +127,7 @@ main() {
       b321_fail "$target_dir is the live server's datadir: restore elsewhere"
     check_target "$target_dir"
     WORK_DIR=$target_dir.partial
-    mdb_pitr_build "$file" "$WORK_DIR" "--stop-datetime=$until"
+    mdb_pitr_build "$file" "$WORK_DIR" "--stop-datetime=$until" "" lazy
   else
     [ "$method" = logical ] ||
       b321_fail "${file##*/} is a physical full: it restores a whole instance (use --target-datadir)"
