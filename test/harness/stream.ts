@@ -40,7 +40,15 @@ export interface StreamHost {
  */
 export function streamHost(
   server: MariaDbServer,
-  opts: { lib: string; keyFile: string; root: string; alert?: string; keepDays?: number },
+  opts: {
+    lib: string;
+    keyFile: string;
+    root: string;
+    alert?: string;
+    keepDays?: number;
+    /** mariadb.stream.sslCa: TLS required, the server's certificate verified against this CA. */
+    sslCa?: string;
+  },
 ): StreamHost {
   const { lib, root } = opts;
   if (!fs.existsSync(path.join(lib, "mariadb-stream.sh"))) {
@@ -85,6 +93,7 @@ export function streamHost(
         keyFingerprint: keyFileFingerprint(opts.keyFile),
         maxLagSeconds: 60,
         keepDays: opts.keepDays ?? 35,
+        sslCa: opts.sslCa,
       }),
       ...jobEnv(on, STREAM_JOB),
       B321_ALERT: opts.alert ?? "/bin/true",
