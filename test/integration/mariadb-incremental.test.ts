@@ -233,6 +233,13 @@ test("PITR to just after an increment replays nothing and starts no server: the 
   expect(status).toMatchObject({ result: "success", increment: newest, binlogs_replayed: 0 });
   expect(status.phase_start_seconds).toBeUndefined();
   expect(equal).toBe(true);
+  // one small transaction after it: replayed into a started server, not skipped
+  server.sql("INSERT INTO journal VALUES (999999, 'after the increment')", DB);
+  const after = await recoverNow("one-row");
+  expect(after.r.code).toBe(0);
+  expect(after.r.stderr).toMatch(/replaying \d+ binlog\(s\) from mysql-bin\.\d+:\d+ /);
+  expect(box.status("mariadb-pitr").phase_start_seconds).toEqual(expect.any(Number));
+  expect(after.equal).toBe(true);
 }, 300_000);
 
 test("retention counts chains: a full stays while its increments do, and they go together", () => {

@@ -753,7 +753,7 @@ mdb_replay_plan() {
   MDB_REPLAY_EMPTY=""
   # A range with a transaction decodes to more than its headers; a short one is read again.
   if [ "$MDB_REPLAY_TOTAL" -lt 65536 ] &&
-    ! TZ=${MDB_REPLAY_TZ:-UTC} "${MDB_REPLAY_DECODE[@]}" 2>/dev/null | grep -qE ' GTID [0-9]+-[0-9]+-[0-9]+'; then
+    ! TZ=${MDB_REPLAY_TZ:-UTC} "${MDB_REPLAY_DECODE[@]}" 2>/dev/null | grep -qE '[[:space:]]GTID [0-9]+-[0-9]+-[0-9]+'; then
     MDB_REPLAY_EMPTY=1
   fi
   b321_set binlogs_replayed "${#files[@]}"
