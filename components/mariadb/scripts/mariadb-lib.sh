@@ -751,10 +751,16 @@ mdb_replay_plan() {
   # Its warnings and errors are the replay's own: they are logged once, by the replay.
   MDB_REPLAY_TOTAL=$(TZ=${MDB_REPLAY_TZ:-UTC} "${MDB_REPLAY_DECODE[@]}" 2>/dev/null | wc -c) || true
   MDB_REPLAY_EMPTY=""
-  # A range with a transaction decodes to more than its headers; a short one is read again.
-  if [ "$MDB_REPLAY_TOTAL" -lt 65536 ] &&
-    ! TZ=${MDB_REPLAY_TZ:-UTC} "${MDB_REPLAY_DECODE[@]}" 2>/dev/null | grep -qE '[[:space:]]GTID [0-9]+-[0-9]+-[0-9]+'; then
-    MDB_REPLAY_EMPTY=1
+  # A range with a transaction decodes to more than its headers; a short one is read again, to the
+  # end (grep -c: an early exit would kill the decoder), and counts as empty only when it decoded.
+  if [ "$MDB_REPLAY_TOTAL" -lt 65536 ]; then
+    local txns rc=0
+    txns=$(
+      TZ=${MDB_REPLAY_TZ:-UTC} "${MDB_REPLAY_DECODE[@]}" 2>/dev/null |
+        grep -cE '[[:space:]]GTID [0-9]+-[0-9]+-[0-9]+'
+      exit "${PIPESTATUS[0]}"
+    ) || rc=$?
+    [ "$rc" != 0 ] || [ "$txns" != 0 ] || MDB_REPLAY_EMPTY=1
   fi
   b321_set binlogs_replayed "${#files[@]}"
 }
