@@ -90,7 +90,7 @@ const restoreTestPhases = phases([
   "replay",
   "compare",
 ]);
-const pitrPhases = phases(["check", "restore", "prepare", "start", "binlogs", "replay", "finish"]);
+const pitrPhases = phases(["check", "restore", "prepare", "binlogs", "start", "replay", "finish"]);
 const offsiteDrillPhases = phases(["check", "download", "verify", "restore", "prepare"]);
 const pitrDrillPhases = phases([
   "check",

@@ -20,8 +20,8 @@
 # A full that does not match its manifest (size, sha256, key) is never restored: without --full, the
 # newest intact one before it is used instead (the log says so, the run warns naming the bad one).
 # The live server is never a target. A wrong command line exits 2 with no status and no alert.
-# Its status records each phase's seconds (phase_<name>_seconds: check, restore, prepare, start,
-# binlogs, replay, finish) and the last one reached (phase); the log shows the restore's and the
+# Its status records each phase's seconds (phase_<name>_seconds: check, restore, prepare, binlogs,
+# then start and replay when there is something to replay, finish) and the last one reached (phase); the log shows the restore's and the
 # replay's progress (b321_progress).
 set -Eeuo pipefail
 # shellcheck source=../../host/scripts/common.sh
