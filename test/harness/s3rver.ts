@@ -5,7 +5,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { spawn } from "node:child_process";
-import { freePort, run, runOk, waitFor } from "./proc";
+import { makeCertificate } from "./tls";
+import { freePort, run, waitFor } from "./proc";
 
 export interface S3rverServer {
   /** https://127.0.0.1:<port> */
@@ -39,25 +40,7 @@ process.on("SIGTERM", () => server.close().then(() => process.exit(0)));
 
 export async function startS3rver(opts: S3rverOptions = {}): Promise<S3rverServer> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "b321-s3rver-"));
-  const key = path.join(dir, "key.pem");
-  const cert = path.join(dir, "cert.pem");
-  runOk("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-days",
-    "2",
-    "-subj",
-    "/CN=127.0.0.1",
-    "-addext",
-    "subjectAltName=IP:127.0.0.1",
-    "-keyout",
-    key,
-    "-out",
-    cert,
-  ]);
+  const { key, cert } = makeCertificate(dir, "s3rver", { cn: "127.0.0.1", localhost: true });
   const directory = path.join(dir, "data");
   fs.mkdirSync(directory);
   const bucket = opts.bucket ?? "backup321-test";

@@ -8,6 +8,7 @@ import * as path from "node:path";
 import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
 import { run, runOk } from "../harness/proc";
 import { streamHost, streamWhile } from "../harness/stream";
+import { makeCertificate } from "../harness/tls";
 import { jobFiles } from "../../components/host/render";
 import { STREAM_JOB } from "../../components/mariadb/render";
 
@@ -17,70 +18,19 @@ let keyFile: string;
 let ca: string;
 let rogueCa: string;
 
-/** A self-signed CA in DIR/NAME.pem (its key beside it). */
-function makeCa(dir: string, name: string): string {
-  runOk("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-days",
-    "2",
-    "-subj",
-    `/CN=${name}`,
-    "-keyout",
-    path.join(dir, `${name}.key`),
-    "-out",
-    path.join(dir, `${name}.pem`),
-  ]);
-  return path.join(dir, `${name}.pem`);
-}
-
 beforeAll(async () => {
   root = fs.mkdtempSync(path.join(os.tmpdir(), "b321-stream-tls-"));
   fs.chmodSync(root, 0o755);
   const certs = path.join(root, "certs");
   fs.mkdirSync(certs);
-  ca = makeCa(certs, "site-ca");
-  rogueCa = makeCa(certs, "rogue-ca");
+  ca = makeCertificate(certs, "site-ca").cert;
+  rogueCa = makeCertificate(certs, "rogue-ca").cert;
   // the server's certificate, for the address the stream connects to
-  const key = path.join(certs, "server.key");
-  const cert = path.join(certs, "server.pem");
-  runOk("openssl", [
-    "req",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-subj",
-    "/CN=127.0.0.1",
-    "-keyout",
-    key,
-    "-out",
-    path.join(certs, "server.csr"),
-  ]);
-  fs.writeFileSync(path.join(certs, "san.ext"), "subjectAltName=IP:127.0.0.1\n");
-  runOk("openssl", [
-    "x509",
-    "-req",
-    "-in",
-    path.join(certs, "server.csr"),
-    "-CA",
-    ca,
-    "-CAkey",
-    path.join(certs, "site-ca.key"),
-    "-CAcreateserial",
-    "-days",
-    "2",
-    "-extfile",
-    path.join(certs, "san.ext"),
-    "-out",
-    cert,
-  ]);
+  const { key, cert } = makeCertificate(certs, "server", {
+    cn: "127.0.0.1",
+    issuer: ca,
+    localhost: true,
+  });
   runOk("chown", ["-R", "mysql:", certs]);
   server = await startMariaDb({
     parent: root,
