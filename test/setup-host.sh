@@ -7,7 +7,7 @@ set -Eeuo pipefail
 
 packages=(mariadb-server mariadb-client mariadb-backup restic openssl zstd pigz rsync
   openssh-server openssh-client shellcheck cron awscli curl util-linux procps ca-certificates sudo faketime jq)
-commands=(mariadbd mariadb mariadb-backup mariadb-binlog restic openssl zstd pigz rsync
+commands=(mariadbd mariadb mariadb-backup mariadb-binlog restic openssl zstd pzstd pigz rsync
   sshd ssh shellcheck cron aws curl flock logger mountpoint sudo faketime jq)
 
 missing=()

@@ -257,9 +257,12 @@ mdb_read_full() {
   b321_progress restore "$size" <"$1"
 }
 
+# zstd: pzstd (the zstd package's parallel front end) where it is installed. Its output is standard
+# zstd, independent frames that zstd -d reads too; pzstd -d unpacks them on every core, which a
+# single zstd frame does not allow (the restore's slowest stage).
 mdb_compress() {
   case $MARIADB_COMPRESSION in
-    zstd) zstd -T0 -1 -q -c ;;
+    zstd) if command -v pzstd >/dev/null 2>&1; then pzstd -1 -q -c; else zstd -T0 -1 -q -c; fi ;;
     gzip) if command -v pigz >/dev/null 2>&1; then pigz -c; else gzip -c; fi ;;
     *) b321_fail "unknown compression $MARIADB_COMPRESSION (zstd or gzip)" ;;
   esac
@@ -268,7 +271,7 @@ mdb_compress() {
 # mdb_decompress FILE_NAME: decompresses stdin according to the name (.zst or .gz before .enc).
 mdb_decompress() {
   case $1 in
-    *.zst.enc) zstd -d -q -c ;;
+    *.zst.enc) if command -v pzstd >/dev/null 2>&1; then pzstd -d -q -c; else zstd -d -q -c; fi ;;
     *.gz.enc) if command -v pigz >/dev/null 2>&1; then pigz -d -c; else gzip -d -c; fi ;;
     *) b321_fail "cannot tell the compression of $1 (.zst.enc or .gz.enc)" ;;
   esac
@@ -367,13 +370,13 @@ mdb_pick_increment() {
   lsn=$(mdb_manifest_get "$full.manifest.json" to_lsn)
   while IFS= read -r f; do
     [ -z "$until" ] || mdb_consistent_before "$f" "$until" || continue
-    why=$(mdb_full_problem "$f")
+    why=$(mdb_full_problem "$f" "$MDB_SHA_IN_PASS")
     if [ -z "$why" ] && [ "$(mdb_manifest_get "$f.manifest.json" from_lsn)" != "$lsn" ]; then
       why="it starts at LSN $(mdb_manifest_get "$f.manifest.json" from_lsn), its full ends at ${lsn:-an unknown LSN}"
     fi
     if [ -z "$why" ]; then
       MDB_PICKED_INCR=$f
-      MDB_SHA_OK[$f]=$(mdb_file_stamp "$f")
+      [ -n "$MDB_SHA_IN_PASS" ] || MDB_SHA_OK[$f]=$(mdb_file_stamp "$f")
       break
     fi
     b321_warn "$f: $why: skipped (kept for inspection)"
@@ -388,12 +391,16 @@ mdb_pick_increment() {
   fi
 }
 
-# mdb_full_problem FILE: why FILE (a full or an increment) cannot be relied on, nothing when it is intact: its manifest says
-# verified, the file has the recorded size and sha256 (read in full: seconds per GB), and it was
-# encrypted with the stack's key (a manifest older than key_fingerprint records none).
+# mdb_full_problem FILE [DEFER]: why FILE (a full or an increment) cannot be relied on, nothing
+# when it is intact: its manifest says verified, the file has the recorded size and sha256 (read in
+# full: seconds per GB), and it was encrypted with the stack's key (a manifest older than
+# key_fingerprint records none). DEFER: all but the sha256, which the unpack that reads the file
+# checks in the same pass (MDB_SHA_DEFERRED); what an unpack found wrong (MDB_CORRUPT) is a problem.
 mdb_full_problem() {
-  local file=$1 m=$1.manifest.json want got
-  if [ ! -f "$file" ]; then
+  local file=$1 defer=${2:-} m=$1.manifest.json want got
+  if [ -n "${MDB_CORRUPT[$file]:-}" ]; then
+    echo "${MDB_CORRUPT[$file]}"
+  elif [ ! -f "$file" ]; then
     echo "the file of this manifest is missing"
   elif [ "$(mdb_manifest_get "$m" verified)" != true ]; then
     echo "its manifest does not say verified"
@@ -402,37 +409,55 @@ mdb_full_problem() {
   elif want=$(mdb_manifest_get "$m" key_fingerprint) && [ -n "$want" ] &&
     [ -n "${MARIADB_KEY_FINGERPRINT:-}" ] && ! mdb_has_key "$want"; then
     echo "encrypted with a key this host does not hold (fingerprint $want): pulumi up writes every key of the stack to the ring (RUNBOOK.md, Encryption keys)"
+  elif [ -n "$defer" ] || mdb_sha_checked "$file"; then
+    :
   elif want=$(mdb_manifest_get "$m" sha256) && got=$(b321_sha256 "$file") && [ "$want" != "$got" ]; then
     echo "sha256 $got differs from its manifest (${want:-none})"
   fi
 }
+
+# MDB_SHA_IN_PASS (set by the restore test and the recoveries): the full or increment a run is
+# about to unpack is not read once for its sha256 and then again to unpack it; its sha256 is taken
+# from the bytes the unpack reads (mdb_unpack), and a mismatch makes the run fall back to an older
+# file as a bad sha256 found up front would (mdb_unpack_failed). Other fulls are still read in full.
+MDB_SHA_IN_PASS=""
+# MDB_CORRUPT: FILE -> what its unpack found wrong (its sha256), for this run.
+declare -A MDB_CORRUPT=()
+# MDB_UNPACK_FAILED: the file whose unpack found it corrupt just now (mdb_unpack_failed clears it).
+MDB_UNPACK_FAILED=""
 
 # mdb_scan_fulls [VERIFIED]: checks every full (mdb_full_problem) into MDB_GOOD_FULLS, the intact
 # ones oldest first, and MDB_BAD_FULLS, "FILE: why" for the others. Each bad one is a warning of the
 # run (its alert names it). A bad full is never removed here: it stays for inspection, but it never
 # counts as a good one (retention keeps that many intact fulls; restores use intact ones only).
 # VERIFIED: a full this run has just written, verified and hashed itself: not read a second time.
+# With MDB_SHA_IN_PASS, the newest full's sha256 is left to the unpack that reads it.
 MDB_GOOD_FULLS=()
 MDB_BAD_FULLS=()
+MDB_SCANNED=""
 # shellcheck disable=SC2120  # the restore test passes none, retention (mariadb-full.sh) its newest
 mdb_scan_fulls() {
-  local f why verified=${1:-}
+  local f why verified=${1:-} newest defer
   MDB_GOOD_FULLS=()
   MDB_BAD_FULLS=()
+  newest=$(mdb_fulls | tail -n 1)
   while IFS= read -r f; do
     if [ -n "$verified" ] && [ "$f" = "$verified" ]; then
       MDB_GOOD_FULLS+=("$f")
       continue
     fi
-    why=$(mdb_full_problem "$f")
+    defer=""
+    [ -z "$MDB_SHA_IN_PASS" ] || [ "$f" != "$newest" ] || defer=1
+    why=$(mdb_full_problem "$f" "$defer")
     if [ -z "$why" ]; then
       MDB_GOOD_FULLS+=("$f")
-      MDB_SHA_OK[$f]=$(mdb_file_stamp "$f")
+      [ -n "$defer" ] || MDB_SHA_OK[$f]=$(mdb_file_stamp "$f")
     else
       MDB_BAD_FULLS+=("$f: $why")
       b321_warn "$f: $why: skipped (kept for inspection, not counted as a good full)"
     fi
   done < <(mdb_fulls)
+  MDB_SCANNED=1
 }
 
 # mdb_no_intact_full [WHAT]: the failure when no full can be used, listing the ones skipped.
@@ -455,10 +480,30 @@ mdb_file_stamp() {
   stat -c '%s %i %.9Y' -- "$1"
 }
 
+# mdb_sha_matches FILE SHA256: whether SHA256 (of FILE's bytes, read by the caller) is the one its
+# manifest recorded; if not, FILE is corrupt for the rest of this run (MDB_CORRUPT) and the restore
+# reading it stops (MDB_UNPACK_FAILED, mdb_unpack_failed).
+mdb_sha_matches() {
+  local want
+  want=$(mdb_manifest_get "$1.manifest.json" sha256)
+  if [ -n "$want" ] && [ "$want" = "$2" ]; then
+    MDB_SHA_OK[$1]=$(mdb_file_stamp "$1")
+    return 0
+  fi
+  MDB_CORRUPT[$1]="sha256 ${2:-unreadable} differs from its manifest (${want:-none})"
+  MDB_UNPACK_FAILED=$1
+  return 1
+}
+
+# mdb_sha_checked FILE: this run found FILE's sha256 right, and FILE has not changed since.
+mdb_sha_checked() {
+  [ -n "${MDB_SHA_OK[$1]:-}" ] && [ "${MDB_SHA_OK[$1]}" = "$(mdb_file_stamp "$1")" ]
+}
+
 # mdb_check_sha FILE: the file's sha256 must be the one its manifest recorded.
 mdb_check_sha() {
   local file=$1 want got
-  if [ -n "${MDB_SHA_OK[$file]:-}" ] && [ "${MDB_SHA_OK[$file]}" = "$(mdb_file_stamp "$file")" ]; then
+  if mdb_sha_checked "$file"; then
     return 0
   fi
   want=$(mdb_manifest_get "$file.manifest.json" sha256)
@@ -543,17 +588,58 @@ mdb_stop_scratch() {
   kill -KILL "$pid" 2>/dev/null || true
 }
 
-# mdb_unpack FILE DIR: a physical full or increment, checked against its manifest, decrypted with
-# its key, decompressed and unpacked into DIR.
+# mdb_unpack FILE DIR: a physical full or increment decrypted with its key, decompressed and
+# unpacked into DIR, its sha256 taken from the bytes read on the way (unless this run has already
+# checked it). A sha256 that differs from the manifest's leaves DIR removed, the file in
+# MDB_CORRUPT and MDB_UNPACK_FAILED: the caller falls back (mdb_unpack_failed).
 mdb_unpack() {
-  local file=$1 dir=$2
-  mdb_check_sha "$file"
+  local file=$1 dir=$2 shafd shapid got sum=$2/.b321-sha256
+  local -a st
   mdb_use_key "$(mdb_manifest_get "$file.manifest.json" key_fingerprint)"
   mkdir -p -- "$dir"
-  set +e
-  mdb_read_full "$file" | mdb_decrypt | mdb_decompress "$file" | mbstream -x -p 2 -C "$dir"
-  mdb_check_pipe "${PIPESTATUS[@]}" -- "reading $file" "decrypt (wrong key or corrupted file?)" decompress "mbstream -x"
-  set -e
+  if mdb_sha_checked "$file"; then
+    exec {shafd}>/dev/null
+    shapid=""
+  else
+    exec {shafd}> >(openssl dgst -sha256 -r | cut -d' ' -f1 >"$sum")
+    shapid=$!
+  fi
+  # In a condition: a stage that fails on a corrupt file is not the run's error (ERR trap) until
+  # the sha256 says the file is intact (mdb_check_pipe below).
+  if mdb_read_full "$file" | tee -- "/dev/fd/$shafd" | mdb_decrypt | mdb_decompress "$file" |
+    mbstream -x -p 2 -C "$dir"; then
+    st=("${PIPESTATUS[@]}")
+  else
+    st=("${PIPESTATUS[@]}")
+  fi
+  exec {shafd}>&-
+  [ -z "$shapid" ] || wait "$shapid" || true
+  if [ -n "$shapid" ]; then
+    got=$(cat -- "$sum")
+    rm -f -- "$sum"
+    mdb_sha_matches "$file" "$got" || { rm -rf -- "$dir"; return 0; }
+  fi
+  mdb_check_pipe "${st[@]}" -- "reading $file" "hashing $file" "decrypt (wrong key or corrupted file?)" decompress "mbstream -x"
+}
+
+# mdb_unpack_failed FULL: whether the last restore found a file corrupt while unpacking it (the
+# restore stopped there). The full is then dropped from MDB_GOOD_FULLS with the warning a bad
+# sha256 found up front gives (an increment's comes from mdb_pick_increment when the caller picks
+# again), the partial restore is removed by the caller, and the caller picks again.
+mdb_unpack_failed() {
+  local f=$MDB_UNPACK_FAILED
+  [ -n "$f" ] || return 1
+  MDB_UNPACK_FAILED=""
+  mdb_stop_scratch
+  if [ "$f" = "$1" ]; then
+    b321_warn "$f: ${MDB_CORRUPT[$f]}: skipped (kept for inspection, not counted as a good full)"
+    MDB_BAD_FULLS+=("$f: ${MDB_CORRUPT[$f]}")
+    local -a good=()
+    local g
+    for g in "${MDB_GOOD_FULLS[@]}"; do [ "$g" = "$f" ] || good+=("$g"); done
+    MDB_GOOD_FULLS=("${good[@]}")
+  fi
+  b321_log "${f##*/} is corrupt (${MDB_CORRUPT[$f]}): restoring again without it"
 }
 
 # mdb_prepare DATADIR [INCREMENT_DIR]: mariadb-backup --prepare of the unpacked full, then of the
@@ -582,7 +668,11 @@ mdb_restore_full() {
     physical)
       b321_phase restore
       mdb_unpack "$file" "$datadir"
-      [ -z "$incr" ] || mdb_unpack "$incr" "$datadir.incr"
+      [ -z "$MDB_UNPACK_FAILED" ] || return 0
+      if [ -n "$incr" ]; then
+        mdb_unpack "$incr" "$datadir.incr"
+        [ -z "$MDB_UNPACK_FAILED" ] || { rm -rf -- "$datadir"; return 0; }
+      fi
       b321_phase prepare
       mdb_prepare "$datadir"
       if [ -n "$incr" ]; then
@@ -595,7 +685,7 @@ mdb_restore_full() {
       mdb_start_scratch "$datadir" "$datadir.run"
       ;;
     logical)
-      mdb_check_sha "$file"
+      mdb_sha_checked "$file" || mdb_sha_matches "$file" "$(b321_sha256 "$file")" || return 0
       b321_phase start
       mdb_reachable "${datadir%/*}"
       chown -- "${MARIADB_SERVER_USER:-mysql}:" "$datadir"
@@ -793,7 +883,8 @@ MDB_PICKED=""
 mdb_pick_full() {
   local until=$1 f newest=""
   local -A intact=()
-  mdb_scan_fulls
+  # once a run: picking again after a corrupt unpack uses what mdb_unpack_failed left
+  [ -n "$MDB_SCANNED" ] || mdb_scan_fulls
   for f in "${MDB_GOOD_FULLS[@]}"; do intact[$f]=1; done
   MDB_PICKED=""
   while IFS= read -r f; do
@@ -832,6 +923,7 @@ mdb_pitr_build() {
   local file=$1 datadir=$2 stop=$3 last=${4:-} lazy=${5:-}
   mdb_replay_scope "$file"
   mdb_restore_full "$file" "$datadir" "$MDB_PICKED_INCR" "$lazy"
+  [ -z "$MDB_UNPACK_FAILED" ] || return 0
   mdb_replay_plan "${MDB_PICKED_INCR:-$file}.manifest.json" "$stop" "$last"
   if [ -z "$MDB_SCRATCH_PID" ] && [ -n "$MDB_REPLAY_EMPTY" ]; then
     b321_log "nothing to replay in $MDB_REPLAY_FROM: the prepared datadir is the recovery"

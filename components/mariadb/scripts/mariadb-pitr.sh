@@ -63,6 +63,23 @@ same_dir() {
   [ -e "$1" ] && [ -e "$2" ] && [ "$(realpath -- "$1")" = "$(realpath -- "$2")" ]
 }
 
+# pick [FULL]: into file, the full to restore (FULL, the name given with --full, else the newest
+# intact one consistent before --until), and its increment into MDB_PICKED_INCR. Called again when
+# the restore found the one picked corrupt (mdb_unpack_failed).
+pick() {
+  if [ -n "$1" ]; then
+    file=$MARIADB_BACKUP_DIR/$1
+    local why
+    why=$(mdb_full_problem "$file" "$MDB_SHA_IN_PASS")
+    [ -z "$why" ] || b321_fail "$file: $why: name another full with --full, or leave it out for the newest intact one"
+    mdb_pick_increment "$file" "$until_epoch"
+  else
+    mdb_pick_full "$until_epoch"
+    file=$MDB_PICKED
+    [ -n "$file" ] || mdb_no_intact_full "consistent before $until ($tz)"
+  fi
+}
+
 main() {
   local until="" tz=${MARIADB_TZ:-UTC} target_dir="" target_socket="" replace=0 full=""
   while [ $# -gt 0 ]; do
@@ -100,17 +117,9 @@ main() {
   b321_cleanup pitr_cleanup
   b321_phase check
   mdb_require_key
-  if [ -n "$full" ]; then
-    file=$MARIADB_BACKUP_DIR/$full
-    local why
-    why=$(mdb_full_problem "$file")
-    [ -z "$why" ] || b321_fail "$file: $why: name another full with --full, or leave it out for the newest intact one"
-    mdb_pick_increment "$file" "$until_epoch"
-  else
-    mdb_pick_full "$until_epoch"
-    file=$MDB_PICKED
-    [ -n "$file" ] || mdb_no_intact_full "consistent before $until ($tz)"
-  fi
+  # Into a datadir, the full (and increment) restored is hashed from the bytes its unpack reads.
+  [ -z "$target_dir" ] || MDB_SHA_IN_PASS=1
+  pick "$full"
   manifest=$file.manifest.json
   method=$(mdb_manifest_get "$manifest" method)
   databases=$(mdb_manifest_get "$manifest" databases)
@@ -128,6 +137,11 @@ main() {
     check_target "$target_dir"
     WORK_DIR=$target_dir.partial
     mdb_pitr_build "$file" "$WORK_DIR" "--stop-datetime=$until" "" lazy
+    while mdb_unpack_failed "$file"; do
+      pick "$full"
+      b321_set file "$file"
+      mdb_pitr_build "$file" "$WORK_DIR" "--stop-datetime=$until" "" lazy
+    done
   else
     [ "$method" = logical ] ||
       b321_fail "${file##*/} is a physical full: it restores a whole instance (use --target-datadir)"
