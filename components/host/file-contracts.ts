@@ -268,21 +268,29 @@ export const STATUS_EXTRAS: Readonly<Record<string, ScriptStatus>> = {
         count,
         "Fulls read back whose size and sha256 match their manifest (and this host's copy of it).",
       ),
-      binlogs: field(count, "Shipped binlogs read back whose sha256 matches their `.sha256`."),
-      bytes: field(count, "Bytes of those fulls and binlogs."),
+      increments: field(
+        count,
+        "Increments read back whose size and sha256 match their manifest (and this host's copy of it).",
+      ),
+      binlogs: field(
+        count,
+        "Shipped and streamed binlogs read back whose sha256 matches their `.sha256`.",
+      ),
+      bytes: field(count, "Bytes of those fulls, increments and binlogs."),
       restore_seconds: field(
         count,
         "Seconds to read the snapshot back and check it: the measured time to restore from the NAS.",
       ),
     },
-    onSuccess: ["snapshot", "fulls", "binlogs", "bytes", "restore_seconds"],
+    onSuccess: ["snapshot", "fulls", "increments", "binlogs", "bytes", "restore_seconds"],
   },
   "mariadb-dr-drill.sh": {
     fields: {
       snapshot: field(text, "The NAS snapshot the standby rebuilt from: the newest (ROOT/latest)."),
       fulls: field(count, "Fulls read back whose size and sha256 match their manifest."),
+      increments: field(count, "Increments read back whose size and sha256 match their manifest."),
       binlogs: field(count, "Shipped binlogs read back whose sha256 matches their `.sha256`."),
-      bytes: field(count, "Bytes of those fulls and binlogs."),
+      bytes: field(count, "Bytes of those fulls, increments and binlogs."),
       restore_test_seconds: field(
         count,
         "The restore test's restore_seconds on the copy: the newest full restored, binlogs replayed to its counted position.",
@@ -301,6 +309,7 @@ export const STATUS_EXTRAS: Readonly<Record<string, ScriptStatus>> = {
     onSuccess: [
       "snapshot",
       "fulls",
+      "increments",
       "binlogs",
       "bytes",
       "restore_test_seconds",

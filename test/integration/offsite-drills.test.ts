@@ -205,6 +205,7 @@ test("the NAS drill reads the newest snapshot back and finds every full and binl
     result: "success",
     snapshot: fs.readlinkSync(`${nasRoot}/latest`),
     fulls: 1,
+    increments: 0,
     binlogs,
   });
   expect(Number(status("nas-sync-drill").bytes)).toBeGreaterThan(fs.statSync(full).size);
@@ -359,7 +360,11 @@ test("a newest full already in GLACIER is not read: the drill says so plainly", 
   }
 });
 
-test("a logical full: the offsite drill reads the dump to its trailer; the NAS drill checks both fulls", () => {
+test("a logical full: the offsite drill reads the dump to its trailer; the NAS drill checks both fulls and the increment", () => {
+  // an increment of the physical full first: the NAS drill reads it back too, counted apart
+  const incr = mdb.runScript("mariadb-incremental.sh", mdb.env("mariadb-incremental"));
+  expect(incr.code).toBe(0);
+  expect(fs.readdirSync(backupDir).filter((f) => /_incr_.*\.enc$/.test(f))).toHaveLength(1);
   const secrets = `${rig.box.at("mdb")}/etc/secrets`;
   createBackupUser(rig.mariadb, "backup_log", "Log0Pass", "logical", [DB], `${secrets}/log.cnf`);
   const full = mdb.runScript(
@@ -384,7 +389,7 @@ test("a logical full: the offsite drill reads the dump to its trailer; the NAS d
   expect(scratchLeft("offsite-scratch")).toEqual([]);
   expect(job("nas-sync").code).toBe(0);
   expect(job("nas-sync-drill").code).toBe(0);
-  expect(status("nas-sync-drill")).toMatchObject({ result: "success", fulls: 2 });
+  expect(status("nas-sync-drill")).toMatchObject({ result: "success", fulls: 2, increments: 1 });
 });
 
 test("b321-evidence lists every drill run with the restore time its status recorded", () => {

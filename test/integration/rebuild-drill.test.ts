@@ -12,6 +12,7 @@ import { startMariaDb, type MariaDbServer } from "../harness/mariadb";
 import { useRig } from "../harness/rig";
 import { remoteSteps, runMocked, type Registration, sandboxHost } from "../harness/program";
 import { run } from "../harness/proc";
+import { jobFiles } from "../../components/host/render";
 import { sandboxMariaDbModel, seedSchema, tableCounts } from "./mariadb-fixture";
 import { scenarios } from "../../components/site/runbook/scenarios";
 import { pasteOk } from "../harness/runbook";
@@ -33,6 +34,7 @@ function drillSite(box: Sandbox, server: MariaDbServer): Site {
     hosts: [{ name: "db-srv", address: "127.0.0.1", roles: ["mariadb"], paths: box.paths }],
     mariadb: {
       ...sandboxMariaDbModel(box.at, server, DB),
+      schedules: { incremental: "0 2 * * 1-6" },
       socket: server.socket,
       datadir: server.datadir,
       stopCommand: `${server.ctl} stop`,
@@ -116,11 +118,16 @@ test("the site is lost: RUNBOOK.md's total-loss blocks, pasted on a brand-new ho
   const recordedA = await componentFor(boxA, a);
   rig.applyCreates(remoteSteps(recordedA));
   entry(boxA, "mariadb-full");
-  // Work after the full, covered only by the shipped binlogs.
+  // Work after the full, covered by the next day's increment.
   a.sql(
     `INSERT INTO ${DB}.commandes (client_id, total, cree_le) SELECT seq, seq * 2, NOW() FROM seq_1_to_300;` +
-      `UPDATE ${DB}.salaires SET montant = montant * 1.02 WHERE employe_id <= 50;` +
-      `DELETE FROM ${DB}.conges WHERE id <= 10;` +
+      `UPDATE ${DB}.salaires SET montant = montant * 1.02 WHERE employe_id <= 50;`,
+    DB,
+  );
+  entry(boxA, "mariadb-incremental");
+  // Work after the increment, covered only by the shipped binlogs.
+  a.sql(
+    `DELETE FROM ${DB}.conges WHERE id <= 10;` +
       `CREATE TABLE ${DB}.factures (id INT PRIMARY KEY, montant DECIMAL(10,2));` +
       `INSERT INTO ${DB}.factures SELECT seq, seq * 9.5 FROM seq_1_to_120;`,
     DB,
@@ -171,15 +178,27 @@ test("the site is lost: RUNBOOK.md's total-loss blocks, pasted on a brand-new ho
     expect(step.on).toBe("db-srv");
     pasteOk(step);
   }
-  // The full alone does not hold the later work: only the binlogs from the bucket do.
+  // The full and its increment came back; neither holds the later work: only the binlogs from the
+  // bucket do, replayed from the increment's position.
   const manifests = fs
     .readdirSync(boxB.at("backups/database"))
-    .filter((f) => f.endsWith(".manifest.json"));
-  expect(manifests).toHaveLength(1);
+    .filter((f) => f.endsWith(".manifest.json"))
+    .sort();
+  expect(manifests).toEqual([
+    expect.stringMatching(/_full_\d{8}_\d{6}\.xb\.zst\.enc\.manifest\.json$/),
+    expect.stringMatching(/_incr_\d{8}_\d{6}\.xb\.zst\.enc\.manifest\.json$/),
+  ]);
   const manifest = JSON.parse(
-    fs.readFileSync(boxB.at(`backups/database/${manifests[0]}`), "utf8"),
-  ) as { tables: Record<string, number> };
+    fs.readFileSync(boxB.at(`backups/database/${manifests[1]}`), "utf8"),
+  ) as { tables: Record<string, number>; base_full: string };
+  expect(`${manifest.base_full}.manifest.json`).toBe(manifests[0]);
   expect(Object.keys(manifest.tables)).not.toContain(`${DB}.factures`);
+  const pitr = JSON.parse(
+    fs.readFileSync(jobFiles(boxB.paths, "mariadb-pitr").statusFile, "utf8"),
+  ) as Record<string, unknown>;
+  expect(String(pitr.increment)).toMatch(
+    new RegExp(`/${manifests[1].replace(".manifest.json", "")}$`),
+  );
   // B's server now runs on the recovered datadir; its empty one is kept aside.
   expect(state(b.sql)).toEqual(before);
   expect(b.sql("SHOW DATABASES LIKE 'only_on_b'").trim()).toBe("");

@@ -4,10 +4,10 @@
 # sync key, through the one read-only path the NAS's forced command gives that key (nas-receive.sh:
 # `rsync --server --sender ... . ROOT/latest/`), then checks it against what was recorded when each
 # copy was made:
-#   - every full in the snapshot has its manifest beside it, and the full has the size and sha256
-#     the MariaDB full job recorded there; a manifest that this host still holds must be the same
+#   - every full and increment in the snapshot has its manifest beside it, and the file has the size
+#     and sha256 the MariaDB job recorded there; a manifest that this host still holds must be the same
 #     bytes as the snapshot's (so a full and its manifest altered together on the NAS are caught);
-#   - every shipped binlog with a <copy>.sha256 (the shipper's, written once it proved the copy)
+#   - every shipped or streamed binlog with a <copy>.sha256 (written once the copy was proved)
 #     has that sha256.
 # A snapshot with no full fails: there would be nothing to restore a database from. Records the
 # measured read-back time (restore_seconds, the pull and the checks: the monitor alerts when it
@@ -37,7 +37,7 @@ main() {
   nas_pull "$B321_SCRATCH"
   nas_verify "$B321_SCRATCH"
   secs=$(($(date +%s) - B321_RESTORE_T0))
-  b321_log "read-back drill passed: snapshot $NAS_LATEST, $NAS_FULLS full(s) and $NAS_BINLOGS shipped binlog(s) ($NAS_BYTES bytes) match what was recorded, read back in $secs s"
+  b321_log "read-back drill passed: snapshot $NAS_LATEST, $NAS_FULLS full(s), $NAS_INCREMENTS increment(s) and $NAS_BINLOGS binlog(s) ($NAS_BYTES bytes) match what was recorded, read back in $secs s"
 }
 
 main

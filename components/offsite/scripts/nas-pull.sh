@@ -54,9 +54,11 @@ nas_problem() {
   b321_log "problem: $1"
 }
 
-# nas_check_full MANIFEST SRC: the full beside MANIFEST (in the copy) against it; SRC is the source
-# directory it came from (this host's copy of the manifest, when it has one, must be the same).
+# nas_check_full MANIFEST SRC: the full (or increment) beside MANIFEST (in the copy) against it;
+# SRC is the source directory it came from (this host's copy of the manifest, when it has one, must
+# be the same). Increments are counted apart: alone, they restore nothing.
 NAS_FULLS=0
+NAS_INCREMENTS=0
 NAS_BYTES=0
 nas_check_full() {
   local m=$1 src=$2 full=${1%.manifest.json} name want_sha want_bytes got local_m
@@ -81,9 +83,14 @@ nas_check_full() {
   elif got=$(b321_sha256 "$full") && [ "$got" != "$want_sha" ]; then
     nas_problem "$name on the NAS has sha256 $got, its manifest recorded $want_sha"
   else
-    NAS_FULLS=$((NAS_FULLS + 1))
+    if [[ $name == *_incr_* ]]; then
+      NAS_INCREMENTS=$((NAS_INCREMENTS + 1))
+      b321_log "increment $name: $want_bytes bytes, sha256 as recorded"
+    else
+      NAS_FULLS=$((NAS_FULLS + 1))
+      b321_log "full $name: $want_bytes bytes, sha256 as recorded"
+    fi
     NAS_BYTES=$((NAS_BYTES + want_bytes))
-    b321_log "full $name: $want_bytes bytes, sha256 as recorded"
   fi
 }
 
@@ -105,7 +112,7 @@ nas_check_binlog() {
   fi
 }
 
-# nas_verify DIR: every full and shipped binlog of NAS_SOURCES in the copy at DIR against what was
+# nas_verify DIR: every full, increment and shipped (or streamed) binlog of NAS_SOURCES in the copy at DIR against what was
 # recorded; records fulls, binlogs and bytes, and fails naming the first problem (all are logged)
 # or when the copy holds no full.
 nas_verify() {
@@ -125,6 +132,7 @@ nas_verify() {
     done < <(find "$dir$src" -type f -name '*.enc.sha256' -print0 | sort -z)
   done
   b321_set fulls "$NAS_FULLS"
+  b321_set increments "$NAS_INCREMENTS"
   b321_set binlogs "$NAS_BINLOGS"
   b321_set bytes "$NAS_BYTES"
   if [ "${#NAS_PROBLEMS[@]}" -gt 0 ]; then

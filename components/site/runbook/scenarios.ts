@@ -556,7 +556,10 @@ export function nasFetchStep(site: Site): Step {
   };
 }
 
-/** The newest full, its manifest and the shipped binlogs from the bucket, with the upload's key. */
+/**
+ * The newest full, its newest increment (the upload sends one), their manifests, and the shipped
+ * and streamed binlogs from the bucket, with the upload's key.
+ */
 function downloadDumpsStep(site: Site): Step | undefined {
   const m = site.mariadb;
   const { upload, bucket } = site.offsite;
@@ -566,32 +569,50 @@ function downloadDumpsStep(site: Site): Step | undefined {
   const here = from === m.host;
   const into = here ? m.backupDir : "/restore/database";
   const env = jobFiles(hostOf(site, from).paths, UPLOAD_JOB).envFile;
+  const increments = m.schedules.incremental !== undefined;
+  const what = `the newest full${increments ? ", its newest increment" : ""}`;
   return {
     on: from,
     say: here
-      ? "fetch the newest full, its manifest and every shipped binlog from the bucket (Glacier: the first paste asks for the full, paste again once it is back)."
-      : `fetch the newest full and its manifest from the bucket, then copy them into ${m.backupDir} on ${m.host} (the binlogs after that full were lost with the site).`,
+      ? `fetch ${what}, the manifests and every shipped${m.stream ? " and streamed" : ""} binlog from the bucket (Glacier: the first paste asks for the backups, paste again once they are back).`
+      : `fetch ${what} and the manifests from the bucket, then copy them into ${m.backupDir} on ${m.host} (the binlogs after them were lost with the site).`,
     sh: [
       `. ${env}   # the bucket, its region or endpoint, the path of the 0600 key file`,
       'export AWS_SHARED_CREDENTIALS_FILE="$OFFSITE_CREDENTIALS"',
       's3() { aws --region "$OFFSITE_REGION" ${OFFSITE_ENDPOINT:+--endpoint-url "$OFFSITE_ENDPOINT"} ${OFFSITE_CA_BUNDLE:+--ca-bundle "$OFFSITE_CA_BUNDLE"} "$@"; }',
-      `newest=$(s3 s3 ls "s3://$OFFSITE_BUCKET/$OFFSITE_PREFIX" | awk '{ print $4 }' | grep '_full_.*\\.enc$' | sort | tail -n 1)`,
-      '[ -n "$newest" ] || { echo "no full in s3://$OFFSITE_BUCKET/$OFFSITE_PREFIX" >&2; exit 1; }',
-      "key=$OFFSITE_PREFIX$newest",
-      'class=$(s3 s3api head-object --bucket "$OFFSITE_BUCKET" --key "$key" --query StorageClass --output text)',
-      "case $class in",
-      "  GLACIER | DEEP_ARCHIVE)",
-      '    state=$(s3 s3api head-object --bucket "$OFFSITE_BUCKET" --key "$key" --query Restore --output text)',
-      `    [ "$state" != None ] || s3 s3api restore-object --bucket "$OFFSITE_BUCKET" --key "$key" --restore-request 'Days=7,GlacierJobParameters={Tier=Standard}'`,
-      `    case $state in *'ongoing-request="false"'*) ;; *) echo "$newest is in $class: asked for it back (hours); paste this block again later" >&2; exit 1 ;; esac ;;`,
-      "esac",
       `install -d -m 0700 ${into}`,
-      `s3 s3 cp "s3://$OFFSITE_BUCKET/$key" ${into}/`,
-      `s3 s3 cp "s3://$OFFSITE_BUCKET/$key.manifest.json" ${into}/`,
+      "fetch() {   # NAME: the backup and its manifest; one in Glacier is asked back first",
+      "  key=$OFFSITE_PREFIX$1",
+      '  class=$(s3 s3api head-object --bucket "$OFFSITE_BUCKET" --key "$key" --query StorageClass --output text)',
+      "  case $class in",
+      "    GLACIER | DEEP_ARCHIVE)",
+      '      state=$(s3 s3api head-object --bucket "$OFFSITE_BUCKET" --key "$key" --query Restore --output text)',
+      `      [ "$state" != None ] || s3 s3api restore-object --bucket "$OFFSITE_BUCKET" --key "$key" --restore-request 'Days=7,GlacierJobParameters={Tier=Standard}'`,
+      `      case $state in *'ongoing-request="false"'*) ;; *) echo "$1 is in $class: asked for it back (hours); paste this block again later" >&2; exit 1 ;; esac ;;`,
+      "  esac",
+      `  s3 s3 cp "s3://$OFFSITE_BUCKET/$key" ${into}/`,
+      `  s3 s3 cp "s3://$OFFSITE_BUCKET/$key.manifest.json" ${into}/`,
+      "}",
+      `names=$(s3 s3 ls "s3://$OFFSITE_BUCKET/$OFFSITE_PREFIX" | awk '{ print $4 }')`,
+      `newest=$(printf '%s\n' "$names" | grep '_full_.*\\.enc$' | sort | tail -n 1) || true`,
+      '[ -n "$newest" ] || { echo "no full in s3://$OFFSITE_BUCKET/$OFFSITE_PREFIX" >&2; exit 1; }',
+      'fetch "$newest"',
+      ...(increments
+        ? [
+            "# taken after that full: the recovery checks it builds on it, and replays from it",
+            `incr=$(printf '%s\n' "$names" | grep '_incr_.*\\.enc$' | sort | tail -n 1) || true`,
+            'if [ -n "$incr" ] && [[ ${incr##*_incr_} > ${newest##*_full_} ]]; then fetch "$incr"; fi',
+          ]
+        : []),
       ...(here
         ? [
             `install -d -m 0700 ${m.binlogBackupDir}`,
             `s3 s3 cp --recursive --ignore-glacier-warnings "s3://$OFFSITE_BUCKET/\${OFFSITE_PREFIX}binlogs/" ${m.binlogBackupDir}/   # the shipper's encrypted copies, as they are`,
+            ...(m.stream
+              ? [
+                  `s3 s3 cp --recursive --ignore-glacier-warnings "s3://$OFFSITE_BUCKET/\${OFFSITE_PREFIX}binlog-stream/" ${m.binlogBackupDir}/   # the stream's, sealed alike under the same names: later ones too`,
+                ]
+              : []),
           ]
         : [`rsync -a ${into}/ root@${hostOf(site, m.host).address}:${m.backupDir}/`]),
     ],
