@@ -58,7 +58,30 @@ export interface Target {
   trees(): Record<string, Record<string, TreeEntry>>;
   /** Runs every installed job of a host by hand (its b321-* entry points); returns failures. */
   runJobs(host: SandboxHost, skip?: readonly string[]): string[];
+  /** Stops every supervised service of both hosts (their supervisors and programs). */
+  stopServices(): void;
+  /** Stops the services, then the server, and removes the target's directories. */
   stop(): Promise<void>;
+}
+
+/** The run directories of a host's supervised services (components/host Service, no systemd). */
+export function serviceDirs(h: SandboxHost): string[] {
+  const d = path.join(h.paths.state, "services");
+  return fs.existsSync(d) ? fs.readdirSync(d).map((n) => path.join(d, n)) : [];
+}
+
+/**
+ * Stops each service's supervisor with its own stop (TERM, then KILL after 30 s): a program started
+ * there would outlive the removed directories. Every one is tried; a failure is thrown after.
+ */
+function stopSupervisors(hosts: readonly SandboxHost[]): void {
+  const failed = hosts.flatMap(serviceDirs).flatMap((dir) => {
+    const supervisor = path.join(dir, "supervise.sh");
+    if (!fs.existsSync(supervisor)) return [];
+    const r = run(supervisor, ["stop", dir], { timeoutMs: 60_000 });
+    return r.code === 0 ? [] : [`${dir}: ${r.code} ${r.stderr.slice(-300)}`];
+  });
+  if (failed.length) throw new Error(`supervisors not stopped:\n${failed.join("\n")}`);
 }
 
 export const DATABASE = "lcdb";
@@ -132,9 +155,14 @@ export async function startTarget(label: string): Promise<Target> {
           return r.code === 0 ? [] : [`${f} exited ${r.code}: ${r.stderr.slice(-600)}`];
         });
     },
+    stopServices: () => stopSupervisors([db, files]),
     async stop() {
-      await mariadb.stop();
-      fs.rmSync(base, { recursive: true, force: true });
+      try {
+        stopSupervisors([db, files]);
+      } finally {
+        await mariadb.stop();
+        fs.rmSync(base, { recursive: true, force: true });
+      }
     },
   };
 }

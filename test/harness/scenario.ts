@@ -36,7 +36,11 @@ export const hosts = (s: SiteInput) => s.hosts as HostInput[];
 export const host = (s: SiteInput, name: string) => hosts(s).find((h) => h.name === name)!;
 export const repos = (s: SiteInput) => (s.restic as { repositories: RepoInput[] }).repositories;
 export const mariadb = (s: SiteInput) =>
-  s.mariadb as { schedules: Record<string, string>; retention?: Record<string, number> };
+  s.mariadb as {
+    schedules: Record<string, string>;
+    retention?: Record<string, number>;
+    stream?: Record<string, unknown>;
+  };
 
 /** An update of a RemoteFile (its command), as a summarize() line. */
 export const FILE = (name: string) => `update ${name}-file`;
@@ -46,6 +50,8 @@ export interface ConvergeOptions {
   runJobs?: boolean;
   /** Files a fresh deploy does not write but this one must keep (the keys of retained backups). */
   kept?: Partial<Record<"db" | "files", string[]>>;
+  /** Checks right after `pulumi up`, before the fresh deploy and the jobs run. */
+  afterUp?: () => void | Promise<void>;
 }
 
 export class Scenario {
@@ -72,10 +78,18 @@ export class Scenario {
 
   async stop(): Promise<void> {
     this.stack?.dispose();
-    await this.target?.mariadb.stop(); // the rebuilt host's server, when a rebuild replaced it
-    await this.target?.stop();
-    await this.servers?.db.stop();
-    await this.servers?.files.stop();
+    try {
+      // the services first: a stream would otherwise see its server go and be restarted meanwhile
+      this.target?.stopServices();
+    } finally {
+      try {
+        await this.target?.mariadb.stop(); // the rebuilt host's server, when a rebuild replaced it
+        await this.target?.stop();
+      } finally {
+        await this.servers?.db.stop();
+        await this.servers?.files.stop();
+      }
+    }
   }
 
   /** Names of every backup file on the db host's disk (fulls, manifests, shipped binlogs). */
@@ -142,6 +156,7 @@ export class Scenario {
     expect(summarize(await this.stack.preview({ replace }))).toEqual([...expected].sort());
     expect(summarize(await this.stack.up({ replace }))).toEqual([...expected].sort());
     this.site = next;
+    await opts.afterUp?.();
     await this.matchesFresh(opts.kept);
     if (opts.runJobs !== false) this.jobsGreen();
     expect(this.lost(before, this.backupFiles())).toEqual([]);
