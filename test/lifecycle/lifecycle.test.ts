@@ -2,11 +2,12 @@
 // preview shows exactly the expected steps, `pulumi up` does them, each host's managed tree then
 // equals what a fresh deploy of the new model writes on empty hosts, every job runs green, and no
 // backup is lost.
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { changes, summarize } from "../harness/engine";
 import { DATABASE, SUDO_USER } from "../harness/lifecycle";
-import { run } from "../harness/proc";
+import { run, waitFor } from "../harness/proc";
 import { FILE, host, mariadb, repos, Scenario, type RepoInput } from "../harness/scenario";
 import { startOn } from "../integration/mariadb-fixture";
 
@@ -239,6 +240,216 @@ test("a restic repository added and one removed: the removed one's data and pass
   expect(fs.existsSync(path.join(sc.target.files.disk, "restic-extra", "config"))).toBe(true);
 });
 
+/** The stream's own resources: created when it is turned on, deleted when it is turned off. */
+const STREAM_RESOURCES = [
+  // the stream user on the primary and its password, in a 0600 option file on the files host
+  "password",
+  "user",
+  "cnf-file",
+  // what the files host needs to seal binlogs: the key, the ring, mariadb-lib.sh
+  "key-file-file",
+  "keyring-file",
+  "script-lib-file",
+  // the program and its watchdog, the program's env file
+  "script-stream-file",
+  "script-stream-watch-file",
+  "job-env-file",
+  // the watchdog, a job every minute
+  ...["env", "bin", "cron-crontab", "registry"].map((f) => `watch-${f}-file`),
+  // the supervised program
+  "service-service",
+].map((r) => `backup321-mariadb-stream-${r}`);
+/** What the stream's coming or going changes beside its own resources. */
+const STREAM_AROUND = [
+  // the runbooks say how the database comes back with the stream; the monitor watches its lag
+  FILE("backup321-db-monitor-runbook"),
+  FILE("backup321-files-monitor-runbook"),
+  FILE("backup321-files-monitor-job-env"),
+  // the files host's tool check: mariadb-binlog, zstd, openssl, setsid
+  "update backup321-files-ready",
+];
+const STREAM_ON = [...STREAM_RESOURCES.map((r) => `create ${r}`), ...STREAM_AROUND];
+const STREAM_OFF = [...STREAM_RESOURCES.map((r) => `delete ${r}`), ...STREAM_AROUND];
+/** maxLagSeconds: in the program's and the watchdog's env, the monitor's and the runbooks' too. */
+const STREAM_LAG_CHANGE = [
+  ...STREAM_AROUND.slice(0, 3),
+  FILE("backup321-mariadb-stream-job-env"),
+  FILE("backup321-mariadb-stream-watch-env"),
+  // an update of the service (restartOn: the env's hash), never a replacement
+  "update backup321-mariadb-stream-service-service",
+];
+
+// The binlog stream (mariadb.stream): the one Service of the site, a program kept running on the
+// files host by the plain supervisor (no systemd here), proved on, changed and off.
+const STREAM_USER = "b321_stream";
+const streamDir = () => `${sc.target.files.disk}/binlog-stream`;
+/** The supervisor's run directory and cron file (components/host Service without systemd). */
+const streamRunDir = () => path.join(sc.target.files.paths.state, "services", "mariadb-stream");
+const streamCron = () => path.join(sc.target.files.paths.cron, "backup321-service-mariadb-stream");
+/** What the stream's removal keeps for the binlogs it sealed: the key and ring that open them. */
+const STREAM_KEYS = ["mariadb-backup.key", "mariadb-backup.keyring"].map(
+  (f) => `etc/backup321/secrets/${f}`,
+);
+const DOCS_PASSWORD = "etc/backup321/secrets/restic-docs.password";
+
+const alive = (pid: number) => fs.existsSync(`/proc/${pid}`);
+
+/** The supervised program's pid (child.pid; absent while it restarts): a live mariadb-stream.sh. */
+async function streamPid(): Promise<number> {
+  const file = path.join(streamRunDir(), "child.pid");
+  await waitFor("the supervisor's child.pid", () => fs.existsSync(file), 30_000);
+  const pid = Number(fs.readFileSync(file, "utf8").trim());
+  const argv = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+  expect(argv).toContain(path.join(sc.target.files.paths.lib, "mariadb-stream.sh"));
+  expect(argv).toContain(path.join(sc.target.files.paths.etc, "mariadb-stream.env"));
+  return pid;
+}
+
+/** The stream's sealed binlogs: name -> sha256 and mtime (a rewrite changes one or the other). */
+function sealedFiles(): Record<string, string> {
+  const d = streamDir();
+  return Object.fromEntries(
+    fs
+      .readdirSync(d)
+      .filter((f) => /\.zst\.enc(\.sha256)?$/.test(f))
+      .sort()
+      .map((f) => {
+        const p = path.join(d, f);
+        const sha = createHash("sha256").update(fs.readFileSync(p)).digest("hex");
+        return [f, `${sha} ${fs.statSync(p).mtimeMs}`];
+      }),
+  );
+}
+
+/** The binlogs the stream holds, sealed or open (live/), by name. */
+function streamedBinlogs(): string[] {
+  const names = fs
+    .readdirSync(streamDir())
+    .filter((f) => f.endsWith(".zst.enc"))
+    .map((f) => f.split(".").slice(0, 2).join("."));
+  return [...new Set([...names, ...fs.readdirSync(path.join(streamDir(), "live"))])].sort();
+}
+
+/** The stream's connections on the primary (a binlog dump each). */
+const dumps = () =>
+  Number(
+    sc.target.mariadb
+      .sql(
+        `SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER='${STREAM_USER}' AND COMMAND LIKE 'Binlog Dump%'`,
+      )
+      .trim(),
+  );
+
+/**
+ * A row written on the primary now reaches the stream host within 30 s: its copy of the primary's
+ * open binlog holds the primary's bytes up to the primary's position, the row among them.
+ */
+async function streamsAWrite(id: number): Promise<void> {
+  const mark = `stream-${id}-${Date.now()}`;
+  sc.target.mariadb.sql(`INSERT INTO ${DATABASE}.t VALUES (${id}, '${mark}')`);
+  const [file, at] = sc.target.mariadb.sql("SHOW MASTER STATUS").trim().split("\t");
+  const pos = Number(at);
+  const copy = path.join(streamDir(), "live", file);
+  await waitFor(
+    `${file} up to ${pos} on the stream host`,
+    () => fs.existsSync(copy) && fs.statSync(copy).size >= pos,
+    30_000,
+  );
+  const theirs = fs.readFileSync(path.join(path.dirname(sc.target.mariadb.binlogBasename), file));
+  const ours = fs.readFileSync(copy);
+  // past the format description event: the server flags its open file in use, the dump does not
+  const from = 4 + theirs.readUInt32LE(4 + 9);
+  expect(ours.subarray(from, pos).equals(theirs.subarray(from, pos))).toBe(true);
+  expect(ours.subarray(0, pos).includes(mark)).toBe(true);
+}
+
+test("the binlog stream turned on: a supervised program streams every binlog write to the files host", async () => {
+  let pid = 0;
+  await sc.converge(
+    (s) => {
+      mariadb(s).stream = { host: "files", port: sc.target.mariadb.port, dir: streamDir() };
+    },
+    STREAM_ON,
+    {
+      kept: { files: [DOCS_PASSWORD] },
+      afterUp: async () => {
+        pid = await streamPid();
+      },
+    },
+  );
+  // The same program all along: neither the fresh deploy's stream (same server id, another
+  // server's password) nor the jobs (a full, a binlog flush) made it end.
+  expect(await streamPid()).toBe(pid);
+  expect(dumps()).toBe(1);
+  const supervisor = path.join(streamRunDir(), "supervise.sh");
+  expect(run(supervisor, ["status", streamRunDir()]).code).toBe(0);
+  expect(fs.readFileSync(streamCron(), "utf8")).toContain(`${supervisor}' 'start'`);
+  await streamsAWrite(1001);
+  // the shipping job's flush closed a binlog since the stream started: it is sealed
+  expect(Object.keys(sealedFiles()).length).toBeGreaterThan(0);
+  const primary = sc.target.mariadb.sql("SHOW BINARY LOGS").trim().split("\n");
+  expect(streamedBinlogs()).toEqual(expect.arrayContaining(primary.map((l) => l.split("\t")[0])));
+});
+
+test("a stream setting changed: the service is updated in place, its program restarted, nothing streamed lost", async () => {
+  const before = await streamPid();
+  const sealed = sealedFiles();
+  const streamed = streamedBinlogs();
+  expect(Object.keys(sealed).length).toBeGreaterThan(0);
+  let after = 0;
+  await sc.converge(
+    (s) => {
+      mariadb(s).stream!.maxLagSeconds = 120;
+    },
+    STREAM_LAG_CHANGE,
+    {
+      kept: { files: [DOCS_PASSWORD] },
+      afterUp: async () => {
+        after = await streamPid();
+      },
+    },
+  );
+  expect(after).not.toBe(before);
+  expect(alive(before)).toBe(false);
+  expect(await streamPid()).toBe(after);
+  expect(dumps()).toBe(1);
+  expect(
+    fs.readFileSync(path.join(sc.target.files.paths.etc, "mariadb-stream.env"), "utf8"),
+  ).toMatch(/^MARIADB_STREAM_MAX_LAG='120'$/m);
+  // every sealed file as it was, and every binlog it had still there (sealed since, or open)
+  expect(sealedFiles()).toMatchObject(sealed);
+  expect(streamedBinlogs()).toEqual(expect.arrayContaining(streamed));
+  await streamsAWrite(1002);
+});
+
+test("the binlog stream turned off: its service and user go, what it streamed stays", async () => {
+  const pid = await streamPid();
+  const sealed = sealedFiles();
+  const streamed = streamedBinlogs();
+  const status = path.join(sc.target.files.paths.status, "mariadb-stream.json");
+  expect(fs.existsSync(status)).toBe(true);
+  // README "Rotations": the key and ring that open the sealed binlogs are protected, kept on removal
+  const keys = (await protectedUrns()).filter((u) => /::backup321-mariadb-stream-key/.test(u));
+  expect(keys.length).toBeGreaterThan(0);
+  for (const urn of keys) expect(sc.stack.cli(["state", "unprotect", urn, "--yes"]).code).toBe(0);
+  await sc.converge(
+    (s) => {
+      delete mariadb(s).stream;
+    },
+    STREAM_OFF,
+    { kept: { files: [DOCS_PASSWORD, ...STREAM_KEYS] } },
+  );
+  expect(alive(pid)).toBe(false);
+  for (const gone of [streamRunDir(), streamCron(), status])
+    expect({ gone, exists: fs.existsSync(gone) }).toEqual({ gone, exists: false });
+  expect(dumps()).toBe(0);
+  expect(
+    sc.target.mariadb.sql(`SELECT COUNT(*) FROM mysql.user WHERE user='${STREAM_USER}'`).trim(),
+  ).toBe("0");
+  expect(sealedFiles()).toMatchObject(sealed);
+  expect(streamedBinlogs()).toEqual(expect.arrayContaining(streamed));
+});
+
 /** What one key rotation does (README "Rotations by the calendar"). */
 const rotationSteps = (generation: number) => [
   `create backup321-mariadb-key-${generation}`,
@@ -304,8 +515,9 @@ test("two monthly key rotations: a full from before each rotation and the newest
           mariadb(s).retention = { ...(mariadb(s).retention ?? {}), fulls: 12 };
         },
         rotationSteps(generation),
-        // the removed repository's password, kept by the test above; the jobs run below
-        { kept: { files: ["etc/backup321/secrets/restic-docs.password"] }, runJobs: false },
+        // the removed repository's password and the removed stream's keys, kept by the tests above;
+        // the jobs run below
+        { kept: { files: [DOCS_PASSWORD, ...STREAM_KEYS] }, runJobs: false },
       );
       // the new restic password opens the repository; the old one too, until a verified backup
       const keys = () =>
