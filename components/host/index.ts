@@ -469,6 +469,8 @@ export class ScheduledJob extends pulumi.ComponentResource {
   public readonly entryPoint: string;
   public readonly statusFile: string;
   public readonly registryFile: string;
+  /** The registry entry: its delete removes what the job's runs wrote (status, metrics, alsoWrites). */
+  public readonly registry: RemoteFile;
   public readonly resources: pulumi.Resource[];
 
   constructor(name: string, args: ScheduledJobArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -516,6 +518,7 @@ export class ScheduledJob extends pulumi.ComponentResource {
       },
       { parent: this },
     );
+    this.registry = registry;
     this.resources = [env, bin, cron, registry];
     this.registerOutputs({
       envFile: this.envFile,

@@ -450,7 +450,7 @@ export class MariaDbBackup extends pulumi.ComponentResource {
       { parent: this },
     );
     const status = `${sh.paths.status}/${STREAM_JOB}.json`;
-    new ScheduledJob(
+    const watch = new ScheduledJob(
       `${there}-watch`,
       {
         host: sh,
@@ -471,7 +471,9 @@ export class MariaDbBackup extends pulumi.ComponentResource {
         program: `${sh.paths.lib}/mariadb-stream.sh`,
         args: [`${sh.paths.etc}/${STREAM_JOB}.env`],
         restartOn: [env.contentHash, cnf.contentHash, ...scripts.map((x) => x.contentHash)],
-        dependsOn: [env, cnf, ...scripts, ...needs],
+        // The watchdog's entry removes the stream's status and metrics (alsoWrites) when deleted,
+        // and the stream writes its status as it stops: the service must be stopped first.
+        dependsOn: [env, cnf, ...scripts, ...needs, watch.registry],
       },
       { parent: this },
     );

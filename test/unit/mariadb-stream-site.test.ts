@@ -98,6 +98,9 @@ test("the service runs mariadb-stream.sh on docker-srv, restarted when what it r
   expect(svc.options.deleteBeforeReplace).toBe(true);
   const parent = recorded.find((r) => r.urn === svc.parent)!;
   expect(parent.type).toBe("backup321:host:Service");
+  // deleted before the watchdog's entry, which removes the status the stream writes as it stops
+  const entry = command("backup321-mariadb-stream-watch-registry-file");
+  expect(svc.options.dependsOn).toContain(entry.urn);
 });
 
 test("the stream host checks for its tools before anything is pushed", () => {
