@@ -395,7 +395,7 @@ mdb_pick_increment() {
 # when it is intact: its manifest says verified, the file has the recorded size and sha256 (read in
 # full: seconds per GB), and it was encrypted with the stack's key (a manifest older than
 # key_fingerprint records none). DEFER: all but the sha256, which the unpack that reads the file
-# checks in the same pass (MDB_SHA_DEFERRED); what an unpack found wrong (MDB_CORRUPT) is a problem.
+# checks in the same pass (mdb_unpack); what an unpack found wrong (MDB_CORRUPT) is a problem.
 mdb_full_problem() {
   local file=$1 defer=${2:-} m=$1.manifest.json want got
   if [ -n "${MDB_CORRUPT[$file]:-}" ]; then
@@ -453,11 +453,16 @@ mdb_scan_fulls() {
       MDB_GOOD_FULLS+=("$f")
       [ -n "$defer" ] || MDB_SHA_OK[$f]=$(mdb_file_stamp "$f")
     else
-      MDB_BAD_FULLS+=("$f: $why")
-      b321_warn "$f: $why: skipped (kept for inspection, not counted as a good full)"
+      mdb_bad_full "$f" "$why"
     fi
   done < <(mdb_fulls)
   MDB_SCANNED=1
+}
+
+# mdb_bad_full FILE WHY: FILE is not a good full for this run: listed in MDB_BAD_FULLS and a warning.
+mdb_bad_full() {
+  MDB_BAD_FULLS+=("$1: $2")
+  b321_warn "$1: $2: skipped (kept for inspection, not counted as a good full)"
 }
 
 # mdb_no_intact_full [WHAT]: the failure when no full can be used, listing the ones skipped.
@@ -623,17 +628,16 @@ mdb_unpack() {
 }
 
 # mdb_unpack_failed FULL: whether the last restore found a file corrupt while unpacking it (the
-# restore stopped there). The full is then dropped from MDB_GOOD_FULLS with the warning a bad
-# sha256 found up front gives (an increment's comes from mdb_pick_increment when the caller picks
-# again), the partial restore is removed by the caller, and the caller picks again.
+# restore stopped there and removed what it had unpacked). The full is then dropped from
+# MDB_GOOD_FULLS with the warning a bad sha256 found up front gives (an increment's comes from
+# mdb_pick_increment when the caller picks again), and the caller picks again.
 mdb_unpack_failed() {
   local f=$MDB_UNPACK_FAILED
   [ -n "$f" ] || return 1
   MDB_UNPACK_FAILED=""
   mdb_stop_scratch
   if [ "$f" = "$1" ]; then
-    b321_warn "$f: ${MDB_CORRUPT[$f]}: skipped (kept for inspection, not counted as a good full)"
-    MDB_BAD_FULLS+=("$f: ${MDB_CORRUPT[$f]}")
+    mdb_bad_full "$f" "${MDB_CORRUPT[$f]}"
     local -a good=()
     local g
     for g in "${MDB_GOOD_FULLS[@]}"; do [ "$g" = "$f" ] || good+=("$g"); done
