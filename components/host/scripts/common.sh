@@ -437,6 +437,8 @@ b321_readonly_dirs() {
 b321_on_exit() {
   local rc=$? result=success full="" write_error=""
   trap - EXIT
+  # A signal that lands during `IFS= read` runs its trap, and so this, with that IFS.
+  IFS=$' \t\n'
   b321_phase "" # the last phase ends with the work, before the cleanup
   b321_stop_watchdog
   [ "$rc" -eq 0 ] || full=$(b321_full_now)
@@ -485,7 +487,7 @@ b321_proc_stat() {
   local line
   B321_STAT=()
   { IFS= read -r line </proc/"$1"/stat; } 2>/dev/null || return 1
-  read -r -a B321_STAT <<<"${line##*) }"
+  IFS=$' \t\n' read -r -a B321_STAT <<<"${line##*) }"
 }
 
 # b321_pid_start PID: the start time of PID (clock ticks since boot); nothing when PID is gone or a
