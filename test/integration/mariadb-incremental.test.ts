@@ -2,12 +2,13 @@
 // (the pages changed since the newest full, verified like a full), the restore test and PITR that
 // restore the full and the newest increment and replay only the binlogs after it, the fallback when
 // increments are corrupt, and retention by chain.
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { expectFileContracts } from "../harness/contracts";
 import { flushDirtyPages, startMariaDb, type MariaDbServer } from "../harness/mariadb";
-import { run } from "../harness/proc";
+import { run, waitFor } from "../harness/proc";
 import { fulls, physicalInstall, seedSchema, startOn, type Install } from "./mariadb-fixture";
 
 const DB = "atlastech_db";
@@ -175,6 +176,53 @@ test("PITR restores the full and the newest increment, then replays only the bin
   expect(box.status("mariadb-pitr")).toMatchObject({ result: "success", increment: second });
   expect(equal).toBe(true);
 }, 300_000);
+
+test("PITR stopped while the full and the increment unpack (TERM to the script alone): the unpacks stop with it, nothing is left", async () => {
+  const shims = fs.mkdtempSync(path.join(root, "unpack-shims-"));
+  const hung = `b321-hung-mbstream-${path.basename(shims)}`;
+  // mbstream takes nothing in: both unpacks wait on their pipes when the signal comes
+  fs.writeFileSync(path.join(shims, "mbstream"), `#!/bin/bash\nexec -a ${hung} sleep 600\n`, {
+    mode: 0o755,
+  });
+  const parent = path.join(root, "pitr-stopped");
+  fs.mkdirSync(parent);
+  const job = spawn(
+    path.join(box.lib, "mariadb-pitr.sh"),
+    [
+      box.env("mariadb-pitr", {}, "stopped"),
+      "--until",
+      utc(Date.now()),
+      "--tz",
+      "UTC",
+      "--target-datadir",
+      `${parent}/db`,
+    ],
+    { env: { ...process.env, PATH: `${shims}:${process.env.PATH}` } },
+  );
+  let stderr = "";
+  job.stderr.on("data", (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => job.on("close", resolve));
+  try {
+    await waitFor(
+      "both unpacks",
+      () => run("pgrep", ["-c", "-f", hung]).stdout.trim() === "2",
+      60_000,
+    );
+    job.kill("SIGTERM"); // as `kill PID` does: the script's own children get no signal
+    expect(await exited).toBe(1);
+  } finally {
+    if (job.exitCode === null) job.kill("SIGKILL");
+  }
+  expect(stderr).toContain("finished: failed");
+  expect(box.status("mariadb-pitr")).toMatchObject({
+    result: "failed",
+    error: "interrupted by signal TERM",
+    phase: "restore",
+  });
+  expect(fs.readdirSync(parent)).toEqual([]);
+  expect(run("pgrep", ["-f", hung]).code).toBe(1);
+  expect(run("pgrep", ["-f", "openssl dgst -sha256 -r"]).code).toBe(1);
+}, 120_000);
 
 test("corrupt increments: PITR falls back to the older one, then to the full and its binlogs, and says so", async () => {
   const [full] = fulls(backups());

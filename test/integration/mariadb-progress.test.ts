@@ -225,11 +225,8 @@ test("a PITR that fails on a corrupt binlog records the phases it reached and le
     expect(status.result).toBe("failed");
     expect(String(status.error)).toContain(`the shipped binlog ${file} does not match`);
     expect(status.phase).toBe("binlogs");
-    // the server starts after the binlogs are read, once there is something to replay
-    expect(Object.keys(phasesOf(status)).sort()).toEqual(
-      ["binlogs", "check", "prepare", "restore"].sort(),
-    );
-    expect(lastProgress(r.stderr, "restore").percent).toBe(100);
+    // the binlogs are read while the full unpacks: the run stops there, before the prepare
+    expect(Object.keys(phasesOf(status)).sort()).toEqual(["binlogs", "check", "restore"].sort());
     expect(r.stderr).not.toMatch(/]: replay: /);
   } finally {
     fs.writeFileSync(file, saved);

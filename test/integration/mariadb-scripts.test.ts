@@ -425,10 +425,15 @@ describe("a failed PITR leaves nothing at the target: only a complete datadir ge
     const shims = path.join(root, "pitr-shims");
     const reached = path.join(shims, "replay-started");
     fs.mkdirSync(shims);
-    // mariadb-binlog hangs, so the interrupt lands while the restored full waits for its replay.
+    // mariadb-binlog hangs once the scratch server runs (the binlogs were read before, while the
+    // full unpacked), so the interrupt lands while the restored full waits for its replay.
+    const real = run("bash", ["-c", "command -v mariadb-binlog"]).stdout.trim();
     fs.writeFileSync(
       path.join(shims, "mariadb-binlog"),
-      `#!/bin/bash\ntouch '${reached}'\nexec sleep 600\n`,
+      `#!/bin/bash
+if pgrep -f -- '--datadir=${parent}/db.partial' >/dev/null; then touch '${reached}'; exec sleep 600; fi
+exec '${real}' "$@"
+`,
       { mode: 0o755 },
     );
     const job = spawn(

@@ -103,12 +103,14 @@ b321_warn() {
 
 # b321_phase NAME: the run enters phase NAME and the previous one ends (b321_phase "" only ends
 # it; the exit trap ends the last). Each phase's seconds go into the status as
-# phase_<NAME>_seconds (a phase entered twice adds up) and the last one entered as "phase": a slow
+# phase_<NAME>_seconds (a phase entered again adds up; entering the current one changes nothing)
+# and the last one entered as "phase": a slow
 # restore shows where its time went, a failed one where it stopped.
 B321_PHASE=""
 B321_PHASE_START=0
 b321_phase() {
   local now key
+  [ "$1" != "$B321_PHASE" ] || return 0
   printf -v now '%(%s)T' -1
   if [ -n "$B321_PHASE" ]; then
     key=phase_${B321_PHASE}_seconds
@@ -565,6 +567,28 @@ b321_stop_watchdog() {
   kill -KILL "$B321_WATCHDOG_PID" 2>/dev/null || true
   wait "$B321_WATCHDOG_PID" 2>/dev/null || true
   B321_WATCHDOG_PID=""
+}
+
+# b321_stop_tree PID: TERM to PID and every process under it (a background job's pipe and what its
+# stages started), read from /proc: they share the run's process group, so that a kill -9 of the
+# run still stops them (b321_watchdog), and cannot be stopped apart as a group.
+b321_stop_tree() {
+  local -A kids=()
+  local -a todo=("$1") tree=()
+  local f pid
+  for f in /proc/[0-9]*/stat; do
+    pid=${f#/proc/}
+    pid=${pid%/stat}
+    if b321_proc_stat "$pid" && [ -n "${B321_STAT[1]:-}" ]; then kids[${B321_STAT[1]}]+=" $pid"; fi
+  done
+  while [ "${#todo[@]}" -gt 0 ]; do
+    pid=${todo[0]}
+    todo=("${todo[@]:1}")
+    tree+=("$pid")
+    # shellcheck disable=SC2206  # a list of pids
+    todo+=(${kids[$pid]:-})
+  done
+  kill -TERM "${tree[@]}" 2>/dev/null || true
 }
 
 # b321_stop_leftovers: after the cleanup, nothing the run started should still run; whatever does

@@ -250,11 +250,12 @@ mdb_decrypt_any() {
   [ "${MDB_PIPE_STATUS[0]}${MDB_PIPE_STATUS[1]}" = 00 ]
 }
 
-# mdb_read_full FILE: FILE's bytes on stdout, with the restore's progress (of its size) logged.
+# mdb_read_full FILE [LABEL]: FILE's bytes on stdout, with the restore's progress (of its size)
+# logged as LABEL (default: restore).
 mdb_read_full() {
   local size
   size=$(stat -c %s -- "$1")
-  b321_progress restore "$size" <"$1"
+  b321_progress "${2:-restore}" "$size" <"$1"
 }
 
 # zstd: pzstd (the zstd package's parallel front end) where it is installed. Its output is standard
@@ -593,38 +594,78 @@ mdb_stop_scratch() {
   kill -KILL "$pid" 2>/dev/null || true
 }
 
-# mdb_unpack FILE DIR: a physical full or increment decrypted with its key, decompressed and
-# unpacked into DIR, its sha256 taken from the bytes read on the way (unless this run has already
-# checked it). A sha256 that differs from the manifest's leaves DIR removed, the file in
-# MDB_CORRUPT and MDB_UNPACK_FAILED: the caller falls back (mdb_unpack_failed).
-mdb_unpack() {
-  local file=$1 dir=$2 shafd shapid got sum=$2/.b321-sha256
-  local -a st
+# Unpacks running in the background (mdb_unpack_start): the job's pid by directory.
+declare -A MDB_UNPACKING=()
+MDB_UNPACK_REAPER=""
+
+# mdb_unpack_start FILE DIR [LABEL]: starts unpacking a physical full or increment into DIR in the
+# background: decrypted with its key, decompressed, unpacked, its sha256 taken from the bytes read
+# on the way (unless this run has already checked it). A full and its increment unpack at once:
+# most of the wall time is the kernel filling fresh pages, which both cores can do.
+# mdb_unpack_wait collects the result.
+mdb_unpack_start() {
+  local file=$1 dir=$2 hash=1
   mdb_use_key "$(mdb_manifest_get "$file.manifest.json" key_fingerprint)"
   mkdir -p -- "$dir"
-  if mdb_sha_checked "$file"; then
-    exec {shafd}>/dev/null
-    shapid=""
-  else
-    exec {shafd}> >(openssl dgst -sha256 -r | cut -d' ' -f1 >"$sum")
+  ! mdb_sha_checked "$file" || hash=""
+  [ -n "$MDB_UNPACK_REAPER" ] || { b321_cleanup mdb_stop_unpacks; MDB_UNPACK_REAPER=1; }
+  mdb_unpack_job "$file" "$dir" "$hash" "${3:-restore}" &
+  MDB_UNPACKING[$dir]=$!
+}
+
+# mdb_unpack_job FILE DIR HASH LABEL (in the background, so it only writes files): the pipe's
+# stage statuses into DIR/.b321-pipe and, with HASH, the sha256 of the bytes read into
+# DIR/.b321-sha256. A stage failing on a corrupt file is not the run's error: mdb_unpack_wait
+# decides once the sha256 is known.
+mdb_unpack_job() {
+  trap - ERR
+  set +e
+  local file=$1 dir=$2 shafd shapid="" st
+  if [ -n "$3" ]; then
+    exec {shafd}> >(openssl dgst -sha256 -r | cut -d' ' -f1 >"$dir/.b321-sha256")
     shapid=$!
-  fi
-  # In a condition: a stage that fails on a corrupt file is not the run's error (ERR trap) until
-  # the sha256 says the file is intact (mdb_check_pipe below).
-  if mdb_read_full "$file" | tee -- "/dev/fd/$shafd" | mdb_decrypt | mdb_decompress "$file" |
-    mbstream -x -p 2 -C "$dir"; then
-    st=("${PIPESTATUS[@]}")
   else
-    st=("${PIPESTATUS[@]}")
+    exec {shafd}>/dev/null
   fi
+  mdb_read_full "$file" "$4" | tee -- "/dev/fd/$shafd" | mdb_decrypt | mdb_decompress "$file" |
+    mbstream -x -p 2 -C "$dir"
+  st="${PIPESTATUS[*]}"
   exec {shafd}>&-
-  [ -z "$shapid" ] || wait "$shapid" || true
-  if [ -n "$shapid" ]; then
-    got=$(cat -- "$sum")
-    rm -f -- "$sum"
+  [ -z "$shapid" ] || wait "$shapid"
+  printf '%s\n' "$st" >"$dir/.b321-pipe"
+}
+
+# mdb_unpack_wait FILE DIR: waits for FILE's unpack into DIR. A sha256 that differs from the
+# manifest's leaves DIR removed, the file in MDB_CORRUPT and MDB_UNPACK_FAILED: the caller falls
+# back (mdb_unpack_failed). Otherwise a failed stage fails the run, naming it.
+mdb_unpack_wait() {
+  local file=$1 dir=$2 pid=${MDB_UNPACKING[$2]} got
+  local -a st=()
+  unset "MDB_UNPACKING[$dir]"
+  wait "$pid" || true
+  [ ! -f "$dir/.b321-pipe" ] || read -r -a st <"$dir/.b321-pipe"
+  rm -f -- "$dir/.b321-pipe"
+  [ "${#st[@]}" = 5 ] || b321_fail "unpacking $file stopped before it finished"
+  if ! mdb_sha_checked "$file"; then
+    got=$(cat -- "$dir/.b321-sha256" 2>/dev/null || true)
+    rm -f -- "$dir/.b321-sha256"
+    # A later stage that stopped early (a full disk) cut the read short: the sha256 of the bytes
+    # that passed says nothing, so the file is hashed apart, and only a wrong one is corruption.
+    [ -n "$got" ] && [ "${st[0]}${st[1]}" = 00 ] || got=$(b321_sha256 "$file")
     mdb_sha_matches "$file" "$got" || { rm -rf -- "$dir"; return 0; }
   fi
   mdb_check_pipe "${st[@]}" -- "reading $file" "hashing $file" "decrypt (wrong key or corrupted file?)" decompress "mbstream -x"
+}
+
+# mdb_stop_unpacks: a run that ends early stops its unpacks (every stage of their pipes) before
+# their directories are removed.
+mdb_stop_unpacks() {
+  local pid
+  for pid in "${MDB_UNPACKING[@]}"; do
+    b321_stop_tree "$pid"
+    wait "$pid" 2>/dev/null || true
+  done
+  MDB_UNPACKING=()
 }
 
 # mdb_unpack_failed FULL: whether the last restore found a file corrupt while unpacking it (the
@@ -655,28 +696,47 @@ mdb_prepare() {
   rm -f -- "$log"
 }
 
+# mdb_restore_begin FILE DATADIR [INCREMENT]: a physical full (and its increment) starts unpacking
+# into the empty DATADIR (phase restore), for mdb_restore_full to finish; the caller can do other
+# work meanwhile. Nothing for a logical full (it loads into a server mdb_restore_full starts).
+mdb_restore_begin() {
+  local file=$1 datadir=$2 incr=${3:-}
+  mkdir -p -- "$datadir"
+  [ -z "$(ls -A -- "$datadir")" ] || b321_fail "$datadir is not empty (restore into an empty directory)"
+  [ "$(mdb_manifest_get "$file.manifest.json" method)" = physical ] || return 0
+  b321_phase restore
+  mdb_unpack_start "$file" "$datadir"
+  [ -z "$incr" ] || mdb_unpack_start "$incr" "$datadir.incr" "restore (increment)"
+}
+
 # mdb_restore_full FILE DATADIR [INCREMENT [LAZY]]: restores a verified full (and the increment of
-# it, a physical one's) into an empty DATADIR and leaves a scratch server running on it (socket in
-# MDB_SCRATCH_SOCKET; with LAZY, a physical one is only prepared). Physical: decrypt | decompress | mbstream -x, then mariadb-backup --prepare
-# (no SQL replay); an increment is unpacked beside it (DATADIR.incr) and prepared on top of it.
-# Logical: a fresh instance, then the dump loaded.
+# it, a physical one's) into an empty DATADIR, or finishes what mdb_restore_begin started, and leaves
+# a scratch server running on it (socket in MDB_SCRATCH_SOCKET; with LAZY, a physical one is only
+# prepared). Physical: decrypt | decompress | mbstream -x, then mariadb-backup --prepare (no SQL
+# replay); an increment is unpacked beside it (DATADIR.incr) at the same time and prepared on top
+# of it. Logical: a fresh instance, then the dump loaded.
 # Phases (b321_phase): physical restore, prepare, start; logical start, restore.
 mdb_restore_full() {
   local file=$1 datadir=$2 incr=${3:-} lazy=${4:-} method databases
   local manifest=$file.manifest.json
   method=$(mdb_manifest_get "$manifest" method)
   databases=$(mdb_manifest_get "$manifest" databases)
-  mkdir -p -- "$datadir"
-  [ -z "$(ls -A -- "$datadir")" ] || b321_fail "$datadir is not empty (restore into an empty directory)"
+  [ -n "${MDB_UNPACKING[$datadir]:-}" ] || mdb_restore_begin "$file" "$datadir" "$incr"
   case $method in
     physical)
       b321_phase restore
-      mdb_unpack "$file" "$datadir"
-      [ -z "$MDB_UNPACK_FAILED" ] || return 0
+      mdb_unpack_wait "$file" "$datadir"
       if [ -n "$incr" ]; then
-        mdb_unpack "$incr" "$datadir.incr"
+        if [ -n "$MDB_UNPACK_FAILED" ]; then
+          # the full is corrupt: its increment is of no use
+          mdb_stop_unpacks
+          rm -rf -- "$datadir.incr"
+          return 0
+        fi
+        mdb_unpack_wait "$incr" "$datadir.incr"
         [ -z "$MDB_UNPACK_FAILED" ] || { rm -rf -- "$datadir"; return 0; }
       fi
+      [ -z "$MDB_UNPACK_FAILED" ] || return 0
       b321_phase prepare
       mdb_prepare "$datadir"
       if [ -n "$incr" ]; then
@@ -926,9 +986,12 @@ mdb_replay_scope() {
 mdb_pitr_build() {
   local file=$1 datadir=$2 stop=$3 last=${4:-} lazy=${5:-}
   mdb_replay_scope "$file"
+  # The binlogs are found, checked and measured while the backups unpack: that time is not waited
+  # for, and a missing or corrupt binlog fails the run before the restore is.
+  mdb_restore_begin "$file" "$datadir" "$MDB_PICKED_INCR"
+  mdb_replay_plan "${MDB_PICKED_INCR:-$file}.manifest.json" "$stop" "$last"
   mdb_restore_full "$file" "$datadir" "$MDB_PICKED_INCR" "$lazy"
   [ -z "$MDB_UNPACK_FAILED" ] || return 0
-  mdb_replay_plan "${MDB_PICKED_INCR:-$file}.manifest.json" "$stop" "$last"
   if [ -z "$MDB_SCRATCH_PID" ] && [ -n "$MDB_REPLAY_EMPTY" ]; then
     b321_log "nothing to replay in $MDB_REPLAY_FROM: the prepared datadir is the recovery"
     b321_set binlogs_replayed 0

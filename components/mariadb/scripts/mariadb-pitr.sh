@@ -6,7 +6,8 @@
 # before then (a physical full's), then replays the shipped binlogs (and the server's own, for those
 # not shipped yet) from the binlog position of the last of them up to --until, read in the given
 # time zone (default: the site's). A corrupt increment is named in a warning and the recovery falls
-# back to an older increment, or to the full and every binlog after it. The result holds every change made before --until.
+# back to an older increment, or to the full and every binlog after it. The result holds every
+# change made before --until.
 #   --target-datadir DIR   a new (or empty) directory: a complete instance (physical or logical) is
 #                          built beside it in DIR.partial, shut down cleanly, and only then renamed
 #                          to DIR; start a server on it (datadir=DIR). A failed or interrupted run
@@ -20,9 +21,9 @@
 # A full that does not match its manifest (size, sha256, key) is never restored: without --full, the
 # newest intact one before it is used instead (the log says so, the run warns naming the bad one).
 # The live server is never a target. A wrong command line exits 2 with no status and no alert.
-# Its status records each phase's seconds (phase_<name>_seconds: check, restore, prepare, binlogs,
-# then start and replay when there is something to replay, finish) and the last one reached (phase); the log shows the restore's and the
-# replay's progress (b321_progress).
+# Its status records each phase's seconds (phase_<name>_seconds: check, restore, binlogs (read while
+# the backups unpack), prepare, then start and replay when there is something to replay, finish)
+# and the last one reached (phase); the log shows the restore's and the replay's progress.
 set -Eeuo pipefail
 # shellcheck source=../../host/scripts/common.sh
 source "${BASH_SOURCE[0]%/*}/common.sh"
