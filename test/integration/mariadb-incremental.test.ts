@@ -8,7 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { expectFileContracts } from "../harness/contracts";
 import { flushDirtyPages, startMariaDb, type MariaDbServer } from "../harness/mariadb";
-import { run, waitFor } from "../harness/proc";
+import { run, runOk, waitFor } from "../harness/proc";
 import { fulls, physicalInstall, seedSchema, startOn, type Install } from "./mariadb-fixture";
 
 const DB = "atlastech_db";
@@ -52,6 +52,9 @@ const checksums = (sql: (q: string) => string) =>
       .join(", ")}`,
   );
 
+/** What the unpacks left in the run directory (their statuses and sha256 while they run). */
+const unpackLeftovers = () =>
+  fs.readdirSync(path.join(box.state, "runs")).filter((f) => f.includes(".unpack"));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const utc = (ms: number) => new Date(ms).toISOString().slice(0, 19).replace("T", " ");
 
@@ -203,9 +206,12 @@ test("PITR stopped while the full and the increment unpack (TERM to the script a
   job.stderr.on("data", (d) => (stderr += d));
   const exited = new Promise<number | null>((resolve) => job.on("close", resolve));
   try {
+    // both unpacks under way, and the binlogs read meanwhile: the run now only waits for them
     await waitFor(
-      "both unpacks",
-      () => run("pgrep", ["-c", "-f", hung]).stdout.trim() === "2",
+      "both unpacks, the binlogs read",
+      () =>
+        run("pgrep", ["-c", "-f", hung]).stdout.trim() === "2" &&
+        stderr.includes("phase binlogs: ended"),
       60_000,
     );
     job.kill("SIGTERM"); // as `kill PID` does: the script's own children get no signal
@@ -220,9 +226,30 @@ test("PITR stopped while the full and the increment unpack (TERM to the script a
     phase: "restore",
   });
   expect(fs.readdirSync(parent)).toEqual([]);
+  expect(unpackLeftovers()).toEqual([]);
   expect(run("pgrep", ["-f", hung]).code).toBe(1);
   expect(run("pgrep", ["-f", "openssl dgst -sha256 -r"]).code).toBe(1);
 }, 120_000);
+
+test("a restore that fills its disk fails naming mbstream: the intact full is not taken for a corrupt one", async () => {
+  const disk = path.join(root, "small-target-disk");
+  fs.mkdirSync(disk);
+  // far less than the full unpacks to: mbstream stops, and the read with it, part way
+  runOk("mount", ["-t", "tmpfs", "-o", "size=4m,mode=0755", "tmpfs", disk]);
+  try {
+    await sleep(1100);
+    const r = box.pitr(box.env("mariadb-pitr", {}, "small-disk"), utc(Date.now()), `${disk}/db`);
+    expect(r.code).not.toBe(0);
+    const status = box.status("mariadb-pitr");
+    expect(status.result).toBe("failed");
+    expect(String(status.error)).toMatch(/^mbstream -x failed \(exit \d+\)/);
+    expect(r.stderr).not.toMatch(/corrupt|differs from its manifest|falling back/);
+    expect(fs.readdirSync(disk)).toEqual([]);
+    expect(unpackLeftovers()).toEqual([]);
+  } finally {
+    runOk("umount", [disk]);
+  }
+}, 300_000);
 
 test("corrupt increments: PITR falls back to the older one, then to the full and its binlogs, and says so", async () => {
   const [full] = fulls(backups());

@@ -102,10 +102,9 @@ b321_warn() {
 }
 
 # b321_phase NAME: the run enters phase NAME and the previous one ends (b321_phase "" only ends
-# it; the exit trap ends the last). Each phase's seconds go into the status as
-# phase_<NAME>_seconds (a phase entered again adds up; entering the current one changes nothing)
-# and the last one entered as "phase": a slow
-# restore shows where its time went, a failed one where it stopped.
+# it; the exit trap ends the last; entering the current phase changes nothing). Each phase's
+# seconds go into the status as phase_<NAME>_seconds (a phase entered again adds up) and the last
+# one entered as "phase": a slow restore shows where its time went, a failed one where it stopped.
 B321_PHASE=""
 B321_PHASE_START=0
 b321_phase() {

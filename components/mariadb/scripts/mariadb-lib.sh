@@ -594,9 +594,11 @@ mdb_stop_scratch() {
   kill -KILL "$pid" 2>/dev/null || true
 }
 
-# Unpacks running in the background (mdb_unpack_start): the job's pid by directory.
-declare -A MDB_UNPACKING=()
+# Unpacks running in the background (mdb_unpack_start): the job's pid by directory, and where it
+# leaves its results: in the run directory, not beside what it unpacks (that disk may be full).
+declare -A MDB_UNPACKING=() MDB_UNPACK_OUT=()
 MDB_UNPACK_REAPER=""
+MDB_UNPACK_SEQ=0
 
 # mdb_unpack_start FILE DIR [LABEL]: starts unpacking a physical full or increment into DIR in the
 # background: decrypted with its key, decompressed, unpacked, its sha256 taken from the bytes read
@@ -609,20 +611,21 @@ mdb_unpack_start() {
   mkdir -p -- "$dir"
   ! mdb_sha_checked "$file" || hash=""
   [ -n "$MDB_UNPACK_REAPER" ] || { b321_cleanup mdb_stop_unpacks; MDB_UNPACK_REAPER=1; }
-  mdb_unpack_job "$file" "$dir" "$hash" "${3:-restore}" &
+  MDB_UNPACK_SEQ=$((MDB_UNPACK_SEQ + 1))
+  MDB_UNPACK_OUT[$dir]=$B321_RUN_DIR/$B321_JOB.$$.unpack$MDB_UNPACK_SEQ
+  mdb_unpack_job "$file" "$dir" "$hash" "${3:-restore}" "${MDB_UNPACK_OUT[$dir]}" &
   MDB_UNPACKING[$dir]=$!
 }
 
-# mdb_unpack_job FILE DIR HASH LABEL (in the background, so it only writes files): the pipe's
-# stage statuses into DIR/.b321-pipe and, with HASH, the sha256 of the bytes read into
-# DIR/.b321-sha256. A stage failing on a corrupt file is not the run's error: mdb_unpack_wait
-# decides once the sha256 is known.
+# mdb_unpack_job FILE DIR HASH LABEL OUT (in the background, so it only writes files): the pipe's
+# stage statuses into OUT.pipe and, with HASH, the sha256 of the bytes read into OUT.sha256. A stage
+# failing on a corrupt file is not the run's error: mdb_unpack_wait decides once the sha256 is known.
 mdb_unpack_job() {
   trap - ERR
   set +e
-  local file=$1 dir=$2 shafd shapid="" st
+  local file=$1 dir=$2 out=$5 shafd shapid="" st
   if [ -n "$3" ]; then
-    exec {shafd}> >(openssl dgst -sha256 -r | cut -d' ' -f1 >"$dir/.b321-sha256")
+    exec {shafd}> >(openssl dgst -sha256 -r | cut -d' ' -f1 >"$out.sha256")
     shapid=$!
   else
     exec {shafd}>/dev/null
@@ -632,40 +635,45 @@ mdb_unpack_job() {
   st="${PIPESTATUS[*]}"
   exec {shafd}>&-
   [ -z "$shapid" ] || wait "$shapid"
-  printf '%s\n' "$st" >"$dir/.b321-pipe"
+  printf '%s\n' "$st" >"$out.pipe"
 }
 
 # mdb_unpack_wait FILE DIR: waits for FILE's unpack into DIR. A sha256 that differs from the
 # manifest's leaves DIR removed, the file in MDB_CORRUPT and MDB_UNPACK_FAILED: the caller falls
 # back (mdb_unpack_failed). Otherwise a failed stage fails the run, naming it.
 mdb_unpack_wait() {
-  local file=$1 dir=$2 pid=${MDB_UNPACKING[$2]} got
+  local file=$1 dir=$2 pid=${MDB_UNPACKING[$2]} out=${MDB_UNPACK_OUT[$2]} got
   local -a st=()
-  unset "MDB_UNPACKING[$dir]"
   wait "$pid" || true
-  [ ! -f "$dir/.b321-pipe" ] || read -r -a st <"$dir/.b321-pipe"
-  rm -f -- "$dir/.b321-pipe"
+  [ ! -f "$out.pipe" ] || read -r -a st <"$out.pipe"
+  got=$(cat -- "$out.sha256" 2>/dev/null || true)
+  rm -f -- "$out.pipe" "$out.sha256"
+  # only now: a run stopped while it waited still stops this unpack and removes its files
+  unset "MDB_UNPACKING[$dir]" "MDB_UNPACK_OUT[$dir]"
   [ "${#st[@]}" = 5 ] || b321_fail "unpacking $file stopped before it finished"
   if ! mdb_sha_checked "$file"; then
-    got=$(cat -- "$dir/.b321-sha256" 2>/dev/null || true)
-    rm -f -- "$dir/.b321-sha256"
     # A later stage that stopped early (a full disk) cut the read short: the sha256 of the bytes
     # that passed says nothing, so the file is hashed apart, and only a wrong one is corruption.
     [ -n "$got" ] && [ "${st[0]}${st[1]}" = 00 ] || got=$(b321_sha256 "$file")
     mdb_sha_matches "$file" "$got" || { rm -rf -- "$dir"; return 0; }
   fi
+  # The file is intact: a writer that failed (a full disk) is the cause, and the stages before it
+  # failed writing to it.
+  [ "${st[4]}" = 0 ] || b321_fail "mbstream -x failed (exit ${st[4]}) unpacking $file into $dir"
   mdb_check_pipe "${st[@]}" -- "reading $file" "hashing $file" "decrypt (wrong key or corrupted file?)" decompress "mbstream -x"
 }
 
 # mdb_stop_unpacks: a run that ends early stops its unpacks (every stage of their pipes) before
 # their directories are removed.
 mdb_stop_unpacks() {
-  local pid
-  for pid in "${MDB_UNPACKING[@]}"; do
-    b321_stop_tree "$pid"
-    wait "$pid" 2>/dev/null || true
+  local dir
+  for dir in "${!MDB_UNPACKING[@]}"; do
+    b321_stop_tree "${MDB_UNPACKING[$dir]}"
+    wait "${MDB_UNPACKING[$dir]}" 2>/dev/null || true
+    rm -f -- "${MDB_UNPACK_OUT[$dir]}".*
   done
   MDB_UNPACKING=()
+  MDB_UNPACK_OUT=()
 }
 
 # mdb_unpack_failed FULL: whether the last restore found a file corrupt while unpacking it (the
