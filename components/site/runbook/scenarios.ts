@@ -599,9 +599,9 @@ function downloadDumpsStep(site: Site): Step | undefined {
       'fetch "$newest"',
       ...(increments
         ? [
-            "# taken after that full: the recovery checks it builds on it, and replays from it",
+            "# taken after that full, or in the same second: the recovery checks it builds on it",
             `incr=$(printf '%s\n' "$names" | grep '_incr_.*\\.enc$' | sort | tail -n 1) || true`,
-            'if [ -n "$incr" ] && [[ ${incr##*_incr_} > ${newest##*_full_} ]]; then fetch "$incr"; fi',
+            'if [ -n "$incr" ] && ! [[ ${incr##*_incr_} < ${newest##*_full_} ]]; then fetch "$incr"; fi',
           ]
         : []),
       ...(here
