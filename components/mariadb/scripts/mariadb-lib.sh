@@ -986,8 +986,8 @@ mdb_replay_scope() {
 # mdb_pitr_build FILE DATADIR STOP_OPTION [LAST_FILE [LAZY]]: point-in-time recovery into a new datadir,
 # the one code path of b321-mariadb-pitr --target-datadir and of the PITR drill: the full FILE and
 # its increment MDB_PICKED_INCR (when one was picked) restored into the empty DATADIR
-# (mdb_restore_full), then the binlogs replayed from the position of the last of them up to
-# STOP_OPTION (mdb_replay). The scratch server is left running on DATADIR (MDB_SCRATCH_SOCKET):
+# (mdb_restore_begin, then mdb_restore_full; the binlogs are planned in between, mdb_replay_plan),
+# then replayed from the position of the last of them up to STOP_OPTION (mdb_replay_run). The scratch server is left running on DATADIR (MDB_SCRATCH_SOCKET):
 # the caller compares, or stops it and renames the datadir.
 # LAZY (b321-mariadb-pitr): no server is started on a physical restore that has nothing to replay
 # after it (the prepared datadir is already the recovery).
