@@ -20,6 +20,8 @@ import {
 import { NAS_PULL_LIB, nasReaderKeyComment, readOnlyKeyLine } from "../offsite/render";
 import {
   binlogConfigCommand,
+  flushingConfigCommand,
+  renderFlushingDropIn,
   DR_DRILL_JOB,
   DR_DRILL_KEY_PURPOSE,
   drDrillEnv,
@@ -210,6 +212,7 @@ export class MariaDbBackup extends pulumi.ComponentResource {
     const keyring = this.installKeyring(name, host, keys);
     const keyFile = this.installKey(name, host, key, keyring);
     const binlogConf = this.configureBinlogs(name, args, socket);
+    const flushing = this.configureFlushing(name, host, socket, config);
     const scripts = this.installScripts(name, host);
 
     // The key's fingerprint goes into the env files in plain text, deliberately (see keyFingerprint:
@@ -242,7 +245,7 @@ export class MariaDbBackup extends pulumi.ComponentResource {
         }),
       );
     const env = envOn(host, socket);
-    const needs = [user, optionFile, keyFile, keyring, binlogConf, ...scripts];
+    const needs = [user, optionFile, keyFile, keyring, binlogConf, flushing, ...scripts];
     this.keyFingerprint = fingerprint;
     this.installed = needs;
     const schedules = {
@@ -267,6 +270,7 @@ export class MariaDbBackup extends pulumi.ComponentResource {
         user,
         this.installOptionFile(there, r.host, config.backupUser, password, user),
         this.installKey(there, r.host, key, this.installKeyring(there, r.host, keys)),
+        this.configureFlushing(there, r.host, r.socket, config),
         ...this.installScripts(there, r.host),
         ...handoff.resources,
       ];
@@ -638,6 +642,31 @@ export class MariaDbBackup extends pulumi.ComponentResource {
         delete: removeFileCommand(path),
         owns: path,
         stdin: content,
+        dependsOn: host.base,
+      },
+      { parent: this },
+    );
+  }
+
+  /**
+   * The dirty pages' low water mark, live and in a drop-in, on a server whose backups are taken.
+   * Delete removes the file; the server keeps the value until its next restart.
+   */
+  private configureFlushing(
+    name: string,
+    host: Host,
+    socket: string,
+    config: MariaDb,
+  ): command.remote.Command {
+    const path = `${config.confDir}/99-backup321-flushing.cnf`;
+    return host.command(
+      `${name}-flushing-conf`,
+      {
+        marker: fileMarker(host.hostName, path),
+        create: flushingConfigCommand({ path, lwmPct: config.dirtyPagesLwmPct, socket }),
+        delete: removeFileCommand(path),
+        owns: path,
+        stdin: renderFlushingDropIn(config.dirtyPagesLwmPct),
         dependsOn: host.base,
       },
       { parent: this },

@@ -175,6 +175,21 @@ export interface BinlogSpec {
   readonly maxSize?: string;
 }
 
+/** root's query through the server's socket (a command line ending in -e). */
+function rootQuery(socket: string): string {
+  return `mariadb --no-defaults --socket=${shq(socket)} -uroot -N -B -e`;
+}
+
+/** Shell lines that wait up to `wait` seconds for the server to answer root, failing loudly. */
+function awaitServer(socket: string, wait: number): string[] {
+  const q = rootQuery(socket);
+  return [
+    "up=0",
+    `for i in $(seq 1 ${wait}); do if ${q} 'SELECT 1' >/dev/null 2>&1; then up=1; break; fi; sleep 1; done`,
+    `[ "$up" = 1 ] || { echo ${shq(`backup321: MariaDB does not answer on ${socket} (waited ${wait} s): see its error log`)} >&2; exit 1; }`,
+  ];
+}
+
 /** The drop-in .cnf that turns binlogs on for PITR (source MariaDB §16.10.3, with today's names). */
 export function renderBinlogDropIn(spec: BinlogSpec): string {
   return [
@@ -208,8 +223,7 @@ export interface BinlogConfigCommand {
  */
 export function binlogConfigCommand(c: BinlogConfigCommand): string {
   const f = shq(c.path);
-  const sock = shq(c.socket);
-  const q = `mariadb --no-defaults --socket=${sock} -uroot -N -B -e`;
+  const q = rootQuery(c.socket);
   const wait = c.waitSeconds ?? 120;
   return [
     "set -eu",
@@ -233,12 +247,56 @@ export function binlogConfigCommand(c: BinlogConfigCommand): string {
     "  fi",
     `  rm -f -- "$prev"`,
     "fi",
-    "up=0",
-    `for i in $(seq 1 ${wait}); do if ${q} 'SELECT 1' >/dev/null 2>&1; then up=1; break; fi; sleep 1; done`,
-    `[ "$up" = 1 ] || { echo ${shq(`backup321: MariaDB does not answer on ${c.socket} (waited ${wait} s): see its error log`)} >&2; exit 1; }`,
+    ...awaitServer(c.socket, wait),
     `live=$(${q} "SELECT CONCAT_WS(' ', IF(@@log_bin, 'ON', 'OFF'), @@binlog_format, @@server_id)")`,
     `[ "$live" = ${shq(`ON ROW ${c.serverId}`)} ] || { echo "backup321: MariaDB runs with log_bin binlog_format server_id = $live, not ON ROW ${c.serverId} (does a later file in the drop-in directory override ${c.path}?)" >&2; exit 1; }`,
     `echo "binlog config in place (restarted: $changed)"`,
+  ].join("\n");
+}
+
+/**
+ * The drop-in of the server settings backup321 applies live (no restart): the dirty pages' low water
+ * mark, so that an idle server flushes and its checkpoint follows the writes.
+ */
+export function renderFlushingDropIn(lwmPct: number): string {
+  return [
+    "# backup321: an idle server flushes its dirty pages, so a night's backup carries little redo",
+    "# (managed by pulumi up; applied live, without a restart).",
+    "[mariadb]",
+    `innodb_max_dirty_pages_pct_lwm = ${lwmPct}`,
+    "",
+  ].join("\n");
+}
+
+export interface FlushingConfigCommand {
+  /** Where the drop-in goes. */
+  readonly path: string;
+  readonly lwmPct: number;
+  readonly socket: string;
+  /** Seconds to wait for the server. Defaults to 120. */
+  readonly waitSeconds?: number;
+}
+
+/**
+ * Installs the drop-in from stdin (only when its bytes changed), sets the value live, and checks
+ * that the server runs with it.
+ */
+export function flushingConfigCommand(c: FlushingConfigCommand): string {
+  const f = shq(c.path);
+  const q = rootQuery(c.socket);
+  const wait = c.waitSeconds ?? 120;
+  return [
+    "set -eu",
+    `install -d -m 0755 -- ${shq(dirname(c.path))}`,
+    `tmp=$(mktemp -- ${f}.b321.XXXXXX)`,
+    `trap 'rm -f -- "$tmp"' EXIT`,
+    `cat > "$tmp"`,
+    `if ! cmp -s -- "$tmp" ${f}; then chmod 0644 -- "$tmp"; mv -f -- "$tmp" ${f}; fi`,
+    ...awaitServer(c.socket, wait),
+    `${q} ${shq(`SET GLOBAL innodb_max_dirty_pages_pct_lwm = ${c.lwmPct}`)}`,
+    `live=$(${q} 'SELECT @@innodb_max_dirty_pages_pct_lwm = ${c.lwmPct}')`,
+    `[ "$live" = 1 ] || { echo "backup321: MariaDB runs with innodb_max_dirty_pages_pct_lwm = $(${q} 'SELECT @@innodb_max_dirty_pages_pct_lwm'), not ${c.lwmPct}" >&2; exit 1; }`,
+    `echo "innodb_max_dirty_pages_pct_lwm = ${c.lwmPct}"`,
   ].join("\n");
 }
 

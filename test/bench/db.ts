@@ -12,6 +12,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { flushDirtyPages, startMariaDb, type MariaDbServer } from "../harness/mariadb";
 import { run } from "../harness/proc";
+import { mariadb } from "../../stacks/model/mariadb";
 import {
   createBackupUser,
   fulls,
@@ -24,6 +25,13 @@ import {
 
 export const DB = "atlastech_db";
 const ROWS = Number(process.env.B321_BENCH_ROWS ?? 2_000_000);
+
+/** The benches' servers: sized for 2M rows, flushing as backup321 sets it (mariadb.dirtyPagesLwmPct). */
+export const SERVER_ARGS = [
+  "--innodb-buffer-pool-size=2G",
+  "--innodb-log-file-size=512M",
+  `--innodb-max-dirty-pages-pct-lwm=${mariadb.shape.dirtyPagesLwmPct.parse(undefined)}`,
+];
 
 /**
  * Times f. The disk is synced first, untimed: each contender starts with nothing of the one before
@@ -104,10 +112,7 @@ async function sleep(ms: number): Promise<void> {
 export async function run_(): Promise<void> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "b321-bench-db-"));
   fs.chmodSync(root, 0o755);
-  const server = await startMariaDb({
-    parent: root,
-    extraArgs: ["--innodb-buffer-pool-size=2G", "--innodb-log-file-size=512M"],
-  });
+  const server = await startMariaDb({ parent: root, extraArgs: SERVER_ARGS });
   try {
     console.error(`building ${ROWS} rows ...`);
     timed("build", () => build(server));

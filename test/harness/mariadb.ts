@@ -151,23 +151,42 @@ export async function startMariaDb(opts: MariaDbOptions = {}): Promise<MariaDbSe
   };
 }
 
+const status = (server: MariaDbServer, v: string) =>
+  Number(server.sql(`SHOW GLOBAL STATUS LIKE '${v}'`).split("\t")[1]);
+
+/** No dirty page, and the checkpoint caught up: a physical copy then carries no backlog of redo. */
+const settled = (server: MariaDbServer) =>
+  status(server, "Innodb_buffer_pool_pages_dirty") === 0 &&
+  status(server, "Innodb_checkpoint_age") <= 1048576;
+
 /**
- * Waits until the server has no dirty page and its checkpoint caught up, as on a quiet server at
- * 02:00: a physical copy then carries no backlog of redo.
+ * Flushes every dirty page now (as fast as the server can), then puts the flushing settings back:
+ * the quiet hours before 02:00 after a bulk load.
  */
 export function flushDirtyPages(server: MariaDbServer): void {
+  const before = server
+    .sql("SELECT @@innodb_max_dirty_pages_pct, @@innodb_max_dirty_pages_pct_lwm")
+    .trim()
+    .split("\t");
   server.sql(
     "SET GLOBAL innodb_max_dirty_pages_pct_lwm = 0.001; SET GLOBAL innodb_max_dirty_pages_pct = 0.001;",
   );
   const deadline = Date.now() + 300_000;
-  const status = (v: string) => Number(server.sql(`SHOW GLOBAL STATUS LIKE '${v}'`).split("\t")[1]);
-  // No dirty page, and the checkpoint caught up (no backlog of redo for a physical copy to carry).
-  while (
-    (status("Innodb_buffer_pool_pages_dirty") > 0 || status("Innodb_checkpoint_age") > 1048576) &&
-    Date.now() < deadline
-  )
-    run("sleep", ["0.5"]);
+  while (!settled(server) && Date.now() < deadline) run("sleep", ["0.5"]);
   server.sql(
-    "SET GLOBAL innodb_max_dirty_pages_pct = 90; SET GLOBAL innodb_max_dirty_pages_pct_lwm = 0;",
+    `SET GLOBAL innodb_max_dirty_pages_pct = ${before[0]}; SET GLOBAL innodb_max_dirty_pages_pct_lwm = ${before[1]};`,
   );
+}
+
+/**
+ * Waits, changing nothing, until the idle server has flushed on its own (or timeoutMs passed), and
+ * returns whether it did: what the hours before a night's backup do with the server's own settings.
+ */
+export function awaitIdleFlush(server: MariaDbServer, timeoutMs: number): boolean {
+  const deadline = Date.now() + timeoutMs;
+  while (!settled(server)) {
+    if (Date.now() >= deadline) return false;
+    run("sleep", ["0.5"]);
+  }
+  return true;
 }

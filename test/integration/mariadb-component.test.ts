@@ -82,12 +82,19 @@ test("first apply: user with exactly the physical grants, 0600 option and key fi
     fs.readFileSync(rig.box.at("etc/mysql/mariadb.conf.d/99-backup321-binlog.cnf"), "utf8"),
   ).toContain("binlog_format = ROW");
   expect(restarts()).toBe(1);
+  expect(
+    fs.readFileSync(rig.box.at("etc/mysql/mariadb.conf.d/99-backup321-flushing.cnf"), "utf8"),
+  ).toContain("innodb_max_dirty_pages_pct_lwm = 10\n");
+  expect(rig.mariadb.sql("SELECT @@innodb_max_dirty_pages_pct_lwm").trim()).toBe("10.000000");
   // The user, the drop-in and every removable file name this component as their owner; the key
   // file (never deleted) has no stamp.
   const stamps = ownerStamps(owners());
   expect(stamps).toContain(`mdb-user mariadb-user:backup_user@${rig.mariadb.socket}`);
   expect(stamps).toContain(
     `mdb-binlog-conf ${rig.box.at("etc/mysql/mariadb.conf.d/99-backup321-binlog.cnf")}`,
+  );
+  expect(stamps).toContain(
+    `mdb-flushing-conf ${rig.box.at("etc/mysql/mariadb.conf.d/99-backup321-flushing.cnf")}`,
   );
   expect(stamps).toContain(`mdb-client-cnf-file ${cnf}`);
   expect(stamps.filter((s) => s.endsWith(` ${key}`))).toEqual([]);
@@ -140,6 +147,32 @@ test("a restart that does not bring the server back fails loudly", () => {
   rig.sshd.exec(conf.create!, conf.stdin); // back to the managed content
 });
 
+test("under the low water mark it sets, an idle server flushes its dirty pages; under MariaDB's 0 it never does", () => {
+  const dirty = () =>
+    Number(
+      rig.mariadb.sql("SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'").split("\t")[1],
+    );
+  const idle = (ms: number) => {
+    const deadline = Date.now() + ms;
+    while (dirty() > 0 && Date.now() < deadline) run("sleep", ["0.5"]);
+    return dirty();
+  };
+  // the day's writes, then the quiet hours: with the value the first apply set, they are flushed
+  rig.mariadb.sql(
+    "CREATE DATABASE flush_probe; CREATE TABLE flush_probe.t (id INT PRIMARY KEY, v VARCHAR(200)) ENGINE=InnoDB SELECT seq AS id, REPEAT('x', 150) AS v FROM flush_probe.seq_1_to_20000",
+  );
+  expect(idle(60_000)).toBe(0);
+  // MariaDB's default: the same writes stay dirty, and the checkpoint with them
+  rig.mariadb.sql("SET GLOBAL innodb_max_dirty_pages_pct_lwm = 0");
+  rig.mariadb.sql("UPDATE flush_probe.t SET v = REPEAT('y', 150)");
+  const before = dirty();
+  expect(before).toBeGreaterThan(100);
+  expect(idle(5_000)).toBeGreaterThanOrEqual(before);
+  const conf = rig.step("mdb-flushing-conf");
+  expect(rig.sshd.exec(conf.create!, conf.stdin).code).toBe(0);
+  rig.mariadb.sql("DROP DATABASE flush_probe");
+});
+
 test("rotating the password (an update) alters the user and rewrites the option file together", () => {
   const rotated = rig.steps.map((s) => ({
     ...s,
@@ -181,6 +214,9 @@ test("delete drops the user and removes the installed files; a second delete suc
   );
   expect(fs.existsSync(`${rig.box.paths.cron}/backup321-mariadb-full`)).toBe(false);
   expect(fs.existsSync(rig.box.at("etc/mysql/mariadb.conf.d/99-backup321-binlog.cnf"))).toBe(false);
+  expect(fs.existsSync(rig.box.at("etc/mysql/mariadb.conf.d/99-backup321-flushing.cnf"))).toBe(
+    false,
+  );
   // Each delete forgot its owner stamp; the key (never deleted) stays.
   expect(ownerStamps(owners())).toEqual([]);
   expect(fs.existsSync(`${rig.box.paths.secrets}/mariadb-backup.key`)).toBe(true);

@@ -59,6 +59,7 @@ test("the component's direct children, pinned (a rename would replace state)", (
       "backup321:host:ScheduledJob mdb-full",
       "backup321:host:ScheduledJob mdb-restore-test",
       "command:remote:Command mdb-binlog-conf",
+      "command:remote:Command mdb-flushing-conf",
       "command:remote:Command mdb-user",
       "random:index/randomPassword:RandomPassword mdb-key",
       "random:index/randomPassword:RandomPassword mdb-password",
@@ -161,6 +162,23 @@ test("the binlog drop-in: its content on stdin (a change is an update), restarti
       removeFileCommand(path),
       ownerStampFile("/var/lib/backup321/owners", path),
       `mdb-binlog-conf ${path}`,
+    ),
+  );
+});
+
+test("the flushing drop-in: the model's low water mark, set live on the socket, never a restart", () => {
+  const path = "/etc/mysql/mariadb.conf.d/99-backup321-flushing.cnf";
+  const c = byName("mdb-flushing-conf").inputs;
+  expect(c.stdin).toContain("innodb_max_dirty_pages_pct_lwm = 10\n");
+  expect(c.create).toContain("SET GLOBAL innodb_max_dirty_pages_pct_lwm = 10");
+  expect(c.create).not.toContain("restart");
+  expect(c.triggers).toEqual([path]);
+  expect(c.update).toBe(c.create);
+  expect(c.delete).toBe(
+    releaseCommand(
+      removeFileCommand(path),
+      ownerStampFile("/var/lib/backup321/owners", path),
+      `mdb-flushing-conf ${path}`,
     ),
   );
 });

@@ -61,6 +61,17 @@ describe("problems are listed with their key path and what would be valid", () =
     ]);
   });
 
+  test("the dirty pages' low water mark: 10 by default, a percentage below 100", () => {
+    expect(parseSite(stackSite("prod")).mariadb?.dirtyPagesLwmPct).toBe(10);
+    const raw = clone(stackSite("prod")) as Record<string, unknown> & {
+      mariadb: Record<string, unknown>;
+    };
+    raw.mariadb.dirtyPagesLwmPct = 100;
+    expect(problems(raw)).toEqual([
+      "backup321:site.mariadb.dirtyPagesLwmPct: must be a percentage from 0 to 99 (e.g. 10)",
+    ]);
+  });
+
   test("unknown keys, wrong types, bad cron, non-positive retention, all at once", () => {
     const raw = {
       name: "t",
