@@ -33,6 +33,14 @@ export const SERVER_ARGS = [
   `--innodb-max-dirty-pages-pct-lwm=${mariadb.shape.dirtyPagesLwmPct.parse(undefined)}`,
 ];
 
+/** A status file's phase durations, in the order they ran: "check 0 s, restore 2 s, ...". */
+export function phases(status: Record<string, unknown>): string {
+  return Object.entries(status)
+    .filter(([k]) => /^phase_.*_seconds$/.test(k))
+    .map(([k, v]) => `${k.slice(6, -8)} ${String(v)} s`)
+    .join(", ");
+}
+
 /**
  * Times f. The disk is synced first, untimed: each contender starts with nothing of the one before
  * still being written back, and pays for its own writes (a restore's fsyncs) only.
@@ -168,6 +176,7 @@ export async function run_(): Promise<void> {
         const r = box.runScript("mariadb-restore-test.sh", box.env("mariadb-restore-test"));
         if (r.code !== 0) throw new Error(r.stderr);
       });
+      console.error(`    ${phases(box.status("mariadb-restore-test"))}`);
       const recorded = Object.fromEntries(
         Object.entries(manifest.tables as Record<string, number>).map(([k, v]) => [
           k.slice(DB.length + 1),

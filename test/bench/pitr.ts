@@ -27,7 +27,7 @@ import {
 import { run, runAsync, waitFor } from "../harness/proc";
 import { streamHost } from "../harness/stream";
 import { fulls, startOn, type Install } from "../integration/mariadb-fixture";
-import { benchInstall, build, DB, SERVER_ARGS, seedDump, sh, timed } from "./db";
+import { benchInstall, build, DB, phases, SERVER_ARGS, seedDump, sh, timed } from "./db";
 
 const ROWS = Number(process.env.B321_BENCH_ROWS ?? 2_000_000);
 const DAYS = 6;
@@ -320,10 +320,7 @@ export async function run_(): Promise<void> {
       const r = box.pitr(box.env("mariadb-pitr", {}, "bench"), until, target);
       if (r.code !== 0) throw new Error(r.stderr);
     });
-    const phases = Object.entries(box.status("mariadb-pitr"))
-      .filter(([k]) => /^phase_.*_seconds$/.test(k))
-      .map(([k, v]) => `${k.slice(6, -8)} ${String(v)} s`)
-      .join(", ");
+    const steps = phases(box.status("mariadb-pitr"));
     const recovered = await startOn(target);
     const oursEqual = checksums((q) => recovered.sql(q), tables) === source;
     await recovered.stop();
@@ -345,7 +342,7 @@ export async function run_(): Promise<void> {
       `seed: restore ${seedRestore.toFixed(1)} s + replay ${seedReplay.toFixed(1)} s; equal to the source: ${seedEqual ? "yes" : "NO"}`,
     );
     console.log(
-      `backup321 PITR: ${ours.toFixed(1)} s (${phases}); equal to the source: ${oursEqual ? "yes" : "NO"}`,
+      `backup321 PITR: ${ours.toFixed(1)} s (${steps}); equal to the source: ${oursEqual ? "yes" : "NO"}`,
     );
     console.log(
       `kill test, hourly shipping: killed ${hourly.windowSeconds.toFixed(1)} s after the last shipping run; ${hourly.acked} acknowledged, ${hourly.lostTxn} lost (${hourly.lostSeconds.toFixed(1)} s of writes)`,

@@ -542,6 +542,9 @@ mdb_remove_sockdir() {
 
 # mdb_start_scratch DATADIR RUNDIR: a private mariadbd on DATADIR, socket in RUNDIR, no network,
 # no binlog. Never touches the live server: its own datadir, socket and pid file.
+# innodb_flush_method=fsync: the restore has just written its files, so they are in the page cache;
+# O_DIRECT (the default) would write them back and read them again from the disk (the restore
+# test's count of 2M rows took 0.60 s that way, 0.35 s from the cache).
 mdb_start_scratch() {
   local datadir=$1 rundir=$2 i
   local user=${MARIADB_SERVER_USER:-mysql}
@@ -560,7 +563,7 @@ mdb_start_scratch() {
   fi
   mariadbd --no-defaults "--user=$user" "--datadir=$datadir" "--socket=$MDB_SCRATCH_SOCKET" \
     --skip-networking --skip-log-bin "--pid-file=$rundir/mysqld.pid" \
-    "--log-error=$rundir/error.log" --innodb-buffer-pool-size=512M \
+    "--log-error=$rundir/error.log" --innodb-buffer-pool-size=512M --innodb-flush-method=fsync \
     --skip-slave-start --event-scheduler=OFF \
     </dev/null >/dev/null 2>&1 &
   MDB_SCRATCH_PID=$!
