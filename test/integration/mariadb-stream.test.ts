@@ -184,8 +184,11 @@ function envFile(dir: string): string {
   return file;
 }
 
-/** Runs the watchdog once (the stream's env, its own job; a 3 s lag limit, stale after 4 s). */
-function watch(): { code: number; status: Record<string, unknown> } {
+/**
+ * Runs the watchdog once (the stream's env, its own job; a 3 s lag limit, stale after 4 s), its env
+ * file written deployedSecondsAgo.
+ */
+function watch(deployedSecondsAgo = 0): { code: number; status: Record<string, unknown> } {
   const file = path.join(on.etc, `${STREAM_WATCH_JOB}.env`);
   const env = fs
     .readFileSync(envFile(streamDir), "utf8")
@@ -193,6 +196,8 @@ function watch(): { code: number; status: Record<string, unknown> } {
   fs.writeFileSync(file, `${env}MARIADB_STREAM_MAX_LAG=3\nMARIADB_STREAM_STALE_SECONDS=4\n`, {
     mode: 0o600,
   });
+  const deployed = Date.now() / 1000 - deployedSecondsAgo;
+  fs.utimesSync(file, deployed, deployed);
   const r = run(path.join(box.lib, "mariadb-stream-watch.sh"), [file]);
   return {
     code: r.code,
@@ -328,6 +333,20 @@ test("the stream user has exactly the replication grants, from the stream host o
   // no password on any command line of the script: it reads the option file
   expect(fs.readFileSync(path.join(box.lib, "mariadb-stream.sh"), "utf8")).not.toContain(
     "--password",
+  );
+});
+
+test("before the stream's first report, the watchdog gives a new deploy the stale limit, then alerts", () => {
+  expect(fs.existsSync(path.join(on.status, `${STREAM_JOB}.json`))).toBe(false);
+  const fresh = watch(1);
+  expect(fresh.code).toBe(0);
+  expect(fresh.status).toMatchObject({ result: "success" });
+  expect(Number(fresh.status.lag_seconds)).toBeLessThanOrEqual(4);
+  const old = watch(30);
+  expect(old.code).not.toBe(0);
+  expect(old.status).toMatchObject({ result: "failed" });
+  expect(String(old.status.error)).toMatch(
+    /^the binlog stream has never reported \(.* is missing, deployed 3\d s ago\)/,
   );
 });
 

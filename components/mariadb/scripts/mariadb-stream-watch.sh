@@ -4,6 +4,8 @@
 # stopped reporting, or lags the primary by more than MARIADB_STREAM_MAX_LAG seconds
 # (mariadb.stream.maxLagSeconds). It reads the stream's status file, which a healthy stream
 # rewrites every MARIADB_STREAM_STATUS_SECONDS:
+#   missing                      down, unless the deploy (this job's env file) is younger than the
+#                                stale limit below: a stream just deployed may not have reported;
 #   result failed                the stream's last run ended (the primary restarted or is gone, a
 #                                full disk...): down, with the stream's own error;
 #   older than MARIADB_STREAM_STALE_SECONDS (3 status periods + 20 s)
@@ -26,12 +28,23 @@ field() {
 }
 
 main() {
-  local status=$B321_STATUS_DIR/mariadb-stream.json max=$MARIADB_STREAM_MAX_LAG
+  local env_file=$1 status=$B321_STATUS_DIR/mariadb-stream.json max=$MARIADB_STREAM_MAX_LAG
   local period=${MARIADB_STREAM_STATUS_SECONDS:-10} stale result ended age covered started lag now
+  local deployed
   stale=${MARIADB_STREAM_STALE_SECONDS:-$((3 * period + 20))}
   printf -v now '%(%s)T' -1
-  [ -f "$status" ] ||
-    b321_fail "the binlog stream has never reported ($status is missing): is its service (backup321-mariadb-stream) running?"
+  if [ ! -f "$status" ]; then
+    # Not reported yet. Just deployed (this job's env file is as old as the deploy), the service may
+    # still be starting: it has the time a healthy stream has to report, and lags at most since then.
+    deployed=$(stat -c %Y -- "$env_file")
+    age=$((now - deployed))
+    [ "$age" -le "$stale" ] ||
+      b321_fail "the binlog stream has never reported ($status is missing, deployed $age s ago): is its service (backup321-mariadb-stream) running?"
+    b321_set stream_age_seconds "$age"
+    b321_set lag_seconds "$age"
+    b321_log "the binlog stream has not reported yet: deployed $age s ago, it has $stale s"
+    return 0
+  fi
   result=$(field "$status" result)
   ended=$(field "$status" ended)
   age=$((now - $(date -d "${ended:-@0}" +%s)))
@@ -54,4 +67,4 @@ main() {
   b321_log "the binlog stream is up, $lag s behind the primary at most"
 }
 
-main
+main "$1"
