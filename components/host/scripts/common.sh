@@ -50,6 +50,7 @@ B321_START_EPOCH=0
 B321_ENDED=""
 B321_END_EPOCH=""
 declare -A B321_FIELDS=()
+declare -A B321_TEXT_FIELDS=()
 B321_CLEANUP=()
 B321_SPACE_DIRS=()
 B321_RUN_FILE=""
@@ -76,6 +77,13 @@ b321_json_escape() {
 # b321_set KEY VALUE: an extra field in the status file (numbers stay numbers).
 b321_set() {
   B321_FIELDS[$1]=$2
+}
+
+# b321_set_text KEY VALUE: an extra field that is text even when it is all digits (an id: restic's
+# short snapshot ids are 8 hex digits, all of them decimal digits one time in 43).
+b321_set_text() {
+  B321_FIELDS[$1]=$2
+  B321_TEXT_FIELDS[$1]=1
 }
 
 b321_fail() {
@@ -215,7 +223,8 @@ b321_write_status() {
   [ "$result" = failed ] || last_success=$now
   for key in "${!B321_FIELDS[@]}"; do
     value=${B321_FIELDS[$key]}
-    if [[ $value =~ ^-?[0-9]+(\.[0-9]+)?$ ]]; then
+    # a JSON number: no leading zero ("007" stays text: as a number it is not JSON)
+    if [ -z "${B321_TEXT_FIELDS[$key]:-}" ] && [[ $value =~ ^-?(0|[1-9][0-9]*)(\.[0-9]+)?$ ]]; then
       fields+=$(printf ',\n  "%s": %s' "$key" "$value")
     else
       fields+=$(printf ',\n  "%s": "%s"' "$key" "$(b321_json_escape "$value")")

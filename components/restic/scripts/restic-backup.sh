@@ -35,7 +35,7 @@ main() {
   restic_run "${args[@]}" -- "${paths[@]}" > "$out" 2> "$err" || rc=$?
   case "$rc" in
     0 | 3)
-      b321_set snapshot "$(restic_json_field "$out" snapshot_id)"
+      b321_set_text snapshot "$(restic_json_field "$out" snapshot_id)"
       b321_set bytes "$(restic_json_field "$out" data_added)"
       b321_set files "$(restic_json_field "$out" total_files_processed)"
       ;;

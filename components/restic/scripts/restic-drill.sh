@@ -57,7 +57,7 @@ main() {
     "$work/snapshots.json")
   [ -n "$snap" ] || b321_fail "$REPO_NAME has no snapshot: nothing to restore"
   IFS=$'\t' read -r id short host when <<<"$snap"
-  b321_set snapshot "$short"
+  b321_set_text snapshot "$short"
 
   restic_run ls --json "$id" >"$work/ls.json" || b321_fail "restic ls of snapshot $short failed"
   jq -r 'select(.struct_type == "node" and .type == "file") | [.path, .size] | @tsv' \
