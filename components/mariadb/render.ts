@@ -1,6 +1,6 @@
 // Pure functions for the MariaDB backup: the backup user's SQL and grants, its option file, the
 // binlog drop-in and the command that applies it, and the env file every MariaDB job reads.
-import { dirname, sha256, shq } from "../host/render";
+import { dirname, installFileCommand, sha256, shq } from "../host/render";
 
 /** The point-in-time recovery job, run by hand (b321-mariadb-pitr). */
 export const PITR_JOB = "mariadb-pitr";
@@ -282,16 +282,13 @@ export interface FlushingConfigCommand {
  * that the server runs with it.
  */
 export function flushingConfigCommand(c: FlushingConfigCommand): string {
-  const f = shq(c.path);
   const q = rootQuery(c.socket);
   const wait = c.waitSeconds ?? 120;
+  const install = { path: c.path, mode: "0644", owner: "root", group: "root", dirMode: "0755" };
   return [
     "set -eu",
-    `install -d -m 0755 -- ${shq(dirname(c.path))}`,
-    `tmp=$(mktemp -- ${f}.b321.XXXXXX)`,
-    `trap 'rm -f -- "$tmp"' EXIT`,
-    `cat > "$tmp"`,
-    `if ! cmp -s -- "$tmp" ${f}; then chmod 0644 -- "$tmp"; mv -f -- "$tmp" ${f}; fi`,
+    // in a subshell: the install ends early, leaving the file alone, when it is already in place
+    `(\n${installFileCommand(install)}\n)`,
     ...awaitServer(c.socket, wait),
     `${q} ${shq(`SET GLOBAL innodb_max_dirty_pages_pct_lwm = ${c.lwmPct}`)}`,
     `live=$(${q} 'SELECT @@innodb_max_dirty_pages_pct_lwm = ${c.lwmPct}')`,
